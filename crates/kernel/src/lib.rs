@@ -1,0 +1,34 @@
+//! The event-sourcing and CQRS kernel every bounded context builds on.
+//!
+//! Nothing here does I/O: storage, buses and clocks are ports (traits) implemented by adapter crates
+//! (`msa-sqlite`, `msa-postgres`, `msa-sql`). Read top-down:
+//!
+//! - [`event`]: what a domain event is and how it becomes a stored payload;
+//! - [`envelope`]: the metadata every event carries (ids, stream, version, tracing);
+//! - [`aggregate`]: decide commands against state, fold events into state;
+//! - [`upcast`] and [`snapshot`]: old event versions and fast loads;
+//! - [`store`]: the event store port (append with expected version, streams, global log, idempotency);
+//! - [`repository`]: load, decide, append; the command side in one call;
+//! - [`readmodel`] and [`projection`]: the query side (checkpoints, inbox, rebuildable projections);
+//! - [`testing`]: given/when/then for aggregates.
+
+pub mod aggregate;
+pub mod envelope;
+pub mod event;
+pub mod projection;
+pub mod readmodel;
+pub mod repository;
+pub mod snapshot;
+pub mod store;
+pub mod testing;
+pub mod upcast;
+
+pub use aggregate::Aggregate;
+pub use envelope::{EventMetadata, LogPosition, NewEvent, RecordedEvent, StreamId};
+pub use event::{DecodeError, DomainEvent};
+pub use projection::{Projection, ProjectionError, ProjectionRunner, TableNames, TableSpec};
+pub use readmodel::ReadModelStore;
+pub use repository::{CommandError, Executed, Repository};
+pub use snapshot::Snapshot;
+pub use store::{AppendError, EventStore, IdempotencyRecord, StoreError};
+pub use upcast::Upcasters;

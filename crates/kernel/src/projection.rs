@@ -1,0 +1,262 @@
+//! Projections: read models fed by the global log, each with its own checkpoint committed in the
+//! same transaction as its changes, each rebuildable from zero.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use async_trait::async_trait;
+use tokio::sync::watch;
+
+use crate::{DecodeError, EventStore, ReadModelStore, RecordedEvent, StoreError};
+
+/// A read-model table: its logical name (the view readers query) and the statements that create
+/// one generation of it, with `{table}` standing for the generation's physical name.
+#[derive(Debug, Clone, Copy)]
+pub struct TableSpec {
+    pub name: &'static str,
+    pub create: &'static [&'static str],
+}
+
+/// The physical table names of one generation.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct TableNames {
+    pub generation: u32,
+}
+
+impl TableNames {
+    /// The physical name of a logical table in this generation (`user_directory_g2`).
+    pub fn table(&self, logical: &str) -> String {
+        physical_table(logical, self.generation)
+    }
+}
+
+pub fn physical_table(logical: &str, generation: u32) -> String {
+    format!("{logical}_g{generation}")
+}
+
+/// Why a projection could not apply an event.
+#[derive(Debug, thiserror::Error)]
+pub enum ProjectionError {
+    #[error(transparent)]
+    Decode(#[from] DecodeError),
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    #[error("{0}")]
+    Apply(String),
+}
+
+impl ProjectionError {
+    pub fn apply(error: impl std::fmt::Display) -> Self {
+        Self::Apply(error.to_string())
+    }
+}
+
+/// A read model built from events. `Tx` is the query database's transaction type.
+#[async_trait]
+pub trait Projection<Tx: Send>: Send + Sync {
+    /// Unique per context, `<context>.<read model>` (`user.directory`).
+    fn name(&self) -> &'static str;
+
+    fn tables(&self) -> &'static [TableSpec];
+
+    /// Applies one event inside `tx`, writing only to `tables`' physical names. Events the
+    /// projection does not care about are ignored.
+    async fn apply(
+        &self,
+        tx: &mut Tx,
+        tables: &TableNames,
+        event: &RecordedEvent,
+    ) -> Result<(), ProjectionError>;
+}
+
+/// A projection failed on a stored event: the batch was rolled back and the checkpoint kept.
+#[derive(Debug, thiserror::Error)]
+pub enum RunError {
+    #[error("projection {projection} failed at {stream_id}@{version} ({event_type}): {source}")]
+    Event {
+        projection: String,
+        stream_id: String,
+        version: u64,
+        event_type: String,
+        #[source]
+        source: ProjectionError,
+    },
+    #[error(transparent)]
+    Store(#[from] StoreError),
+}
+
+/// Runs projections over an event store's global log into a read-model store.
+pub struct ProjectionRunner<R: ReadModelStore> {
+    events: Arc<dyn EventStore>,
+    read_models: Arc<R>,
+    batch_size: usize,
+    idle_poll: Duration,
+}
+
+impl<R: ReadModelStore> Clone for ProjectionRunner<R> {
+    fn clone(&self) -> Self {
+        Self {
+            events: self.events.clone(),
+            read_models: self.read_models.clone(),
+            batch_size: self.batch_size,
+            idle_poll: self.idle_poll,
+        }
+    }
+}
+
+impl<R: ReadModelStore> ProjectionRunner<R> {
+    pub fn new(events: Arc<dyn EventStore>, read_models: Arc<R>) -> Self {
+        Self {
+            events,
+            read_models,
+            batch_size: 500,
+            idle_poll: Duration::from_millis(500),
+        }
+    }
+
+    /// Events applied per transaction.
+    pub fn with_batch_size(mut self, batch_size: usize) -> Self {
+        self.batch_size = batch_size.max(1);
+        self
+    }
+
+    /// How often an idle runner looks for events appended by other processes.
+    pub fn with_idle_poll(mut self, idle_poll: Duration) -> Self {
+        self.idle_poll = idle_poll;
+        self
+    }
+
+    /// Creates the projection's first generation if it has none.
+    pub async fn ensure_tables(&self, projection: &dyn Projection<R::Tx>) -> Result<(), RunError> {
+        let mut tx = self.read_models.begin().await?;
+        let live = self
+            .read_models
+            .live_generation(&mut tx, projection.name())
+            .await?;
+        drop(tx);
+        if live.is_none() {
+            let generation = self
+                .read_models
+                .latest_generation(projection.name())
+                .await?
+                + 1;
+            self.read_models
+                .create_generation(projection.name(), projection.tables(), generation)
+                .await?;
+            self.read_models
+                .activate_generation(projection.name(), projection.tables(), generation)
+                .await?;
+        }
+        Ok(())
+    }
+
+    /// Applies every event not yet applied to the live generation; returns how many.
+    pub async fn catch_up(&self, projection: &dyn Projection<R::Tx>) -> Result<u64, RunError> {
+        self.ensure_tables(projection).await?;
+        let mut applied = 0;
+        loop {
+            match self.step(projection, None).await? {
+                0 => return Ok(applied),
+                n => applied += n as u64,
+            }
+        }
+    }
+
+    /// Catches up, then follows the log until `stop` turns true. Failures are logged and retried
+    /// with a growing pause; the checkpoint never passes an event that failed.
+    pub async fn run(&self, projection: &dyn Projection<R::Tx>, mut stop: watch::Receiver<bool>) {
+        let appended = self.events.appended();
+        let mut backoff = Duration::from_millis(100);
+        loop {
+            if *stop.borrow() {
+                return;
+            }
+            let wake = appended.notified();
+            let outcome = match self.ensure_tables(projection).await {
+                Ok(()) => self.step(projection, None).await,
+                Err(error) => Err(error),
+            };
+            let pause = match outcome {
+                Ok(0) => {
+                    backoff = Duration::from_millis(100);
+                    self.idle_poll
+                }
+                Ok(_) => continue,
+                Err(error) => {
+                    tracing::error!(projection = projection.name(), %error, "projection stalled; retrying");
+                    backoff = (backoff * 2).min(Duration::from_secs(30));
+                    backoff
+                }
+            };
+            tokio::select! {
+                _ = wake => {}
+                _ = tokio::time::sleep(pause) => {}
+                _ = stop.changed() => {}
+            }
+        }
+    }
+
+    /// Builds a new generation from the start of the log beside the live one, then makes it live
+    /// in one transaction. Returns the number of events applied.
+    pub async fn rebuild(&self, projection: &dyn Projection<R::Tx>) -> Result<u64, RunError> {
+        let name = projection.name();
+        let generation = self.read_models.latest_generation(name).await? + 1;
+        self.read_models
+            .create_generation(name, projection.tables(), generation)
+            .await?;
+        let mut applied = 0;
+        loop {
+            match self.step(projection, Some(generation)).await? {
+                0 => break,
+                n => applied += n as u64,
+            }
+        }
+        self.read_models
+            .activate_generation(name, projection.tables(), generation)
+            .await?;
+        Ok(applied)
+    }
+
+    /// One batch in one transaction: read after the checkpoint, apply, move the checkpoint.
+    async fn step(
+        &self,
+        projection: &dyn Projection<R::Tx>,
+        generation: Option<u32>,
+    ) -> Result<usize, RunError> {
+        let name = projection.name();
+        let mut tx = self.read_models.begin().await?;
+        let generation = match generation {
+            Some(generation) => generation,
+            None => match self.read_models.live_generation(&mut tx, name).await? {
+                Some(live) => live,
+                None => return Ok(0),
+            },
+        };
+        let from = self
+            .read_models
+            .checkpoint(&mut tx, name, generation)
+            .await?;
+        let events = self.events.read_all(from, self.batch_size).await?;
+        let Some(last) = events.last() else {
+            return Ok(0);
+        };
+        let tables = TableNames { generation };
+        for event in &events {
+            projection
+                .apply(&mut tx, &tables, event)
+                .await
+                .map_err(|source| RunError::Event {
+                    projection: name.to_owned(),
+                    stream_id: event.stream_id.to_string(),
+                    version: event.version,
+                    event_type: event.event_type.clone(),
+                    source,
+                })?;
+        }
+        self.read_models
+            .save_checkpoint(&mut tx, name, generation, last.position)
+            .await?;
+        self.read_models.commit(tx).await?;
+        Ok(events.len())
+    }
+}

@@ -1,0 +1,33 @@
+//! `msa bench …`: measurements reported as figures beside a baseline run in the same invocation.
+
+pub mod room;
+pub mod store;
+
+use std::time::Duration;
+
+use hdrhistogram::Histogram;
+
+/// Latencies of one phase, recorded in microseconds.
+pub struct Latencies(Histogram<u64>);
+
+impl Latencies {
+    pub fn new() -> Self {
+        Self(Histogram::new_with_bounds(1, 60_000_000, 3).expect("valid histogram bounds"))
+    }
+
+    pub fn record(&mut self, elapsed: Duration) {
+        self.0.saturating_record(elapsed.as_micros().max(1) as u64);
+    }
+
+    pub fn merge(&mut self, other: &Latencies) {
+        self.0.add(&other.0).expect("histograms of equal bounds");
+    }
+
+    pub fn count(&self) -> u64 {
+        self.0.len()
+    }
+
+    pub fn quantile_ms(&self, q: f64) -> f64 {
+        self.0.value_at_quantile(q) as f64 / 1000.0
+    }
+}

@@ -1,0 +1,118 @@
+//! The command line. Every flag can also be set with an `MSA_<FLAG>` environment variable.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::time::Duration;
+
+use clap::{Args, Parser, Subcommand, ValueEnum};
+
+#[derive(Debug, Parser)]
+#[command(
+    name = "msa",
+    version,
+    about = "A chat platform with user accounts and paid message credits: one server on day one, \
+             microservices on Kafka and PostgreSQL when you grow.",
+    after_help = "Run with no subcommand to start the single server on SQLite (same as `msa serve`)."
+)]
+pub struct Cli {
+    #[command(subcommand)]
+    pub command: Option<Command>,
+
+    /// Log format: human-readable text or one JSON object per line.
+    #[arg(long, env = "MSA_LOG_FORMAT", value_enum, default_value_t = LogFormat::Text, global = true)]
+    pub log_format: LogFormat,
+}
+
+#[derive(Debug, Clone, Copy, ValueEnum)]
+pub enum LogFormat {
+    Text,
+    Json,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Run the single server: every context's API, projections and relays in one process.
+    Serve(ServeArgs),
+    /// Apply the database migrations of every context, then exit.
+    Migrate(StorageArgs),
+    /// Measure the system; each benchmark reports a same-run baseline and the ratio to it.
+    #[command(subcommand)]
+    Bench(BenchCommand),
+}
+
+impl Default for Command {
+    fn default() -> Self {
+        Command::Serve(ServeArgs::parse_from(["serve"]))
+    }
+}
+
+/// Where the contexts keep their events and read models.
+#[derive(Debug, Clone, Args)]
+pub struct StorageArgs {
+    /// Directory for the SQLite files of the embedded default (created if missing).
+    #[arg(long, env = "MSA_DATA_DIR", default_value = "./data")]
+    pub data_dir: PathBuf,
+
+    /// PostgreSQL URL (postgres://user@host:port/db). When set, every context keeps its events
+    /// and read models there, each in a schema of its own, instead of SQLite files.
+    #[arg(long, env = "MSA_DATABASE_URL")]
+    pub database_url: Option<String>,
+}
+
+#[derive(Debug, Clone, Parser)]
+pub struct ServeArgs {
+    /// Address to listen on (use 0.0.0.0:8080 to accept other machines, port 0 for any free port).
+    #[arg(long, env = "MSA_LISTEN", default_value = "127.0.0.1:8080")]
+    pub listen: SocketAddr,
+
+    #[command(flatten)]
+    pub storage: StorageArgs,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum BenchCommand {
+    /// Event-store throughput and latency for "post a message to a room aggregate", beside one
+    /// plain INSERT per transaction on the same database.
+    Store(BenchStoreArgs),
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum StoreKind {
+    Sqlite,
+    Postgres,
+}
+
+#[derive(Debug, Clone, Args)]
+pub struct BenchStoreArgs {
+    /// Which event store to measure.
+    #[arg(long, env = "MSA_BENCH_STORE", value_enum, default_value_t = StoreKind::Sqlite)]
+    pub store: StoreKind,
+
+    /// PostgreSQL to measure (with --store postgres); the run uses a fresh schema and drops it.
+    #[arg(
+        long,
+        env = "MSA_DATABASE_URL",
+        default_value = "postgres://postgres@127.0.0.1:5432/postgres"
+    )]
+    pub database_url: String,
+
+    /// Workers issuing commands at once, each on its own aggregates.
+    #[arg(long, env = "MSA_BENCH_CONCURRENCY", default_value_t = 8, value_parser = clap::value_parser!(u32).range(1..=512))]
+    pub concurrency: u32,
+
+    /// Room aggregates, shared out among the workers.
+    #[arg(long, env = "MSA_BENCH_AGGREGATES", default_value_t = 1000, value_parser = clap::value_parser!(u32).range(1..))]
+    pub aggregates: u32,
+
+    /// How long each of the two phases (event store, baseline) runs, e.g. 15s or 1m.
+    #[arg(long, env = "MSA_BENCH_DURATION", default_value = "15s", value_parser = humantime::parse_duration)]
+    pub duration: Duration,
+
+    /// Events each room stream holds before measuring, to show whether cost grows with history.
+    #[arg(long, env = "MSA_BENCH_STREAM_LENGTH", default_value_t = 1, value_parser = clap::value_parser!(u64).range(1..))]
+    pub stream_length: u64,
+
+    /// Print one JSON object instead of the table.
+    #[arg(long, env = "MSA_BENCH_JSON")]
+    pub json: bool,
+}

@@ -1,0 +1,34 @@
+//! `msa`: the chat platform with paid message credits, as one binary.
+//!
+//! This file only parses the command line and hands over; each subcommand lives in its own module.
+
+mod bench;
+mod cli;
+mod serve;
+mod storage;
+mod telemetry;
+
+use std::process::ExitCode;
+
+use clap::Parser;
+
+use crate::cli::{BenchCommand, Cli, Command};
+
+#[tokio::main]
+async fn main() -> ExitCode {
+    let cli = Cli::parse();
+    telemetry::init(cli.log_format);
+    let outcome = match cli.command.unwrap_or_default() {
+        Command::Serve(args) => serve::run(args).await,
+        Command::Migrate(args) => storage::migrate(&args).await,
+        Command::Bench(BenchCommand::Store(args)) => bench::store::run(args).await,
+    };
+    match outcome {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(error) => {
+            // One line that names what is wrong, then its causes.
+            eprintln!("error: {error:#}");
+            ExitCode::FAILURE
+        }
+    }
+}

@@ -1,0 +1,99 @@
+//! `msa serve`: the single server.
+
+use std::sync::Arc;
+
+use anyhow::{Context, Result};
+use axum::extract::State;
+use axum::http::StatusCode;
+use axum::response::Html;
+use axum::routing::get;
+use axum::{Json, Router};
+use msa_kernel::LogPosition;
+use serde_json::{json, Value};
+
+use crate::cli::ServeArgs;
+use crate::storage::{self, ContextStores};
+
+const PLACEHOLDER_PAGE: &str = r#"<!doctype html>
+<html lang="en"><head><meta charset="utf-8"><title>msa</title></head>
+<body style="font-family: system-ui, sans-serif; max-width: 40rem; margin: 4rem auto">
+<h1>msa is running</h1>
+<p>The event store of every context is open. The chat web client arrives here with the user, chat
+and payment services; until then this page only shows that the server is up.</p>
+<p>Health: <a href="/healthz">/healthz</a> (alive), <a href="/readyz">/readyz</a> (stores answer)</p>
+</body></html>"#;
+
+pub async fn run(args: ServeArgs) -> Result<()> {
+    let stores = Arc::new(storage::open_all(&args.storage).await?);
+    let app = Router::new()
+        .route("/", get(|| async { Html(PLACEHOLDER_PAGE) }))
+        .route(
+            "/healthz",
+            get(|| async { Json(json!({ "status": "ok" })) }),
+        )
+        .route("/readyz", get(readiness))
+        .with_state(stores);
+    let listener = tokio::net::TcpListener::bind(args.listen)
+        .await
+        .with_context(|| format!("MSA_LISTEN: cannot listen on {}", args.listen))?;
+    let address = listener.local_addr()?;
+    println!("msa is serving on http://{address}/ (open it in a browser; Ctrl-C stops)");
+    tracing::info!(%address, "listening");
+    axum::serve(listener, app)
+        .with_graceful_shutdown(shutdown_signal())
+        .await
+        .context("serving HTTP")?;
+    Ok(())
+}
+
+/// Ready when every context's event store and query database answer.
+async fn readiness(State(stores): State<Arc<Vec<ContextStores>>>) -> (StatusCode, Json<Value>) {
+    let mut ready = true;
+    let mut checks = serde_json::Map::new();
+    for context in stores.iter() {
+        let events = context.events.read_all(LogPosition::START, 1).await;
+        let query = sqlx::query("SELECT 1")
+            .execute(context.read_models.pool())
+            .await;
+        let ok = events.is_ok() && query.is_ok();
+        if !ok {
+            tracing::warn!(
+                context = context.context,
+                ?events,
+                ?query,
+                "store not ready"
+            );
+        }
+        ready &= ok;
+        checks.insert(
+            context.context.into(),
+            json!(if ok { "ok" } else { "unavailable" }),
+        );
+    }
+    let status = if ready {
+        StatusCode::OK
+    } else {
+        StatusCode::SERVICE_UNAVAILABLE
+    };
+    (
+        status,
+        Json(json!({ "status": if ready { "ready" } else { "unavailable" }, "stores": checks })),
+    )
+}
+
+async fn shutdown_signal() {
+    let interrupt = tokio::signal::ctrl_c();
+    #[cfg(unix)]
+    {
+        let mut terminate =
+            tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
+                .expect("install the SIGTERM handler");
+        tokio::select! {
+            _ = interrupt => {}
+            _ = terminate.recv() => {}
+        }
+    }
+    #[cfg(not(unix))]
+    let _ = interrupt.await;
+    tracing::info!("shutting down");
+}

@@ -1,0 +1,345 @@
+use std::sync::Arc;
+
+use async_trait::async_trait;
+use chrono::{DateTime, Utc};
+use msa_kernel::{
+    AppendError, EventMetadata, EventStore, IdempotencyRecord, LogPosition, NewEvent,
+    RecordedEvent, Snapshot, StoreError, StreamId, Upcasters,
+};
+use sqlx::postgres::{PgConnectOptions, PgPool, PgPoolOptions, PgRow};
+use sqlx::{PgConnection, Postgres, QueryBuilder, Row};
+use tokio::sync::Notify;
+use uuid::Uuid;
+
+const EVENT_COLUMNS: &str =
+    "global_position, transaction_id::text::bigint AS commit_id, event_id, \
+     stream_id, version, event_type, schema_version, payload, occurred_at, correlation_id, \
+     causation_id, actor, traceparent";
+
+/// An [`EventStore`] in a PostgreSQL database.
+#[derive(Clone)]
+pub struct PgEventStore {
+    pool: PgPool,
+    upcasters: Arc<Upcasters>,
+    appended: Arc<Notify>,
+}
+
+impl PgEventStore {
+    /// Connects with up to `max_connections` and applies the migrations.
+    pub async fn connect(
+        options: PgConnectOptions,
+        max_connections: u32,
+    ) -> Result<Self, StoreError> {
+        let pool = PgPoolOptions::new()
+            .max_connections(max_connections)
+            .connect_with(options)
+            .await
+            .map_err(StoreError::backend)?;
+        Self::from_pool(pool).await
+    }
+
+    /// Uses an existing pool, applying the migrations.
+    pub async fn from_pool(pool: PgPool) -> Result<Self, StoreError> {
+        crate::migrator()
+            .run(&pool)
+            .await
+            .map_err(StoreError::backend)?;
+        Ok(Self {
+            pool,
+            upcasters: Arc::new(Upcasters::new()),
+            appended: Arc::new(Notify::new()),
+        })
+    }
+
+    /// Converts old event versions on read with these upcasters.
+    pub fn with_upcasters(mut self, upcasters: Upcasters) -> Self {
+        self.upcasters = Arc::new(upcasters);
+        self
+    }
+
+    pub fn pool(&self) -> &PgPool {
+        &self.pool
+    }
+
+    /// Appends inside a transaction the caller owns, so a command can commit its events together
+    /// with other writes of the same context. Nothing is visible until the caller commits.
+    pub async fn append_in(
+        &self,
+        conn: &mut PgConnection,
+        stream_id: &StreamId,
+        expected_version: u64,
+        events: Vec<NewEvent>,
+    ) -> Result<Vec<RecordedEvent>, AppendError> {
+        if events.is_empty() {
+            return Ok(Vec::new());
+        }
+        // One statement: the version guard and every row of the command. A concurrent writer
+        // that passed the same guard loses on the (stream_id, version) constraint instead.
+        let mut insert = QueryBuilder::<Postgres>::new(
+            "WITH guard AS (SELECT coalesce(max(version), 0) AS actual FROM events WHERE stream_id = ",
+        );
+        insert.push_bind(stream_id.as_str()).push(
+            ") INSERT INTO events (event_id, stream_id, version, event_type, schema_version, payload, \
+             occurred_at, correlation_id, causation_id, actor, traceparent) SELECT v.* FROM (",
+        );
+        insert.push_values(events.iter().enumerate(), |mut row, (i, event)| {
+            row.push_bind(event.event_id)
+                .push_bind(stream_id.as_str())
+                .push_bind((expected_version + 1 + i as u64) as i64)
+                .push_bind(event.event_type.as_str())
+                .push_bind(event.schema_version as i32)
+                .push_bind(&event.payload)
+                .push_bind(event.occurred_at)
+                .push_bind(event.metadata.correlation_id)
+                .push_bind(event.metadata.causation_id)
+                .push_bind(event.metadata.actor.as_deref())
+                .push_bind(event.metadata.traceparent.as_deref());
+        });
+        insert
+            .push(
+                ") AS v(event_id, stream_id, version, event_type, schema_version, payload, occurred_at, \
+                 correlation_id, causation_id, actor, traceparent), guard WHERE guard.actual = ",
+            )
+            .push_bind(expected_version as i64)
+            .push(" RETURNING global_position, transaction_id::text::bigint AS commit_id");
+        let rows = match insert.build().fetch_all(&mut *conn).await {
+            Ok(rows) if rows.len() == events.len() => rows,
+            Ok(_) => return Err(self.conflict(stream_id, expected_version).await),
+            Err(error) if is_violation(&error, "events_stream_version") => {
+                return Err(self.conflict(stream_id, expected_version).await)
+            }
+            Err(error) => return Err(StoreError::backend(error).into()),
+        };
+        let mut recorded = Vec::with_capacity(events.len());
+        for ((i, event), row) in events.into_iter().enumerate().zip(rows) {
+            recorded.push(RecordedEvent {
+                position: LogPosition {
+                    commit: row.try_get("commit_id").map_err(StoreError::backend)?,
+                    position: row
+                        .try_get("global_position")
+                        .map_err(StoreError::backend)?,
+                },
+                stream_id: stream_id.clone(),
+                version: expected_version + 1 + i as u64,
+                event_id: event.event_id,
+                event_type: event.event_type,
+                schema_version: event.schema_version,
+                payload: event.payload,
+                occurred_at: event.occurred_at,
+                metadata: event.metadata,
+            });
+        }
+        Ok(recorded)
+    }
+
+    async fn conflict(&self, stream_id: &StreamId, expected: u64) -> AppendError {
+        let actual = sqlx::query_scalar::<_, i64>(
+            "SELECT coalesce(max(version), 0) FROM events WHERE stream_id = $1",
+        )
+        .bind(stream_id.as_str())
+        .fetch_one(&self.pool)
+        .await;
+        match actual {
+            Ok(actual) => AppendError::Conflict {
+                stream_id: stream_id.clone(),
+                expected,
+                actual: actual as u64,
+            },
+            Err(error) => StoreError::backend(error).into(),
+        }
+    }
+
+    fn decode_row(&self, row: &PgRow) -> Result<RecordedEvent, StoreError> {
+        let event = row_to_event(row).map_err(StoreError::backend)?;
+        Ok(self.upcasters.upcast_recorded(event)?)
+    }
+}
+
+fn row_to_event(row: &PgRow) -> Result<RecordedEvent, sqlx::Error> {
+    Ok(RecordedEvent {
+        position: LogPosition {
+            commit: row.try_get("commit_id")?,
+            position: row.try_get("global_position")?,
+        },
+        stream_id: StreamId::from_stored(row.try_get::<String, _>("stream_id")?),
+        version: row.try_get::<i64, _>("version")? as u64,
+        event_id: row.try_get("event_id")?,
+        event_type: row.try_get("event_type")?,
+        schema_version: row.try_get::<i32, _>("schema_version")? as u32,
+        payload: row.try_get("payload")?,
+        occurred_at: row.try_get::<DateTime<Utc>, _>("occurred_at")?,
+        metadata: EventMetadata {
+            correlation_id: row.try_get::<Uuid, _>("correlation_id")?,
+            causation_id: row.try_get("causation_id")?,
+            actor: row.try_get("actor")?,
+            traceparent: row.try_get("traceparent")?,
+        },
+    })
+}
+
+fn is_violation(error: &sqlx::Error, constraint: &str) -> bool {
+    matches!(error, sqlx::Error::Database(db) if db.constraint() == Some(constraint))
+}
+
+async fn insert_idempotency(
+    conn: &mut PgConnection,
+    record: &IdempotencyRecord,
+) -> Result<(), AppendError> {
+    let inserted = sqlx::query(
+        "INSERT INTO idempotency_keys (scope, key, fingerprint, result) VALUES ($1, $2, $3, $4)",
+    )
+    .bind(&record.scope)
+    .bind(&record.key)
+    .bind(&record.fingerprint)
+    .bind(&record.result)
+    .execute(conn)
+    .await;
+    match inserted {
+        Ok(_) => Ok(()),
+        Err(error) if is_violation(&error, "idempotency_keys_pkey") => {
+            Err(AppendError::DuplicateIdempotencyKey {
+                scope: record.scope.clone(),
+                key: record.key.clone(),
+            })
+        }
+        Err(error) => Err(StoreError::backend(error).into()),
+    }
+}
+
+#[async_trait]
+impl EventStore for PgEventStore {
+    async fn append(
+        &self,
+        stream_id: &StreamId,
+        expected_version: u64,
+        events: Vec<NewEvent>,
+        idempotency: Option<IdempotencyRecord>,
+    ) -> Result<Vec<RecordedEvent>, AppendError> {
+        let recorded = match idempotency {
+            // The common case is one statement in its own implicit transaction: one round trip.
+            None => {
+                let mut conn = self.pool.acquire().await.map_err(StoreError::backend)?;
+                self.append_in(&mut conn, stream_id, expected_version, events)
+                    .await?
+            }
+            Some(record) => {
+                let mut tx = self.pool.begin().await.map_err(StoreError::backend)?;
+                let recorded = self
+                    .append_in(&mut tx, stream_id, expected_version, events)
+                    .await?;
+                insert_idempotency(&mut tx, &record).await?;
+                tx.commit().await.map_err(StoreError::backend)?;
+                recorded
+            }
+        };
+        self.appended.notify_waiters();
+        Ok(recorded)
+    }
+
+    async fn read_stream(
+        &self,
+        stream_id: &StreamId,
+        after_version: u64,
+    ) -> Result<Vec<RecordedEvent>, StoreError> {
+        let rows = sqlx::query(&format!(
+            "SELECT {EVENT_COLUMNS} FROM events WHERE stream_id = $1 AND version > $2 ORDER BY version"
+        ))
+        .bind(stream_id.as_str())
+        .bind(after_version as i64)
+        .fetch_all(&self.pool)
+        .await
+        .map_err(StoreError::backend)?;
+        rows.iter().map(|row| self.decode_row(row)).collect()
+    }
+
+    async fn read_all(
+        &self,
+        after: LogPosition,
+        limit: usize,
+    ) -> Result<Vec<RecordedEvent>, StoreError> {
+        // Runs outside any transaction of ours: a reader holding an xid would hold back its own
+        // horizon.
+        let rows = sqlx::query(&format!(
+            "SELECT {EVENT_COLUMNS} FROM events
+             WHERE (transaction_id, global_position) > ($1::bigint::text::xid8, $2)
+               AND transaction_id < pg_snapshot_xmin(pg_current_snapshot())
+             ORDER BY transaction_id, global_position
+             LIMIT $3"
+        ))
+        .bind(after.commit)
+        .bind(after.position)
+        .bind(limit as i64)
+        .fetch_all(&self.pool)
+        .await
+        .map_err(StoreError::backend)?;
+        rows.iter().map(|row| self.decode_row(row)).collect()
+    }
+
+    async fn load_snapshot(&self, stream_id: &StreamId) -> Result<Option<Snapshot>, StoreError> {
+        let row =
+            sqlx::query("SELECT version, state_version, state FROM snapshots WHERE stream_id = $1")
+                .bind(stream_id.as_str())
+                .fetch_optional(&self.pool)
+                .await
+                .map_err(StoreError::backend)?;
+        let Some(row) = row else { return Ok(None) };
+        Ok(Some(Snapshot {
+            stream_id: stream_id.clone(),
+            version: row
+                .try_get::<i64, _>("version")
+                .map_err(StoreError::backend)? as u64,
+            state_version: row
+                .try_get::<i32, _>("state_version")
+                .map_err(StoreError::backend)? as u32,
+            state: row.try_get("state").map_err(StoreError::backend)?,
+        }))
+    }
+
+    async fn save_snapshot(&self, snapshot: &Snapshot) -> Result<(), StoreError> {
+        sqlx::query(
+            "INSERT INTO snapshots (stream_id, version, state_version, state) VALUES ($1, $2, $3, $4)
+             ON CONFLICT (stream_id) DO UPDATE SET version = excluded.version,
+                 state_version = excluded.state_version, state = excluded.state
+             WHERE excluded.version > snapshots.version OR excluded.state_version <> snapshots.state_version",
+        )
+        .bind(snapshot.stream_id.as_str())
+        .bind(snapshot.version as i64)
+        .bind(snapshot.state_version as i32)
+        .bind(&snapshot.state)
+        .execute(&self.pool)
+        .await
+        .map_err(StoreError::backend)?;
+        Ok(())
+    }
+
+    async fn idempotency_record(
+        &self,
+        scope: &str,
+        key: &str,
+    ) -> Result<Option<IdempotencyRecord>, StoreError> {
+        let row = sqlx::query(
+            "SELECT fingerprint, result FROM idempotency_keys WHERE scope = $1 AND key = $2",
+        )
+        .bind(scope)
+        .bind(key)
+        .fetch_optional(&self.pool)
+        .await
+        .map_err(StoreError::backend)?;
+        let Some(row) = row else { return Ok(None) };
+        Ok(Some(IdempotencyRecord {
+            scope: scope.to_owned(),
+            key: key.to_owned(),
+            fingerprint: row.try_get("fingerprint").map_err(StoreError::backend)?,
+            result: row.try_get("result").map_err(StoreError::backend)?,
+        }))
+    }
+
+    async fn save_idempotency_record(&self, record: &IdempotencyRecord) -> Result<(), AppendError> {
+        let mut conn = self.pool.acquire().await.map_err(StoreError::backend)?;
+        insert_idempotency(&mut conn, record).await
+    }
+
+    fn appended(&self) -> Arc<Notify> {
+        self.appended.clone()
+    }
+}

@@ -1,0 +1,265 @@
+use std::time::Duration;
+
+use async_trait::async_trait;
+use chrono::Utc;
+use msa_kernel::projection::physical_table;
+use msa_kernel::{LogPosition, ReadModelStore, StoreError, TableSpec};
+use sqlx::any::AnyPoolOptions;
+use sqlx::AnyPool;
+use sqlx::{Any, Executor, Row};
+use uuid::Uuid;
+
+/// A transaction on the query database.
+pub type Tx = sqlx::Transaction<'static, Any>;
+
+/// Which database is behind the `Any` pool, for the few statements that differ.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Backend {
+    Sqlite,
+    Postgres,
+}
+
+/// A query database: read-model tables, checkpoints and the inbox.
+#[derive(Clone)]
+pub struct SqlReadModelStore {
+    pool: AnyPool,
+    backend: Backend,
+}
+
+fn backend_error(error: sqlx::Error) -> StoreError {
+    StoreError::backend(error)
+}
+
+impl SqlReadModelStore {
+    /// Connects to `sqlite://…` or `postgres://…` and applies the query-side migrations.
+    pub async fn connect(url: &str) -> Result<Self, StoreError> {
+        sqlx::any::install_default_drivers();
+        let backend = if url.starts_with("sqlite:") {
+            Backend::Sqlite
+        } else {
+            Backend::Postgres
+        };
+        let options = AnyPoolOptions::new();
+        let pool = match backend {
+            // SQLite has one writer: one connection queues writers instead of busy-waiting.
+            Backend::Sqlite => options.max_connections(1).after_connect(|conn, _| {
+                Box::pin(async move {
+                    conn.execute("PRAGMA journal_mode = WAL; PRAGMA synchronous = NORMAL; PRAGMA busy_timeout = 10000;")
+                        .await?;
+                    Ok(())
+                })
+            }),
+            Backend::Postgres => options.max_connections(8),
+        }
+        .acquire_timeout(Duration::from_secs(30))
+        .connect(url)
+        .await
+        .map_err(backend_error)?;
+        crate::migrator()
+            .run(&pool)
+            .await
+            .map_err(StoreError::backend)?;
+        Ok(Self { pool, backend })
+    }
+
+    /// The pool, for read-model queries.
+    pub fn pool(&self) -> &AnyPool {
+        &self.pool
+    }
+
+    pub fn backend(&self) -> Backend {
+        self.backend
+    }
+}
+
+#[async_trait]
+impl ReadModelStore for SqlReadModelStore {
+    type Tx = Tx;
+
+    async fn begin(&self) -> Result<Tx, StoreError> {
+        self.pool.begin().await.map_err(backend_error)
+    }
+
+    async fn commit(&self, tx: Tx) -> Result<(), StoreError> {
+        tx.commit().await.map_err(backend_error)
+    }
+
+    async fn live_generation(
+        &self,
+        tx: &mut Tx,
+        projection: &str,
+    ) -> Result<Option<u32>, StoreError> {
+        // On PostgreSQL the row lock serializes runners of one projection (two server instances,
+        // or a live runner and a rebuild's swap): each batch reads the checkpoint its
+        // predecessor committed. SQLite serializes writers anyway.
+        let lock = match self.backend {
+            Backend::Postgres => " FOR UPDATE",
+            Backend::Sqlite => "",
+        };
+        let row = sqlx::query(&format!(
+            "SELECT live_generation FROM projections WHERE name = $1{lock}"
+        ))
+        .bind(projection)
+        .fetch_optional(&mut **tx)
+        .await
+        .map_err(backend_error)?;
+        Ok(row
+            .and_then(|row| row.get::<Option<i64>, _>(0))
+            .map(|g| g as u32))
+    }
+
+    async fn latest_generation(&self, projection: &str) -> Result<u32, StoreError> {
+        let latest: Option<i64> =
+            sqlx::query_scalar("SELECT latest_generation FROM projections WHERE name = $1")
+                .bind(projection)
+                .fetch_optional(&self.pool)
+                .await
+                .map_err(backend_error)?;
+        Ok(latest.unwrap_or(0) as u32)
+    }
+
+    async fn checkpoint(
+        &self,
+        tx: &mut Tx,
+        projection: &str,
+        generation: u32,
+    ) -> Result<LogPosition, StoreError> {
+        let row = sqlx::query(
+            "SELECT commit_id, position FROM projection_checkpoints WHERE name = $1 AND generation = $2",
+        )
+        .bind(projection)
+        .bind(generation as i64)
+        .fetch_optional(&mut **tx)
+        .await
+        .map_err(backend_error)?;
+        Ok(row.map_or(LogPosition::START, |row| LogPosition {
+            commit: row.get(0),
+            position: row.get(1),
+        }))
+    }
+
+    async fn save_checkpoint(
+        &self,
+        tx: &mut Tx,
+        projection: &str,
+        generation: u32,
+        position: LogPosition,
+    ) -> Result<(), StoreError> {
+        sqlx::query(
+            "INSERT INTO projection_checkpoints (name, generation, commit_id, position) VALUES ($1, $2, $3, $4)
+             ON CONFLICT (name, generation) DO UPDATE SET commit_id = excluded.commit_id, position = excluded.position",
+        )
+        .bind(projection)
+        .bind(generation as i64)
+        .bind(position.commit)
+        .bind(position.position)
+        .execute(&mut **tx)
+        .await
+        .map_err(backend_error)?;
+        Ok(())
+    }
+
+    async fn create_generation(
+        &self,
+        projection: &str,
+        tables: &[TableSpec],
+        generation: u32,
+    ) -> Result<(), StoreError> {
+        let mut tx = self.begin().await?;
+        for table in tables {
+            let physical = physical_table(table.name, generation);
+            tx.execute(format!("DROP TABLE IF EXISTS {physical}").as_str())
+                .await
+                .map_err(backend_error)?;
+            for statement in table.create {
+                tx.execute(statement.replace("{table}", &physical).as_str())
+                    .await
+                    .map_err(backend_error)?;
+            }
+        }
+        sqlx::query("DELETE FROM projection_checkpoints WHERE name = $1 AND generation = $2")
+            .bind(projection)
+            .bind(generation as i64)
+            .execute(&mut *tx)
+            .await
+            .map_err(backend_error)?;
+        sqlx::query(
+            "INSERT INTO projections (name, live_generation, latest_generation) VALUES ($1, NULL, $2)
+             ON CONFLICT (name) DO UPDATE SET latest_generation = excluded.latest_generation",
+        )
+        .bind(projection)
+        .bind(generation as i64)
+        .execute(&mut *tx)
+        .await
+        .map_err(backend_error)?;
+        self.commit(tx).await
+    }
+
+    async fn activate_generation(
+        &self,
+        projection: &str,
+        tables: &[TableSpec],
+        generation: u32,
+    ) -> Result<(), StoreError> {
+        let mut tx = self.begin().await?;
+        let previous = self.live_generation(&mut tx, projection).await?;
+        for table in tables {
+            tx.execute(format!("DROP VIEW IF EXISTS {}", table.name).as_str())
+                .await
+                .map_err(backend_error)?;
+            tx.execute(
+                format!(
+                    "CREATE VIEW {} AS SELECT * FROM {}",
+                    table.name,
+                    physical_table(table.name, generation)
+                )
+                .as_str(),
+            )
+            .await
+            .map_err(backend_error)?;
+            if let Some(previous) = previous.filter(|&p| p != generation) {
+                tx.execute(
+                    format!(
+                        "DROP TABLE IF EXISTS {}",
+                        physical_table(table.name, previous)
+                    )
+                    .as_str(),
+                )
+                .await
+                .map_err(backend_error)?;
+            }
+        }
+        sqlx::query("UPDATE projections SET live_generation = $1 WHERE name = $2")
+            .bind(generation as i64)
+            .bind(projection)
+            .execute(&mut *tx)
+            .await
+            .map_err(backend_error)?;
+        sqlx::query("DELETE FROM projection_checkpoints WHERE name = $1 AND generation <> $2")
+            .bind(projection)
+            .bind(generation as i64)
+            .execute(&mut *tx)
+            .await
+            .map_err(backend_error)?;
+        self.commit(tx).await
+    }
+
+    async fn record_handled(
+        &self,
+        tx: &mut Tx,
+        consumer: &str,
+        event_id: Uuid,
+    ) -> Result<bool, StoreError> {
+        let inserted = sqlx::query(
+            "INSERT INTO inbox (consumer, event_id, handled_at) VALUES ($1, $2, $3)
+             ON CONFLICT (consumer, event_id) DO NOTHING",
+        )
+        .bind(consumer)
+        .bind(event_id.to_string())
+        .bind(Utc::now().to_rfc3339())
+        .execute(&mut **tx)
+        .await
+        .map_err(backend_error)?;
+        Ok(inserted.rows_affected() == 1)
+    }
+}

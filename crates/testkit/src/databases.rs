@@ -1,0 +1,117 @@
+use std::sync::Arc;
+
+use msa_kernel::{EventStore, Upcasters};
+use msa_postgres::PgEventStore;
+use msa_sql::SqlReadModelStore;
+use msa_sqlite::SqliteEventStore;
+use sqlx::postgres::PgConnectOptions;
+use sqlx::{ConnectOptions, Connection};
+use std::str::FromStr;
+use uuid::Uuid;
+
+/// The default when `MSA_TEST_DATABASE_URL` is not set: the machine's local PostgreSQL.
+const DEFAULT_URL: &str = "postgres://postgres@127.0.0.1:5432/postgres";
+
+fn in_ci() -> bool {
+    std::env::var("CI").is_ok_and(|v| v == "true" || v == "1")
+}
+
+/// A URL to a fresh, empty schema of the test database, or `None` (outside CI) when no PostgreSQL
+/// answers. Inside CI an unreachable database fails the test.
+pub async fn postgres_url() -> Option<String> {
+    let base = std::env::var("MSA_TEST_DATABASE_URL").unwrap_or_else(|_| DEFAULT_URL.to_owned());
+    let options =
+        PgConnectOptions::from_str(&base).expect("MSA_TEST_DATABASE_URL is not a valid URL");
+    let mut admin = match options.connect().await {
+        Ok(conn) => conn,
+        Err(error) if !in_ci() => {
+            eprintln!("SKIPPED: no PostgreSQL at {base} ({error}); run the README's test command");
+            return None;
+        }
+        Err(error) => panic!("CI=true and PostgreSQL at {base} cannot be reached: {error}"),
+    };
+    let schema = format!("t_{}", Uuid::now_v7().simple());
+    sqlx::query(&format!("CREATE SCHEMA {schema}"))
+        .execute(&mut admin)
+        .await
+        .expect("create a test schema");
+    admin.close().await.ok();
+    let separator = if base.contains('?') { '&' } else { '?' };
+    Some(format!(
+        "{base}{separator}options=-c%20search_path%3D{schema}"
+    ))
+}
+
+/// An event store and a query database of one backend, empty, for one test.
+pub struct TestStores {
+    pub events: Arc<dyn EventStore>,
+    pub read_models: Arc<SqlReadModelStore>,
+    /// The PostgreSQL store when the backend is PostgreSQL (for transaction-level tests).
+    pub postgres: Option<PgEventStore>,
+    pub sqlite: Option<SqliteEventStore>,
+    _dir: Option<tempfile::TempDir>,
+}
+
+impl TestStores {
+    /// SQLite files in a temporary directory.
+    pub async fn sqlite(upcasters: Upcasters) -> Self {
+        let dir = tempfile::tempdir().expect("a temporary directory");
+        let events = SqliteEventStore::open(&dir.path().join("events.sqlite"))
+            .await
+            .expect("open the SQLite event store")
+            .with_upcasters(upcasters);
+        let query_url = format!(
+            "sqlite://{}?mode=rwc",
+            dir.path().join("query.sqlite").display()
+        );
+        let read_models = SqlReadModelStore::connect(&query_url)
+            .await
+            .expect("open the SQLite query database");
+        Self {
+            events: Arc::new(events.clone()),
+            read_models: Arc::new(read_models),
+            postgres: None,
+            sqlite: Some(events),
+            _dir: Some(dir),
+        }
+    }
+
+    /// A fresh schema of the test PostgreSQL database; `None` when it is unreachable outside CI.
+    pub async fn postgres(upcasters: Upcasters) -> Option<Self> {
+        let url = postgres_url().await?;
+        let options = PgConnectOptions::from_str(&url).expect("a valid URL");
+        let events = PgEventStore::connect(options, 16)
+            .await
+            .expect("open the PostgreSQL event store")
+            .with_upcasters(upcasters);
+        let read_models = SqlReadModelStore::connect(&url)
+            .await
+            .expect("open the PostgreSQL query database");
+        Some(Self {
+            events: Arc::new(events.clone()),
+            read_models: Arc::new(read_models),
+            postgres: Some(events),
+            sqlite: None,
+            _dir: None,
+        })
+    }
+
+    /// Removes a stream's events by hand, as an operator repairing bad data would.
+    pub async fn delete_stream(&self, stream_id: &msa_kernel::StreamId) {
+        const DELETE: &str = "DELETE FROM events WHERE stream_id = $1";
+        let deleted = match (&self.postgres, &self.sqlite) {
+            (Some(pg), _) => sqlx::query(DELETE)
+                .bind(stream_id.as_str())
+                .execute(pg.pool())
+                .await
+                .map(drop),
+            (_, Some(sqlite)) => sqlx::query(DELETE)
+                .bind(stream_id.as_str())
+                .execute(sqlite.writer())
+                .await
+                .map(drop),
+            _ => unreachable!("a test store is SQLite or PostgreSQL"),
+        };
+        deleted.expect("delete a stream");
+    }
+}

@@ -1,0 +1,203 @@
+//! Gap safety of the PostgreSQL global log: a reader following it never passes a transaction that
+//! has not committed yet, so no event is ever skipped, and never sees a rolled-back one.
+
+use std::collections::{HashMap, HashSet};
+use std::time::{Duration, Instant};
+
+use msa_kernel::repository::encode;
+use msa_kernel::{EventMetadata, EventStore, LogPosition, NewEvent, StreamId, Upcasters};
+use msa_testkit::tally::TallyEvent;
+use msa_testkit::TestStores;
+use rand::{Rng, SeedableRng};
+use uuid::Uuid;
+
+fn event(amount: i64) -> NewEvent {
+    encode(
+        &TallyEvent::Added { amount },
+        &EventMetadata::new_conversation(None),
+    )
+    .unwrap()
+}
+
+async fn follow(
+    store: &dyn EventStore,
+    position: &mut LogPosition,
+) -> Vec<msa_kernel::RecordedEvent> {
+    let batch = store.read_all(*position, 1000).await.unwrap();
+    if let Some(last) = batch.last() {
+        *position = last.position;
+    }
+    batch
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_reader_waits_for_a_held_transaction_instead_of_passing_it() {
+    let Some(stores) = TestStores::postgres(Upcasters::new()).await else {
+        return;
+    };
+    let pg = stores.postgres.clone().unwrap();
+    let held_stream = StreamId::new("tally.tally", "held");
+    let later_stream = StreamId::new("tally.tally", "later");
+
+    // The held writer takes its position first and keeps its transaction open...
+    let mut held = pg.pool().begin().await.unwrap();
+    let held_events = pg
+        .append_in(&mut held, &held_stream, 0, vec![event(1)])
+        .await
+        .unwrap();
+    // ...while later writers commit.
+    let mut later_ids = Vec::new();
+    for version in 0..3 {
+        let recorded = pg
+            .append(&later_stream, version, vec![event(2)], None)
+            .await
+            .unwrap();
+        later_ids.push(recorded[0].event_id);
+    }
+    assert!(
+        later_ids.len() == 3 && held_events[0].position.position < 2,
+        "the held event took an earlier position"
+    );
+
+    let mut position = LogPosition::START;
+    for _ in 0..3 {
+        let seen = follow(&*stores.events, &mut position).await;
+        assert!(
+            seen.is_empty(),
+            "the reader passed a held transaction: {seen:?}"
+        );
+    }
+
+    held.commit().await.unwrap();
+    let seen: Vec<_> = follow(&*stores.events, &mut position)
+        .await
+        .into_iter()
+        .map(|e| e.event_id)
+        .collect();
+    let mut expected = vec![held_events[0].event_id];
+    expected.extend(later_ids);
+    assert_eq!(seen, expected);
+    assert!(follow(&*stores.events, &mut position).await.is_empty());
+}
+
+const WRITERS: usize = 8;
+const EVENTS_PER_WRITER: usize = 10_000;
+const STREAMS_PER_WRITER: usize = 10;
+
+/// What one writer committed and rolled back.
+#[derive(Default)]
+struct Written {
+    committed: Vec<Uuid>,
+    rolled_back: Vec<Uuid>,
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn concurrent_writers_with_rollbacks_reach_a_subscriber_exactly_once_in_order() {
+    let Some(stores) = TestStores::postgres(Upcasters::new()).await else {
+        return;
+    };
+    let pg = stores.postgres.clone().unwrap();
+    let run = Uuid::now_v7().simple().to_string();
+
+    let writers: Vec<_> = (0..WRITERS)
+        .map(|w| {
+            let pg = pg.clone();
+            let run = run.clone();
+            tokio::spawn(async move {
+                let mut rng = rand::rngs::StdRng::from_entropy();
+                let streams: Vec<_> = (0..STREAMS_PER_WRITER)
+                    .map(|s| StreamId::new("tally.tally", format!("{run}-w{w}-s{s}")))
+                    .collect();
+                let mut versions = [0u64; STREAMS_PER_WRITER];
+                let mut written = Written::default();
+                let mut attempted = 0;
+                while attempted < EVENTS_PER_WRITER {
+                    let s = rng.gen_range(0..STREAMS_PER_WRITER);
+                    let n = rng.gen_range(1..=5).min(EVENTS_PER_WRITER - attempted);
+                    attempted += n;
+                    let mut tx = pg.pool().begin().await.unwrap();
+                    let events = (0..n).map(|i| event(i as i64)).collect();
+                    let recorded = pg
+                        .append_in(&mut tx, &streams[s], versions[s], events)
+                        .await
+                        .unwrap();
+                    // Hold some transactions open a little, so commits land out of order.
+                    if rng.gen_bool(0.2) {
+                        tokio::time::sleep(Duration::from_micros(rng.gen_range(100..3000))).await;
+                    }
+                    let ids = recorded.iter().map(|e| e.event_id);
+                    if rng.gen_bool(0.15) {
+                        tx.rollback().await.unwrap();
+                        written.rolled_back.extend(ids);
+                    } else {
+                        tx.commit().await.unwrap();
+                        versions[s] += n as u64;
+                        written.committed.extend(ids);
+                    }
+                }
+                written
+            })
+        })
+        .collect();
+
+    // The subscriber follows the log while the writers run, then until it has everything.
+    let (done, writers_done) = tokio::sync::watch::channel(false);
+    let subscriber = {
+        let events = stores.events.clone();
+        let run = run.clone();
+        tokio::spawn(async move {
+            let mut position = LogPosition::START;
+            let mut seen: Vec<(Uuid, String, u64)> = Vec::new();
+            let deadline = Instant::now() + Duration::from_secs(240);
+            while Instant::now() < deadline {
+                // Once every writer has finished, one empty read means everything was read.
+                let finished = *writers_done.borrow();
+                let batch = follow(&*events, &mut position).await;
+                if batch.is_empty() {
+                    if finished {
+                        break;
+                    }
+                    tokio::time::sleep(Duration::from_millis(5)).await;
+                    continue;
+                }
+                seen.extend(
+                    batch
+                        .into_iter()
+                        .filter(|e| e.stream_id.as_str().contains(&run))
+                        .map(|e| (e.event_id, e.stream_id.to_string(), e.version)),
+                );
+            }
+            seen
+        })
+    };
+
+    let mut committed = HashSet::new();
+    let mut rolled_back = HashSet::new();
+    for writer in writers {
+        let written = writer.await.unwrap();
+        committed.extend(written.committed);
+        rolled_back.extend(written.rolled_back);
+    }
+    done.send(true).unwrap();
+    let seen = subscriber.await.unwrap();
+
+    assert!(
+        !rolled_back.is_empty(),
+        "the test must roll some transactions back"
+    );
+    let seen_ids: HashSet<_> = seen.iter().map(|(id, _, _)| *id).collect();
+    assert_eq!(seen_ids.len(), seen.len(), "an event was delivered twice");
+    assert!(
+        seen_ids.is_disjoint(&rolled_back),
+        "a rolled-back event was delivered"
+    );
+    let missing = committed.difference(&seen_ids).count();
+    assert_eq!(missing, 0, "{missing} committed events were skipped");
+    assert_eq!(seen_ids, committed);
+
+    let mut last_version: HashMap<&str, u64> = HashMap::new();
+    for (_, stream, version) in &seen {
+        let previous = last_version.insert(stream, *version).unwrap_or(0);
+        assert_eq!(*version, previous + 1, "{stream} out of order");
+    }
+}
