@@ -9,7 +9,9 @@ use crate::DomainEvent;
 /// `decide` checks a command against the current state and returns the events it causes (or a typed
 /// domain error); `apply` folds one event into the state. Neither does I/O: ids and times a
 /// command needs travel inside the command, filled in by the application layer.
-pub trait Aggregate: Default + Serialize + DeserializeOwned + Send + Sync + 'static {
+pub trait Aggregate:
+    Default + Clone + Serialize + DeserializeOwned + Send + Sync + 'static
+{
     /// The stream category, `<context>.<aggregate>` (`chat.room`).
     const KIND: &'static str;
     /// The shape of the serialized state. Bump it when the state struct changes: snapshots taken

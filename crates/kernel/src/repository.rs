@@ -1,7 +1,8 @@
 //! The command side in one call: load an aggregate, decide, append, snapshot.
 
 use std::marker::PhantomData;
-use std::sync::Arc;
+use std::num::NonZeroUsize;
+use std::sync::{Arc, Mutex};
 
 use chrono::Utc;
 use serde_json::Value;
@@ -54,9 +55,23 @@ pub struct IdempotentOutcome {
     pub replayed: bool,
 }
 
+/// How many recently used aggregate states a repository keeps in memory by default.
+pub const DEFAULT_STATE_CACHE: usize = 10_000;
+
+/// Recently used states: `(state, version)` per stream, least recently used dropped first.
+type StateCache<A> = Mutex<lru::LruCache<StreamId, (A, u64)>>;
+
 /// Loads and saves aggregates of one kind through an [`EventStore`].
+///
+/// It keeps the states it last saw in memory. Events never change, so a cached state at version
+/// `v` is a true state of the stream: a load reads only the events after `v` from the store, and a
+/// command decides on it directly and appends with expected version `v`, so the store's version
+/// guard catches any append made elsewhere (another process) and the command is decided again on
+/// a fresh load. A command's cost is thus one append, however long the stream's history.
+/// Snapshots serve the loads the cache misses.
 pub struct Repository<A> {
     store: Arc<dyn EventStore>,
+    cache: Option<Arc<StateCache<A>>>,
     _aggregate: PhantomData<fn() -> A>,
 }
 
@@ -64,16 +79,51 @@ impl<A> Clone for Repository<A> {
     fn clone(&self) -> Self {
         Self {
             store: self.store.clone(),
+            cache: self.cache.clone(),
             _aggregate: PhantomData,
         }
     }
 }
 
 impl<A: Aggregate> Repository<A> {
+    /// A repository with a state cache of [`DEFAULT_STATE_CACHE`] entries.
     pub fn new(store: Arc<dyn EventStore>) -> Self {
         Self {
             store,
+            cache: None,
             _aggregate: PhantomData,
+        }
+        .with_state_cache(DEFAULT_STATE_CACHE)
+    }
+
+    /// Keeps up to `capacity` states in memory; 0 turns the cache off (every load then starts from
+    /// the snapshot).
+    pub fn with_state_cache(mut self, capacity: usize) -> Self {
+        self.cache = NonZeroUsize::new(capacity)
+            .map(|capacity| Arc::new(Mutex::new(lru::LruCache::new(capacity))));
+        self
+    }
+
+    fn cached(&self, stream_id: &StreamId) -> Option<(A, u64)> {
+        let cache = self.cache.as_ref()?;
+        let mut cache = cache
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner());
+        cache.get(stream_id).cloned()
+    }
+
+    fn remember(&self, stream_id: &StreamId, state: &A, version: u64) {
+        if let Some(cache) = &self.cache {
+            let mut cache = cache
+                .lock()
+                .unwrap_or_else(|poisoned| poisoned.into_inner());
+            match cache.get_mut(stream_id) {
+                Some(entry) if entry.1 >= version => {}
+                Some(entry) => *entry = (state.clone(), version),
+                None => {
+                    cache.put(stream_id.clone(), (state.clone(), version));
+                }
+            }
         }
     }
 
@@ -81,9 +131,26 @@ impl<A: Aggregate> Repository<A> {
         StreamId::new(A::KIND, id)
     }
 
-    /// The aggregate's current state: the latest usable snapshot plus the events after it.
+    /// The aggregate's current state: the cached state or the latest usable snapshot, plus the
+    /// events after it.
     pub async fn load(&self, stream_id: &StreamId) -> Result<Loaded<A>, StoreError> {
-        let (mut state, mut version) = match self.store.load_snapshot(stream_id).await? {
+        let (mut state, mut version) = match self.cached(stream_id) {
+            Some(cached) => cached,
+            None => self.load_snapshot(stream_id).await?,
+        };
+        let newer = self.store.read_stream(stream_id, version).await?;
+        for recorded in &newer {
+            state.apply(&decode::<A::Event>(recorded)?);
+            version = recorded.version;
+        }
+        if !newer.is_empty() {
+            self.remember(stream_id, &state, version);
+        }
+        Ok(Loaded { state, version })
+    }
+
+    async fn load_snapshot(&self, stream_id: &StreamId) -> Result<(A, u64), StoreError> {
+        Ok(match self.store.load_snapshot(stream_id).await? {
             Some(snapshot) if snapshot.state_version == A::STATE_VERSION => {
                 match serde_json::from_value::<A>(snapshot.state) {
                     Ok(state) => (state, snapshot.version),
@@ -94,12 +161,7 @@ impl<A: Aggregate> Repository<A> {
                 }
             }
             _ => (A::default(), 0),
-        };
-        for recorded in self.store.read_stream(stream_id, version).await? {
-            state.apply(&decode::<A::Event>(&recorded)?);
-            version = recorded.version;
-        }
-        Ok(Loaded { state, version })
+        })
     }
 
     /// Decides `command` against the current state and appends the events, retrying the decision
@@ -176,10 +238,27 @@ impl<A: Aggregate> Repository<A> {
         metadata: &EventMetadata,
         idempotency: impl Fn(&A, &[A::Event]) -> Option<IdempotencyRecord> + Send + Sync,
     ) -> Result<Executed<A>, CommandError<A::Error>> {
-        let mut attempt = 0;
+        let mut conflicts = 0;
+        // A cached state is decided on without asking the store: the append's version guard
+        // rejects the events if the stream moved on, and a refusal is only returned once a
+        // fresh load confirms it. Either way the next round reads the store.
+        let mut fresh = false;
         loop {
-            let Loaded { mut state, version } = self.load(stream_id).await?;
-            let events = state.decide(command).map_err(CommandError::Domain)?;
+            let (mut state, version, from_cache) = match self.cached(stream_id).filter(|_| !fresh) {
+                Some((state, version)) => (state, version, true),
+                None => {
+                    let Loaded { state, version } = self.load(stream_id).await?;
+                    (state, version, false)
+                }
+            };
+            let events = match state.decide(command) {
+                Ok(events) => events,
+                Err(_) if from_cache => {
+                    fresh = true;
+                    continue;
+                }
+                Err(refusal) => return Err(CommandError::Domain(refusal)),
+            };
             for event in &events {
                 state.apply(event);
             }
@@ -194,6 +273,7 @@ impl<A: Aggregate> Repository<A> {
                 .await
             {
                 Ok(recorded) => {
+                    self.remember(stream_id, &state, version + recorded.len() as u64);
                     self.maybe_snapshot(stream_id, &state, version, recorded.len() as u64)
                         .await;
                     return Ok(Executed {
@@ -202,7 +282,8 @@ impl<A: Aggregate> Repository<A> {
                         recorded,
                     });
                 }
-                Err(AppendError::Conflict { .. }) if attempt < CONFLICT_RETRIES => attempt += 1,
+                Err(AppendError::Conflict { .. }) if from_cache => fresh = true,
+                Err(AppendError::Conflict { .. }) if conflicts < CONFLICT_RETRIES => conflicts += 1,
                 Err(AppendError::Store(error)) => return Err(error.into()),
                 Err(conflict) => return Err(CommandError::Conflict(conflict)),
             }

@@ -112,6 +112,10 @@ pub struct BenchStoreArgs {
     #[arg(long, env = "MSA_BENCH_STREAM_LENGTH", default_value_t = 1, value_parser = clap::value_parser!(u64).range(1..))]
     pub stream_length: u64,
 
+    /// Aggregate states each worker pool keeps in memory (0: every load starts from the snapshot).
+    #[arg(long, env = "MSA_BENCH_STATE_CACHE", default_value_t = msa_kernel::repository::DEFAULT_STATE_CACHE)]
+    pub state_cache: usize,
+
     /// Print one JSON object instead of the table.
     #[arg(long, env = "MSA_BENCH_JSON")]
     pub json: bool,

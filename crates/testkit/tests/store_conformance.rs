@@ -163,6 +163,18 @@ async fn concurrent_appends_at_one_version_let_exactly_one_win(stores: TestStore
         outcome.unwrap();
     }
     assert_eq!(repo.load(&id).await.unwrap().state.total, 4);
+
+    // Two repositories with caches of their own, as two processes would have, stay correct.
+    let elsewhere = Repository::<Tally>::new(stores.events.clone());
+    for (i, repo) in [&repo, &elsewhere, &elsewhere, &repo]
+        .into_iter()
+        .enumerate()
+    {
+        let add = TallyCommand::Add { amount: 10 };
+        let executed = repo.execute(&id, &add, &meta()).await.unwrap();
+        assert_eq!(executed.state.total, 14 + 10 * i as i64);
+    }
+    assert_eq!(elsewhere.load(&id).await.unwrap().version, 9);
 }
 
 async fn global_log_holds_every_event_once_in_append_order(stores: TestStores) {
@@ -202,7 +214,8 @@ async fn global_log_holds_every_event_once_in_append_order(stores: TestStores) {
 }
 
 async fn snapshots_shorten_loads_and_stale_ones_are_ignored(stores: TestStores) {
-    let repo = Repository::<Tally>::new(stores.events.clone());
+    // Without the state cache, so every load goes through the snapshot.
+    let repo = Repository::<Tally>::new(stores.events.clone()).with_state_cache(0);
     let id = open_tally(&repo, "snap").await;
     for amount in 1..=11 {
         repo.execute(&id, &TallyCommand::Add { amount }, &meta())

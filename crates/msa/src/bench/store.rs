@@ -249,7 +249,7 @@ async fn pregrow(events: Arc<dyn EventStore>, rooms: u32, length: u64, workers: 
                             .await?;
                     }
                     let finished = done.fetch_add(1, std::sync::atomic::Ordering::Relaxed) + 1;
-                    if finished % (rooms / 10).max(1) == 0 {
+                    if finished.is_multiple_of((rooms / 10).max(1)) {
                         eprintln!("  pre-grown {finished}/{rooms} rooms");
                     }
                 }
@@ -269,6 +269,7 @@ struct Report {
     concurrency: u32,
     aggregates: u32,
     stream_length: u64,
+    state_cache: usize,
     duration_s: f64,
     commands: u64,
     commands_per_sec: f64,
@@ -289,8 +290,8 @@ pub async fn run(args: BenchStoreArgs) -> Result<()> {
         StoreKind::Postgres => "postgres",
     };
     eprintln!(
-        "bench store: {store_name}, {} workers, {} rooms of {} events, {:?} per phase",
-        args.concurrency, args.aggregates, args.stream_length, args.duration
+        "bench store: {store_name}, {} workers, {} rooms of {} events, state cache {}, {:?} per phase",
+        args.concurrency, args.aggregates, args.stream_length, args.state_cache, args.duration
     );
     let target = Arc::new(Target::open(&args).await?);
     let outcome = measure(&args, store_name, target.clone()).await;
@@ -362,7 +363,7 @@ async fn measure(
     .await?;
 
     eprintln!("phase 2/2: event store, post a message to a room…");
-    let repository = Repository::<BenchRoom>::new(events);
+    let repository = Repository::<BenchRoom>::new(events).with_state_cache(args.state_cache);
     let (workers, rooms) = (args.concurrency, args.aggregates);
     let commands = run_phase(
         args.concurrency,
@@ -392,6 +393,7 @@ async fn measure(
         concurrency: args.concurrency,
         aggregates: args.aggregates,
         stream_length: args.stream_length,
+        state_cache: args.state_cache,
         duration_s: args.duration.as_secs_f64(),
         commands: commands.latencies.count(),
         commands_per_sec: commands.per_sec(),
