@@ -120,3 +120,30 @@ pub struct BenchStoreArgs {
     #[arg(long, env = "MSA_BENCH_JSON")]
     pub json: bool,
 }
+
+#[cfg(test)]
+mod tests {
+    use clap::CommandFactory;
+
+    use super::Cli;
+
+    #[test]
+    fn every_flag_has_help_and_an_environment_variable() {
+        fn check(command: &clap::Command, path: &str) {
+            for arg in command.get_arguments() {
+                let id = arg.get_id().as_str();
+                if matches!(id, "help" | "version") || arg.is_positional() {
+                    continue;
+                }
+                assert!(arg.get_help().is_some(), "{path} --{id} has no help");
+                let env = arg.get_env().unwrap_or_else(|| panic!("{path} --{id} has no MSA_ variable"));
+                assert!(env.to_string_lossy().starts_with("MSA_"), "{path} --{id}");
+            }
+            for sub in command.get_subcommands() {
+                check(sub, &format!("{path} {}", sub.get_name()));
+            }
+        }
+        Cli::command().debug_assert();
+        check(&Cli::command(), "msa");
+    }
+}

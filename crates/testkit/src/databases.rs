@@ -42,6 +42,32 @@ pub async fn postgres_url() -> Option<String> {
     ))
 }
 
+/// A URL to a fresh, empty database on the test server (for tests of whole processes, which lay
+/// out schemas of their own), or `None` outside CI when no PostgreSQL answers.
+pub async fn postgres_database() -> Option<String> {
+    let base = std::env::var("MSA_TEST_DATABASE_URL").unwrap_or_else(|_| DEFAULT_URL.to_owned());
+    let options = PgConnectOptions::from_str(&base).expect("MSA_TEST_DATABASE_URL is not a valid URL");
+    let mut admin = match options.connect().await {
+        Ok(conn) => conn,
+        Err(error) if !in_ci() => {
+            eprintln!("SKIPPED: no PostgreSQL at {base} ({error}); run the README's test command");
+            return None;
+        }
+        Err(error) => panic!("CI=true and PostgreSQL at {base} cannot be reached: {error}"),
+    };
+    // Named after the run's database, so the test command drops it with the run's.
+    let mut url = url::Url::parse(&base).expect("a valid URL");
+    let run = url.path().trim_start_matches('/').to_owned();
+    let name = format!("{run}_{}", Uuid::now_v7().simple());
+    sqlx::query(&format!("CREATE DATABASE \"{name}\""))
+        .execute(&mut admin)
+        .await
+        .expect("create a test database");
+    admin.close().await.ok();
+    url.set_path(&name);
+    Some(url.to_string())
+}
+
 /// An event store and a query database of one backend, empty, for one test.
 pub struct TestStores {
     pub events: Arc<dyn EventStore>,

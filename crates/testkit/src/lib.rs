@@ -7,4 +7,4 @@
 pub mod databases;
 pub mod tally;
 
-pub use databases::{postgres_url, TestStores};
+pub use databases::{postgres_database, postgres_url, TestStores};

@@ -1,0 +1,161 @@
+//! The binary as a user runs it: spawned on random ports, against real databases.
+
+use std::io::{BufRead, BufReader};
+use std::process::{Child, Command, Stdio};
+use std::time::Duration;
+
+use serde_json::Value;
+
+fn msa() -> Command {
+    let mut command = Command::new(env!("CARGO_BIN_EXE_msa"));
+    // The test environment must not leak settings into the process under test.
+    for (key, _) in std::env::vars().filter(|(k, _)| k.starts_with("MSA_")) {
+        command.env_remove(key);
+    }
+    command
+}
+
+/// A running `msa serve`, killed when dropped.
+struct Server {
+    child: Child,
+    base: String,
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn serve(args: &[&str]) -> Server {
+    let mut child = msa()
+        .args(["serve", "--listen", "127.0.0.1:0"])
+        .args(args)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::inherit())
+        .spawn()
+        .expect("spawn msa serve");
+    let stdout = child.stdout.take().unwrap();
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        for line in BufReader::new(stdout).lines().map_while(Result::ok) {
+            if let Some(rest) = line.strip_prefix("msa is serving on ") {
+                let _ = tx.send(rest.split_whitespace().next().unwrap().trim_end_matches('/').to_owned());
+            }
+        }
+    });
+    let base = rx
+        .recv_timeout(Duration::from_secs(60))
+        .expect("msa serve printed the address to open");
+    Server { child, base }
+}
+
+async fn get(url: &str) -> (u16, String) {
+    let response = reqwest::get(url).await.expect("the server answers");
+    (response.status().as_u16(), response.text().await.unwrap())
+}
+
+#[test]
+fn help_lists_the_subcommands() {
+    let output = msa().arg("--help").output().unwrap();
+    let help = String::from_utf8(output.stdout).unwrap();
+    for subcommand in ["serve", "migrate", "bench"] {
+        assert!(help.contains(subcommand), "{help}");
+    }
+}
+
+#[tokio::test]
+async fn the_single_server_on_sqlite_serves_a_page_and_is_ready() {
+    let data = tempfile::tempdir().unwrap();
+    let server = serve(&["--data-dir", data.path().to_str().unwrap()]);
+    let (status, page) = get(&format!("{}/", server.base)).await;
+    assert_eq!(status, 200);
+    assert!(page.contains("<h1>msa is running</h1>"), "{page}");
+    let (status, ready) = get(&format!("{}/readyz", server.base)).await;
+    assert_eq!(status, 200, "{ready}");
+    let ready: Value = serde_json::from_str(&ready).unwrap();
+    assert_eq!(ready["stores"]["chat"], "ok");
+    for context in ["user", "chat", "payment"] {
+        assert!(data.path().join(format!("{context}.events.sqlite")).exists());
+        assert!(data.path().join(format!("{context}.query.sqlite")).exists());
+    }
+}
+
+#[tokio::test]
+async fn the_single_server_runs_on_postgres_and_migrate_is_repeatable() {
+    let Some(url) = msa_testkit::postgres_database().await else {
+        return;
+    };
+    for _ in 0..2 {
+        let output = msa().args(["migrate", "--database-url", &url]).output().unwrap();
+        assert!(output.status.success(), "{}", String::from_utf8_lossy(&output.stderr));
+        let printed = String::from_utf8(output.stdout).unwrap();
+        assert!(printed.contains("migrated chat (schema msa_chat"), "{printed}");
+    }
+    let server = serve(&["--database-url", &url]);
+    let (status, ready) = get(&format!("{}/readyz", server.base)).await;
+    assert_eq!(status, 200, "{ready}");
+}
+
+#[test]
+fn bad_configuration_stops_the_start_with_one_line_naming_the_setting() {
+    let output = msa().args(["serve", "--database-url", "mysql://nope"]).output().unwrap();
+    assert!(!output.status.success());
+    let stderr = String::from_utf8(output.stderr).unwrap();
+    assert!(stderr.starts_with("error: MSA_DATABASE_URL"), "{stderr}");
+
+    let output = msa().args(["serve", "--listen", "not-an-address"]).output().unwrap();
+    let stderr = String::from_utf8(output.stderr).unwrap();
+    assert!(!output.status.success() && stderr.contains("--listen"), "{stderr}");
+
+    let taken = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let address = taken.local_addr().unwrap().to_string();
+    let data = tempfile::tempdir().unwrap();
+    let output = msa()
+        .args(["serve", "--listen", &address, "--data-dir", data.path().to_str().unwrap()])
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8(output.stderr).unwrap();
+    assert!(!output.status.success() && stderr.contains("MSA_LISTEN"), "{stderr}");
+
+    let output = msa().args(["bench", "store", "--concurrency", "0"]).output().unwrap();
+    let stderr = String::from_utf8(output.stderr).unwrap();
+    assert!(!output.status.success() && stderr.contains("--concurrency"), "{stderr}");
+}
+
+fn bench_json(args: &[&str]) -> Value {
+    let output = msa()
+        .args(["bench", "store", "--duration", "1s", "--aggregates", "20", "--concurrency", "2", "--stream-length", "60", "--json"])
+        .args(args)
+        .output()
+        .unwrap();
+    assert!(output.status.success(), "{}", String::from_utf8_lossy(&output.stderr));
+    serde_json::from_slice(&output.stdout).expect("one JSON object")
+}
+
+fn assert_report(report: &Value) {
+    for key in ["commands_per_sec", "p50_ms", "p99_ms", "baseline_per_sec", "ratio"] {
+        assert!(report[key].as_f64().is_some_and(|v| v > 0.0), "{key} in {report}");
+    }
+    assert_eq!(report["errors"], 0, "{report}");
+    assert_eq!(report["baseline_errors"], 0, "{report}");
+}
+
+#[test]
+fn the_store_benchmark_reports_figures_beside_its_baseline_on_sqlite() {
+    assert_report(&bench_json(&["--store", "sqlite"]));
+}
+
+#[tokio::test]
+async fn the_store_benchmark_reports_figures_beside_its_baseline_on_postgres() {
+    let Some(url) = msa_testkit::postgres_database().await else {
+        return;
+    };
+    let report = tokio::task::spawn_blocking(move || {
+        bench_json(&["--store", "postgres", "--database-url", &url, "--state-cache", "0"])
+    })
+    .await
+    .unwrap();
+    assert_report(&report);
+}
