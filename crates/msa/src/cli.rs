@@ -136,7 +136,9 @@ mod tests {
                     continue;
                 }
                 assert!(arg.get_help().is_some(), "{path} --{id} has no help");
-                let env = arg.get_env().unwrap_or_else(|| panic!("{path} --{id} has no MSA_ variable"));
+                let env = arg
+                    .get_env()
+                    .unwrap_or_else(|| panic!("{path} --{id} has no MSA_ variable"));
                 assert!(env.to_string_lossy().starts_with("MSA_"), "{path} --{id}");
             }
             for sub in command.get_subcommands() {

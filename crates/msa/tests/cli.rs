@@ -41,7 +41,13 @@ fn serve(args: &[&str]) -> Server {
     std::thread::spawn(move || {
         for line in BufReader::new(stdout).lines().map_while(Result::ok) {
             if let Some(rest) = line.strip_prefix("msa is serving on ") {
-                let _ = tx.send(rest.split_whitespace().next().unwrap().trim_end_matches('/').to_owned());
+                let _ = tx.send(
+                    rest.split_whitespace()
+                        .next()
+                        .unwrap()
+                        .trim_end_matches('/')
+                        .to_owned(),
+                );
             }
         }
     });
@@ -77,7 +83,10 @@ async fn the_single_server_on_sqlite_serves_a_page_and_is_ready() {
     let ready: Value = serde_json::from_str(&ready).unwrap();
     assert_eq!(ready["stores"]["chat"], "ok");
     for context in ["user", "chat", "payment"] {
-        assert!(data.path().join(format!("{context}.events.sqlite")).exists());
+        assert!(data
+            .path()
+            .join(format!("{context}.events.sqlite"))
+            .exists());
         assert!(data.path().join(format!("{context}.query.sqlite")).exists());
     }
 }
@@ -88,10 +97,20 @@ async fn the_single_server_runs_on_postgres_and_migrate_is_repeatable() {
         return;
     };
     for _ in 0..2 {
-        let output = msa().args(["migrate", "--database-url", &url]).output().unwrap();
-        assert!(output.status.success(), "{}", String::from_utf8_lossy(&output.stderr));
+        let output = msa()
+            .args(["migrate", "--database-url", &url])
+            .output()
+            .unwrap();
+        assert!(
+            output.status.success(),
+            "{}",
+            String::from_utf8_lossy(&output.stderr)
+        );
         let printed = String::from_utf8(output.stdout).unwrap();
-        assert!(printed.contains("migrated chat (schema msa_chat"), "{printed}");
+        assert!(
+            printed.contains("migrated chat (schema msa_chat"),
+            "{printed}"
+        );
     }
     let server = serve(&["--database-url", &url]);
     let (status, ready) = get(&format!("{}/readyz", server.base)).await;
@@ -100,43 +119,92 @@ async fn the_single_server_runs_on_postgres_and_migrate_is_repeatable() {
 
 #[test]
 fn bad_configuration_stops_the_start_with_one_line_naming_the_setting() {
-    let output = msa().args(["serve", "--database-url", "mysql://nope"]).output().unwrap();
+    let output = msa()
+        .args(["serve", "--database-url", "mysql://nope"])
+        .output()
+        .unwrap();
     assert!(!output.status.success());
     let stderr = String::from_utf8(output.stderr).unwrap();
     assert!(stderr.starts_with("error: MSA_DATABASE_URL"), "{stderr}");
 
-    let output = msa().args(["serve", "--listen", "not-an-address"]).output().unwrap();
+    let output = msa()
+        .args(["serve", "--listen", "not-an-address"])
+        .output()
+        .unwrap();
     let stderr = String::from_utf8(output.stderr).unwrap();
-    assert!(!output.status.success() && stderr.contains("--listen"), "{stderr}");
+    assert!(
+        !output.status.success() && stderr.contains("--listen"),
+        "{stderr}"
+    );
 
     let taken = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
     let address = taken.local_addr().unwrap().to_string();
     let data = tempfile::tempdir().unwrap();
     let output = msa()
-        .args(["serve", "--listen", &address, "--data-dir", data.path().to_str().unwrap()])
+        .args([
+            "serve",
+            "--listen",
+            &address,
+            "--data-dir",
+            data.path().to_str().unwrap(),
+        ])
         .output()
         .unwrap();
     let stderr = String::from_utf8(output.stderr).unwrap();
-    assert!(!output.status.success() && stderr.contains("MSA_LISTEN"), "{stderr}");
+    assert!(
+        !output.status.success() && stderr.contains("MSA_LISTEN"),
+        "{stderr}"
+    );
 
-    let output = msa().args(["bench", "store", "--concurrency", "0"]).output().unwrap();
+    let output = msa()
+        .args(["bench", "store", "--concurrency", "0"])
+        .output()
+        .unwrap();
     let stderr = String::from_utf8(output.stderr).unwrap();
-    assert!(!output.status.success() && stderr.contains("--concurrency"), "{stderr}");
+    assert!(
+        !output.status.success() && stderr.contains("--concurrency"),
+        "{stderr}"
+    );
 }
 
 fn bench_json(args: &[&str]) -> Value {
     let output = msa()
-        .args(["bench", "store", "--duration", "1s", "--aggregates", "20", "--concurrency", "2", "--stream-length", "60", "--json"])
+        .args([
+            "bench",
+            "store",
+            "--duration",
+            "1s",
+            "--aggregates",
+            "20",
+            "--concurrency",
+            "2",
+            "--stream-length",
+            "60",
+            "--json",
+        ])
         .args(args)
         .output()
         .unwrap();
-    assert!(output.status.success(), "{}", String::from_utf8_lossy(&output.stderr));
+    assert!(
+        output.status.success(),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
     serde_json::from_slice(&output.stdout).expect("one JSON object")
 }
 
 fn assert_report(report: &Value) {
-    for key in ["commands_per_sec", "p50_ms", "p99_ms", "baseline_per_sec", "ratio"] {
-        assert!(report[key].as_f64().is_some_and(|v| v > 0.0), "{key} in {report}");
+    for key in [
+        "commands_per_sec",
+        "p50_ms",
+        "p99_ms",
+        "baseline_per_sec",
+        "ratio",
+    ] {
+        assert!(
+            report[key].as_f64().is_some_and(|v| v > 0.0),
+            "{key} in {report}"
+        );
     }
     assert_eq!(report["errors"], 0, "{report}");
     assert_eq!(report["baseline_errors"], 0, "{report}");
@@ -153,7 +221,14 @@ async fn the_store_benchmark_reports_figures_beside_its_baseline_on_postgres() {
         return;
     };
     let report = tokio::task::spawn_blocking(move || {
-        bench_json(&["--store", "postgres", "--database-url", &url, "--state-cache", "0"])
+        bench_json(&[
+            "--store",
+            "postgres",
+            "--database-url",
+            &url,
+            "--state-cache",
+            "0",
+        ])
     })
     .await
     .unwrap();

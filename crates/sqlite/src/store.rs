@@ -13,7 +13,7 @@ use sqlx::sqlite::{
     SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions, SqliteRow,
     SqliteSynchronous,
 };
-use sqlx::{QueryBuilder, Row, Sqlite};
+use sqlx::{QueryBuilder, Row, Sqlite, SqliteConnection};
 use tokio::sync::Notify;
 use uuid::Uuid;
 
@@ -85,6 +85,79 @@ impl SqliteEventStore {
         Ok(version as u64)
     }
 
+    /// The command's rows in one statement, guarded by the stream's version. A conflict is
+    /// reported with `actual: 0`; the caller fills in the real version once the writer is free.
+    async fn insert_events(
+        &self,
+        conn: &mut SqliteConnection,
+        stream_id: &StreamId,
+        expected_version: u64,
+        events: Vec<NewEvent>,
+    ) -> Result<Vec<RecordedEvent>, AppendError> {
+        if events.is_empty() {
+            return Ok(Vec::new());
+        }
+        let mut insert = QueryBuilder::<Sqlite>::new(
+            "WITH guard AS (SELECT coalesce(max(version), 0) AS actual FROM events WHERE stream_id = ",
+        );
+        insert
+            .push_bind(stream_id.as_str())
+            .push(") INSERT INTO events (event_id, stream_id, version, event_type, schema_version, payload, occurred_at, correlation_id, causation_id, actor, traceparent) SELECT v.* FROM (");
+        for (i, event) in events.iter().enumerate() {
+            insert.push(if i == 0 {
+                "SELECT "
+            } else {
+                " UNION ALL SELECT "
+            });
+            let mut row = insert.separated(", ");
+            row.push_bind(event.event_id.to_string())
+                .push_bind(stream_id.as_str())
+                .push_bind((expected_version + 1 + i as u64) as i64)
+                .push_bind(event.event_type.as_str())
+                .push_bind(event.schema_version as i64)
+                .push_bind(event.payload.to_string())
+                .push_bind(event.occurred_at)
+                .push_bind(event.metadata.correlation_id.to_string())
+                .push_bind(event.metadata.causation_id.map(|id| id.to_string()))
+                .push_bind(event.metadata.actor.as_deref())
+                .push_bind(event.metadata.traceparent.as_deref());
+        }
+        insert
+            .push(") AS v, guard WHERE guard.actual = ")
+            .push_bind(expected_version as i64)
+            .push(" RETURNING global_position");
+        let conflict = || AppendError::Conflict {
+            stream_id: stream_id.clone(),
+            expected: expected_version,
+            actual: 0,
+        };
+        let positions: Vec<i64> = match insert.build_query_scalar().fetch_all(&mut *conn).await {
+            Ok(positions) if positions.len() == events.len() => positions,
+            Ok(_) => return Err(conflict()),
+            Err(error) if is_unique_violation(&error, "events.stream_id") => return Err(conflict()),
+            Err(error) => return Err(StoreError::backend(error).into()),
+        };
+        Ok(events
+            .into_iter()
+            .zip(positions)
+            .enumerate()
+            .map(|(i, (event, position))| RecordedEvent {
+                position: LogPosition {
+                    commit: 0,
+                    position,
+                },
+                stream_id: stream_id.clone(),
+                version: expected_version + 1 + i as u64,
+                event_id: event.event_id,
+                event_type: event.event_type,
+                schema_version: event.schema_version,
+                payload: event.payload,
+                occurred_at: event.occurred_at,
+                metadata: event.metadata,
+            })
+            .collect())
+    }
+
     fn decode_row(&self, row: &SqliteRow) -> Result<RecordedEvent, StoreError> {
         let event = row_to_event(row).map_err(StoreError::backend)?;
         Ok(self.upcasters.upcast_recorded(event)?)
@@ -137,82 +210,47 @@ impl EventStore for SqliteEventStore {
         events: Vec<NewEvent>,
         idempotency: Option<IdempotencyRecord>,
     ) -> Result<Vec<RecordedEvent>, AppendError> {
-        let mut tx = self.writer.begin().await.map_err(StoreError::backend)?;
-        let mut recorded = Vec::with_capacity(events.len());
-        if !events.is_empty() {
-            // One statement: the version guard and every row of the command.
-            let mut insert = QueryBuilder::<Sqlite>::new(
-                "WITH guard AS (SELECT coalesce(max(version), 0) AS actual FROM events WHERE stream_id = ",
-            );
-            insert
-                .push_bind(stream_id.as_str())
-                .push(") INSERT INTO events (event_id, stream_id, version, event_type, schema_version, payload, occurred_at, correlation_id, causation_id, actor, traceparent) SELECT v.* FROM (");
-            for (i, event) in events.iter().enumerate() {
-                insert.push(if i == 0 {
-                    "SELECT "
-                } else {
-                    " UNION ALL SELECT "
-                });
-                let mut row = insert.separated(", ");
-                row.push_bind(event.event_id.to_string())
-                    .push_bind(stream_id.as_str())
-                    .push_bind((expected_version + 1 + i as u64) as i64)
-                    .push_bind(event.event_type.as_str())
-                    .push_bind(event.schema_version as i64)
-                    .push_bind(event.payload.to_string())
-                    .push_bind(event.occurred_at)
-                    .push_bind(event.metadata.correlation_id.to_string())
-                    .push_bind(event.metadata.causation_id.map(|id| id.to_string()))
-                    .push_bind(event.metadata.actor.as_deref())
-                    .push_bind(event.metadata.traceparent.as_deref());
+        // Without an idempotency record the insert is one statement, atomic on its own; with
+        // one, both go in a transaction (rolled back if this future is dropped).
+        let appended = match &idempotency {
+            None => {
+                let mut conn = self.writer.acquire().await.map_err(StoreError::backend)?;
+                self.insert_events(&mut conn, stream_id, expected_version, events)
+                    .await
             }
-            insert
-                .push(") AS v, guard WHERE guard.actual = ")
-                .push_bind(expected_version as i64)
-                .push(" RETURNING global_position");
-            let positions: Result<Vec<i64>, sqlx::Error> =
-                insert.build_query_scalar().fetch_all(&mut *tx).await;
-            let positions = match positions {
-                Ok(positions) if positions.len() == events.len() => positions,
-                Ok(_) => {
-                    drop(tx);
-                    return Err(AppendError::Conflict {
-                        stream_id: stream_id.clone(),
-                        expected: expected_version,
-                        actual: self.stream_version(stream_id).await?,
-                    });
-                }
-                Err(error) if is_unique_violation(&error, "events.stream_id") => {
-                    drop(tx);
-                    return Err(AppendError::Conflict {
-                        stream_id: stream_id.clone(),
-                        expected: expected_version,
-                        actual: self.stream_version(stream_id).await?,
-                    });
-                }
-                Err(error) => return Err(StoreError::backend(error).into()),
-            };
-            for ((i, event), position) in events.into_iter().enumerate().zip(positions) {
-                recorded.push(RecordedEvent {
-                    position: LogPosition {
-                        commit: 0,
-                        position,
+            Some(record) => {
+                let mut tx = self.writer.begin().await.map_err(StoreError::backend)?;
+                match self
+                    .insert_events(&mut tx, stream_id, expected_version, events)
+                    .await
+                {
+                    Ok(recorded) => match insert_idempotency(&mut tx, record).await {
+                        Ok(()) => tx
+                            .commit()
+                            .await
+                            .map(|()| recorded)
+                            .map_err(|e| StoreError::backend(e).into()),
+                        Err(error) => Err(error),
                     },
-                    stream_id: stream_id.clone(),
-                    version: expected_version + 1 + i as u64,
-                    event_id: event.event_id,
-                    event_type: event.event_type,
-                    schema_version: event.schema_version,
-                    payload: event.payload,
-                    occurred_at: event.occurred_at,
-                    metadata: event.metadata,
+                    Err(error) => Err(error),
+                }
+            }
+        };
+        let recorded = match appended {
+            Ok(recorded) => recorded,
+            Err(AppendError::Conflict {
+                stream_id,
+                expected,
+                ..
+            }) => {
+                return Err(AppendError::Conflict {
+                    actual: self.stream_version(&stream_id).await?,
+                    stream_id,
+                    expected,
                 });
             }
-        }
-        if let Some(record) = &idempotency {
-            insert_idempotency(&mut tx, record).await?;
-        }
-        tx.commit().await.map_err(StoreError::backend)?;
+            Err(other) => return Err(other),
+        };
         self.appended.notify_waiters();
         Ok(recorded)
     }
@@ -311,10 +349,8 @@ impl EventStore for SqliteEventStore {
     }
 
     async fn save_idempotency_record(&self, record: &IdempotencyRecord) -> Result<(), AppendError> {
-        let mut tx = self.writer.begin().await.map_err(StoreError::backend)?;
-        insert_idempotency(&mut tx, record).await?;
-        tx.commit().await.map_err(StoreError::backend)?;
-        Ok(())
+        let mut conn = self.writer.acquire().await.map_err(StoreError::backend)?;
+        insert_idempotency(&mut conn, record).await
     }
 
     fn appended(&self) -> Arc<Notify> {
@@ -323,7 +359,7 @@ impl EventStore for SqliteEventStore {
 }
 
 async fn insert_idempotency(
-    tx: &mut sqlx::Transaction<'_, Sqlite>,
+    conn: &mut SqliteConnection,
     record: &IdempotencyRecord,
 ) -> Result<(), AppendError> {
     let inserted = sqlx::query(
@@ -334,7 +370,7 @@ async fn insert_idempotency(
     .bind(&record.fingerprint)
     .bind(record.result.to_string())
     .bind(Utc::now())
-    .execute(&mut **tx)
+    .execute(conn)
     .await;
     match inserted {
         Ok(_) => Ok(()),

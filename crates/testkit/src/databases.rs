@@ -46,7 +46,8 @@ pub async fn postgres_url() -> Option<String> {
 /// out schemas of their own), or `None` outside CI when no PostgreSQL answers.
 pub async fn postgres_database() -> Option<String> {
     let base = std::env::var("MSA_TEST_DATABASE_URL").unwrap_or_else(|_| DEFAULT_URL.to_owned());
-    let options = PgConnectOptions::from_str(&base).expect("MSA_TEST_DATABASE_URL is not a valid URL");
+    let options =
+        PgConnectOptions::from_str(&base).expect("MSA_TEST_DATABASE_URL is not a valid URL");
     let mut admin = match options.connect().await {
         Ok(conn) => conn,
         Err(error) if !in_ci() => {
