@@ -450,6 +450,37 @@ async fn a_rebuilt_projection_equals_the_live_one(stores: TestStores) {
     eventually(expected, live).await;
 }
 
+async fn a_live_projection_catches_up_then_follows_new_events(stores: TestStores) {
+    let repo = Repository::<Tally>::new(stores.events.clone());
+    let before = open_tally(&repo, "before").await;
+    let runner = ProjectionRunner::new(stores.events.clone(), stores.read_models.clone())
+        .with_idle_poll(Duration::from_millis(50));
+    let (stop, stopped) = tokio::sync::watch::channel(false);
+    let live = tokio::spawn(async move { runner.run(&TallyTotals, stopped).await });
+
+    let after = open_tally(&repo, "after").await;
+    repo.execute(&after, &TallyCommand::Add { amount: 7 }, &meta())
+        .await
+        .unwrap();
+    let expected = BTreeMap::from([(before.to_string(), (0, 0)), (after.to_string(), (7, 1))]);
+    eventually(expected, || async {
+        // The tables appear with the runner's first batch.
+        match sqlx::query("SELECT 1 FROM tally_totals")
+            .fetch_all(stores.read_models.pool())
+            .await
+        {
+            Ok(_) => totals(&stores).await,
+            Err(_) => BTreeMap::new(),
+        }
+    })
+    .await;
+    stop.send(true).unwrap();
+    tokio::time::timeout(Duration::from_secs(5), live)
+        .await
+        .expect("the runner stops")
+        .unwrap();
+}
+
 async fn a_bad_stored_event_is_named_and_keeps_the_checkpoint(stores: TestStores) {
     let repo = Repository::<Tally>::new(stores.events.clone());
     let runner = ProjectionRunner::new(stores.events.clone(), stores.read_models.clone());
@@ -549,5 +580,6 @@ conformance!(
     domain_errors_are_typed_and_append_nothing,
     the_inbox_lets_each_event_through_once_per_consumer,
     a_rebuilt_projection_equals_the_live_one,
+    a_live_projection_catches_up_then_follows_new_events,
     a_bad_stored_event_is_named_and_keeps_the_checkpoint,
 );
