@@ -105,7 +105,7 @@ pub struct NewEvent {
 }
 
 /// An event as stored: the full envelope plus its place in the global log.
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct RecordedEvent {
     pub position: LogPosition,
     pub stream_id: StreamId,

@@ -10,13 +10,18 @@
 //! - [`store`]: the event store port (append with expected version, streams, global log, idempotency);
 //! - [`repository`]: load, decide, append; the command side in one call;
 //! - [`readmodel`] and [`projection`]: the query side (checkpoints, inbox, rebuildable projections);
+//! - [`bus`], [`relay`], [`consumer`], [`in_process`]: events between contexts;
 //! - [`testing`]: given/when/then for aggregates.
 
 pub mod aggregate;
+pub mod bus;
+pub mod consumer;
 pub mod envelope;
 pub mod event;
+pub mod in_process;
 pub mod projection;
 pub mod readmodel;
+pub mod relay;
 pub mod repository;
 pub mod snapshot;
 pub mod store;

@@ -83,6 +83,11 @@ pub trait EventStore: Send + Sync {
         limit: usize,
     ) -> Result<Vec<RecordedEvent>, StoreError>;
 
+    /// The global position of the latest event appended (0 when none). Positions may have gaps, so
+    /// `head_position() - position` estimates, not counts, the events after `position` (for lag
+    /// metrics).
+    async fn head_position(&self) -> Result<i64, StoreError>;
+
     /// The stream's latest snapshot, if any.
     async fn load_snapshot(&self, stream_id: &StreamId) -> Result<Option<Snapshot>, StoreError>;
 

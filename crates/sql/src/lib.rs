@@ -2,6 +2,7 @@
 //! driver, so a projection is written once and runs on SQLite (embedded) and PostgreSQL alike.
 //! Write projection SQL with `$1`-style parameters and portable types (TEXT, BIGINT, DOUBLE).
 
+mod dead_letters;
 mod store;
 
 pub use store::{Backend, SqlReadModelStore, Tx};

@@ -3,6 +3,7 @@ use std::time::Duration;
 use async_trait::async_trait;
 use chrono::Utc;
 use msa_kernel::projection::physical_table;
+use msa_kernel::relay::Leases;
 use msa_kernel::{LogPosition, ReadModelStore, StoreError, TableSpec};
 use sqlx::any::AnyPoolOptions;
 use sqlx::AnyPool;
@@ -138,6 +139,8 @@ impl ReadModelStore for SqlReadModelStore {
         }))
     }
 
+    /// Checkpoints only move forward: a stale writer (a relay that lost its lease while paused)
+    /// cannot send a reader back.
     async fn save_checkpoint(
         &self,
         tx: &mut Tx,
@@ -147,7 +150,8 @@ impl ReadModelStore for SqlReadModelStore {
     ) -> Result<(), StoreError> {
         sqlx::query(
             "INSERT INTO projection_checkpoints (name, generation, commit_id, position) VALUES ($1, $2, $3, $4)
-             ON CONFLICT (name, generation) DO UPDATE SET commit_id = excluded.commit_id, position = excluded.position",
+             ON CONFLICT (name, generation) DO UPDATE SET commit_id = excluded.commit_id, position = excluded.position
+             WHERE (excluded.commit_id, excluded.position) > (projection_checkpoints.commit_id, projection_checkpoints.position)",
         )
         .bind(projection)
         .bind(generation as i64)
@@ -261,5 +265,49 @@ impl ReadModelStore for SqlReadModelStore {
         .await
         .map_err(backend_error)?;
         Ok(inserted.rows_affected() == 1)
+    }
+}
+
+impl SqlReadModelStore {
+    /// Whether the inbox says `consumer` handled `event_id` (a dead letter is settled then).
+    pub async fn was_handled(&self, consumer: &str, event_id: Uuid) -> Result<bool, StoreError> {
+        let found: Option<i64> =
+            sqlx::query_scalar("SELECT 1 FROM inbox WHERE consumer = $1 AND event_id = $2")
+                .bind(consumer)
+                .bind(event_id.to_string())
+                .fetch_optional(self.pool())
+                .await
+                .map_err(backend_error)?;
+        Ok(found.is_some())
+    }
+}
+
+#[async_trait]
+impl Leases for SqlReadModelStore {
+    async fn acquire(&self, name: &str, holder: &str, ttl: Duration) -> Result<bool, StoreError> {
+        let now = Utc::now().timestamp_millis();
+        let taken = sqlx::query(
+            "INSERT INTO leases (name, holder, expires_at) VALUES ($1, $2, $3)
+             ON CONFLICT (name) DO UPDATE SET holder = excluded.holder, expires_at = excluded.expires_at
+             WHERE leases.holder = excluded.holder OR leases.expires_at < $4",
+        )
+        .bind(name)
+        .bind(holder)
+        .bind(now + ttl.as_millis() as i64)
+        .bind(now)
+        .execute(&self.pool)
+        .await
+        .map_err(backend_error)?;
+        Ok(taken.rows_affected() == 1)
+    }
+
+    async fn release(&self, name: &str, holder: &str) -> Result<(), StoreError> {
+        sqlx::query("DELETE FROM leases WHERE name = $1 AND holder = $2")
+            .bind(name)
+            .bind(holder)
+            .execute(&self.pool)
+            .await
+            .map_err(backend_error)?;
+        Ok(())
     }
 }

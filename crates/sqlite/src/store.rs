@@ -287,6 +287,13 @@ impl EventStore for SqliteEventStore {
         rows.iter().map(|row| self.decode_row(row)).collect()
     }
 
+    async fn head_position(&self) -> Result<i64, StoreError> {
+        sqlx::query_scalar("SELECT COALESCE(MAX(global_position), 0) FROM events")
+            .fetch_one(&self.reader)
+            .await
+            .map_err(StoreError::backend)
+    }
+
     async fn load_snapshot(&self, stream_id: &StreamId) -> Result<Option<Snapshot>, StoreError> {
         let row =
             sqlx::query("SELECT version, state_version, state FROM snapshots WHERE stream_id = $1")

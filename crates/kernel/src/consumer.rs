@@ -1,0 +1,278 @@
+//! Consumers: handle each event of a subscription effectively once.
+//!
+//! The bus delivers at least once. A handler's effect and the inbox row `(consumer, event_id)`
+//! commit in one transaction of the consumer's query database, so a redelivered event finds the
+//! row and its effect is skipped. A failing event is retried with exponential backoff, holding its
+//! partition (so one aggregate's events keep their order), and after the last attempt goes to the
+//! dead letters and the consumer moves on.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use async_trait::async_trait;
+use tokio::sync::watch;
+
+use crate::bus::{BusError, DeadLetter, DeadLetters, Delivery, Subscription};
+use crate::{ReadModelStore, RecordedEvent, StoreError};
+
+/// Why a handler could not handle an event.
+#[derive(Debug, thiserror::Error)]
+#[error("{0}")]
+pub struct HandlerError(pub String);
+
+impl HandlerError {
+    pub fn new(error: impl std::fmt::Display) -> Self {
+        Self(error.to_string())
+    }
+}
+
+impl From<StoreError> for HandlerError {
+    fn from(error: StoreError) -> Self {
+        Self::new(error)
+    }
+}
+
+/// Reacts to events of other contexts. `Tx` is the consumer's query-database transaction.
+#[async_trait]
+pub trait EventHandler<Tx: Send>: Send + Sync {
+    /// The consumer's name, `<context>.<handler>`; also its Kafka consumer group.
+    fn name(&self) -> &str;
+
+    /// Applies the event's effect inside `tx`. Events it does not care about are ignored.
+    async fn handle(&self, tx: &mut Tx, event: &RecordedEvent) -> Result<(), HandlerError>;
+}
+
+/// How often and how patiently a failing event is retried before it becomes a dead letter.
+#[derive(Debug, Clone)]
+pub struct RetryPolicy {
+    /// Attempts in all, the first included.
+    pub max_attempts: u32,
+    pub first_delay: Duration,
+    pub max_delay: Duration,
+}
+
+impl Default for RetryPolicy {
+    fn default() -> Self {
+        Self {
+            max_attempts: 5,
+            first_delay: Duration::from_millis(100),
+            max_delay: Duration::from_secs(10),
+        }
+    }
+}
+
+impl RetryPolicy {
+    fn delay_after(&self, attempt: u32) -> Duration {
+        let factor = 2u32.saturating_pow(attempt.saturating_sub(1));
+        self.first_delay.saturating_mul(factor).min(self.max_delay)
+    }
+}
+
+/// What became of one delivery.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Outcome {
+    Handled,
+    /// The inbox had it: handled before, the effect was skipped.
+    Duplicate,
+    DeadLettered {
+        error: String,
+    },
+}
+
+impl Outcome {
+    fn label(&self) -> &'static str {
+        match self {
+            Outcome::Handled => "handled",
+            Outcome::Duplicate => "duplicate",
+            Outcome::DeadLettered { .. } => "dead_lettered",
+        }
+    }
+}
+
+/// How often a busy consumer recomputes its lag.
+const LAG_REFRESH: Duration = Duration::from_millis(250);
+
+/// The lag gauges of one consumer, refreshed at most every [`LAG_REFRESH`].
+struct LagGauges {
+    events: metrics::Gauge,
+    seconds: metrics::Gauge,
+    refreshed: Option<std::time::Instant>,
+}
+
+impl LagGauges {
+    fn new(consumer: &str) -> Self {
+        Self {
+            events: metrics::gauge!("msa_consumer_lag_events", "consumer" => consumer.to_owned()),
+            seconds: metrics::gauge!("msa_consumer_lag_seconds", "consumer" => consumer.to_owned()),
+            refreshed: None,
+        }
+    }
+
+    /// `handled`: the event just handled (its age is the lag in time while others wait), or
+    /// `None` when the consumer is idle.
+    async fn refresh(
+        &mut self,
+        subscription: &mut dyn Subscription,
+        handled: Option<&RecordedEvent>,
+    ) {
+        if handled.is_some() && self.refreshed.is_some_and(|at| at.elapsed() < LAG_REFRESH) {
+            return;
+        }
+        self.refreshed = Some(std::time::Instant::now());
+        let Ok(waiting) = subscription.backlog().await else {
+            return;
+        };
+        self.events.set(waiting as f64);
+        let age = match handled {
+            Some(event) if waiting > 0 => (chrono::Utc::now() - event.occurred_at)
+                .to_std()
+                .unwrap_or_default(),
+            _ => Duration::ZERO,
+        };
+        self.seconds.set(age.as_secs_f64());
+    }
+}
+
+/// Runs handlers over subscriptions.
+pub struct Consumer<R: ReadModelStore> {
+    read_models: Arc<R>,
+    dead_letters: Arc<dyn DeadLetters>,
+    retry: RetryPolicy,
+}
+
+impl<R: ReadModelStore> Consumer<R> {
+    pub fn new(
+        read_models: Arc<R>,
+        dead_letters: Arc<dyn DeadLetters>,
+        retry: RetryPolicy,
+    ) -> Self {
+        Self {
+            read_models,
+            dead_letters,
+            retry,
+        }
+    }
+
+    /// Handles deliveries until `stop` turns true.
+    ///
+    /// Publishes the consumer's lag as the gauges `msa_consumer_lag_events` and
+    /// `msa_consumer_lag_seconds` (age of the event being handled while others wait), and counts
+    /// outcomes in `msa_consumer_events_total`.
+    pub async fn run(
+        &self,
+        handler: &dyn EventHandler<R::Tx>,
+        subscription: &mut dyn Subscription,
+        mut stop: watch::Receiver<bool>,
+    ) {
+        let mut lag = LagGauges::new(handler.name());
+        let mut bus_down = false;
+        while !*stop.borrow() {
+            let delivery = tokio::select! {
+                delivery = subscription.next() => delivery,
+                // Idle: nothing arrived for a while, so whatever lag was shown is gone.
+                _ = tokio::time::sleep(LAG_REFRESH * 4) => {
+                    lag.refresh(subscription, None).await;
+                    continue;
+                }
+                _ = stop.changed() => continue,
+            };
+            let delivery = match delivery {
+                Ok(delivery) => {
+                    if bus_down {
+                        tracing::info!(consumer = handler.name(), "event bus reachable again");
+                        bus_down = false;
+                    }
+                    delivery
+                }
+                Err(error) => {
+                    if !bus_down {
+                        tracing::warn!(consumer = handler.name(), %error, "cannot receive events; retrying");
+                        bus_down = true;
+                    }
+                    tokio::time::sleep(Duration::from_secs(1)).await;
+                    continue;
+                }
+            };
+            let outcome = match self.deliver(handler, &delivery).await {
+                Ok(outcome) => outcome,
+                Err(error) => {
+                    // Neither handled nor dead-lettered (the query database or the dead-letter
+                    // topic failed): do not commit, so the event comes again.
+                    tracing::error!(consumer = handler.name(), %error, "delivery not settled; it will be retried");
+                    tokio::time::sleep(Duration::from_secs(1)).await;
+                    continue;
+                }
+            };
+            metrics::counter!(
+                "msa_consumer_events_total",
+                "consumer" => handler.name().to_owned(),
+                "outcome" => outcome.label(),
+            )
+            .increment(1);
+            if let Err(error) = subscription.commit(&delivery).await {
+                tracing::warn!(consumer = handler.name(), %error, "offset not committed; a redelivery will be absorbed");
+            }
+            lag.refresh(subscription, Some(&delivery.event)).await;
+        }
+    }
+
+    /// Handles one delivery: attempts with backoff, then the dead letters.
+    pub async fn deliver(
+        &self,
+        handler: &dyn EventHandler<R::Tx>,
+        delivery: &Delivery,
+    ) -> Result<Outcome, BusError> {
+        let mut attempt = 1;
+        loop {
+            match self.handle_once(handler, &delivery.event).await {
+                Ok(outcome) => return Ok(outcome),
+                Err(error) if attempt < self.retry.max_attempts => {
+                    tracing::warn!(
+                        consumer = handler.name(), event_id = %delivery.event.event_id,
+                        event_type = %delivery.event.event_type, attempt, %error,
+                        "handler failed; retrying"
+                    );
+                    tokio::time::sleep(self.retry.delay_after(attempt)).await;
+                    attempt += 1;
+                }
+                Err(error) => {
+                    let error = error.to_string();
+                    tracing::error!(
+                        consumer = handler.name(), event_id = %delivery.event.event_id,
+                        event_type = %delivery.event.event_type, attempts = attempt, %error,
+                        "handler gave up; the event goes to the dead letters"
+                    );
+                    self.dead_letters
+                        .send(&DeadLetter {
+                            consumer: handler.name().to_owned(),
+                            delivery: delivery.clone(),
+                            error: error.clone(),
+                            attempts: attempt,
+                            dead_at: chrono::Utc::now(),
+                        })
+                        .await?;
+                    return Ok(Outcome::DeadLettered { error });
+                }
+            }
+        }
+    }
+
+    /// One attempt: the inbox row and the effect in one transaction.
+    pub async fn handle_once(
+        &self,
+        handler: &dyn EventHandler<R::Tx>,
+        event: &RecordedEvent,
+    ) -> Result<Outcome, HandlerError> {
+        let mut tx = self.read_models.begin().await?;
+        if !self
+            .read_models
+            .record_handled(&mut tx, handler.name(), event.event_id)
+            .await?
+        {
+            return Ok(Outcome::Duplicate);
+        }
+        handler.handle(&mut tx, event).await?;
+        self.read_models.commit(tx).await?;
+        Ok(Outcome::Handled)
+    }
+}

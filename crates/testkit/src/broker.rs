@@ -1,0 +1,168 @@
+//! A Kafka-protocol broker for tests: tansu, one process per test, behind a TCP proxy the test can
+//! cut to make the broker unreachable.
+//!
+//! Why a proxy instead of stopping tansu: tansu 0.6's persistent (SQLite) storage stops serving
+//! fetches after a few thousand messages under concurrent produce and fetch (a rejoined consumer
+//! gets nothing either), and its memory storage forgets every topic on a restart. So tansu runs on
+//! memory storage, and an outage is made the way a network fails: every client connection is
+//! dropped and new ones are refused, while the broker keeps what it had.
+//!
+//! A second tansu 0.6 defect shapes [`Broker::kafka`]: a fetch from an offset inside a record
+//! batch returns nothing of that batch (it starts at the next one), so a consumer resuming from a
+//! committed offset mid-batch (after a rebalance) would miss the rest of the batch. Apache Kafka
+//! returns the whole batch and the client skips to the offset. Clients of the test broker
+//! therefore produce one record per batch.
+
+use std::net::{SocketAddr, TcpListener as StdListener};
+use std::path::PathBuf;
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use tokio::net::{TcpListener, TcpStream};
+use tokio::sync::watch;
+
+fn in_ci() -> bool {
+    std::env::var("CI").is_ok_and(|v| v == "true" || v == "1")
+}
+
+fn tansu_binary() -> Option<PathBuf> {
+    if let Ok(path) = std::env::var("MSA_TEST_TANSU") {
+        return Some(PathBuf::from(path));
+    }
+    let on_path = std::env::var_os("PATH").into_iter().flat_map(|p| {
+        std::env::split_paths(&p)
+            .map(|dir| dir.join("tansu"))
+            .collect::<Vec<_>>()
+    });
+    let in_cargo_home =
+        std::env::var_os("HOME").map(|home| PathBuf::from(home).join(".cargo/bin/tansu"));
+    on_path.chain(in_cargo_home).find(|path| path.is_file())
+}
+
+fn free_port() -> u16 {
+    StdListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .expect("a free port")
+        .port()
+}
+
+/// A running broker, reachable at `brokers` through the proxy.
+pub struct Broker {
+    pub brokers: String,
+    child: Child,
+    reachable: watch::Sender<bool>,
+    _dir: tempfile::TempDir,
+}
+
+impl Broker {
+    /// Starts a broker; `None` (outside CI) when tansu is not installed.
+    pub async fn start() -> Option<Broker> {
+        let Some(binary) = tansu_binary() else {
+            assert!(
+                !in_ci(),
+                "CI=true and no tansu broker: scripts/test installs it"
+            );
+            eprintln!("SKIPPED: no tansu broker installed; run the README's test command");
+            return None;
+        };
+        let (inner, outer) = (free_port(), free_port());
+        let dir = tempfile::tempdir().expect("a temporary directory");
+        let child = Command::new(binary)
+            .arg("broker")
+            .args(["--listener-url", &format!("tcp://127.0.0.1:{inner}")])
+            // Clients are told to come back through the proxy.
+            .args([
+                "--advertised-listener-url",
+                &format!("tcp://127.0.0.1:{outer}"),
+            ])
+            .args(["--storage-engine", "memory://tansu/"])
+            .current_dir(dir.path())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("start tansu");
+        let upstream: SocketAddr = format!("127.0.0.1:{inner}").parse().unwrap();
+        let deadline = Instant::now() + Duration::from_secs(20);
+        while TcpStream::connect(upstream).await.is_err() {
+            assert!(Instant::now() < deadline, "tansu did not start listening");
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        let (reachable, up) = watch::channel(true);
+        let listen: SocketAddr = format!("127.0.0.1:{outer}").parse().unwrap();
+        tokio::spawn(proxy(listen, upstream, up));
+        Some(Broker {
+            brokers: listen.to_string(),
+            child,
+            reachable,
+            _dir: dir,
+        })
+    }
+
+    /// How clients reach this broker: through the proxy, one record per batch (see above).
+    pub fn kafka(&self) -> msa_kafka::KafkaConfig {
+        msa_kafka::KafkaConfig::new(&self.brokers).with("batch.num.messages", "1")
+    }
+
+    /// Makes the broker unreachable: open connections drop, new ones are refused.
+    pub fn cut(&self) {
+        self.reachable.send_replace(false);
+    }
+
+    /// Makes the broker reachable again.
+    pub async fn restore(&self) {
+        self.reachable.send_replace(true);
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while TcpStream::connect(&self.brokers).await.is_err() {
+            assert!(Instant::now() < deadline, "the proxy did not listen again");
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    }
+}
+
+impl Drop for Broker {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// Forwards `listen` to `upstream` while `up` is true; when it turns false, drops every connection
+/// and stops listening until it turns true again. Ends when the broker is dropped.
+async fn proxy(listen: SocketAddr, upstream: SocketAddr, mut up: watch::Receiver<bool>) {
+    loop {
+        while !*up.borrow_and_update() {
+            if up.changed().await.is_err() {
+                return;
+            }
+        }
+        let listener = loop {
+            match TcpListener::bind(listen).await {
+                Ok(listener) => break listener,
+                Err(_) => tokio::time::sleep(Duration::from_millis(20)).await,
+            }
+        };
+        loop {
+            tokio::select! {
+                accepted = listener.accept() => {
+                    let Ok((mut client, _)) = accepted else { continue };
+                    let mut down = up.clone();
+                    tokio::spawn(async move {
+                        let Ok(mut server) = TcpStream::connect(upstream).await else { return };
+                        tokio::select! {
+                            _ = tokio::io::copy_bidirectional(&mut client, &mut server) => {}
+                            _ = down.wait_for(|up| !*up) => {}
+                        }
+                    });
+                }
+                changed = up.changed() => {
+                    if changed.is_err() {
+                        return;
+                    }
+                    if !*up.borrow() {
+                        break;
+                    }
+                }
+            }
+        }
+    }
+}

@@ -1,0 +1,202 @@
+//! Failure scenarios of the Kafka bus against a real broker (tansu). Every wait has a deadline.
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use msa_kafka::KafkaPublisher;
+use msa_kernel::consumer::{Consumer, RetryPolicy};
+use msa_kernel::relay::{Relay, RelaySettings};
+use msa_kernel::repository::encode;
+use msa_kernel::{EventMetadata, ReadModelStore, StreamId};
+use msa_testkit::bus::{
+    effects, wait_for_effects, BusUnderTest, RecordingHandler, Transport, CONTEXT,
+};
+use msa_testkit::tally::TallyEvent;
+use tokio::sync::watch;
+
+fn consumer_for(bus: &BusUnderTest) -> Consumer<msa_sql::SqlReadModelStore> {
+    Consumer::new(
+        bus.consumer_db.clone(),
+        bus.dead_letters(),
+        RetryPolicy::default(),
+    )
+}
+
+fn run_member(bus: &BusUnderTest, handler: Arc<RecordingHandler>) -> watch::Sender<bool> {
+    let (stop, stopped) = watch::channel(false);
+    let consumer = consumer_for(bus);
+    let mut subscription = bus.subscribe(&handler.name);
+    tokio::spawn(async move { consumer.run(&*handler, &mut *subscription, stopped).await });
+    stop
+}
+
+/// Appends `count` events round-robin over `aggregates` streams, `every` apart.
+fn keep_appending(
+    bus: &BusUnderTest,
+    prefix: &'static str,
+    aggregates: u64,
+    count: u64,
+    every: Duration,
+) -> tokio::task::JoinHandle<()> {
+    let events = bus.source.events.clone();
+    tokio::spawn(async move {
+        let metadata = EventMetadata::new_conversation(None);
+        for i in 0..count {
+            let stream = StreamId::new("tally.tally", format!("{prefix}-{}", i % aggregates));
+            let event = encode(&TallyEvent::Added { amount: 1 }, &metadata).unwrap();
+            events
+                .append(&stream, i / aggregates, vec![event], None)
+                .await
+                .unwrap();
+            tokio::time::sleep(every).await;
+        }
+    })
+}
+
+/// Waits for the load to finish and `consumer` to catch up, then checks its effects.
+async fn all_handled_once_in_order(
+    bus: &BusUnderTest,
+    load: tokio::task::JoinHandle<()>,
+    consumer: &str,
+    total: usize,
+) {
+    tokio::time::timeout(Duration::from_secs(90), load)
+        .await
+        .expect("the load finishes")
+        .unwrap();
+    wait_for_effects(&bus.consumer_db, consumer, total, Duration::from_secs(120)).await;
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let found = effects(&bus.consumer_db, consumer).await;
+    assert_eq!(found.per_event.len(), total, "{consumer}: events handled");
+    assert!(
+        found.per_event.values().all(|&n| n == 1),
+        "{consumer}: an effect happened twice"
+    );
+    for (stream, versions) in &found.per_stream {
+        let expected: Vec<u64> = (1..=versions.len() as u64).collect();
+        assert_eq!(versions, &expected, "{consumer}: {stream} out of order");
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_ten_second_broker_outage_under_load_loses_nothing() {
+    msa_testkit::init_logs();
+    let Some(bus) = BusUnderTest::kafka().await else {
+        return;
+    };
+    let Transport::Kafka { broker, .. } = &bus.transport else {
+        unreachable!()
+    };
+    RecordingHandler::create_table(&bus.consumer_db).await;
+    let handler = Arc::new(RecordingHandler::new("tally.outage"));
+    let stop = run_member(&bus, handler.clone());
+    // ~15 s of load; the broker is unreachable for 10 s of it.
+    let load = keep_appending(&bus, "outage", 20, 3000, Duration::from_millis(5));
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    broker.cut();
+    tokio::time::sleep(Duration::from_secs(10)).await;
+    broker.restore().await;
+    all_handled_once_in_order(&bus, load, &handler.name, 3000).await;
+    stop.send(true).unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn two_members_of_one_group_share_the_work_and_a_rebalance_loses_nothing() {
+    msa_testkit::init_logs();
+    let Some(bus) = BusUnderTest::kafka().await else {
+        return;
+    };
+    RecordingHandler::create_table(&bus.consumer_db).await;
+    // One handler instance, two members of its group: the effects' sequence spans both.
+    let handler = Arc::new(RecordingHandler::new("tally.shared"));
+    let first = run_member(&bus, handler.clone());
+    let load = keep_appending(&bus, "rebalance", 40, 4000, Duration::from_millis(2));
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    let second = run_member(&bus, handler.clone());
+    tokio::time::sleep(Duration::from_secs(6)).await;
+    // The first member leaves mid-run: its partitions move to the second.
+    first.send(true).unwrap();
+    all_handled_once_in_order(&bus, load, &handler.name, 4000).await;
+    second.send(true).unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn when_the_active_relay_dies_a_standby_takes_over_within_ten_seconds() {
+    msa_testkit::init_logs();
+    let Some(bus) = BusUnderTest::kafka().await else {
+        return;
+    };
+    let kafka = bus.kafka_config().unwrap();
+    // The bus's own relay is the active one; a second instance stands by.
+    let standby = Relay::new(
+        CONTEXT,
+        bus.source.events.clone(),
+        bus.source.read_models.clone(),
+        Arc::new(KafkaPublisher::new(&kafka, Duration::from_secs(5)).unwrap()),
+        RelaySettings::default(),
+    );
+    RecordingHandler::create_table(&bus.consumer_db).await;
+    let handler = Arc::new(RecordingHandler::new("tally.failover"));
+    let stop = run_member(&bus, handler.clone());
+    let load = keep_appending(&bus, "failover", 10, 2000, Duration::from_millis(5));
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    assert!(matches!(
+        standby.step().await,
+        Err(msa_kernel::relay::RelayError::NotLeader)
+    ));
+
+    // The active relay dies without a word: its lease is not released.
+    let Transport::Kafka { stop_relay, .. } = &bus.transport else {
+        unreachable!()
+    };
+    let died = Instant::now();
+    stop_relay.send(true).unwrap();
+    // (Stopping releases the lease; take it back for the dead relay, as if it had crashed.)
+    take_lease_for_a_dead_relay(&bus).await;
+    let (_keep, stopped) = watch::channel(false);
+    let standby = Arc::new(standby);
+    let running = standby.clone();
+    tokio::spawn(async move { running.run(stopped).await });
+    loop {
+        let mut tx = bus.source.read_models.begin().await.unwrap();
+        let before = bus
+            .source
+            .read_models
+            .checkpoint(&mut tx, "relay.tally", 0)
+            .await
+            .unwrap();
+        drop(tx);
+        tokio::time::sleep(Duration::from_millis(200)).await;
+        let mut tx = bus.source.read_models.begin().await.unwrap();
+        let after = bus
+            .source
+            .read_models
+            .checkpoint(&mut tx, "relay.tally", 0)
+            .await
+            .unwrap();
+        if after > before {
+            break;
+        }
+        assert!(
+            died.elapsed() < Duration::from_secs(10),
+            "no relay took over within 10 s"
+        );
+    }
+    all_handled_once_in_order(&bus, load, &handler.name, 2000).await;
+    stop.send(true).unwrap();
+}
+
+/// Puts the relay lease in the hands of a holder that will never renew it.
+async fn take_lease_for_a_dead_relay(bus: &BusUnderTest) {
+    use msa_kernel::relay::Leases;
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let leases = &bus.source.read_models;
+    assert!(leases
+        .acquire(
+            "relay.tally",
+            "dead-relay",
+            RelaySettings::default().lease_ttl
+        )
+        .await
+        .unwrap());
+}
