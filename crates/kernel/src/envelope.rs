@@ -104,6 +104,28 @@ pub struct NewEvent {
     pub metadata: EventMetadata,
 }
 
+impl NewEvent {
+    /// The event as the store recorded it, at `version` of `stream_id` and `position` in the log.
+    pub fn recorded(
+        self,
+        stream_id: StreamId,
+        version: u64,
+        position: LogPosition,
+    ) -> RecordedEvent {
+        RecordedEvent {
+            position,
+            stream_id,
+            version,
+            event_id: self.event_id,
+            event_type: self.event_type,
+            schema_version: self.schema_version,
+            payload: self.payload,
+            occurred_at: self.occurred_at,
+            metadata: self.metadata,
+        }
+    }
+}
+
 /// An event as stored: the full envelope plus its place in the global log.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct RecordedEvent {

@@ -35,6 +35,12 @@ pub enum Command {
     Serve(ServeArgs),
     /// Apply the database migrations of every context, then exit.
     Migrate(StorageArgs),
+    /// Run only the outbox relays: publish each context's events to `<context>.events` on Kafka.
+    /// One relay per context is active at a time; run several for fail-over.
+    Relay(RelayArgs),
+    /// Inspect and re-drive the events consumers gave up on (the dead letters).
+    #[command(subcommand)]
+    Dlq(DlqCommand),
     /// Measure the system; each benchmark reports a same-run baseline and the ratio to it.
     #[command(subcommand)]
     Bench(BenchCommand),
@@ -59,6 +65,24 @@ pub struct StorageArgs {
     pub database_url: Option<String>,
 }
 
+/// The event bus: in-process by default, Kafka when brokers are given.
+#[derive(Debug, Clone, Args)]
+pub struct KafkaArgs {
+    /// Kafka bootstrap servers (host:port,host:port). When set, each context's events leave
+    /// through its outbox relay to `<context>.events`; without it the in-process bus is used.
+    #[arg(long, env = "MSA_KAFKA_BROKERS")]
+    pub kafka_brokers: Option<String>,
+
+    /// Partitions of each topic created at start (topics that exist are left as they are).
+    #[arg(long, env = "MSA_KAFKA_PARTITIONS", default_value_t = 8, value_parser = clap::value_parser!(i32).range(1..=10_000))]
+    pub kafka_partitions: i32,
+
+    /// Extra librdkafka properties for every Kafka client, key=value, comma-separated
+    /// (e.g. security.protocol=SASL_SSL,sasl.mechanism=PLAIN).
+    #[arg(long, env = "MSA_KAFKA_CONFIG", value_delimiter = ',')]
+    pub kafka_config: Vec<String>,
+}
+
 #[derive(Debug, Clone, Parser)]
 pub struct ServeArgs {
     /// Address to listen on (use 0.0.0.0:8080 to accept other machines, port 0 for any free port).
@@ -67,6 +91,64 @@ pub struct ServeArgs {
 
     #[command(flatten)]
     pub storage: StorageArgs,
+
+    #[command(flatten)]
+    pub kafka: KafkaArgs,
+}
+
+#[derive(Debug, Clone, Args)]
+pub struct RelayArgs {
+    #[command(flatten)]
+    pub storage: StorageArgs,
+
+    #[command(flatten)]
+    pub kafka: KafkaArgs,
+
+    /// Contexts to relay (repeat or comma-separate; default: all).
+    #[arg(long = "context", env = "MSA_RELAY_CONTEXTS", value_delimiter = ',', value_parser = clap::builder::PossibleValuesParser::new(crate::storage::CONTEXTS))]
+    pub contexts: Vec<String>,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum DlqCommand {
+    /// List dead letters: which consumer gave up on which event, when and why.
+    List(DlqListArgs),
+    /// Hand a consumer's unsettled dead letters to its handler again, each at most once.
+    Replay(DlqReplayArgs),
+}
+
+#[derive(Debug, Clone, Args)]
+pub struct DlqListArgs {
+    #[command(flatten)]
+    pub storage: StorageArgs,
+
+    #[command(flatten)]
+    pub kafka: KafkaArgs,
+
+    /// Only the dead letters of this consumer (`<context>.<handler>`).
+    #[arg(long, env = "MSA_DLQ_CONSUMER")]
+    pub consumer: Option<String>,
+
+    /// Also list letters already settled (handled by a replay).
+    #[arg(long, env = "MSA_DLQ_ALL")]
+    pub all: bool,
+
+    /// Print one JSON object per letter instead of the table.
+    #[arg(long, env = "MSA_DLQ_JSON")]
+    pub json: bool,
+}
+
+#[derive(Debug, Clone, Args)]
+pub struct DlqReplayArgs {
+    #[command(flatten)]
+    pub storage: StorageArgs,
+
+    #[command(flatten)]
+    pub kafka: KafkaArgs,
+
+    /// The consumer whose dead letters to replay (`<context>.<handler>`).
+    #[arg(long, env = "MSA_DLQ_CONSUMER")]
+    pub consumer: String,
 }
 
 #[derive(Debug, Subcommand)]
@@ -74,6 +156,9 @@ pub enum BenchCommand {
     /// Event-store throughput and latency for "post a message to a room aggregate", beside one
     /// plain INSERT per transaction on the same database.
     Store(BenchStoreArgs),
+    /// Relay throughput (store to broker) and append-to-handler latency at a fixed rate, beside
+    /// a bare produce/consume round trip on the same broker.
+    Bus(BenchBusArgs),
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
@@ -115,6 +200,37 @@ pub struct BenchStoreArgs {
     /// Aggregate states each worker pool keeps in memory (0: every load starts from the snapshot).
     #[arg(long, env = "MSA_BENCH_STATE_CACHE", default_value_t = msa_kernel::repository::DEFAULT_STATE_CACHE)]
     pub state_cache: usize,
+
+    /// Print one JSON object instead of the table.
+    #[arg(long, env = "MSA_BENCH_JSON")]
+    pub json: bool,
+}
+
+#[derive(Debug, Clone, Args)]
+pub struct BenchBusArgs {
+    /// Kafka bootstrap servers of the broker to measure.
+    #[arg(long, env = "MSA_KAFKA_BROKERS", default_value = "127.0.0.1:9092")]
+    pub kafka_brokers: String,
+
+    /// Extra librdkafka properties, key=value, comma-separated (applied to every client).
+    #[arg(long, env = "MSA_KAFKA_CONFIG", value_delimiter = ',')]
+    pub kafka_config: Vec<String>,
+
+    /// Partitions of the benchmark's topics (created fresh for the run).
+    #[arg(long, env = "MSA_KAFKA_PARTITIONS", default_value_t = 8, value_parser = clap::value_parser!(i32).range(1..=10_000))]
+    pub kafka_partitions: i32,
+
+    /// Events the relay publishes in the throughput phase (and the bare producer in its baseline).
+    #[arg(long, env = "MSA_BENCH_EVENTS", default_value_t = 20_000, value_parser = clap::value_parser!(u64).range(100..))]
+    pub events: u64,
+
+    /// Events per second offered in the latency phase.
+    #[arg(long, env = "MSA_BENCH_RATE", default_value_t = 1000, value_parser = clap::value_parser!(u32).range(1..=100_000))]
+    pub rate: u32,
+
+    /// How long the latency phase (and its baseline) offers events, e.g. 10s.
+    #[arg(long, env = "MSA_BENCH_DURATION", default_value = "10s", value_parser = humantime::parse_duration)]
+    pub duration: Duration,
 
     /// Print one JSON object instead of the table.
     #[arg(long, env = "MSA_BENCH_JSON")]

@@ -3,7 +3,10 @@
 //! This file only parses the command line and hands over; each subcommand lives in its own module.
 
 mod bench;
+mod bus;
 mod cli;
+mod consumers;
+mod dlq;
 mod serve;
 mod storage;
 mod telemetry;
@@ -12,7 +15,7 @@ use std::process::ExitCode;
 
 use clap::Parser;
 
-use crate::cli::{BenchCommand, Cli, Command};
+use crate::cli::{BenchCommand, Cli, Command, DlqCommand};
 
 #[tokio::main]
 async fn main() -> ExitCode {
@@ -21,7 +24,11 @@ async fn main() -> ExitCode {
     let outcome = match cli.command.unwrap_or_default() {
         Command::Serve(args) => serve::run(args).await,
         Command::Migrate(args) => storage::migrate(&args).await,
+        Command::Relay(args) => bus::relay(args).await,
+        Command::Dlq(DlqCommand::List(args)) => dlq::list(args).await,
+        Command::Dlq(DlqCommand::Replay(args)) => dlq::replay(args).await,
         Command::Bench(BenchCommand::Store(args)) => bench::store::run(args).await,
+        Command::Bench(BenchCommand::Bus(args)) => bench::bus::run(args).await,
     };
     match outcome {
         Ok(()) => ExitCode::SUCCESS,

@@ -20,12 +20,30 @@ const PLACEHOLDER_PAGE: &str = r#"<!doctype html>
 <h1>msa is running</h1>
 <p>The event store of every context is open. The chat web client arrives here with the user, chat
 and payment services; until then this page only shows that the server is up.</p>
-<p>Health: <a href="/healthz">/healthz</a> (alive), <a href="/readyz">/readyz</a> (stores answer)</p>
+<p>Health: <a href="/healthz">/healthz</a> (alive), <a href="/readyz">/readyz</a> (stores answer),
+<a href="/metrics">/metrics</a> (Prometheus)</p>
 </body></html>"#;
 
 pub async fn run(args: ServeArgs) -> Result<()> {
-    let stores = Arc::new(storage::open_all(&args.storage).await?);
+    let metrics = crate::telemetry::metrics()?;
+    let kafka = crate::bus::kafka_config(&args.kafka)?;
+    let stores = storage::open_all(&args.storage).await?;
+    let relays = match &kafka {
+        Some(kafka) => Some(crate::bus::start_relays(
+            &stores,
+            kafka,
+            args.kafka.kafka_partitions,
+        )?),
+        None => None,
+    };
+    let (stop_consumers, stopped) = tokio::sync::watch::channel(false);
+    let consumers = crate::bus::start_consumers(&stores, kafka.as_ref(), stopped)?;
+    let stores = Arc::new(stores);
     let app = Router::new()
+        .route(
+            "/metrics",
+            get(move || std::future::ready(metrics.render())),
+        )
         .route("/", get(|| async { Html(PLACEHOLDER_PAGE) }))
         .route(
             "/healthz",
@@ -43,6 +61,13 @@ pub async fn run(args: ServeArgs) -> Result<()> {
         .with_graceful_shutdown(shutdown_signal())
         .await
         .context("serving HTTP")?;
+    let _ = stop_consumers.send(true);
+    for consumer in consumers {
+        let _ = consumer.await;
+    }
+    if let Some(relays) = relays {
+        relays.shut_down().await;
+    }
     Ok(())
 }
 
@@ -81,7 +106,7 @@ async fn readiness(State(stores): State<Arc<Vec<ContextStores>>>) -> (StatusCode
     )
 }
 
-async fn shutdown_signal() {
+pub async fn shutdown_signal() {
     let interrupt = tokio::signal::ctrl_c();
     #[cfg(unix)]
     {

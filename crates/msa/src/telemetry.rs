@@ -1,4 +1,5 @@
 //! Logging: `RUST_LOG` filters (default `info`), text for people or JSON for collectors.
+//! Metrics: the `metrics` facade, rendered in the Prometheus text format at `/metrics`.
 
 use tracing_subscriber::EnvFilter;
 
@@ -14,4 +15,11 @@ pub fn init(format: LogFormat) {
         LogFormat::Text => builder.init(),
         LogFormat::Json => builder.json().flatten_event(true).init(),
     }
+}
+
+/// Installs the process-wide metrics recorder; the handle renders `/metrics`.
+pub fn metrics() -> anyhow::Result<metrics_exporter_prometheus::PrometheusHandle> {
+    metrics_exporter_prometheus::PrometheusBuilder::new()
+        .install_recorder()
+        .map_err(|error| anyhow::anyhow!("installing the metrics recorder: {error}"))
 }

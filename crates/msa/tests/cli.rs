@@ -1,61 +1,9 @@
 //! The binary as a user runs it: spawned on random ports, against real databases.
 
-use std::io::{BufRead, BufReader};
-use std::process::{Child, Command, Stdio};
-use std::time::Duration;
+mod common;
 
+use common::{msa, serve};
 use serde_json::Value;
-
-fn msa() -> Command {
-    let mut command = Command::new(env!("CARGO_BIN_EXE_msa"));
-    // The test environment must not leak settings into the process under test.
-    for (key, _) in std::env::vars().filter(|(k, _)| k.starts_with("MSA_")) {
-        command.env_remove(key);
-    }
-    command
-}
-
-/// A running `msa serve`, killed when dropped.
-struct Server {
-    child: Child,
-    base: String,
-}
-
-impl Drop for Server {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-fn serve(args: &[&str]) -> Server {
-    let mut child = msa()
-        .args(["serve", "--listen", "127.0.0.1:0"])
-        .args(args)
-        .stdout(Stdio::piped())
-        .stderr(Stdio::inherit())
-        .spawn()
-        .expect("spawn msa serve");
-    let stdout = child.stdout.take().unwrap();
-    let (tx, rx) = std::sync::mpsc::channel();
-    std::thread::spawn(move || {
-        for line in BufReader::new(stdout).lines().map_while(Result::ok) {
-            if let Some(rest) = line.strip_prefix("msa is serving on ") {
-                let _ = tx.send(
-                    rest.split_whitespace()
-                        .next()
-                        .unwrap()
-                        .trim_end_matches('/')
-                        .to_owned(),
-                );
-            }
-        }
-    });
-    let base = rx
-        .recv_timeout(Duration::from_secs(60))
-        .expect("msa serve printed the address to open");
-    Server { child, base }
-}
 
 async fn get(url: &str) -> (u16, String) {
     let response = reqwest::get(url).await.expect("the server answers");

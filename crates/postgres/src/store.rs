@@ -112,22 +112,17 @@ impl PgEventStore {
         };
         let mut recorded = Vec::with_capacity(events.len());
         for ((i, event), row) in events.into_iter().enumerate().zip(rows) {
-            recorded.push(RecordedEvent {
-                position: LogPosition {
-                    commit: row.try_get("commit_id").map_err(StoreError::backend)?,
-                    position: row
-                        .try_get("global_position")
-                        .map_err(StoreError::backend)?,
-                },
-                stream_id: stream_id.clone(),
-                version: expected_version + 1 + i as u64,
-                event_id: event.event_id,
-                event_type: event.event_type,
-                schema_version: event.schema_version,
-                payload: event.payload,
-                occurred_at: event.occurred_at,
-                metadata: event.metadata,
-            });
+            let position = LogPosition {
+                commit: row.try_get("commit_id").map_err(StoreError::backend)?,
+                position: row
+                    .try_get("global_position")
+                    .map_err(StoreError::backend)?,
+            };
+            recorded.push(event.recorded(
+                stream_id.clone(),
+                expected_version + 1 + i as u64,
+                position,
+            ));
         }
         Ok(recorded)
     }

@@ -141,19 +141,15 @@ impl SqliteEventStore {
             .into_iter()
             .zip(positions)
             .enumerate()
-            .map(|(i, (event, position))| RecordedEvent {
-                position: LogPosition {
-                    commit: 0,
-                    position,
-                },
-                stream_id: stream_id.clone(),
-                version: expected_version + 1 + i as u64,
-                event_id: event.event_id,
-                event_type: event.event_type,
-                schema_version: event.schema_version,
-                payload: event.payload,
-                occurred_at: event.occurred_at,
-                metadata: event.metadata,
+            .map(|(i, (event, position))| {
+                event.recorded(
+                    stream_id.clone(),
+                    expected_version + 1 + i as u64,
+                    LogPosition {
+                        commit: 0,
+                        position,
+                    },
+                )
             })
             .collect())
     }

@@ -245,3 +245,31 @@ pub async fn wait_for_effects(
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
 }
+
+/// Appends `count` tally events round-robin over `aggregates` streams named `<prefix>-<n>`,
+/// `every` apart, in the background.
+pub fn keep_appending(
+    events: Arc<dyn msa_kernel::EventStore>,
+    prefix: &'static str,
+    aggregates: u64,
+    count: u64,
+    every: Duration,
+) -> tokio::task::JoinHandle<()> {
+    tokio::spawn(async move {
+        let metadata = msa_kernel::EventMetadata::new_conversation(None);
+        for i in 0..count {
+            let stream =
+                msa_kernel::StreamId::new("tally.tally", format!("{prefix}-{}", i % aggregates));
+            let event = msa_kernel::repository::encode(
+                &crate::tally::TallyEvent::Added { amount: 1 },
+                &metadata,
+            )
+            .unwrap();
+            events
+                .append(&stream, i / aggregates, vec![event], None)
+                .await
+                .unwrap();
+            tokio::time::sleep(every).await;
+        }
+    })
+}

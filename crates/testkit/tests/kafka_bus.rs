@@ -6,12 +6,10 @@ use std::time::{Duration, Instant};
 use msa_kafka::KafkaPublisher;
 use msa_kernel::consumer::{Consumer, RetryPolicy};
 use msa_kernel::relay::{Relay, RelaySettings};
-use msa_kernel::repository::encode;
-use msa_kernel::{EventMetadata, ReadModelStore, StreamId};
+use msa_kernel::ReadModelStore;
 use msa_testkit::bus::{
-    effects, wait_for_effects, BusUnderTest, RecordingHandler, Transport, CONTEXT,
+    effects, keep_appending, wait_for_effects, BusUnderTest, RecordingHandler, Transport, CONTEXT,
 };
-use msa_testkit::tally::TallyEvent;
 use tokio::sync::watch;
 
 fn consumer_for(bus: &BusUnderTest) -> Consumer<msa_sql::SqlReadModelStore> {
@@ -28,29 +26,6 @@ fn run_member(bus: &BusUnderTest, handler: Arc<RecordingHandler>) -> watch::Send
     let mut subscription = bus.subscribe(&handler.name);
     tokio::spawn(async move { consumer.run(&*handler, &mut *subscription, stopped).await });
     stop
-}
-
-/// Appends `count` events round-robin over `aggregates` streams, `every` apart.
-fn keep_appending(
-    bus: &BusUnderTest,
-    prefix: &'static str,
-    aggregates: u64,
-    count: u64,
-    every: Duration,
-) -> tokio::task::JoinHandle<()> {
-    let events = bus.source.events.clone();
-    tokio::spawn(async move {
-        let metadata = EventMetadata::new_conversation(None);
-        for i in 0..count {
-            let stream = StreamId::new("tally.tally", format!("{prefix}-{}", i % aggregates));
-            let event = encode(&TallyEvent::Added { amount: 1 }, &metadata).unwrap();
-            events
-                .append(&stream, i / aggregates, vec![event], None)
-                .await
-                .unwrap();
-            tokio::time::sleep(every).await;
-        }
-    })
 }
 
 /// Waits for the load to finish and `consumer` to catch up, then checks its effects.
@@ -91,7 +66,13 @@ async fn a_ten_second_broker_outage_under_load_loses_nothing() {
     let handler = Arc::new(RecordingHandler::new("tally.outage"));
     let stop = run_member(&bus, handler.clone());
     // ~15 s of load; the broker is unreachable for 10 s of it.
-    let load = keep_appending(&bus, "outage", 20, 3000, Duration::from_millis(5));
+    let load = keep_appending(
+        bus.source.events.clone(),
+        "outage",
+        20,
+        3000,
+        Duration::from_millis(5),
+    );
     tokio::time::sleep(Duration::from_secs(2)).await;
     broker.cut();
     tokio::time::sleep(Duration::from_secs(10)).await;
@@ -110,7 +91,13 @@ async fn two_members_of_one_group_share_the_work_and_a_rebalance_loses_nothing()
     // One handler instance, two members of its group: the effects' sequence spans both.
     let handler = Arc::new(RecordingHandler::new("tally.shared"));
     let first = run_member(&bus, handler.clone());
-    let load = keep_appending(&bus, "rebalance", 40, 4000, Duration::from_millis(2));
+    let load = keep_appending(
+        bus.source.events.clone(),
+        "rebalance",
+        40,
+        4000,
+        Duration::from_millis(2),
+    );
     tokio::time::sleep(Duration::from_secs(3)).await;
     let second = run_member(&bus, handler.clone());
     tokio::time::sleep(Duration::from_secs(6)).await;
@@ -138,7 +125,13 @@ async fn when_the_active_relay_dies_a_standby_takes_over_within_ten_seconds() {
     RecordingHandler::create_table(&bus.consumer_db).await;
     let handler = Arc::new(RecordingHandler::new("tally.failover"));
     let stop = run_member(&bus, handler.clone());
-    let load = keep_appending(&bus, "failover", 10, 2000, Duration::from_millis(5));
+    let load = keep_appending(
+        bus.source.events.clone(),
+        "failover",
+        10,
+        2000,
+        Duration::from_millis(5),
+    );
     tokio::time::sleep(Duration::from_secs(1)).await;
     assert!(matches!(
         standby.step().await,

@@ -1,5 +1,6 @@
 //! `msa bench …`: measurements reported as figures beside a baseline run in the same invocation.
 
+pub mod bus;
 pub mod room;
 pub mod store;
 
@@ -9,6 +10,12 @@ use hdrhistogram::Histogram;
 
 /// Latencies of one phase, recorded in microseconds.
 pub struct Latencies(Histogram<u64>);
+
+impl Default for Latencies {
+    fn default() -> Self {
+        Self::new()
+    }
+}
 
 impl Latencies {
     pub fn new() -> Self {

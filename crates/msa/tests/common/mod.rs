@@ -1,0 +1,109 @@
+//! Running the binary as a user does: spawned, on random ports, with a clean environment.
+
+#![allow(dead_code)] // each test file uses a part
+
+use std::io::{BufRead, BufReader};
+use std::process::{Child, Command, Stdio};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+pub fn msa() -> Command {
+    let mut command = Command::new(env!("CARGO_BIN_EXE_msa"));
+    // The test environment must not leak settings into the process under test.
+    for (key, _) in std::env::vars().filter(|(k, _)| k.starts_with("MSA_")) {
+        command.env_remove(key);
+    }
+    command
+}
+
+/// A running `msa` process, killed when dropped. Its stderr is echoed and kept.
+pub struct Running {
+    pub child: Child,
+    log: Arc<Mutex<String>>,
+}
+
+impl Running {
+    /// Spawns `msa args…`; `on_stdout` sees each line of its standard output.
+    pub fn spawn(args: &[&str], on_stdout: impl Fn(&str) + Send + 'static) -> Running {
+        let mut child = msa()
+            .args(args)
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("spawn msa");
+        let stdout = child.stdout.take().unwrap();
+        std::thread::spawn(move || {
+            for line in BufReader::new(stdout).lines().map_while(Result::ok) {
+                on_stdout(&line);
+            }
+        });
+        let log = Arc::new(Mutex::new(String::new()));
+        let stderr = child.stderr.take().unwrap();
+        let kept = log.clone();
+        std::thread::spawn(move || {
+            for line in BufReader::new(stderr).lines().map_while(Result::ok) {
+                eprintln!("{line}");
+                let mut kept = kept.lock().unwrap();
+                kept.push_str(&line);
+                kept.push('\n');
+            }
+        });
+        Running { child, log }
+    }
+
+    /// Everything the process logged so far.
+    pub fn log(&self) -> String {
+        self.log.lock().unwrap().clone()
+    }
+
+    /// Waits until the log holds `needle` at least `count` times; fails after `within`.
+    pub fn wait_for_log(&self, needle: &str, count: usize, within: Duration) {
+        let deadline = std::time::Instant::now() + within;
+        while self.log().matches(needle).count() < count {
+            assert!(
+                std::time::Instant::now() < deadline,
+                "`{needle}` not logged {count} times within {within:?}:\n{}",
+                self.log()
+            );
+            std::thread::sleep(Duration::from_millis(100));
+        }
+    }
+
+    /// Ends the process at once, without a chance to clean up (SIGKILL).
+    pub fn kill(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+impl Drop for Running {
+    fn drop(&mut self) {
+        self.kill();
+    }
+}
+
+/// A running `msa serve` and the address it printed.
+pub struct Server {
+    pub process: Running,
+    pub base: String,
+}
+
+pub fn serve(args: &[&str]) -> Server {
+    let (tx, rx) = std::sync::mpsc::channel();
+    let tx = Mutex::new(tx);
+    let mut all = vec!["serve", "--listen", "127.0.0.1:0"];
+    all.extend_from_slice(args);
+    let process = Running::spawn(&all, move |line| {
+        if let Some(rest) = line.strip_prefix("msa is serving on ") {
+            let address = rest.split_whitespace().next().unwrap();
+            let _ = tx
+                .lock()
+                .unwrap()
+                .send(address.trim_end_matches('/').to_owned());
+        }
+    });
+    let base = rx
+        .recv_timeout(Duration::from_secs(60))
+        .expect("msa serve printed the address to open");
+    Server { process, base }
+}
