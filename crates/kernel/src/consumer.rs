@@ -79,6 +79,16 @@ pub enum Outcome {
     },
 }
 
+/// What a replay of dead letters did.
+#[derive(Debug, Default)]
+pub struct Replayed {
+    pub handled: Vec<DeadLetter>,
+    /// Letters whose event the inbox already had.
+    pub settled_before: usize,
+    /// Letters that failed again, with the error.
+    pub failing: Vec<(DeadLetter, String)>,
+}
+
 impl Outcome {
     fn label(&self) -> &'static str {
         match self {
@@ -255,6 +265,25 @@ impl<R: ReadModelStore> Consumer<R> {
                 }
             }
         }
+    }
+
+    /// Hands dead letters of this handler to it once more (after it was fixed), one attempt each.
+    /// A letter whose event the inbox already has is skipped, so replaying twice handles nothing
+    /// twice; what still fails stays a dead letter and is reported.
+    pub async fn replay(
+        &self,
+        handler: &dyn EventHandler<R::Tx>,
+        letters: &[DeadLetter],
+    ) -> Replayed {
+        let mut replayed = Replayed::default();
+        for letter in letters.iter().filter(|l| l.consumer == handler.name()) {
+            match self.handle_once(handler, &letter.delivery.event).await {
+                Ok(Outcome::Handled) => replayed.handled.push(letter.clone()),
+                Ok(_) => replayed.settled_before += 1,
+                Err(error) => replayed.failing.push((letter.clone(), error.to_string())),
+            }
+        }
+        replayed
     }
 
     /// One attempt: the inbox row and the effect in one transaction.

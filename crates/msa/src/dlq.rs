@@ -10,7 +10,7 @@ use std::collections::HashMap;
 use anyhow::{bail, Context, Result};
 use msa_kafka::KafkaConfig;
 use msa_kernel::bus::{events_topic, DeadLetter};
-use msa_kernel::consumer::{Consumer, Outcome, RetryPolicy};
+use msa_kernel::consumer::{Consumer, RetryPolicy};
 use serde_json::json;
 
 use crate::bus::{dead_letters_for, kafka_config};
@@ -147,30 +147,26 @@ pub async fn replay(args: DlqReplayArgs) -> Result<()> {
         dead_letters_for(kafka.as_ref(), home)?,
         RetryPolicy::default(),
     );
-    let (mut handled, mut failed) = (0, 0);
-    for Listed { letter, .. } in listed
+    let open: Vec<DeadLetter> = listed
         .into_iter()
         .filter(|l| l.letter.consumer == spec.name && l.settled == Some(false))
-    {
+        .map(|l| l.letter)
+        .collect();
+    let replayed = consumer.replay(&*spec.handler, &open).await;
+    let describe = |letter: &DeadLetter| {
         let event = &letter.delivery.event;
-        match consumer.handle_once(&*spec.handler, event).await {
-            Ok(Outcome::Handled) => {
-                handled += 1;
-                println!(
-                    "handled {} {}@{} ({})",
-                    event.event_type, event.stream_id, event.version, event.event_id
-                );
-            }
-            Ok(_) => {}
-            Err(error) => {
-                failed += 1;
-                println!(
-                    "still failing {} {}@{} ({}): {error}",
-                    event.event_type, event.stream_id, event.version, event.event_id
-                );
-            }
-        }
+        format!(
+            "{} {}@{} ({})",
+            event.event_type, event.stream_id, event.version, event.event_id
+        )
+    };
+    for letter in &replayed.handled {
+        println!("handled {}", describe(letter));
     }
+    for (letter, error) in &replayed.failing {
+        println!("still failing {}: {error}", describe(letter));
+    }
+    let (handled, failed) = (replayed.handled.len(), replayed.failing.len());
     eprintln!(
         "{}: {handled} dead letters handled, {failed} still failing",
         spec.name

@@ -4,7 +4,7 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use msa_kernel::consumer::{Consumer, Outcome, RetryPolicy};
+use msa_kernel::consumer::{Consumer, RetryPolicy};
 use msa_kernel::repository::encode;
 use msa_kernel::{EventMetadata, StreamId};
 use msa_testkit::bus::{effects, wait_for_effects, BusUnderTest, RecordingHandler};
@@ -115,16 +115,25 @@ async fn a_poison_event_is_dead_lettered_and_replayed_once_accepted(bus: BusUnde
     // Once the handler accepts it, replaying the dead letters handles it, once.
     handler.poison.lock().unwrap().clear();
     let consumer = Consumer::new(bus.consumer_db.clone(), bus.dead_letters(), quick_retries());
-    for letter in &letters {
-        assert_eq!(
-            consumer.deliver(&*handler, &letter.delivery).await.unwrap(),
-            Outcome::Handled
-        );
-        assert_eq!(
-            consumer.deliver(&*handler, &letter.delivery).await.unwrap(),
-            Outcome::Duplicate
-        );
-    }
+    // (`msa dlq replay` runs this same call on the letters its listing found open.)
+    let replayed = consumer.replay(&*handler, &letters).await;
+    assert_eq!(
+        (
+            replayed.handled.len(),
+            replayed.settled_before,
+            replayed.failing.len()
+        ),
+        (1, 0, 0)
+    );
+    let again = consumer.replay(&*handler, &letters).await;
+    assert_eq!(
+        (
+            again.handled.len(),
+            again.settled_before,
+            again.failing.len()
+        ),
+        (0, 1, 0)
+    );
     let found = effects(&bus.consumer_db, &handler.name).await;
     assert_eq!(found.per_event.get(&poison.event_id.to_string()), Some(&1));
     assert_eq!(found.per_event.len(), 7);
