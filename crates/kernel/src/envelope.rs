@@ -24,6 +24,18 @@ impl StreamId {
     pub fn as_str(&self) -> &str {
         &self.0
     }
+
+    /// The aggregate kind (`chat.room`): everything before the first `-` (kinds have none).
+    pub fn category(&self) -> &str {
+        self.0
+            .split_once('-')
+            .map_or(self.0.as_str(), |(kind, _)| kind)
+    }
+
+    /// The aggregate id: everything after the first `-`.
+    pub fn id(&self) -> &str {
+        self.0.split_once('-').map_or("", |(_, id)| id)
+    }
 }
 
 impl fmt::Display for StreamId {

@@ -267,6 +267,14 @@ impl<A: Aggregate> Repository<A> {
                 .map(|event| encode(event, metadata))
                 .collect::<Result<Vec<_>, _>>()?;
             let record = idempotency(&state, &events);
+            if new_events.is_empty() && record.is_none() {
+                // Nothing happened (the command was already in effect): nothing to append.
+                return Ok(Executed {
+                    state,
+                    events,
+                    recorded: Vec::new(),
+                });
+            }
             match self
                 .store
                 .append(stream_id, version, new_events, record)

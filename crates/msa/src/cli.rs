@@ -63,6 +63,11 @@ pub struct StorageArgs {
     /// and read models there, each in a schema of its own, instead of SQLite files.
     #[arg(long, env = "MSA_DATABASE_URL")]
     pub database_url: Option<String>,
+
+    /// PostgreSQL connections each context may open (shared between its event store and query
+    /// side); mind the server's max_connections across every process.
+    #[arg(long, env = "MSA_DATABASE_POOL_SIZE", default_value_t = 10, value_parser = clap::value_parser!(u32).range(2..=1000))]
+    pub database_pool_size: u32,
 }
 
 /// The event bus: in-process by default, Kafka when brokers are given.
@@ -94,6 +99,25 @@ pub struct ServeArgs {
 
     #[command(flatten)]
     pub kafka: KafkaArgs,
+
+    #[command(flatten)]
+    pub user: UserArgs,
+}
+
+/// Settings of the user context.
+#[derive(Debug, Clone, Args)]
+pub struct UserArgs {
+    /// Whoever registers with this email becomes an admin (how a deployment gets its first admin).
+    #[arg(long, env = "MSA_ADMIN_EMAIL")]
+    pub admin_email: Option<String>,
+
+    /// argon2id memory cost in KiB (OWASP: 19456). Lower it only for tests.
+    #[arg(long, env = "MSA_PASSWORD_HASH_MEMORY_KIB", default_value_t = 19_456, value_parser = clap::value_parser!(u32).range(8..=4_194_304))]
+    pub password_hash_memory_kib: u32,
+
+    /// argon2id iterations (OWASP: 2). Lower it only for tests.
+    #[arg(long, env = "MSA_PASSWORD_HASH_ITERATIONS", default_value_t = 2, value_parser = clap::value_parser!(u32).range(1..=100))]
+    pub password_hash_iterations: u32,
 }
 
 #[derive(Debug, Clone, Args)]

@@ -10,6 +10,7 @@ mod dlq;
 mod serve;
 mod storage;
 mod telemetry;
+mod user;
 
 use std::process::ExitCode;
 

@@ -8,6 +8,7 @@ use axum::http::StatusCode;
 use axum::response::Html;
 use axum::routing::get;
 use axum::{Json, Router};
+use msa_http::Problem;
 use msa_kernel::LogPosition;
 use serde_json::{json, Value};
 
@@ -36,8 +37,9 @@ pub async fn run(args: ServeArgs) -> Result<()> {
         )?),
         None => None,
     };
-    let (stop_consumers, stopped) = tokio::sync::watch::channel(false);
-    let consumers = crate::bus::start_consumers(&stores, kafka.as_ref(), stopped)?;
+    let (stop_background, stopped) = tokio::sync::watch::channel(false);
+    let consumers = crate::bus::start_consumers(&stores, kafka.as_ref(), stopped.clone())?;
+    let user = crate::user::start(storage::context(&stores, "user")?, &args.user, stopped).await?;
     let stores = Arc::new(stores);
     let app = Router::new()
         .route(
@@ -50,7 +52,9 @@ pub async fn run(args: ServeArgs) -> Result<()> {
             get(|| async { Json(json!({ "status": "ok" })) }),
         )
         .route("/readyz", get(readiness))
-        .with_state(stores);
+        .with_state(stores)
+        .merge(user.routes)
+        .fallback(|| async { Problem::not_found("no such resource") });
     let listener = tokio::net::TcpListener::bind(args.listen)
         .await
         .with_context(|| format!("MSA_LISTEN: cannot listen on {}", args.listen))?;
@@ -61,9 +65,9 @@ pub async fn run(args: ServeArgs) -> Result<()> {
         .with_graceful_shutdown(shutdown_signal())
         .await
         .context("serving HTTP")?;
-    let _ = stop_consumers.send(true);
-    for consumer in consumers {
-        let _ = consumer.await;
+    let _ = stop_background.send(true);
+    for task in consumers.into_iter().chain([user.projections]) {
+        let _ = task.await;
     }
     if let Some(relays) = relays {
         relays.shut_down().await;

@@ -38,10 +38,18 @@ pub async fn open_all(storage: &StorageArgs) -> Result<Vec<ContextStores>> {
     Ok(opened)
 }
 
+/// The stores of `context` among `opened`.
+pub fn context<'a>(opened: &'a [ContextStores], context: &str) -> Result<&'a ContextStores> {
+    opened
+        .iter()
+        .find(|stores| stores.context == context)
+        .with_context(|| format!("the {context} context's stores are not open"))
+}
+
 /// Opens (and migrates) one context's stores.
 pub async fn open(storage: &StorageArgs, context: &'static str) -> Result<ContextStores> {
     match &storage.database_url {
-        Some(url) => open_postgres(url, context).await,
+        Some(url) => open_postgres(url, context, storage.database_pool_size).await,
         None => open_sqlite(&storage.data_dir, context).await,
     }
 }
@@ -104,15 +112,17 @@ pub async fn ensure_schema(url: &str, schema: &str) -> Result<()> {
     Ok(())
 }
 
-async fn open_postgres(url: &str, context: &'static str) -> Result<ContextStores> {
+async fn open_postgres(url: &str, context: &'static str, pool_size: u32) -> Result<ContextStores> {
     let schema = schema_of(context);
     ensure_schema(url, &schema).await?;
     let url = with_search_path(url, &schema);
     let options = PgConnectOptions::from_str(&url)?;
-    let events = PgEventStore::connect(options, 16)
+    // Commands (appends) get the larger share; the query side is mostly reads and batches.
+    let query_connections = (pool_size * 2 / 5).max(1);
+    let events = PgEventStore::connect(options, pool_size - query_connections)
         .await
         .with_context(|| format!("opening the {context} event store in schema {schema}"))?;
-    let read_models = SqlReadModelStore::connect(&url)
+    let read_models = SqlReadModelStore::connect_with(&url, query_connections)
         .await
         .with_context(|| format!("opening the {context} query database in schema {schema}"))?;
     Ok(ContextStores {

@@ -62,7 +62,8 @@ impl PgEventStore {
     }
 
     /// Appends inside a transaction the caller owns, so a command can commit its events together
-    /// with other writes of the same context. Nothing is visible until the caller commits.
+    /// with other writes of the same context. Nothing is visible until the caller commits. (On a
+    /// conflict, the stream's version is read on another pooled connection.)
     pub async fn append_in(
         &self,
         conn: &mut PgConnection,
@@ -70,8 +71,26 @@ impl PgEventStore {
         expected_version: u64,
         events: Vec<NewEvent>,
     ) -> Result<Vec<RecordedEvent>, AppendError> {
+        match self
+            .try_insert(conn, stream_id, expected_version, events)
+            .await?
+        {
+            Some(recorded) => Ok(recorded),
+            None => Err(self.conflict(stream_id, expected_version).await),
+        }
+    }
+
+    /// Inserts the events if the stream is at `expected_version`; `None` when it is not. Never
+    /// takes a second connection while holding `conn` (that deadlocks an exhausted pool).
+    async fn try_insert(
+        &self,
+        conn: &mut PgConnection,
+        stream_id: &StreamId,
+        expected_version: u64,
+        events: Vec<NewEvent>,
+    ) -> Result<Option<Vec<RecordedEvent>>, AppendError> {
         if events.is_empty() {
-            return Ok(Vec::new());
+            return Ok(Some(Vec::new()));
         }
         // One statement: the version guard and every row of the command. A concurrent writer
         // that passed the same guard loses on the (stream_id, version) constraint instead.
@@ -104,10 +123,8 @@ impl PgEventStore {
             .push(" RETURNING global_position, transaction_id::text::bigint AS commit_id");
         let rows = match insert.build().fetch_all(&mut *conn).await {
             Ok(rows) if rows.len() == events.len() => rows,
-            Ok(_) => return Err(self.conflict(stream_id, expected_version).await),
-            Err(error) if is_violation(&error, "events_stream_version") => {
-                return Err(self.conflict(stream_id, expected_version).await)
-            }
+            Ok(_) => return Ok(None),
+            Err(error) if is_violation(&error, "events_stream_version") => return Ok(None),
             Err(error) => return Err(StoreError::backend(error).into()),
         };
         let mut recorded = Vec::with_capacity(events.len());
@@ -124,7 +141,7 @@ impl PgEventStore {
                 position,
             ));
         }
-        Ok(recorded)
+        Ok(Some(recorded))
     }
 
     async fn conflict(&self, stream_id: &StreamId, expected: u64) -> AppendError {
@@ -214,18 +231,30 @@ impl EventStore for PgEventStore {
             // The common case is one statement in its own implicit transaction: one round trip.
             None => {
                 let mut conn = self.pool.acquire().await.map_err(StoreError::backend)?;
-                self.append_in(&mut conn, stream_id, expected_version, events)
-                    .await?
+                let inserted = self
+                    .try_insert(&mut conn, stream_id, expected_version, events)
+                    .await?;
+                drop(conn);
+                inserted
             }
             Some(record) => {
                 let mut tx = self.pool.begin().await.map_err(StoreError::backend)?;
-                let recorded = self
-                    .append_in(&mut tx, stream_id, expected_version, events)
-                    .await?;
-                insert_idempotency(&mut tx, &record).await?;
-                tx.commit().await.map_err(StoreError::backend)?;
-                recorded
+                match self
+                    .try_insert(&mut tx, stream_id, expected_version, events)
+                    .await?
+                {
+                    Some(recorded) => {
+                        insert_idempotency(&mut tx, &record).await?;
+                        tx.commit().await.map_err(StoreError::backend)?;
+                        Some(recorded)
+                    }
+                    None => None, // the transaction rolls back as it drops
+                }
             }
+        };
+        // The connection is back in the pool before the conflict's version is read.
+        let Some(recorded) = recorded else {
+            return Err(self.conflict(stream_id, expected_version).await);
         };
         self.appended.notify_waiters();
         Ok(recorded)

@@ -34,6 +34,12 @@ fn backend_error(error: sqlx::Error) -> StoreError {
 impl SqlReadModelStore {
     /// Connects to `sqlite://…` or `postgres://…` and applies the query-side migrations.
     pub async fn connect(url: &str) -> Result<Self, StoreError> {
+        Self::connect_with(url, 8).await
+    }
+
+    /// Like [`connect`](Self::connect), with up to `max_connections` to PostgreSQL (SQLite always
+    /// has one: it has one writer).
+    pub async fn connect_with(url: &str, max_connections: u32) -> Result<Self, StoreError> {
         sqlx::any::install_default_drivers();
         let backend = if url.starts_with("sqlite:") {
             Backend::Sqlite
@@ -50,7 +56,7 @@ impl SqlReadModelStore {
                     Ok(())
                 })
             }),
-            Backend::Postgres => options.max_connections(8),
+            Backend::Postgres => options.max_connections(max_connections.max(1)),
         }
         .acquire_timeout(Duration::from_secs(30))
         .connect(url)

@@ -1,0 +1,168 @@
+//! Access tokens: EdDSA (Ed25519) JWTs the user service signs and every context verifies with its
+//! public keys (the JWKS), so no context needs to call the user service per request.
+
+use std::collections::HashMap;
+use std::sync::{Arc, RwLock};
+
+use axum::extract::{FromRef, FromRequestParts};
+use axum::http::header;
+use axum::http::request::Parts;
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use base64::Engine;
+use jsonwebtoken::{Algorithm, DecodingKey, Validation};
+use serde::{Deserialize, Serialize};
+use uuid::Uuid;
+
+use crate::Problem;
+
+/// Who issues the tokens (`iss`), checked on every token.
+pub const ISSUER: &str = "msa.user";
+
+/// The claims of an access token.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct Claims {
+    pub iss: String,
+    /// The user id.
+    pub sub: Uuid,
+    pub roles: Vec<String>,
+    pub iat: i64,
+    pub exp: i64,
+}
+
+/// One public key in JWK form (RFC 8037: `kty` OKP, `crv` Ed25519, `x` base64url).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Jwk {
+    pub kty: String,
+    pub crv: String,
+    pub kid: String,
+    pub x: String,
+    #[serde(rename = "use")]
+    pub usage: String,
+    pub alg: String,
+}
+
+impl Jwk {
+    /// The JWK of a raw 32-byte Ed25519 public key.
+    pub fn ed25519(kid: &str, public_key: &[u8]) -> Self {
+        Self {
+            kty: "OKP".into(),
+            crv: "Ed25519".into(),
+            kid: kid.into(),
+            x: URL_SAFE_NO_PAD.encode(public_key),
+            usage: "sig".into(),
+            alg: "EdDSA".into(),
+        }
+    }
+}
+
+/// `GET /.well-known/jwks.json`.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Jwks {
+    pub keys: Vec<Jwk>,
+}
+
+/// Why a token was refused; every variant answers 401.
+#[derive(Debug, thiserror::Error)]
+pub enum TokenError {
+    #[error("no bearer token")]
+    Missing,
+    #[error("the token has expired")]
+    Expired,
+    #[error("the token is not valid: {0}")]
+    Invalid(String),
+}
+
+impl From<TokenError> for Problem {
+    fn from(error: TokenError) -> Self {
+        Problem::unauthorized(error.to_string())
+    }
+}
+
+/// Checks access tokens against the current public keys.
+#[derive(Default)]
+pub struct TokenVerifier {
+    keys: RwLock<HashMap<String, DecodingKey>>,
+}
+
+impl TokenVerifier {
+    pub fn new(jwks: &Jwks) -> Self {
+        let verifier = Self::default();
+        verifier.replace_keys(jwks);
+        verifier
+    }
+
+    /// Swaps in a new key set (after the issuer rotated its keys). Keys that are not Ed25519 JWKs
+    /// are ignored.
+    pub fn replace_keys(&self, jwks: &Jwks) {
+        let keys = jwks
+            .keys
+            .iter()
+            .filter(|k| k.kty == "OKP" && k.crv == "Ed25519")
+            .filter_map(|k| Some((k.kid.clone(), DecodingKey::from_ed_components(&k.x).ok()?)))
+            .collect();
+        *self.keys.write().unwrap_or_else(|p| p.into_inner()) = keys;
+    }
+
+    pub fn verify(&self, token: &str) -> Result<Claims, TokenError> {
+        let header =
+            jsonwebtoken::decode_header(token).map_err(|e| TokenError::Invalid(e.to_string()))?;
+        if header.alg != Algorithm::EdDSA {
+            return Err(TokenError::Invalid("not an EdDSA token".into()));
+        }
+        let kid = header
+            .kid
+            .ok_or_else(|| TokenError::Invalid("no kid in the header".into()))?;
+        let keys = self.keys.read().unwrap_or_else(|p| p.into_inner());
+        let key = keys
+            .get(&kid)
+            .ok_or_else(|| TokenError::Invalid(format!("unknown key {kid}")))?;
+        let mut validation = Validation::new(Algorithm::EdDSA);
+        validation.set_issuer(&[ISSUER]);
+        validation.leeway = 5;
+        validation.set_required_spec_claims(&["exp", "iss", "sub"]);
+        jsonwebtoken::decode::<Claims>(token, key, &validation)
+            .map(|data| data.claims)
+            .map_err(|e| match e.kind() {
+                jsonwebtoken::errors::ErrorKind::ExpiredSignature => TokenError::Expired,
+                _ => TokenError::Invalid(e.to_string()),
+            })
+    }
+}
+
+/// The authenticated caller of a request: `Authorization: Bearer <access token>`.
+#[derive(Debug, Clone)]
+pub struct Caller {
+    pub user_id: Uuid,
+    pub roles: Vec<String>,
+}
+
+impl Caller {
+    pub fn is_admin(&self) -> bool {
+        self.roles.iter().any(|r| r == "admin")
+    }
+}
+
+impl<S> FromRequestParts<S> for Caller
+where
+    Arc<TokenVerifier>: FromRef<S>,
+    S: Send + Sync,
+{
+    type Rejection = Problem;
+
+    async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, Self::Rejection> {
+        let token = parts
+            .headers
+            .get(header::AUTHORIZATION)
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| {
+                v.strip_prefix("Bearer ")
+                    .or_else(|| v.strip_prefix("bearer "))
+            })
+            .ok_or(TokenError::Missing)?;
+        let claims = Arc::<TokenVerifier>::from_ref(state).verify(token.trim())?;
+        Ok(Caller {
+            user_id: claims.sub,
+            roles: claims.roles,
+        })
+    }
+}

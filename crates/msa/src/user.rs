@@ -1,0 +1,62 @@
+//! Composition of the user context: its service, HTTP routes and directory projection.
+
+use std::sync::Arc;
+
+use anyhow::{Context, Result};
+use axum::Router;
+use msa_kernel::ProjectionRunner;
+use msa_user::adapters::directory::Directory;
+use msa_user::adapters::http::{routes, UserApi};
+use msa_user::adapters::passwords::{HashCost, Passwords};
+use msa_user::adapters::tokens::{TokenLifetimes, Tokens};
+use msa_user::{UserService, UserSettings};
+use tokio::sync::watch;
+use tokio::task::JoinHandle;
+
+use crate::cli::UserArgs;
+use crate::storage::ContextStores;
+
+/// The user context, running.
+pub struct UserContext {
+    pub routes: Router,
+    pub projections: JoinHandle<()>,
+}
+
+pub async fn start(
+    stores: &ContextStores,
+    args: &UserArgs,
+    stop: watch::Receiver<bool>,
+) -> Result<UserContext> {
+    msa_user::migrator()
+        .run(stores.read_models.pool())
+        .await
+        .context("migrating the user context's query database")?;
+    let passwords = Passwords::new(HashCost {
+        memory_kib: args.password_hash_memory_kib,
+        iterations: args.password_hash_iterations,
+    })
+    .map_err(|e| anyhow::anyhow!("MSA_PASSWORD_HASH_*: {e}"))?;
+    let tokens = Tokens::open(stores.read_models.clone(), TokenLifetimes::default())
+        .await
+        .context("loading the token signing keys")?;
+    let verifier = Arc::new(tokens.verifier());
+    let service = Arc::new(UserService::new(
+        stores.events.clone(),
+        stores.read_models.clone(),
+        passwords,
+        tokens,
+        UserSettings {
+            admin_email: args.admin_email.clone(),
+        },
+    ));
+    let runner = ProjectionRunner::new(stores.events.clone(), stores.read_models.clone());
+    runner
+        .ensure_tables(&Directory)
+        .await
+        .context("creating the user directory")?;
+    let projections = tokio::spawn(async move { runner.run(&Directory, stop).await });
+    Ok(UserContext {
+        routes: routes(UserApi { service, verifier }),
+        projections,
+    })
+}

@@ -1,0 +1,449 @@
+//! The user service's HTTP API on the spawned binary, on SQLite and on PostgreSQL.
+
+mod common;
+
+use std::time::{Duration, Instant};
+
+use common::{serve, Server};
+use reqwest::header::HeaderMap;
+use serde_json::{json, Value};
+
+/// Cheap password hashing: these tests are about behaviour, not hashing cost.
+const FAST_HASHING: [&str; 4] = [
+    "--password-hash-memory-kib",
+    "64",
+    "--password-hash-iterations",
+    "1",
+];
+
+struct Api {
+    server: Server,
+    client: reqwest::Client,
+}
+
+struct Answer {
+    status: u16,
+    headers: HeaderMap,
+    body: Value,
+}
+
+impl Api {
+    fn sqlite(extra: &[&str]) -> (Api, tempfile::TempDir) {
+        let data = tempfile::tempdir().unwrap();
+        let mut args = vec!["--data-dir", data.path().to_str().unwrap()];
+        args.extend(FAST_HASHING);
+        args.extend(extra);
+        (Api::new(serve(&args)), data)
+    }
+
+    async fn postgres() -> Option<Api> {
+        let url = msa_testkit::postgres_database().await?;
+        let mut args = vec!["--database-url", url.as_str()];
+        args.extend(FAST_HASHING);
+        Some(Api::new(serve(&args)))
+    }
+
+    fn new(server: Server) -> Api {
+        Api {
+            server,
+            client: reqwest::Client::new(),
+        }
+    }
+
+    async fn send(&self, request: reqwest::RequestBuilder) -> Answer {
+        let response = request.send().await.expect("the server answers");
+        let status = response.status().as_u16();
+        let headers = response.headers().clone();
+        let text = response.text().await.unwrap();
+        let body = if text.is_empty() {
+            Value::Null
+        } else {
+            serde_json::from_str(&text).unwrap_or_else(|_| panic!("not JSON: {text}"))
+        };
+        if status >= 400 {
+            let kind = headers["content-type"].to_str().unwrap();
+            assert_eq!(kind, "application/problem+json", "{status} {body}");
+        }
+        Answer {
+            status,
+            headers,
+            body,
+        }
+    }
+
+    fn url(&self, path: &str) -> String {
+        format!("{}{path}", self.server.base)
+    }
+
+    async fn post(&self, path: &str, body: Value, token: Option<&str>) -> Answer {
+        let mut request = self.client.post(self.url(path)).json(&body);
+        if let Some(token) = token {
+            request = request.bearer_auth(token);
+        }
+        self.send(request).await
+    }
+
+    async fn get(&self, path: &str, token: Option<&str>) -> Answer {
+        let mut request = self.client.get(self.url(path));
+        if let Some(token) = token {
+            request = request.bearer_auth(token);
+        }
+        self.send(request).await
+    }
+
+    async fn patch(&self, path: &str, body: Value, token: &str) -> Answer {
+        self.send(
+            self.client
+                .patch(self.url(path))
+                .json(&body)
+                .bearer_auth(token),
+        )
+        .await
+    }
+
+    async fn sign_up(&self, email: &str, nickname: &str) -> Answer {
+        self.post(
+            "/v1/users",
+            json!({"email": email, "password": "correct horse battery", "nickname": nickname}),
+            None,
+        )
+        .await
+    }
+
+    async fn log_in(&self, email: &str, password: &str) -> Answer {
+        self.post(
+            "/v1/auth/token",
+            json!({"email": email, "password": password}),
+            None,
+        )
+        .await
+    }
+}
+
+fn field_names(problem: &Value) -> Vec<String> {
+    problem["errors"]
+        .as_array()
+        .unwrap_or_else(|| panic!("no errors in {problem}"))
+        .iter()
+        .map(|e| e["field"].as_str().unwrap().to_owned())
+        .collect()
+}
+
+async fn accounts_tokens_and_profiles(api: &Api) {
+    // Sign-up.
+    let created = api.sign_up("Ada@Example.com", "Ada").await;
+    assert_eq!(created.status, 201, "{}", created.body);
+    let id = created.body["id"].as_str().unwrap().to_owned();
+    assert_eq!(
+        created.headers["location"],
+        format!("/v1/users/{id}").as_str()
+    );
+    assert_eq!(created.body["nickname"], "Ada");
+    assert!(created.body["created_at"].as_str().unwrap().ends_with('Z'));
+
+    // Email and nickname are unique, case-insensitively.
+    let again = api.sign_up("ada@EXAMPLE.com", "Someone").await;
+    assert_eq!(
+        (again.status, again.body["type"].as_str()),
+        (409, Some("urn:msa:problem:email-taken"))
+    );
+    let again = api.sign_up("other@example.com", "ADA").await;
+    assert_eq!(
+        (again.status, again.body["type"].as_str()),
+        (409, Some("urn:msa:problem:nickname-taken"))
+    );
+    // The refused sign-up left its email free.
+    assert_eq!(api.sign_up("other@example.com", "Grace").await.status, 201);
+
+    // Bad input names every wrong field.
+    let bad = api
+        .post(
+            "/v1/users",
+            json!({"email": "not-an-email", "password": "short", "nickname": "x".repeat(33)}),
+            None,
+        )
+        .await;
+    assert_eq!(bad.status, 422);
+    assert_eq!(field_names(&bad.body), ["email", "password", "nickname"]);
+    let bad = api
+        .post(
+            "/v1/users",
+            json!({"email": "a@b.co", "password": "long enough!", "nickname": "bell\u{7}"}),
+            None,
+        )
+        .await;
+    assert_eq!(field_names(&bad.body), ["nickname"]);
+    let bad = api
+        .post(
+            "/v1/users",
+            json!({"email": 7, "password": "long enough!", "nickname": "n"}),
+            None,
+        )
+        .await;
+    assert_eq!(
+        (bad.status, field_names(&bad.body)),
+        (422, vec!["email".to_owned()])
+    );
+    let bad = api
+        .post(
+            "/v1/users",
+            json!({"email": "a@b.co", "password": "long enough!", "nickname": "n", "admin": true}),
+            None,
+        )
+        .await;
+    assert_eq!(
+        (bad.status, field_names(&bad.body)),
+        (422, vec!["admin".to_owned()])
+    );
+    let bad = api.post("/v1/users", json!({}), None).await;
+    assert_eq!(field_names(&bad.body), ["email", "password", "nickname"]);
+    let unparsable = api
+        .send(
+            api.client
+                .post(api.url("/v1/users"))
+                .header("content-type", "application/json")
+                .body("{nope"),
+        )
+        .await;
+    assert_eq!(unparsable.status, 400);
+
+    // Login: a wrong password and an unknown email get the same answer.
+    let wrong = api.log_in("ada@example.com", "not the password").await;
+    let unknown = api.log_in("nobody@example.com", "not the password").await;
+    assert_eq!(wrong.status, 401);
+    assert_eq!(wrong.body, unknown.body);
+    assert_eq!(wrong.headers["www-authenticate"], "Bearer");
+    let tokens = api.log_in("ADA@example.com", "correct horse battery").await;
+    assert_eq!(tokens.status, 200, "{}", tokens.body);
+    assert_eq!(tokens.body["token_type"], "Bearer");
+    assert_eq!(tokens.body["expires_in"], 900);
+    let access = tokens.body["access_token"].as_str().unwrap().to_owned();
+    let refresh = tokens.body["refresh_token"].as_str().unwrap().to_owned();
+
+    // The access token verifies with the published keys and names the user.
+    let jwks = api.get("/.well-known/jwks.json", None).await;
+    let jwks: msa_http::auth::Jwks = serde_json::from_value(jwks.body).unwrap();
+    let claims = msa_http::auth::TokenVerifier::new(&jwks)
+        .verify(&access)
+        .unwrap();
+    assert_eq!(claims.sub.to_string(), id);
+    assert_eq!(claims.roles, ["user"]);
+    assert!((claims.exp - claims.iat - 900).abs() <= 1);
+
+    // Profiles.
+    let me = api.get("/v1/users/me", Some(&access)).await;
+    assert_eq!(
+        (me.status, me.body["email"].as_str()),
+        (200, Some("Ada@Example.com"))
+    );
+    let changed = api
+        .patch("/v1/users/me", json!({"nickname": "Ada L", "bio": "Analyst", "avatar_url": "https://example.com/ada.png"}), &access)
+        .await;
+    assert_eq!(changed.status, 200, "{}", changed.body);
+    assert_eq!(changed.body["nickname"], "Ada L");
+    let bad = api
+        .patch(
+            "/v1/users/me",
+            json!({"avatar_url": "ftp://x", "nickname": ""}),
+            &access,
+        )
+        .await;
+    assert_eq!(field_names(&bad.body), ["nickname", "avatar_url"]);
+    // The old nickname is free again; the new one is taken.
+    assert_eq!(api.sign_up("third@example.com", "ada").await.status, 201);
+    assert_eq!(api.sign_up("fourth@example.com", "ada l").await.status, 409);
+    let public = api.get(&format!("/v1/users/{id}"), None).await;
+    assert_eq!(public.body["nickname"], "Ada L");
+    assert!(public.body.get("email").is_none(), "{}", public.body);
+    assert_eq!(api.get("/v1/users/not-a-uuid", None).await.status, 422);
+    let missing = api
+        .get("/v1/users/01a20d49-b793-726d-81e9-4fc681e97995", None)
+        .await;
+    assert_eq!(missing.status, 404);
+
+    // The directory (a projection) finds users by nickname prefix.
+    let found = eventually(|| async {
+        let page = api.get("/v1/users?query=ADA%20&limit=10", None).await;
+        (page.body["items"].as_array().unwrap().len() == 1).then_some(page)
+    })
+    .await;
+    assert_eq!(found.body["items"][0]["id"], id.as_str());
+    assert_eq!(found.body["next_cursor"], Value::Null);
+    let first = api.get("/v1/users?query=&limit=1", None).await;
+    assert_eq!(first.body["items"].as_array().unwrap().len(), 1);
+    let cursor = first.body["next_cursor"].as_str().expect("more pages");
+    let second = api
+        .get(&format!("/v1/users?query=&limit=1&cursor={cursor}"), None)
+        .await;
+    assert_ne!(second.body["items"][0]["id"], first.body["items"][0]["id"]);
+    assert_eq!(api.get("/v1/users?limit=500", None).await.status, 422);
+    assert_eq!(api.get("/v1/users?cursor=%%%", None).await.status, 422);
+
+    // Refresh tokens rotate; presenting a used one revokes the whole login.
+    let rotated = api
+        .post("/v1/auth/refresh", json!({"refresh_token": refresh}), None)
+        .await;
+    assert_eq!(rotated.status, 200, "{}", rotated.body);
+    let next = rotated.body["refresh_token"].as_str().unwrap().to_owned();
+    assert_ne!(next, refresh);
+    let reused = api
+        .post("/v1/auth/refresh", json!({"refresh_token": refresh}), None)
+        .await;
+    assert_eq!(reused.status, 401);
+    let after_reuse = api
+        .post("/v1/auth/refresh", json!({"refresh_token": next}), None)
+        .await;
+    assert_eq!(after_reuse.status, 401, "the family is revoked");
+
+    // Logout revokes the session.
+    let session = api.log_in("ada@example.com", "correct horse battery").await;
+    let refresh = session.body["refresh_token"].as_str().unwrap();
+    let out = api
+        .post("/v1/auth/logout", json!({"refresh_token": refresh}), None)
+        .await;
+    assert_eq!(out.status, 204);
+    assert_eq!(
+        api.post("/v1/auth/refresh", json!({"refresh_token": refresh}), None)
+            .await
+            .status,
+        401
+    );
+
+    // Missing, forged and garbage tokens are refused with WWW-Authenticate.
+    let missing = api.get("/v1/users/me", None).await;
+    assert_eq!(
+        (missing.status, &missing.headers["www-authenticate"]),
+        (401, &"Bearer".parse().unwrap())
+    );
+    let mut forged = access.clone();
+    let last = forged.pop().unwrap();
+    forged.push(if last == 'A' { 'B' } else { 'A' });
+    assert_eq!(api.get("/v1/users/me", Some(&forged)).await.status, 401);
+    assert_eq!(api.get("/v1/users/me", Some("garbage")).await.status, 401);
+}
+
+async fn eventually<F, Fut, T>(mut attempt: F) -> T
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = Option<T>>,
+{
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        if let Some(value) = attempt().await {
+            return value;
+        }
+        assert!(Instant::now() < deadline, "not within 10 s");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+async fn fifty_sign_ups_with_one_email_let_exactly_one_win(api: &Api) {
+    let attempts = (0..50).map(|i| {
+        let nickname = format!("racer {i}");
+        async move { api.sign_up("race@example.com", &nickname).await.status }
+    });
+    let statuses = futures::future::join_all(attempts).await;
+    assert_eq!(
+        statuses.iter().filter(|&&s| s == 201).count(),
+        1,
+        "{statuses:?}"
+    );
+    assert_eq!(
+        statuses.iter().filter(|&&s| s == 409).count(),
+        49,
+        "{statuses:?}"
+    );
+    // A loser's nickname was never taken (or was given back): it can sign up with another email.
+    let loser = statuses.iter().position(|&s| s == 409).unwrap();
+    let retry = api
+        .sign_up("late@example.com", &format!("racer {loser}"))
+        .await;
+    assert_eq!(retry.status, 201, "{}", retry.body);
+}
+
+#[tokio::test]
+async fn accounts_tokens_and_profiles_on_sqlite() {
+    let (api, _data) = Api::sqlite(&[]);
+    accounts_tokens_and_profiles(&api).await;
+}
+
+#[tokio::test]
+async fn accounts_tokens_and_profiles_on_postgres() {
+    let Some(api) = Api::postgres().await else {
+        return;
+    };
+    accounts_tokens_and_profiles(&api).await;
+}
+
+#[tokio::test]
+async fn the_sign_up_race_on_sqlite() {
+    let (api, _data) = Api::sqlite(&[]);
+    fifty_sign_ups_with_one_email_let_exactly_one_win(&api).await;
+}
+
+#[tokio::test]
+async fn the_sign_up_race_on_postgres() {
+    let Some(api) = Api::postgres().await else {
+        return;
+    };
+    fifty_sign_ups_with_one_email_let_exactly_one_win(&api).await;
+}
+
+#[tokio::test]
+async fn repeated_failed_logins_slow_the_account_down() {
+    let (api, _data) = Api::sqlite(&[]);
+    assert_eq!(api.sign_up("grace@example.com", "Grace").await.status, 201);
+    for _ in 0..5 {
+        assert_eq!(
+            api.log_in("grace@example.com", "wrong password")
+                .await
+                .status,
+            401
+        );
+    }
+    let throttled = api
+        .log_in("grace@example.com", "correct horse battery")
+        .await;
+    assert_eq!(throttled.status, 429, "{}", throttled.body);
+    let retry_after: u64 = throttled.headers["retry-after"]
+        .to_str()
+        .unwrap()
+        .parse()
+        .unwrap();
+    assert!(retry_after >= 1);
+    // Another account is not affected.
+    assert_eq!(
+        api.log_in("other@example.com", "wrong password")
+            .await
+            .status,
+        401
+    );
+    tokio::time::sleep(Duration::from_secs(retry_after)).await;
+    assert_eq!(
+        api.log_in("grace@example.com", "correct horse battery")
+            .await
+            .status,
+        200
+    );
+}
+
+#[tokio::test]
+async fn the_configured_admin_email_registers_an_admin() {
+    let (api, _data) = Api::sqlite(&["--admin-email", "root@example.com"]);
+    assert_eq!(api.sign_up("Root@Example.com", "root").await.status, 201);
+    assert_eq!(api.sign_up("user@example.com", "user").await.status, 201);
+    let admin = api
+        .log_in("root@example.com", "correct horse battery")
+        .await;
+    let me = api
+        .get("/v1/users/me", admin.body["access_token"].as_str())
+        .await;
+    assert_eq!(me.body["roles"], json!(["user", "admin"]));
+    let user = api
+        .log_in("user@example.com", "correct horse battery")
+        .await;
+    let me = api
+        .get("/v1/users/me", user.body["access_token"].as_str())
+        .await;
+    assert_eq!(me.body["roles"], json!(["user"]));
+}

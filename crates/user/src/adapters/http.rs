@@ -1,0 +1,267 @@
+//! The user context's HTTP API: thin handlers that parse, call the service and map its answer.
+
+use std::sync::Arc;
+
+use axum::extract::{FromRef, Path, Query, State};
+use axum::http::{header, StatusCode};
+use axum::response::IntoResponse;
+use axum::routing::{get, post};
+use axum::{Json, Router};
+use msa_http::auth::{Caller, TokenVerifier};
+use msa_http::{FieldError, Problem, StrictJson};
+use serde::Deserialize;
+use serde_json::json;
+use uuid::Uuid;
+
+use crate::adapters::directory;
+use crate::application::{ProfileChange, UserService, UserServiceError};
+use crate::domain::{AvatarUrl, Bio, Email, Invalid, Nickname, Password};
+
+#[derive(Clone)]
+pub struct UserApi {
+    pub service: Arc<UserService>,
+    pub verifier: Arc<TokenVerifier>,
+}
+
+impl FromRef<UserApi> for Arc<TokenVerifier> {
+    fn from_ref(api: &UserApi) -> Self {
+        api.verifier.clone()
+    }
+}
+
+pub fn routes(api: UserApi) -> Router {
+    Router::new()
+        .route("/v1/users", post(register).get(search))
+        .route("/v1/users/me", get(me).patch(change_profile))
+        .route("/v1/users/{id}", get(public_profile))
+        .route("/v1/auth/token", post(log_in))
+        .route("/v1/auth/refresh", post(refresh))
+        .route("/v1/auth/logout", post(log_out))
+        .route("/.well-known/jwks.json", get(jwks))
+        .with_state(api)
+}
+
+impl From<UserServiceError> for Problem {
+    fn from(error: UserServiceError) -> Self {
+        match error {
+            UserServiceError::Invalid(errors) => Problem::invalid(errors),
+            UserServiceError::EmailTaken => Problem::conflict("email-taken", error.to_string()),
+            UserServiceError::NicknameTaken => {
+                Problem::conflict("nickname-taken", error.to_string())
+            }
+            UserServiceError::BadCredentials
+            | UserServiceError::BadRefreshToken(_)
+            | UserServiceError::Deactivated => Problem::unauthorized(error.to_string()),
+            UserServiceError::Throttled(seconds) => {
+                Problem::too_many_requests(error.to_string(), seconds)
+            }
+            UserServiceError::NotFound => Problem::not_found(error.to_string()),
+            UserServiceError::Busy => Problem::unavailable(error.to_string(), 1),
+            UserServiceError::Store(error) => Problem::internal(&error),
+        }
+    }
+}
+
+/// Collects every field's parse error, so one answer names all of them.
+#[derive(Default)]
+struct Fields(Vec<FieldError>);
+
+impl Fields {
+    fn parse<T>(
+        &mut self,
+        field: &str,
+        value: Option<&str>,
+        parse: impl FnOnce(&str) -> Result<T, Invalid>,
+    ) -> Option<T> {
+        let Some(value) = value else {
+            self.0.push(FieldError::new(field, "required"));
+            return None;
+        };
+        self.optional(field, Some(value), parse)
+    }
+
+    fn optional<T>(
+        &mut self,
+        field: &str,
+        value: Option<&str>,
+        parse: impl FnOnce(&str) -> Result<T, Invalid>,
+    ) -> Option<T> {
+        match parse(value?) {
+            Ok(parsed) => Some(parsed),
+            Err(Invalid(message)) => {
+                self.0.push(FieldError::new(field, message));
+                None
+            }
+        }
+    }
+
+    fn finish(self) -> Result<(), Problem> {
+        if self.0.is_empty() {
+            Ok(())
+        } else {
+            Err(Problem::invalid(self.0))
+        }
+    }
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct SignUp {
+    email: Option<String>,
+    password: Option<String>,
+    nickname: Option<String>,
+}
+
+async fn register(
+    State(api): State<UserApi>,
+    StrictJson(body): StrictJson<SignUp>,
+) -> Result<impl IntoResponse, Problem> {
+    let mut fields = Fields::default();
+    let email = fields.parse("email", body.email.as_deref(), Email::parse);
+    let password = fields.parse("password", body.password.as_deref(), Password::parse);
+    let nickname = fields.parse("nickname", body.nickname.as_deref(), Nickname::parse);
+    fields.finish()?;
+    let (Some(email), Some(password), Some(nickname)) = (email, password, nickname) else {
+        unreachable!("finish() refuses missing fields")
+    };
+    let registered = api.service.register(email, password, nickname).await?;
+    let location = format!("/v1/users/{}", registered.user_id);
+    Ok((
+        StatusCode::CREATED,
+        [(header::LOCATION, location)],
+        Json(json!({
+            "id": registered.user_id,
+            "email": registered.email.as_str(),
+            "nickname": registered.nickname.as_str(),
+            "created_at": registered.registered_at,
+        })),
+    ))
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct Credentials {
+    email: Option<String>,
+    password: Option<String>,
+}
+
+async fn log_in(
+    State(api): State<UserApi>,
+    StrictJson(body): StrictJson<Credentials>,
+) -> Result<impl IntoResponse, Problem> {
+    let mut fields = Fields::default();
+    let email = fields.parse("email", body.email.as_deref(), Email::parse);
+    let password = fields.parse("password", body.password.as_deref(), |p| Ok(p.to_owned()));
+    fields.finish()?;
+    let (Some(email), Some(password)) = (email, password) else {
+        unreachable!("finish() refuses missing fields")
+    };
+    Ok(Json(api.service.log_in(&email, &password).await?))
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RefreshToken {
+    refresh_token: Option<String>,
+}
+
+impl RefreshToken {
+    fn required(self) -> Result<String, Problem> {
+        self.refresh_token
+            .filter(|t| !t.is_empty())
+            .ok_or_else(|| Problem::invalid(vec![FieldError::new("refresh_token", "required")]))
+    }
+}
+
+async fn refresh(
+    State(api): State<UserApi>,
+    StrictJson(body): StrictJson<RefreshToken>,
+) -> Result<impl IntoResponse, Problem> {
+    Ok(Json(api.service.refresh(&body.required()?).await?))
+}
+
+async fn log_out(
+    State(api): State<UserApi>,
+    StrictJson(body): StrictJson<RefreshToken>,
+) -> Result<impl IntoResponse, Problem> {
+    api.service.log_out(&body.required()?).await?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+async fn me(State(api): State<UserApi>, caller: Caller) -> Result<impl IntoResponse, Problem> {
+    Ok(Json(api.service.me(caller.user_id).await?))
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct ProfilePatch {
+    nickname: Option<String>,
+    bio: Option<String>,
+    avatar_url: Option<String>,
+}
+
+async fn change_profile(
+    State(api): State<UserApi>,
+    caller: Caller,
+    StrictJson(body): StrictJson<ProfilePatch>,
+) -> Result<impl IntoResponse, Problem> {
+    let mut fields = Fields::default();
+    let change = ProfileChange {
+        nickname: fields.optional("nickname", body.nickname.as_deref(), Nickname::parse),
+        bio: fields.optional("bio", body.bio.as_deref(), Bio::parse),
+        avatar_url: fields.optional("avatar_url", body.avatar_url.as_deref(), AvatarUrl::parse),
+    };
+    fields.finish()?;
+    Ok(Json(
+        api.service.change_profile(caller.user_id, change).await?,
+    ))
+}
+
+async fn public_profile(
+    State(api): State<UserApi>,
+    Path(id): Path<String>,
+) -> Result<impl IntoResponse, Problem> {
+    let id: Uuid = id
+        .parse()
+        .map_err(|_| Problem::invalid(vec![FieldError::new("id", "not a user id (UUID)")]))?;
+    Ok(Json(api.service.public_profile(id).await?))
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct SearchQuery {
+    #[serde(default)]
+    query: String,
+    limit: Option<String>,
+    cursor: Option<String>,
+}
+
+async fn search(
+    State(api): State<UserApi>,
+    Query(params): Query<SearchQuery>,
+) -> Result<impl IntoResponse, Problem> {
+    let limit = match params.limit.as_deref().map(str::parse::<u32>) {
+        None => 50,
+        Some(Ok(limit @ 1..=100)) => limit,
+        Some(_) => {
+            return Err(Problem::invalid(vec![FieldError::new(
+                "limit",
+                "a whole number from 1 to 100",
+            )]))
+        }
+    };
+    let page = directory::search(
+        api.service.read_models(),
+        &params.query,
+        limit,
+        params.cursor.as_deref(),
+    )
+    .await
+    .map_err(|e| Problem::internal(&e))?
+    .map_err(|bad| Problem::invalid(vec![FieldError::new("cursor", bad.to_string())]))?;
+    Ok(Json(page))
+}
+
+async fn jwks(State(api): State<UserApi>) -> impl IntoResponse {
+    Json(api.service.tokens().jwks().clone())
+}

@@ -1,0 +1,8 @@
+//! The user context's adapters: HTTP, the directory projection, password hashing, tokens, login
+//! throttling.
+
+pub mod directory;
+pub mod http;
+pub mod passwords;
+pub mod throttle;
+pub mod tokens;

@@ -1,0 +1,288 @@
+//! Login tokens: EdDSA access tokens (JWT) and rotating refresh tokens, kept in the user context's
+//! query database.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use base64::engine::general_purpose::{STANDARD, URL_SAFE_NO_PAD};
+use base64::Engine;
+use chrono::Utc;
+use jsonwebtoken::{Algorithm, EncodingKey, Header};
+use msa_http::auth::{Claims, Jwk, Jwks, TokenVerifier, ISSUER};
+use msa_kernel::StoreError;
+use msa_sql::SqlReadModelStore;
+use ring::rand::{SecureRandom, SystemRandom};
+use ring::signature::{Ed25519KeyPair, KeyPair};
+use sha2::{Digest, Sha256};
+use sqlx::Row;
+use uuid::Uuid;
+
+use crate::domain::Role;
+
+/// How long tokens live.
+#[derive(Debug, Clone, Copy)]
+pub struct TokenLifetimes {
+    pub access: Duration,
+    pub refresh: Duration,
+}
+
+impl Default for TokenLifetimes {
+    fn default() -> Self {
+        Self {
+            access: Duration::from_secs(15 * 60),
+            refresh: Duration::from_secs(30 * 24 * 3600),
+        }
+    }
+}
+
+/// What a login or refresh hands out.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct TokenPair {
+    pub access_token: String,
+    pub refresh_token: String,
+    pub token_type: &'static str,
+    pub expires_in: u64,
+}
+
+/// Why a refresh token was refused (all answer 401).
+#[derive(Debug, thiserror::Error)]
+pub enum RefreshError {
+    #[error("unknown refresh token")]
+    Unknown,
+    #[error("the refresh token has expired")]
+    Expired,
+    #[error("the refresh token was revoked")]
+    Revoked,
+    #[error("the refresh token was already used; every token of its login is now revoked")]
+    Reused,
+    #[error(transparent)]
+    Store(#[from] StoreError),
+}
+
+struct SigningKey {
+    kid: String,
+    key: EncodingKey,
+}
+
+pub struct Tokens {
+    db: Arc<SqlReadModelStore>,
+    signing: SigningKey,
+    jwks: Jwks,
+    lifetimes: TokenLifetimes,
+    random: SystemRandom,
+}
+
+fn store_error(error: impl std::error::Error + Send + Sync + 'static) -> StoreError {
+    StoreError::backend(error)
+}
+
+fn digest(token: &str) -> String {
+    Sha256::digest(token.as_bytes())
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect()
+}
+
+impl Tokens {
+    /// Loads the signing keys, creating the first one if there is none.
+    pub async fn open(
+        db: Arc<SqlReadModelStore>,
+        lifetimes: TokenLifetimes,
+    ) -> Result<Self, StoreError> {
+        let random = SystemRandom::new();
+        let mut keys = Self::load_keys(&db).await?;
+        if keys.is_empty() {
+            let pkcs8 = Ed25519KeyPair::generate_pkcs8(&random)
+                .map_err(|_| StoreError::Backend("cannot generate an Ed25519 key".into()))?;
+            let kid = Uuid::now_v7().simple().to_string();
+            // Two instances starting at once may both generate; each keeps its own and both
+            // verify, since the JWKS lists every key.
+            sqlx::query(
+                "INSERT INTO signing_keys (kid, private_key, created_at) VALUES ($1, $2, $3)",
+            )
+            .bind(&kid)
+            .bind(STANDARD.encode(pkcs8.as_ref()))
+            .bind(Utc::now().to_rfc3339())
+            .execute(db.pool())
+            .await
+            .map_err(store_error)?;
+            keys = Self::load_keys(&db).await?;
+        }
+        let mut jwks = Jwks::default();
+        for (kid, pkcs8) in &keys {
+            let pair = Ed25519KeyPair::from_pkcs8(pkcs8).map_err(|_| {
+                StoreError::Backend(format!("signing key {kid} is not Ed25519 PKCS#8").into())
+            })?;
+            jwks.keys
+                .push(Jwk::ed25519(kid, pair.public_key().as_ref()));
+        }
+        let (kid, pkcs8) = keys.last().expect("at least one key");
+        Ok(Self {
+            db,
+            signing: SigningKey {
+                kid: kid.clone(),
+                key: EncodingKey::from_ed_der(pkcs8),
+            },
+            jwks,
+            lifetimes,
+            random,
+        })
+    }
+
+    /// Every key, oldest first.
+    async fn load_keys(db: &SqlReadModelStore) -> Result<Vec<(String, Vec<u8>)>, StoreError> {
+        let rows =
+            sqlx::query("SELECT kid, private_key FROM signing_keys ORDER BY created_at, kid")
+                .fetch_all(db.pool())
+                .await
+                .map_err(store_error)?;
+        rows.iter()
+            .map(|row| {
+                let kid: String = row.get("kid");
+                let key = STANDARD
+                    .decode(row.get::<&str, _>("private_key"))
+                    .map_err(store_error)?;
+                Ok((kid, key))
+            })
+            .collect()
+    }
+
+    /// The public keys, for `/.well-known/jwks.json` and every verifier.
+    pub fn jwks(&self) -> &Jwks {
+        &self.jwks
+    }
+
+    pub fn verifier(&self) -> TokenVerifier {
+        TokenVerifier::new(&self.jwks)
+    }
+
+    pub fn access_token(&self, user_id: Uuid, roles: &[Role]) -> String {
+        let now = Utc::now().timestamp();
+        let claims = Claims {
+            iss: ISSUER.into(),
+            sub: user_id,
+            roles: roles.iter().map(|r| r.as_str().to_owned()).collect(),
+            iat: now,
+            exp: now + self.lifetimes.access.as_secs() as i64,
+        };
+        let mut header = Header::new(Algorithm::EdDSA);
+        header.kid = Some(self.signing.kid.clone());
+        jsonwebtoken::encode(&header, &claims, &self.signing.key)
+            .expect("an Ed25519 key signs any claims")
+    }
+
+    /// A new pair: the access token, and the next refresh token of `family` (a new family when
+    /// `None`: a login).
+    pub async fn issue(
+        &self,
+        user_id: Uuid,
+        roles: &[Role],
+        family: Option<Uuid>,
+    ) -> Result<TokenPair, StoreError> {
+        let mut bytes = [0u8; 32];
+        self.random
+            .fill(&mut bytes)
+            .map_err(|_| StoreError::Backend("no randomness".into()))?;
+        let refresh_token = URL_SAFE_NO_PAD.encode(bytes);
+        let expires_at = Utc::now().timestamp() + self.lifetimes.refresh.as_secs() as i64;
+        sqlx::query(
+            "INSERT INTO refresh_tokens (token_hash, family_id, user_id, issued_at, expires_at)
+             VALUES ($1, $2, $3, $4, $5)",
+        )
+        .bind(digest(&refresh_token))
+        .bind(family.unwrap_or_else(Uuid::now_v7).to_string())
+        .bind(user_id.to_string())
+        .bind(Utc::now().to_rfc3339())
+        .bind(expires_at)
+        .execute(self.db.pool())
+        .await
+        .map_err(store_error)?;
+        Ok(TokenPair {
+            access_token: self.access_token(user_id, roles),
+            refresh_token,
+            token_type: "Bearer",
+            expires_in: self.lifetimes.access.as_secs(),
+        })
+    }
+
+    /// Uses a refresh token: returns its user and family, so the caller can issue the next pair.
+    /// A token used before revokes its whole family.
+    pub async fn use_refresh_token(&self, token: &str) -> Result<(Uuid, Uuid), RefreshError> {
+        let hash = digest(token);
+        let now = Utc::now();
+        let used = sqlx::query(
+            "UPDATE refresh_tokens SET used_at = $1
+             WHERE token_hash = $2 AND used_at IS NULL AND revoked_at IS NULL AND expires_at > $3",
+        )
+        .bind(now.to_rfc3339())
+        .bind(&hash)
+        .bind(now.timestamp())
+        .execute(self.db.pool())
+        .await
+        .map_err(store_error)?;
+        let row = sqlx::query(
+            "SELECT family_id, user_id, expires_at, used_at, revoked_at FROM refresh_tokens WHERE token_hash = $1",
+        )
+        .bind(&hash)
+        .fetch_optional(self.db.pool())
+        .await
+        .map_err(store_error)?
+        .ok_or(RefreshError::Unknown)?;
+        let family: Uuid = row
+            .get::<&str, _>("family_id")
+            .parse()
+            .map_err(store_error)?;
+        let user: Uuid = row.get::<&str, _>("user_id").parse().map_err(store_error)?;
+        if used.rows_affected() == 1 {
+            return Ok((user, family));
+        }
+        if row.get::<Option<String>, _>("revoked_at").is_some() {
+            return Err(RefreshError::Revoked);
+        }
+        if row.get::<Option<String>, _>("used_at").is_some() {
+            self.revoke_family(family).await?;
+            return Err(RefreshError::Reused);
+        }
+        Err(RefreshError::Expired)
+    }
+
+    /// Revokes the family of `token` (a logout). Unknown tokens are ignored.
+    pub async fn revoke_family_of(&self, token: &str) -> Result<(), StoreError> {
+        let family: Option<String> =
+            sqlx::query_scalar("SELECT family_id FROM refresh_tokens WHERE token_hash = $1")
+                .bind(digest(token))
+                .fetch_optional(self.db.pool())
+                .await
+                .map_err(store_error)?;
+        if let Some(family) = family {
+            self.revoke_family(family.parse().map_err(store_error)?)
+                .await?;
+        }
+        Ok(())
+    }
+
+    async fn revoke_family(&self, family: Uuid) -> Result<(), StoreError> {
+        sqlx::query(
+            "UPDATE refresh_tokens SET revoked_at = $1 WHERE family_id = $2 AND revoked_at IS NULL",
+        )
+        .bind(Utc::now().to_rfc3339())
+        .bind(family.to_string())
+        .execute(self.db.pool())
+        .await
+        .map_err(store_error)?;
+        Ok(())
+    }
+
+    /// Revokes every refresh token of a user (deactivation).
+    pub async fn revoke_user(&self, user_id: Uuid) -> Result<(), StoreError> {
+        sqlx::query(
+            "UPDATE refresh_tokens SET revoked_at = $1 WHERE user_id = $2 AND revoked_at IS NULL",
+        )
+        .bind(Utc::now().to_rfc3339())
+        .bind(user_id.to_string())
+        .execute(self.db.pool())
+        .await
+        .map_err(store_error)?;
+        Ok(())
+    }
+}

@@ -1,0 +1,107 @@
+//! The user context's use cases. Each takes already-parsed domain values, runs the aggregates
+//! through their repositories and answers in domain terms; the HTTP adapter maps the answers.
+
+mod profile;
+mod register;
+mod sessions;
+
+use std::sync::Arc;
+
+use msa_http::FieldError;
+use msa_kernel::{CommandError, EventMetadata, EventStore, Repository, StoreError};
+use msa_sql::SqlReadModelStore;
+use uuid::Uuid;
+
+use crate::adapters::passwords::Passwords;
+use crate::adapters::throttle::LoginThrottle;
+use crate::adapters::tokens::Tokens;
+use crate::domain::{Claim, User};
+
+pub use profile::{ProfileChange, ProfileView};
+pub use register::Registration;
+
+/// Why a use case did not happen.
+#[derive(Debug, thiserror::Error)]
+pub enum UserServiceError {
+    #[error("invalid input")]
+    Invalid(Vec<FieldError>),
+    #[error("this email is already registered")]
+    EmailTaken,
+    #[error("this nickname is taken")]
+    NicknameTaken,
+    #[error("wrong email or password")]
+    BadCredentials,
+    #[error("too many failed logins; try again in {0} s")]
+    Throttled(u64),
+    #[error("{0}")]
+    BadRefreshToken(String),
+    #[error("no such user")]
+    NotFound,
+    #[error("this account was deactivated")]
+    Deactivated,
+    #[error("the account is busy; try again")]
+    Busy,
+    #[error(transparent)]
+    Store(#[from] StoreError),
+}
+
+impl<E: std::error::Error + 'static> From<CommandError<E>> for UserServiceError {
+    /// For commands whose domain refusals the caller has already handled.
+    fn from(error: CommandError<E>) -> Self {
+        match error {
+            CommandError::Store(error) => UserServiceError::Store(error),
+            CommandError::Conflict(_) => UserServiceError::Busy,
+            other => UserServiceError::Store(StoreError::Backend(other.to_string().into())),
+        }
+    }
+}
+
+/// Settings of the user context.
+#[derive(Debug, Clone, Default)]
+pub struct UserSettings {
+    /// Whoever registers with this email becomes an admin (the first admin of a deployment).
+    pub admin_email: Option<String>,
+}
+
+/// The user context's application service.
+pub struct UserService {
+    users: Repository<User>,
+    claims: Repository<Claim>,
+    read_models: Arc<SqlReadModelStore>,
+    passwords: Passwords,
+    tokens: Tokens,
+    throttle: LoginThrottle,
+    settings: UserSettings,
+}
+
+impl UserService {
+    pub fn new(
+        events: Arc<dyn EventStore>,
+        read_models: Arc<SqlReadModelStore>,
+        passwords: Passwords,
+        tokens: Tokens,
+        settings: UserSettings,
+    ) -> Self {
+        Self {
+            users: Repository::new(events.clone()),
+            claims: Repository::new(events),
+            read_models,
+            passwords,
+            tokens,
+            throttle: LoginThrottle::default(),
+            settings,
+        }
+    }
+
+    pub fn tokens(&self) -> &Tokens {
+        &self.tokens
+    }
+
+    pub fn read_models(&self) -> &SqlReadModelStore {
+        &self.read_models
+    }
+
+    fn metadata(actor: Option<Uuid>) -> EventMetadata {
+        EventMetadata::new_conversation(actor.map(|a| a.to_string()))
+    }
+}

@@ -1,0 +1,134 @@
+//! Reading and changing one's profile; public profiles; deactivation.
+
+use chrono::{DateTime, Utc};
+use msa_kernel::{CommandError, Repository};
+use serde::Serialize;
+use uuid::Uuid;
+
+use super::register::take;
+use super::{UserService, UserServiceError};
+use crate::domain::{AvatarUrl, Bio, Claim, ClaimKind, Nickname, User, UserCommand, UserError};
+
+/// A profile change; `None` leaves a field as it is.
+#[derive(Debug, Default)]
+pub struct ProfileChange {
+    pub nickname: Option<Nickname>,
+    pub bio: Option<Bio>,
+    pub avatar_url: Option<AvatarUrl>,
+}
+
+/// An account as its owner sees it (`email` and `roles` only for the owner).
+#[derive(Debug, Clone, Serialize)]
+pub struct ProfileView {
+    pub id: Uuid,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub email: Option<String>,
+    pub nickname: String,
+    pub bio: Option<String>,
+    pub avatar_url: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub roles: Option<Vec<&'static str>>,
+    pub created_at: DateTime<Utc>,
+}
+
+impl ProfileView {
+    fn of(user: &User, owner: bool) -> Option<Self> {
+        Some(Self {
+            id: user.user_id?,
+            email: owner
+                .then(|| user.email.as_ref().map(|e| e.as_str().to_owned()))
+                .flatten(),
+            nickname: user.nickname.as_ref()?.as_str().to_owned(),
+            bio: user.bio.as_ref().map(|b| b.as_str().to_owned()),
+            avatar_url: user.avatar_url.as_ref().map(|a| a.as_str().to_owned()),
+            roles: owner.then(|| user.roles.iter().map(|r| r.as_str()).collect()),
+            created_at: user.registered_at?,
+        })
+    }
+}
+
+impl UserService {
+    async fn active_user(&self, user_id: Uuid) -> Result<User, UserServiceError> {
+        let user = self
+            .users
+            .load(&Repository::<User>::stream_id(user_id))
+            .await?
+            .state;
+        match (user.is_registered(), user.active) {
+            (false, _) => Err(UserServiceError::NotFound),
+            (true, false) => Err(UserServiceError::Deactivated),
+            (true, true) => Ok(user),
+        }
+    }
+
+    /// The caller's own account.
+    pub async fn me(&self, user_id: Uuid) -> Result<ProfileView, UserServiceError> {
+        let user = self.active_user(user_id).await?;
+        ProfileView::of(&user, true).ok_or(UserServiceError::NotFound)
+    }
+
+    /// Anyone's public profile.
+    pub async fn public_profile(&self, user_id: Uuid) -> Result<ProfileView, UserServiceError> {
+        let user = self
+            .active_user(user_id)
+            .await
+            .map_err(|error| match error {
+                UserServiceError::Deactivated => UserServiceError::NotFound,
+                other => other,
+            })?;
+        ProfileView::of(&user, false).ok_or(UserServiceError::NotFound)
+    }
+
+    /// Changes the caller's profile. A new nickname is claimed first and the old one released
+    /// after, so the nickname stays unique throughout.
+    pub async fn change_profile(
+        &self,
+        user_id: Uuid,
+        change: ProfileChange,
+    ) -> Result<ProfileView, UserServiceError> {
+        let user = self.active_user(user_id).await?;
+        let metadata = Self::metadata(Some(user_id));
+        let renamed = change
+            .nickname
+            .as_ref()
+            .filter(|n| Some(n.normalized()) != user.nickname.as_ref().map(Nickname::normalized));
+        let new_claim = renamed.map(|n| Claim::stream(ClaimKind::Nickname, &n.normalized()));
+        if let Some(claim) = &new_claim {
+            take(&self.claims, claim, user_id, &metadata)
+                .await?
+                .map_err(|_| UserServiceError::NicknameTaken)?;
+        }
+        let command = UserCommand::ChangeProfile {
+            nickname: change.nickname,
+            bio: change.bio,
+            avatar_url: change.avatar_url,
+        };
+        let executed = match self
+            .users
+            .execute(&Repository::<User>::stream_id(user_id), &command, &metadata)
+            .await
+        {
+            Ok(executed) => executed,
+            Err(error) => {
+                if let Some(claim) = &new_claim {
+                    self.release(claim, user_id).await;
+                }
+                return Err(match error {
+                    CommandError::Domain(UserError::Deactivated) => UserServiceError::Deactivated,
+                    CommandError::Domain(_) => UserServiceError::NotFound,
+                    other => other.into(),
+                });
+            }
+        };
+        if new_claim.is_some() {
+            if let Some(old) = &user.nickname {
+                self.release(
+                    &Claim::stream(ClaimKind::Nickname, &old.normalized()),
+                    user_id,
+                )
+                .await;
+            }
+        }
+        ProfileView::of(&executed.state, true).ok_or(UserServiceError::NotFound)
+    }
+}

@@ -1,0 +1,111 @@
+//! Sign-up: claim the email, claim the nickname, register the user; undo the claims if a later
+//! step fails, so a refused or failed sign-up leaves nothing taken.
+
+use chrono::{DateTime, Utc};
+use msa_kernel::{CommandError, Repository};
+use uuid::Uuid;
+
+use super::{UserService, UserServiceError};
+use crate::domain::{
+    Claim, ClaimCommand, ClaimError, ClaimKind, Email, Nickname, Password, Role, User, UserCommand,
+};
+
+/// A new account, as registered.
+#[derive(Debug, Clone)]
+pub struct Registration {
+    pub user_id: Uuid,
+    pub email: Email,
+    pub nickname: Nickname,
+    pub roles: Vec<Role>,
+    pub registered_at: DateTime<Utc>,
+}
+
+impl UserService {
+    pub async fn register(
+        &self,
+        email: Email,
+        password: Password,
+        nickname: Nickname,
+    ) -> Result<Registration, UserServiceError> {
+        let user_id = Uuid::now_v7();
+        let password_hash = self.passwords.hash(password.expose()).await;
+        let metadata = Self::metadata(Some(user_id));
+        let email_claim = Claim::stream(ClaimKind::Email, &email.normalized());
+        take(&self.claims, &email_claim, user_id, &metadata)
+            .await?
+            .map_err(|_| UserServiceError::EmailTaken)?;
+        let nickname_claim = Claim::stream(ClaimKind::Nickname, &nickname.normalized());
+        if let Err(refused) = take(&self.claims, &nickname_claim, user_id, &metadata)
+            .await
+            .and_then(|taken| taken.map_err(|_| UserServiceError::NicknameTaken))
+        {
+            self.release(&email_claim, user_id).await;
+            return Err(refused);
+        }
+        let is_admin = self
+            .settings
+            .admin_email
+            .as_deref()
+            .is_some_and(|admin| admin.trim().eq_ignore_ascii_case(&email.normalized()));
+        let roles = if is_admin {
+            vec![Role::User, Role::Admin]
+        } else {
+            vec![Role::User]
+        };
+        let registered_at = Utc::now();
+        let command = UserCommand::Register {
+            user_id,
+            email: email.clone(),
+            nickname: nickname.clone(),
+            password_hash,
+            roles: roles.clone(),
+            at: registered_at,
+        };
+        if let Err(error) = self
+            .users
+            .execute(&Repository::<User>::stream_id(user_id), &command, &metadata)
+            .await
+        {
+            self.release(&email_claim, user_id).await;
+            self.release(&nickname_claim, user_id).await;
+            return Err(error.into());
+        }
+        Ok(Registration {
+            user_id,
+            email,
+            nickname,
+            roles,
+            registered_at,
+        })
+    }
+
+    /// Gives a claim back. A failure only logs: the claim then stays with a user id that never
+    /// registered, which an operator can release.
+    pub(super) async fn release(&self, claim: &msa_kernel::StreamId, user_id: Uuid) {
+        let command = ClaimCommand::Release { user_id };
+        if let Err(error) = self
+            .claims
+            .execute(claim, &command, &Self::metadata(Some(user_id)))
+            .await
+        {
+            tracing::error!(%claim, %user_id, %error, "claim not released");
+        }
+    }
+}
+
+/// Takes a claim for `user_id`: `Ok(Err(_))` when someone else holds it.
+pub(super) async fn take(
+    claims: &Repository<Claim>,
+    claim: &msa_kernel::StreamId,
+    user_id: Uuid,
+    metadata: &msa_kernel::EventMetadata,
+) -> Result<Result<(), ClaimError>, UserServiceError> {
+    match claims
+        .execute(claim, &ClaimCommand::Take { user_id }, metadata)
+        .await
+    {
+        Ok(_) => Ok(Ok(())),
+        Err(CommandError::Domain(taken)) => Ok(Err(taken)),
+        Err(other) => Err(other.into()),
+    }
+}

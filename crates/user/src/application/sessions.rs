@@ -1,0 +1,76 @@
+//! Logins, token refreshes and logouts.
+
+use msa_kernel::Repository;
+
+use super::{UserService, UserServiceError};
+use crate::adapters::tokens::{RefreshError, TokenPair};
+use crate::domain::{Claim, ClaimKind, Email, User};
+
+impl UserService {
+    /// Checks the password and starts a session. An unknown email and a wrong password take the
+    /// same time and give the same answer.
+    pub async fn log_in(
+        &self,
+        email: &Email,
+        password: &str,
+    ) -> Result<TokenPair, UserServiceError> {
+        let account = email.normalized();
+        self.throttle
+            .check(&account)
+            .map_err(UserServiceError::Throttled)?;
+        let claim = self
+            .claims
+            .load(&Claim::stream(ClaimKind::Email, &account))
+            .await?;
+        let user = match claim.state.holder {
+            Some(user_id) => Some(
+                self.users
+                    .load(&Repository::<User>::stream_id(user_id))
+                    .await?
+                    .state,
+            ),
+            None => None,
+        };
+        let hash = user
+            .as_ref()
+            .filter(|u| u.active)
+            .and_then(|u| u.password_hash.as_deref());
+        if !self.passwords.verify(password, hash).await {
+            self.throttle.failed(&account);
+            return Err(UserServiceError::BadCredentials);
+        }
+        self.throttle.succeeded(&account);
+        let user = user.expect("a verified password belongs to a user");
+        let user_id = user.user_id.expect("a registered user has an id");
+        Ok(self.tokens.issue(user_id, &user.roles, None).await?)
+    }
+
+    /// Trades a refresh token for a new pair of the same session.
+    pub async fn refresh(&self, refresh_token: &str) -> Result<TokenPair, UserServiceError> {
+        let (user_id, family) =
+            self.tokens
+                .use_refresh_token(refresh_token)
+                .await
+                .map_err(|error| match error {
+                    RefreshError::Store(error) => UserServiceError::Store(error),
+                    refused => UserServiceError::BadRefreshToken(refused.to_string()),
+                })?;
+        let user = self
+            .users
+            .load(&Repository::<User>::stream_id(user_id))
+            .await?
+            .state;
+        if !user.active {
+            return Err(UserServiceError::Deactivated);
+        }
+        Ok(self
+            .tokens
+            .issue(user_id, &user.roles, Some(family))
+            .await?)
+    }
+
+    /// Ends the session `refresh_token` belongs to.
+    pub async fn log_out(&self, refresh_token: &str) -> Result<(), UserServiceError> {
+        Ok(self.tokens.revoke_family_of(refresh_token).await?)
+    }
+}
