@@ -199,6 +199,16 @@ impl<R: ReadModelStore> ProjectionRunner<R> {
     /// Builds a new generation from the start of the log beside the live one, then makes it live
     /// in one transaction. Returns the number of events applied.
     pub async fn rebuild(&self, projection: &dyn Projection<R::Tx>) -> Result<u64, RunError> {
+        self.rebuild_reporting(projection, &|_| {}).await
+    }
+
+    /// [`rebuild`](Self::rebuild), calling `progress` with the events applied so far after each
+    /// batch (for a progress line on long rebuilds).
+    pub async fn rebuild_reporting(
+        &self,
+        projection: &dyn Projection<R::Tx>,
+        progress: &(dyn Fn(u64) + Send + Sync),
+    ) -> Result<u64, RunError> {
         let name = projection.name();
         let generation = self.read_models.latest_generation(name).await? + 1;
         self.read_models
@@ -208,7 +218,10 @@ impl<R: ReadModelStore> ProjectionRunner<R> {
         loop {
             match self.step(projection, Some(generation)).await? {
                 0 => break,
-                n => applied += n as u64,
+                n => {
+                    applied += n as u64;
+                    progress(applied);
+                }
             }
         }
         self.read_models

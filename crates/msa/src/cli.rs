@@ -38,6 +38,9 @@ pub enum Command {
     /// Run only the outbox relays: publish each context's events to `<context>.events` on Kafka.
     /// One relay per context is active at a time; run several for fail-over.
     Relay(RelayArgs),
+    /// List the projections (read models) or rebuild one from the events.
+    #[command(subcommand)]
+    Projections(ProjectionsCommand),
     /// Inspect and re-drive the events consumers gave up on (the dead letters).
     #[command(subcommand)]
     Dlq(DlqCommand),
@@ -131,6 +134,24 @@ pub struct RelayArgs {
     /// Contexts to relay (repeat or comma-separate; default: all).
     #[arg(long = "context", env = "MSA_RELAY_CONTEXTS", value_delimiter = ',', value_parser = clap::builder::PossibleValuesParser::new(crate::storage::CONTEXTS))]
     pub contexts: Vec<String>,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum ProjectionsCommand {
+    /// List the projections with their context, live generation and checkpoint.
+    List(StorageArgs),
+    /// Rebuild a projection from the start of its context's events into fresh tables, then swap
+    /// them in at once; readers (and a running server) see the old rows until the swap.
+    Rebuild(RebuildArgs),
+}
+
+#[derive(Debug, Clone, Args)]
+pub struct RebuildArgs {
+    /// The projection, e.g. user.directory (see `msa projections list`).
+    pub name: String,
+
+    #[command(flatten)]
+    pub storage: StorageArgs,
 }
 
 #[derive(Debug, Subcommand)]

@@ -7,6 +7,7 @@ mod bus;
 mod cli;
 mod consumers;
 mod dlq;
+mod projections;
 mod serve;
 mod storage;
 mod telemetry;
@@ -16,7 +17,7 @@ use std::process::ExitCode;
 
 use clap::Parser;
 
-use crate::cli::{BenchCommand, Cli, Command, DlqCommand};
+use crate::cli::{BenchCommand, Cli, Command, DlqCommand, ProjectionsCommand};
 
 #[tokio::main]
 async fn main() -> ExitCode {
@@ -26,6 +27,8 @@ async fn main() -> ExitCode {
         Command::Serve(args) => serve::run(args).await,
         Command::Migrate(args) => storage::migrate(&args).await,
         Command::Relay(args) => bus::relay(args).await,
+        Command::Projections(ProjectionsCommand::List(args)) => projections::list(args).await,
+        Command::Projections(ProjectionsCommand::Rebuild(args)) => projections::rebuild(args).await,
         Command::Dlq(DlqCommand::List(args)) => dlq::list(args).await,
         Command::Dlq(DlqCommand::Replay(args)) => dlq::replay(args).await,
         Command::Bench(BenchCommand::Store(args)) => bench::store::run(args).await,

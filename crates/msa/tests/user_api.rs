@@ -447,3 +447,75 @@ async fn the_configured_admin_email_registers_an_admin() {
         .await;
     assert_eq!(me.body["roles"], json!(["user"]));
 }
+
+#[tokio::test]
+async fn rebuilding_the_directory_from_the_events_yields_the_same_rows() {
+    let (api, data) = Api::sqlite(&[]);
+    for (email, nickname) in [
+        ("a@example.com", "Ann"),
+        ("b@example.com", "Bea"),
+        ("c@example.com", "Cid"),
+    ] {
+        assert_eq!(api.sign_up(email, nickname).await.status, 201);
+    }
+    let bea = api.log_in("b@example.com", "correct horse battery").await;
+    let token = bea.body["access_token"].as_str().unwrap();
+    api.patch(
+        "/v1/users/me",
+        json!({"nickname": "Beatrix", "bio": "hi"}),
+        token,
+    )
+    .await;
+    let directory = || async { api.get("/v1/users?limit=100", None).await.body["items"].clone() };
+    let before = eventually(|| async {
+        let items = directory().await;
+        (items.as_array().unwrap().len() == 3 && items[1]["nickname"] == "Beatrix").then_some(items)
+    })
+    .await;
+
+    let dir = data.path().to_str().unwrap().to_owned();
+    let output = tokio::task::spawn_blocking(move || {
+        common::msa()
+            .args([
+                "projections",
+                "rebuild",
+                "user.directory",
+                "--data-dir",
+                &dir,
+            ])
+            .output()
+            .unwrap()
+    })
+    .await
+    .unwrap();
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    assert!(
+        output.status.success(),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    assert!(stdout.contains("rebuilt user.directory from"), "{stdout}");
+    assert_eq!(directory().await, before);
+
+    let dir = data.path().to_str().unwrap().to_owned();
+    let listed = tokio::task::spawn_blocking(move || {
+        common::msa()
+            .args(["projections", "list", "--data-dir", &dir])
+            .output()
+            .unwrap()
+    })
+    .await
+    .unwrap();
+    let listed = String::from_utf8_lossy(&listed.stdout).into_owned();
+    assert!(
+        listed.contains("user.directory") && listed.contains("generation 2"),
+        "{listed}"
+    );
+
+    let unknown = common::msa()
+        .args(["projections", "rebuild", "nope"])
+        .output()
+        .unwrap();
+    assert!(!unknown.status.success());
+    assert!(String::from_utf8_lossy(&unknown.stderr).contains("no projection is named `nope`"));
+}

@@ -1,0 +1,81 @@
+//! `msa projections list|rebuild`: every read model of the system, and rebuilding one.
+
+use std::io::Write;
+use std::sync::Arc;
+
+use anyhow::{bail, Context, Result};
+use msa_kernel::{Projection, ProjectionRunner, ReadModelStore};
+
+use crate::cli::{RebuildArgs, StorageArgs};
+use crate::storage;
+
+/// A projection and the context whose events it follows.
+pub struct ProjectionSpec {
+    pub context: &'static str,
+    pub projection: Arc<dyn Projection<msa_sql::Tx>>,
+}
+
+/// Every projection of the system.
+pub fn all() -> Vec<ProjectionSpec> {
+    vec![ProjectionSpec {
+        context: "user",
+        projection: Arc::new(msa_user::adapters::directory::Directory),
+    }]
+}
+
+pub async fn list(args: StorageArgs) -> Result<()> {
+    for spec in all() {
+        let stores = storage::open(&args, spec.context).await?;
+        let name = spec.projection.name();
+        let mut tx = stores.read_models.begin().await?;
+        let live = stores.read_models.live_generation(&mut tx, name).await?;
+        let checkpoint = match live {
+            Some(generation) => Some(
+                stores
+                    .read_models
+                    .checkpoint(&mut tx, name, generation)
+                    .await?,
+            ),
+            None => None,
+        };
+        let head = stores.events.head_position().await?;
+        match (live, checkpoint) {
+            (Some(generation), Some(at)) => println!(
+                "{name:<24} context {:<8} generation {generation:<4} at {} of {head}",
+                spec.context, at.position
+            ),
+            _ => println!("{name:<24} context {:<8} not built yet", spec.context),
+        }
+    }
+    Ok(())
+}
+
+pub async fn rebuild(args: RebuildArgs) -> Result<()> {
+    let specs = all();
+    let Some(spec) = specs.iter().find(|s| s.projection.name() == args.name) else {
+        let names: Vec<_> = specs.iter().map(|s| s.projection.name()).collect();
+        bail!(
+            "no projection is named `{}` (known: {})",
+            args.name,
+            names.join(", ")
+        );
+    };
+    let stores = storage::open(&args.storage, spec.context).await?;
+    let total = stores.events.head_position().await?;
+    let runner = ProjectionRunner::new(stores.events.clone(), stores.read_models.clone());
+    eprintln!("rebuilding {} from the {} events…", args.name, spec.context);
+    let progress = move |applied: u64| {
+        eprint!("\r  {applied} events applied (log head at position {total})");
+        let _ = std::io::stderr().flush();
+    };
+    let applied = runner
+        .rebuild_reporting(&*spec.projection, &progress)
+        .await
+        .with_context(|| format!("rebuilding {}", args.name))?;
+    eprintln!();
+    println!(
+        "rebuilt {} from {applied} events; the new tables are live",
+        args.name
+    );
+    Ok(())
+}
