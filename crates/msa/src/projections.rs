@@ -62,7 +62,12 @@ pub async fn rebuild(args: RebuildArgs) -> Result<()> {
     };
     let stores = storage::open(&args.storage, spec.context).await?;
     let total = stores.events.head_position().await?;
-    let runner = ProjectionRunner::new(stores.events.clone(), stores.read_models.clone());
+    let events: Arc<dyn msa_kernel::EventStore> = match spec.context {
+        // The user context's events hold sealed personal data: read them as its service does.
+        "user" => crate::user::sealed_events(&args.storage, &stores).await?.0,
+        _ => stores.events.clone(),
+    };
+    let runner = ProjectionRunner::new(events, stores.read_models.clone());
     eprintln!("rebuilding {} from the {} events…", args.name, spec.context);
     let progress = move |applied: u64| {
         eprint!("\r  {applied} events applied (log head at position {total})");

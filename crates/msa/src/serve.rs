@@ -39,7 +39,13 @@ pub async fn run(args: ServeArgs) -> Result<()> {
     };
     let (stop_background, stopped) = tokio::sync::watch::channel(false);
     let consumers = crate::bus::start_consumers(&stores, kafka.as_ref(), stopped.clone())?;
-    let user = crate::user::start(storage::context(&stores, "user")?, &args.user, stopped).await?;
+    let user = crate::user::start(
+        &args.storage,
+        storage::context(&stores, "user")?,
+        &args.user,
+        stopped,
+    )
+    .await?;
     let stores = Arc::new(stores);
     let app = Router::new()
         .route(

@@ -83,6 +83,24 @@ async fn open_sqlite(data_dir: &Path, context: &'static str) -> Result<ContextSt
     })
 }
 
+/// A context's key vault: where the keys of its encrypted personal data live, apart from its
+/// query side (`data/<context>.keys.sqlite`, or a small pool on the context's schema).
+pub async fn open_key_vault(storage: &StorageArgs, context: &str) -> Result<SqlReadModelStore> {
+    let url = match &storage.database_url {
+        Some(url) => with_search_path(url, &schema_of(context)),
+        None => format!(
+            "sqlite://{}?mode=rwc",
+            storage
+                .data_dir
+                .join(format!("{context}.keys.sqlite"))
+                .display()
+        ),
+    };
+    SqlReadModelStore::connect_with(&url, 2)
+        .await
+        .with_context(|| format!("opening the {context} key vault"))
+}
+
 /// The schema a context uses in a shared PostgreSQL database.
 fn schema_of(context: &str) -> String {
     format!("msa_{context}")

@@ -8,13 +8,28 @@ use msa_kernel::ProjectionRunner;
 use msa_user::adapters::directory::Directory;
 use msa_user::adapters::http::{routes, UserApi};
 use msa_user::adapters::passwords::{HashCost, Passwords};
+use msa_user::adapters::personal_data::{PersonalDataKeys, ShreddingStore};
 use msa_user::adapters::tokens::{TokenLifetimes, Tokens};
 use msa_user::{UserService, UserSettings};
 use tokio::sync::watch;
 use tokio::task::JoinHandle;
 
-use crate::cli::UserArgs;
+use crate::cli::{StorageArgs, UserArgs};
 use crate::storage::ContextStores;
+
+/// The user context's events with personal data opened (see `msa_user::sealed_events`), and
+/// the keys that open them.
+pub async fn sealed_events(
+    storage: &StorageArgs,
+    stores: &ContextStores,
+) -> Result<(Arc<ShreddingStore>, Arc<PersonalDataKeys>)> {
+    let key_vault = Arc::new(crate::storage::open_key_vault(storage, "user").await?);
+    msa_user::migrator()
+        .run(key_vault.pool())
+        .await
+        .context("migrating the user context's key vault")?;
+    Ok(msa_user::sealed_events(stores.events.clone(), key_vault))
+}
 
 /// The user context, running.
 pub struct UserContext {
@@ -23,6 +38,7 @@ pub struct UserContext {
 }
 
 pub async fn start(
+    storage: &StorageArgs,
     stores: &ContextStores,
     args: &UserArgs,
     stop: watch::Receiver<bool>,
@@ -31,6 +47,7 @@ pub async fn start(
         .run(stores.read_models.pool())
         .await
         .context("migrating the user context's query database")?;
+    let (events, keys) = sealed_events(storage, stores).await?;
     let passwords = Passwords::new(HashCost {
         memory_kib: args.password_hash_memory_kib,
         iterations: args.password_hash_iterations,
@@ -41,7 +58,8 @@ pub async fn start(
         .context("loading the token signing keys")?;
     let verifier = Arc::new(tokens.verifier());
     let service = Arc::new(UserService::new(
-        stores.events.clone(),
+        events,
+        keys,
         stores.read_models.clone(),
         passwords,
         tokens,
@@ -49,7 +67,8 @@ pub async fn start(
             admin_email: args.admin_email.clone(),
         },
     ));
-    let runner = ProjectionRunner::new(stores.events.clone(), stores.read_models.clone());
+    // Projections read through the service's store, which opens the sealed personal data.
+    let runner = ProjectionRunner::new(service.events(), stores.read_models.clone());
     runner
         .ensure_tables(&Directory)
         .await

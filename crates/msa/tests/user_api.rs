@@ -519,3 +519,129 @@ async fn rebuilding_the_directory_from_the_events_yields_the_same_rows() {
     assert!(!unknown.status.success());
     assert!(String::from_utf8_lossy(&unknown.stderr).contains("no projection is named `nope`"));
 }
+
+/// Every byte the user context's event store keeps on disk (database, WAL), as text.
+fn event_store_bytes(data: &std::path::Path) -> String {
+    let mut all = Vec::new();
+    for entry in std::fs::read_dir(data).unwrap() {
+        let path = entry.unwrap().path();
+        if path
+            .file_name()
+            .unwrap()
+            .to_string_lossy()
+            .starts_with("user.events.sqlite")
+        {
+            all.extend(std::fs::read(&path).unwrap());
+        }
+    }
+    String::from_utf8_lossy(&all).into_owned()
+}
+
+#[tokio::test]
+async fn erasure_shreds_personal_data_and_export_shows_it_all_before() {
+    let (api, data) = Api::sqlite(&[]);
+    assert_eq!(api.sign_up("finn@example.com", "Finn").await.status, 201);
+    let created = api.sign_up("erin@example.com", "Erin").await;
+    let id = created.body["id"].as_str().unwrap().to_owned();
+    let session = api
+        .log_in("erin@example.com", "correct horse battery")
+        .await;
+    let token = session.body["access_token"].as_str().unwrap().to_owned();
+    let refresh = session.body["refresh_token"].as_str().unwrap().to_owned();
+    api.patch("/v1/users/me", json!({"bio": "likes quiet trains"}), &token)
+        .await;
+
+    // The export holds every personal datum, the history included, but no password hash.
+    let export = api.get("/v1/users/me/export", Some(&token)).await;
+    assert_eq!(export.status, 200, "{}", export.body);
+    assert_eq!(export.body["profile"]["email"], "erin@example.com");
+    let events = export.body["events"].as_array().unwrap();
+    assert_eq!(events[0]["event_type"], "user.UserRegistered");
+    assert_eq!(events[0]["data"]["email"], "erin@example.com");
+    assert_eq!(events[1]["data"]["bio"], "likes quiet trains");
+    assert!(
+        !export.body.to_string().contains("$argon2"),
+        "{}",
+        export.body
+    );
+    assert_eq!(export.body["sessions"].as_array().unwrap().len(), 1);
+
+    // Personal data is never on disk in clear, even before erasure.
+    let stored = event_store_bytes(data.path());
+    assert!(
+        stored.contains("user.UserRegistered"),
+        "the events are there"
+    );
+    for secret in ["erin@example.com", "likes quiet trains", "Erin"] {
+        assert!(!stored.contains(secret), "{secret} stored in clear");
+    }
+    eventually(|| async {
+        let page = api.get("/v1/users?query=erin", None).await;
+        (page.body["items"].as_array().unwrap().len() == 1).then_some(())
+    })
+    .await;
+
+    // Erasure.
+    let erased = api
+        .send(
+            api.client
+                .delete(api.url("/v1/users/me"))
+                .bearer_auth(&token),
+        )
+        .await;
+    assert_eq!(erased.status, 204);
+    assert_eq!(api.get("/v1/users/me", Some(&token)).await.status, 401);
+    assert_eq!(
+        api.log_in("erin@example.com", "correct horse battery")
+            .await
+            .status,
+        401
+    );
+    let refreshed = api
+        .post("/v1/auth/refresh", json!({"refresh_token": refresh}), None)
+        .await;
+    assert_eq!(refreshed.status, 401);
+    assert_eq!(api.get(&format!("/v1/users/{id}"), None).await.status, 404);
+    eventually(|| async {
+        let page = api.get("/v1/users?query=erin", None).await;
+        page.body["items"]
+            .as_array()
+            .unwrap()
+            .is_empty()
+            .then_some(())
+    })
+    .await;
+
+    // A rebuild from the events shows the user as erased too.
+    let dir = data.path().to_str().unwrap().to_owned();
+    let rebuilt = tokio::task::spawn_blocking(move || {
+        common::msa()
+            .args([
+                "projections",
+                "rebuild",
+                "user.directory",
+                "--data-dir",
+                &dir,
+            ])
+            .output()
+            .unwrap()
+    })
+    .await
+    .unwrap();
+    assert!(
+        rebuilt.status.success(),
+        "{}",
+        String::from_utf8_lossy(&rebuilt.stderr)
+    );
+    let page = api.get("/v1/users?query=", None).await;
+    let nicknames: Vec<_> = page.body["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|i| i["nickname"].clone())
+        .collect();
+    assert_eq!(nicknames, [json!("Finn")], "{}", page.body);
+
+    // The email and nickname are free again.
+    assert_eq!(api.sign_up("erin@example.com", "Erin").await.status, 201);
+}

@@ -10,7 +10,7 @@ pub mod adapters;
 pub mod application;
 pub mod domain;
 
-pub use application::{UserService, UserServiceError, UserSettings};
+pub use application::{sealed_events, UserService, UserServiceError, UserSettings};
 
 /// The user context's own query-side tables (versions 2000 and up).
 pub fn migrator() -> sqlx::migrate::Migrator {

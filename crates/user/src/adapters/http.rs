@@ -32,7 +32,8 @@ impl FromRef<UserApi> for Arc<TokenVerifier> {
 pub fn routes(api: UserApi) -> Router {
     Router::new()
         .route("/v1/users", post(register).get(search))
-        .route("/v1/users/me", get(me).patch(change_profile))
+        .route("/v1/users/me", get(me).patch(change_profile).delete(erase))
+        .route("/v1/users/me/export", get(export))
         .route("/v1/users/{id}", get(public_profile))
         .route("/v1/auth/token", post(log_in))
         .route("/v1/auth/refresh", post(refresh))
@@ -186,6 +187,15 @@ async fn log_out(
 ) -> Result<impl IntoResponse, Problem> {
     api.service.log_out(&body.required()?).await?;
     Ok(StatusCode::NO_CONTENT)
+}
+
+async fn erase(State(api): State<UserApi>, caller: Caller) -> Result<impl IntoResponse, Problem> {
+    api.service.erase(caller.user_id).await?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+async fn export(State(api): State<UserApi>, caller: Caller) -> Result<impl IntoResponse, Problem> {
+    Ok(Json(api.service.export(caller.user_id).await?))
 }
 
 async fn me(State(api): State<UserApi>, caller: Caller) -> Result<impl IntoResponse, Problem> {

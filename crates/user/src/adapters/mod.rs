@@ -4,5 +4,6 @@
 pub mod directory;
 pub mod http;
 pub mod passwords;
+pub mod personal_data;
 pub mod throttle;
 pub mod tokens;

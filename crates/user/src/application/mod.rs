@@ -1,6 +1,7 @@
 //! The user context's use cases. Each takes already-parsed domain values, runs the aggregates
 //! through their repositories and answers in domain terms; the HTTP adapter maps the answers.
 
+mod erasure;
 mod profile;
 mod register;
 mod sessions;
@@ -13,10 +14,12 @@ use msa_sql::SqlReadModelStore;
 use uuid::Uuid;
 
 use crate::adapters::passwords::Passwords;
+use crate::adapters::personal_data::{PersonalDataKeys, ShreddingStore};
 use crate::adapters::throttle::LoginThrottle;
 use crate::adapters::tokens::Tokens;
 use crate::domain::{Claim, User};
 
+pub use erasure::Export;
 pub use profile::{ProfileChange, ProfileView};
 pub use register::Registration;
 
@@ -67,6 +70,9 @@ pub struct UserSettings {
 pub struct UserService {
     users: Repository<User>,
     claims: Repository<Claim>,
+    /// The event store as the service sees it: personal data opened.
+    events: Arc<dyn EventStore>,
+    keys: Arc<PersonalDataKeys>,
     read_models: Arc<SqlReadModelStore>,
     passwords: Passwords,
     tokens: Tokens,
@@ -75,16 +81,22 @@ pub struct UserService {
 }
 
 impl UserService {
+    /// `events` must seal personal data: a [`ShreddingStore`] over `keys` (see
+    /// [`sealed_events`]).
     pub fn new(
-        events: Arc<dyn EventStore>,
+        events: Arc<ShreddingStore>,
+        keys: Arc<PersonalDataKeys>,
         read_models: Arc<SqlReadModelStore>,
         passwords: Passwords,
         tokens: Tokens,
         settings: UserSettings,
     ) -> Self {
+        let events: Arc<dyn EventStore> = events;
         Self {
             users: Repository::new(events.clone()),
-            claims: Repository::new(events),
+            claims: Repository::new(events.clone()),
+            events,
+            keys,
             read_models,
             passwords,
             tokens,
@@ -101,7 +113,24 @@ impl UserService {
         &self.read_models
     }
 
-    fn metadata(actor: Option<Uuid>) -> EventMetadata {
+    /// The event store with personal data opened: what the context's projections read.
+    pub fn events(&self) -> Arc<dyn EventStore> {
+        self.events.clone()
+    }
+
+    pub(crate) fn metadata(actor: Option<Uuid>) -> EventMetadata {
         EventMetadata::new_conversation(actor.map(|a| a.to_string()))
     }
+}
+
+/// The user context's events as its aggregates and projections must see them: personal data
+/// sealed on append and opened on read, with keys in `key_vault`. The key vault is a database
+/// apart from the query side, because projections read events (and so keys) inside their
+/// query-side transactions, and SQLite gives each file one writer.
+pub fn sealed_events(
+    raw: Arc<dyn EventStore>,
+    key_vault: Arc<SqlReadModelStore>,
+) -> (Arc<ShreddingStore>, Arc<PersonalDataKeys>) {
+    let keys = Arc::new(PersonalDataKeys::new(key_vault));
+    (Arc::new(ShreddingStore::new(raw, keys.clone())), keys)
 }

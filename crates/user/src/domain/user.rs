@@ -81,6 +81,10 @@ pub enum UserCommand {
     Deactivate {
         at: DateTime<Utc>,
     },
+    /// Deactivates (if still active) and erases the account.
+    Erase {
+        at: DateTime<Utc>,
+    },
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -105,6 +109,7 @@ pub struct User {
     pub kakao_id: Option<String>,
     pub registered_at: Option<DateTime<Utc>>,
     pub active: bool,
+    pub erased: bool,
 }
 
 impl User {
@@ -170,6 +175,7 @@ impl Aggregate for User {
                 let user_id = self.user_id;
                 *self = User {
                     user_id,
+                    erased: true,
                     ..User::default()
                 };
             }
@@ -233,6 +239,17 @@ impl Aggregate for User {
                     deactivated_at: *at,
                 }])
             }
+            UserCommand::Erase { at } => match (self.is_registered(), self.erased, self.active) {
+                (false, _, _) => Err(UserError::NotRegistered),
+                (true, true, _) => Ok(vec![]),
+                (true, false, true) => Ok(vec![
+                    UserEvent::UserDeactivated {
+                        deactivated_at: *at,
+                    },
+                    UserEvent::UserErased {},
+                ]),
+                (true, false, false) => Ok(vec![UserEvent::UserErased {}]),
+            },
         }
     }
 }

@@ -1,0 +1,109 @@
+//! Leaving: erasure (deactivate, then crypto-shred) and the export of every personal datum held.
+
+use chrono::Utc;
+use msa_kernel::{CommandError, Repository};
+use serde::Serialize;
+use serde_json::Value;
+use sqlx::Row;
+use uuid::Uuid;
+
+use super::{ProfileView, UserService, UserServiceError};
+use crate::domain::{Claim, ClaimKind, User, UserCommand, UserError};
+
+/// Everything the user context holds about one user.
+#[derive(Debug, Serialize)]
+pub struct Export {
+    pub profile: ProfileView,
+    /// The account's event history, personal data opened.
+    pub events: Vec<Value>,
+    /// Login sessions (refresh tokens), without the tokens.
+    pub sessions: Vec<Value>,
+}
+
+impl UserService {
+    /// Deactivates the account and erases its personal data: the events stay, but the key that
+    /// opens their personal fields is destroyed. The email and nickname become free again.
+    pub async fn erase(&self, user_id: Uuid) -> Result<(), UserServiceError> {
+        let stream = Repository::<User>::stream_id(user_id);
+        let before = self.users.load(&stream).await?.state;
+        let command = UserCommand::Erase { at: Utc::now() };
+        match self
+            .users
+            .execute(&stream, &command, &Self::metadata(Some(user_id)))
+            .await
+        {
+            Ok(_) => {}
+            Err(CommandError::Domain(UserError::NotRegistered)) => {
+                return Err(UserServiceError::NotFound)
+            }
+            Err(other) => return Err(other.into()),
+        }
+        self.tokens.revoke_user(user_id).await?;
+        self.keys.shred(&user_id.to_string()).await?;
+        // Claims hold only hashes; giving them back lets someone else use the email or nickname.
+        if let Some(email) = &before.email {
+            self.release(
+                &Claim::stream(ClaimKind::Email, &email.normalized()),
+                user_id,
+            )
+            .await;
+        }
+        if let Some(nickname) = &before.nickname {
+            self.release(
+                &Claim::stream(ClaimKind::Nickname, &nickname.normalized()),
+                user_id,
+            )
+            .await;
+        }
+        Ok(())
+    }
+
+    pub async fn export(&self, user_id: Uuid) -> Result<Export, UserServiceError> {
+        let profile = self.me(user_id).await?;
+        let events = self
+            .events
+            .read_stream(&Repository::<User>::stream_id(user_id), 0)
+            .await?
+            .into_iter()
+            .map(|event| {
+                serde_json::json!({
+                    "event_type": event.event_type,
+                    "version": event.version,
+                    "occurred_at": event.occurred_at,
+                    "data": redact_secrets(event.payload),
+                })
+            })
+            .collect();
+        let rows = sqlx::query(
+            "SELECT issued_at, expires_at, used_at, revoked_at FROM refresh_tokens WHERE user_id = $1 ORDER BY issued_at",
+        )
+        .bind(user_id.to_string())
+        .fetch_all(self.read_models.pool())
+        .await
+        .map_err(msa_kernel::StoreError::backend)?;
+        let sessions = rows
+            .iter()
+            .map(|row| {
+                serde_json::json!({
+                    "issued_at": row.get::<String, _>("issued_at"),
+                    "expires_at": chrono::DateTime::from_timestamp(row.get::<i64, _>("expires_at"), 0),
+                    "used_at": row.get::<Option<String>, _>("used_at"),
+                    "revoked_at": row.get::<Option<String>, _>("revoked_at"),
+                })
+            })
+            .collect();
+        Ok(Export {
+            profile,
+            events,
+            sessions,
+        })
+    }
+}
+
+/// Password hashes are not handed out, not even to their owner.
+fn redact_secrets(mut payload: Value) -> Value {
+    if let Some(hash) = payload.get_mut("password_hash") {
+        *hash = Value::String("[not exported]".into());
+    }
+    payload
+}
