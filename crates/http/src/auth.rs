@@ -30,7 +30,7 @@ pub struct Claims {
 }
 
 /// One public key in JWK form (RFC 8037: `kty` OKP, `crv` Ed25519, `x` base64url).
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct Jwk {
     pub kty: String,
     pub crv: String,
@@ -56,7 +56,7 @@ impl Jwk {
 }
 
 /// `GET /.well-known/jwks.json`.
-#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct Jwks {
     pub keys: Vec<Jwk>,
 }

@@ -10,7 +10,9 @@
 
 pub mod auth;
 mod json;
+mod openapi;
 mod problem;
 
 pub use json::StrictJson;
+pub use openapi::BearerAuth;
 pub use problem::{FieldError, Problem};

@@ -48,6 +48,7 @@ pub async fn run(args: ServeArgs) -> Result<()> {
     .await?;
     let stores = Arc::new(stores);
     let app = Router::new()
+        .route("/openapi.json", get(|| async { Json(api_document()) }))
         .route(
             "/metrics",
             get(move || std::future::ready(metrics.render())),
@@ -60,7 +61,14 @@ pub async fn run(args: ServeArgs) -> Result<()> {
         .route("/readyz", get(readiness))
         .with_state(stores)
         .merge(user.routes)
-        .fallback(|| async { Problem::not_found("no such resource") });
+        .fallback(|| async { Problem::not_found("no such resource") })
+        .method_not_allowed_fallback(|| async {
+            Problem::new(
+                StatusCode::METHOD_NOT_ALLOWED,
+                "method-not-allowed",
+                "this resource does not answer that method",
+            )
+        });
     let listener = tokio::net::TcpListener::bind(args.listen)
         .await
         .with_context(|| format!("MSA_LISTEN: cannot listen on {}", args.listen))?;
@@ -79,6 +87,20 @@ pub async fn run(args: ServeArgs) -> Result<()> {
         relays.shut_down().await;
     }
     Ok(())
+}
+
+/// The OpenAPI document of every context's HTTP API.
+pub fn api_document() -> utoipa::openapi::OpenApi {
+    use utoipa::OpenApi;
+    let mut document = msa_user::adapters::http::UserApiDoc::openapi();
+    document.info.title = "msa".into();
+    document.info.version = env!("CARGO_PKG_VERSION").into();
+    document.info.description = Some(
+        "A chat platform with user accounts and paid message credits. Errors are RFC 9457 \
+         application/problem+json; ids are UUIDv7; times RFC 3339 UTC."
+            .into(),
+    );
+    document
 }
 
 /// Ready when every context's event store and query database answer.

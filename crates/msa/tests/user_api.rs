@@ -278,6 +278,10 @@ async fn accounts_tokens_and_profiles(api: &Api) {
     assert_ne!(second.body["items"][0]["id"], first.body["items"][0]["id"]);
     assert_eq!(api.get("/v1/users?limit=500", None).await.status, 422);
     assert_eq!(api.get("/v1/users?cursor=%%%", None).await.status, 422);
+    let unknown = api.get("/v1/users?nickname=ada", None).await;
+    assert_eq!(unknown.status, 422, "{}", unknown.body);
+    let wrong_method = api.send(api.client.put(api.url("/v1/users"))).await;
+    assert_eq!(wrong_method.status, 405);
 
     // Refresh tokens rotate; presenting a used one revokes the whole login.
     let rotated = api
@@ -644,4 +648,51 @@ async fn erasure_shreds_personal_data_and_export_shows_it_all_before() {
 
     // The email and nickname are free again.
     assert_eq!(api.sign_up("erin@example.com", "Erin").await.status, 201);
+}
+
+#[tokio::test]
+async fn the_openapi_document_describes_every_route_and_only_real_ones() {
+    let (api, _data) = Api::sqlite(&[]);
+    let document = api.get("/openapi.json", None).await;
+    assert_eq!(document.status, 200);
+    assert!(document.body["openapi"].as_str().unwrap().starts_with("3."));
+    assert_eq!(
+        document.body["components"]["securitySchemes"]["bearer"]["scheme"],
+        "bearer"
+    );
+    let paths = document.body["paths"].as_object().unwrap();
+    let mut documented: Vec<_> = paths.keys().cloned().collect();
+    documented.sort();
+    assert_eq!(
+        documented,
+        [
+            "/.well-known/jwks.json",
+            "/v1/auth/logout",
+            "/v1/auth/refresh",
+            "/v1/auth/token",
+            "/v1/users",
+            "/v1/users/me",
+            "/v1/users/me/export",
+            "/v1/users/{id}",
+        ]
+    );
+    // Every documented operation is served: none answers "no such resource" or 405.
+    for (path, operations) in paths {
+        let url = api.url(&path.replace("{id}", "01a20d49-b793-726d-81e9-4fc681e97995"));
+        for method in operations.as_object().unwrap().keys() {
+            let method = reqwest::Method::from_bytes(method.to_uppercase().as_bytes()).unwrap();
+            let response = api
+                .client
+                .request(method.clone(), &url)
+                .send()
+                .await
+                .unwrap();
+            let status = response.status().as_u16();
+            let body = response.text().await.unwrap();
+            assert!(
+                status != 405 && !body.contains("no such resource"),
+                "{method} {path}: {status} {body}"
+            );
+        }
+    }
 }

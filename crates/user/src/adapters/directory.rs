@@ -89,7 +89,7 @@ impl Projection<msa_sql::Tx> for Directory {
 }
 
 /// A public profile as the directory shows it.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
 pub struct DirectoryEntry {
     pub id: String,
     pub nickname: String,
@@ -98,7 +98,7 @@ pub struct DirectoryEntry {
 }
 
 /// One page of a directory search.
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, utoipa::ToSchema)]
 pub struct DirectoryPage {
     pub items: Vec<DirectoryEntry>,
     pub next_cursor: Option<String>,

@@ -2,20 +2,25 @@
 
 use std::sync::Arc;
 
+use axum::extract::rejection::QueryRejection;
 use axum::extract::{FromRef, Path, Query, State};
 use axum::http::{header, StatusCode};
 use axum::response::IntoResponse;
 use axum::routing::{get, post};
 use axum::{Json, Router};
 use msa_http::auth::{Caller, TokenVerifier};
-use msa_http::{FieldError, Problem, StrictJson};
-use serde::Deserialize;
-use serde_json::json;
+use msa_http::{BearerAuth, FieldError, Problem, StrictJson};
+use serde::{Deserialize, Serialize};
+use utoipa::{IntoParams, OpenApi, ToSchema};
 use uuid::Uuid;
 
-use crate::adapters::directory;
+use crate::adapters::directory::{self, DirectoryPage};
+use crate::adapters::tokens::TokenPair;
+use crate::application::Export;
+use crate::application::ProfileView;
 use crate::application::{ProfileChange, UserService, UserServiceError};
 use crate::domain::{AvatarUrl, Bio, Email, Invalid, Nickname, Password};
+use msa_http::auth::Jwks;
 
 #[derive(Clone)]
 pub struct UserApi {
@@ -41,6 +46,16 @@ pub fn routes(api: UserApi) -> Router {
         .route("/.well-known/jwks.json", get(jwks))
         .with_state(api)
 }
+
+/// The user context's part of the OpenAPI document.
+#[derive(OpenApi)]
+#[openapi(
+    paths(register, search, me, change_profile, erase, export, public_profile, log_in, refresh, log_out, jwks),
+    modifiers(&BearerAuth),
+    tags((name = "users", description = "Accounts, profiles and the user directory"),
+         (name = "auth", description = "Login tokens"))
+)]
+pub struct UserApiDoc;
 
 impl From<UserServiceError> for Problem {
     fn from(error: UserServiceError) -> Self {
@@ -105,7 +120,7 @@ impl Fields {
     }
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 struct SignUp {
     email: Option<String>,
@@ -113,6 +128,10 @@ struct SignUp {
     nickname: Option<String>,
 }
 
+#[utoipa::path(post, path = "/v1/users", tag = "users", request_body = SignUp,
+    responses((status = 201, description = "Registered; `Location` names the new user", body = UserCreated),
+        (status = 400, body = Problem), (status = 409, description = "Email or nickname taken", body = Problem),
+        (status = 422, body = Problem)))]
 async fn register(
     State(api): State<UserApi>,
     StrictJson(body): StrictJson<SignUp>,
@@ -130,22 +149,25 @@ async fn register(
     Ok((
         StatusCode::CREATED,
         [(header::LOCATION, location)],
-        Json(json!({
-            "id": registered.user_id,
-            "email": registered.email.as_str(),
-            "nickname": registered.nickname.as_str(),
-            "created_at": registered.registered_at,
-        })),
+        Json(UserCreated {
+            id: registered.user_id,
+            email: registered.email.as_str().to_owned(),
+            nickname: registered.nickname.as_str().to_owned(),
+            created_at: registered.registered_at,
+        }),
     ))
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 struct Credentials {
     email: Option<String>,
     password: Option<String>,
 }
 
+#[utoipa::path(post, path = "/v1/auth/token", tag = "auth", request_body = Credentials,
+    responses((status = 200, body = TokenPair), (status = 401, description = "Wrong email or password (the same answer for both)", body = Problem),
+        (status = 422, body = Problem), (status = 429, description = "Too many failed logins; see Retry-After", body = Problem)))]
 async fn log_in(
     State(api): State<UserApi>,
     StrictJson(body): StrictJson<Credentials>,
@@ -160,7 +182,7 @@ async fn log_in(
     Ok(Json(api.service.log_in(&email, &password).await?))
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 struct RefreshToken {
     refresh_token: Option<String>,
@@ -174,6 +196,9 @@ impl RefreshToken {
     }
 }
 
+#[utoipa::path(post, path = "/v1/auth/refresh", tag = "auth", request_body = RefreshToken,
+    responses((status = 200, description = "A new pair; the presented refresh token is used up", body = TokenPair),
+        (status = 401, description = "Unknown, expired, revoked or reused (a reuse revokes the whole session)", body = Problem)))]
 async fn refresh(
     State(api): State<UserApi>,
     StrictJson(body): StrictJson<RefreshToken>,
@@ -181,6 +206,8 @@ async fn refresh(
     Ok(Json(api.service.refresh(&body.required()?).await?))
 }
 
+#[utoipa::path(post, path = "/v1/auth/logout", tag = "auth", request_body = RefreshToken,
+    responses((status = 204, description = "The session's refresh tokens are revoked"), (status = 422, body = Problem)))]
 async fn log_out(
     State(api): State<UserApi>,
     StrictJson(body): StrictJson<RefreshToken>,
@@ -189,20 +216,27 @@ async fn log_out(
     Ok(StatusCode::NO_CONTENT)
 }
 
+#[utoipa::path(delete, path = "/v1/users/me", tag = "users", security(("bearer" = [])),
+    responses((status = 204, description = "Deactivated; personal data erased (crypto-shredded)"), (status = 401, body = Problem)))]
 async fn erase(State(api): State<UserApi>, caller: Caller) -> Result<impl IntoResponse, Problem> {
     api.service.erase(caller.user_id).await?;
     Ok(StatusCode::NO_CONTENT)
 }
 
+#[utoipa::path(get, path = "/v1/users/me/export", tag = "users", security(("bearer" = [])),
+    responses((status = 200, description = "Every personal datum held, the event history included", body = Export), (status = 401, body = Problem)))]
 async fn export(State(api): State<UserApi>, caller: Caller) -> Result<impl IntoResponse, Problem> {
     Ok(Json(api.service.export(caller.user_id).await?))
 }
 
+#[utoipa::path(get, path = "/v1/users/me", tag = "users", security(("bearer" = [])),
+    responses((status = 200, body = ProfileView), (status = 401, body = Problem)))]
 async fn me(State(api): State<UserApi>, caller: Caller) -> Result<impl IntoResponse, Problem> {
     Ok(Json(api.service.me(caller.user_id).await?))
 }
 
-#[derive(Deserialize)]
+/// Only the fields given change; `bio: ""` clears the bio.
+#[derive(Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 struct ProfilePatch {
     nickname: Option<String>,
@@ -210,6 +244,8 @@ struct ProfilePatch {
     avatar_url: Option<String>,
 }
 
+#[utoipa::path(patch, path = "/v1/users/me", tag = "users", security(("bearer" = [])), request_body = ProfilePatch,
+    responses((status = 200, body = ProfileView), (status = 401, body = Problem), (status = 409, description = "Nickname taken", body = Problem), (status = 422, body = Problem)))]
 async fn change_profile(
     State(api): State<UserApi>,
     caller: Caller,
@@ -227,6 +263,8 @@ async fn change_profile(
     ))
 }
 
+#[utoipa::path(get, path = "/v1/users/{id}", tag = "users", params(("id" = Uuid, Path, description = "User id")),
+    responses((status = 200, description = "The public profile", body = ProfileView), (status = 404, body = Problem), (status = 422, body = Problem)))]
 async fn public_profile(
     State(api): State<UserApi>,
     Path(id): Path<String>,
@@ -237,19 +275,38 @@ async fn public_profile(
     Ok(Json(api.service.public_profile(id).await?))
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, IntoParams)]
 #[serde(deny_unknown_fields)]
+#[into_params(parameter_in = Query)]
 struct SearchQuery {
+    /// Nickname prefix, case-insensitive (empty: everyone).
     #[serde(default)]
     query: String,
+    /// Page size, 1 to 100 (default 50).
+    #[param(value_type = Option<u32>)]
     limit: Option<String>,
+    /// `next_cursor` of the previous page.
     cursor: Option<String>,
 }
 
+/// What a sign-up answers.
+#[derive(Serialize, ToSchema)]
+struct UserCreated {
+    id: Uuid,
+    email: String,
+    nickname: String,
+    created_at: chrono::DateTime<chrono::Utc>,
+}
+
+#[utoipa::path(get, path = "/v1/users", tag = "users", params(SearchQuery),
+    responses((status = 200, description = "Active users by nickname", body = DirectoryPage), (status = 422, body = Problem)))]
 async fn search(
     State(api): State<UserApi>,
-    Query(params): Query<SearchQuery>,
+    params: Result<Query<SearchQuery>, QueryRejection>,
 ) -> Result<impl IntoResponse, Problem> {
+    let Query(params) = params.map_err(|rejection| {
+        Problem::invalid(vec![FieldError::new("query string", rejection.body_text())])
+    })?;
     let limit = match params.limit.as_deref().map(str::parse::<u32>) {
         None => 50,
         Some(Ok(limit @ 1..=100)) => limit,
@@ -272,6 +329,8 @@ async fn search(
     Ok(Json(page))
 }
 
+#[utoipa::path(get, path = "/.well-known/jwks.json", tag = "auth",
+    responses((status = 200, description = "The public keys that verify access tokens", body = Jwks)))]
 async fn jwks(State(api): State<UserApi>) -> impl IntoResponse {
     Json(api.service.tokens().jwks().clone())
 }

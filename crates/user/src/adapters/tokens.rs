@@ -36,10 +36,12 @@ impl Default for TokenLifetimes {
 }
 
 /// What a login or refresh hands out.
-#[derive(Debug, Clone, serde::Serialize)]
+#[derive(Debug, Clone, serde::Serialize, utoipa::ToSchema)]
 pub struct TokenPair {
     pub access_token: String,
     pub refresh_token: String,
+    /// Always `Bearer`.
+    #[schema(value_type = String)]
     pub token_type: &'static str,
     pub expires_in: u64,
 }

@@ -11,12 +11,14 @@ use super::{ProfileView, UserService, UserServiceError};
 use crate::domain::{Claim, ClaimKind, User, UserCommand, UserError};
 
 /// Everything the user context holds about one user.
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, utoipa::ToSchema)]
 pub struct Export {
     pub profile: ProfileView,
     /// The account's event history, personal data opened.
+    #[schema(value_type = Vec<Object>)]
     pub events: Vec<Value>,
     /// Login sessions (refresh tokens), without the tokens.
+    #[schema(value_type = Vec<Object>)]
     pub sessions: Vec<Value>,
 }
 

@@ -18,7 +18,7 @@ pub struct ProfileChange {
 }
 
 /// An account as its owner sees it (`email` and `roles` only for the owner).
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
 pub struct ProfileView {
     pub id: Uuid,
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -27,6 +27,7 @@ pub struct ProfileView {
     pub bio: Option<String>,
     pub avatar_url: Option<String>,
     #[serde(skip_serializing_if = "Option::is_none")]
+    #[schema(value_type = Option<Vec<String>>)]
     pub roles: Option<Vec<&'static str>>,
     pub created_at: DateTime<Utc>,
 }
