@@ -121,6 +121,34 @@ pub struct UserArgs {
     /// argon2id iterations (OWASP: 2). Lower it only for tests.
     #[arg(long, env = "MSA_PASSWORD_HASH_ITERATIONS", default_value_t = 2, value_parser = clap::value_parser!(u32).range(1..=100))]
     pub password_hash_iterations: u32,
+
+    /// Kakao app REST API key; set it to enable Kakao Login (/v1/auth/kakao/start).
+    #[arg(long, env = "MSA_KAKAO_CLIENT_ID")]
+    pub kakao_client_id: Option<String>,
+
+    /// Kakao client secret, if the app has one enabled (prefer the environment variable).
+    #[arg(long, env = "MSA_KAKAO_CLIENT_SECRET", hide_env_values = true)]
+    pub kakao_client_secret: Option<String>,
+
+    /// The callback URL registered with Kakao: this server's public /v1/auth/kakao/callback.
+    #[arg(long, env = "MSA_KAKAO_REDIRECT_URI")]
+    pub kakao_redirect_uri: Option<String>,
+
+    /// Kakao's authorization server.
+    #[arg(
+        long,
+        env = "MSA_KAKAO_AUTH_URL",
+        default_value = "https://kauth.kakao.com"
+    )]
+    pub kakao_auth_url: String,
+
+    /// Kakao's API server.
+    #[arg(
+        long,
+        env = "MSA_KAKAO_API_URL",
+        default_value = "https://kapi.kakao.com"
+    )]
+    pub kakao_api_url: String,
 }
 
 #[derive(Debug, Clone, Args)]

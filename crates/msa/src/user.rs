@@ -7,6 +7,7 @@ use axum::Router;
 use msa_kernel::ProjectionRunner;
 use msa_user::adapters::directory::Directory;
 use msa_user::adapters::http::{routes, UserApi};
+use msa_user::adapters::kakao::{Kakao, KakaoConfig};
 use msa_user::adapters::passwords::{HashCost, Passwords};
 use msa_user::adapters::personal_data::{PersonalDataKeys, ShreddingStore};
 use msa_user::adapters::tokens::{TokenLifetimes, Tokens};
@@ -29,6 +30,24 @@ pub async fn sealed_events(
         .await
         .context("migrating the user context's key vault")?;
     Ok(msa_user::sealed_events(stores.events.clone(), key_vault))
+}
+
+/// Kakao Login's settings, when a client id is configured.
+fn kakao_config(args: &UserArgs) -> Result<Option<KakaoConfig>> {
+    let Some(client_id) = args.kakao_client_id.clone() else {
+        return Ok(None);
+    };
+    let redirect_uri = args.kakao_redirect_uri.clone().context(
+        "MSA_KAKAO_REDIRECT_URI (--kakao-redirect-uri) is required with MSA_KAKAO_CLIENT_ID: \
+         the public URL of /v1/auth/kakao/callback registered with Kakao",
+    )?;
+    Ok(Some(KakaoConfig {
+        client_id,
+        client_secret: args.kakao_client_secret.clone(),
+        redirect_uri,
+        auth_url: args.kakao_auth_url.trim_end_matches('/').to_owned(),
+        api_url: args.kakao_api_url.trim_end_matches('/').to_owned(),
+    }))
 }
 
 /// The user context, running.
@@ -57,7 +76,8 @@ pub async fn start(
         .await
         .context("loading the token signing keys")?;
     let verifier = Arc::new(tokens.verifier());
-    let service = Arc::new(UserService::new(
+    let kakao = kakao_config(args)?.map(|config| Kakao::new(config, stores.read_models.clone()));
+    let service = UserService::new(
         events,
         keys,
         stores.read_models.clone(),
@@ -66,7 +86,11 @@ pub async fn start(
         UserSettings {
             admin_email: args.admin_email.clone(),
         },
-    ));
+    );
+    let service = Arc::new(match kakao {
+        Some(kakao) => service.with_kakao(kakao),
+        None => service,
+    });
     // Projections read through the service's store, which opens the sealed personal data.
     let runner = ProjectionRunner::new(service.events(), stores.read_models.clone());
     runner

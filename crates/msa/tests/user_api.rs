@@ -667,6 +667,8 @@ async fn the_openapi_document_describes_every_route_and_only_real_ones() {
         documented,
         [
             "/.well-known/jwks.json",
+            "/v1/auth/kakao/callback",
+            "/v1/auth/kakao/start",
             "/v1/auth/logout",
             "/v1/auth/refresh",
             "/v1/auth/token",

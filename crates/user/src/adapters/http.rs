@@ -16,8 +16,8 @@ use uuid::Uuid;
 
 use crate::adapters::directory::{self, DirectoryPage};
 use crate::adapters::tokens::TokenPair;
-use crate::application::Export;
 use crate::application::ProfileView;
+use crate::application::{Export, KakaoOutcome};
 use crate::application::{ProfileChange, UserService, UserServiceError};
 use crate::domain::{AvatarUrl, Bio, Email, Invalid, Nickname, Password};
 use msa_http::auth::Jwks;
@@ -43,6 +43,8 @@ pub fn routes(api: UserApi) -> Router {
         .route("/v1/auth/token", post(log_in))
         .route("/v1/auth/refresh", post(refresh))
         .route("/v1/auth/logout", post(log_out))
+        .route("/v1/auth/kakao/start", get(kakao_start))
+        .route("/v1/auth/kakao/callback", get(kakao_callback))
         .route("/.well-known/jwks.json", get(jwks))
         .with_state(api)
 }
@@ -50,7 +52,8 @@ pub fn routes(api: UserApi) -> Router {
 /// The user context's part of the OpenAPI document.
 #[derive(OpenApi)]
 #[openapi(
-    paths(register, search, me, change_profile, erase, export, public_profile, log_in, refresh, log_out, jwks),
+    paths(register, search, me, change_profile, erase, export, public_profile, log_in, refresh, log_out,
+        kakao_start, kakao_callback, jwks),
     modifiers(&BearerAuth),
     tags((name = "users", description = "Accounts, profiles and the user directory"),
          (name = "auth", description = "Login tokens"))
@@ -67,7 +70,13 @@ impl From<UserServiceError> for Problem {
             }
             UserServiceError::BadCredentials
             | UserServiceError::BadRefreshToken(_)
+            | UserServiceError::LoginRefused(_)
             | UserServiceError::Deactivated => Problem::unauthorized(error.to_string()),
+            UserServiceError::KakaoNotConfigured => Problem::not_found(error.to_string()),
+            UserServiceError::KakaoTaken => Problem::conflict("kakao-taken", error.to_string()),
+            UserServiceError::Upstream(_) => {
+                Problem::new(StatusCode::BAD_GATEWAY, "upstream", error.to_string())
+            }
             UserServiceError::Throttled(seconds) => {
                 Problem::too_many_requests(error.to_string(), seconds)
             }
@@ -327,6 +336,90 @@ async fn search(
     .map_err(|e| Problem::internal(&e))?
     .map_err(|bad| Problem::invalid(vec![FieldError::new("cursor", bad.to_string())]))?;
     Ok(Json(page))
+}
+
+#[utoipa::path(get, path = "/v1/auth/kakao/start", tag = "auth",
+    description = "Starts Kakao Login. With a bearer token, links the Kakao account to the caller instead.",
+    responses((status = 302, description = "To Kakao's consent page; the body repeats the URL", body = KakaoStart),
+        (status = 401, body = Problem), (status = 404, description = "Kakao login is not configured", body = Problem)))]
+async fn kakao_start(
+    State(api): State<UserApi>,
+    headers: axum::http::HeaderMap,
+    caller: Result<Caller, Problem>,
+) -> Result<impl IntoResponse, Problem> {
+    // No token: a login. A token: a link, and then it must be valid.
+    let link_user = match headers.contains_key(header::AUTHORIZATION) {
+        false => None,
+        true => Some(caller?.user_id),
+    };
+    let authorize_url = api.service.kakao_start(link_user).await?;
+    Ok((
+        StatusCode::FOUND,
+        [(header::LOCATION, authorize_url.clone())],
+        Json(KakaoStart { authorize_url }),
+    ))
+}
+
+#[derive(Serialize, ToSchema)]
+struct KakaoStart {
+    authorize_url: String,
+}
+
+#[derive(Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
+struct KakaoCallback {
+    /// The authorization code Kakao issued.
+    code: Option<String>,
+    state: Option<String>,
+    /// Set by Kakao when the user did not consent.
+    error: Option<String>,
+    error_description: Option<String>,
+}
+
+/// What a Kakao callback answers: tokens after a login, the profile after a link.
+#[derive(Serialize, ToSchema)]
+#[serde(untagged)]
+enum KakaoResult {
+    LoggedIn {
+        #[serde(flatten)]
+        tokens: TokenPair,
+        /// Whether this login created the account.
+        created: bool,
+    },
+    Linked(ProfileView),
+}
+
+#[utoipa::path(get, path = "/v1/auth/kakao/callback", tag = "auth", params(KakaoCallback),
+    responses((status = 200, description = "Tokens after a login; the profile after a link", body = KakaoResult),
+        (status = 401, description = "Unknown or used state, a refused code, or no consent", body = Problem),
+        (status = 409, description = "The Kakao account is linked to another user", body = Problem),
+        (status = 502, description = "Kakao failed", body = Problem)))]
+async fn kakao_callback(
+    State(api): State<UserApi>,
+    params: Result<Query<KakaoCallback>, QueryRejection>,
+) -> Result<impl IntoResponse, Problem> {
+    let Query(params) = params.map_err(|rejection| {
+        Problem::invalid(vec![FieldError::new("query string", rejection.body_text())])
+    })?;
+    if let Some(error) = params.error {
+        let detail = params.error_description.unwrap_or(error);
+        return Err(Problem::unauthorized(format!(
+            "Kakao login was not completed: {detail}"
+        )));
+    }
+    let mut fields = Fields::default();
+    let code = fields.parse("code", params.code.as_deref(), |c| Ok(c.to_owned()));
+    let state = fields.parse("state", params.state.as_deref(), |s| Ok(s.to_owned()));
+    fields.finish()?;
+    let (Some(code), Some(state)) = (code, state) else {
+        unreachable!("finish() refuses missing fields")
+    };
+    Ok(Json(
+        match api.service.kakao_callback(&code, &state).await? {
+            KakaoOutcome::LoggedIn { tokens, created } => KakaoResult::LoggedIn { tokens, created },
+            KakaoOutcome::Linked(profile) => KakaoResult::Linked(profile),
+        },
+    ))
 }
 
 #[utoipa::path(get, path = "/.well-known/jwks.json", tag = "auth",

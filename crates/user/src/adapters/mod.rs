@@ -3,6 +3,7 @@
 
 pub mod directory;
 pub mod http;
+pub mod kakao;
 pub mod passwords;
 pub mod personal_data;
 pub mod throttle;

@@ -2,6 +2,7 @@
 //! through their repositories and answers in domain terms; the HTTP adapter maps the answers.
 
 mod erasure;
+mod kakao;
 mod profile;
 mod register;
 mod sessions;
@@ -13,6 +14,7 @@ use msa_kernel::{CommandError, EventMetadata, EventStore, Repository, StoreError
 use msa_sql::SqlReadModelStore;
 use uuid::Uuid;
 
+use crate::adapters::kakao::Kakao;
 use crate::adapters::passwords::Passwords;
 use crate::adapters::personal_data::{PersonalDataKeys, ShreddingStore};
 use crate::adapters::throttle::LoginThrottle;
@@ -20,6 +22,7 @@ use crate::adapters::tokens::Tokens;
 use crate::domain::{Claim, User};
 
 pub use erasure::Export;
+pub use kakao::KakaoOutcome;
 pub use profile::{ProfileChange, ProfileView};
 pub use register::Registration;
 
@@ -38,12 +41,21 @@ pub enum UserServiceError {
     Throttled(u64),
     #[error("{0}")]
     BadRefreshToken(String),
+    /// A third-party login was refused (a bad state or code, a denied consent).
+    #[error("{0}")]
+    LoginRefused(String),
     #[error("no such user")]
     NotFound,
     #[error("this account was deactivated")]
     Deactivated,
     #[error("the account is busy; try again")]
     Busy,
+    #[error("Kakao login is not configured on this server")]
+    KakaoNotConfigured,
+    #[error("this Kakao account is linked to another user")]
+    KakaoTaken,
+    #[error("an upstream service failed: {0}")]
+    Upstream(String),
     #[error(transparent)]
     Store(#[from] StoreError),
 }
@@ -78,6 +90,7 @@ pub struct UserService {
     tokens: Tokens,
     throttle: LoginThrottle,
     settings: UserSettings,
+    kakao: Option<Kakao>,
 }
 
 impl UserService {
@@ -102,7 +115,14 @@ impl UserService {
             tokens,
             throttle: LoginThrottle::default(),
             settings,
+            kakao: None,
         }
+    }
+
+    /// Enables Kakao Login.
+    pub fn with_kakao(mut self, kakao: Kakao) -> Self {
+        self.kakao = Some(kakao);
+        self
     }
 
     pub fn tokens(&self) -> &Tokens {

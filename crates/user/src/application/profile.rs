@@ -49,7 +49,7 @@ impl ProfileView {
 }
 
 impl UserService {
-    async fn active_user(&self, user_id: Uuid) -> Result<User, UserServiceError> {
+    pub(super) async fn active_user(&self, user_id: Uuid) -> Result<User, UserServiceError> {
         let user = self
             .users
             .load(&Repository::<User>::stream_id(user_id))

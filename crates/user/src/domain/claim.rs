@@ -13,6 +13,8 @@ use uuid::Uuid;
 pub enum ClaimKind {
     Email,
     Nickname,
+    /// A Kakao account id: one Kakao account signs in to one user.
+    Kakao,
 }
 
 impl ClaimKind {
@@ -20,6 +22,7 @@ impl ClaimKind {
         match self {
             ClaimKind::Email => "email",
             ClaimKind::Nickname => "nickname",
+            ClaimKind::Kakao => "kakao",
         }
     }
 }

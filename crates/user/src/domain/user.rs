@@ -81,6 +81,9 @@ pub enum UserCommand {
     Deactivate {
         at: DateTime<Utc>,
     },
+    LinkKakao {
+        kakao_id: String,
+    },
     /// Deactivates (if still active) and erases the account.
     Erase {
         at: DateTime<Utc>,
@@ -95,6 +98,8 @@ pub enum UserError {
     NotRegistered,
     #[error("this account was deactivated")]
     Deactivated,
+    #[error("another Kakao account is linked to this account")]
+    OtherKakaoLinked,
 }
 
 #[derive(Debug, Default, Clone, PartialEq, Serialize, Deserialize)]
@@ -238,6 +243,16 @@ impl Aggregate for User {
                 Ok(vec![UserEvent::UserDeactivated {
                     deactivated_at: *at,
                 }])
+            }
+            UserCommand::LinkKakao { kakao_id } => {
+                self.ensure_active()?;
+                match &self.kakao_id {
+                    Some(linked) if linked == kakao_id => Ok(vec![]),
+                    Some(_) => Err(UserError::OtherKakaoLinked),
+                    None => Ok(vec![UserEvent::KakaoLinked {
+                        kakao_id: kakao_id.clone(),
+                    }]),
+                }
             }
             UserCommand::Erase { at } => match (self.is_registered(), self.erased, self.active) {
                 (false, _, _) => Err(UserError::NotRegistered),
