@@ -122,6 +122,14 @@ pub struct UserArgs {
     #[arg(long, env = "MSA_PASSWORD_HASH_ITERATIONS", default_value_t = 2, value_parser = clap::value_parser!(u32).range(1..=100))]
     pub password_hash_iterations: u32,
 
+    /// How long an access token is valid, e.g. 15m.
+    #[arg(long, env = "MSA_ACCESS_TOKEN_TTL", default_value = "15m", value_parser = humantime::parse_duration)]
+    pub access_token_ttl: Duration,
+
+    /// How long a login lasts without use (a refresh token's lifetime), e.g. 30days.
+    #[arg(long, env = "MSA_REFRESH_TOKEN_TTL", default_value = "30days", value_parser = humantime::parse_duration)]
+    pub refresh_token_ttl: Duration,
+
     /// Kakao app REST API key; set it to enable Kakao Login (/v1/auth/kakao/start).
     #[arg(long, env = "MSA_KAKAO_CLIENT_ID")]
     pub kakao_client_id: Option<String>,

@@ -72,7 +72,11 @@ pub async fn start(
         iterations: args.password_hash_iterations,
     })
     .map_err(|e| anyhow::anyhow!("MSA_PASSWORD_HASH_*: {e}"))?;
-    let tokens = Tokens::open(stores.read_models.clone(), TokenLifetimes::default())
+    let lifetimes = TokenLifetimes {
+        access: args.access_token_ttl,
+        refresh: args.refresh_token_ttl,
+    };
+    let tokens = Tokens::open(stores.read_models.clone(), lifetimes)
         .await
         .context("loading the token signing keys")?;
     let verifier = Arc::new(tokens.verifier());

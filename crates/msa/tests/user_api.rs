@@ -36,11 +36,11 @@ impl Api {
         (Api::new(serve(&args)), data)
     }
 
-    async fn postgres() -> Option<Api> {
+    async fn postgres() -> Option<(Api, String)> {
         let url = msa_testkit::postgres_database().await?;
         let mut args = vec!["--database-url", url.as_str()];
         args.extend(FAST_HASHING);
-        Some(Api::new(serve(&args)))
+        Some((Api::new(serve(&args)), url))
     }
 
     fn new(server: Server) -> Api {
@@ -373,7 +373,7 @@ async fn accounts_tokens_and_profiles_on_sqlite() {
 
 #[tokio::test]
 async fn accounts_tokens_and_profiles_on_postgres() {
-    let Some(api) = Api::postgres().await else {
+    let Some((api, _)) = Api::postgres().await else {
         return;
     };
     accounts_tokens_and_profiles(&api).await;
@@ -387,7 +387,7 @@ async fn the_sign_up_race_on_sqlite() {
 
 #[tokio::test]
 async fn the_sign_up_race_on_postgres() {
-    let Some(api) = Api::postgres().await else {
+    let Some((api, _)) = Api::postgres().await else {
         return;
     };
     fifty_sign_ups_with_one_email_let_exactly_one_win(&api).await;
@@ -524,6 +524,38 @@ async fn rebuilding_the_directory_from_the_events_yields_the_same_rows() {
     assert!(String::from_utf8_lossy(&unknown.stderr).contains("no projection is named `nope`"));
 }
 
+/// Where a test server keeps its data, as `msa` flags and as raw stored events.
+enum Storage {
+    Sqlite(tempfile::TempDir),
+    Postgres(String),
+}
+
+impl Storage {
+    fn flags(&self) -> Vec<String> {
+        match self {
+            Storage::Sqlite(dir) => vec!["--data-dir".into(), dir.path().to_str().unwrap().into()],
+            Storage::Postgres(url) => vec!["--database-url".into(), url.clone()],
+        }
+    }
+
+    /// Everything the user context's event store holds, as text: the SQLite files' bytes (WAL
+    /// included), or every stored payload in PostgreSQL.
+    async fn stored_events(&self) -> String {
+        match self {
+            Storage::Sqlite(dir) => event_store_bytes(dir.path()),
+            Storage::Postgres(url) => {
+                let pool = sqlx::PgPool::connect(url).await.unwrap();
+                let text: Option<String> =
+                    sqlx::query_scalar("SELECT string_agg(event_type || ' ' || payload::text, ' ') FROM msa_user.events")
+                        .fetch_one(&pool)
+                        .await
+                        .unwrap();
+                text.unwrap_or_default()
+            }
+        }
+    }
+}
+
 /// Every byte the user context's event store keeps on disk (database, WAL), as text.
 fn event_store_bytes(data: &std::path::Path) -> String {
     let mut all = Vec::new();
@@ -542,8 +574,20 @@ fn event_store_bytes(data: &std::path::Path) -> String {
 }
 
 #[tokio::test]
-async fn erasure_shreds_personal_data_and_export_shows_it_all_before() {
+async fn erasure_shreds_personal_data_on_sqlite() {
     let (api, data) = Api::sqlite(&[]);
+    erasure_shreds_personal_data_and_export_shows_it_all_before(api, Storage::Sqlite(data)).await;
+}
+
+#[tokio::test]
+async fn erasure_shreds_personal_data_on_postgres() {
+    let Some((api, url)) = Api::postgres().await else {
+        return;
+    };
+    erasure_shreds_personal_data_and_export_shows_it_all_before(api, Storage::Postgres(url)).await;
+}
+
+async fn erasure_shreds_personal_data_and_export_shows_it_all_before(api: Api, storage: Storage) {
     assert_eq!(api.sign_up("finn@example.com", "Finn").await.status, 201);
     let created = api.sign_up("erin@example.com", "Erin").await;
     let id = created.body["id"].as_str().unwrap().to_owned();
@@ -571,7 +615,7 @@ async fn erasure_shreds_personal_data_and_export_shows_it_all_before() {
     assert_eq!(export.body["sessions"].as_array().unwrap().len(), 1);
 
     // Personal data is never on disk in clear, even before erasure.
-    let stored = event_store_bytes(data.path());
+    let stored = storage.stored_events().await;
     assert!(
         stored.contains("user.UserRegistered"),
         "the events are there"
@@ -617,16 +661,11 @@ async fn erasure_shreds_personal_data_and_export_shows_it_all_before() {
     .await;
 
     // A rebuild from the events shows the user as erased too.
-    let dir = data.path().to_str().unwrap().to_owned();
+    let flags = storage.flags();
     let rebuilt = tokio::task::spawn_blocking(move || {
         common::msa()
-            .args([
-                "projections",
-                "rebuild",
-                "user.directory",
-                "--data-dir",
-                &dir,
-            ])
+            .args(["projections", "rebuild", "user.directory"])
+            .args(flags)
             .output()
             .unwrap()
     })
@@ -675,6 +714,7 @@ async fn the_openapi_document_describes_every_route_and_only_real_ones() {
             "/v1/users",
             "/v1/users/me",
             "/v1/users/me/export",
+            "/v1/users/me/password",
             "/v1/users/{id}",
         ]
     );
@@ -697,4 +737,61 @@ async fn the_openapi_document_describes_every_route_and_only_real_ones() {
             );
         }
     }
+}
+
+#[tokio::test]
+async fn a_password_change_ends_every_session_and_access_tokens_expire() {
+    let (api, _data) = Api::sqlite(&["--access-token-ttl", "1s"]);
+    assert_eq!(api.sign_up("hal@example.com", "Hal").await.status, 201);
+    let session = api.log_in("hal@example.com", "correct horse battery").await;
+    assert_eq!(session.body["expires_in"], 1);
+    let token = session.body["access_token"].as_str().unwrap().to_owned();
+    let refresh = session.body["refresh_token"].as_str().unwrap().to_owned();
+    let change = |current: &str, new: &str| {
+        api.send(
+            api.client
+                .put(api.url("/v1/users/me/password"))
+                .bearer_auth(&token)
+                .json(&json!({"current_password": current, "new_password": new})),
+        )
+    };
+    let wrong = change("not it at all", "a brand new password").await;
+    assert_eq!(
+        (wrong.status, field_names(&wrong.body)),
+        (422, vec!["current_password".to_owned()])
+    );
+    let short = change("correct horse battery", "short").await;
+    assert_eq!(field_names(&short.body), ["new_password"]);
+    assert_eq!(
+        change("correct horse battery", "a brand new password")
+            .await
+            .status,
+        204
+    );
+    assert_eq!(
+        api.log_in("hal@example.com", "correct horse battery")
+            .await
+            .status,
+        401
+    );
+    assert_eq!(
+        api.log_in("hal@example.com", "a brand new password")
+            .await
+            .status,
+        200
+    );
+    let old_session = api
+        .post("/v1/auth/refresh", json!({"refresh_token": refresh}), None)
+        .await;
+    assert_eq!(old_session.status, 401);
+
+    // Past its lifetime (and the verifier's 5 s leeway) an access token is refused.
+    tokio::time::sleep(Duration::from_secs(7)).await;
+    let expired = api.get("/v1/users/me", Some(&token)).await;
+    assert_eq!(expired.status, 401);
+    assert!(
+        expired.body["detail"].as_str().unwrap().contains("expired"),
+        "{}",
+        expired.body
+    );
 }

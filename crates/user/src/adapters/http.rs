@@ -39,6 +39,7 @@ pub fn routes(api: UserApi) -> Router {
         .route("/v1/users", post(register).get(search))
         .route("/v1/users/me", get(me).patch(change_profile).delete(erase))
         .route("/v1/users/me/export", get(export))
+        .route("/v1/users/me/password", axum::routing::put(change_password))
         .route("/v1/users/{id}", get(public_profile))
         .route("/v1/auth/token", post(log_in))
         .route("/v1/auth/refresh", post(refresh))
@@ -52,7 +53,7 @@ pub fn routes(api: UserApi) -> Router {
 /// The user context's part of the OpenAPI document.
 #[derive(OpenApi)]
 #[openapi(
-    paths(register, search, me, change_profile, erase, export, public_profile, log_in, refresh, log_out,
+    paths(register, search, me, change_profile, erase, export, change_password, public_profile, log_in, refresh, log_out,
         kakao_start, kakao_callback, jwks),
     modifiers(&BearerAuth),
     tags((name = "users", description = "Accounts, profiles and the user directory"),
@@ -236,6 +237,40 @@ async fn erase(State(api): State<UserApi>, caller: Caller) -> Result<impl IntoRe
     responses((status = 200, description = "Every personal datum held, the event history included", body = Export), (status = 401, body = Problem)))]
 async fn export(State(api): State<UserApi>, caller: Caller) -> Result<impl IntoResponse, Problem> {
     Ok(Json(api.service.export(caller.user_id).await?))
+}
+
+#[derive(Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+struct PasswordChange {
+    current_password: Option<String>,
+    new_password: Option<String>,
+}
+
+#[utoipa::path(put, path = "/v1/users/me/password", tag = "users", security(("bearer" = [])), request_body = PasswordChange,
+    responses((status = 204, description = "Changed; every session (refresh token) is revoked"), (status = 401, body = Problem),
+        (status = 422, description = "The current password does not match, or the new one is too short", body = Problem)))]
+async fn change_password(
+    State(api): State<UserApi>,
+    caller: Caller,
+    StrictJson(body): StrictJson<PasswordChange>,
+) -> Result<impl IntoResponse, Problem> {
+    let mut fields = Fields::default();
+    let current = fields.parse("current_password", body.current_password.as_deref(), |p| {
+        Ok(p.to_owned())
+    });
+    let new = fields.parse(
+        "new_password",
+        body.new_password.as_deref(),
+        Password::parse,
+    );
+    fields.finish()?;
+    let (Some(current), Some(new)) = (current, new) else {
+        unreachable!("finish() refuses missing fields")
+    };
+    api.service
+        .change_password(caller.user_id, &current, new)
+        .await?;
+    Ok(StatusCode::NO_CONTENT)
 }
 
 #[utoipa::path(get, path = "/v1/users/me", tag = "users", security(("bearer" = [])),

@@ -69,6 +69,38 @@ impl UserService {
             .await?)
     }
 
+    /// Changes the caller's password after checking the current one; every session ends (other
+    /// devices must log in again with the new password).
+    pub async fn change_password(
+        &self,
+        user_id: uuid::Uuid,
+        current: &str,
+        new: crate::domain::Password,
+    ) -> Result<(), UserServiceError> {
+        let user = self.active_user(user_id).await?;
+        if !self
+            .passwords
+            .verify(current, user.password_hash.as_deref())
+            .await
+        {
+            return Err(UserServiceError::Invalid(vec![msa_http::FieldError::new(
+                "current_password",
+                "does not match",
+            )]));
+        }
+        let password_hash = self.passwords.hash(new.expose()).await;
+        let command = crate::domain::UserCommand::ChangePassword { password_hash };
+        self.users
+            .execute(
+                &Repository::<User>::stream_id(user_id),
+                &command,
+                &Self::metadata(Some(user_id)),
+            )
+            .await?;
+        self.tokens.revoke_user(user_id).await?;
+        Ok(())
+    }
+
     /// Ends the session `refresh_token` belongs to.
     pub async fn log_out(&self, refresh_token: &str) -> Result<(), UserServiceError> {
         Ok(self.tokens.revoke_family_of(refresh_token).await?)
