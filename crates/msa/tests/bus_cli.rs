@@ -104,17 +104,10 @@ async fn a_relay_process_killed_mid_run_and_restarted_loses_nothing() {
         .unwrap();
     wait_for_effects(&db, &handler.name, 3000, Duration::from_secs(120)).await;
     tokio::time::sleep(Duration::from_millis(500)).await;
-    let found = effects(&db, &handler.name).await;
     assert!(handled_at_kill < 3000, "the kill came after the load");
-    assert_eq!(found.per_event.len(), 3000);
-    assert!(
-        found.per_event.values().all(|&n| n == 1),
-        "an effect happened twice"
-    );
-    for (stream, versions) in &found.per_stream {
-        let expected: Vec<u64> = (1..=versions.len() as u64).collect();
-        assert_eq!(versions, &expected, "{stream} out of order");
-    }
+    effects(&db, &handler.name)
+        .await
+        .assert_each_once_in_order(&handler.name, 3000);
     // The restarted relay waited for the dead one's lease, then took over.
     assert!(second.log().contains("relay is active"), "{}", second.log());
     stop.send(true).unwrap();
@@ -208,16 +201,25 @@ fn dlq(args: &[&str]) -> (bool, String, String) {
     )
 }
 
+/// A data directory with every context's stores migrated by `msa migrate`.
+fn migrated_data_dir() -> tempfile::TempDir {
+    let data = tempfile::tempdir().unwrap();
+    let output = msa()
+        .args(["migrate", "--data-dir", data.path().to_str().unwrap()])
+        .output()
+        .unwrap();
+    assert!(
+        output.status.success(),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    data
+}
+
 #[tokio::test]
 async fn dlq_list_shows_open_letters_and_hides_settled_ones() {
-    let data = tempfile::tempdir().unwrap();
+    let data = migrated_data_dir();
     let dir = data.path().to_str().unwrap();
-    assert!(msa()
-        .args(["migrate", "--data-dir", dir])
-        .output()
-        .unwrap()
-        .status
-        .success());
     let user_events = SqliteEventStore::open(&data.path().join("user.events.sqlite"))
         .await
         .unwrap();
@@ -278,14 +280,8 @@ async fn dlq_list_reads_the_kafka_dead_letter_topics() {
     let Some(broker) = Broker::start().await else {
         return;
     };
-    let data = tempfile::tempdir().unwrap();
+    let data = migrated_data_dir();
     let dir = data.path().to_str().unwrap();
-    assert!(msa()
-        .args(["migrate", "--data-dir", dir])
-        .output()
-        .unwrap()
-        .status
-        .success());
     ensure_topics(
         &broker.kafka(),
         &["payment.events".into(), "payment.events.dlq".into()],

@@ -198,6 +198,21 @@ pub struct Effects {
     pub per_stream: BTreeMap<String, Vec<u64>>,
 }
 
+impl Effects {
+    /// Asserts `total` events had exactly one effect each, every stream's in version order.
+    pub fn assert_each_once_in_order(&self, consumer: &str, total: usize) {
+        assert_eq!(self.per_event.len(), total, "{consumer}: events handled");
+        assert!(
+            self.per_event.values().all(|&n| n == 1),
+            "{consumer}: an effect happened twice"
+        );
+        for (stream, versions) in &self.per_stream {
+            let expected: Vec<u64> = (1..=versions.len() as u64).collect();
+            assert_eq!(versions, &expected, "{consumer}: {stream} out of order");
+        }
+    }
+}
+
 pub async fn effects(db: &SqlReadModelStore, consumer: &str) -> Effects {
     let rows = sqlx::query(
         "SELECT event_id, stream_id, version FROM effects WHERE consumer = $1 ORDER BY seq",

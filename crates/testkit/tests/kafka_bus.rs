@@ -41,16 +41,9 @@ async fn all_handled_once_in_order(
         .unwrap();
     wait_for_effects(&bus.consumer_db, consumer, total, Duration::from_secs(120)).await;
     tokio::time::sleep(Duration::from_millis(500)).await;
-    let found = effects(&bus.consumer_db, consumer).await;
-    assert_eq!(found.per_event.len(), total, "{consumer}: events handled");
-    assert!(
-        found.per_event.values().all(|&n| n == 1),
-        "{consumer}: an effect happened twice"
-    );
-    for (stream, versions) in &found.per_stream {
-        let expected: Vec<u64> = (1..=versions.len() as u64).collect();
-        assert_eq!(versions, &expected, "{consumer}: {stream} out of order");
-    }
+    effects(&bus.consumer_db, consumer)
+        .await
+        .assert_each_once_in_order(consumer, total);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
