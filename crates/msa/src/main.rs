@@ -4,6 +4,7 @@
 
 mod bench;
 mod bus;
+mod chat;
 mod cli;
 mod consumers;
 mod dlq;

@@ -17,10 +17,16 @@ pub struct ProjectionSpec {
 
 /// Every projection of the system.
 pub fn all() -> Vec<ProjectionSpec> {
-    vec![ProjectionSpec {
-        context: "user",
-        projection: Arc::new(msa_user::adapters::directory::Directory),
-    }]
+    vec![
+        ProjectionSpec {
+            context: "user",
+            projection: Arc::new(msa_user::adapters::directory::Directory),
+        },
+        ProjectionSpec {
+            context: "chat",
+            projection: Arc::new(msa_chat::adapters::history::History),
+        },
+    ]
 }
 
 pub async fn list(args: StorageArgs) -> Result<()> {

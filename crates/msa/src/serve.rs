@@ -46,6 +46,12 @@ pub async fn run(args: ServeArgs) -> Result<()> {
         stopped,
     )
     .await?;
+    let chat = crate::chat::start(
+        storage::context(&stores, "chat")?,
+        user.verifier.clone(),
+        stop_background.subscribe(),
+    )
+    .await?;
     let stores = Arc::new(stores);
     let app = Router::new()
         .route("/openapi.json", get(|| async { Json(api_document()) }))
@@ -61,6 +67,7 @@ pub async fn run(args: ServeArgs) -> Result<()> {
         .route("/readyz", get(readiness))
         .with_state(stores)
         .merge(user.routes)
+        .merge(chat.routes)
         .fallback(|| async { Problem::not_found("no such resource") })
         .method_not_allowed_fallback(|| async {
             Problem::new(
@@ -80,7 +87,10 @@ pub async fn run(args: ServeArgs) -> Result<()> {
         .await
         .context("serving HTTP")?;
     let _ = stop_background.send(true);
-    for task in consumers.into_iter().chain([user.projections]) {
+    for task in consumers
+        .into_iter()
+        .chain([user.projections, chat.projections])
+    {
         let _ = task.await;
     }
     if let Some(relays) = relays {
@@ -93,6 +103,7 @@ pub async fn run(args: ServeArgs) -> Result<()> {
 pub fn api_document() -> utoipa::openapi::OpenApi {
     use utoipa::OpenApi;
     let mut document = msa_user::adapters::http::UserApiDoc::openapi();
+    document.merge(msa_chat::adapters::http::ChatApiDoc::openapi());
     document.info.title = "msa".into();
     document.info.version = env!("CARGO_PKG_VERSION").into();
     document.info.description = Some(

@@ -4,6 +4,7 @@ use std::sync::Arc;
 
 use anyhow::{Context, Result};
 use axum::Router;
+use msa_http::auth::TokenVerifier;
 use msa_kernel::ProjectionRunner;
 use msa_user::adapters::directory::Directory;
 use msa_user::adapters::http::{routes, UserApi};
@@ -53,6 +54,8 @@ fn kakao_config(args: &UserArgs) -> Result<Option<KakaoConfig>> {
 /// The user context, running.
 pub struct UserContext {
     pub routes: Router,
+    /// Checks the access tokens this context issues; every other context uses it.
+    pub verifier: Arc<TokenVerifier>,
     pub projections: JoinHandle<()>,
 }
 
@@ -103,7 +106,11 @@ pub async fn start(
         .context("creating the user directory")?;
     let projections = tokio::spawn(async move { runner.run(&Directory, stop).await });
     Ok(UserContext {
-        routes: routes(UserApi { service, verifier }),
+        routes: routes(UserApi {
+            service,
+            verifier: verifier.clone(),
+        }),
+        verifier,
         projections,
     })
 }

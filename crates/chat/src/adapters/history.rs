@@ -1,0 +1,241 @@
+//! The chat history: rooms, members and messages as tables, a projection of the room streams.
+
+use async_trait::async_trait;
+use msa_kernel::repository::decode;
+use msa_kernel::{
+    Aggregate, Projection, ProjectionError, RecordedEvent, StoreError, TableNames, TableSpec,
+};
+use msa_sql::SqlReadModelStore;
+use serde::Serialize;
+use sqlx::Row;
+use uuid::Uuid;
+
+use crate::domain::{Room, RoomEvent};
+
+pub struct History;
+
+pub const HISTORY_TABLES: &[TableSpec] = &[
+    TableSpec {
+        name: "chat_rooms",
+        create: &["CREATE TABLE {table} (room_id TEXT PRIMARY KEY, kind TEXT NOT NULL, name TEXT, created_at TEXT NOT NULL, last_seq BIGINT NOT NULL)"],
+    },
+    TableSpec {
+        name: "chat_members",
+        create: &[
+            "CREATE TABLE {table} (room_id TEXT NOT NULL, user_id TEXT NOT NULL, role TEXT NOT NULL, PRIMARY KEY (room_id, user_id))",
+            "CREATE INDEX {table}_by_user ON {table} (user_id)",
+        ],
+    },
+    TableSpec {
+        name: "chat_messages",
+        create: &["CREATE TABLE {table} (room_id TEXT NOT NULL, seq BIGINT NOT NULL, message_id TEXT NOT NULL, sender_id TEXT NOT NULL, body TEXT NOT NULL, reply_to TEXT, created_at TEXT NOT NULL, PRIMARY KEY (room_id, seq))"],
+    },
+];
+
+fn role_name(role: crate::domain::Role) -> &'static str {
+    match role {
+        crate::domain::Role::Member => "member",
+        crate::domain::Role::Admin => "admin",
+        crate::domain::Role::Owner => "owner",
+    }
+}
+
+#[async_trait]
+impl Projection<msa_sql::Tx> for History {
+    fn name(&self) -> &'static str {
+        "chat.history"
+    }
+
+    fn tables(&self) -> &'static [TableSpec] {
+        HISTORY_TABLES
+    }
+
+    async fn apply(
+        &self,
+        tx: &mut msa_sql::Tx,
+        tables: &TableNames,
+        event: &RecordedEvent,
+    ) -> Result<(), ProjectionError> {
+        if event.stream_id.category() != Room::KIND {
+            return Ok(());
+        }
+        let room_id = event.stream_id.id().to_owned();
+        let (rooms, members, messages) = (
+            tables.table("chat_rooms"),
+            tables.table("chat_members"),
+            tables.table("chat_messages"),
+        );
+        let at = event.occurred_at.to_rfc3339();
+        let change = decode::<RoomEvent>(event)?;
+        let mut statements: Vec<(String, Vec<Option<String>>)> = vec![(
+            format!(
+                "UPDATE {rooms} SET last_seq = {} WHERE room_id = $1",
+                change.seq()
+            ),
+            vec![Some(room_id.clone())],
+        )];
+        let member_upsert = format!(
+            "INSERT INTO {members} (room_id, user_id, role) VALUES ($1, $2, $3)
+             ON CONFLICT (room_id, user_id) DO UPDATE SET role = excluded.role"
+        );
+        let member_delete = format!("DELETE FROM {members} WHERE room_id = $1 AND user_id = $2");
+        match change {
+            RoomEvent::RoomCreated { seq, kind, name, members: roles, .. } => {
+                let kind = serde_json::to_value(kind).map_err(ProjectionError::apply)?;
+                statements.insert(0, (
+                    format!("INSERT INTO {rooms} (room_id, kind, name, created_at, last_seq) VALUES ($1, $2, $3, $4, {seq})"),
+                    vec![Some(room_id.clone()), kind.as_str().map(str::to_owned), name, Some(at.clone())],
+                ));
+                for (user_id, role) in roles {
+                    statements.push((member_upsert.clone(), vec![Some(room_id.clone()), Some(user_id.to_string()), Some(role_name(role).into())]));
+                }
+            }
+            RoomEvent::MemberJoined { user_id, .. } => statements.push((
+                member_upsert,
+                vec![Some(room_id.clone()), Some(user_id.to_string()), Some("member".into())],
+            )),
+            RoomEvent::RoleChanged { user_id, role, .. } => statements.push((
+                member_upsert,
+                vec![Some(room_id.clone()), Some(user_id.to_string()), Some(role_name(role).into())],
+            )),
+            RoomEvent::MemberLeft { user_id, .. } | RoomEvent::MemberKicked { user_id, .. } | RoomEvent::MemberBanned { user_id, .. } => {
+                statements.push((member_delete, vec![Some(room_id.clone()), Some(user_id.to_string())]))
+            }
+            RoomEvent::MessagePosted { seq, message_id, sender_id, body, reply_to } => statements.push((
+                format!(
+                    "INSERT INTO {messages} (room_id, seq, message_id, sender_id, body, reply_to, created_at)
+                     VALUES ($1, {seq}, $2, $3, $4, $5, $6)"
+                ),
+                vec![
+                    Some(room_id.clone()),
+                    Some(message_id.to_string()),
+                    Some(sender_id.to_string()),
+                    Some(body.as_str().to_owned()),
+                    reply_to.map(|r| r.to_string()),
+                    Some(at),
+                ],
+            )),
+            RoomEvent::MemberInvited { .. } => {}
+        }
+        for (sql, binds) in &statements {
+            let mut query = sqlx::query(sql);
+            for bind in binds {
+                query = query.bind(bind.clone());
+            }
+            query
+                .execute(&mut **tx)
+                .await
+                .map_err(ProjectionError::apply)?;
+        }
+        Ok(())
+    }
+}
+
+/// A message as history shows it.
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
+pub struct MessageView {
+    pub id: String,
+    pub room_id: String,
+    pub seq: i64,
+    pub sender_id: String,
+    pub body: String,
+    pub reply_to: Option<String>,
+    pub created_at: String,
+}
+
+/// Which part of a room's history to read.
+#[derive(Debug, Clone, Copy)]
+pub enum Window {
+    /// The newest messages before `seq` (or the newest of all), newest first.
+    Before(Option<i64>),
+    /// The oldest messages after `seq`, oldest first.
+    After(i64),
+}
+
+pub async fn messages(
+    db: &SqlReadModelStore,
+    room_id: Uuid,
+    window: Window,
+    limit: u32,
+) -> Result<Vec<MessageView>, StoreError> {
+    let (condition, order, bound) = match window {
+        Window::Before(seq) => ("seq < $2", "DESC", seq.unwrap_or(i64::MAX)),
+        Window::After(seq) => ("seq > $2", "ASC", seq),
+    };
+    let rows = sqlx::query(&format!(
+        "SELECT room_id, seq, message_id, sender_id, body, reply_to, created_at FROM chat_messages
+         WHERE room_id = $1 AND {condition} ORDER BY seq {order} LIMIT $3"
+    ))
+    .bind(room_id.to_string())
+    .bind(bound)
+    .bind(limit as i64)
+    .fetch_all(db.pool())
+    .await
+    .map_err(StoreError::backend)?;
+    Ok(rows.iter().map(message_view).collect())
+}
+
+fn message_view(row: &sqlx::any::AnyRow) -> MessageView {
+    MessageView {
+        id: row.get("message_id"),
+        room_id: row.get("room_id"),
+        seq: row.get("seq"),
+        sender_id: row.get("sender_id"),
+        body: row.get("body"),
+        reply_to: row.get("reply_to"),
+        created_at: row.get("created_at"),
+    }
+}
+
+/// A room in the caller's room list.
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
+pub struct RoomSummary {
+    pub id: String,
+    pub kind: String,
+    pub name: Option<String>,
+    pub role: String,
+    pub last_seq: i64,
+    pub last_message: Option<MessageView>,
+}
+
+/// The rooms `user_id` is a member of, most recently active first.
+pub async fn rooms_of(
+    db: &SqlReadModelStore,
+    user_id: Uuid,
+) -> Result<Vec<RoomSummary>, StoreError> {
+    let rows = sqlx::query(
+        "SELECT r.room_id, r.kind, r.name, r.last_seq, m.role,
+                l.seq AS l_seq, l.message_id AS l_message_id, l.sender_id AS l_sender_id, l.body AS l_body,
+                l.reply_to AS l_reply_to, l.created_at AS l_created_at
+         FROM chat_members m JOIN chat_rooms r ON r.room_id = m.room_id
+         LEFT JOIN chat_messages l ON l.room_id = r.room_id
+              AND l.seq = (SELECT MAX(seq) FROM chat_messages x WHERE x.room_id = r.room_id)
+         WHERE m.user_id = $1 ORDER BY r.last_seq DESC, r.room_id",
+    )
+    .bind(user_id.to_string())
+    .fetch_all(db.pool())
+    .await
+    .map_err(StoreError::backend)?;
+    Ok(rows
+        .iter()
+        .map(|row| {
+            let room_id: String = row.get("room_id");
+            RoomSummary {
+                last_message: row.get::<Option<i64>, _>("l_seq").map(|seq| MessageView {
+                    id: row.get("l_message_id"),
+                    room_id: room_id.clone(),
+                    seq,
+                    sender_id: row.get("l_sender_id"),
+                    body: row.get("l_body"),
+                    reply_to: row.get("l_reply_to"),
+                    created_at: row.get("l_created_at"),
+                }),
+                id: room_id,
+                kind: row.get("kind"),
+                name: row.get("name"),
+                role: row.get("role"),
+                last_seq: row.get("last_seq"),
+            }
+        })
+        .collect())
+}

@@ -1,0 +1,414 @@
+//! The chat context's HTTP API: thin handlers over [`ChatService`].
+
+use std::sync::Arc;
+
+use axum::extract::rejection::QueryRejection;
+use axum::extract::{FromRef, Path, Query, State};
+use axum::http::{header, StatusCode};
+use axum::response::IntoResponse;
+use axum::routing::{delete, get, post, put};
+use axum::{Json, Router};
+use msa_http::auth::{Caller, TokenVerifier};
+use msa_http::{BearerAuth, FieldError, Problem, StrictJson};
+use serde::{Deserialize, Serialize};
+use utoipa::{IntoParams, OpenApi, ToSchema};
+use uuid::Uuid;
+
+use crate::adapters::history::{MessageView, RoomSummary, Window};
+use crate::application::{ChatError, ChatService, PostedMessage, RoomView};
+use crate::domain::{MessageBody, Role, RoomCommand, RoomError, RoomKind};
+
+#[derive(Clone)]
+pub struct ChatApi {
+    pub service: Arc<ChatService>,
+    pub verifier: Arc<TokenVerifier>,
+}
+
+impl FromRef<ChatApi> for Arc<TokenVerifier> {
+    fn from_ref(api: &ChatApi) -> Self {
+        api.verifier.clone()
+    }
+}
+
+pub fn routes(api: ChatApi) -> Router {
+    Router::new()
+        .route("/v1/rooms", post(create_room).get(my_rooms))
+        .route("/v1/rooms/{id}", get(room))
+        .route("/v1/rooms/{id}/invites", post(invite))
+        .route("/v1/rooms/{id}/members", post(join))
+        .route("/v1/rooms/{id}/members/{user_id}", delete(remove_member))
+        .route("/v1/rooms/{id}/members/{user_id}/role", put(set_role))
+        .route("/v1/rooms/{id}/bans", post(ban))
+        .route("/v1/rooms/{id}/messages", post(post_message).get(history))
+        .with_state(api)
+}
+
+/// The chat context's part of the OpenAPI document.
+#[derive(OpenApi)]
+#[openapi(
+    paths(create_room, my_rooms, room, invite, join, remove_member, set_role, ban, post_message, history),
+    modifiers(&BearerAuth),
+    tags((name = "rooms", description = "Rooms, members and messages"))
+)]
+pub struct ChatApiDoc;
+
+impl From<ChatError> for Problem {
+    fn from(error: ChatError) -> Self {
+        match error {
+            ChatError::Invalid(errors) => Problem::invalid(errors),
+            ChatError::Room(refusal) => match refusal {
+                RoomError::NotFound => Problem::not_found(refusal.to_string()),
+                RoomError::NotAMember
+                | RoomError::Forbidden
+                | RoomError::Banned
+                | RoomError::NotInvited => Problem::forbidden(refusal.to_string()),
+                RoomError::AlreadyExists | RoomError::AlreadyMember | RoomError::LastOwner => {
+                    Problem::conflict("room-state", refusal.to_string())
+                }
+                RoomError::DirectRoom | RoomError::DirectNeedsOnePeer => {
+                    Problem::invalid(vec![FieldError::new("kind", refusal.to_string())])
+                }
+            },
+            ChatError::TxnIdReused(_) => Problem::conflict("txn-id-reused", error.to_string()),
+            ChatError::Busy => Problem::unavailable(error.to_string(), 1),
+            ChatError::Store(error) => Problem::internal(&error),
+        }
+    }
+}
+
+fn room_id(raw: &str) -> Result<Uuid, Problem> {
+    raw.parse().map_err(|_| Problem::not_found("no such room"))
+}
+
+fn user_id(field: &str, raw: &str) -> Result<Uuid, Problem> {
+    raw.parse()
+        .map_err(|_| Problem::invalid(vec![FieldError::new(field, "not a user id (UUID)")]))
+}
+
+#[derive(Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+struct NewRoom {
+    kind: RoomKind,
+    /// A group room's name (1 to 100 characters).
+    name: Option<String>,
+    /// The other members: for `direct`, exactly one user.
+    #[serde(default)]
+    members: Vec<Uuid>,
+}
+
+#[utoipa::path(post, path = "/v1/rooms", tag = "rooms", security(("bearer" = [])), request_body = NewRoom,
+    responses((status = 201, description = "Created", body = RoomView),
+        (status = 200, description = "The direct room of this pair already existed", body = RoomView),
+        (status = 401, body = Problem), (status = 422, body = Problem)))]
+async fn create_room(
+    State(api): State<ChatApi>,
+    caller: Caller,
+    StrictJson(body): StrictJson<NewRoom>,
+) -> Result<impl IntoResponse, Problem> {
+    let name = match body.name.map(|n| n.trim().to_owned()) {
+        Some(name)
+            if name.is_empty()
+                || name.chars().count() > 100
+                || name.chars().any(char::is_control) =>
+        {
+            return Err(Problem::invalid(vec![FieldError::new(
+                "name",
+                "1 to 100 visible characters",
+            )]))
+        }
+        name => name,
+    };
+    if body.members.len() > 1000 {
+        return Err(Problem::invalid(vec![FieldError::new(
+            "members",
+            "at most 1000 at creation",
+        )]));
+    }
+    let (room, created) = api
+        .service
+        .create_room(caller.user_id, body.kind, name, body.members)
+        .await?;
+    let status = if created {
+        StatusCode::CREATED
+    } else {
+        StatusCode::OK
+    };
+    Ok((
+        status,
+        [(header::LOCATION, format!("/v1/rooms/{}", room.id))],
+        Json(room),
+    ))
+}
+
+#[derive(Serialize, ToSchema)]
+struct RoomList {
+    items: Vec<RoomSummary>,
+    next_cursor: Option<String>,
+}
+
+#[utoipa::path(get, path = "/v1/rooms", tag = "rooms", security(("bearer" = [])),
+    responses((status = 200, description = "My rooms, most recently active first, with the last message", body = RoomList), (status = 401, body = Problem)))]
+async fn my_rooms(
+    State(api): State<ChatApi>,
+    caller: Caller,
+) -> Result<impl IntoResponse, Problem> {
+    let items = api.service.rooms_of(caller.user_id).await?;
+    Ok(Json(RoomList {
+        items,
+        next_cursor: None,
+    }))
+}
+
+#[utoipa::path(get, path = "/v1/rooms/{id}", tag = "rooms", security(("bearer" = [])), params(("id" = Uuid, Path)),
+    responses((status = 200, body = RoomView), (status = 403, body = Problem), (status = 404, body = Problem)))]
+async fn room(
+    State(api): State<ChatApi>,
+    caller: Caller,
+    Path(id): Path<String>,
+) -> Result<impl IntoResponse, Problem> {
+    Ok(Json(
+        api.service.room_view(caller.user_id, room_id(&id)?).await?,
+    ))
+}
+
+#[derive(Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+struct UserRef {
+    user_id: Uuid,
+}
+
+#[utoipa::path(post, path = "/v1/rooms/{id}/invites", tag = "rooms", security(("bearer" = [])), params(("id" = Uuid, Path)), request_body = UserRef,
+    responses((status = 204, description = "Invited (admins and owners)"), (status = 403, body = Problem), (status = 404, body = Problem), (status = 409, body = Problem)))]
+async fn invite(
+    State(api): State<ChatApi>,
+    caller: Caller,
+    Path(id): Path<String>,
+    StrictJson(body): StrictJson<UserRef>,
+) -> Result<impl IntoResponse, Problem> {
+    let command = RoomCommand::Invite {
+        by: caller.user_id,
+        user_id: body.user_id,
+    };
+    api.service
+        .change_membership(caller.user_id, room_id(&id)?, command)
+        .await?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+#[utoipa::path(post, path = "/v1/rooms/{id}/members", tag = "rooms", security(("bearer" = [])), params(("id" = Uuid, Path)),
+    responses((status = 204, description = "Joined (invited users only; never the banned)"), (status = 403, body = Problem), (status = 404, body = Problem)))]
+async fn join(
+    State(api): State<ChatApi>,
+    caller: Caller,
+    Path(id): Path<String>,
+) -> Result<impl IntoResponse, Problem> {
+    let command = RoomCommand::Join {
+        user_id: caller.user_id,
+    };
+    api.service
+        .change_membership(caller.user_id, room_id(&id)?, command)
+        .await?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+#[utoipa::path(delete, path = "/v1/rooms/{id}/members/{user_id}", tag = "rooms", security(("bearer" = [])),
+    params(("id" = Uuid, Path), ("user_id" = String, Path, description = "`me` to leave, a user id to kick")),
+    responses((status = 204, description = "Left, or kicked"), (status = 403, body = Problem), (status = 404, body = Problem),
+        (status = 409, description = "The last owner cannot leave", body = Problem)))]
+async fn remove_member(
+    State(api): State<ChatApi>,
+    caller: Caller,
+    Path((id, user)): Path<(String, String)>,
+) -> Result<impl IntoResponse, Problem> {
+    let command = match user.as_str() {
+        "me" => RoomCommand::Leave {
+            user_id: caller.user_id,
+        },
+        other => match user_id("user_id", other)? {
+            me if me == caller.user_id => RoomCommand::Leave { user_id: me },
+            target => RoomCommand::Kick {
+                by: caller.user_id,
+                user_id: target,
+            },
+        },
+    };
+    api.service
+        .change_membership(caller.user_id, room_id(&id)?, command)
+        .await?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+#[derive(Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+struct RoleChange {
+    role: Role,
+}
+
+#[utoipa::path(put, path = "/v1/rooms/{id}/members/{user_id}/role", tag = "rooms", security(("bearer" = [])),
+    params(("id" = Uuid, Path), ("user_id" = Uuid, Path)), request_body = RoleChange,
+    responses((status = 204, description = "Changed (owners only)"), (status = 403, body = Problem), (status = 409, body = Problem)))]
+async fn set_role(
+    State(api): State<ChatApi>,
+    caller: Caller,
+    Path((id, user)): Path<(String, String)>,
+    StrictJson(body): StrictJson<RoleChange>,
+) -> Result<impl IntoResponse, Problem> {
+    let command = RoomCommand::SetRole {
+        by: caller.user_id,
+        user_id: user_id("user_id", &user)?,
+        role: body.role,
+    };
+    api.service
+        .change_membership(caller.user_id, room_id(&id)?, command)
+        .await?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+#[utoipa::path(post, path = "/v1/rooms/{id}/bans", tag = "rooms", security(("bearer" = [])), params(("id" = Uuid, Path)), request_body = UserRef,
+    responses((status = 204, description = "Banned: out, and cannot rejoin"), (status = 403, body = Problem), (status = 404, body = Problem)))]
+async fn ban(
+    State(api): State<ChatApi>,
+    caller: Caller,
+    Path(id): Path<String>,
+    StrictJson(body): StrictJson<UserRef>,
+) -> Result<impl IntoResponse, Problem> {
+    let command = RoomCommand::Ban {
+        by: caller.user_id,
+        user_id: body.user_id,
+    };
+    api.service
+        .change_membership(caller.user_id, room_id(&id)?, command)
+        .await?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+#[derive(Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+struct NewMessage {
+    /// The client's id for this send (1 to 64 characters): a retry with the same one posts nothing new.
+    txn_id: Option<String>,
+    body: Option<String>,
+    reply_to: Option<Uuid>,
+}
+
+#[utoipa::path(post, path = "/v1/rooms/{id}/messages", tag = "rooms", security(("bearer" = [])), params(("id" = Uuid, Path)), request_body = NewMessage,
+    responses((status = 201, description = "Posted", body = PostedMessage),
+        (status = 200, description = "A retry: the message this txn_id posted before", body = PostedMessage),
+        (status = 403, body = Problem), (status = 404, body = Problem),
+        (status = 409, description = "The txn_id was used for another message", body = Problem), (status = 422, body = Problem)))]
+async fn post_message(
+    State(api): State<ChatApi>,
+    caller: Caller,
+    Path(id): Path<String>,
+    StrictJson(body): StrictJson<NewMessage>,
+) -> Result<impl IntoResponse, Problem> {
+    let mut errors = Vec::new();
+    let txn_id = match body.txn_id {
+        Some(t) if !t.is_empty() && t.len() <= 64 && !t.chars().any(char::is_control) => Some(t),
+        Some(_) => {
+            errors.push(FieldError::new("txn_id", "1 to 64 characters"));
+            None
+        }
+        None => {
+            errors.push(FieldError::new("txn_id", "required"));
+            None
+        }
+    };
+    let message = match body.body.as_deref().map(MessageBody::parse) {
+        Some(Ok(message)) => Some(message),
+        Some(Err(invalid)) => {
+            errors.push(FieldError::new("body", invalid.0));
+            None
+        }
+        None => {
+            errors.push(FieldError::new("body", "required"));
+            None
+        }
+    };
+    let (Some(txn_id), Some(message)) = (txn_id, message) else {
+        return Err(Problem::invalid(errors));
+    };
+    let room = room_id(&id)?;
+    let (posted, new) = api
+        .service
+        .post(caller.user_id, room, &txn_id, message, body.reply_to)
+        .await?;
+    let status = if new {
+        StatusCode::CREATED
+    } else {
+        StatusCode::OK
+    };
+    Ok((status, Json(posted)))
+}
+
+#[derive(Deserialize, IntoParams)]
+#[serde(deny_unknown_fields)]
+#[into_params(parameter_in = Query)]
+struct HistoryQuery {
+    /// Messages with a smaller seq, newest first (the default: the newest messages).
+    #[param(value_type = Option<u64>)]
+    before: Option<String>,
+    /// Messages with a larger seq, oldest first.
+    #[param(value_type = Option<u64>)]
+    after: Option<String>,
+    /// 1 to 100 (default 50).
+    #[param(value_type = Option<u32>)]
+    limit: Option<String>,
+}
+
+#[derive(Serialize, ToSchema)]
+struct MessagePage {
+    items: Vec<MessageView>,
+}
+
+#[utoipa::path(get, path = "/v1/rooms/{id}/messages", tag = "rooms", security(("bearer" = [])), params(("id" = Uuid, Path), HistoryQuery),
+    responses((status = 200, body = MessagePage), (status = 403, body = Problem), (status = 404, body = Problem), (status = 422, body = Problem)))]
+async fn history(
+    State(api): State<ChatApi>,
+    caller: Caller,
+    Path(id): Path<String>,
+    query: Result<Query<HistoryQuery>, QueryRejection>,
+) -> Result<impl IntoResponse, Problem> {
+    let Query(query) = query
+        .map_err(|r| Problem::invalid(vec![FieldError::new("query string", r.body_text())]))?;
+    let seq = |field: &str, raw: Option<&str>| -> Result<Option<i64>, Problem> {
+        raw.map(|r| r.parse::<i64>().ok().filter(|s| *s >= 0))
+            .map(|parsed| {
+                parsed.ok_or_else(|| {
+                    Problem::invalid(vec![FieldError::new(
+                        field,
+                        "a sequence number (0 or more)",
+                    )])
+                })
+            })
+            .transpose()
+    };
+    let window = match (
+        seq("before", query.before.as_deref())?,
+        seq("after", query.after.as_deref())?,
+    ) {
+        (Some(_), Some(_)) => {
+            return Err(Problem::invalid(vec![FieldError::new(
+                "after",
+                "give before or after, not both",
+            )]))
+        }
+        (before, None) => Window::Before(before),
+        (None, Some(after)) => Window::After(after),
+    };
+    let limit = match query.limit.as_deref().map(str::parse::<u32>) {
+        None => 50,
+        Some(Ok(limit @ 1..=100)) => limit,
+        Some(_) => {
+            return Err(Problem::invalid(vec![FieldError::new(
+                "limit",
+                "a whole number from 1 to 100",
+            )]))
+        }
+    };
+    let items = api
+        .service
+        .history(caller.user_id, room_id(&id)?, window, limit)
+        .await?;
+    Ok(Json(MessagePage { items }))
+}

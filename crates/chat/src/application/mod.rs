@@ -1,0 +1,299 @@
+//! The chat context's use cases. They take the caller's user id (from the access token, or from
+//! user-chat in-process) and domain values, so HTTP is only one way in.
+
+use std::sync::Arc;
+
+use chrono::{DateTime, Utc};
+use msa_http::FieldError;
+use msa_kernel::repository::IdempotencyKey;
+use msa_kernel::{CommandError, EventMetadata, EventStore, Repository, StoreError};
+use msa_sql::SqlReadModelStore;
+use serde::{Deserialize, Serialize};
+use sha2::{Digest, Sha256};
+use uuid::Uuid;
+
+use crate::adapters::history::{self, MessageView, RoomSummary, Window};
+use crate::domain::{
+    DirectPair, DirectPairCommand, MessageBody, Role, Room, RoomCommand, RoomError, RoomKind,
+};
+
+#[derive(Debug, thiserror::Error)]
+pub enum ChatError {
+    #[error("invalid input")]
+    Invalid(Vec<FieldError>),
+    #[error(transparent)]
+    Room(#[from] RoomError),
+    #[error("txn_id {0} was already used for another message")]
+    TxnIdReused(String),
+    #[error("the room is busy; try again")]
+    Busy,
+    #[error(transparent)]
+    Store(#[from] StoreError),
+}
+
+impl From<CommandError<RoomError>> for ChatError {
+    fn from(error: CommandError<RoomError>) -> Self {
+        match error {
+            CommandError::Domain(refusal) => ChatError::Room(refusal),
+            CommandError::Conflict(_) => ChatError::Busy,
+            CommandError::IdempotencyKeyReused { key } => ChatError::TxnIdReused(key),
+            CommandError::Store(error) => ChatError::Store(error),
+        }
+    }
+}
+
+/// A room as its members see it.
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
+pub struct RoomView {
+    pub id: Uuid,
+    pub kind: RoomKind,
+    pub name: Option<String>,
+    pub members: Vec<MemberView>,
+    pub last_seq: u64,
+}
+
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
+pub struct MemberView {
+    pub user_id: Uuid,
+    pub role: Role,
+}
+
+impl RoomView {
+    fn of(id: Uuid, room: &Room) -> Self {
+        Self {
+            id,
+            kind: room.kind.unwrap_or(RoomKind::Group),
+            name: room.name.clone(),
+            members: room
+                .members
+                .iter()
+                .map(|(user_id, role)| MemberView {
+                    user_id: *user_id,
+                    role: *role,
+                })
+                .collect(),
+            last_seq: room.last_seq,
+        }
+    }
+}
+
+/// A posted message, as the sender gets it back (also on a retry with the same `txn_id`).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
+pub struct PostedMessage {
+    pub id: Uuid,
+    pub room_id: Uuid,
+    pub seq: u64,
+    pub sender_id: Uuid,
+    pub body: String,
+    pub reply_to: Option<Uuid>,
+    pub created_at: DateTime<Utc>,
+}
+
+pub struct ChatService {
+    rooms: Repository<Room>,
+    pairs: Repository<DirectPair>,
+    read_models: Arc<SqlReadModelStore>,
+}
+
+fn metadata(actor: Uuid) -> EventMetadata {
+    EventMetadata::new_conversation(Some(actor.to_string()))
+}
+
+impl ChatService {
+    pub fn new(events: Arc<dyn EventStore>, read_models: Arc<SqlReadModelStore>) -> Self {
+        Self {
+            rooms: Repository::new(events.clone()),
+            pairs: Repository::new(events),
+            read_models,
+        }
+    }
+
+    async fn room(&self, room_id: Uuid) -> Result<Room, ChatError> {
+        let room = self
+            .rooms
+            .load(&Repository::<Room>::stream_id(room_id))
+            .await?
+            .state;
+        if !room.exists() {
+            return Err(RoomError::NotFound.into());
+        }
+        Ok(room)
+    }
+
+    async fn member_of(&self, room_id: Uuid, user_id: Uuid) -> Result<Room, ChatError> {
+        let room = self.room(room_id).await?;
+        if !room.is_member(user_id) {
+            return Err(RoomError::NotAMember.into());
+        }
+        Ok(room)
+    }
+
+    /// Creates a room. A direct room is unique per pair: asking again (or racing) answers the
+    /// existing one, with `created` false.
+    pub async fn create_room(
+        &self,
+        creator: Uuid,
+        kind: RoomKind,
+        name: Option<String>,
+        members: Vec<Uuid>,
+    ) -> Result<(RoomView, bool), ChatError> {
+        let mut room_id = Uuid::now_v7();
+        if kind == RoomKind::Direct {
+            let others: Vec<_> = members.iter().filter(|m| **m != creator).collect();
+            let [peer] = others.as_slice() else {
+                return Err(RoomError::DirectNeedsOnePeer.into());
+            };
+            let pair = DirectPair::stream(creator, **peer);
+            match self
+                .pairs
+                .execute(
+                    &pair,
+                    &DirectPairCommand::Assign { room_id },
+                    &metadata(creator),
+                )
+                .await
+            {
+                Ok(_) => {}
+                Err(CommandError::Domain(taken)) => {
+                    room_id = taken.room_id;
+                    // The room exists unless its creator failed right after taking the pair;
+                    // then this request creates it with the pair's id.
+                    if let Ok(room) = self.room(room_id).await {
+                        return Ok((RoomView::of(room_id, &room), false));
+                    }
+                }
+                Err(CommandError::Store(error)) => return Err(error.into()),
+                Err(_) => return Err(ChatError::Busy),
+            }
+        }
+        let command = RoomCommand::Create {
+            kind,
+            name,
+            creator,
+            members,
+        };
+        let executed = self
+            .rooms
+            .execute(
+                &Repository::<Room>::stream_id(room_id),
+                &command,
+                &metadata(creator),
+            )
+            .await;
+        match executed {
+            Ok(executed) => Ok((RoomView::of(room_id, &executed.state), true)),
+            // A racing request created the direct room with the pair's id first.
+            Err(CommandError::Domain(RoomError::AlreadyExists)) => {
+                Ok((RoomView::of(room_id, &self.room(room_id).await?), false))
+            }
+            Err(error) => Err(error.into()),
+        }
+    }
+
+    pub async fn room_view(&self, caller: Uuid, room_id: Uuid) -> Result<RoomView, ChatError> {
+        Ok(RoomView::of(
+            room_id,
+            &self.member_of(room_id, caller).await?,
+        ))
+    }
+
+    /// Membership changes: invite, join, leave, kick, ban, set a role.
+    pub async fn change_membership(
+        &self,
+        caller: Uuid,
+        room_id: Uuid,
+        command: RoomCommand,
+    ) -> Result<(), ChatError> {
+        self.room(room_id).await?;
+        self.rooms
+            .execute(
+                &Repository::<Room>::stream_id(room_id),
+                &command,
+                &metadata(caller),
+            )
+            .await?;
+        Ok(())
+    }
+
+    /// Posts a message. `txn_id` names the send: a retry with the same `txn_id` by the same sender
+    /// returns the first answer and posts nothing (the store keeps the key with the event).
+    /// Returns the message and whether this call posted it.
+    pub async fn post(
+        &self,
+        sender_id: Uuid,
+        room_id: Uuid,
+        txn_id: &str,
+        body: MessageBody,
+        reply_to: Option<Uuid>,
+    ) -> Result<(PostedMessage, bool), ChatError> {
+        let message_id = Uuid::now_v7();
+        let fingerprint: String = Sha256::digest(
+            format!(
+                "{room_id}\n{}\n{}",
+                body.as_str(),
+                reply_to.map(|r| r.to_string()).unwrap_or_default()
+            )
+            .as_bytes(),
+        )
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect();
+        let key = IdempotencyKey {
+            scope: format!("chat.send:{sender_id}"),
+            key: txn_id.to_owned(),
+            fingerprint,
+        };
+        let command = RoomCommand::Post {
+            sender_id,
+            message_id,
+            body: body.clone(),
+            reply_to,
+        };
+        let created_at = Utc::now();
+        let outcome = self
+            .rooms
+            .execute_idempotent(
+                &Repository::<Room>::stream_id(room_id),
+                &command,
+                &metadata(sender_id),
+                key,
+                |state, _| {
+                    serde_json::to_value(PostedMessage {
+                        id: message_id,
+                        room_id,
+                        seq: state.last_seq,
+                        sender_id,
+                        body: body.as_str().to_owned(),
+                        reply_to,
+                        created_at,
+                    })
+                    .unwrap_or_default()
+                },
+            )
+            .await
+            .map_err(|error| match error {
+                CommandError::Domain(RoomError::NotFound) => ChatError::Room(RoomError::NotFound),
+                other => other.into(),
+            })?;
+        let message: PostedMessage =
+            serde_json::from_value(outcome.result).map_err(StoreError::backend)?;
+        Ok((message, !outcome.replayed))
+    }
+
+    /// A window of a room's history, for a member.
+    pub async fn history(
+        &self,
+        caller: Uuid,
+        room_id: Uuid,
+        window: Window,
+        limit: u32,
+    ) -> Result<Vec<MessageView>, ChatError> {
+        self.member_of(room_id, caller).await?;
+        Ok(history::messages(&self.read_models, room_id, window, limit).await?)
+    }
+
+    /// The caller's rooms, most recently active first.
+    pub async fn rooms_of(&self, caller: Uuid) -> Result<Vec<RoomSummary>, ChatError> {
+        Ok(history::rooms_of(&self.read_models, caller).await?)
+    }
+}

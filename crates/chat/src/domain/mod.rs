@@ -1,0 +1,15 @@
+//! The chat context's language: rooms (group or direct), members with roles, messages with a
+//! per-room sequence number.
+
+pub mod body;
+pub mod direct_pair;
+pub mod room;
+
+pub use body::MessageBody;
+pub use direct_pair::{DirectPair, DirectPairCommand, DirectPairEvent, PairTaken};
+pub use room::{Role, Room, RoomCommand, RoomError, RoomEvent, RoomKind};
+
+/// A value that did not parse, with why.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{0}")]
+pub struct Invalid(pub String);

@@ -1,0 +1,411 @@
+//! The `Room` aggregate: who is in a room, with which role, and the room's sequence.
+//!
+//! Every room event gets the next per-room sequence number `seq`, which clients use to order and
+//! resume. The state holds membership and the last `seq`, never the messages, so posting costs the
+//! same in a room of ten messages as in one of a hundred thousand (the repository decides on a
+//! cached state; snapshots every 100 events bound a cold load).
+
+use std::collections::{BTreeMap, BTreeSet};
+
+use msa_kernel::{Aggregate, DomainEvent};
+use serde::{Deserialize, Serialize};
+use uuid::Uuid;
+
+use super::MessageBody;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum RoomKind {
+    Group,
+    Direct,
+}
+
+/// Roles, weakest first: a role may act on roles below it.
+#[derive(
+    Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize, utoipa::ToSchema,
+)]
+#[serde(rename_all = "snake_case")]
+pub enum Role {
+    Member,
+    Admin,
+    Owner,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "type", content = "data")]
+pub enum RoomEvent {
+    RoomCreated {
+        seq: u64,
+        kind: RoomKind,
+        name: Option<String>,
+        creator: Uuid,
+        /// Everyone in the room at creation, the creator included, with their roles.
+        members: BTreeMap<Uuid, Role>,
+    },
+    MemberInvited {
+        seq: u64,
+        user_id: Uuid,
+        by: Uuid,
+    },
+    MemberJoined {
+        seq: u64,
+        user_id: Uuid,
+    },
+    MemberLeft {
+        seq: u64,
+        user_id: Uuid,
+    },
+    MemberKicked {
+        seq: u64,
+        user_id: Uuid,
+        by: Uuid,
+    },
+    MemberBanned {
+        seq: u64,
+        user_id: Uuid,
+        by: Uuid,
+    },
+    RoleChanged {
+        seq: u64,
+        user_id: Uuid,
+        role: Role,
+        by: Uuid,
+    },
+    MessagePosted {
+        seq: u64,
+        message_id: Uuid,
+        sender_id: Uuid,
+        body: MessageBody,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        reply_to: Option<Uuid>,
+    },
+}
+
+impl RoomEvent {
+    pub fn seq(&self) -> u64 {
+        match self {
+            RoomEvent::RoomCreated { seq, .. }
+            | RoomEvent::MemberInvited { seq, .. }
+            | RoomEvent::MemberJoined { seq, .. }
+            | RoomEvent::MemberLeft { seq, .. }
+            | RoomEvent::MemberKicked { seq, .. }
+            | RoomEvent::MemberBanned { seq, .. }
+            | RoomEvent::RoleChanged { seq, .. }
+            | RoomEvent::MessagePosted { seq, .. } => *seq,
+        }
+    }
+}
+
+impl DomainEvent for RoomEvent {
+    const CONTEXT: &'static str = "chat";
+}
+
+#[derive(Debug, Clone)]
+pub enum RoomCommand {
+    Create {
+        kind: RoomKind,
+        name: Option<String>,
+        creator: Uuid,
+        members: Vec<Uuid>,
+    },
+    Invite {
+        by: Uuid,
+        user_id: Uuid,
+    },
+    Join {
+        user_id: Uuid,
+    },
+    Leave {
+        user_id: Uuid,
+    },
+    Kick {
+        by: Uuid,
+        user_id: Uuid,
+    },
+    Ban {
+        by: Uuid,
+        user_id: Uuid,
+    },
+    SetRole {
+        by: Uuid,
+        user_id: Uuid,
+        role: Role,
+    },
+    Post {
+        sender_id: Uuid,
+        message_id: Uuid,
+        body: MessageBody,
+        reply_to: Option<Uuid>,
+    },
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum RoomError {
+    #[error("the room already exists")]
+    AlreadyExists,
+    #[error("no such room")]
+    NotFound,
+    #[error("only members may do this")]
+    NotAMember,
+    #[error("your role does not allow this")]
+    Forbidden,
+    #[error("banned from this room")]
+    Banned,
+    #[error("not invited to this room")]
+    NotInvited,
+    #[error("already a member")]
+    AlreadyMember,
+    #[error("the last owner cannot leave; make someone else owner first")]
+    LastOwner,
+    #[error("direct rooms have exactly two members and no roles to manage")]
+    DirectRoom,
+    #[error("a direct room is with exactly one other user")]
+    DirectNeedsOnePeer,
+}
+
+#[derive(Debug, Default, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Room {
+    pub kind: Option<RoomKind>,
+    pub name: Option<String>,
+    pub members: BTreeMap<Uuid, Role>,
+    pub invited: BTreeSet<Uuid>,
+    pub banned: BTreeSet<Uuid>,
+    pub last_seq: u64,
+}
+
+impl Room {
+    pub fn exists(&self) -> bool {
+        self.kind.is_some()
+    }
+
+    pub fn role_of(&self, user_id: Uuid) -> Option<Role> {
+        self.members.get(&user_id).copied()
+    }
+
+    pub fn is_member(&self, user_id: Uuid) -> bool {
+        self.members.contains_key(&user_id)
+    }
+
+    fn next(&self) -> u64 {
+        self.last_seq + 1
+    }
+
+    fn member_role(&self, user_id: Uuid) -> Result<Role, RoomError> {
+        if !self.exists() {
+            return Err(RoomError::NotFound);
+        }
+        self.role_of(user_id).ok_or(RoomError::NotAMember)
+    }
+
+    fn group_only(&self) -> Result<(), RoomError> {
+        match self.kind {
+            Some(RoomKind::Direct) => Err(RoomError::DirectRoom),
+            _ => Ok(()),
+        }
+    }
+
+    /// `by` may act on `target`: at least admin, and above the target's role.
+    fn may_moderate(&self, by: Uuid, target: Uuid) -> Result<(), RoomError> {
+        self.group_only()?;
+        let actor = self.member_role(by)?;
+        let target = self.role_of(target).unwrap_or(Role::Member);
+        if actor < Role::Admin || (actor != Role::Owner && actor <= target) {
+            return Err(RoomError::Forbidden);
+        }
+        Ok(())
+    }
+
+    fn owners(&self) -> usize {
+        self.members.values().filter(|r| **r == Role::Owner).count()
+    }
+}
+
+impl Aggregate for Room {
+    const KIND: &'static str = "chat.room";
+    const SNAPSHOT_EVERY: Option<u64> = Some(100);
+
+    type Command = RoomCommand;
+    type Event = RoomEvent;
+    type Error = RoomError;
+
+    fn apply(&mut self, event: &RoomEvent) {
+        self.last_seq = event.seq();
+        match event {
+            RoomEvent::RoomCreated {
+                kind,
+                name,
+                members,
+                ..
+            } => {
+                self.kind = Some(*kind);
+                self.name = name.clone();
+                self.members = members.clone();
+            }
+            RoomEvent::MemberInvited { user_id, .. } => {
+                self.invited.insert(*user_id);
+            }
+            RoomEvent::MemberJoined { user_id, .. } => {
+                self.invited.remove(user_id);
+                self.members.insert(*user_id, Role::Member);
+            }
+            RoomEvent::MemberLeft { user_id, .. } | RoomEvent::MemberKicked { user_id, .. } => {
+                self.members.remove(user_id);
+            }
+            RoomEvent::MemberBanned { user_id, .. } => {
+                self.members.remove(user_id);
+                self.invited.remove(user_id);
+                self.banned.insert(*user_id);
+            }
+            RoomEvent::RoleChanged { user_id, role, .. } => {
+                self.members.insert(*user_id, *role);
+            }
+            RoomEvent::MessagePosted { .. } => {}
+        }
+    }
+
+    fn decide(&self, command: &RoomCommand) -> Result<Vec<RoomEvent>, RoomError> {
+        let seq = self.next();
+        let event = match command {
+            RoomCommand::Create {
+                kind,
+                name,
+                creator,
+                members,
+            } => {
+                if self.exists() {
+                    return Err(RoomError::AlreadyExists);
+                }
+                let others: BTreeSet<Uuid> =
+                    members.iter().copied().filter(|m| m != creator).collect();
+                let mut roles: BTreeMap<Uuid, Role> =
+                    others.iter().map(|m| (*m, Role::Member)).collect();
+                match kind {
+                    RoomKind::Direct if others.len() != 1 => {
+                        return Err(RoomError::DirectNeedsOnePeer)
+                    }
+                    // Both ends of a direct room are equal.
+                    RoomKind::Direct => roles.values_mut().for_each(|r| *r = Role::Owner),
+                    RoomKind::Group => {}
+                }
+                roles.insert(*creator, Role::Owner);
+                RoomEvent::RoomCreated {
+                    seq,
+                    kind: *kind,
+                    name: name.clone(),
+                    creator: *creator,
+                    members: roles,
+                }
+            }
+            RoomCommand::Invite { by, user_id } => {
+                self.group_only()?;
+                if self.member_role(*by)? < Role::Admin {
+                    return Err(RoomError::Forbidden);
+                }
+                if self.banned.contains(user_id) {
+                    return Err(RoomError::Banned);
+                }
+                if self.is_member(*user_id) {
+                    return Err(RoomError::AlreadyMember);
+                }
+                if self.invited.contains(user_id) {
+                    return Ok(vec![]);
+                }
+                RoomEvent::MemberInvited {
+                    seq,
+                    user_id: *user_id,
+                    by: *by,
+                }
+            }
+            RoomCommand::Join { user_id } => {
+                if !self.exists() {
+                    return Err(RoomError::NotFound);
+                }
+                self.group_only()?;
+                if self.banned.contains(user_id) {
+                    return Err(RoomError::Banned);
+                }
+                if self.is_member(*user_id) {
+                    return Ok(vec![]);
+                }
+                if !self.invited.contains(user_id) {
+                    return Err(RoomError::NotInvited);
+                }
+                RoomEvent::MemberJoined {
+                    seq,
+                    user_id: *user_id,
+                }
+            }
+            RoomCommand::Leave { user_id } => {
+                let role = self.member_role(*user_id)?;
+                if role == Role::Owner
+                    && self.owners() == 1
+                    && self.members.len() > 1
+                    && self.kind == Some(RoomKind::Group)
+                {
+                    return Err(RoomError::LastOwner);
+                }
+                RoomEvent::MemberLeft {
+                    seq,
+                    user_id: *user_id,
+                }
+            }
+            RoomCommand::Kick { by, user_id } => {
+                self.may_moderate(*by, *user_id)?;
+                if !self.is_member(*user_id) {
+                    return Err(RoomError::NotAMember);
+                }
+                RoomEvent::MemberKicked {
+                    seq,
+                    user_id: *user_id,
+                    by: *by,
+                }
+            }
+            RoomCommand::Ban { by, user_id } => {
+                self.may_moderate(*by, *user_id)?;
+                if self.banned.contains(user_id) {
+                    return Ok(vec![]);
+                }
+                RoomEvent::MemberBanned {
+                    seq,
+                    user_id: *user_id,
+                    by: *by,
+                }
+            }
+            RoomCommand::SetRole { by, user_id, role } => {
+                self.group_only()?;
+                if self.member_role(*by)? != Role::Owner {
+                    return Err(RoomError::Forbidden);
+                }
+                let current = self.role_of(*user_id).ok_or(RoomError::NotAMember)?;
+                if current == *role {
+                    return Ok(vec![]);
+                }
+                if current == Role::Owner && self.owners() == 1 {
+                    return Err(RoomError::LastOwner);
+                }
+                RoomEvent::RoleChanged {
+                    seq,
+                    user_id: *user_id,
+                    role: *role,
+                    by: *by,
+                }
+            }
+            RoomCommand::Post {
+                sender_id,
+                message_id,
+                body,
+                reply_to,
+            } => {
+                self.member_role(*sender_id)?;
+                RoomEvent::MessagePosted {
+                    seq,
+                    message_id: *message_id,
+                    sender_id: *sender_id,
+                    body: body.clone(),
+                    reply_to: *reply_to,
+                }
+            }
+        };
+        Ok(vec![event])
+    }
+}

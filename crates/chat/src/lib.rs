@@ -1,0 +1,13 @@
+//! The chat context (a core service): rooms, their members and roles, messages and history. It
+//! knows users only by id (the access token's `sub`) and references no other context.
+//!
+//! - [`domain`]: the `Room` aggregate (membership, roles, bans, the per-room sequence) and the
+//!   `DirectPair` claim that keeps one direct room per pair of users;
+//! - [`application`]: the use cases ([`ChatService`]), callable in-process (user-chat) or over HTTP;
+//! - [`adapters`]: HTTP (`/v1/rooms`) and the history projection.
+
+pub mod adapters;
+pub mod application;
+pub mod domain;
+
+pub use application::{ChatError, ChatService};

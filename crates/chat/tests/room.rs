@@ -1,0 +1,164 @@
+//! The `Room` aggregate: given past events, when a command, then events or a refusal.
+
+use std::collections::BTreeMap;
+
+use msa_chat::domain::{MessageBody, Role, Room, RoomCommand, RoomError, RoomEvent, RoomKind};
+use msa_kernel::testing::given;
+use uuid::Uuid;
+
+fn user(n: u128) -> Uuid {
+    Uuid::from_u128(n)
+}
+
+const OWNER: u128 = 1;
+const MEMBER: u128 = 2;
+const OUTSIDER: u128 = 3;
+
+fn created() -> RoomEvent {
+    RoomEvent::RoomCreated {
+        seq: 1,
+        kind: RoomKind::Group,
+        name: Some("Tea".into()),
+        creator: user(OWNER),
+        members: BTreeMap::from([(user(OWNER), Role::Owner), (user(MEMBER), Role::Member)]),
+    }
+}
+
+fn body(text: &str) -> MessageBody {
+    MessageBody::parse(text).unwrap()
+}
+
+#[test]
+fn the_creator_owns_a_group_room_and_each_event_takes_the_next_seq() {
+    given::<Room>([])
+        .when(RoomCommand::Create {
+            kind: RoomKind::Group,
+            name: Some("Tea".into()),
+            creator: user(OWNER),
+            members: vec![user(MEMBER), user(OWNER)],
+        })
+        .then([created()]);
+    let message_id = user(100);
+    given::<Room>([created()])
+        .when(RoomCommand::Post {
+            sender_id: user(MEMBER),
+            message_id,
+            body: body("hi"),
+            reply_to: None,
+        })
+        .then([RoomEvent::MessagePosted {
+            seq: 2,
+            message_id,
+            sender_id: user(MEMBER),
+            body: body("hi"),
+            reply_to: None,
+        }]);
+}
+
+#[test]
+fn only_members_post_and_members_cannot_moderate() {
+    given::<Room>([created()])
+        .when(RoomCommand::Post {
+            sender_id: user(OUTSIDER),
+            message_id: user(9),
+            body: body("hi"),
+            reply_to: None,
+        })
+        .then_error(|e| *e == RoomError::NotAMember);
+    given::<Room>([created()])
+        .when(RoomCommand::Kick {
+            by: user(MEMBER),
+            user_id: user(OWNER),
+        })
+        .then_error(|e| *e == RoomError::Forbidden);
+    given::<Room>([created()])
+        .when(RoomCommand::Invite {
+            by: user(MEMBER),
+            user_id: user(OUTSIDER),
+        })
+        .then_error(|e| *e == RoomError::Forbidden);
+    given::<Room>([])
+        .when(RoomCommand::Post {
+            sender_id: user(OWNER),
+            message_id: user(9),
+            body: body("hi"),
+            reply_to: None,
+        })
+        .then_error(|e| *e == RoomError::NotFound);
+}
+
+#[test]
+fn the_banned_cannot_come_back() {
+    let banned = RoomEvent::MemberBanned {
+        seq: 2,
+        user_id: user(MEMBER),
+        by: user(OWNER),
+    };
+    given::<Room>([created(), banned.clone()])
+        .when(RoomCommand::Invite {
+            by: user(OWNER),
+            user_id: user(MEMBER),
+        })
+        .then_error(|e| *e == RoomError::Banned);
+    given::<Room>([created(), banned])
+        .when(RoomCommand::Join {
+            user_id: user(MEMBER),
+        })
+        .then_error(|e| *e == RoomError::Banned);
+}
+
+#[test]
+fn the_last_owner_hands_over_before_leaving() {
+    given::<Room>([created()])
+        .when(RoomCommand::Leave {
+            user_id: user(OWNER),
+        })
+        .then_error(|e| *e == RoomError::LastOwner);
+    let promoted = RoomEvent::RoleChanged {
+        seq: 2,
+        user_id: user(MEMBER),
+        role: Role::Owner,
+        by: user(OWNER),
+    };
+    given::<Room>([created(), promoted])
+        .when(RoomCommand::Leave {
+            user_id: user(OWNER),
+        })
+        .then([RoomEvent::MemberLeft {
+            seq: 3,
+            user_id: user(OWNER),
+        }]);
+}
+
+#[test]
+fn a_direct_room_is_between_two_equals() {
+    given::<Room>([])
+        .when(RoomCommand::Create {
+            kind: RoomKind::Direct,
+            name: None,
+            creator: user(OWNER),
+            members: vec![],
+        })
+        .then_error(|e| *e == RoomError::DirectNeedsOnePeer);
+    let direct = RoomEvent::RoomCreated {
+        seq: 1,
+        kind: RoomKind::Direct,
+        name: None,
+        creator: user(OWNER),
+        members: BTreeMap::from([(user(OWNER), Role::Owner), (user(MEMBER), Role::Owner)]),
+    };
+    given::<Room>([])
+        .when(RoomCommand::Create {
+            kind: RoomKind::Direct,
+            name: None,
+            creator: user(OWNER),
+            members: vec![user(MEMBER)],
+        })
+        .then([direct.clone()]);
+    given::<Room>([direct])
+        .when(RoomCommand::Invite {
+            by: user(OWNER),
+            user_id: user(OUTSIDER),
+        })
+        .then_error(|e| *e == RoomError::DirectRoom);
+}

@@ -1,0 +1,43 @@
+//! Composition of the chat context: its service, HTTP routes and history projection.
+
+use std::sync::Arc;
+
+use anyhow::{Context, Result};
+use axum::Router;
+use msa_chat::adapters::history::History;
+use msa_chat::adapters::http::{routes, ChatApi};
+use msa_chat::ChatService;
+use msa_http::auth::TokenVerifier;
+use msa_kernel::ProjectionRunner;
+use tokio::sync::watch;
+use tokio::task::JoinHandle;
+
+use crate::storage::ContextStores;
+
+/// The chat context, running.
+pub struct ChatContext {
+    pub routes: Router,
+    pub projections: JoinHandle<()>,
+}
+
+/// `verifier` checks the user service's access tokens (chat knows users only by their id).
+pub async fn start(
+    stores: &ContextStores,
+    verifier: Arc<TokenVerifier>,
+    stop: watch::Receiver<bool>,
+) -> Result<ChatContext> {
+    let service = Arc::new(ChatService::new(
+        stores.events.clone(),
+        stores.read_models.clone(),
+    ));
+    let runner = ProjectionRunner::new(stores.events.clone(), stores.read_models.clone());
+    runner
+        .ensure_tables(&History)
+        .await
+        .context("creating the chat history tables")?;
+    let projections = tokio::spawn(async move { runner.run(&History, stop).await });
+    Ok(ChatContext {
+        routes: routes(ChatApi { service, verifier }),
+        projections,
+    })
+}

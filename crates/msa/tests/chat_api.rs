@@ -1,0 +1,422 @@
+//! The chat service's HTTP API on the spawned binary, on SQLite and on PostgreSQL.
+
+mod common;
+
+use std::time::{Duration, Instant};
+
+use common::{serve, Server};
+use serde_json::{json, Value};
+
+struct Api {
+    server: Server,
+    client: reqwest::Client,
+}
+
+struct Person {
+    id: String,
+    token: String,
+}
+
+impl Api {
+    fn start(storage: &[&str]) -> Api {
+        let mut args = vec![
+            "--password-hash-memory-kib",
+            "64",
+            "--password-hash-iterations",
+            "1",
+        ];
+        args.extend(storage);
+        Api {
+            server: serve(&args),
+            client: reqwest::Client::new(),
+        }
+    }
+
+    async fn call(
+        &self,
+        method: reqwest::Method,
+        path: &str,
+        token: &str,
+        body: Option<Value>,
+    ) -> (u16, Value) {
+        let mut request = self
+            .client
+            .request(method, format!("{}{path}", self.server.base))
+            .bearer_auth(token);
+        if let Some(body) = body {
+            request = request.json(&body);
+        }
+        let response = request.send().await.unwrap();
+        let status = response.status().as_u16();
+        if status >= 400 {
+            assert_eq!(
+                response.headers()["content-type"],
+                "application/problem+json"
+            );
+        }
+        let text = response.text().await.unwrap();
+        (
+            status,
+            if text.is_empty() {
+                Value::Null
+            } else {
+                serde_json::from_str(&text).unwrap()
+            },
+        )
+    }
+
+    async fn person(&self, name: &str) -> Person {
+        let email = format!("{}@example.com", name.to_lowercase());
+        let body = json!({"email": email, "password": "correct horse battery", "nickname": name});
+        let (status, created) = self
+            .call(reqwest::Method::POST, "/v1/users", "", Some(body))
+            .await;
+        assert_eq!(status, 201, "{created}");
+        let body = json!({"email": email, "password": "correct horse battery"});
+        let (_, tokens) = self
+            .call(reqwest::Method::POST, "/v1/auth/token", "", Some(body))
+            .await;
+        Person {
+            id: created["id"].as_str().unwrap().to_owned(),
+            token: tokens["access_token"].as_str().unwrap().to_owned(),
+        }
+    }
+
+    async fn post(&self, who: &Person, path: &str, body: Value) -> (u16, Value) {
+        self.call(reqwest::Method::POST, path, &who.token, Some(body))
+            .await
+    }
+
+    async fn get(&self, who: &Person, path: &str) -> (u16, Value) {
+        self.call(reqwest::Method::GET, path, &who.token, None)
+            .await
+    }
+
+    async fn send(&self, who: &Person, room: &str, txn_id: &str, body: &str) -> (u16, Value) {
+        self.post(
+            who,
+            &format!("/v1/rooms/{room}/messages"),
+            json!({"txn_id": txn_id, "body": body}),
+        )
+        .await
+    }
+}
+
+fn seqs(page: &Value) -> Vec<i64> {
+    page["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|m| m["seq"].as_i64().unwrap())
+        .collect()
+}
+
+async fn eventually<F, Fut>(mut check: F)
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = bool>,
+{
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while !check().await {
+        assert!(Instant::now() < deadline, "not within 10 s");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+async fn rooms_members_and_messages(api: &Api) {
+    let (ada, bob, cy) = (
+        api.person("Ada").await,
+        api.person("Bob").await,
+        api.person("Cy").await,
+    );
+
+    // A group room: the creator owns it, the others are members.
+    let (status, room) = api
+        .post(
+            &ada,
+            "/v1/rooms",
+            json!({"kind": "group", "name": "Tea", "members": [bob.id]}),
+        )
+        .await;
+    assert_eq!(status, 201, "{room}");
+    let room_id = room["id"].as_str().unwrap().to_owned();
+    let role_of = |room: &Value, who: &Person| {
+        room["members"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|m| m["user_id"] == who.id.as_str())
+            .map(|m| m["role"].clone())
+    };
+    assert_eq!(role_of(&room, &ada), Some(json!("owner")));
+    assert_eq!(role_of(&room, &bob), Some(json!("member")));
+    assert_eq!(room["last_seq"], 1);
+
+    // Messages: a txn_id makes a send safe to retry.
+    let (status, first) = api.send(&bob, &room_id, "txn-1", "Shall we?").await;
+    assert_eq!(status, 201, "{first}");
+    assert_eq!(
+        (first["seq"].as_i64(), first["sender_id"].as_str()),
+        (Some(2), Some(bob.id.as_str()))
+    );
+    let (status, retry) = api.send(&bob, &room_id, "txn-1", "Shall we?").await;
+    assert_eq!((status, &retry), (200, &first));
+    let (status, reused) = api.send(&bob, &room_id, "txn-1", "Something else").await;
+    assert_eq!(
+        (status, reused["type"].as_str()),
+        (409, Some("urn:msa:problem:txn-id-reused"))
+    );
+    // Another sender's txn_id space is their own.
+    let (status, _) = api.send(&ada, &room_id, "txn-1", "Yes!").await;
+    assert_eq!(status, 201);
+
+    // Only members read or post; bad input is named.
+    assert_eq!(api.send(&cy, &room_id, "c-1", "hello?").await.0, 403);
+    assert_eq!(
+        api.get(&cy, &format!("/v1/rooms/{room_id}/messages"))
+            .await
+            .0,
+        403
+    );
+    assert_eq!(
+        api.send(&cy, "01a20d49-b793-726d-81e9-4fc681e97995", "c-1", "hello?")
+            .await
+            .0,
+        404
+    );
+    let (status, bad) = api
+        .post(
+            &bob,
+            &format!("/v1/rooms/{room_id}/messages"),
+            json!({"body": "   "}),
+        )
+        .await;
+    assert_eq!(status, 422);
+    let fields: Vec<_> = bad["errors"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| e["field"].as_str().unwrap())
+        .collect();
+    assert_eq!(fields, ["txn_id", "body"]);
+    let (status, _) = api.send(&bob, &room_id, "long", &"x".repeat(4001)).await;
+    assert_eq!(status, 422);
+    assert_eq!(
+        api.send(&bob, &room_id, "max", &"x".repeat(4000)).await.0,
+        201
+    );
+
+    // Membership: admins invite, the invited join, members cannot moderate.
+    let invite = json!({"user_id": cy.id});
+    assert_eq!(
+        api.post(
+            &bob,
+            &format!("/v1/rooms/{room_id}/invites"),
+            invite.clone()
+        )
+        .await
+        .0,
+        403
+    );
+    assert_eq!(
+        api.post(&cy, &format!("/v1/rooms/{room_id}/members"), json!({}))
+            .await
+            .0,
+        403,
+        "not invited"
+    );
+    assert_eq!(
+        api.post(
+            &ada,
+            &format!("/v1/rooms/{room_id}/invites"),
+            invite.clone()
+        )
+        .await
+        .0,
+        204
+    );
+    assert_eq!(
+        api.post(&cy, &format!("/v1/rooms/{room_id}/members"), json!({}))
+            .await
+            .0,
+        204
+    );
+    assert_eq!(api.send(&cy, &room_id, "c-2", "hi all").await.0, 201);
+    let kick = |who: &Person| format!("/v1/rooms/{room_id}/members/{}", who.id);
+    assert_eq!(
+        api.call(reqwest::Method::DELETE, &kick(&cy), &bob.token, None)
+            .await
+            .0,
+        403
+    );
+    assert_eq!(
+        api.call(reqwest::Method::DELETE, &kick(&cy), &ada.token, None)
+            .await
+            .0,
+        204
+    );
+    // A ban keeps them out for good.
+    assert_eq!(
+        api.post(&ada, &format!("/v1/rooms/{room_id}/bans"), invite.clone())
+            .await
+            .0,
+        204
+    );
+    assert_eq!(
+        api.post(
+            &ada,
+            &format!("/v1/rooms/{room_id}/invites"),
+            invite.clone()
+        )
+        .await
+        .0,
+        403
+    );
+    assert_eq!(
+        api.post(&cy, &format!("/v1/rooms/{room_id}/members"), json!({}))
+            .await
+            .0,
+        403
+    );
+
+    // The last owner hands over before leaving.
+    let leave = format!("/v1/rooms/{room_id}/members/me");
+    let (status, refused) = api
+        .call(reqwest::Method::DELETE, &leave, &ada.token, None)
+        .await;
+    assert_eq!(status, 409, "{refused}");
+    let promote = format!("/v1/rooms/{room_id}/members/{}/role", bob.id);
+    assert_eq!(
+        api.call(
+            reqwest::Method::PUT,
+            &promote,
+            &bob.token,
+            Some(json!({"role": "owner"}))
+        )
+        .await
+        .0,
+        403
+    );
+    assert_eq!(
+        api.call(
+            reqwest::Method::PUT,
+            &promote,
+            &ada.token,
+            Some(json!({"role": "owner"}))
+        )
+        .await
+        .0,
+        204
+    );
+    assert_eq!(
+        api.call(reqwest::Method::DELETE, &leave, &ada.token, None)
+            .await
+            .0,
+        204
+    );
+    assert_eq!(api.get(&ada, &format!("/v1/rooms/{room_id}")).await.0, 403);
+
+    // History, from the projection: newest first, or after a seq oldest first.
+    for i in 0..5 {
+        assert_eq!(
+            api.send(&bob, &room_id, &format!("b-{i}"), &format!("message {i}"))
+                .await
+                .0,
+            201
+        );
+    }
+    let (_, room) = api.get(&bob, &format!("/v1/rooms/{room_id}")).await;
+    let last = room["last_seq"].as_i64().unwrap();
+    let history = format!("/v1/rooms/{room_id}/messages");
+    eventually(|| async { seqs(&api.get(&bob, &format!("{history}?limit=1")).await.1) == [last] })
+        .await;
+    let (_, newest) = api.get(&bob, &format!("{history}?limit=3")).await;
+    assert_eq!(seqs(&newest), [last, last - 1, last - 2]);
+    assert_eq!(newest["items"][0]["body"], "message 4");
+    let (_, older) = api
+        .get(&bob, &format!("{history}?limit=2&before={}", last - 2))
+        .await;
+    assert_eq!(seqs(&older), [last - 3, last - 4]);
+    let (_, from_start) = api.get(&bob, &format!("{history}?after=0&limit=2")).await;
+    assert_eq!(
+        seqs(&from_start),
+        [2, 3],
+        "membership events have seqs but are not messages"
+    );
+    assert_eq!(api.get(&bob, &format!("{history}?before=x")).await.0, 422);
+    assert_eq!(api.get(&bob, &format!("{history}?limit=101")).await.0, 422);
+    assert_eq!(
+        api.get(&bob, &format!("{history}?before=1&after=1"))
+            .await
+            .0,
+        422
+    );
+
+    // My rooms, with the last message.
+    eventually(|| async {
+        let (_, rooms) = api.get(&bob, "/v1/rooms").await;
+        rooms["items"][0]["last_message"]["body"] == "message 4"
+    })
+    .await;
+    let (_, rooms) = api.get(&cy, "/v1/rooms").await;
+    assert_eq!(rooms["items"], json!([]), "a banned user's list is empty");
+}
+
+async fn one_direct_room_per_pair_even_under_races(api: &Api) {
+    let (dee, eve) = (api.person("Dee").await, api.person("Eve").await);
+    let attempts = (0..10).map(|i| {
+        let (who, other) = if i % 2 == 0 {
+            (&dee, &eve)
+        } else {
+            (&eve, &dee)
+        };
+        api.post(
+            who,
+            "/v1/rooms",
+            json!({"kind": "direct", "members": [other.id]}),
+        )
+    });
+    let answers = futures::future::join_all(attempts).await;
+    let created = answers.iter().filter(|(status, _)| *status == 201).count();
+    assert_eq!(created, 1, "{answers:?}");
+    assert!(
+        answers
+            .iter()
+            .all(|(status, _)| *status == 201 || *status == 200),
+        "{answers:?}"
+    );
+    let ids: std::collections::BTreeSet<_> = answers
+        .iter()
+        .map(|(_, room)| room["id"].to_string())
+        .collect();
+    assert_eq!(ids.len(), 1, "{answers:?}");
+    let (status, bad) = api
+        .post(&dee, "/v1/rooms", json!({"kind": "direct", "members": []}))
+        .await;
+    assert_eq!(
+        (status, bad["errors"][0]["field"].as_str()),
+        (422, Some("kind"))
+    );
+    let (status, _) = api
+        .post(&dee, "/v1/rooms", json!({"kind": "channel"}))
+        .await;
+    assert_eq!(status, 422);
+}
+
+#[tokio::test]
+async fn rooms_members_and_messages_on_sqlite() {
+    let data = tempfile::tempdir().unwrap();
+    let api = Api::start(&["--data-dir", data.path().to_str().unwrap()]);
+    rooms_members_and_messages(&api).await;
+    one_direct_room_per_pair_even_under_races(&api).await;
+}
+
+#[tokio::test]
+async fn rooms_members_and_messages_on_postgres() {
+    let Some(url) = msa_testkit::postgres_database().await else {
+        return;
+    };
+    let api = Api::start(&["--database-url", &url]);
+    rooms_members_and_messages(&api).await;
+    one_direct_room_per_pair_even_under_races(&api).await;
+}
