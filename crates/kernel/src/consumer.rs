@@ -298,9 +298,13 @@ impl<R: ReadModelStore> Consumer<R> {
             .record_handled(&mut tx, handler.name(), event.event_id)
             .await?
         {
+            self.read_models.rollback(tx).await?;
             return Ok(Outcome::Duplicate);
         }
-        handler.handle(&mut tx, event).await?;
+        if let Err(error) = handler.handle(&mut tx, event).await {
+            self.read_models.rollback(tx).await?;
+            return Err(error);
+        }
         self.read_models.commit(tx).await?;
         Ok(Outcome::Handled)
     }

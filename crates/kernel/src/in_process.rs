@@ -58,6 +58,7 @@ impl<R: ReadModelStore> LogSubscription<R> {
             .checkpoint(&mut tx, &self.checkpoint_name(), 0)
             .await
             .map_err(unavailable)?;
+        self.read_models.commit(tx).await.map_err(unavailable)?;
         self.position = Some(position);
         Ok(position)
     }

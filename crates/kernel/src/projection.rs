@@ -133,7 +133,8 @@ impl<R: ReadModelStore> ProjectionRunner<R> {
             .read_models
             .live_generation(&mut tx, projection.name())
             .await?;
-        drop(tx);
+        // Committed, never dropped: see `step`.
+        self.read_models.commit(tx).await?;
         if live.is_none() {
             let generation = self
                 .read_models
@@ -242,7 +243,10 @@ impl<R: ReadModelStore> ProjectionRunner<R> {
             Some(generation) => generation,
             None => match self.read_models.live_generation(&mut tx, name).await? {
                 Some(live) => live,
-                None => return Ok(0),
+                None => {
+                    self.read_models.commit(tx).await?;
+                    return Ok(0);
+                }
             },
         };
         let from = self
@@ -251,20 +255,24 @@ impl<R: ReadModelStore> ProjectionRunner<R> {
             .await?;
         let events = self.events.read_all(from, self.batch_size).await?;
         let Some(last) = events.last() else {
+            // End the transaction now: on PostgreSQL the row lock gave it a transaction id, and
+            // a dropped transaction would sit in the pool unfinished, holding back every
+            // gap-safe log reader (their horizon is the oldest running transaction id).
+            self.read_models.commit(tx).await?;
             return Ok(0);
         };
         let tables = TableNames { generation };
         for event in &events {
-            projection
-                .apply(&mut tx, &tables, event)
-                .await
-                .map_err(|source| RunError::Event {
+            if let Err(source) = projection.apply(&mut tx, &tables, event).await {
+                self.read_models.rollback(tx).await?;
+                return Err(RunError::Event {
                     projection: name.to_owned(),
                     stream_id: event.stream_id.to_string(),
                     version: event.version,
                     event_type: event.event_type.clone(),
                     source,
-                })?;
+                });
+            }
         }
         self.read_models
             .save_checkpoint(&mut tx, name, generation, last.position)

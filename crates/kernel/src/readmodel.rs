@@ -20,6 +20,11 @@ pub trait ReadModelStore: Send + Sync + 'static {
 
     async fn commit(&self, tx: Self::Tx) -> Result<(), StoreError>;
 
+    /// Ends `tx` without its changes. Prefer it to dropping a transaction: a dropped one may sit
+    /// unfinished in a pool, and on PostgreSQL an unfinished transaction that wrote or locked
+    /// holds back every gap-safe log reader.
+    async fn rollback(&self, tx: Self::Tx) -> Result<(), StoreError>;
+
     /// The projection's live generation, or `None` before its first run.
     async fn live_generation(
         &self,

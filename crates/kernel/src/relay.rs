@@ -102,7 +102,7 @@ impl<R: ReadModelStore + Leases> Relay<R> {
         }
         let mut tx = self.bookkeeping.begin().await?;
         let from = self.bookkeeping.checkpoint(&mut tx, &name, 0).await?;
-        drop(tx);
+        self.bookkeeping.commit(tx).await?;
         let events = self.events.read_all(from, self.settings.batch_size).await?;
         let lag = metrics::gauge!("msa_relay_lag_events", "context" => self.context.clone());
         if events.is_empty() {

@@ -6,6 +6,7 @@ use anyhow::{Context, Result};
 use axum::Router;
 use msa_chat::adapters::history::History;
 use msa_chat::adapters::http::{routes, ChatApi};
+use msa_chat::adapters::live::LiveFeed;
 use msa_chat::ChatService;
 use msa_http::auth::TokenVerifier;
 use msa_kernel::ProjectionRunner;
@@ -35,9 +36,14 @@ pub async fn start(
         .ensure_tables(&History)
         .await
         .context("creating the chat history tables")?;
+    let feed = LiveFeed::start(stores.events.clone(), stop.clone());
     let projections = tokio::spawn(async move { runner.run(&History, stop).await });
     Ok(ChatContext {
-        routes: routes(ChatApi { service, verifier }),
+        routes: routes(ChatApi {
+            service,
+            verifier,
+            feed,
+        }),
         projections,
     })
 }

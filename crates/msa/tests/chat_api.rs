@@ -420,3 +420,195 @@ async fn rooms_members_and_messages_on_postgres() {
     rooms_members_and_messages(&api).await;
     one_direct_room_per_pair_even_under_races(&api).await;
 }
+
+mod live {
+    use std::time::Duration;
+
+    use futures::{SinkExt, StreamExt};
+    use serde_json::{json, Value};
+    use tokio_tungstenite::tungstenite::client::IntoClientRequest;
+    use tokio_tungstenite::tungstenite::Message;
+
+    use super::{Api, Person};
+
+    type Socket = tokio_tungstenite::WebSocketStream<
+        tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>,
+    >;
+
+    /// Opens the stream; the token goes in the header, or (as browsers do) in the first frame.
+    pub async fn connect(
+        api: &Api,
+        who: &Person,
+        since: Option<&str>,
+        token_in_frame: bool,
+    ) -> Socket {
+        let base = api.server.base.replacen("http://", "ws://", 1);
+        let url = match since {
+            Some(cursor) => format!("{base}/v1/stream?since={cursor}"),
+            None => format!("{base}/v1/stream"),
+        };
+        let mut request = url.into_client_request().unwrap();
+        if !token_in_frame {
+            request.headers_mut().insert(
+                "authorization",
+                format!("Bearer {}", who.token).parse().unwrap(),
+            );
+        }
+        let (mut socket, _) = tokio_tungstenite::connect_async(request)
+            .await
+            .expect("the stream opens");
+        if token_in_frame {
+            let auth = json!({"type": "auth", "token": who.token}).to_string();
+            socket.send(Message::text(auth)).await.unwrap();
+        }
+        let ready = next_frame(&mut socket).await.expect("a ready frame");
+        assert_eq!(ready["type"], "ready", "{ready}");
+        socket
+    }
+
+    /// The next JSON frame, or `None` after a quiet second.
+    pub async fn next_frame(socket: &mut Socket) -> Option<Value> {
+        loop {
+            let message = tokio::time::timeout(Duration::from_secs(1), socket.next())
+                .await
+                .ok()??
+                .ok()?;
+            match message {
+                Message::Text(text) => return Some(serde_json::from_str(text.as_str()).unwrap()),
+                Message::Close(_) => return None,
+                _ => continue,
+            }
+        }
+    }
+
+    /// Frames until `count` message frames arrived (or 10 s passed).
+    pub async fn messages(socket: &mut Socket, count: usize) -> Vec<Value> {
+        let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
+        let mut got = Vec::new();
+        while got.len() < count && tokio::time::Instant::now() < deadline {
+            if let Some(frame) = next_frame(socket).await {
+                if frame["type"] == "MessagePosted" {
+                    got.push(frame);
+                }
+            }
+        }
+        got
+    }
+}
+
+async fn live_delivery_and_resume(api: &Api) {
+    let (ada, bob, cy) = (
+        api.person("Ann").await,
+        api.person("Ben").await,
+        api.person("Cat").await,
+    );
+    let (_, room) = api
+        .post(
+            &ada,
+            "/v1/rooms",
+            json!({"kind": "group", "name": "Live", "members": [bob.id]}),
+        )
+        .await;
+    let room_id = room["id"].as_str().unwrap().to_owned();
+    let mut ada_stream = live::connect(api, &ada, None, false).await;
+    let mut bob_stream = live::connect(api, &bob, None, true).await;
+    let mut cy_stream = live::connect(api, &cy, None, false).await;
+
+    // Two users exchange messages live.
+    api.send(&ada, &room_id, "a-1", "hello Ben").await;
+    let got = live::messages(&mut bob_stream, 1).await;
+    assert_eq!(got.len(), 1);
+    assert_eq!(
+        (got[0]["room_id"].as_str(), got[0]["data"]["body"].as_str()),
+        (Some(room_id.as_str()), Some("hello Ben"))
+    );
+    assert!(got[0]["seq"].as_i64().is_some() && got[0]["cursor"].as_str().is_some());
+    api.send(&bob, &room_id, "b-1", "hi Ann").await;
+    let got = live::messages(&mut ada_stream, 2).await;
+    let bodies: Vec<_> = got
+        .iter()
+        .map(|f| f["data"]["body"].as_str().unwrap())
+        .collect();
+    assert_eq!(bodies, ["hello Ben", "hi Ann"]);
+
+    // Typing notices reach the other members only, and are not stored.
+    use futures::SinkExt;
+    let typing = json!({"type": "typing", "room_id": room_id}).to_string();
+    bob_stream
+        .send(tokio_tungstenite::tungstenite::Message::text(typing))
+        .await
+        .unwrap();
+    let notice = live::next_frame(&mut ada_stream)
+        .await
+        .expect("a typing notice");
+    assert_eq!(
+        (notice["type"].as_str(), notice["user_id"].as_str()),
+        (Some("typing"), Some(bob.id.as_str()))
+    );
+
+    // Bob goes away; Ann posts 50; Bob resumes from his last cursor and gets exactly those 50.
+    let got = live::messages(&mut bob_stream, 1).await; // his own "hi Ann"
+    let cursor = got[0]["cursor"].as_str().unwrap().to_owned();
+    drop(bob_stream);
+    for i in 0..50 {
+        assert_eq!(
+            api.send(&ada, &room_id, &format!("burst-{i}"), &format!("burst {i}"))
+                .await
+                .0,
+            201
+        );
+    }
+    let mut bob_stream = live::connect(api, &bob, Some(&cursor), false).await;
+    let missed = live::messages(&mut bob_stream, 51).await;
+    let bodies: Vec<_> = missed
+        .iter()
+        .map(|f| f["data"]["body"].as_str().unwrap().to_owned())
+        .collect();
+    let expected: Vec<_> = (0..50).map(|i| format!("burst {i}")).collect();
+    assert_eq!(bodies, expected, "exactly the 50 missed, in order");
+    let seqs: Vec<_> = missed.iter().map(|f| f["seq"].as_i64().unwrap()).collect();
+    assert!(seqs.windows(2).all(|w| w[1] == w[0] + 1), "{seqs:?}");
+    // ... and then live again.
+    api.send(&ada, &room_id, "after", "welcome back").await;
+    let got = live::messages(&mut bob_stream, 1).await;
+    assert_eq!(got[0]["data"]["body"], "welcome back");
+
+    // A non-member receives nothing of the room.
+    let nothing = live::next_frame(&mut cy_stream).await;
+    assert!(nothing.is_none(), "{nothing:?}");
+
+    // Bad cursors and tokens are refused before the upgrade.
+    let base = api.server.base.clone();
+    let bad = reqwest::get(format!("{base}/v1/stream?since=garbage"))
+        .await
+        .unwrap();
+    assert_eq!(bad.status(), 422);
+    let request = reqwest::Client::new()
+        .get(format!("{base}/v1/stream"))
+        .bearer_auth("forged");
+    let response = request
+        .header("connection", "upgrade")
+        .header("upgrade", "websocket")
+        .header("sec-websocket-version", "13")
+        .header("sec-websocket-key", "dGhlIHNhbXBsZSBub25jZQ==")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 401);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn live_delivery_and_resume_on_sqlite() {
+    let data = tempfile::tempdir().unwrap();
+    let api = Api::start(&["--data-dir", data.path().to_str().unwrap()]);
+    live_delivery_and_resume(&api).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn live_delivery_and_resume_on_postgres() {
+    let Some(url) = msa_testkit::postgres_database().await else {
+        return;
+    };
+    let api = Api::start(&["--database-url", &url]);
+    live_delivery_and_resume(&api).await;
+}

@@ -91,6 +91,10 @@ impl ReadModelStore for SqlReadModelStore {
         tx.commit().await.map_err(backend_error)
     }
 
+    async fn rollback(&self, tx: Tx) -> Result<(), StoreError> {
+        tx.rollback().await.map_err(backend_error)
+    }
+
     async fn live_generation(
         &self,
         tx: &mut Tx,

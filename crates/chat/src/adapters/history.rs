@@ -239,3 +239,27 @@ pub async fn rooms_of(
         })
         .collect())
 }
+
+/// Where the history projection has applied the log up to.
+pub async fn applied_up_to(db: &SqlReadModelStore) -> Result<msa_kernel::LogPosition, StoreError> {
+    use msa_kernel::ReadModelStore;
+    let mut tx = db.begin().await?;
+    let position = match db.live_generation(&mut tx, History.name()).await? {
+        Some(generation) => db.checkpoint(&mut tx, History.name(), generation).await?,
+        None => msa_kernel::LogPosition::START,
+    };
+    // Committed, not dropped: the row lock gave it a transaction id (see the projection runner).
+    db.commit(tx).await?;
+    Ok(position)
+}
+
+/// The rooms `user_id` is a member of now.
+pub async fn room_ids_of(db: &SqlReadModelStore, user_id: Uuid) -> Result<Vec<Uuid>, StoreError> {
+    let ids: Vec<String> =
+        sqlx::query_scalar("SELECT room_id FROM chat_members WHERE user_id = $1")
+            .bind(user_id.to_string())
+            .fetch_all(db.pool())
+            .await
+            .map_err(StoreError::backend)?;
+    Ok(ids.iter().filter_map(|id| id.parse().ok()).collect())
+}

@@ -15,6 +15,7 @@ use utoipa::{IntoParams, OpenApi, ToSchema};
 use uuid::Uuid;
 
 use crate::adapters::history::{MessageView, RoomSummary, Window};
+use crate::adapters::live::{self, LiveFeed};
 use crate::application::{ChatError, ChatService, PostedMessage, RoomView};
 use crate::domain::{MessageBody, Role, RoomCommand, RoomError, RoomKind};
 
@@ -22,6 +23,7 @@ use crate::domain::{MessageBody, Role, RoomCommand, RoomError, RoomKind};
 pub struct ChatApi {
     pub service: Arc<ChatService>,
     pub verifier: Arc<TokenVerifier>,
+    pub feed: Arc<LiveFeed>,
 }
 
 impl FromRef<ChatApi> for Arc<TokenVerifier> {
@@ -40,6 +42,7 @@ pub fn routes(api: ChatApi) -> Router {
         .route("/v1/rooms/{id}/members/{user_id}/role", put(set_role))
         .route("/v1/rooms/{id}/bans", post(ban))
         .route("/v1/rooms/{id}/messages", post(post_message).get(history))
+        .route("/v1/stream", get(live::stream))
         .with_state(api)
 }
 

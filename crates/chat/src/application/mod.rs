@@ -108,6 +108,10 @@ impl ChatService {
         }
     }
 
+    pub fn read_models(&self) -> &SqlReadModelStore {
+        &self.read_models
+    }
+
     async fn room(&self, room_id: Uuid) -> Result<Room, ChatError> {
         let room = self
             .rooms

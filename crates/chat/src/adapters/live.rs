@@ -1,0 +1,430 @@
+//! Real-time delivery: one WebSocket per client at `GET /v1/stream`, carrying the events of all
+//! the client's rooms as JSON frames `{room_id, seq, type, cursor, data}`.
+//!
+//! One task ([`LiveFeed`]) follows the chat context's global log and broadcasts every room event.
+//! A connection that resumes (`?since=<cursor>`) first reads what it missed from the store, then
+//! switches to the broadcast, skipping what it already sent: cursors are log positions, which
+//! are totally ordered and gap-safe, so there is no gap and no duplicate. A client too slow for the
+//! broadcast buffer is disconnected with a close reason and resumes from its last cursor, so a
+//! slow client never grows the server's memory.
+
+use std::collections::HashSet;
+use std::sync::Arc;
+use std::time::Duration;
+
+use axum::extract::ws::{CloseFrame, Message, Utf8Bytes, WebSocket, WebSocketUpgrade};
+use axum::extract::{Query, State};
+use axum::http::HeaderMap;
+use axum::response::{IntoResponse, Response};
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use base64::Engine;
+use msa_http::auth::TokenVerifier;
+use msa_http::{FieldError, Problem};
+use msa_kernel::repository::decode;
+use msa_kernel::{Aggregate, EventStore, LogPosition, RecordedEvent};
+use serde::Deserialize;
+use serde_json::{json, Value};
+use tokio::sync::{broadcast, watch};
+use uuid::Uuid;
+
+use crate::adapters::history;
+use crate::adapters::http::ChatApi;
+use crate::domain::{Room, RoomEvent};
+
+/// How many events the broadcast keeps for connections that fall behind.
+const BUFFER: usize = 4096;
+const HEARTBEAT: Duration = Duration::from_secs(20);
+/// A client silent this long (no pong, no frame) is gone.
+const SILENCE: Duration = Duration::from_secs(60);
+/// Close code for "too slow / resume" (4000-4999 are the application's).
+const TOO_SLOW: u16 = 4000;
+
+/// A room event as it goes out.
+#[derive(Debug, Clone)]
+pub struct LiveEvent {
+    pub position: LogPosition,
+    pub room_id: Uuid,
+    pub event: RoomEvent,
+    pub occurred_at: chrono::DateTime<chrono::Utc>,
+}
+
+/// An ephemeral notice (typing): never stored.
+#[derive(Debug, Clone)]
+pub struct Typing {
+    pub room_id: Uuid,
+    pub user_id: Uuid,
+}
+
+/// The shared tail of the chat log.
+pub struct LiveFeed {
+    events: Arc<dyn EventStore>,
+    sender: broadcast::Sender<LiveEvent>,
+    typing: broadcast::Sender<Typing>,
+    /// Where the tail has read up to (`None` until it first reached the end of the log): a
+    /// connection without a cursor starts here.
+    head: watch::Receiver<Option<LogPosition>>,
+}
+
+fn live_event(recorded: &RecordedEvent) -> Option<LiveEvent> {
+    if recorded.stream_id.category() != Room::KIND {
+        return None;
+    }
+    Some(LiveEvent {
+        position: recorded.position,
+        room_id: recorded.stream_id.id().parse().ok()?,
+        event: decode::<RoomEvent>(recorded).ok()?,
+        occurred_at: recorded.occurred_at,
+    })
+}
+
+impl LiveFeed {
+    /// Starts the tail; it runs until `stop` turns true.
+    pub fn start(events: Arc<dyn EventStore>, mut stop: watch::Receiver<bool>) -> Arc<LiveFeed> {
+        let (sender, _) = broadcast::channel(BUFFER);
+        let (typing, _) = broadcast::channel(BUFFER);
+        let (head_tx, head) = watch::channel(None);
+        let feed = Arc::new(LiveFeed {
+            events: events.clone(),
+            sender: sender.clone(),
+            typing,
+            head,
+        });
+        tokio::spawn(async move {
+            let appended = events.appended();
+            let mut position = LogPosition::START;
+            // At start the tail skips to the end of the log without broadcasting: history is for
+            // connections that ask for it with a cursor.
+            let mut caught_up = false;
+            while !*stop.borrow() {
+                let wake = appended.notified();
+                match events.read_all(position, 500).await {
+                    Ok(batch) if !batch.is_empty() => {
+                        if caught_up {
+                            for recorded in &batch {
+                                if let Some(live) = live_event(recorded) {
+                                    let _ = sender.send(live);
+                                }
+                            }
+                        }
+                        position = batch.last().expect("not empty").position;
+                        if caught_up {
+                            head_tx.send_replace(Some(position));
+                        }
+                        continue;
+                    }
+                    Ok(_) => {
+                        caught_up = true;
+                        head_tx.send_replace(Some(position));
+                    }
+                    Err(error) => {
+                        tracing::warn!(%error, "live feed cannot read the chat log; retrying")
+                    }
+                }
+                tokio::select! {
+                    _ = wake => {}
+                    _ = tokio::time::sleep(Duration::from_millis(250)) => {}
+                    _ = stop.changed() => {}
+                }
+            }
+        });
+        feed
+    }
+}
+
+/// A cursor: a position in the chat log, opaque to clients.
+pub fn encode_cursor(position: LogPosition) -> String {
+    URL_SAFE_NO_PAD.encode(format!("{}:{}", position.commit, position.position))
+}
+
+fn decode_cursor(cursor: &str) -> Option<LogPosition> {
+    let text = String::from_utf8(URL_SAFE_NO_PAD.decode(cursor).ok()?).ok()?;
+    let (commit, position) = text.split_once(':')?;
+    Some(LogPosition {
+        commit: commit.parse().ok()?,
+        position: position.parse().ok()?,
+    })
+}
+
+/// The frame of one room event.
+fn frame(live: &LiveEvent) -> Value {
+    let (kind, mut data) = match serde_json::to_value(&live.event) {
+        Ok(Value::Object(mut tagged)) => (
+            tagged.remove("type").unwrap_or(Value::Null),
+            tagged.remove("data").unwrap_or(Value::Null),
+        ),
+        _ => (Value::Null, Value::Null),
+    };
+    if let Value::Object(fields) = &mut data {
+        fields.remove("seq");
+    }
+    json!({
+        "room_id": live.room_id,
+        "seq": live.event.seq(),
+        "type": kind,
+        "cursor": encode_cursor(live.position),
+        "occurred_at": live.occurred_at,
+        "data": data,
+    })
+}
+
+#[derive(Deserialize)]
+pub struct StreamQuery {
+    since: Option<String>,
+}
+
+/// `GET /v1/stream`: upgrades to the WebSocket. The token comes in the `Authorization` header or,
+/// for browsers (which cannot set it on a WebSocket), in the first frame:
+/// `{"type": "auth", "token": "<access token>"}`.
+pub async fn stream(
+    State(state): State<ChatApi>,
+    headers: HeaderMap,
+    query: Result<Query<StreamQuery>, axum::extract::rejection::QueryRejection>,
+    upgrade: Result<WebSocketUpgrade, axum::extract::ws::rejection::WebSocketUpgradeRejection>,
+) -> Response {
+    let Ok(Query(query)) = query else {
+        return Problem::invalid(vec![FieldError::new(
+            "query string",
+            "only `since` is accepted",
+        )])
+        .into_response();
+    };
+    let since = match query.since.as_deref().map(decode_cursor) {
+        Some(None) => {
+            return Problem::invalid(vec![FieldError::new(
+                "since",
+                "not a cursor this stream handed out",
+            )])
+            .into_response()
+        }
+        Some(Some(position)) => Some(position),
+        None => None,
+    };
+    let header_user = match headers.get(axum::http::header::AUTHORIZATION) {
+        None => None,
+        Some(value) => {
+            let token = value
+                .to_str()
+                .ok()
+                .and_then(|v| v.strip_prefix("Bearer "))
+                .unwrap_or_default();
+            match state.verifier.verify(token) {
+                Ok(claims) => Some(claims.sub),
+                Err(error) => return Problem::from(error).into_response(),
+            }
+        }
+    };
+    let Ok(upgrade) = upgrade else {
+        return Problem::bad_request("GET /v1/stream is a WebSocket: send the upgrade headers")
+            .into_response();
+    };
+    upgrade.on_upgrade(move |socket| async move {
+        if let Err(reason) = serve_socket(socket, state, header_user, since).await {
+            tracing::debug!(%reason, "stream ended");
+        }
+    })
+}
+
+async fn close(socket: &mut WebSocket, code: u16, reason: &'static str) {
+    let _ = socket
+        .send(Message::Close(Some(CloseFrame {
+            code,
+            reason: Utf8Bytes::from_static(reason),
+        })))
+        .await;
+}
+
+async fn send(socket: &mut WebSocket, value: &Value) -> Result<(), String> {
+    socket
+        .send(Message::Text(value.to_string().into()))
+        .await
+        .map_err(|e| e.to_string())
+}
+
+/// The rooms the user may receive events of, kept current as membership events go by.
+struct Rooms {
+    user_id: Uuid,
+    rooms: HashSet<Uuid>,
+}
+
+impl Rooms {
+    /// Whether to deliver `live`; updates membership first (a joiner gets their join, a leaver
+    /// their leave, then nothing more of that room).
+    fn admit(&mut self, live: &LiveEvent) -> bool {
+        let me = self.user_id;
+        match &live.event {
+            RoomEvent::RoomCreated { members, .. } if members.contains_key(&me) => {
+                self.rooms.insert(live.room_id);
+                true
+            }
+            RoomEvent::MemberJoined { user_id, .. } if *user_id == me => {
+                self.rooms.insert(live.room_id);
+                true
+            }
+            RoomEvent::MemberLeft { user_id, .. }
+            | RoomEvent::MemberKicked { user_id, .. }
+            | RoomEvent::MemberBanned { user_id, .. }
+                if *user_id == me =>
+            {
+                self.rooms.remove(&live.room_id)
+            }
+            // An invitation reaches the invitee, so a client can show it.
+            RoomEvent::MemberInvited { user_id, .. } if *user_id == me => true,
+            _ => self.rooms.contains(&live.room_id),
+        }
+    }
+}
+
+async fn serve_socket(
+    mut socket: WebSocket,
+    state: ChatApi,
+    header_user: Option<Uuid>,
+    since: Option<LogPosition>,
+) -> Result<(), String> {
+    let user_id = match header_user {
+        Some(user) => user,
+        None => match first_frame_auth(&mut socket, &state.verifier).await {
+            Some(user) => user,
+            None => {
+                close(
+                    &mut socket,
+                    4001,
+                    "unauthorized: send {\"type\":\"auth\",\"token\":...} first",
+                )
+                .await;
+                return Ok(());
+            }
+        },
+    };
+    // Subscribe before catching up, so nothing appended meanwhile is missed.
+    let mut live = state.feed.sender.subscribe();
+    let mut typing = state.feed.typing.subscribe();
+    let mut sent = match since {
+        Some(position) => position,
+        None => {
+            let mut head = state.feed.head.clone();
+            let caught_up = head
+                .wait_for(Option::is_some)
+                .await
+                .map_err(|e| e.to_string())?;
+            caught_up.expect("waited for Some")
+        }
+    };
+    // The user's rooms as of the starting point: the membership table once the projection has
+    // applied the log that far. Membership events after it update the set as they go by.
+    let db = state.service.read_models();
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
+    while history::applied_up_to(db)
+        .await
+        .map_err(|e| e.to_string())?
+        < sent
+    {
+        if tokio::time::Instant::now() > deadline {
+            close(&mut socket, 1013, "try again later: history is behind").await;
+            return Ok(());
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    let current = history::room_ids_of(db, user_id)
+        .await
+        .map_err(|e| e.to_string())?;
+    let mut rooms = Rooms {
+        user_id,
+        rooms: current.into_iter().collect(),
+    };
+    send(
+        &mut socket,
+        &json!({"type": "ready", "cursor": encode_cursor(sent)}),
+    )
+    .await?;
+    // Catch up from the store: what the client missed, up to wherever the feed has got to.
+    loop {
+        let batch = state
+            .feed
+            .events
+            .read_all(sent, 500)
+            .await
+            .map_err(|e| e.to_string())?;
+        let Some(last) = batch.last().map(|e| e.position) else {
+            break;
+        };
+        for recorded in &batch {
+            if let Some(event) = live_event(recorded) {
+                if rooms.admit(&event) {
+                    send(&mut socket, &frame(&event)).await?;
+                }
+            }
+        }
+        sent = last;
+    }
+    let mut heartbeat = tokio::time::interval(HEARTBEAT);
+    let mut last_heard = tokio::time::Instant::now();
+    loop {
+        tokio::select! {
+            received = live.recv() => match received {
+                Ok(event) if event.position <= sent => {} // sent while catching up
+                Ok(event) => {
+                    sent = event.position;
+                    if rooms.admit(&event) {
+                        send(&mut socket, &frame(&event)).await?;
+                    }
+                }
+                Err(broadcast::error::RecvError::Lagged(_)) => {
+                    close(&mut socket, TOO_SLOW, "too slow: reconnect with ?since=<last cursor>").await;
+                    return Ok(());
+                }
+                Err(broadcast::error::RecvError::Closed) => {
+                    close(&mut socket, 1001, "server shutting down").await;
+                    return Ok(());
+                }
+            },
+            notice = typing.recv() => {
+                if let Ok(notice) = notice {
+                    if notice.user_id != user_id && rooms.rooms.contains(&notice.room_id) {
+                        send(&mut socket, &json!({"type": "typing", "room_id": notice.room_id, "user_id": notice.user_id})).await?;
+                    }
+                }
+            }
+            incoming = socket.recv() => match incoming {
+                None | Some(Err(_)) | Some(Ok(Message::Close(_))) => return Ok(()),
+                Some(Ok(Message::Text(text))) => {
+                    last_heard = tokio::time::Instant::now();
+                    let parsed: Value = serde_json::from_str(text.as_str()).unwrap_or(Value::Null);
+                    if parsed["type"] == "typing" {
+                        if let Some(room_id) = parsed["room_id"].as_str().and_then(|r| r.parse().ok()) {
+                            if rooms.rooms.contains(&room_id) {
+                                let _ = state.feed.typing.send(Typing { room_id, user_id });
+                            }
+                        }
+                    }
+                }
+                Some(Ok(_)) => last_heard = tokio::time::Instant::now(),
+            },
+            _ = heartbeat.tick() => {
+                if last_heard.elapsed() > SILENCE {
+                    close(&mut socket, 1001, "no heartbeat").await;
+                    return Ok(());
+                }
+                socket.send(Message::Ping(Default::default())).await.map_err(|e| e.to_string())?;
+            }
+        }
+    }
+}
+
+/// Reads `{"type": "auth", "token": …}` within 10 s.
+async fn first_frame_auth(socket: &mut WebSocket, verifier: &TokenVerifier) -> Option<Uuid> {
+    let frame = tokio::time::timeout(Duration::from_secs(10), socket.recv())
+        .await
+        .ok()??
+        .ok()?;
+    let Message::Text(text) = frame else {
+        return None;
+    };
+    let parsed: Value = serde_json::from_str(text.as_str()).ok()?;
+    if parsed["type"] != "auth" {
+        return None;
+    }
+    verifier
+        .verify(parsed["token"].as_str()?)
+        .ok()
+        .map(|claims| claims.sub)
+}
