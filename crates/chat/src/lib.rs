@@ -11,3 +11,10 @@ pub mod application;
 pub mod domain;
 
 pub use application::{ChatError, ChatService};
+
+/// The chat context's own query-side tables (versions 3000 and up).
+pub fn migrator() -> sqlx::migrate::Migrator {
+    let mut migrator = sqlx::migrate!("./migrations");
+    migrator.set_ignore_missing(true);
+    migrator
+}

@@ -27,6 +27,10 @@ pub async fn start(
     verifier: Arc<TokenVerifier>,
     stop: watch::Receiver<bool>,
 ) -> Result<ChatContext> {
+    msa_chat::migrator()
+        .run(stores.read_models.pool())
+        .await
+        .context("migrating the chat context's query database")?;
     let service = Arc::new(ChatService::new(
         stores.events.clone(),
         stores.read_models.clone(),

@@ -360,6 +360,24 @@ async fn rooms_members_and_messages(api: &Api) {
     .await;
     let (_, rooms) = api.get(&cy, "/v1/rooms").await;
     assert_eq!(rooms["items"], json!([]), "a banned user's list is empty");
+
+    // Unread counts: messages from others after my read marker.
+    let (_, rooms) = api.get(&bob, "/v1/rooms").await;
+    assert_eq!(
+        rooms["items"][0]["unread"], 2,
+        "Ada's and Cy's messages: {rooms}"
+    );
+    let read = format!("/v1/rooms/{room_id}/read");
+    assert_eq!(api.post(&bob, &read, json!({"seq": last})).await.0, 204);
+    assert_eq!(
+        api.post(&bob, &read, json!({"seq": 1})).await.0,
+        204,
+        "a marker never moves back"
+    );
+    let (_, rooms) = api.get(&bob, "/v1/rooms").await;
+    assert_eq!(rooms["items"][0]["unread"], 0, "{rooms}");
+    assert_eq!(api.post(&bob, &read, json!({"seq": -1})).await.0, 422);
+    assert_eq!(api.post(&cy, &read, json!({"seq": 1})).await.0, 403);
 }
 
 async fn one_direct_room_per_pair_even_under_races(api: &Api) {

@@ -719,6 +719,7 @@ async fn the_openapi_document_describes_every_route_and_only_real_ones() {
             "/v1/rooms/{id}/members/{user_id}",
             "/v1/rooms/{id}/members/{user_id}/role",
             "/v1/rooms/{id}/messages",
+            "/v1/rooms/{id}/read",
             "/v1/users",
             "/v1/users/me",
             "/v1/users/me/export",

@@ -196,6 +196,8 @@ pub struct RoomSummary {
     pub role: String,
     pub last_seq: i64,
     pub last_message: Option<MessageView>,
+    /// Messages from others after my read marker.
+    pub unread: i64,
 }
 
 /// The rooms `user_id` is a member of, most recently active first.
@@ -206,7 +208,10 @@ pub async fn rooms_of(
     let rows = sqlx::query(
         "SELECT r.room_id, r.kind, r.name, r.last_seq, m.role,
                 l.seq AS l_seq, l.message_id AS l_message_id, l.sender_id AS l_sender_id, l.body AS l_body,
-                l.reply_to AS l_reply_to, l.created_at AS l_created_at
+                l.reply_to AS l_reply_to, l.created_at AS l_created_at,
+                (SELECT COUNT(*) FROM chat_messages u WHERE u.room_id = r.room_id AND u.sender_id <> m.user_id
+                   AND u.seq > COALESCE((SELECT k.seq FROM chat_read_markers k
+                                         WHERE k.room_id = r.room_id AND k.user_id = m.user_id), 0)) AS unread
          FROM chat_members m JOIN chat_rooms r ON r.room_id = m.room_id
          LEFT JOIN chat_messages l ON l.room_id = r.room_id
               AND l.seq = (SELECT MAX(seq) FROM chat_messages x WHERE x.room_id = r.room_id)
@@ -235,6 +240,7 @@ pub async fn rooms_of(
                 name: row.get("name"),
                 role: row.get("role"),
                 last_seq: row.get("last_seq"),
+                unread: row.get("unread"),
             }
         })
         .collect())
@@ -262,4 +268,25 @@ pub async fn room_ids_of(db: &SqlReadModelStore, user_id: Uuid) -> Result<Vec<Uu
             .await
             .map_err(StoreError::backend)?;
     Ok(ids.iter().filter_map(|id| id.parse().ok()).collect())
+}
+
+/// Moves `user_id`'s read marker in `room_id` to `seq` (never backwards).
+pub async fn mark_read(
+    db: &SqlReadModelStore,
+    room_id: Uuid,
+    user_id: Uuid,
+    seq: i64,
+) -> Result<(), StoreError> {
+    sqlx::query(
+        "INSERT INTO chat_read_markers (room_id, user_id, seq) VALUES ($1, $2, $3)
+         ON CONFLICT (room_id, user_id) DO UPDATE SET seq = excluded.seq
+         WHERE chat_read_markers.seq < excluded.seq",
+    )
+    .bind(room_id.to_string())
+    .bind(user_id.to_string())
+    .bind(seq)
+    .execute(db.pool())
+    .await
+    .map_err(StoreError::backend)?;
+    Ok(())
 }

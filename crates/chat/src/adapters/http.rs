@@ -42,6 +42,7 @@ pub fn routes(api: ChatApi) -> Router {
         .route("/v1/rooms/{id}/members/{user_id}/role", put(set_role))
         .route("/v1/rooms/{id}/bans", post(ban))
         .route("/v1/rooms/{id}/messages", post(post_message).get(history))
+        .route("/v1/rooms/{id}/read", post(mark_read))
         .route("/v1/stream", get(live::stream))
         .with_state(api)
 }
@@ -49,7 +50,7 @@ pub fn routes(api: ChatApi) -> Router {
 /// The chat context's part of the OpenAPI document.
 #[derive(OpenApi)]
 #[openapi(
-    paths(create_room, my_rooms, room, invite, join, remove_member, set_role, ban, post_message, history),
+    paths(create_room, my_rooms, room, invite, join, remove_member, set_role, ban, post_message, history, mark_read),
     modifiers(&BearerAuth),
     tags((name = "rooms", description = "Rooms, members and messages"))
 )]
@@ -414,4 +415,25 @@ async fn history(
         .history(caller.user_id, room_id(&id)?, window, limit)
         .await?;
     Ok(Json(MessagePage { items }))
+}
+
+#[derive(Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+struct ReadMarker {
+    /// Everything up to this seq is read.
+    seq: u64,
+}
+
+#[utoipa::path(post, path = "/v1/rooms/{id}/read", tag = "rooms", security(("bearer" = [])), params(("id" = Uuid, Path)), request_body = ReadMarker,
+    responses((status = 204, description = "Marked (a marker never moves back)"), (status = 403, body = Problem), (status = 404, body = Problem), (status = 422, body = Problem)))]
+async fn mark_read(
+    State(api): State<ChatApi>,
+    caller: Caller,
+    Path(id): Path<String>,
+    StrictJson(body): StrictJson<ReadMarker>,
+) -> Result<impl IntoResponse, Problem> {
+    api.service
+        .mark_read(caller.user_id, room_id(&id)?, body.seq)
+        .await?;
+    Ok(StatusCode::NO_CONTENT)
 }

@@ -296,6 +296,13 @@ impl ChatService {
         Ok(history::messages(&self.read_models, room_id, window, limit).await?)
     }
 
+    /// Marks the room read up to `seq` (at most the room's last seq).
+    pub async fn mark_read(&self, caller: Uuid, room_id: Uuid, seq: u64) -> Result<(), ChatError> {
+        let room = self.member_of(room_id, caller).await?;
+        let seq = seq.min(room.last_seq) as i64;
+        Ok(history::mark_read(&self.read_models, room_id, caller, seq).await?)
+    }
+
     /// The caller's rooms, most recently active first.
     pub async fn rooms_of(&self, caller: Uuid) -> Result<Vec<RoomSummary>, ChatError> {
         Ok(history::rooms_of(&self.read_models, caller).await?)
