@@ -162,3 +162,69 @@ fn a_direct_room_is_between_two_equals() {
         })
         .then_error(|e| *e == RoomError::DirectRoom);
 }
+
+fn facts(sender: u128, redacted: bool) -> msa_chat::domain::MessageFacts {
+    msa_chat::domain::MessageFacts {
+        message_id: user(100),
+        sender_id: user(sender),
+        redacted,
+    }
+}
+
+#[test]
+fn only_the_sender_edits_and_the_sender_or_a_moderator_deletes() {
+    given::<Room>([created()])
+        .when(RoomCommand::Edit {
+            editor: user(OWNER),
+            message: facts(MEMBER, false),
+            body: body("mine now"),
+        })
+        .then_error(|e| *e == RoomError::NotTheSender);
+    given::<Room>([created()])
+        .when(RoomCommand::Edit {
+            editor: user(MEMBER),
+            message: facts(MEMBER, true),
+            body: body("again"),
+        })
+        .then_error(|e| *e == RoomError::MessageGone);
+    given::<Room>([created()])
+        .when(RoomCommand::Redact {
+            by: user(MEMBER),
+            message: facts(OWNER, false),
+        })
+        .then_error(|e| *e == RoomError::Forbidden);
+    given::<Room>([created()])
+        .when(RoomCommand::Redact {
+            by: user(OWNER),
+            message: facts(MEMBER, false),
+        })
+        .then([RoomEvent::MessageRedacted {
+            seq: 2,
+            message_id: user(100),
+            by: user(OWNER),
+        }]);
+}
+
+#[test]
+fn a_reaction_is_added_once_and_removed_once() {
+    let thumbs = msa_chat::domain::Emoji::parse("👍").unwrap();
+    let react = |present, add| RoomCommand::React {
+        user_id: user(MEMBER),
+        message: facts(OWNER, false),
+        emoji: thumbs.clone(),
+        present,
+        add,
+    };
+    given::<Room>([created()])
+        .when(react(false, true))
+        .then([RoomEvent::ReactionAdded {
+            seq: 2,
+            message_id: user(100),
+            user_id: user(MEMBER),
+            emoji: thumbs.clone(),
+        }]);
+    given::<Room>([created()]).when(react(true, true)).then([]);
+    given::<Room>([created()])
+        .when(react(false, false))
+        .then([]);
+}

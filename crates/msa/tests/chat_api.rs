@@ -361,6 +361,68 @@ async fn rooms_members_and_messages(api: &Api) {
     let (_, rooms) = api.get(&cy, "/v1/rooms").await;
     assert_eq!(rooms["items"], json!([]), "a banned user's list is empty");
 
+    // Edits keep the earlier body; only the sender edits; a deletion blanks the body for good.
+    // (Edits, reactions and redactions show in history once the projection applied them.)
+    let newest_id = newest["items"][0]["id"].as_str().unwrap().to_owned();
+    let message = format!("/v1/rooms/{room_id}/messages/{newest_id}");
+    let call = |method: reqwest::Method, path: String, body: Option<Value>| {
+        let token = bob.token.clone();
+        async move { api.call(method, &path, &token, body).await.0 }
+    };
+    let latest =
+        || async { api.get(&bob, &format!("{history}?limit=1")).await.1["items"][0].clone() };
+    let edit = |body: &str| {
+        call(
+            reqwest::Method::PATCH,
+            message.clone(),
+            Some(json!({"body": body})),
+        )
+    };
+    assert_eq!(edit("message 4, corrected").await, 204);
+    assert_eq!(edit("").await, 422);
+    eventually(|| async { latest().await["body"] == "message 4, corrected" }).await;
+    assert!(latest().await["edited_at"].is_string());
+    let (_, edits) = api.get(&bob, &format!("{message}/edits")).await;
+    assert_eq!(edits["items"][0]["body"], "message 4");
+    let unknown = format!("/v1/rooms/{room_id}/messages/01a20d49-b793-726d-81e9-4fc681e97995");
+    assert_eq!(
+        call(reqwest::Method::PATCH, unknown, Some(json!({"body": "x"}))).await,
+        404
+    );
+
+    // Reactions: one per user and emoji, counted.
+    let reaction = |emoji: &str| format!("{message}/reactions/{emoji}");
+    for emoji in ["%F0%9F%91%8D", "%F0%9F%91%8D", ":tada:"] {
+        assert_eq!(call(reqwest::Method::PUT, reaction(emoji), None).await, 204);
+    }
+    assert_eq!(
+        call(reqwest::Method::PUT, reaction("nope"), None).await,
+        422
+    );
+    let both = json!([{"emoji": ":tada:", "count": 1}, {"emoji": "👍", "count": 1}]);
+    eventually(|| async { latest().await["reactions"] == both }).await;
+    assert_eq!(
+        call(reqwest::Method::DELETE, reaction(":tada:"), None).await,
+        204
+    );
+    let thumbs = json!([{"emoji": "👍", "count": 1}]);
+    eventually(|| async { latest().await["reactions"] == thumbs }).await;
+
+    // Redaction: the body, its earlier versions and its reactions are gone; the place stays.
+    assert_eq!(
+        call(reqwest::Method::DELETE, message.clone(), None).await,
+        204
+    );
+    eventually(|| async { latest().await["redacted"] == true }).await;
+    let gone = latest().await;
+    assert_eq!(
+        (gone["body"].as_str(), gone["reactions"].clone()),
+        (Some(""), json!([]))
+    );
+    let (_, edits) = api.get(&bob, &format!("{message}/edits")).await;
+    assert_eq!(edits["items"], json!([]));
+    assert_eq!(edit("back?").await, 410);
+
     // Unread counts: messages from others after my read marker.
     let (_, rooms) = api.get(&bob, "/v1/rooms").await;
     assert_eq!(
@@ -514,6 +576,27 @@ mod live {
     }
 }
 
+/// The id of the message with `body`, once history has it.
+async fn eventually_message(api: &Api, who: &Person, history: &str, body: &str) -> String {
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        let (_, page) = api.get(who, &format!("{history}?limit=100")).await;
+        if let Some(found) = page["items"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|m| m["body"] == body)
+        {
+            return found["id"].as_str().unwrap().to_owned();
+        }
+        assert!(
+            Instant::now() < deadline,
+            "{body} not in history within 10 s"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
 async fn live_delivery_and_resume(api: &Api) {
     let (ada, bob, cy) = (
         api.person("Ann").await,
@@ -576,13 +659,31 @@ async fn live_delivery_and_resume(api: &Api) {
             201
         );
     }
+    // Ann deletes burst 7 before Bob is back: its body is not sent again.
+    let history = format!("/v1/rooms/{room_id}/messages");
+    let seven = eventually_message(api, &ada, &history, "burst 7").await;
+    let redact = format!("{history}/{seven}");
+    assert_eq!(
+        api.call(reqwest::Method::DELETE, &redact, &ada.token, None)
+            .await
+            .0,
+        204
+    );
     let mut bob_stream = live::connect(api, &bob, Some(&cursor), false).await;
     let missed = live::messages(&mut bob_stream, 51).await;
     let bodies: Vec<_> = missed
         .iter()
         .map(|f| f["data"]["body"].as_str().unwrap().to_owned())
         .collect();
-    let expected: Vec<_> = (0..50).map(|i| format!("burst {i}")).collect();
+    let expected: Vec<_> = (0..50)
+        .map(|i| {
+            if i == 7 {
+                String::new()
+            } else {
+                format!("burst {i}")
+            }
+        })
+        .collect();
     assert_eq!(bodies, expected, "exactly the 50 missed, in order");
     let seqs: Vec<_> = missed.iter().map(|f| f["seq"].as_i64().unwrap()).collect();
     assert!(seqs.windows(2).all(|w| w[1] == w[0] + 1), "{seqs:?}");

@@ -719,6 +719,9 @@ async fn the_openapi_document_describes_every_route_and_only_real_ones() {
             "/v1/rooms/{id}/members/{user_id}",
             "/v1/rooms/{id}/members/{user_id}/role",
             "/v1/rooms/{id}/messages",
+            "/v1/rooms/{id}/messages/{message_id}",
+            "/v1/rooms/{id}/messages/{message_id}/edits",
+            "/v1/rooms/{id}/messages/{message_id}/reactions/{emoji}",
             "/v1/rooms/{id}/read",
             "/v1/users",
             "/v1/users/me",
@@ -732,7 +735,9 @@ async fn the_openapi_document_describes_every_route_and_only_real_ones() {
         let url = api.url(
             &path
                 .replace("{id}", "01a20d49-b793-726d-81e9-4fc681e97995")
-                .replace("{user_id}", "01a20d49-b793-726d-81e9-4fc681e97996"),
+                .replace("{user_id}", "01a20d49-b793-726d-81e9-4fc681e97996")
+                .replace("{message_id}", "01a20d49-b793-726d-81e9-4fc681e97997")
+                .replace("{emoji}", ":tada:"),
         );
         for method in operations.as_object().unwrap().keys() {
             let method = reqwest::Method::from_bytes(method.to_uppercase().as_bytes()).unwrap();

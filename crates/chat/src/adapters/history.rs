@@ -28,7 +28,19 @@ pub const HISTORY_TABLES: &[TableSpec] = &[
     },
     TableSpec {
         name: "chat_messages",
-        create: &["CREATE TABLE {table} (room_id TEXT NOT NULL, seq BIGINT NOT NULL, message_id TEXT NOT NULL, sender_id TEXT NOT NULL, body TEXT NOT NULL, reply_to TEXT, created_at TEXT NOT NULL, PRIMARY KEY (room_id, seq))"],
+        create: &[
+            "CREATE TABLE {table} (room_id TEXT NOT NULL, seq BIGINT NOT NULL, message_id TEXT NOT NULL, sender_id TEXT NOT NULL, body TEXT NOT NULL, reply_to TEXT, created_at TEXT NOT NULL, edited_at TEXT, redacted BIGINT NOT NULL DEFAULT 0, PRIMARY KEY (room_id, seq))",
+            "CREATE UNIQUE INDEX {table}_by_id ON {table} (message_id)",
+        ],
+    },
+    // Earlier bodies of edited messages (gone with a redaction).
+    TableSpec {
+        name: "chat_message_edits",
+        create: &["CREATE TABLE {table} (room_id TEXT NOT NULL, seq BIGINT NOT NULL, message_id TEXT NOT NULL, body TEXT NOT NULL, edited_at TEXT NOT NULL, PRIMARY KEY (room_id, seq))"],
+    },
+    TableSpec {
+        name: "chat_reactions",
+        create: &["CREATE TABLE {table} (room_id TEXT NOT NULL, message_id TEXT NOT NULL, user_id TEXT NOT NULL, emoji TEXT NOT NULL, PRIMARY KEY (message_id, user_id, emoji))"],
     },
 ];
 
@@ -64,6 +76,10 @@ impl Projection<msa_sql::Tx> for History {
             tables.table("chat_rooms"),
             tables.table("chat_members"),
             tables.table("chat_messages"),
+        );
+        let (edits, reactions) = (
+            tables.table("chat_message_edits"),
+            tables.table("chat_reactions"),
         );
         let at = event.occurred_at.to_rfc3339();
         let change = decode::<RoomEvent>(event)?;
@@ -115,6 +131,41 @@ impl Projection<msa_sql::Tx> for History {
                     Some(at),
                 ],
             )),
+            RoomEvent::MessageEdited { seq, message_id, body } => {
+                let id = Some(message_id.to_string());
+                // The body being replaced goes to the edits.
+                statements.push((
+                    format!(
+                        "INSERT INTO {edits} (room_id, seq, message_id, body, edited_at)
+                         SELECT room_id, {seq}, message_id, body, $2 FROM {messages} WHERE message_id = $1 AND redacted = 0"
+                    ),
+                    vec![id.clone(), Some(at.clone())],
+                ));
+                statements.push((
+                    format!("UPDATE {messages} SET body = $2, edited_at = $3 WHERE message_id = $1 AND redacted = 0"),
+                    vec![id, Some(body.as_str().to_owned()), Some(at)],
+                ));
+            }
+            RoomEvent::MessageRedacted { message_id, .. } => {
+                let id = Some(message_id.to_string());
+                statements.push((
+                    format!("UPDATE {messages} SET body = '', redacted = 1 WHERE message_id = $1"),
+                    vec![id.clone()],
+                ));
+                statements.push((format!("DELETE FROM {edits} WHERE message_id = $1"), vec![id.clone()]));
+                statements.push((format!("DELETE FROM {reactions} WHERE message_id = $1"), vec![id]));
+            }
+            RoomEvent::ReactionAdded { message_id, user_id, emoji, .. } => statements.push((
+                format!(
+                    "INSERT INTO {reactions} (room_id, message_id, user_id, emoji) VALUES ($1, $2, $3, $4)
+                     ON CONFLICT (message_id, user_id, emoji) DO NOTHING"
+                ),
+                vec![Some(room_id.clone()), Some(message_id.to_string()), Some(user_id.to_string()), Some(emoji.as_str().to_owned())],
+            )),
+            RoomEvent::ReactionRemoved { message_id, user_id, emoji, .. } => statements.push((
+                format!("DELETE FROM {reactions} WHERE message_id = $1 AND user_id = $2 AND emoji = $3"),
+                vec![Some(message_id.to_string()), Some(user_id.to_string()), Some(emoji.as_str().to_owned())],
+            )),
             RoomEvent::MemberInvited { .. } => {}
         }
         for (sql, binds) in &statements {
@@ -141,6 +192,16 @@ pub struct MessageView {
     pub body: String,
     pub reply_to: Option<String>,
     pub created_at: String,
+    pub edited_at: Option<String>,
+    /// Deleted: the body is empty, the message keeps its place.
+    pub redacted: bool,
+    pub reactions: Vec<ReactionCount>,
+}
+
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
+pub struct ReactionCount {
+    pub emoji: String,
+    pub count: i64,
 }
 
 /// Which part of a room's history to read.
@@ -163,7 +224,7 @@ pub async fn messages(
         Window::After(seq) => ("seq > $2", "ASC", seq),
     };
     let rows = sqlx::query(&format!(
-        "SELECT room_id, seq, message_id, sender_id, body, reply_to, created_at FROM chat_messages
+        "SELECT room_id, seq, message_id, sender_id, body, reply_to, created_at, edited_at, redacted FROM chat_messages
          WHERE room_id = $1 AND {condition} ORDER BY seq {order} LIMIT $3"
     ))
     .bind(room_id.to_string())
@@ -172,7 +233,91 @@ pub async fn messages(
     .fetch_all(db.pool())
     .await
     .map_err(StoreError::backend)?;
-    Ok(rows.iter().map(message_view).collect())
+    let mut views: Vec<MessageView> = rows.iter().map(message_view).collect();
+    add_reactions(db, &mut views).await?;
+    Ok(views)
+}
+
+/// Fills in the reaction counts of `views`.
+async fn add_reactions(
+    db: &SqlReadModelStore,
+    views: &mut [MessageView],
+) -> Result<(), StoreError> {
+    if views.is_empty() {
+        return Ok(());
+    }
+    let placeholders: Vec<_> = (1..=views.len()).map(|i| format!("${i}")).collect();
+    let sql = format!(
+        "SELECT message_id, emoji, COUNT(*) AS n FROM chat_reactions WHERE message_id IN ({})
+         GROUP BY message_id, emoji ORDER BY message_id, emoji",
+        placeholders.join(", ")
+    );
+    let mut query = sqlx::query(&sql);
+    for view in views.iter() {
+        query = query.bind(view.id.clone());
+    }
+    let rows = query
+        .fetch_all(db.pool())
+        .await
+        .map_err(StoreError::backend)?;
+    for row in rows {
+        let id: String = row.get("message_id");
+        if let Some(view) = views.iter_mut().find(|v| v.id == id) {
+            view.reactions.push(ReactionCount {
+                emoji: row.get("emoji"),
+                count: row.get("n"),
+            });
+        }
+    }
+    Ok(())
+}
+
+/// What history knows of one message: (sender, redacted), if it is in `room_id`.
+pub async fn message_facts(
+    db: &SqlReadModelStore,
+    room_id: Uuid,
+    message_id: Uuid,
+) -> Result<Option<(Uuid, bool)>, StoreError> {
+    let row = sqlx::query(
+        "SELECT sender_id, redacted FROM chat_messages WHERE message_id = $1 AND room_id = $2",
+    )
+    .bind(message_id.to_string())
+    .bind(room_id.to_string())
+    .fetch_optional(db.pool())
+    .await
+    .map_err(StoreError::backend)?;
+    Ok(row.and_then(|row| {
+        let sender: Uuid = row.get::<String, _>("sender_id").parse().ok()?;
+        Some((sender, row.get::<i64, _>("redacted") != 0))
+    }))
+}
+
+/// Whether `user_id` has reacted to the message with `emoji`.
+pub async fn has_reaction(
+    db: &SqlReadModelStore,
+    message_id: Uuid,
+    user_id: Uuid,
+    emoji: &str,
+) -> Result<bool, StoreError> {
+    let found: Option<i64> = sqlx::query_scalar(
+        "SELECT 1 FROM chat_reactions WHERE message_id = $1 AND user_id = $2 AND emoji = $3",
+    )
+    .bind(message_id.to_string())
+    .bind(user_id.to_string())
+    .bind(emoji)
+    .fetch_optional(db.pool())
+    .await
+    .map_err(StoreError::backend)?;
+    Ok(found.is_some())
+}
+
+/// The ids of the messages of `room_id` that were redacted (for live catch-up).
+pub async fn redacted_in(db: &SqlReadModelStore, room_id: Uuid) -> Result<Vec<String>, StoreError> {
+    sqlx::query_scalar("SELECT message_id FROM chat_messages WHERE room_id = $1 AND redacted = 1")
+        .bind(room_id.to_string())
+        .fetch_all(db.pool())
+        .await
+        .map_err(StoreError::backend)
 }
 
 fn message_view(row: &sqlx::any::AnyRow) -> MessageView {
@@ -184,6 +329,9 @@ fn message_view(row: &sqlx::any::AnyRow) -> MessageView {
         body: row.get("body"),
         reply_to: row.get("reply_to"),
         created_at: row.get("created_at"),
+        edited_at: row.get("edited_at"),
+        redacted: row.get::<i64, _>("redacted") != 0,
+        reactions: Vec::new(),
     }
 }
 
@@ -208,7 +356,7 @@ pub async fn rooms_of(
     let rows = sqlx::query(
         "SELECT r.room_id, r.kind, r.name, r.last_seq, m.role,
                 l.seq AS l_seq, l.message_id AS l_message_id, l.sender_id AS l_sender_id, l.body AS l_body,
-                l.reply_to AS l_reply_to, l.created_at AS l_created_at,
+                l.reply_to AS l_reply_to, l.created_at AS l_created_at, l.edited_at AS l_edited_at, l.redacted AS l_redacted,
                 (SELECT COUNT(*) FROM chat_messages u WHERE u.room_id = r.room_id AND u.sender_id <> m.user_id
                    AND u.seq > COALESCE((SELECT k.seq FROM chat_read_markers k
                                          WHERE k.room_id = r.room_id AND k.user_id = m.user_id), 0)) AS unread
@@ -234,6 +382,9 @@ pub async fn rooms_of(
                     body: row.get("l_body"),
                     reply_to: row.get("l_reply_to"),
                     created_at: row.get("l_created_at"),
+                    edited_at: row.get("l_edited_at"),
+                    redacted: row.get::<Option<i64>, _>("l_redacted").unwrap_or(0) != 0,
+                    reactions: Vec::new(),
                 }),
                 id: room_id,
                 kind: row.get("kind"),
@@ -289,4 +440,32 @@ pub async fn mark_read(
     .await
     .map_err(StoreError::backend)?;
     Ok(())
+}
+
+/// An earlier body of an edited message.
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
+pub struct EarlierBody {
+    pub body: String,
+    /// When it was replaced.
+    pub replaced_at: String,
+}
+
+pub async fn edits_of(
+    db: &SqlReadModelStore,
+    message_id: Uuid,
+) -> Result<Vec<EarlierBody>, StoreError> {
+    let rows = sqlx::query(
+        "SELECT body, edited_at FROM chat_message_edits WHERE message_id = $1 ORDER BY seq",
+    )
+    .bind(message_id.to_string())
+    .fetch_all(db.pool())
+    .await
+    .map_err(StoreError::backend)?;
+    Ok(rows
+        .iter()
+        .map(|row| EarlierBody {
+            body: row.get("body"),
+            replaced_at: row.get("edited_at"),
+        })
+        .collect())
 }

@@ -17,7 +17,7 @@ use uuid::Uuid;
 use crate::adapters::history::{MessageView, RoomSummary, Window};
 use crate::adapters::live::{self, LiveFeed};
 use crate::application::{ChatError, ChatService, PostedMessage, RoomView};
-use crate::domain::{MessageBody, Role, RoomCommand, RoomError, RoomKind};
+use crate::domain::{Emoji, MessageBody, Role, RoomCommand, RoomError, RoomKind};
 
 #[derive(Clone)]
 pub struct ChatApi {
@@ -43,6 +43,15 @@ pub fn routes(api: ChatApi) -> Router {
         .route("/v1/rooms/{id}/bans", post(ban))
         .route("/v1/rooms/{id}/messages", post(post_message).get(history))
         .route("/v1/rooms/{id}/read", post(mark_read))
+        .route(
+            "/v1/rooms/{id}/messages/{message_id}",
+            axum::routing::patch(edit).delete(redact),
+        )
+        .route("/v1/rooms/{id}/messages/{message_id}/edits", get(edits))
+        .route(
+            "/v1/rooms/{id}/messages/{message_id}/reactions/{emoji}",
+            put(add_reaction).delete(remove_reaction),
+        )
         .route("/v1/stream", get(live::stream))
         .with_state(api)
 }
@@ -50,7 +59,8 @@ pub fn routes(api: ChatApi) -> Router {
 /// The chat context's part of the OpenAPI document.
 #[derive(OpenApi)]
 #[openapi(
-    paths(create_room, my_rooms, room, invite, join, remove_member, set_role, ban, post_message, history, mark_read),
+    paths(create_room, my_rooms, room, invite, join, remove_member, set_role, ban, post_message, history, mark_read,
+        edit, redact, edits, add_reaction, remove_reaction),
     modifiers(&BearerAuth),
     tags((name = "rooms", description = "Rooms, members and messages"))
 )]
@@ -69,10 +79,15 @@ impl From<ChatError> for Problem {
                 RoomError::AlreadyExists | RoomError::AlreadyMember | RoomError::LastOwner => {
                     Problem::conflict("room-state", refusal.to_string())
                 }
+                RoomError::NotTheSender => Problem::forbidden(refusal.to_string()),
+                RoomError::MessageGone => {
+                    Problem::new(StatusCode::GONE, "message-gone", refusal.to_string())
+                }
                 RoomError::DirectRoom | RoomError::DirectNeedsOnePeer => {
                     Problem::invalid(vec![FieldError::new("kind", refusal.to_string())])
                 }
             },
+            ChatError::MessageNotFound => Problem::not_found(error.to_string()),
             ChatError::TxnIdReused(_) => Problem::conflict("txn-id-reused", error.to_string()),
             ChatError::Busy => Problem::unavailable(error.to_string(), 1),
             ChatError::Store(error) => Problem::internal(&error),
@@ -435,5 +450,117 @@ async fn mark_read(
     api.service
         .mark_read(caller.user_id, room_id(&id)?, body.seq)
         .await?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+fn message_id(raw: &str) -> Result<Uuid, Problem> {
+    raw.parse()
+        .map_err(|_| Problem::not_found("no such message"))
+}
+
+#[derive(Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+struct MessageEdit {
+    body: String,
+}
+
+#[utoipa::path(patch, path = "/v1/rooms/{id}/messages/{message_id}", tag = "rooms", security(("bearer" = [])),
+    params(("id" = Uuid, Path), ("message_id" = Uuid, Path)), request_body = MessageEdit,
+    responses((status = 204, description = "Edited; the earlier body is kept in the message's edits"),
+        (status = 403, description = "Not the sender, or not a member", body = Problem), (status = 404, body = Problem),
+        (status = 410, description = "The message was deleted", body = Problem), (status = 422, body = Problem)))]
+async fn edit(
+    State(api): State<ChatApi>,
+    caller: Caller,
+    Path((id, message)): Path<(String, String)>,
+    StrictJson(body): StrictJson<MessageEdit>,
+) -> Result<impl IntoResponse, Problem> {
+    let body = MessageBody::parse(&body.body)
+        .map_err(|e| Problem::invalid(vec![FieldError::new("body", e.0)]))?;
+    api.service
+        .edit(caller.user_id, room_id(&id)?, message_id(&message)?, body)
+        .await?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+#[utoipa::path(delete, path = "/v1/rooms/{id}/messages/{message_id}", tag = "rooms", security(("bearer" = [])),
+    params(("id" = Uuid, Path), ("message_id" = Uuid, Path)),
+    responses((status = 204, description = "Redacted: the body is gone from history and live clients; the fact stays"),
+        (status = 403, description = "Neither the sender nor a moderator", body = Problem), (status = 404, body = Problem)))]
+async fn redact(
+    State(api): State<ChatApi>,
+    caller: Caller,
+    Path((id, message)): Path<(String, String)>,
+) -> Result<impl IntoResponse, Problem> {
+    api.service
+        .redact(caller.user_id, room_id(&id)?, message_id(&message)?)
+        .await?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+#[utoipa::path(get, path = "/v1/rooms/{id}/messages/{message_id}/edits", tag = "rooms", security(("bearer" = [])),
+    params(("id" = Uuid, Path), ("message_id" = Uuid, Path)),
+    responses((status = 200, description = "Earlier bodies, oldest first", body = EditPage), (status = 403, body = Problem), (status = 404, body = Problem)))]
+async fn edits(
+    State(api): State<ChatApi>,
+    caller: Caller,
+    Path((id, message)): Path<(String, String)>,
+) -> Result<impl IntoResponse, Problem> {
+    let items = api
+        .service
+        .edits(caller.user_id, room_id(&id)?, message_id(&message)?)
+        .await?;
+    Ok(Json(EditPage { items }))
+}
+
+#[derive(Serialize, ToSchema)]
+struct EditPage {
+    items: Vec<crate::adapters::history::EarlierBody>,
+}
+
+async fn react(
+    api: &ChatApi,
+    caller: &Caller,
+    id: &str,
+    message: &str,
+    emoji: &str,
+    add: bool,
+) -> Result<(), Problem> {
+    let emoji =
+        Emoji::parse(emoji).map_err(|e| Problem::invalid(vec![FieldError::new("emoji", e.0)]))?;
+    api.service
+        .react(
+            caller.user_id,
+            room_id(id)?,
+            message_id(message)?,
+            emoji,
+            add,
+        )
+        .await?;
+    Ok(())
+}
+
+#[utoipa::path(put, path = "/v1/rooms/{id}/messages/{message_id}/reactions/{emoji}", tag = "rooms", security(("bearer" = [])),
+    params(("id" = Uuid, Path), ("message_id" = Uuid, Path), ("emoji" = String, Path, description = "One emoji, URL-encoded, or a :shortcode:")),
+    responses((status = 204, description = "Reacted (once per user and emoji; repeating changes nothing)"), (status = 403, body = Problem),
+        (status = 404, body = Problem), (status = 410, body = Problem), (status = 422, description = "Not an emoji", body = Problem)))]
+async fn add_reaction(
+    State(api): State<ChatApi>,
+    caller: Caller,
+    Path((id, message, emoji)): Path<(String, String, String)>,
+) -> Result<impl IntoResponse, Problem> {
+    react(&api, &caller, &id, &message, &emoji, true).await?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+#[utoipa::path(delete, path = "/v1/rooms/{id}/messages/{message_id}/reactions/{emoji}", tag = "rooms", security(("bearer" = [])),
+    params(("id" = Uuid, Path), ("message_id" = Uuid, Path), ("emoji" = String, Path)),
+    responses((status = 204, description = "The reaction is gone (or was never there)"), (status = 403, body = Problem), (status = 404, body = Problem)))]
+async fn remove_reaction(
+    State(api): State<ChatApi>,
+    caller: Caller,
+    Path((id, message, emoji)): Path<(String, String, String)>,
+) -> Result<impl IntoResponse, Problem> {
+    react(&api, &caller, &id, &message, &emoji, false).await?;
     Ok(StatusCode::NO_CONTENT)
 }

@@ -8,7 +8,8 @@
 //! broadcast buffer is disconnected with a close reason and resumes from its last cursor, so a
 //! slow client never grows the server's memory.
 
-use std::collections::HashSet;
+use std::collections::hash_map::Entry;
+use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -309,14 +310,28 @@ async fn serve_socket(
             caught_up.expect("waited for Some")
         }
     };
-    // The user's rooms as of the starting point: the membership table once the projection has
-    // applied the log that far. Membership events after it update the set as they go by.
+    // The user's rooms: the membership table once the projection has applied the log at least as
+    // far as the feed's head. Membership events after the start update the set as they go by.
+    // Waiting for the head (not just the start) also makes the redactions made so far known, so
+    // catch-up does not send deleted bodies again.
     let db = state.service.read_models();
+    let mut head = state.feed.head.borrow().unwrap_or(sent).max(sent);
+    // The feed may be a few events behind the store: find the store's end from there.
+    while let Some(last) = state
+        .feed
+        .events
+        .read_all(head, 500)
+        .await
+        .map_err(|e| e.to_string())?
+        .last()
+    {
+        head = last.position;
+    }
     let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
     while history::applied_up_to(db)
         .await
         .map_err(|e| e.to_string())?
-        < sent
+        < head
     {
         if tokio::time::Instant::now() > deadline {
             close(&mut socket, 1013, "try again later: history is behind").await;
@@ -337,6 +352,8 @@ async fn serve_socket(
     )
     .await?;
     // Catch up from the store: what the client missed, up to wherever the feed has got to.
+    // Bodies deleted since are not sent again (the store keeps the facts, history the redaction).
+    let mut redacted: HashMap<Uuid, HashSet<String>> = HashMap::new();
     loop {
         let batch = state
             .feed
@@ -350,7 +367,25 @@ async fn serve_socket(
         for recorded in &batch {
             if let Some(event) = live_event(recorded) {
                 if rooms.admit(&event) {
-                    send(&mut socket, &frame(&event)).await?;
+                    let mut value = frame(&event);
+                    if let RoomEvent::MessagePosted { message_id, .. }
+                    | RoomEvent::MessageEdited { message_id, .. } = &event.event
+                    {
+                        let gone = match redacted.entry(event.room_id) {
+                            Entry::Occupied(known) => known.into_mut(),
+                            Entry::Vacant(slot) => {
+                                let ids = history::redacted_in(db, event.room_id)
+                                    .await
+                                    .map_err(|e| e.to_string())?;
+                                slot.insert(ids.into_iter().collect())
+                            }
+                        };
+                        if gone.contains(&message_id.to_string()) {
+                            value["data"]["body"] = json!("");
+                            value["data"]["redacted"] = json!(true);
+                        }
+                    }
+                    send(&mut socket, &value).await?;
                 }
             }
         }

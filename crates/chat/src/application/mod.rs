@@ -14,7 +14,8 @@ use uuid::Uuid;
 
 use crate::adapters::history::{self, MessageView, RoomSummary, Window};
 use crate::domain::{
-    DirectPair, DirectPairCommand, MessageBody, Role, Room, RoomCommand, RoomError, RoomKind,
+    DirectPair, DirectPairCommand, Emoji, MessageBody, MessageFacts, Role, Room, RoomCommand,
+    RoomError, RoomKind,
 };
 
 #[derive(Debug, thiserror::Error)]
@@ -23,6 +24,8 @@ pub enum ChatError {
     Invalid(Vec<FieldError>),
     #[error(transparent)]
     Room(#[from] RoomError),
+    #[error("no such message in this room")]
+    MessageNotFound,
     #[error("txn_id {0} was already used for another message")]
     TxnIdReused(String),
     #[error("the room is busy; try again")]
@@ -294,6 +297,116 @@ impl ChatService {
     ) -> Result<Vec<MessageView>, ChatError> {
         self.member_of(room_id, caller).await?;
         Ok(history::messages(&self.read_models, room_id, window, limit).await?)
+    }
+
+    /// What history knows of a message, for a command about it.
+    async fn facts(&self, room_id: Uuid, message_id: Uuid) -> Result<MessageFacts, ChatError> {
+        let (sender_id, redacted) = history::message_facts(&self.read_models, room_id, message_id)
+            .await?
+            .ok_or(ChatError::MessageNotFound)?;
+        Ok(MessageFacts {
+            message_id,
+            sender_id,
+            redacted,
+        })
+    }
+
+    async fn on_room(
+        &self,
+        caller: Uuid,
+        room_id: Uuid,
+        command: RoomCommand,
+    ) -> Result<(), ChatError> {
+        self.rooms
+            .execute(
+                &Repository::<Room>::stream_id(room_id),
+                &command,
+                &metadata(caller),
+            )
+            .await?;
+        Ok(())
+    }
+
+    /// Gives one's own message a new body. (Messages just posted reach history within
+    /// milliseconds; until then they answer 404.)
+    pub async fn edit(
+        &self,
+        caller: Uuid,
+        room_id: Uuid,
+        message_id: Uuid,
+        body: MessageBody,
+    ) -> Result<(), ChatError> {
+        self.member_of(room_id, caller).await?;
+        let message = self.facts(room_id, message_id).await?;
+        self.on_room(
+            caller,
+            room_id,
+            RoomCommand::Edit {
+                editor: caller,
+                message,
+                body,
+            },
+        )
+        .await
+    }
+
+    /// Deletes a message's body (the sender, or a moderator).
+    pub async fn redact(
+        &self,
+        caller: Uuid,
+        room_id: Uuid,
+        message_id: Uuid,
+    ) -> Result<(), ChatError> {
+        self.member_of(room_id, caller).await?;
+        let message = self.facts(room_id, message_id).await?;
+        self.on_room(
+            caller,
+            room_id,
+            RoomCommand::Redact {
+                by: caller,
+                message,
+            },
+        )
+        .await
+    }
+
+    /// Adds (or removes) the caller's `emoji` reaction: at most one per user and emoji.
+    pub async fn react(
+        &self,
+        caller: Uuid,
+        room_id: Uuid,
+        message_id: Uuid,
+        emoji: Emoji,
+        add: bool,
+    ) -> Result<(), ChatError> {
+        self.member_of(room_id, caller).await?;
+        let message = self.facts(room_id, message_id).await?;
+        let present =
+            history::has_reaction(&self.read_models, message_id, caller, emoji.as_str()).await?;
+        self.on_room(
+            caller,
+            room_id,
+            RoomCommand::React {
+                user_id: caller,
+                message,
+                emoji,
+                present,
+                add,
+            },
+        )
+        .await
+    }
+
+    /// A message's earlier bodies, oldest first.
+    pub async fn edits(
+        &self,
+        caller: Uuid,
+        room_id: Uuid,
+        message_id: Uuid,
+    ) -> Result<Vec<history::EarlierBody>, ChatError> {
+        self.member_of(room_id, caller).await?;
+        self.facts(room_id, message_id).await?;
+        Ok(history::edits_of(&self.read_models, message_id).await?)
     }
 
     /// Marks the room read up to `seq` (at most the room's last seq).

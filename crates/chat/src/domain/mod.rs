@@ -3,11 +3,13 @@
 
 pub mod body;
 pub mod direct_pair;
+pub mod emoji;
 pub mod room;
 
 pub use body::MessageBody;
 pub use direct_pair::{DirectPair, DirectPairCommand, DirectPairEvent, PairTaken};
-pub use room::{Role, Room, RoomCommand, RoomError, RoomEvent, RoomKind};
+pub use emoji::Emoji;
+pub use room::{MessageFacts, Role, Room, RoomCommand, RoomError, RoomEvent, RoomKind};
 
 /// A value that did not parse, with why.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]

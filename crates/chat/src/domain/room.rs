@@ -11,7 +11,7 @@ use msa_kernel::{Aggregate, DomainEvent};
 use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
-use super::MessageBody;
+use super::{Emoji, MessageBody};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "snake_case")]
@@ -79,6 +79,30 @@ pub enum RoomEvent {
         #[serde(default, skip_serializing_if = "Option::is_none")]
         reply_to: Option<Uuid>,
     },
+    /// A new body for a message; earlier bodies stay in the history of edits.
+    MessageEdited {
+        seq: u64,
+        message_id: Uuid,
+        body: MessageBody,
+    },
+    /// The message's body is gone from history, search and live clients; the fact stays.
+    MessageRedacted {
+        seq: u64,
+        message_id: Uuid,
+        by: Uuid,
+    },
+    ReactionAdded {
+        seq: u64,
+        message_id: Uuid,
+        user_id: Uuid,
+        emoji: Emoji,
+    },
+    ReactionRemoved {
+        seq: u64,
+        message_id: Uuid,
+        user_id: Uuid,
+        emoji: Emoji,
+    },
 }
 
 impl RoomEvent {
@@ -91,7 +115,11 @@ impl RoomEvent {
             | RoomEvent::MemberKicked { seq, .. }
             | RoomEvent::MemberBanned { seq, .. }
             | RoomEvent::RoleChanged { seq, .. }
-            | RoomEvent::MessagePosted { seq, .. } => *seq,
+            | RoomEvent::MessagePosted { seq, .. }
+            | RoomEvent::MessageEdited { seq, .. }
+            | RoomEvent::MessageRedacted { seq, .. }
+            | RoomEvent::ReactionAdded { seq, .. }
+            | RoomEvent::ReactionRemoved { seq, .. } => *seq,
         }
     }
 }
@@ -137,6 +165,33 @@ pub enum RoomCommand {
         body: MessageBody,
         reply_to: Option<Uuid>,
     },
+    /// Messages are not part of the room's state (it would grow with history), so commands on a
+    /// message carry the facts the application read about it: who sent it, whether it is gone.
+    Edit {
+        editor: Uuid,
+        message: MessageFacts,
+        body: MessageBody,
+    },
+    Redact {
+        by: Uuid,
+        message: MessageFacts,
+    },
+    React {
+        user_id: Uuid,
+        message: MessageFacts,
+        emoji: Emoji,
+        /// Whether the user has this reaction on the message already.
+        present: bool,
+        add: bool,
+    },
+}
+
+/// What the application knows about the message a command is about.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct MessageFacts {
+    pub message_id: Uuid,
+    pub sender_id: Uuid,
+    pub redacted: bool,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -161,6 +216,10 @@ pub enum RoomError {
     DirectRoom,
     #[error("a direct room is with exactly one other user")]
     DirectNeedsOnePeer,
+    #[error("only the sender may edit a message")]
+    NotTheSender,
+    #[error("the message was deleted")]
+    MessageGone,
 }
 
 #[derive(Debug, Default, Clone, PartialEq, Serialize, Deserialize)]
@@ -259,7 +318,11 @@ impl Aggregate for Room {
             RoomEvent::RoleChanged { user_id, role, .. } => {
                 self.members.insert(*user_id, *role);
             }
-            RoomEvent::MessagePosted { .. } => {}
+            RoomEvent::MessagePosted { .. }
+            | RoomEvent::MessageEdited { .. }
+            | RoomEvent::MessageRedacted { .. }
+            | RoomEvent::ReactionAdded { .. }
+            | RoomEvent::ReactionRemoved { .. } => {}
         }
     }
 
@@ -388,6 +451,67 @@ impl Aggregate for Room {
                     user_id: *user_id,
                     role: *role,
                     by: *by,
+                }
+            }
+            RoomCommand::Edit {
+                editor,
+                message,
+                body,
+            } => {
+                self.member_role(*editor)?;
+                if message.redacted {
+                    return Err(RoomError::MessageGone);
+                }
+                if message.sender_id != *editor {
+                    return Err(RoomError::NotTheSender);
+                }
+                RoomEvent::MessageEdited {
+                    seq,
+                    message_id: message.message_id,
+                    body: body.clone(),
+                }
+            }
+            RoomCommand::Redact { by, message } => {
+                let role = self.member_role(*by)?;
+                if message.redacted {
+                    return Ok(vec![]);
+                }
+                // The sender, or a moderator.
+                if message.sender_id != *by && role < Role::Admin {
+                    return Err(RoomError::Forbidden);
+                }
+                RoomEvent::MessageRedacted {
+                    seq,
+                    message_id: message.message_id,
+                    by: *by,
+                }
+            }
+            RoomCommand::React {
+                user_id,
+                message,
+                emoji,
+                present,
+                add,
+            } => {
+                self.member_role(*user_id)?;
+                if message.redacted {
+                    return Err(RoomError::MessageGone);
+                }
+                let (message_id, user_id, emoji) = (message.message_id, *user_id, emoji.clone());
+                match (*add, *present) {
+                    (true, true) | (false, false) => return Ok(vec![]),
+                    (true, false) => RoomEvent::ReactionAdded {
+                        seq,
+                        message_id,
+                        user_id,
+                        emoji,
+                    },
+                    (false, true) => RoomEvent::ReactionRemoved {
+                        seq,
+                        message_id,
+                        user_id,
+                        emoji,
+                    },
                 }
             }
             RoomCommand::Post {
