@@ -7,6 +7,7 @@ use axum::Router;
 use msa_chat::adapters::history::History;
 use msa_chat::adapters::http::{routes, ChatApi};
 use msa_chat::adapters::live::LiveFeed;
+use msa_chat::adapters::search::Search;
 use msa_chat::ChatService;
 use msa_http::auth::TokenVerifier;
 use msa_kernel::ProjectionRunner;
@@ -40,8 +41,20 @@ pub async fn start(
         .ensure_tables(&History)
         .await
         .context("creating the chat history tables")?;
+    let search = Search {
+        backend: stores.read_models.backend(),
+    };
+    runner
+        .ensure_tables(&search)
+        .await
+        .context("creating the chat search index")?;
     let feed = LiveFeed::start(stores.events.clone(), stop.clone());
-    let projections = tokio::spawn(async move { runner.run(&History, stop).await });
+    let projections = tokio::spawn(async move {
+        tokio::join!(
+            runner.run(&History, stop.clone()),
+            runner.run(&search, stop)
+        );
+    });
     Ok(ChatContext {
         routes: routes(ChatApi {
             service,

@@ -5,6 +5,7 @@ use std::sync::Arc;
 
 use anyhow::{bail, Context, Result};
 use msa_kernel::{Projection, ProjectionRunner, ReadModelStore};
+use msa_sql::Backend;
 
 use crate::cli::{RebuildArgs, StorageArgs};
 use crate::storage;
@@ -12,7 +13,9 @@ use crate::storage;
 /// A projection and the context whose events it follows.
 pub struct ProjectionSpec {
     pub context: &'static str,
-    pub projection: Arc<dyn Projection<msa_sql::Tx>>,
+    pub name: &'static str,
+    /// The projection for the query database's backend (some use its own full-text index).
+    pub projection: fn(Backend) -> Arc<dyn Projection<msa_sql::Tx>>,
 }
 
 /// Every projection of the system.
@@ -20,11 +23,18 @@ pub fn all() -> Vec<ProjectionSpec> {
     vec![
         ProjectionSpec {
             context: "user",
-            projection: Arc::new(msa_user::adapters::directory::Directory),
+            name: "user.directory",
+            projection: |_| Arc::new(msa_user::adapters::directory::Directory),
         },
         ProjectionSpec {
             context: "chat",
-            projection: Arc::new(msa_chat::adapters::history::History),
+            name: "chat.history",
+            projection: |_| Arc::new(msa_chat::adapters::history::History),
+        },
+        ProjectionSpec {
+            context: "chat",
+            name: "chat.search",
+            projection: |backend| Arc::new(msa_chat::adapters::search::Search { backend }),
         },
     ]
 }
@@ -32,7 +42,7 @@ pub fn all() -> Vec<ProjectionSpec> {
 pub async fn list(args: StorageArgs) -> Result<()> {
     for spec in all() {
         let stores = storage::open(&args, spec.context).await?;
-        let name = spec.projection.name();
+        let name = spec.name;
         let mut tx = stores.read_models.begin().await?;
         let live = stores.read_models.live_generation(&mut tx, name).await?;
         let checkpoint = match live {
@@ -58,8 +68,8 @@ pub async fn list(args: StorageArgs) -> Result<()> {
 
 pub async fn rebuild(args: RebuildArgs) -> Result<()> {
     let specs = all();
-    let Some(spec) = specs.iter().find(|s| s.projection.name() == args.name) else {
-        let names: Vec<_> = specs.iter().map(|s| s.projection.name()).collect();
+    let Some(spec) = specs.iter().find(|s| s.name == args.name) else {
+        let names: Vec<_> = specs.iter().map(|s| s.name).collect();
         bail!(
             "no projection is named `{}` (known: {})",
             args.name,
@@ -80,7 +90,7 @@ pub async fn rebuild(args: RebuildArgs) -> Result<()> {
         let _ = std::io::stderr().flush();
     };
     let applied = runner
-        .rebuild_reporting(&*spec.projection, &progress)
+        .rebuild_reporting(&*(spec.projection)(stores.read_models.backend()), &progress)
         .await
         .with_context(|| format!("rebuilding {}", args.name))?;
     eprintln!();

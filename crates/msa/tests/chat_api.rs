@@ -423,6 +423,51 @@ async fn rooms_members_and_messages(api: &Api) {
     assert_eq!(edits["items"], json!([]));
     assert_eq!(edit("back?").await, 410);
 
+    // Search, in my rooms only, without deleted bodies.
+    let find = |who: &'static str, q: &'static str| {
+        let token = if who == "bob" {
+            bob.token.clone()
+        } else {
+            cy.token.clone()
+        };
+        async move {
+            let path = format!("/v1/search/messages?q={q}");
+            api.call(reqwest::Method::GET, &path, &token, None).await
+        }
+    };
+    eventually(|| async {
+        find("bob", "message%203").await.1["items"]
+            .as_array()
+            .unwrap()
+            .len()
+            == 1
+    })
+    .await;
+    let (_, hits) = find("bob", "MESSAGE").await;
+    let bodies: Vec<_> = hits["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|h| h["body"].as_str().unwrap())
+        .collect();
+    assert_eq!(
+        bodies.len(),
+        4,
+        "messages 0-3; message 4 was deleted: {bodies:?}"
+    );
+    assert_eq!(find("bob", "corrected").await.1["items"], json!([]));
+    assert_eq!(
+        find("cy", "message").await.1["items"],
+        json!([]),
+        "not Cy's room any more"
+    );
+    assert_eq!(
+        find("bob", "%22%20OR%20*").await.0,
+        200,
+        "query syntax is not interpreted"
+    );
+    assert_eq!(find("bob", "").await.0, 422);
+
     // Unread counts: messages from others after my read marker.
     let (_, rooms) = api.get(&bob, "/v1/rooms").await;
     assert_eq!(
@@ -489,6 +534,49 @@ async fn rooms_members_and_messages_on_sqlite() {
     let api = Api::start(&["--data-dir", data.path().to_str().unwrap()]);
     rooms_members_and_messages(&api).await;
     one_direct_room_per_pair_even_under_races(&api).await;
+
+    // Both chat projections rebuild from the events into the same answers (FTS5 included).
+    let bob = Person {
+        id: String::new(),
+        token: api
+            .call(
+                reqwest::Method::POST,
+                "/v1/auth/token",
+                "",
+                Some(json!({"email": "bob@example.com", "password": "correct horse battery"})),
+            )
+            .await
+            .1["access_token"]
+            .as_str()
+            .unwrap()
+            .to_owned(),
+    };
+    let before = (
+        api.get(&bob, "/v1/rooms").await.1,
+        api.get(&bob, "/v1/search/messages?q=message").await.1,
+    );
+    for projection in ["chat.history", "chat.search"] {
+        let output = common::msa()
+            .args([
+                "projections",
+                "rebuild",
+                projection,
+                "--data-dir",
+                data.path().to_str().unwrap(),
+            ])
+            .output()
+            .unwrap();
+        assert!(
+            output.status.success(),
+            "{}",
+            String::from_utf8_lossy(&output.stderr)
+        );
+    }
+    let after = (
+        api.get(&bob, "/v1/rooms").await.1,
+        api.get(&bob, "/v1/search/messages?q=message").await.1,
+    );
+    assert_eq!(after, before);
 }
 
 #[tokio::test]

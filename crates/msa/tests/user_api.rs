@@ -723,6 +723,7 @@ async fn the_openapi_document_describes_every_route_and_only_real_ones() {
             "/v1/rooms/{id}/messages/{message_id}/edits",
             "/v1/rooms/{id}/messages/{message_id}/reactions/{emoji}",
             "/v1/rooms/{id}/read",
+            "/v1/search/messages",
             "/v1/users",
             "/v1/users/me",
             "/v1/users/me/export",

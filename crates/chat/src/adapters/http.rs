@@ -16,6 +16,7 @@ use uuid::Uuid;
 
 use crate::adapters::history::{MessageView, RoomSummary, Window};
 use crate::adapters::live::{self, LiveFeed};
+use crate::adapters::search::{self, SearchHit};
 use crate::application::{ChatError, ChatService, PostedMessage, RoomView};
 use crate::domain::{Emoji, MessageBody, Role, RoomCommand, RoomError, RoomKind};
 
@@ -52,6 +53,7 @@ pub fn routes(api: ChatApi) -> Router {
             "/v1/rooms/{id}/messages/{message_id}/reactions/{emoji}",
             put(add_reaction).delete(remove_reaction),
         )
+        .route("/v1/search/messages", get(search_messages))
         .route("/v1/stream", get(live::stream))
         .with_state(api)
 }
@@ -60,7 +62,7 @@ pub fn routes(api: ChatApi) -> Router {
 #[derive(OpenApi)]
 #[openapi(
     paths(create_room, my_rooms, room, invite, join, remove_member, set_role, ban, post_message, history, mark_read,
-        edit, redact, edits, add_reaction, remove_reaction),
+        edit, redact, edits, add_reaction, remove_reaction, search_messages),
     modifiers(&BearerAuth),
     tags((name = "rooms", description = "Rooms, members and messages"))
 )]
@@ -563,4 +565,57 @@ async fn remove_reaction(
 ) -> Result<impl IntoResponse, Problem> {
     react(&api, &caller, &id, &message, &emoji, false).await?;
     Ok(StatusCode::NO_CONTENT)
+}
+
+#[derive(Deserialize, IntoParams)]
+#[serde(deny_unknown_fields)]
+#[into_params(parameter_in = Query)]
+struct SearchQuery {
+    /// The words to find (all of them), 1 to 200 characters.
+    q: Option<String>,
+    /// 1 to 100 (default 50).
+    #[param(value_type = Option<u32>)]
+    limit: Option<String>,
+}
+
+#[derive(Serialize, ToSchema)]
+struct SearchPage {
+    items: Vec<SearchHit>,
+    next_cursor: Option<String>,
+}
+
+#[utoipa::path(get, path = "/v1/search/messages", tag = "rooms", security(("bearer" = [])), params(SearchQuery),
+    responses((status = 200, description = "Messages in my rooms with all the words, best first", body = SearchPage),
+        (status = 401, body = Problem), (status = 422, body = Problem)))]
+async fn search_messages(
+    State(api): State<ChatApi>,
+    caller: Caller,
+    query: Result<Query<SearchQuery>, QueryRejection>,
+) -> Result<impl IntoResponse, Problem> {
+    let Query(query) = query
+        .map_err(|r| Problem::invalid(vec![FieldError::new("query string", r.body_text())]))?;
+    let text = query.q.unwrap_or_default();
+    if text.trim().is_empty() || text.chars().count() > 200 {
+        return Err(Problem::invalid(vec![FieldError::new(
+            "q",
+            "1 to 200 characters of words to find",
+        )]));
+    }
+    let limit = match query.limit.as_deref().map(str::parse::<u32>) {
+        None => 50,
+        Some(Ok(limit @ 1..=100)) => limit,
+        Some(_) => {
+            return Err(Problem::invalid(vec![FieldError::new(
+                "limit",
+                "a whole number from 1 to 100",
+            )]))
+        }
+    };
+    let items = search::search(api.service.read_models(), caller.user_id, &text, limit)
+        .await
+        .map_err(|e| Problem::internal(&e))?;
+    Ok(Json(SearchPage {
+        items,
+        next_cursor: None,
+    }))
 }

@@ -1,3 +1,4 @@
 pub mod history;
 pub mod http;
 pub mod live;
+pub mod search;
