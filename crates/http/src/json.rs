@@ -59,3 +59,35 @@ fn unknown_or_missing_field(message: &str) -> Option<String> {
         .or_else(|| message.strip_prefix("missing field `"))?;
     rest.split('`').next().map(str::to_owned)
 }
+
+/// A query string. Unlike axum's `Query`, a bad one (an unknown parameter, with
+/// `#[serde(deny_unknown_fields)]`, or a wrong type) is a 422 problem naming it.
+pub struct StrictQuery<T>(pub T);
+
+impl<T: DeserializeOwned, S: Send + Sync> axum::extract::FromRequestParts<S> for StrictQuery<T> {
+    type Rejection = Problem;
+
+    async fn from_request_parts(
+        parts: &mut axum::http::request::Parts,
+        state: &S,
+    ) -> Result<Self, Self::Rejection> {
+        axum::extract::Query::<T>::from_request_parts(parts, state)
+            .await
+            .map(|axum::extract::Query(value)| StrictQuery(value))
+            .map_err(|rejection| {
+                Problem::invalid(vec![FieldError::new("query string", rejection.body_text())])
+            })
+    }
+}
+
+/// The `limit` of a list: 1 to 100, 50 when not given (every list endpoint's convention).
+pub fn page_limit(raw: Option<&str>) -> Result<u32, Problem> {
+    match raw.map(str::parse::<u32>) {
+        None => Ok(50),
+        Some(Ok(limit @ 1..=100)) => Ok(limit),
+        Some(_) => Err(Problem::invalid(vec![FieldError::new(
+            "limit",
+            "a whole number from 1 to 100",
+        )])),
+    }
+}

@@ -13,6 +13,6 @@ mod json;
 mod openapi;
 mod problem;
 
-pub use json::StrictJson;
+pub use json::{page_limit, StrictJson, StrictQuery};
 pub use openapi::BearerAuth;
 pub use problem::{FieldError, Problem};

@@ -2,14 +2,13 @@
 
 use std::sync::Arc;
 
-use axum::extract::rejection::QueryRejection;
-use axum::extract::{FromRef, Path, Query, State};
+use axum::extract::{FromRef, Path, State};
 use axum::http::{header, StatusCode};
 use axum::response::IntoResponse;
 use axum::routing::{delete, get, post, put};
 use axum::{Json, Router};
 use msa_http::auth::{Caller, TokenVerifier};
-use msa_http::{BearerAuth, FieldError, Problem, StrictJson};
+use msa_http::{page_limit, BearerAuth, FieldError, Problem, StrictJson, StrictQuery};
 use serde::{Deserialize, Serialize};
 use utoipa::{IntoParams, OpenApi, ToSchema};
 use uuid::Uuid;
@@ -388,10 +387,8 @@ async fn history(
     State(api): State<ChatApi>,
     caller: Caller,
     Path(id): Path<String>,
-    query: Result<Query<HistoryQuery>, QueryRejection>,
+    StrictQuery(query): StrictQuery<HistoryQuery>,
 ) -> Result<impl IntoResponse, Problem> {
-    let Query(query) = query
-        .map_err(|r| Problem::invalid(vec![FieldError::new("query string", r.body_text())]))?;
     let seq = |field: &str, raw: Option<&str>| -> Result<Option<i64>, Problem> {
         raw.map(|r| r.parse::<i64>().ok().filter(|s| *s >= 0))
             .map(|parsed| {
@@ -417,16 +414,7 @@ async fn history(
         (before, None) => Window::Before(before),
         (None, Some(after)) => Window::After(after),
     };
-    let limit = match query.limit.as_deref().map(str::parse::<u32>) {
-        None => 50,
-        Some(Ok(limit @ 1..=100)) => limit,
-        Some(_) => {
-            return Err(Problem::invalid(vec![FieldError::new(
-                "limit",
-                "a whole number from 1 to 100",
-            )]))
-        }
-    };
+    let limit = page_limit(query.limit.as_deref())?;
     let items = api
         .service
         .history(caller.user_id, room_id(&id)?, window, limit)
@@ -590,10 +578,8 @@ struct SearchPage {
 async fn search_messages(
     State(api): State<ChatApi>,
     caller: Caller,
-    query: Result<Query<SearchQuery>, QueryRejection>,
+    StrictQuery(query): StrictQuery<SearchQuery>,
 ) -> Result<impl IntoResponse, Problem> {
-    let Query(query) = query
-        .map_err(|r| Problem::invalid(vec![FieldError::new("query string", r.body_text())]))?;
     let text = query.q.unwrap_or_default();
     if text.trim().is_empty() || text.chars().count() > 200 {
         return Err(Problem::invalid(vec![FieldError::new(
@@ -601,16 +587,7 @@ async fn search_messages(
             "1 to 200 characters of words to find",
         )]));
     }
-    let limit = match query.limit.as_deref().map(str::parse::<u32>) {
-        None => 50,
-        Some(Ok(limit @ 1..=100)) => limit,
-        Some(_) => {
-            return Err(Problem::invalid(vec![FieldError::new(
-                "limit",
-                "a whole number from 1 to 100",
-            )]))
-        }
-    };
+    let limit = page_limit(query.limit.as_deref())?;
     let items = search::search(api.service.read_models(), caller.user_id, &text, limit)
         .await
         .map_err(|e| Problem::internal(&e))?;

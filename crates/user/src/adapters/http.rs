@@ -2,14 +2,13 @@
 
 use std::sync::Arc;
 
-use axum::extract::rejection::QueryRejection;
-use axum::extract::{FromRef, Path, Query, State};
+use axum::extract::{FromRef, Path, State};
 use axum::http::{header, StatusCode};
 use axum::response::IntoResponse;
 use axum::routing::{get, post};
 use axum::{Json, Router};
 use msa_http::auth::{Caller, TokenVerifier};
-use msa_http::{BearerAuth, FieldError, Problem, StrictJson};
+use msa_http::{page_limit, BearerAuth, FieldError, Problem, StrictJson, StrictQuery};
 use serde::{Deserialize, Serialize};
 use utoipa::{IntoParams, OpenApi, ToSchema};
 use uuid::Uuid;
@@ -346,21 +345,9 @@ struct UserCreated {
     responses((status = 200, description = "Active users by nickname", body = DirectoryPage), (status = 422, body = Problem)))]
 async fn search(
     State(api): State<UserApi>,
-    params: Result<Query<SearchQuery>, QueryRejection>,
+    StrictQuery(params): StrictQuery<SearchQuery>,
 ) -> Result<impl IntoResponse, Problem> {
-    let Query(params) = params.map_err(|rejection| {
-        Problem::invalid(vec![FieldError::new("query string", rejection.body_text())])
-    })?;
-    let limit = match params.limit.as_deref().map(str::parse::<u32>) {
-        None => 50,
-        Some(Ok(limit @ 1..=100)) => limit,
-        Some(_) => {
-            return Err(Problem::invalid(vec![FieldError::new(
-                "limit",
-                "a whole number from 1 to 100",
-            )]))
-        }
-    };
+    let limit = page_limit(params.limit.as_deref())?;
     let page = directory::search(
         api.service.read_models(),
         &params.query,
@@ -431,11 +418,8 @@ enum KakaoResult {
         (status = 502, description = "Kakao failed", body = Problem)))]
 async fn kakao_callback(
     State(api): State<UserApi>,
-    params: Result<Query<KakaoCallback>, QueryRejection>,
+    StrictQuery(params): StrictQuery<KakaoCallback>,
 ) -> Result<impl IntoResponse, Problem> {
-    let Query(params) = params.map_err(|rejection| {
-        Problem::invalid(vec![FieldError::new("query string", rejection.body_text())])
-    })?;
     if let Some(error) = params.error {
         let detail = params.error_description.unwrap_or(error);
         return Err(Problem::unauthorized(format!(
