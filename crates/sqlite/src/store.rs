@@ -77,7 +77,7 @@ impl SqliteEventStore {
 
     async fn stream_version(&self, stream_id: &StreamId) -> Result<u64, StoreError> {
         let version: i64 =
-            sqlx::query_scalar("SELECT coalesce(max(version), 0) FROM events WHERE stream_id = $1")
+            sqlx::query_scalar("SELECT coalesce((SELECT version FROM events WHERE stream_id = $1 ORDER BY version DESC LIMIT 1), 0)")
                 .bind(stream_id.as_str())
                 .fetch_one(&self.writer)
                 .await
@@ -98,11 +98,14 @@ impl SqliteEventStore {
             return Ok(Vec::new());
         }
         let mut insert = QueryBuilder::<Sqlite>::new(
-            "WITH guard AS (SELECT coalesce(max(version), 0) AS actual FROM events WHERE stream_id = ",
+            // One seek to the stream's last version on the (stream_id, version) index. (SQLite
+            // computes `max(version) … WHERE stream_id = ?` by scanning the stream's entries,
+            // which made an append cost grow with the stream's length.)
+            "WITH guard AS (SELECT coalesce((SELECT version FROM events WHERE stream_id = ",
         );
         insert
             .push_bind(stream_id.as_str())
-            .push(") INSERT INTO events (event_id, stream_id, version, event_type, schema_version, payload, occurred_at, correlation_id, causation_id, actor, traceparent) SELECT v.* FROM (");
+            .push(" ORDER BY version DESC LIMIT 1), 0) AS actual) INSERT INTO events (event_id, stream_id, version, event_type, schema_version, payload, occurred_at, correlation_id, causation_id, actor, traceparent) SELECT v.* FROM (");
         for (i, event) in events.iter().enumerate() {
             insert.push(if i == 0 {
                 "SELECT "

@@ -29,9 +29,9 @@ use serde::Serialize;
 use tokio::sync::watch;
 use uuid::Uuid;
 
-use super::room::BenchRoomEvent;
 use super::Latencies;
 use crate::cli::BenchBusArgs;
+use msa_chat::domain::{MessageBody, RoomEvent};
 
 /// Streams the events are spread over (keys, hence partitions).
 const ROOMS: u64 = 100;
@@ -97,10 +97,12 @@ impl EventHandler<msa_sql::Tx> for Arrivals {
 
 fn room_event(i: u64) -> Result<(StreamId, msa_kernel::NewEvent)> {
     let stream = StreamId::new("bench.room", format!("room-{:03}", i % ROOMS));
-    let event = BenchRoomEvent::MessagePosted {
+    let event = RoomEvent::MessagePosted {
         seq: i / ROOMS + 1,
+        message_id: Uuid::now_v7(),
         sender_id: Uuid::now_v7(),
-        body: "Shall we meet at the station at seven? I'll bring the tickets.".into(),
+        body: MessageBody::parse("Shall we meet at the station at seven? I'll bring the tickets.")?,
+        reply_to: None,
     };
     let metadata = EventMetadata::new_conversation(None);
     Ok((stream, encode(&event, &metadata)?))

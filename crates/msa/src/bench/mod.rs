@@ -1,7 +1,6 @@
 //! `msa bench …`: measurements reported as figures beside a baseline run in the same invocation.
 
 pub mod bus;
-pub mod room;
 pub mod store;
 
 use std::time::Duration;

@@ -23,10 +23,10 @@ use serde_json::json;
 use sqlx::postgres::PgConnectOptions;
 use uuid::Uuid;
 
-use super::room::{BenchRoom, BenchRoomEvent, PostMessage};
 use super::Latencies;
 use crate::cli::{BenchStoreArgs, StoreKind};
 use crate::storage;
+use msa_chat::domain::{MessageBody, Role, Room, RoomCommand, RoomEvent, RoomKind};
 
 const BODY: &str = "Shall we meet at the station at seven? I'll bring the tickets.";
 
@@ -194,15 +194,34 @@ async fn run_phase(workers: u32, duration: Duration, op: Op) -> Result<Phase> {
     Ok(phase)
 }
 
+/// The chat room `room` of the benchmark: the chat context's own `Room` aggregate.
 fn room_stream(room: u32) -> StreamId {
-    StreamId::new("bench.room", format!("room-{room:06}"))
+    Repository::<Room>::stream_id(Uuid::from_u128(room as u128 + 1))
+}
+
+/// Who owns every benchmark room and posts in it.
+const POSTER: Uuid = Uuid::from_u128(u128::MAX);
+
+fn body() -> MessageBody {
+    MessageBody::parse(BODY).expect("a valid body")
+}
+
+/// A group room owned by the poster.
+fn room_created(room: u32) -> RoomEvent {
+    RoomEvent::RoomCreated {
+        seq: 1,
+        kind: RoomKind::Group,
+        name: Some(format!("room {room}")),
+        creator: POSTER,
+        members: [(POSTER, Role::Owner)].into_iter().collect(),
+    }
 }
 
 /// Grows every room's stream to `length` events the way the system would have: events in order,
 /// and a snapshot at the last multiple of the room's snapshot interval.
 async fn pregrow(events: Arc<dyn EventStore>, rooms: u32, length: u64, workers: u32) -> Result<()> {
     let done = Arc::new(std::sync::atomic::AtomicU32::new(0));
-    let every = <BenchRoom as msa_kernel::Aggregate>::SNAPSHOT_EVERY.unwrap_or(u64::MAX);
+    let every = <Room as msa_kernel::Aggregate>::SNAPSHOT_EVERY.unwrap_or(u64::MAX);
     let tasks: Vec<_> = (0..workers.min(rooms))
         .map(|worker| {
             let events = events.clone();
@@ -217,14 +236,14 @@ async fn pregrow(events: Arc<dyn EventStore>, rooms: u32, length: u64, workers: 
                         let batch = (version..version + chunk)
                             .map(|v| {
                                 let event = if v == 0 {
-                                    BenchRoomEvent::RoomOpened {
-                                        name: format!("room {room}"),
-                                    }
+                                    room_created(room)
                                 } else {
-                                    BenchRoomEvent::MessagePosted {
-                                        seq: v,
-                                        sender_id: Uuid::now_v7(),
-                                        body: BODY.into(),
+                                    RoomEvent::MessagePosted {
+                                        seq: v + 1,
+                                        message_id: Uuid::now_v7(),
+                                        sender_id: POSTER,
+                                        body: body(),
+                                        reply_to: None,
                                     }
                                 };
                                 encode(&event, &metadata)
@@ -235,15 +254,14 @@ async fn pregrow(events: Arc<dyn EventStore>, rooms: u32, length: u64, workers: 
                     }
                     let snapshot_at = length / every * every;
                     if snapshot_at > 0 {
-                        let state = BenchRoom {
-                            open: true,
-                            last_seq: snapshot_at - 1,
-                        };
+                        let mut state =
+                            <Room as msa_kernel::Aggregate>::fold([&room_created(room)]);
+                        state.last_seq = snapshot_at;
                         events
                             .save_snapshot(&Snapshot {
                                 stream_id,
                                 version: snapshot_at,
-                                state_version: 1,
+                                state_version: <Room as msa_kernel::Aggregate>::STATE_VERSION,
                                 state: serde_json::to_value(state)?,
                             })
                             .await?;
@@ -363,7 +381,7 @@ async fn measure(
     .await?;
 
     eprintln!("phase 2/2: event store, post a message to a room…");
-    let repository = Repository::<BenchRoom>::new(events).with_state_cache(args.state_cache);
+    let repository = Repository::<Room>::new(events).with_state_cache(args.state_cache);
     let (workers, rooms) = (args.concurrency, args.aggregates);
     let commands = run_phase(
         args.concurrency,
@@ -374,9 +392,11 @@ async fn measure(
             let owned = (rooms - worker).div_ceil(workers).max(1);
             let room = worker + (iteration % owned as u64) as u32 * workers;
             Box::pin(async move {
-                let command = PostMessage {
-                    sender_id: Uuid::now_v7(),
-                    body: BODY.into(),
+                let command = RoomCommand::Post {
+                    sender_id: POSTER,
+                    message_id: Uuid::now_v7(),
+                    body: body(),
+                    reply_to: None,
                 };
                 let metadata = EventMetadata::new_conversation(None);
                 repository
