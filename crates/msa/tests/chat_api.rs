@@ -468,6 +468,25 @@ async fn rooms_members_and_messages(api: &Api) {
     );
     assert_eq!(find("bob", "").await.0, 422);
 
+    // Replies name a message of the same room.
+    let first_id = first["id"].as_str().unwrap();
+    let reply = json!({"txn_id": "r-1", "body": "replying", "reply_to": first_id});
+    let (status, replied) = api
+        .post(&bob, &format!("/v1/rooms/{room_id}/messages"), reply)
+        .await;
+    assert_eq!(
+        (status, replied["reply_to"].as_str()),
+        (201, Some(first_id))
+    );
+    let stray = json!({"txn_id": "r-2", "body": "to nothing", "reply_to": "01a20d49-b793-726d-81e9-4fc681e97995"});
+    let (status, refused) = api
+        .post(&bob, &format!("/v1/rooms/{room_id}/messages"), stray)
+        .await;
+    assert_eq!(
+        (status, refused["errors"][0]["field"].as_str()),
+        (422, Some("reply_to"))
+    );
+
     // Unread counts: messages from others after my read marker.
     let (_, rooms) = api.get(&bob, "/v1/rooms").await;
     assert_eq!(

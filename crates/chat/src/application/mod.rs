@@ -233,6 +233,18 @@ impl ChatService {
         body: MessageBody,
         reply_to: Option<Uuid>,
     ) -> Result<(PostedMessage, bool), ChatError> {
+        if let Some(original) = reply_to {
+            // A reply names a message of the same room (one history already has).
+            if history::message_facts(&self.read_models, room_id, original)
+                .await?
+                .is_none()
+            {
+                return Err(ChatError::Invalid(vec![FieldError::new(
+                    "reply_to",
+                    "no such message in this room",
+                )]));
+            }
+        }
         let message_id = Uuid::now_v7();
         let fingerprint: String = Sha256::digest(
             format!(
