@@ -88,6 +88,10 @@ pub trait EventStore: Send + Sync {
     /// metrics).
     async fn head_position(&self) -> Result<i64, StoreError>;
 
+    /// The position of the last event a reader can see now (`START` when none): where a reader
+    /// that wants only what comes next starts, without reading the log from its beginning.
+    async fn last_position(&self) -> Result<LogPosition, StoreError>;
+
     /// The stream's latest snapshot, if any.
     async fn load_snapshot(&self, stream_id: &StreamId) -> Result<Option<Snapshot>, StoreError>;
 

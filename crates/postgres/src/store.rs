@@ -306,6 +306,27 @@ impl EventStore for PgEventStore {
             .map_err(StoreError::backend)
     }
 
+    async fn last_position(&self) -> Result<LogPosition, StoreError> {
+        // The last event below the horizon, as `read_all` would reach it (same order, same rule).
+        let row = sqlx::query(
+            "SELECT transaction_id::text::bigint AS commit_id, global_position FROM events
+             WHERE transaction_id < pg_snapshot_xmin(pg_current_snapshot())
+             ORDER BY transaction_id DESC, global_position DESC LIMIT 1",
+        )
+        .fetch_optional(&self.pool)
+        .await
+        .map_err(StoreError::backend)?;
+        match row {
+            Some(row) => Ok(LogPosition {
+                commit: row.try_get("commit_id").map_err(StoreError::backend)?,
+                position: row
+                    .try_get("global_position")
+                    .map_err(StoreError::backend)?,
+            }),
+            None => Ok(LogPosition::START),
+        }
+    }
+
     async fn load_snapshot(&self, stream_id: &StreamId) -> Result<Option<Snapshot>, StoreError> {
         let row =
             sqlx::query("SELECT version, state_version, state FROM snapshots WHERE stream_id = $1")

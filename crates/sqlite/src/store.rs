@@ -293,6 +293,19 @@ impl EventStore for SqliteEventStore {
             .map_err(StoreError::backend)
     }
 
+    async fn last_position(&self) -> Result<LogPosition, StoreError> {
+        let position: Option<i64> = sqlx::query_scalar(
+            "SELECT global_position FROM events ORDER BY global_position DESC LIMIT 1",
+        )
+        .fetch_optional(&self.reader)
+        .await
+        .map_err(StoreError::backend)?;
+        Ok(LogPosition {
+            commit: 0,
+            position: position.unwrap_or(0),
+        })
+    }
+
     async fn load_snapshot(&self, stream_id: &StreamId) -> Result<Option<Snapshot>, StoreError> {
         let row =
             sqlx::query("SELECT version, state_version, state FROM snapshots WHERE stream_id = $1")

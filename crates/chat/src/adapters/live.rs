@@ -61,7 +61,7 @@ pub struct LiveFeed {
     events: Arc<dyn EventStore>,
     sender: broadcast::Sender<LiveEvent>,
     typing: broadcast::Sender<Typing>,
-    /// Where the tail has read up to (`None` until it first reached the end of the log): a
+    /// Where the tail has read up to (`None` until it found the end of the log): a
     /// connection without a cursor starts here.
     head: watch::Receiver<Option<LogPosition>>,
 }
@@ -92,31 +92,35 @@ impl LiveFeed {
         });
         tokio::spawn(async move {
             let appended = events.appended();
-            let mut position = LogPosition::START;
-            // At start the tail skips to the end of the log without broadcasting: history is for
-            // connections that ask for it with a cursor.
-            let mut caught_up = false;
+            // The tail starts where the log ends: history is for connections that ask for it
+            // with a cursor.
+            let mut position = loop {
+                match events.last_position().await {
+                    Ok(position) => break position,
+                    Err(error) => {
+                        tracing::warn!(%error, "live feed cannot find the end of the chat log; retrying");
+                        tokio::select! {
+                            _ = tokio::time::sleep(Duration::from_secs(1)) => {}
+                            _ = stop.changed() => return,
+                        }
+                    }
+                }
+            };
+            head_tx.send_replace(Some(position));
             while !*stop.borrow() {
                 let wake = appended.notified();
                 match events.read_all(position, 500).await {
                     Ok(batch) if !batch.is_empty() => {
-                        if caught_up {
-                            for recorded in &batch {
-                                if let Some(live) = live_event(recorded) {
-                                    let _ = sender.send(live);
-                                }
+                        for recorded in &batch {
+                            if let Some(live) = live_event(recorded) {
+                                let _ = sender.send(live);
                             }
                         }
                         position = batch.last().expect("not empty").position;
-                        if caught_up {
-                            head_tx.send_replace(Some(position));
-                        }
+                        head_tx.send_replace(Some(position));
                         continue;
                     }
-                    Ok(_) => {
-                        caught_up = true;
-                        head_tx.send_replace(Some(position));
-                    }
+                    Ok(_) => {}
                     Err(error) => {
                         tracing::warn!(%error, "live feed cannot read the chat log; retrying")
                     }
@@ -315,18 +319,15 @@ async fn serve_socket(
     // Waiting for the head (not just the start) also makes the redactions made so far known, so
     // catch-up does not send deleted bodies again.
     let db = state.service.read_models();
-    let mut head = state.feed.head.borrow().unwrap_or(sent).max(sent);
-    // The feed may be a few events behind the store: find the store's end from there.
-    while let Some(last) = state
+    let head = state.feed.head.borrow().unwrap_or(sent).max(sent);
+    // The feed may be a few events behind the store.
+    let head = state
         .feed
         .events
-        .read_all(head, 500)
+        .last_position()
         .await
         .map_err(|e| e.to_string())?
-        .last()
-    {
-        head = last.position;
-    }
+        .max(head);
     let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
     while history::applied_up_to(db)
         .await
