@@ -139,6 +139,7 @@ async fn create_topics(
 pub fn start_consumers(
     stores: &[ContextStores],
     kafka: Option<&KafkaConfig>,
+    free_messages_per_day: u32,
     stop: watch::Receiver<bool>,
 ) -> Result<Vec<JoinHandle<()>>> {
     let by_name = |name: &str| {
@@ -148,7 +149,8 @@ pub fn start_consumers(
             .with_context(|| format!("no stores for context {name}"))
     };
     let mut tasks = Vec::new();
-    for spec in crate::consumers::all() {
+    let events_of = |name: &'static str| Ok(by_name(name)?.events.clone());
+    for spec in crate::consumers::all(events_of, free_messages_per_day)? {
         let home = by_name(spec.home)?;
         let consumer = Arc::new(Consumer::new(
             home.read_models.clone(),

@@ -44,6 +44,9 @@ pub enum Command {
     /// Inspect and re-drive the events consumers gave up on (the dead letters).
     #[command(subcommand)]
     Dlq(DlqCommand),
+    /// Payment operations.
+    #[command(subcommand)]
+    Payments(PaymentsCommand),
     /// Measure the system; each benchmark reports a same-run baseline and the ratio to it.
     #[command(subcommand)]
     Bench(BenchCommand),
@@ -105,6 +108,63 @@ pub struct ServeArgs {
 
     #[command(flatten)]
     pub user: UserArgs,
+
+    #[command(flatten)]
+    pub payment: PaymentArgs,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum ProviderKind {
+    /// A stand-in whose outcome is chosen by the payment key's prefix (approve…, decline…, timeout…).
+    Sandbox,
+    /// Toss Payments (needs --toss-secret-key).
+    Toss,
+}
+
+/// Settings of the payment context.
+#[derive(Debug, Clone, Args)]
+pub struct PaymentArgs {
+    /// Credit packs on sale: id=credits:amount:currency, comma-separated (amount in minor units).
+    #[arg(long, env = "MSA_PRODUCTS", default_value = msa_payment::domain::DEFAULT_CATALOG)]
+    pub products: String,
+
+    /// The payment provider.
+    #[arg(long, env = "MSA_PAYMENT_PROVIDER", value_enum, default_value_t = ProviderKind::Sandbox)]
+    pub payment_provider: ProviderKind,
+
+    /// Toss Payments secret key (test_sk_… or live_sk_…); prefer the environment variable.
+    #[arg(long, env = "MSA_TOSS_SECRET_KEY", hide_env_values = true)]
+    pub toss_secret_key: Option<String>,
+
+    /// Toss Payments API server.
+    #[arg(long, env = "MSA_TOSS_BASE_URL", default_value = msa_payment::adapters::toss::TOSS_BASE_URL)]
+    pub toss_base_url: String,
+
+    /// How long a call to the provider may take before its outcome counts as unknown, e.g. 10s.
+    #[arg(long, env = "MSA_PROVIDER_TIMEOUT", default_value = "10s", value_parser = humantime::parse_duration)]
+    pub provider_timeout: Duration,
+
+    /// Secret that signs the sandbox provider's webhook deliveries (HMAC-SHA256). Without it a
+    /// random one is made at start, so no delivery verifies. Prefer the environment variable.
+    #[arg(long, env = "MSA_SANDBOX_WEBHOOK_SECRET", hide_env_values = true)]
+    pub sandbox_webhook_secret: Option<String>,
+
+    /// How long after approval a buyer may ask for a refund (admins any time), e.g. 7days.
+    #[arg(long, env = "MSA_REFUND_WINDOW", default_value = "7days", value_parser = humantime::parse_duration)]
+    pub refund_window: Duration,
+
+    /// A payment requested but never confirmed expires after this, e.g. 30m.
+    #[arg(long, env = "MSA_PAYMENT_EXPIRY", default_value = "30m", value_parser = humantime::parse_duration)]
+    pub payment_expiry: Duration,
+
+    /// Free messages per user per UTC day, spent before purchased credits.
+    #[arg(long, env = "MSA_FREE_MESSAGES_PER_DAY", default_value_t = 20, value_parser = clap::value_parser!(u32).range(0..=1_000_000))]
+    pub free_messages_per_day: u32,
+
+    /// How often unknown payments are looked up, unconfirmed refunds retried and stale
+    /// payments expired, e.g. 5s.
+    #[arg(long, env = "MSA_PAYMENT_SWEEP_EVERY", default_value = "5s", value_parser = humantime::parse_duration)]
+    pub payment_sweep_every: Duration,
 }
 
 /// Settings of the user context.
@@ -188,6 +248,22 @@ pub struct RebuildArgs {
 
     #[command(flatten)]
     pub storage: StorageArgs,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum PaymentsCommand {
+    /// Compare every approved payment with the provider's records; record a mismatch event for
+    /// each difference and list them (exit status 1 when there is any).
+    Reconcile(ReconcileArgs),
+}
+
+#[derive(Debug, Clone, Args)]
+pub struct ReconcileArgs {
+    #[command(flatten)]
+    pub storage: StorageArgs,
+
+    #[command(flatten)]
+    pub payment: PaymentArgs,
 }
 
 #[derive(Debug, Subcommand)]

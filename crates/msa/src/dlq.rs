@@ -126,7 +126,16 @@ pub async fn list(args: DlqListArgs) -> Result<()> {
 }
 
 pub async fn replay(args: DlqReplayArgs) -> Result<()> {
-    let known = consumers::all();
+    let kafka = kafka_config(&args.kafka)?;
+    let (listed, stores) = collect(&args.storage, kafka.as_ref()).await?;
+    let events_of = |name: &'static str| {
+        stores
+            .get(name)
+            .map(|s| s.events.clone())
+            .with_context(|| format!("no stores for context {name}"))
+    };
+    // Replays change no allowance-dependent answer: credits and refunds only.
+    let known = consumers::all(events_of, 0)?;
     let Some(spec) = known.iter().find(|spec| spec.name == args.consumer) else {
         let names: Vec<_> = known.iter().map(|spec| spec.name).collect();
         bail!(
@@ -139,8 +148,6 @@ pub async fn replay(args: DlqReplayArgs) -> Result<()> {
             }
         );
     };
-    let kafka = kafka_config(&args.kafka)?;
-    let (listed, stores) = collect(&args.storage, kafka.as_ref()).await?;
     let home = &stores[spec.home];
     let consumer = Consumer::new(
         home.read_models.clone(),

@@ -8,6 +8,7 @@ mod chat;
 mod cli;
 mod consumers;
 mod dlq;
+mod payment;
 mod projections;
 mod serve;
 mod storage;
@@ -18,7 +19,7 @@ use std::process::ExitCode;
 
 use clap::Parser;
 
-use crate::cli::{BenchCommand, Cli, Command, DlqCommand, ProjectionsCommand};
+use crate::cli::{BenchCommand, Cli, Command, DlqCommand, PaymentsCommand, ProjectionsCommand};
 
 #[tokio::main]
 async fn main() -> ExitCode {
@@ -32,6 +33,7 @@ async fn main() -> ExitCode {
         Command::Projections(ProjectionsCommand::Rebuild(args)) => projections::rebuild(args).await,
         Command::Dlq(DlqCommand::List(args)) => dlq::list(args).await,
         Command::Dlq(DlqCommand::Replay(args)) => dlq::replay(args).await,
+        Command::Payments(PaymentsCommand::Reconcile(args)) => payment::reconcile(args).await,
         Command::Bench(BenchCommand::Store(args)) => bench::store::run(args).await,
         Command::Bench(BenchCommand::Bus(args)) => bench::bus::run(args).await,
     };

@@ -36,6 +36,16 @@ pub fn all() -> Vec<ProjectionSpec> {
             name: "chat.search",
             projection: |backend| Arc::new(msa_chat::adapters::search::Search { backend }),
         },
+        ProjectionSpec {
+            context: "payment",
+            name: "payment.payments",
+            projection: |_| Arc::new(msa_payment::adapters::payment_list::PaymentList),
+        },
+        ProjectionSpec {
+            context: "payment",
+            name: "payment.ledger",
+            projection: |_| Arc::new(msa_payment::adapters::ledger::Ledger),
+        },
     ]
 }
 

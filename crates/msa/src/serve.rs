@@ -38,7 +38,12 @@ pub async fn run(args: ServeArgs) -> Result<()> {
         None => None,
     };
     let (stop_background, stopped) = tokio::sync::watch::channel(false);
-    let consumers = crate::bus::start_consumers(&stores, kafka.as_ref(), stopped.clone())?;
+    let consumers = crate::bus::start_consumers(
+        &stores,
+        kafka.as_ref(),
+        args.payment.free_messages_per_day,
+        stopped.clone(),
+    )?;
     let user = crate::user::start(
         &args.storage,
         storage::context(&stores, "user")?,
@@ -49,6 +54,13 @@ pub async fn run(args: ServeArgs) -> Result<()> {
     let chat = crate::chat::start(
         storage::context(&stores, "chat")?,
         user.verifier.clone(),
+        stop_background.subscribe(),
+    )
+    .await?;
+    let payment = crate::payment::start(
+        storage::context(&stores, "payment")?,
+        user.verifier.clone(),
+        &args.payment,
         stop_background.subscribe(),
     )
     .await?;
@@ -68,6 +80,7 @@ pub async fn run(args: ServeArgs) -> Result<()> {
         .with_state(stores)
         .merge(user.routes)
         .merge(chat.routes)
+        .merge(payment.routes)
         .fallback(|| async { Problem::not_found("no such resource") })
         .method_not_allowed_fallback(|| async {
             Problem::new(
@@ -90,6 +103,7 @@ pub async fn run(args: ServeArgs) -> Result<()> {
     for task in consumers
         .into_iter()
         .chain([user.projections, chat.projections])
+        .chain(payment.tasks)
     {
         let _ = task.await;
     }
@@ -104,6 +118,7 @@ pub fn api_document() -> utoipa::openapi::OpenApi {
     use utoipa::OpenApi;
     let mut document = msa_user::adapters::http::UserApiDoc::openapi();
     document.merge(msa_chat::adapters::http::ChatApiDoc::openapi());
+    document.merge(msa_payment::adapters::http::PaymentApiDoc::openapi());
     document.info.title = "msa".into();
     document.info.version = env!("CARGO_PKG_VERSION").into();
     document.info.description = Some(

@@ -1,0 +1,484 @@
+//! The payment context's HTTP API: thin handlers over [`Payments`] and [`Wallets`].
+
+use std::sync::Arc;
+
+use axum::body::Bytes;
+use axum::extract::{FromRef, Path, State};
+use axum::http::{header, HeaderMap, StatusCode};
+use axum::response::IntoResponse;
+use axum::routing::{get, post};
+use axum::{Json, Router};
+use chrono::{DateTime, Utc};
+use msa_http::auth::{Caller, TokenVerifier};
+use msa_http::{page_limit, BearerAuth, FieldError, Problem, StrictJson, StrictQuery};
+use serde::{Deserialize, Serialize};
+use utoipa::{IntoParams, OpenApi, ToSchema};
+use uuid::Uuid;
+
+use crate::adapters::ledger::{self, LedgerEntry};
+use crate::adapters::payment_list::PaymentView;
+use crate::adapters::webhook_signature::{WebhookSecret, SIGNATURE_HEADER, TIMESTAMP_HEADER};
+use crate::application::payments::{Payments, RefundView};
+use crate::application::wallets::{WalletView, Wallets};
+use crate::application::PaymentsError;
+use crate::domain::{PaymentError, PaymentStatus, Product, ProviderVerdict, WalletError};
+
+#[derive(Clone)]
+pub struct PaymentApi {
+    pub payments: Arc<Payments>,
+    pub wallets: Arc<Wallets>,
+    pub verifier: Arc<TokenVerifier>,
+    /// Checks the sandbox provider's webhook signatures.
+    pub sandbox_webhooks: Arc<WebhookSecret>,
+}
+
+impl FromRef<PaymentApi> for Arc<TokenVerifier> {
+    fn from_ref(api: &PaymentApi) -> Self {
+        api.verifier.clone()
+    }
+}
+
+pub fn routes(api: PaymentApi) -> Router {
+    Router::new()
+        .route("/v1/products", get(products))
+        .route("/v1/payments", post(request_payment).get(my_payments))
+        .route("/v1/payments/{id}", get(payment))
+        .route("/v1/payments/{id}/confirm", post(confirm))
+        .route("/v1/payments/{id}/cancel", post(cancel))
+        .route("/v1/payments/{id}/refunds", post(refund))
+        .route("/v1/payments/webhooks/{provider}", post(webhook))
+        .route("/v1/wallet", get(wallet))
+        .route("/v1/wallet/ledger", get(wallet_ledger))
+        .with_state(api)
+}
+
+/// The payment context's part of the OpenAPI document.
+#[derive(OpenApi)]
+#[openapi(
+    paths(products, request_payment, my_payments, payment, confirm, cancel, refund, webhook, wallet, wallet_ledger),
+    modifiers(&BearerAuth),
+    tags((name = "payments", description = "Credit packs, payments through providers, refunds"),
+        (name = "wallet", description = "Message credits: the balance, the daily free allowance, the ledger"))
+)]
+pub struct PaymentApiDoc;
+
+impl From<PaymentsError> for Problem {
+    fn from(error: PaymentsError) -> Self {
+        let detail = error.to_string();
+        match error {
+            PaymentsError::Invalid(errors) => Problem::invalid(errors),
+            PaymentsError::UnknownProduct(_) => {
+                Problem::invalid(vec![FieldError::new("product_id", detail)])
+            }
+            PaymentsError::Payment(refusal) => match refusal {
+                PaymentError::NotFound | PaymentError::NotYours => {
+                    Problem::not_found("no such payment")
+                }
+                PaymentError::AmountMismatch { .. } | PaymentError::InvalidRefundAmount => {
+                    Problem::invalid(vec![FieldError::new("amount", detail)])
+                }
+                PaymentError::RefundExceedsRemaining { .. } => {
+                    Problem::conflict("refund-exceeds-remaining", detail)
+                }
+                PaymentError::AlreadyExists
+                | PaymentError::NotConfirmable(_)
+                | PaymentError::OutcomePending
+                | PaymentError::NotCancelable(_)
+                | PaymentError::NotRefundable(_)
+                | PaymentError::RefundWindowClosed => Problem::conflict("payment-state", detail),
+            },
+            PaymentsError::Wallet(WalletError::OutOfCredits) => {
+                Problem::new(StatusCode::PAYMENT_REQUIRED, "out-of-credits", detail)
+            }
+            PaymentsError::IdempotencyKeyReused(_) => {
+                Problem::conflict("idempotency-key-reused", detail)
+            }
+            PaymentsError::CreditsSpent { .. } => Problem::conflict("credits-spent", detail),
+            PaymentsError::UnknownSpend(_) => Problem::not_found(detail),
+            PaymentsError::ProviderRefused { .. } => {
+                Problem::new(StatusCode::BAD_GATEWAY, "provider-refused", detail)
+            }
+            PaymentsError::ProviderUnavailable | PaymentsError::Busy => {
+                Problem::unavailable(detail, 2)
+            }
+            PaymentsError::Store(error) => Problem::internal(&error),
+        }
+    }
+}
+
+fn payment_id(raw: &str) -> Result<Uuid, Problem> {
+    raw.parse()
+        .map_err(|_| Problem::not_found("no such payment"))
+}
+
+/// The `Idempotency-Key` header: required, 1 to 255 visible ASCII characters.
+fn idempotency_key(headers: &HeaderMap) -> Result<String, Problem> {
+    let invalid = |message: &str| {
+        let mut problem = Problem::new(
+            StatusCode::BAD_REQUEST,
+            "idempotency-key",
+            format!("Idempotency-Key: {message}"),
+        );
+        problem.errors = vec![FieldError::new("Idempotency-Key", message)];
+        problem
+    };
+    let value = headers.get("idempotency-key").ok_or_else(|| {
+        invalid("this request moves money and needs an Idempotency-Key header (a UUID, say)")
+    })?;
+    let key = value
+        .to_str()
+        .ok()
+        .filter(|key| {
+            !key.is_empty() && key.len() <= 255 && key.bytes().all(|b| b.is_ascii_graphic())
+        })
+        .ok_or_else(|| invalid("1 to 255 visible ASCII characters"))?;
+    Ok(key.to_owned())
+}
+
+#[derive(Serialize, ToSchema)]
+struct ProductList {
+    items: Vec<Product>,
+    next_cursor: Option<String>,
+}
+
+#[utoipa::path(get, path = "/v1/products", tag = "payments",
+    responses((status = 200, description = "The credit packs on sale", body = ProductList)))]
+async fn products(State(api): State<PaymentApi>) -> Json<ProductList> {
+    Json(ProductList {
+        items: api.payments.catalog().products().to_vec(),
+        next_cursor: None,
+    })
+}
+
+#[derive(Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+struct NewPayment {
+    /// A product of `GET /v1/products`.
+    product_id: String,
+}
+
+#[utoipa::path(post, path = "/v1/payments", tag = "payments", security(("bearer" = [])), request_body = NewPayment,
+    params(("Idempotency-Key" = String, Header, description = "Names this request: a retry with the same key and body answers the first response")),
+    responses((status = 201, description = "Requested; confirm it with the provider's payment key", body = PaymentView),
+        (status = 400, description = "No or a bad Idempotency-Key", body = Problem), (status = 401, body = Problem),
+        (status = 409, description = "The key was used with another body", body = Problem), (status = 422, body = Problem)))]
+async fn request_payment(
+    State(api): State<PaymentApi>,
+    caller: Caller,
+    headers: HeaderMap,
+    StrictJson(body): StrictJson<NewPayment>,
+) -> Result<impl IntoResponse, Problem> {
+    let key = idempotency_key(&headers)?;
+    let (payment, created) = api
+        .payments
+        .request(caller.user_id, &body.product_id, &key)
+        .await?;
+    Ok((
+        StatusCode::CREATED,
+        [
+            (header::LOCATION, format!("/v1/payments/{}", payment.id)),
+            (
+                header::HeaderName::from_static("idempotent-replayed"),
+                (!created).to_string(),
+            ),
+        ],
+        Json(payment),
+    ))
+}
+
+#[derive(Deserialize, IntoParams)]
+#[serde(deny_unknown_fields)]
+#[into_params(parameter_in = Query)]
+struct PageQuery {
+    /// `next_cursor` of the previous page.
+    cursor: Option<String>,
+    /// 1 to 100 (default 50).
+    #[param(value_type = Option<u32>)]
+    limit: Option<String>,
+}
+
+#[derive(Serialize, ToSchema)]
+struct PaymentPage {
+    items: Vec<PaymentView>,
+    next_cursor: Option<String>,
+}
+
+#[utoipa::path(get, path = "/v1/payments", tag = "payments", security(("bearer" = [])), params(PageQuery),
+    responses((status = 200, description = "My payments, newest first", body = PaymentPage),
+        (status = 401, body = Problem), (status = 422, body = Problem)))]
+async fn my_payments(
+    State(api): State<PaymentApi>,
+    caller: Caller,
+    StrictQuery(query): StrictQuery<PageQuery>,
+) -> Result<impl IntoResponse, Problem> {
+    let limit = page_limit(query.limit.as_deref())?;
+    let before = match query.cursor.as_deref() {
+        None => None,
+        Some(raw) => Some(raw.parse::<Uuid>().map_err(|_| {
+            Problem::invalid(vec![FieldError::new(
+                "cursor",
+                "not a cursor this API gave out",
+            )])
+        })?),
+    };
+    let items = api
+        .payments
+        .payments_of(caller.user_id, before, limit)
+        .await?;
+    let next_cursor = (items.len() == limit as usize)
+        .then(|| items.last().map(|p| p.id.to_string()))
+        .flatten();
+    Ok(Json(PaymentPage { items, next_cursor }))
+}
+
+#[utoipa::path(get, path = "/v1/payments/{id}", tag = "payments", security(("bearer" = [])), params(("id" = Uuid, Path)),
+    responses((status = 200, body = PaymentView), (status = 401, body = Problem), (status = 404, body = Problem)))]
+async fn payment(
+    State(api): State<PaymentApi>,
+    caller: Caller,
+    Path(id): Path<String>,
+) -> Result<impl IntoResponse, Problem> {
+    let payment = api
+        .payments
+        .payment(caller.user_id, caller.is_admin(), payment_id(&id)?)
+        .await?;
+    Ok(Json(payment))
+}
+
+#[derive(Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+struct Confirm {
+    /// The provider's key for this payment (from its checkout).
+    payment_key: String,
+    /// The amount the buyer was shown; must be the order's.
+    amount: i64,
+}
+
+/// 200 once the provider decided; 202 while the outcome is unknown (it is looked up).
+fn decided_or_accepted(payment: &PaymentView) -> StatusCode {
+    if payment.status == PaymentStatus::Unknown {
+        StatusCode::ACCEPTED
+    } else {
+        StatusCode::OK
+    }
+}
+
+#[utoipa::path(post, path = "/v1/payments/{id}/confirm", tag = "payments", security(("bearer" = [])),
+    params(("id" = Uuid, Path)), request_body = Confirm,
+    responses((status = 200, description = "Approved or failed", body = PaymentView),
+        (status = 202, description = "The provider did not answer in time: status unknown, resolved by a look-up (never charged twice)", body = PaymentView),
+        (status = 401, body = Problem), (status = 404, body = Problem), (status = 409, body = Problem),
+        (status = 422, description = "The amount is not the order's", body = Problem)))]
+async fn confirm(
+    State(api): State<PaymentApi>,
+    caller: Caller,
+    Path(id): Path<String>,
+    StrictJson(body): StrictJson<Confirm>,
+) -> Result<impl IntoResponse, Problem> {
+    let payment = api
+        .payments
+        .confirm(
+            caller.user_id,
+            payment_id(&id)?,
+            &body.payment_key,
+            body.amount,
+        )
+        .await?;
+    Ok((decided_or_accepted(&payment), Json(payment)))
+}
+
+#[utoipa::path(post, path = "/v1/payments/{id}/cancel", tag = "payments", security(("bearer" = [])),
+    params(("id" = Uuid, Path)),
+    responses((status = 200, body = PaymentView), (status = 401, body = Problem), (status = 404, body = Problem),
+        (status = 409, description = "Confirmed already", body = Problem)))]
+async fn cancel(
+    State(api): State<PaymentApi>,
+    caller: Caller,
+    Path(id): Path<String>,
+) -> Result<impl IntoResponse, Problem> {
+    Ok(Json(
+        api.payments
+            .cancel(caller.user_id, payment_id(&id)?)
+            .await?,
+    ))
+}
+
+#[derive(Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+struct NewRefund {
+    /// In the payment's currency's minor units; at most what remains to refund.
+    amount: i64,
+    reason: String,
+}
+
+#[utoipa::path(post, path = "/v1/payments/{id}/refunds", tag = "payments", security(("bearer" = [])),
+    params(("id" = Uuid, Path)), request_body = NewRefund,
+    responses((status = 201, description = "Refunded", body = RefundView),
+        (status = 202, description = "Reserved; the provider has not confirmed it yet (retried in the background)", body = RefundView),
+        (status = 401, body = Problem), (status = 404, body = Problem),
+        (status = 409, description = "Over the remaining amount, outside the refund window, or the credits are spent", body = Problem),
+        (status = 422, body = Problem), (status = 502, description = "The provider refused", body = Problem)))]
+async fn refund(
+    State(api): State<PaymentApi>,
+    caller: Caller,
+    Path(id): Path<String>,
+    StrictJson(body): StrictJson<NewRefund>,
+) -> Result<impl IntoResponse, Problem> {
+    let refund = api
+        .payments
+        .refund(
+            caller.user_id,
+            caller.is_admin(),
+            payment_id(&id)?,
+            body.amount,
+            &body.reason,
+        )
+        .await?;
+    let status = if refund.status == "pending" {
+        StatusCode::ACCEPTED
+    } else {
+        StatusCode::CREATED
+    };
+    Ok((status, Json(refund)))
+}
+
+/// A sandbox delivery: the provider's status of a payment.
+#[derive(Deserialize, ToSchema)]
+struct SandboxDelivery {
+    /// The delivery's id; a delivery may arrive more than once and out of order.
+    #[allow(dead_code)]
+    delivery_id: String,
+    order_id: String,
+    payment_key: String,
+    /// `DONE`, `ABORTED`, `EXPIRED` or `CANCELED` (Toss's payment statuses).
+    status: String,
+    amount: i64,
+    approved_at: Option<DateTime<Utc>>,
+}
+
+/// A Toss Payments `PAYMENT_STATUS_CHANGED` delivery (only the fields read).
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct TossDelivery {
+    data: TossDeliveryData,
+}
+
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct TossDeliveryData {
+    order_id: String,
+}
+
+/// Our order ids are `order-<payment id without dashes>`.
+fn payment_of_order(order_id: &str) -> Result<Uuid, Problem> {
+    order_id
+        .strip_prefix("order-")
+        .and_then(|hex| Uuid::try_parse(hex).ok())
+        .ok_or_else(|| Problem::not_found("no payment has this order id"))
+}
+
+#[utoipa::path(post, path = "/v1/payments/webhooks/{provider}", tag = "payments",
+    params(("provider" = String, Path, description = "`sandbox` (signed: Sandbox-Timestamp and Sandbox-Signature headers, HMAC-SHA256 over `<timestamp>.<body>`) or `toss` (checked by looking the payment up)")),
+    request_body = SandboxDelivery,
+    responses((status = 200, description = "Handled (repeats and late deliveries change nothing)"),
+        (status = 400, body = Problem), (status = 401, description = "Bad signature or stale timestamp", body = Problem),
+        (status = 404, body = Problem)))]
+async fn webhook(
+    State(api): State<PaymentApi>,
+    Path(provider): Path<String>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Result<impl IntoResponse, Problem> {
+    if provider != api.payments.provider_name() {
+        return Err(Problem::not_found(format!(
+            "this deployment takes payments through `{}`, not `{provider}`",
+            api.payments.provider_name()
+        )));
+    }
+    let bad_body = |error: serde_json::Error| {
+        Problem::bad_request(format!("not a {provider} delivery: {error}"))
+    };
+    let header_text = |name: &str| headers.get(name).and_then(|v| v.to_str().ok());
+    let payment = match provider.as_str() {
+        "sandbox" => {
+            api.sandbox_webhooks
+                .verify(
+                    header_text(TIMESTAMP_HEADER),
+                    header_text(SIGNATURE_HEADER),
+                    &body,
+                    Utc::now(),
+                )
+                .map_err(|error| Problem::unauthorized(error.to_string()))?;
+            let delivery: SandboxDelivery = serde_json::from_slice(&body).map_err(bad_body)?;
+            let verdict = match delivery.status.as_str() {
+                "DONE" => ProviderVerdict::Approved {
+                    payment_key: delivery.payment_key,
+                    amount: delivery.amount,
+                    approved_at: delivery.approved_at.unwrap_or_else(Utc::now),
+                },
+                "ABORTED" => ProviderVerdict::Declined {
+                    code: "ABORTED".into(),
+                    message: "the provider aborted the payment".into(),
+                },
+                "EXPIRED" => ProviderVerdict::Expired,
+                "CANCELED" => ProviderVerdict::Canceled,
+                other => return Err(Problem::bad_request(format!("unknown status `{other}`"))),
+            };
+            api.payments
+                .report(payment_of_order(&delivery.order_id)?, verdict)
+                .await?
+        }
+        _ => {
+            // Toss does not sign these: the delivery only says which payment to look up.
+            let delivery: TossDelivery = serde_json::from_slice(&body).map_err(bad_body)?;
+            api.payments
+                .report_from_provider(payment_of_order(&delivery.data.order_id)?)
+                .await?
+        }
+    };
+    Ok(Json(
+        serde_json::json!({ "received": true, "status": payment.status }),
+    ))
+}
+
+#[utoipa::path(get, path = "/v1/wallet", tag = "wallet", security(("bearer" = [])),
+    responses((status = 200, body = WalletView), (status = 401, body = Problem)))]
+async fn wallet(
+    State(api): State<PaymentApi>,
+    caller: Caller,
+) -> Result<impl IntoResponse, Problem> {
+    Ok(Json(api.wallets.wallet(caller.user_id).await?))
+}
+
+#[derive(Serialize, ToSchema)]
+struct LedgerPage {
+    items: Vec<LedgerEntry>,
+    next_cursor: Option<String>,
+}
+
+#[utoipa::path(get, path = "/v1/wallet/ledger", tag = "wallet", security(("bearer" = [])), params(PageQuery),
+    responses((status = 200, description = "My wallet's entries, newest first", body = LedgerPage),
+        (status = 401, body = Problem), (status = 422, body = Problem)))]
+async fn wallet_ledger(
+    State(api): State<PaymentApi>,
+    caller: Caller,
+    StrictQuery(query): StrictQuery<PageQuery>,
+) -> Result<impl IntoResponse, Problem> {
+    let limit = page_limit(query.limit.as_deref())?;
+    let before = match query.cursor.as_deref() {
+        None => None,
+        Some(raw) => Some(raw.parse::<i64>().map_err(|_| {
+            Problem::invalid(vec![FieldError::new(
+                "cursor",
+                "not a cursor this API gave out",
+            )])
+        })?),
+    };
+    let items = ledger::entries(api.payments.read_models(), caller.user_id, before, limit)
+        .await
+        .map_err(|e| Problem::internal(&e))?;
+    let next_cursor = (items.len() == limit as usize)
+        .then(|| items.last().map(|e| e.entry.to_string()))
+        .flatten();
+    Ok(Json(LedgerPage { items, next_cursor }))
+}

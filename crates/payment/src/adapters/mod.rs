@@ -1,0 +1,6 @@
+pub mod http;
+pub mod ledger;
+pub mod payment_list;
+pub mod sandbox;
+pub mod toss;
+pub mod webhook_signature;

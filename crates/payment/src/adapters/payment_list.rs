@@ -1,0 +1,297 @@
+//! `payment.payments`: every payment as a row, for listing a user's payments, finding the ones
+//! that wait on a provider (the resolver) and reconciling approved ones.
+
+use async_trait::async_trait;
+use msa_kernel::repository::decode;
+use msa_kernel::{
+    Aggregate, Projection, ProjectionError, RecordedEvent, StoreError, TableNames, TableSpec,
+};
+use msa_sql::SqlReadModelStore;
+use serde::{Deserialize, Serialize};
+use sqlx::any::AnyRow;
+use sqlx::Row;
+use uuid::Uuid;
+
+use crate::domain::{Payment, PaymentEvent, PaymentStatus};
+
+pub struct PaymentList;
+
+/// A statement parameter (sqlx's `Any` driver binds typed values, and PostgreSQL will not take
+/// text for a BIGINT column).
+enum Bind {
+    Text(String),
+    Int(i64),
+}
+
+const TABLES: &[TableSpec] = &[TableSpec {
+    name: "payment_payments",
+    create: &[
+        "CREATE TABLE {table} (payment_id TEXT PRIMARY KEY, user_id TEXT NOT NULL, order_id TEXT NOT NULL,
+           product_id TEXT NOT NULL, credits BIGINT NOT NULL, amount BIGINT NOT NULL, currency TEXT NOT NULL,
+           provider TEXT NOT NULL, status TEXT NOT NULL, payment_key TEXT, refunded BIGINT NOT NULL DEFAULT 0,
+           pending_refund BIGINT NOT NULL DEFAULT 0, failure TEXT, mismatch TEXT,
+           requested_at TEXT NOT NULL, approved_at TEXT, updated_at TEXT NOT NULL)",
+        "CREATE INDEX {table}_by_user ON {table} (user_id, payment_id)",
+        "CREATE INDEX {table}_by_status ON {table} (status)",
+    ],
+}];
+
+/// A payment as its owner sees it.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
+pub struct PaymentView {
+    pub id: Uuid,
+    /// Our order id, as the provider knows it (`orderId`).
+    pub order_id: String,
+    pub user_id: Uuid,
+    pub product_id: String,
+    pub credits: u64,
+    /// In the currency's minor units.
+    pub amount: i64,
+    pub currency: String,
+    pub provider: String,
+    pub status: PaymentStatus,
+    pub payment_key: Option<String>,
+    pub refunded_amount: i64,
+    /// What may still be refunded (approved, minus refunded and refunds in progress).
+    pub refundable_amount: i64,
+    /// Why the provider declined it.
+    pub failure: Option<String>,
+    pub requested_at: String,
+    pub approved_at: Option<String>,
+}
+
+impl PaymentView {
+    pub fn of(id: Uuid, payment: &Payment) -> Self {
+        let approved = matches!(
+            payment.status,
+            Some(PaymentStatus::Approved | PaymentStatus::PartiallyRefunded)
+        );
+        Self {
+            id,
+            order_id: payment.order_id.clone(),
+            user_id: payment.user_id,
+            product_id: payment.product_id.clone(),
+            credits: payment.credits,
+            amount: payment.amount,
+            currency: payment.currency.clone(),
+            provider: payment.provider.clone(),
+            status: payment.status.unwrap_or(PaymentStatus::Requested),
+            payment_key: payment.payment_key.clone(),
+            refunded_amount: payment.refunded,
+            refundable_amount: if approved { payment.refundable() } else { 0 },
+            failure: payment.failure.clone(),
+            requested_at: payment
+                .requested_at
+                .map(|at| at.to_rfc3339())
+                .unwrap_or_default(),
+            approved_at: payment.approved_at.map(|at| at.to_rfc3339()),
+        }
+    }
+
+    fn from_row(row: &AnyRow) -> Result<Self, StoreError> {
+        let text = |column: &str| {
+            row.try_get::<String, _>(column)
+                .map_err(StoreError::backend)
+        };
+        let status: PaymentStatus =
+            serde_json::from_value(serde_json::Value::String(text("status")?))
+                .map_err(StoreError::backend)?;
+        let amount: i64 = row.try_get("amount").map_err(StoreError::backend)?;
+        let refunded: i64 = row.try_get("refunded").map_err(StoreError::backend)?;
+        let pending: i64 = row.try_get("pending_refund").map_err(StoreError::backend)?;
+        let approved = matches!(
+            status,
+            PaymentStatus::Approved | PaymentStatus::PartiallyRefunded
+        );
+        Ok(Self {
+            id: text("payment_id")?.parse().map_err(StoreError::backend)?,
+            order_id: text("order_id")?,
+            user_id: text("user_id")?.parse().map_err(StoreError::backend)?,
+            product_id: text("product_id")?,
+            credits: row
+                .try_get::<i64, _>("credits")
+                .map_err(StoreError::backend)? as u64,
+            amount,
+            currency: text("currency")?,
+            provider: text("provider")?,
+            status,
+            payment_key: row.try_get("payment_key").map_err(StoreError::backend)?,
+            refunded_amount: refunded,
+            refundable_amount: if approved {
+                amount - refunded - pending
+            } else {
+                0
+            },
+            failure: row.try_get("failure").map_err(StoreError::backend)?,
+            requested_at: text("requested_at")?,
+            approved_at: row.try_get("approved_at").map_err(StoreError::backend)?,
+        })
+    }
+}
+
+#[async_trait]
+impl Projection<msa_sql::Tx> for PaymentList {
+    fn name(&self) -> &'static str {
+        "payment.payments"
+    }
+
+    fn tables(&self) -> &'static [TableSpec] {
+        TABLES
+    }
+
+    async fn apply(
+        &self,
+        tx: &mut msa_sql::Tx,
+        tables: &TableNames,
+        event: &RecordedEvent,
+    ) -> Result<(), ProjectionError> {
+        if event.stream_id.category() != Payment::KIND {
+            return Ok(());
+        }
+        let table = tables.table("payment_payments");
+        let id = event.stream_id.id().to_owned();
+        let at = event.occurred_at.to_rfc3339();
+        let set = |assignments: &str| {
+            format!("UPDATE {table} SET {assignments}, updated_at = $2 WHERE payment_id = $1")
+        };
+        use Bind::{Int, Text};
+        let (sql, binds): (String, Vec<Bind>) = match decode::<PaymentEvent>(event)? {
+            PaymentEvent::PaymentRequested {
+                order_id,
+                user_id,
+                product_id,
+                credits,
+                amount,
+                currency,
+                provider,
+                requested_at,
+            } => (
+                format!(
+                    "INSERT INTO {table} (payment_id, user_id, order_id, product_id, credits, amount, currency,
+                       provider, status, requested_at, updated_at)
+                     VALUES ($1, $2, $3, $4, $5, $6, $7, $8, 'requested', $9, $9)"
+                ),
+                vec![
+                    Text(id),
+                    Text(user_id.to_string()),
+                    Text(order_id),
+                    Text(product_id),
+                    Int(credits as i64),
+                    Int(amount),
+                    Text(currency),
+                    Text(provider),
+                    Text(requested_at.to_rfc3339()),
+                ],
+            ),
+            PaymentEvent::ConfirmationSent { payment_key } => (
+                set("status = 'unknown', payment_key = $3"),
+                vec![Text(id), Text(at), Text(payment_key)],
+            ),
+            PaymentEvent::PaymentApproved {
+                payment_key,
+                approved_at,
+                ..
+            } => (
+                set("status = 'approved', payment_key = $3, approved_at = $4"),
+                vec![Text(id), Text(at), Text(payment_key), Text(approved_at.to_rfc3339())],
+            ),
+            PaymentEvent::PaymentFailed { code, message } => (
+                set("status = 'failed', failure = $3"),
+                vec![Text(id), Text(at), Text(format!("{code}: {message}"))],
+            ),
+            PaymentEvent::PaymentCanceled { .. } => (set("status = 'canceled'"), vec![Text(id), Text(at)]),
+            PaymentEvent::PaymentExpired => (set("status = 'expired'"), vec![Text(id), Text(at)]),
+            PaymentEvent::ProviderTimedOut { .. } => (set("status = status"), vec![Text(id), Text(at)]),
+            PaymentEvent::RefundRequested { amount, .. } => (
+                set("pending_refund = pending_refund + $3"),
+                vec![Text(id), Text(at), Int(amount)],
+            ),
+            PaymentEvent::RefundCompleted {
+                amount,
+                refunded_total,
+                ..
+            } => (
+                set("pending_refund = pending_refund - $3, refunded = $4,
+                     status = CASE WHEN $4 >= amount THEN 'refunded' ELSE 'partially_refunded' END"),
+                vec![Text(id), Text(at), Int(amount), Int(refunded_total)],
+            ),
+            PaymentEvent::RefundFailed { amount, .. } => (
+                set("pending_refund = pending_refund - $3"),
+                vec![Text(id), Text(at), Int(amount)],
+            ),
+            PaymentEvent::MismatchFound { ours, provider } => (
+                set("mismatch = $3"),
+                vec![Text(id), Text(at), Text(format!("ours: {ours}; provider: {provider}"))],
+            ),
+        };
+        let mut query = sqlx::query(&sql);
+        for bind in binds {
+            query = match bind {
+                Text(text) => query.bind(text),
+                Int(number) => query.bind(number),
+            };
+        }
+        query
+            .execute(&mut **tx)
+            .await
+            .map_err(ProjectionError::apply)?;
+        Ok(())
+    }
+}
+
+/// A page of `user_id`'s payments, newest first, after the cursor (a payment id).
+pub async fn payments_of(
+    db: &SqlReadModelStore,
+    user_id: Uuid,
+    before: Option<Uuid>,
+    limit: u32,
+) -> Result<Vec<PaymentView>, StoreError> {
+    let rows = sqlx::query(&format!(
+        "SELECT * FROM payment_payments WHERE user_id = $1 AND payment_id < $2
+         ORDER BY payment_id DESC LIMIT {limit}"
+    ))
+    .bind(user_id.to_string())
+    .bind(
+        before
+            .map(|id| id.to_string())
+            .unwrap_or_else(|| "~".into()),
+    )
+    .fetch_all(db.pool())
+    .await
+    .map_err(StoreError::backend)?;
+    rows.iter().map(PaymentView::from_row).collect()
+}
+
+/// Payments in one of `statuses`, oldest first, after `after` (a payment id), at most `limit`.
+pub async fn payments_in(
+    db: &SqlReadModelStore,
+    statuses: &[PaymentStatus],
+    after: Option<Uuid>,
+    limit: u32,
+) -> Result<Vec<PaymentView>, StoreError> {
+    let list: Vec<String> = statuses
+        .iter()
+        .map(|s| format!("'{}'", s.as_str()))
+        .collect();
+    let rows = sqlx::query(&format!(
+        "SELECT * FROM payment_payments WHERE status IN ({}) AND payment_id > $1
+         ORDER BY payment_id LIMIT {limit}",
+        list.join(", ")
+    ))
+    .bind(after.map(|id| id.to_string()).unwrap_or_default())
+    .fetch_all(db.pool())
+    .await
+    .map_err(StoreError::backend)?;
+    rows.iter().map(PaymentView::from_row).collect()
+}
+
+/// Payments with refunds still waiting for the provider.
+pub async fn with_pending_refunds(db: &SqlReadModelStore) -> Result<Vec<Uuid>, StoreError> {
+    let ids: Vec<String> = sqlx::query_scalar(
+        "SELECT payment_id FROM payment_payments WHERE pending_refund > 0 LIMIT 100",
+    )
+    .fetch_all(db.pool())
+    .await
+    .map_err(StoreError::backend)?;
+    Ok(ids.iter().filter_map(|id| id.parse().ok()).collect())
+}

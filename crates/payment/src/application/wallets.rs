@@ -1,0 +1,237 @@
+//! Wallet use cases: the balance, spending a message's credit and giving it back (for the credit
+//! policy of user-chat), and the credits a payment adds or a refund takes back.
+
+use std::sync::Arc;
+
+use chrono::{NaiveDate, Utc};
+use msa_kernel::repository::IdempotencyKey;
+use msa_kernel::{EventMetadata, EventStore, Repository, StoreError, StreamId};
+use serde::{Deserialize, Serialize};
+use uuid::Uuid;
+
+use super::PaymentsError;
+use crate::domain::{FundedBy, Wallet, WalletCommand, WalletEvent};
+
+/// A wallet as its owner sees it.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
+pub struct WalletView {
+    pub user_id: Uuid,
+    /// Purchased credits left (one message each).
+    pub balance: u64,
+    /// Free messages left today (UTC); spent before credits.
+    pub free_left_today: u32,
+    pub free_messages_per_day: u32,
+    /// Ledger entries so far.
+    pub entries: u64,
+}
+
+/// What a spend took, as the spender gets it back (also on a retry with the same key).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
+pub struct Spent {
+    pub spend_key: String,
+    pub funded_by: FundedBy,
+    pub day: NaiveDate,
+}
+
+/// Concurrent commands on one wallet within this process queue on one of these locks instead of
+/// racing on the stream version (50 parallel spends would otherwise mostly lose and retry).
+/// Striped by user id so the memory is fixed; the version guard still orders writers of other
+/// processes.
+const LOCK_STRIPES: usize = 64;
+
+pub struct Wallets {
+    wallets: Repository<Wallet>,
+    events: Arc<dyn EventStore>,
+    free_messages_per_day: u32,
+    locks: Vec<tokio::sync::Mutex<()>>,
+}
+
+fn metadata(actor: &str) -> EventMetadata {
+    EventMetadata::new_conversation(Some(actor.to_owned()))
+}
+
+fn spend_scope(user_id: Uuid) -> String {
+    format!("payment.spend:{user_id}")
+}
+
+impl Wallets {
+    pub fn new(events: Arc<dyn EventStore>, free_messages_per_day: u32) -> Self {
+        Self {
+            wallets: Repository::new(events.clone()),
+            events,
+            free_messages_per_day,
+            locks: (0..LOCK_STRIPES)
+                .map(|_| tokio::sync::Mutex::new(()))
+                .collect(),
+        }
+    }
+
+    pub fn stream(user_id: Uuid) -> StreamId {
+        Repository::<Wallet>::stream_id(user_id)
+    }
+
+    fn lock(&self, user_id: Uuid) -> &tokio::sync::Mutex<()> {
+        &self.locks[(user_id.as_u128() % LOCK_STRIPES as u128) as usize]
+    }
+
+    pub async fn wallet(&self, user_id: Uuid) -> Result<WalletView, PaymentsError> {
+        let wallet = self.wallets.load(&Self::stream(user_id)).await?.state;
+        Ok(self.view(user_id, &wallet))
+    }
+
+    fn view(&self, user_id: Uuid, wallet: &Wallet) -> WalletView {
+        let today = Utc::now().date_naive();
+        WalletView {
+            user_id,
+            balance: wallet.balance,
+            free_left_today: wallet.free_left(today, self.free_messages_per_day),
+            free_messages_per_day: self.free_messages_per_day,
+            entries: wallet.entries,
+        }
+    }
+
+    /// Spends one message's credit: today's free allowance first, then a purchased credit.
+    /// `spend_key` names the spend: a retry answers the first spend and takes nothing more.
+    /// Refused with [`crate::domain::WalletError::OutOfCredits`] when neither is left.
+    pub async fn spend(&self, user_id: Uuid, spend_key: &str) -> Result<Spent, PaymentsError> {
+        check_key(spend_key)?;
+        let _turn = self.lock(user_id).lock().await;
+        let command = WalletCommand::Spend {
+            spend_key: spend_key.to_owned(),
+            today: Utc::now().date_naive(),
+            allowance: self.free_messages_per_day,
+        };
+        let key = IdempotencyKey {
+            scope: spend_scope(user_id),
+            key: spend_key.to_owned(),
+            fingerprint: "spend".into(),
+        };
+        let outcome = self
+            .wallets
+            .execute_idempotent(
+                &Self::stream(user_id),
+                &command,
+                &metadata(&user_id.to_string()),
+                key,
+                |_, events| match events.first() {
+                    Some(WalletEvent::MessageSpent {
+                        spend_key,
+                        funded_by,
+                        day,
+                        ..
+                    }) => serde_json::json!(Spent {
+                        spend_key: spend_key.clone(),
+                        funded_by: *funded_by,
+                        day: *day
+                    }),
+                    _ => serde_json::Value::Null,
+                },
+            )
+            .await?;
+        serde_json::from_value(outcome.result)
+            .map_err(|e| PaymentsError::Store(StoreError::backend(e)))
+    }
+
+    /// Gives back what the spend named `spend_key` took (compensation when the message could not
+    /// be posted). Idempotent: a second call gives nothing more.
+    pub async fn refund_spend(&self, user_id: Uuid, spend_key: &str) -> Result<(), PaymentsError> {
+        check_key(spend_key)?;
+        let spent: Spent = match self
+            .events
+            .idempotency_record(&spend_scope(user_id), spend_key)
+            .await?
+        {
+            Some(record) => serde_json::from_value(record.result)
+                .map_err(|e| PaymentsError::Store(StoreError::backend(e)))?,
+            None => return Err(PaymentsError::UnknownSpend(spend_key.to_owned())),
+        };
+        let _turn = self.lock(user_id).lock().await;
+        let key = IdempotencyKey {
+            scope: format!("payment.spend-refund:{user_id}"),
+            key: spend_key.to_owned(),
+            fingerprint: "refund".into(),
+        };
+        self.wallets
+            .execute_idempotent(
+                &Self::stream(user_id),
+                &WalletCommand::RefundSpend {
+                    spend_key: spent.spend_key,
+                    funded_by: spent.funded_by,
+                    day: spent.day,
+                },
+                &metadata(&user_id.to_string()),
+                key,
+                |_, _| serde_json::Value::Null,
+            )
+            .await?;
+        Ok(())
+    }
+
+    /// Adds a payment's credits, once per payment whatever the number of calls.
+    pub async fn credit_purchase(
+        &self,
+        user_id: Uuid,
+        payment_id: Uuid,
+        credits: u64,
+    ) -> Result<(), PaymentsError> {
+        let _turn = self.lock(user_id).lock().await;
+        let key = IdempotencyKey {
+            scope: "payment.wallet-credit".into(),
+            key: payment_id.to_string(),
+            fingerprint: credits.to_string(),
+        };
+        self.wallets
+            .execute_idempotent(
+                &Self::stream(user_id),
+                &WalletCommand::Purchase {
+                    payment_id,
+                    credits,
+                },
+                &metadata("payment.wallet-credits"),
+                key,
+                |_, _| serde_json::Value::Null,
+            )
+            .await?;
+        Ok(())
+    }
+
+    /// Takes back the credits of a refund (as many as the balance holds), once per refund.
+    pub async fn revoke_refunded(
+        &self,
+        user_id: Uuid,
+        payment_id: Uuid,
+        refund_id: Uuid,
+        credits: u64,
+    ) -> Result<(), PaymentsError> {
+        let _turn = self.lock(user_id).lock().await;
+        let key = IdempotencyKey {
+            scope: "payment.wallet-revoke".into(),
+            key: refund_id.to_string(),
+            fingerprint: credits.to_string(),
+        };
+        self.wallets
+            .execute_idempotent(
+                &Self::stream(user_id),
+                &WalletCommand::Revoke {
+                    payment_id,
+                    refund_id,
+                    credits,
+                },
+                &metadata("payment.wallet-credits"),
+                key,
+                |_, _| serde_json::Value::Null,
+            )
+            .await?;
+        Ok(())
+    }
+}
+
+fn check_key(key: &str) -> Result<(), PaymentsError> {
+    if key.is_empty() || key.len() > 200 || key.chars().any(|c| c.is_control()) {
+        return Err(PaymentsError::Invalid(vec![msa_http::FieldError::new(
+            "spend_key",
+            "1 to 200 printable characters",
+        )]));
+    }
+    Ok(())
+}

@@ -1,0 +1,502 @@
+//! The `Payment` aggregate: one purchase of a product through a payment provider.
+//!
+//! ```text
+//! requested ──confirm──▶ unknown ──provider──▶ approved ──refund──▶ partially_refunded ──▶ refunded
+//!     │                     │ (timed out: still unknown; resolved by asking the provider,
+//!     │                     │  never by charging again)
+//!     ├──▶ canceled         ├──▶ failed | canceled | expired
+//!     └──▶ expired (never confirmed)
+//! ```
+//!
+//! From the moment a confirmation goes to the provider until it answers, the outcome is unknown
+//! to us, so that is the state: a crash in between leaves a payment that is resolved by a look-up.
+//! Refunds reserve their amount before the provider is asked, so concurrent refunds can never
+//! together exceed what was approved.
+
+use std::collections::BTreeMap;
+
+use chrono::{DateTime, Duration, Utc};
+use msa_kernel::{Aggregate, DomainEvent};
+use serde::{Deserialize, Serialize};
+use uuid::Uuid;
+
+use super::Product;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum PaymentStatus {
+    Requested,
+    Unknown,
+    Approved,
+    Failed,
+    Canceled,
+    Expired,
+    PartiallyRefunded,
+    Refunded,
+}
+
+impl PaymentStatus {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            PaymentStatus::Requested => "requested",
+            PaymentStatus::Unknown => "unknown",
+            PaymentStatus::Approved => "approved",
+            PaymentStatus::Failed => "failed",
+            PaymentStatus::Canceled => "canceled",
+            PaymentStatus::Expired => "expired",
+            PaymentStatus::PartiallyRefunded => "partially_refunded",
+            PaymentStatus::Refunded => "refunded",
+        }
+    }
+}
+
+/// What a provider says of a payment (from a confirmation, a look-up or a webhook).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub enum ProviderVerdict {
+    Approved {
+        payment_key: String,
+        amount: i64,
+        approved_at: DateTime<Utc>,
+    },
+    Declined {
+        code: String,
+        message: String,
+    },
+    Canceled,
+    Expired,
+    /// Not decided yet, or the provider does not know the payment.
+    Pending,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "type", content = "data")]
+pub enum PaymentEvent {
+    PaymentRequested {
+        order_id: String,
+        user_id: Uuid,
+        product_id: String,
+        credits: u64,
+        amount: i64,
+        currency: String,
+        provider: String,
+        requested_at: DateTime<Utc>,
+    },
+    /// The confirmation went to the provider; its outcome is unknown until it answers.
+    ConfirmationSent {
+        payment_key: String,
+    },
+    PaymentApproved {
+        payment_key: String,
+        amount: i64,
+        approved_at: DateTime<Utc>,
+    },
+    PaymentFailed {
+        code: String,
+        message: String,
+    },
+    /// The provider did not answer in time: the payment stays unknown until a look-up tells.
+    ProviderTimedOut {
+        during: String,
+    },
+    PaymentCanceled {
+        by: Option<Uuid>,
+    },
+    PaymentExpired,
+    /// A refund's amount is reserved; the provider is asked next.
+    RefundRequested {
+        refund_id: Uuid,
+        amount: i64,
+        reason: String,
+        by: Uuid,
+    },
+    RefundCompleted {
+        refund_id: Uuid,
+        amount: i64,
+        /// Everything refunded so far, this refund included.
+        refunded_total: i64,
+    },
+    RefundFailed {
+        refund_id: Uuid,
+        amount: i64,
+        code: String,
+        message: String,
+    },
+    /// Reconciliation found the provider's record different from ours.
+    MismatchFound {
+        ours: String,
+        provider: String,
+    },
+}
+
+impl DomainEvent for PaymentEvent {
+    const CONTEXT: &'static str = "payment";
+}
+
+#[derive(Debug, Clone)]
+pub enum PaymentCommand {
+    Request {
+        order_id: String,
+        user_id: Uuid,
+        product: Product,
+        provider: String,
+        at: DateTime<Utc>,
+    },
+    /// The owner confirms with the provider's payment key and the amount the client was shown.
+    SendForConfirmation {
+        caller: Uuid,
+        payment_key: String,
+        amount: i64,
+    },
+    Resolve(ProviderVerdict),
+    RecordTimeout {
+        during: String,
+    },
+    Cancel {
+        caller: Uuid,
+    },
+    /// Expires a payment requested before `now - after` and never confirmed.
+    Expire {
+        now: DateTime<Utc>,
+        after: Duration,
+    },
+    RequestRefund {
+        refund_id: Uuid,
+        amount: i64,
+        reason: String,
+        caller: Uuid,
+        caller_is_admin: bool,
+        now: DateTime<Utc>,
+        /// How long after approval an owner may ask for a refund (admins any time).
+        window: Duration,
+    },
+    CompleteRefund {
+        refund_id: Uuid,
+    },
+    FailRefund {
+        refund_id: Uuid,
+        code: String,
+        message: String,
+    },
+    /// Records a difference between the provider's record and ours (once per distinct one).
+    RecordMismatch {
+        ours: String,
+        provider: String,
+    },
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum PaymentError {
+    #[error("the payment already exists")]
+    AlreadyExists,
+    #[error("no such payment")]
+    NotFound,
+    #[error("this payment belongs to someone else")]
+    NotYours,
+    #[error("the amount does not match the order's amount ({expected})")]
+    AmountMismatch { expected: i64 },
+    #[error("the payment is {0} and cannot be confirmed")]
+    NotConfirmable(&'static str),
+    #[error("the payment's outcome is being found out from the provider")]
+    OutcomePending,
+    #[error("the payment is {0} and cannot be canceled")]
+    NotCancelable(&'static str),
+    #[error("the payment is {0}; only approved payments are refunded")]
+    NotRefundable(&'static str),
+    #[error("a refund amount is a positive number")]
+    InvalidRefundAmount,
+    #[error("the refund exceeds what remains to refund ({remaining})")]
+    RefundExceedsRemaining { remaining: i64 },
+    #[error("the refund window of this payment has closed")]
+    RefundWindowClosed,
+}
+
+#[derive(Debug, Default, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Payment {
+    pub status: Option<PaymentStatus>,
+    pub order_id: String,
+    pub user_id: Uuid,
+    pub product_id: String,
+    pub credits: u64,
+    pub amount: i64,
+    pub currency: String,
+    pub provider: String,
+    pub payment_key: Option<String>,
+    pub requested_at: Option<DateTime<Utc>>,
+    pub approved_at: Option<DateTime<Utc>>,
+    pub refunded: i64,
+    pub pending_refunds: BTreeMap<Uuid, i64>,
+    pub failure: Option<String>,
+    pub last_mismatch: Option<String>,
+}
+
+impl Payment {
+    pub fn exists(&self) -> bool {
+        self.status.is_some()
+    }
+
+    pub fn status(&self) -> Result<PaymentStatus, PaymentError> {
+        self.status.ok_or(PaymentError::NotFound)
+    }
+
+    /// What may still be refunded: approved, minus refunded and reserved.
+    pub fn refundable(&self) -> i64 {
+        self.amount - self.refunded - self.pending_refunds.values().sum::<i64>()
+    }
+
+    fn owned_by(&self, caller: Uuid) -> Result<PaymentStatus, PaymentError> {
+        let status = self.status()?;
+        if self.user_id != caller {
+            return Err(PaymentError::NotYours);
+        }
+        Ok(status)
+    }
+}
+
+impl Aggregate for Payment {
+    const KIND: &'static str = "payment.payment";
+
+    type Command = PaymentCommand;
+    type Event = PaymentEvent;
+    type Error = PaymentError;
+
+    fn apply(&mut self, event: &PaymentEvent) {
+        match event {
+            PaymentEvent::PaymentRequested {
+                order_id,
+                user_id,
+                product_id,
+                credits,
+                amount,
+                currency,
+                provider,
+                requested_at,
+            } => {
+                *self = Payment {
+                    status: Some(PaymentStatus::Requested),
+                    order_id: order_id.clone(),
+                    user_id: *user_id,
+                    product_id: product_id.clone(),
+                    credits: *credits,
+                    amount: *amount,
+                    currency: currency.clone(),
+                    provider: provider.clone(),
+                    requested_at: Some(*requested_at),
+                    ..Payment::default()
+                };
+            }
+            PaymentEvent::ConfirmationSent { payment_key } => {
+                self.status = Some(PaymentStatus::Unknown);
+                self.payment_key = Some(payment_key.clone());
+            }
+            PaymentEvent::PaymentApproved {
+                payment_key,
+                approved_at,
+                ..
+            } => {
+                self.status = Some(PaymentStatus::Approved);
+                self.payment_key = Some(payment_key.clone());
+                self.approved_at = Some(*approved_at);
+            }
+            PaymentEvent::PaymentFailed { code, message } => {
+                self.status = Some(PaymentStatus::Failed);
+                self.failure = Some(format!("{code}: {message}"));
+            }
+            PaymentEvent::ProviderTimedOut { .. } => {}
+            PaymentEvent::PaymentCanceled { .. } => self.status = Some(PaymentStatus::Canceled),
+            PaymentEvent::PaymentExpired => self.status = Some(PaymentStatus::Expired),
+            PaymentEvent::RefundRequested {
+                refund_id, amount, ..
+            } => {
+                self.pending_refunds.insert(*refund_id, *amount);
+            }
+            PaymentEvent::RefundCompleted {
+                refund_id,
+                refunded_total,
+                ..
+            } => {
+                self.pending_refunds.remove(refund_id);
+                self.refunded = *refunded_total;
+                self.status = Some(if self.refunded >= self.amount {
+                    PaymentStatus::Refunded
+                } else {
+                    PaymentStatus::PartiallyRefunded
+                });
+            }
+            PaymentEvent::RefundFailed { refund_id, .. } => {
+                self.pending_refunds.remove(refund_id);
+            }
+            PaymentEvent::MismatchFound { ours, provider } => {
+                self.last_mismatch = Some(format!("{ours} / {provider}"));
+            }
+        }
+    }
+
+    fn decide(&self, command: &PaymentCommand) -> Result<Vec<PaymentEvent>, PaymentError> {
+        use PaymentStatus as S;
+        let event = match command {
+            PaymentCommand::Request {
+                order_id,
+                user_id,
+                product,
+                provider,
+                at,
+            } => {
+                if self.exists() {
+                    return Err(PaymentError::AlreadyExists);
+                }
+                PaymentEvent::PaymentRequested {
+                    order_id: order_id.clone(),
+                    user_id: *user_id,
+                    product_id: product.id.clone(),
+                    credits: product.credits,
+                    amount: product.amount,
+                    currency: product.currency.clone(),
+                    provider: provider.clone(),
+                    requested_at: *at,
+                }
+            }
+            PaymentCommand::SendForConfirmation {
+                caller,
+                payment_key,
+                amount,
+            } => {
+                match self.owned_by(*caller)? {
+                    S::Requested => {}
+                    S::Unknown => return Err(PaymentError::OutcomePending),
+                    other => return Err(PaymentError::NotConfirmable(other.as_str())),
+                }
+                if *amount != self.amount {
+                    return Err(PaymentError::AmountMismatch {
+                        expected: self.amount,
+                    });
+                }
+                PaymentEvent::ConfirmationSent {
+                    payment_key: payment_key.clone(),
+                }
+            }
+            PaymentCommand::Resolve(verdict) => {
+                if !matches!(self.status()?, S::Requested | S::Unknown) {
+                    // Decided already: a late or repeated report changes nothing.
+                    return Ok(vec![]);
+                }
+                match verdict {
+                    ProviderVerdict::Approved {
+                        payment_key,
+                        amount,
+                        approved_at,
+                    } => {
+                        if *amount != self.amount {
+                            // Charged, but not what the order says: an operator must look.
+                            return self.decide(&PaymentCommand::RecordMismatch {
+                                ours: format!("order of {} {}", self.amount, self.currency),
+                                provider: format!("approved {amount}"),
+                            });
+                        }
+                        PaymentEvent::PaymentApproved {
+                            payment_key: payment_key.clone(),
+                            amount: *amount,
+                            approved_at: *approved_at,
+                        }
+                    }
+                    ProviderVerdict::Declined { code, message } => PaymentEvent::PaymentFailed {
+                        code: code.clone(),
+                        message: message.clone(),
+                    },
+                    ProviderVerdict::Canceled => PaymentEvent::PaymentCanceled { by: None },
+                    ProviderVerdict::Expired => PaymentEvent::PaymentExpired,
+                    ProviderVerdict::Pending => return Ok(vec![]),
+                }
+            }
+            PaymentCommand::RecordTimeout { during } => {
+                self.status()?;
+                PaymentEvent::ProviderTimedOut {
+                    during: during.clone(),
+                }
+            }
+            PaymentCommand::Cancel { caller } => match self.owned_by(*caller)? {
+                S::Requested => PaymentEvent::PaymentCanceled { by: Some(*caller) },
+                S::Canceled => return Ok(vec![]),
+                other => return Err(PaymentError::NotCancelable(other.as_str())),
+            },
+            PaymentCommand::Expire { now, after } => match (self.status()?, self.requested_at) {
+                (S::Requested, Some(at)) if at + *after <= *now => PaymentEvent::PaymentExpired,
+                _ => return Ok(vec![]),
+            },
+            PaymentCommand::RequestRefund {
+                refund_id,
+                amount,
+                reason,
+                caller,
+                caller_is_admin,
+                now,
+                window,
+            } => {
+                let status = if *caller_is_admin {
+                    self.status()?
+                } else {
+                    self.owned_by(*caller)?
+                };
+                if !matches!(status, S::Approved | S::PartiallyRefunded) {
+                    return Err(PaymentError::NotRefundable(status.as_str()));
+                }
+                if *amount <= 0 {
+                    return Err(PaymentError::InvalidRefundAmount);
+                }
+                if !caller_is_admin
+                    && self
+                        .approved_at
+                        .is_some_and(|approved| approved + *window < *now)
+                {
+                    return Err(PaymentError::RefundWindowClosed);
+                }
+                if *amount > self.refundable() {
+                    return Err(PaymentError::RefundExceedsRemaining {
+                        remaining: self.refundable(),
+                    });
+                }
+                PaymentEvent::RefundRequested {
+                    refund_id: *refund_id,
+                    amount: *amount,
+                    reason: reason.clone(),
+                    by: *caller,
+                }
+            }
+            PaymentCommand::CompleteRefund { refund_id } => {
+                let Some(amount) = self.pending_refunds.get(refund_id) else {
+                    return Ok(vec![]);
+                };
+                PaymentEvent::RefundCompleted {
+                    refund_id: *refund_id,
+                    amount: *amount,
+                    refunded_total: self.refunded + amount,
+                }
+            }
+            PaymentCommand::FailRefund {
+                refund_id,
+                code,
+                message,
+            } => {
+                let Some(amount) = self.pending_refunds.get(refund_id) else {
+                    return Ok(vec![]);
+                };
+                PaymentEvent::RefundFailed {
+                    refund_id: *refund_id,
+                    amount: *amount,
+                    code: code.clone(),
+                    message: message.clone(),
+                }
+            }
+            PaymentCommand::RecordMismatch { ours, provider } => {
+                self.status()?;
+                if self.last_mismatch.as_deref() == Some(&format!("{ours} / {provider}")) {
+                    return Ok(vec![]);
+                }
+                PaymentEvent::MismatchFound {
+                    ours: ours.clone(),
+                    provider: provider.clone(),
+                }
+            }
+        };
+        Ok(vec![event])
+    }
+}

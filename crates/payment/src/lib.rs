@@ -1,0 +1,20 @@
+//! The payment context (a core service): payments for credit packs through a provider, refunds,
+//! provider webhooks, and one credit wallet per user. It knows users only by id (the access
+//! token's `sub`) and references no other context.
+//!
+//! - [`domain`]: products, the `Payment` aggregate (its state machine) and the `Wallet` aggregate
+//!   (a double-entry ledger of credits with a daily free allowance);
+//! - [`application`]: the use cases and the provider port; the process manager that credits
+//!   wallets as payments are approved and refunded;
+//! - [`adapters`]: HTTP, the projections (payments, ledger), the sandbox and Toss providers.
+
+pub mod adapters;
+pub mod application;
+pub mod domain;
+
+/// The payment context's own query-side tables (versions 4000 and up).
+pub fn migrator() -> sqlx::migrate::Migrator {
+    let mut migrator = sqlx::migrate!("./migrations");
+    migrator.set_ignore_missing(true);
+    migrator
+}
