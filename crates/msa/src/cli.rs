@@ -32,7 +32,7 @@ pub enum LogFormat {
 #[derive(Debug, Subcommand)]
 pub enum Command {
     /// Run the single server: every context's API, projections and relays in one process.
-    Serve(ServeArgs),
+    Serve(Box<ServeArgs>),
     /// Apply the database migrations of every context, then exit.
     Migrate(StorageArgs),
     /// Run only the outbox relays: publish each context's events to `<context>.events` on Kafka.
@@ -54,7 +54,7 @@ pub enum Command {
 
 impl Default for Command {
     fn default() -> Self {
-        Command::Serve(ServeArgs::parse_from(["serve"]))
+        Command::Serve(Box::new(ServeArgs::parse_from(["serve"])))
     }
 }
 

@@ -26,7 +26,7 @@ async fn main() -> ExitCode {
     let cli = Cli::parse();
     telemetry::init(cli.log_format);
     let outcome = match cli.command.unwrap_or_default() {
-        Command::Serve(args) => serve::run(args).await,
+        Command::Serve(args) => serve::run(*args).await,
         Command::Migrate(args) => storage::migrate(&args).await,
         Command::Relay(args) => bus::relay(args).await,
         Command::Projections(ProjectionsCommand::List(args)) => projections::list(args).await,

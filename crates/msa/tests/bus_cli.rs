@@ -374,3 +374,115 @@ async fn the_bus_benchmark_reports_figures_beside_its_baseline() {
     assert_eq!(report["end_to_end_delivered"], 400, "{report}");
     assert_eq!(report["baseline_delivered"], 400, "{report}");
 }
+
+/// Runs the SQL `statement` on the payment context's event store (SQLite) as an operator would.
+async fn on_payment_events(data: &std::path::Path, statement: &str) {
+    let store = SqliteEventStore::open(&data.join("payment.events.sqlite"))
+        .await
+        .unwrap();
+    sqlx::query(statement)
+        .execute(store.writer())
+        .await
+        .unwrap();
+}
+
+/// The wallet process manager cannot write one user's wallet (a trigger refuses it), so the
+/// approval of that user's payment is retried, then dead-lettered; once the wallet accepts writes
+/// again, `msa dlq replay` credits it, exactly once.
+async fn a_poison_event_is_replayed_once_the_handler_accepts_it(bus_flags: &[String]) {
+    let data = tempfile::tempdir().unwrap();
+    let dir = data.path().to_str().unwrap().to_owned();
+    let mut args = vec!["--data-dir", &dir];
+    args.extend(bus_flags.iter().map(String::as_str));
+    let api = common::api::Api::start(&args);
+    let ada = api.person("Ada").await;
+    on_payment_events(
+        data.path(),
+        &format!(
+            "CREATE TRIGGER frozen_wallet BEFORE INSERT ON events
+             WHEN NEW.stream_id = 'payment.wallet-{}'
+             BEGIN SELECT RAISE(ABORT, 'wallet frozen by the test'); END",
+            ada.id
+        ),
+    )
+    .await;
+    let (status, payment) = api
+        .answer(
+            api.client
+                .post(format!("{}/v1/payments", api.server.base))
+                .bearer_auth(&ada.token)
+                .header("Idempotency-Key", "buy-1")
+                .json(&serde_json::json!({"product_id": "credits-100"})),
+        )
+        .await;
+    assert_eq!(status, 201, "{payment}");
+    let path = format!("/v1/payments/{}/confirm", payment["id"].as_str().unwrap());
+    let body = serde_json::json!({"payment_key": "approve-1", "amount": 1000});
+    let (status, _) = api
+        .call(reqwest::Method::POST, &path, &ada.token, Some(body))
+        .await;
+    assert_eq!(status, 200);
+
+    let mut list = vec!["list", "--data-dir", &dir];
+    list.extend(bus_flags.iter().map(String::as_str));
+    let deadline = Instant::now() + Duration::from_secs(60);
+    loop {
+        let (_, out, _) = dlq(&list);
+        if out.contains("payment.wallet-credits") && out.contains("wallet frozen by the test") {
+            assert!(
+                out.contains("open") && out.contains("payment.PaymentApproved"),
+                "{out}"
+            );
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "no dead letter within 60 s: {out}"
+        );
+        tokio::time::sleep(Duration::from_millis(300)).await;
+    }
+    let balance = || async {
+        api.call(reqwest::Method::GET, "/v1/wallet", &ada.token, None)
+            .await
+            .1["balance"]
+            .as_i64()
+            .unwrap()
+    };
+    assert_eq!(balance().await, 0);
+
+    let mut replay = vec![
+        "replay",
+        "--data-dir",
+        &dir,
+        "--consumer",
+        "payment.wallet-credits",
+    ];
+    replay.extend(bus_flags.iter().map(String::as_str));
+    let (ok, out, _) = dlq(&replay);
+    assert!(!ok && out.contains("still failing"), "{out}");
+    on_payment_events(data.path(), "DROP TRIGGER frozen_wallet").await;
+    let (ok, out, err) = dlq(&replay);
+    assert!(ok, "{out}{err}");
+    assert!(out.contains("handled payment.PaymentApproved"), "{out}");
+    assert_eq!(balance().await, 100);
+    // Settled: replaying again handles nothing, and the list shows nothing open.
+    let (ok, out, err) = dlq(&replay);
+    assert!(ok && out.trim().is_empty(), "{out}{err}");
+    assert!(err.contains("0 dead letters handled"), "{err}");
+    let (_, out, _) = dlq(&list);
+    assert!(out.trim().is_empty(), "{out}");
+    assert_eq!(balance().await, 100);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_poison_event_on_the_in_process_bus_is_replayed_by_msa_dlq() {
+    a_poison_event_is_replayed_once_the_handler_accepts_it(&[]).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_poison_event_on_kafka_lands_in_the_dlq_topic_and_is_replayed_by_msa_dlq() {
+    let Some(broker) = Broker::start().await else {
+        return;
+    };
+    a_poison_event_is_replayed_once_the_handler_accepts_it(&kafka_flags(&broker)).await;
+}

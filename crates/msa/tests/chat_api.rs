@@ -4,103 +4,8 @@ mod common;
 
 use std::time::{Duration, Instant};
 
-use common::{serve, Server};
+use common::api::{eventually, Api, Person};
 use serde_json::{json, Value};
-
-struct Api {
-    server: Server,
-    client: reqwest::Client,
-}
-
-struct Person {
-    id: String,
-    token: String,
-}
-
-impl Api {
-    fn start(storage: &[&str]) -> Api {
-        let mut args = vec![
-            "--password-hash-memory-kib",
-            "64",
-            "--password-hash-iterations",
-            "1",
-        ];
-        args.extend(storage);
-        Api {
-            server: serve(&args),
-            client: reqwest::Client::new(),
-        }
-    }
-
-    async fn call(
-        &self,
-        method: reqwest::Method,
-        path: &str,
-        token: &str,
-        body: Option<Value>,
-    ) -> (u16, Value) {
-        let mut request = self
-            .client
-            .request(method, format!("{}{path}", self.server.base))
-            .bearer_auth(token);
-        if let Some(body) = body {
-            request = request.json(&body);
-        }
-        let response = request.send().await.unwrap();
-        let status = response.status().as_u16();
-        if status >= 400 {
-            assert_eq!(
-                response.headers()["content-type"],
-                "application/problem+json"
-            );
-        }
-        let text = response.text().await.unwrap();
-        (
-            status,
-            if text.is_empty() {
-                Value::Null
-            } else {
-                serde_json::from_str(&text).unwrap()
-            },
-        )
-    }
-
-    async fn person(&self, name: &str) -> Person {
-        let email = format!("{}@example.com", name.to_lowercase());
-        let body = json!({"email": email, "password": "correct horse battery", "nickname": name});
-        let (status, created) = self
-            .call(reqwest::Method::POST, "/v1/users", "", Some(body))
-            .await;
-        assert_eq!(status, 201, "{created}");
-        let body = json!({"email": email, "password": "correct horse battery"});
-        let (_, tokens) = self
-            .call(reqwest::Method::POST, "/v1/auth/token", "", Some(body))
-            .await;
-        Person {
-            id: created["id"].as_str().unwrap().to_owned(),
-            token: tokens["access_token"].as_str().unwrap().to_owned(),
-        }
-    }
-
-    async fn post(&self, who: &Person, path: &str, body: Value) -> (u16, Value) {
-        self.call(reqwest::Method::POST, path, &who.token, Some(body))
-            .await
-    }
-
-    async fn get(&self, who: &Person, path: &str) -> (u16, Value) {
-        self.call(reqwest::Method::GET, path, &who.token, None)
-            .await
-    }
-
-    async fn send(&self, who: &Person, room: &str, txn_id: &str, body: &str) -> (u16, Value) {
-        self.post(
-            who,
-            &format!("/v1/rooms/{room}/messages"),
-            json!({"txn_id": txn_id, "body": body}),
-        )
-        .await
-    }
-}
 
 fn seqs(page: &Value) -> Vec<i64> {
     page["items"]
@@ -109,18 +14,6 @@ fn seqs(page: &Value) -> Vec<i64> {
         .iter()
         .map(|m| m["seq"].as_i64().unwrap())
         .collect()
-}
-
-async fn eventually<F, Fut>(mut check: F)
-where
-    F: FnMut() -> Fut,
-    Fut: std::future::Future<Output = bool>,
-{
-    let deadline = Instant::now() + Duration::from_secs(10);
-    while !check().await {
-        assert!(Instant::now() < deadline, "not within 10 s");
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
 }
 
 async fn rooms_members_and_messages(api: &Api) {

@@ -7,6 +7,8 @@ use std::process::{Child, Command, Stdio};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
+pub mod api;
+
 pub fn msa() -> Command {
     let mut command = Command::new(env!("CARGO_BIN_EXE_msa"));
     // The test environment must not leak settings into the process under test.

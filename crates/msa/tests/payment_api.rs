@@ -1,0 +1,455 @@
+//! The payment service's HTTP API on the spawned binary with the sandbox provider, on SQLite and
+//! on PostgreSQL: products, idempotent payment requests, confirmations (approved, declined,
+//! timed out and resolved), signed webhooks, refunds, the wallet and its ledger, and
+//! `msa payments reconcile`.
+
+mod common;
+
+use std::time::Duration;
+
+use common::api::{eventually, Api, Person};
+use msa_payment::adapters::webhook_signature::WebhookSecret;
+use reqwest::Method;
+use serde_json::{json, Value};
+
+const WEBHOOK_SECRET: &str = "whsec_test_3f9a";
+
+fn start(storage: &[&str]) -> Api {
+    let mut args = vec![
+        "--sandbox-webhook-secret",
+        WEBHOOK_SECRET,
+        "--payment-sweep-every",
+        "300ms",
+    ];
+    args.extend(storage);
+    Api::start(&args)
+}
+
+async fn request(api: &Api, who: &Person, key: Option<&str>, body: Value) -> (u16, Value, String) {
+    let mut request = api
+        .client
+        .post(format!("{}/v1/payments", api.server.base))
+        .bearer_auth(&who.token)
+        .json(&body);
+    if let Some(key) = key {
+        request = request.header("Idempotency-Key", key);
+    }
+    let response = request.send().await.unwrap();
+    let status = response.status().as_u16();
+    let replayed = response
+        .headers()
+        .get("idempotent-replayed")
+        .map(|v| v.to_str().unwrap().to_owned())
+        .unwrap_or_default();
+    if status >= 400 {
+        assert_eq!(
+            response.headers()["content-type"],
+            "application/problem+json"
+        );
+    }
+    let body = response.json().await.unwrap();
+    (status, body, replayed)
+}
+
+async fn buy(api: &Api, who: &Person, key: &str) -> Value {
+    let (status, payment, _) =
+        request(api, who, Some(key), json!({"product_id": "credits-100"})).await;
+    assert_eq!(status, 201, "{payment}");
+    payment
+}
+
+async fn confirm(api: &Api, who: &Person, payment: &Value, key: &str, amount: i64) -> (u16, Value) {
+    let path = format!("/v1/payments/{}/confirm", payment["id"].as_str().unwrap());
+    api.call(
+        Method::POST,
+        &path,
+        &who.token,
+        Some(json!({"payment_key": key, "amount": amount})),
+    )
+    .await
+}
+
+async fn balance(api: &Api, who: &Person) -> i64 {
+    let (status, wallet) = api.call(Method::GET, "/v1/wallet", &who.token, None).await;
+    assert_eq!(status, 200, "{wallet}");
+    wallet["balance"].as_i64().unwrap()
+}
+
+async fn wait_for_balance(api: &Api, who: &Person, expected: i64) {
+    eventually(|| async { balance(api, who).await == expected }).await;
+}
+
+async fn deliver(api: &Api, body: &Value, signed_at: i64, secret: &str) -> (u16, Value) {
+    let bytes = serde_json::to_vec(body).unwrap();
+    let signature = WebhookSecret::new(secret.as_bytes()).sign(signed_at, &bytes);
+    let request = api
+        .client
+        .post(format!("{}/v1/payments/webhooks/sandbox", api.server.base))
+        .header("content-type", "application/json")
+        .header("Sandbox-Timestamp", signed_at.to_string())
+        .header("Sandbox-Signature", signature)
+        .body(bytes);
+    api.answer(request).await
+}
+
+fn field_names(problem: &Value) -> Vec<&str> {
+    problem["errors"]
+        .as_array()
+        .map(|errors| errors.iter().filter_map(|e| e["field"].as_str()).collect())
+        .unwrap_or_default()
+}
+
+/// `provider_db` is the sandbox provider's records (in the payment query database).
+async fn payments_refunds_and_wallets(api: &Api, provider_db: &str) -> Value {
+    let (ada, bob) = (api.person("Ada").await, api.person("Bob").await);
+
+    // The catalog is public.
+    let (status, products) = api.call(Method::GET, "/v1/products", "", None).await;
+    assert_eq!(status, 200);
+    assert_eq!(
+        products["items"][0],
+        json!({"id": "credits-100", "credits": 100, "amount": 1000, "currency": "KRW"})
+    );
+
+    // Requests that move money need an Idempotency-Key; a retry answers the first response.
+    let (status, problem, _) = request(api, &ada, None, json!({"product_id": "credits-100"})).await;
+    assert_eq!(
+        (status, field_names(&problem)),
+        (400, vec!["Idempotency-Key"]),
+        "{problem}"
+    );
+    let (status, first, replayed) = request(
+        api,
+        &ada,
+        Some("buy-1"),
+        json!({"product_id": "credits-100"}),
+    )
+    .await;
+    assert_eq!((status, replayed.as_str()), (201, "false"), "{first}");
+    assert_eq!(first["status"], "requested");
+    assert_eq!(
+        (first["amount"].as_i64(), first["currency"].as_str()),
+        (Some(1000), Some("KRW"))
+    );
+    let (status, again, replayed) = request(
+        api,
+        &ada,
+        Some("buy-1"),
+        json!({"product_id": "credits-100"}),
+    )
+    .await;
+    assert_eq!((status, replayed.as_str(), &again), (201, "true", &first));
+    let (status, problem, _) = request(
+        api,
+        &ada,
+        Some("buy-1"),
+        json!({"product_id": "credits-550"}),
+    )
+    .await;
+    assert_eq!(
+        (status, problem["type"].as_str()),
+        (409, Some("urn:msa:problem:idempotency-key-reused"))
+    );
+    let (status, problem, _) =
+        request(api, &ada, Some("buy-x"), json!({"product_id": "credits-7"})).await;
+    assert_eq!((status, field_names(&problem)), (422, vec!["product_id"]));
+    let (status, _, _) = request(api, &ada, Some("buy-y"), json!({"product": "credits-100"})).await;
+    assert_eq!(status, 422);
+
+    // Confirmation: the amount must be the order's; only the owner confirms.
+    let (status, problem) = confirm(api, &ada, &first, "approve-1", 999).await;
+    assert_eq!(
+        (status, field_names(&problem)),
+        (422, vec!["amount"]),
+        "{problem}"
+    );
+    let (status, _) = confirm(api, &bob, &first, "approve-1", 1000).await;
+    assert_eq!(status, 404);
+    let (status, approved) = confirm(api, &ada, &first, "approve-1", 1000).await;
+    assert_eq!(
+        (status, approved["status"].as_str()),
+        (200, Some("approved")),
+        "{approved}"
+    );
+    let (status, again) = confirm(api, &ada, &first, "approve-1", 1000).await;
+    assert_eq!((status, again["status"].as_str()), (200, Some("approved")));
+    wait_for_balance(api, &ada, 100).await;
+
+    // A decline fails the payment and grants nothing.
+    let declined = buy(api, &ada, "buy-2").await;
+    let (status, failed) = confirm(api, &ada, &declined, "decline-1", 1000).await;
+    assert_eq!((status, failed["status"].as_str()), (200, Some("failed")));
+    assert!(failed["failure"]
+        .as_str()
+        .unwrap()
+        .contains("REJECT_CARD_PAYMENT"));
+
+    // A timeout leaves the outcome unknown (202); asking again looks it up, never charges again.
+    let lost = buy(api, &ada, "buy-3").await;
+    let (status, unknown) = confirm(api, &ada, &lost, "timeout-1", 1000).await;
+    assert_eq!((status, unknown["status"].as_str()), (202, Some("unknown")));
+    let (status, found) = confirm(api, &ada, &lost, "timeout-1", 1000).await;
+    assert_eq!(
+        (status, found["status"].as_str()),
+        (200, Some("approved")),
+        "{found}"
+    );
+    // ... and the background sweeper resolves one nobody asks about again.
+    let swept = buy(api, &ada, "buy-4").await;
+    let (status, _) = confirm(api, &ada, &swept, "timeout-2", 1000).await;
+    assert_eq!(status, 202);
+    let path = format!("/v1/payments/{}", swept["id"].as_str().unwrap());
+    eventually(|| async {
+        api.call(Method::GET, &path, &ada.token, None).await.1["status"] == "approved"
+    })
+    .await;
+    wait_for_balance(api, &ada, 300).await;
+
+    // Webhooks: signed, at least once, out of order; handled once. (The provider charged a
+    // payment whose confirmation never reached us: its records have it.)
+    let hooked = buy(api, &ada, "buy-5").await;
+    provider_db_execute(
+        provider_db,
+        &format!(
+            "INSERT INTO sandbox_payments (payment_key, order_id, amount, status, approved_at)
+             VALUES ('approve-wh', '{}', 1000, 'DONE', '{}')",
+            hooked["order_id"].as_str().unwrap(),
+            chrono::Utc::now().to_rfc3339()
+        ),
+    )
+    .await;
+    let now = chrono::Utc::now().timestamp();
+    let done = json!({"delivery_id": "d-1", "order_id": hooked["order_id"], "payment_key": "approve-wh",
+        "status": "DONE", "amount": 1000});
+    let (status, answer) = deliver(api, &done, now, WEBHOOK_SECRET).await;
+    assert_eq!(
+        (status, answer["status"].as_str()),
+        (200, Some("approved")),
+        "{answer}"
+    );
+    assert_eq!(deliver(api, &done, now, WEBHOOK_SECRET).await.0, 200);
+    let aborted = json!({"delivery_id": "d-0", "order_id": hooked["order_id"], "payment_key": "approve-wh",
+        "status": "ABORTED", "amount": 1000});
+    let (status, answer) = deliver(api, &aborted, now, WEBHOOK_SECRET).await;
+    assert_eq!(
+        (status, answer["status"].as_str()),
+        (200, Some("approved")),
+        "a late report changes nothing"
+    );
+    let (status, problem) = deliver(api, &done, now, "not-the-secret").await;
+    assert_eq!(status, 401, "{problem}");
+    assert_eq!(
+        deliver(api, &done, now - 600, WEBHOOK_SECRET).await.0,
+        401,
+        "stale"
+    );
+    let stranger = json!({"delivery_id": "d-9", "order_id": "order-0000", "payment_key": "approve-x",
+        "status": "DONE", "amount": 1000});
+    assert_eq!(deliver(api, &stranger, now, WEBHOOK_SECRET).await.0, 404);
+    let (status, _) = api
+        .call(
+            Method::POST,
+            "/v1/payments/webhooks/toss",
+            "",
+            Some(done.clone()),
+        )
+        .await;
+    assert_eq!(status, 404, "this deployment uses the sandbox");
+    wait_for_balance(api, &ada, 400).await;
+
+    // Refunds: never over the remaining amount; the wallet gives the credits back.
+    let refunds = format!("/v1/payments/{}/refunds", first["id"].as_str().unwrap());
+    let refund = |amount: i64| json!({"amount": amount, "reason": "changed my mind"});
+    let (status, problem) = api
+        .call(Method::POST, &refunds, &ada.token, Some(refund(1001)))
+        .await;
+    assert_eq!(
+        (status, problem["type"].as_str()),
+        (409, Some("urn:msa:problem:refund-exceeds-remaining"))
+    );
+    let (status, problem) = api
+        .call(Method::POST, &refunds, &ada.token, Some(refund(0)))
+        .await;
+    assert_eq!((status, field_names(&problem)), (422, vec!["amount"]));
+    let (status, _) = api
+        .call(Method::POST, &refunds, &bob.token, Some(refund(100)))
+        .await;
+    assert_eq!(status, 404, "somebody else's payment");
+    let (status, partial) = api
+        .call(Method::POST, &refunds, &ada.token, Some(refund(300)))
+        .await;
+    assert_eq!(
+        (status, partial["status"].as_str()),
+        (201, Some("completed")),
+        "{partial}"
+    );
+    assert_eq!(partial["payment"]["status"], "partially_refunded");
+    assert_eq!(partial["payment"]["refundable_amount"], 700);
+    wait_for_balance(api, &ada, 370).await;
+    let (status, rest) = api
+        .call(Method::POST, &refunds, &ada.token, Some(refund(700)))
+        .await;
+    assert_eq!(
+        (status, rest["payment"]["status"].as_str()),
+        (201, Some("refunded"))
+    );
+    let (status, _) = api
+        .call(Method::POST, &refunds, &ada.token, Some(refund(1)))
+        .await;
+    assert_eq!(status, 409);
+    wait_for_balance(api, &ada, 300).await;
+
+    // The ledger: every movement, newest first, with the balance after each.
+    let (status, ledger) = api
+        .call(Method::GET, "/v1/wallet/ledger?limit=2", &ada.token, None)
+        .await;
+    assert_eq!(status, 200, "{ledger}");
+    let kinds: Vec<_> = ledger["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| e["kind"].as_str().unwrap())
+        .collect();
+    assert_eq!(kinds, ["credits_revoked", "credits_revoked"]);
+    assert_eq!(ledger["items"][0]["balance"], 300);
+    assert_eq!(ledger["items"][0]["from"], "wallet");
+    let cursor = ledger["next_cursor"].as_str().unwrap();
+    let (_, older) = api
+        .call(
+            Method::GET,
+            &format!("/v1/wallet/ledger?cursor={cursor}"),
+            &ada.token,
+            None,
+        )
+        .await;
+    let purchases = older["items"].as_array().unwrap();
+    assert_eq!(
+        purchases.len(),
+        4,
+        "four payments approved, each credited once: {older}"
+    );
+    assert!(purchases
+        .iter()
+        .all(|e| e["kind"] == "credits_purchased" && e["to"] == "wallet"));
+
+    // An unconfirmed payment can be canceled, and then not confirmed.
+    let dropped = buy(api, &ada, "buy-6").await;
+    let cancel = format!("/v1/payments/{}/cancel", dropped["id"].as_str().unwrap());
+    let (status, canceled) = api.call(Method::POST, &cancel, &ada.token, None).await;
+    assert_eq!(
+        (status, canceled["status"].as_str()),
+        (200, Some("canceled"))
+    );
+    assert_eq!(confirm(api, &ada, &dropped, "approve-2", 1000).await.0, 409);
+
+    // My payments, newest first, a page at a time; Bob sees none of them.
+    let mut seen = Vec::new();
+    let mut path = "/v1/payments?limit=4".to_owned();
+    loop {
+        let (status, page) = eventually_listed(api, &ada, &path).await;
+        assert_eq!(status, 200);
+        seen.extend(
+            page["items"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .map(|p| p["status"].clone()),
+        );
+        match page["next_cursor"].as_str() {
+            Some(cursor) => path = format!("/v1/payments?limit=4&cursor={cursor}"),
+            None => break,
+        }
+    }
+    assert_eq!(
+        seen,
+        ["canceled", "approved", "approved", "approved", "failed", "refunded"].map(|s| json!(s)),
+    );
+    let (_, bobs) = api
+        .call(Method::GET, "/v1/payments", &bob.token, None)
+        .await;
+    assert_eq!(bobs["items"], json!([]));
+    first
+}
+
+/// The list is a projection: wait until it shows the last change.
+async fn eventually_listed(api: &Api, who: &Person, path: &str) -> (u16, Value) {
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    loop {
+        let answer = api.call(Method::GET, path, &who.token, None).await;
+        if path.contains("cursor") || answer.1["items"][0]["status"] == "canceled" {
+            return answer;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "not listed within 10 s: {}",
+            answer.1
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+/// The provider "forgets" a refund: `msa payments reconcile` finds and records the difference.
+fn reconcile_finds(storage: &[&str], expected: Option<&str>) {
+    let output = common::msa()
+        .args(["payments", "reconcile"])
+        .args(storage)
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    match expected {
+        None => assert!(
+            output.status.success(),
+            "{stdout}\n{}",
+            String::from_utf8_lossy(&output.stderr)
+        ),
+        Some(payment_id) => {
+            assert!(!output.status.success());
+            assert!(
+                stdout.contains(&format!("mismatch {payment_id}")),
+                "{stdout}"
+            );
+            assert!(
+                stdout.contains("provider approved 1000 KRW, refunded 0"),
+                "{stdout}"
+            );
+        }
+    }
+}
+
+async fn provider_db_execute(query_url: &str, statement: &str) {
+    sqlx::any::install_default_drivers();
+    let pool = sqlx::AnyPool::connect(query_url).await.unwrap();
+    sqlx::query(statement).execute(&pool).await.unwrap();
+    pool.close().await;
+}
+
+const FORGET_REFUNDS: &str =
+    "UPDATE sandbox_payments SET refunded = 0, status = 'DONE' WHERE payment_key = 'approve-1'";
+
+#[tokio::test(flavor = "multi_thread")]
+async fn payments_on_sqlite() {
+    let data = tempfile::tempdir().unwrap();
+    let dir = data.path().to_str().unwrap();
+    let api = start(&["--data-dir", dir]);
+    let provider_db = format!("sqlite://{dir}/payment.query.sqlite");
+    let refunded = payments_refunds_and_wallets(&api, &provider_db).await;
+    reconcile_finds(&["--data-dir", dir], None);
+    provider_db_execute(&provider_db, FORGET_REFUNDS).await;
+    reconcile_finds(&["--data-dir", dir], Some(refunded["id"].as_str().unwrap()));
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn payments_on_postgres() {
+    let Some(url) = msa_testkit::postgres_database().await else {
+        return;
+    };
+    let api = start(&["--database-url", &url]);
+    let provider_db = format!("{url}?options=-c%20search_path%3Dmsa_payment");
+    let refunded = payments_refunds_and_wallets(&api, &provider_db).await;
+    reconcile_finds(&["--database-url", &url], None);
+    provider_db_execute(&provider_db, FORGET_REFUNDS).await;
+    reconcile_finds(
+        &["--database-url", &url],
+        Some(refunded["id"].as_str().unwrap()),
+    );
+}
