@@ -12,6 +12,15 @@ pub mod domain;
 
 pub use application::{ChatError, ChatService};
 
+/// What other services may use of the chat context: its events, DTOs and the use cases they call
+/// in-process (the architecture test holds application services to this module).
+pub mod contract {
+    pub use crate::adapters::history::{MessageView, RoomSummary};
+    pub use crate::adapters::http::{parse_new_message, NewMessage};
+    pub use crate::application::{PostedMessage, RoomView};
+    pub use crate::domain::{MessageBody, Role, Room, RoomEvent, RoomKind};
+}
+
 /// The chat context's own query-side tables (versions 3000 and up).
 pub fn migrator() -> sqlx::migrate::Migrator {
     let mut migrator = sqlx::migrate!("./migrations");

@@ -16,3 +16,13 @@ mod problem;
 pub use json::{page_limit, StrictJson, StrictQuery};
 pub use openapi::BearerAuth;
 pub use problem::{FieldError, Problem};
+
+/// 201 when a create made something, 200 when it found what an earlier request made (a retry, or
+/// the one direct room of a pair).
+pub fn created_or_ok(created: bool) -> axum::http::StatusCode {
+    if created {
+        axum::http::StatusCode::CREATED
+    } else {
+        axum::http::StatusCode::OK
+    }
+}

@@ -77,7 +77,10 @@ pub fn start_relays(
 ) -> Result<Relays> {
     let (stop, stopped) = watch::channel(false);
     let mut tasks = Vec::new();
-    for context in stores {
+    let sources = stores
+        .iter()
+        .filter(|s| crate::storage::EVENT_SOURCES.contains(&s.context));
+    for context in sources {
         let publisher = KafkaPublisher::new(kafka, DELIVERY_TIMEOUT)
             .with_context(|| format!("creating the {} relay's Kafka producer", context.context))?;
         let relay = Relay::new(
@@ -139,7 +142,7 @@ async fn create_topics(
 pub fn start_consumers(
     stores: &[ContextStores],
     kafka: Option<&KafkaConfig>,
-    free_messages_per_day: u32,
+    deps: crate::consumers::ConsumerDeps,
     stop: watch::Receiver<bool>,
 ) -> Result<Vec<JoinHandle<()>>> {
     let by_name = |name: &str| {
@@ -149,8 +152,7 @@ pub fn start_consumers(
             .with_context(|| format!("no stores for context {name}"))
     };
     let mut tasks = Vec::new();
-    let events_of = |name: &'static str| Ok(by_name(name)?.events.clone());
-    for spec in crate::consumers::all(events_of, free_messages_per_day)? {
+    for spec in crate::consumers::all(deps) {
         let home = by_name(spec.home)?;
         let consumer = Arc::new(Consumer::new(
             home.read_models.clone(),
@@ -190,7 +192,7 @@ pub async fn relay(args: crate::cli::RelayArgs) -> Result<()> {
     let kafka = kafka_config(&args.kafka)?
         .context("MSA_KAFKA_BROKERS (--kafka-brokers) is required: the relay publishes to Kafka")?;
     let mut stores = Vec::new();
-    for context in crate::storage::CONTEXTS {
+    for context in crate::storage::EVENT_SOURCES {
         if args.contexts.is_empty() || args.contexts.iter().any(|c| c == context) {
             stores.push(crate::storage::open(&args.storage, context).await?);
         }

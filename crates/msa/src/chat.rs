@@ -19,6 +19,8 @@ use crate::storage::ContextStores;
 /// The chat context, running.
 pub struct ChatContext {
     pub routes: Router,
+    /// The use cases, for user-chat's in-process port.
+    pub service: Arc<ChatService>,
     pub projections: JoinHandle<()>,
 }
 
@@ -56,6 +58,7 @@ pub async fn start(
         );
     });
     Ok(ChatContext {
+        service: service.clone(),
         routes: routes(ChatApi {
             service,
             verifier,

@@ -228,7 +228,7 @@ pub struct RelayArgs {
     pub kafka: KafkaArgs,
 
     /// Contexts to relay (repeat or comma-separate; default: all).
-    #[arg(long = "context", env = "MSA_RELAY_CONTEXTS", value_delimiter = ',', value_parser = clap::builder::PossibleValuesParser::new(crate::storage::CONTEXTS))]
+    #[arg(long = "context", env = "MSA_RELAY_CONTEXTS", value_delimiter = ',', value_parser = clap::builder::PossibleValuesParser::new(crate::storage::EVENT_SOURCES))]
     pub contexts: Vec<String>,
 }
 

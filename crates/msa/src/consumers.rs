@@ -2,16 +2,18 @@
 //! contexts' events, and what `msa dlq replay` hands dead letters back to.
 //!
 //! Core contexts react to no other context; a core context may follow its own events (the
-//! payment context's wallet process manager). The application services (user-chat) register
-//! theirs here as they arrive.
+//! payment context's wallet process manager). user-chat keeps its read models from user and chat
+//! events.
 
 use std::sync::Arc;
 
-use anyhow::Result;
 use msa_kernel::consumer::EventHandler;
 use msa_kernel::EventStore;
 use msa_payment::application::wallet_credits::{WalletCredits, CONSUMER as WALLET_CREDITS};
 use msa_payment::application::wallets::Wallets;
+use msa_user_chat::adapters::members::{Members, CONSUMER as MEMBERS};
+use msa_user_chat::adapters::profiles::{Profiles, CONSUMER as PROFILES};
+use msa_user_chat::ports::DirectoryPort;
 
 /// One consumer: a handler, the contexts whose events it receives, and the context whose query
 /// database holds its effects, inbox and (in-process) dead letters.
@@ -23,22 +25,42 @@ pub struct ConsumerSpec {
     pub handler: Arc<dyn EventHandler<msa_sql::Tx>>,
 }
 
-/// Every consumer of the system; `events_of` opens a context's event store (a handler may need
-/// its home context's aggregates).
-pub fn all(
-    events_of: impl Fn(&'static str) -> Result<Arc<dyn EventStore>>,
-    free_messages_per_day: u32,
-) -> Result<Vec<ConsumerSpec>> {
-    let payment_events = events_of("payment")?;
-    Ok(vec![ConsumerSpec {
-        name: WALLET_CREDITS,
-        home: "payment",
-        sources: &["payment"],
-        handler: Arc::new(WalletCredits::new(
-            payment_events.clone(),
-            Arc::new(Wallets::new(payment_events, free_messages_per_day)),
-        )),
-    }])
+/// What the handlers need: the payment context's event store (the wallet process manager
+/// writes wallets) and the user directory (user-chat's profiles).
+pub struct ConsumerDeps {
+    pub payment_events: Arc<dyn EventStore>,
+    pub directory: Arc<dyn DirectoryPort>,
+    pub free_messages_per_day: u32,
+}
+
+/// Every consumer of the system.
+pub fn all(deps: ConsumerDeps) -> Vec<ConsumerSpec> {
+    let wallets = Arc::new(Wallets::new(
+        deps.payment_events.clone(),
+        deps.free_messages_per_day,
+    ));
+    vec![
+        ConsumerSpec {
+            name: WALLET_CREDITS,
+            home: "payment",
+            sources: &["payment"],
+            handler: Arc::new(WalletCredits::new(deps.payment_events, wallets)),
+        },
+        ConsumerSpec {
+            name: PROFILES,
+            home: "user-chat",
+            sources: &["user"],
+            handler: Arc::new(Profiles {
+                directory: deps.directory,
+            }),
+        },
+        ConsumerSpec {
+            name: MEMBERS,
+            home: "user-chat",
+            sources: &["chat"],
+            handler: Arc::new(Members),
+        },
+    ]
 }
 
 /// The context a consumer's name says is its home (`chat.notify` lives in `chat`).

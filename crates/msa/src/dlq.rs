@@ -16,7 +16,7 @@ use serde_json::json;
 use crate::bus::{dead_letters_for, kafka_config};
 use crate::cli::{DlqListArgs, DlqReplayArgs, StorageArgs};
 use crate::consumers::{self, home_of};
-use crate::storage::{self, ContextStores, CONTEXTS};
+use crate::storage::{self, ContextStores, CONTEXTS, EVENT_SOURCES};
 
 /// A dead letter and whether a replay has settled it (`None`: its consumer's home is unknown).
 struct Listed {
@@ -34,7 +34,7 @@ async fn collect(
         stores.insert(*context, storage::open(storage, context).await?);
     }
     let mut letters = Vec::new();
-    for source in CONTEXTS {
+    for source in EVENT_SOURCES {
         let topic = events_topic(source);
         match kafka {
             // One topic holds the letters of every consumer of the source's events.
@@ -128,14 +128,13 @@ pub async fn list(args: DlqListArgs) -> Result<()> {
 pub async fn replay(args: DlqReplayArgs) -> Result<()> {
     let kafka = kafka_config(&args.kafka)?;
     let (listed, stores) = collect(&args.storage, kafka.as_ref()).await?;
-    let events_of = |name: &'static str| {
-        stores
-            .get(name)
-            .map(|s| s.events.clone())
-            .with_context(|| format!("no stores for context {name}"))
+    let deps = crate::consumers::ConsumerDeps {
+        payment_events: stores["payment"].events.clone(),
+        directory: crate::user_chat::directory(&args.storage, &stores["user"]).await?,
+        // Replays change no allowance-dependent answer: credits and refunds only.
+        free_messages_per_day: 0,
     };
-    // Replays change no allowance-dependent answer: credits and refunds only.
-    let known = consumers::all(events_of, 0)?;
+    let known = consumers::all(deps);
     let Some(spec) = known.iter().find(|spec| spec.name == args.consumer) else {
         let names: Vec<_> = known.iter().map(|spec| spec.name).collect();
         bail!(

@@ -14,6 +14,7 @@ mod serve;
 mod storage;
 mod telemetry;
 mod user;
+mod user_chat;
 
 use std::process::ExitCode;
 

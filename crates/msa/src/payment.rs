@@ -27,6 +27,8 @@ use crate::storage::ContextStores;
 /// The payment context, running.
 pub struct PaymentContext {
     pub routes: Router,
+    /// The wallets, for user-chat's in-process port.
+    pub wallets: Arc<Wallets>,
     pub tasks: Vec<JoinHandle<()>>,
 }
 
@@ -111,6 +113,7 @@ pub async fn start(
         }
     };
     Ok(PaymentContext {
+        wallets: wallets.clone(),
         routes: routes(PaymentApi {
             payments,
             wallets,

@@ -38,17 +38,11 @@ pub async fn run(args: ServeArgs) -> Result<()> {
         None => None,
     };
     let (stop_background, stopped) = tokio::sync::watch::channel(false);
-    let consumers = crate::bus::start_consumers(
-        &stores,
-        kafka.as_ref(),
-        args.payment.free_messages_per_day,
-        stopped.clone(),
-    )?;
     let user = crate::user::start(
         &args.storage,
         storage::context(&stores, "user")?,
         &args.user,
-        stopped,
+        stopped.clone(),
     )
     .await?;
     let chat = crate::chat::start(
@@ -64,6 +58,26 @@ pub async fn run(args: ServeArgs) -> Result<()> {
         stop_background.subscribe(),
     )
     .await?;
+    let directory =
+        crate::user_chat::directory(&args.storage, storage::context(&stores, "user")?).await?;
+    let user_chat = crate::user_chat::start(
+        storage::context(&stores, "user-chat")?,
+        chat.service.clone(),
+        payment.wallets.clone(),
+        directory.clone(),
+        user.verifier.clone(),
+    )
+    .await?;
+    let consumers = crate::bus::start_consumers(
+        &stores,
+        kafka.as_ref(),
+        crate::consumers::ConsumerDeps {
+            payment_events: storage::context(&stores, "payment")?.events.clone(),
+            directory,
+            free_messages_per_day: args.payment.free_messages_per_day,
+        },
+        stopped,
+    )?;
     let stores = Arc::new(stores);
     let app = Router::new()
         .route("/openapi.json", get(|| async { Json(api_document()) }))
@@ -81,6 +95,7 @@ pub async fn run(args: ServeArgs) -> Result<()> {
         .merge(user.routes)
         .merge(chat.routes)
         .merge(payment.routes)
+        .merge(user_chat)
         .fallback(|| async { Problem::not_found("no such resource") })
         .method_not_allowed_fallback(|| async {
             Problem::new(
@@ -119,6 +134,7 @@ pub fn api_document() -> utoipa::openapi::OpenApi {
     let mut document = msa_user::adapters::http::UserApiDoc::openapi();
     document.merge(msa_chat::adapters::http::ChatApiDoc::openapi());
     document.merge(msa_payment::adapters::http::PaymentApiDoc::openapi());
+    document.merge(msa_user_chat::adapters::http::UserChatApiDoc::openapi());
     document.info.title = "msa".into();
     document.info.version = env!("CARGO_PKG_VERSION").into();
     document.info.description = Some(

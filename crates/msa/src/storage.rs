@@ -18,9 +18,12 @@ use sqlx::{ConnectOptions, Connection};
 
 use crate::cli::StorageArgs;
 
-/// The bounded contexts that keep events. Their services arrive in later issues; their stores exist
-/// from the start so `msa migrate` prepares a complete deployment.
-pub const CONTEXTS: &[&str] = &["user", "chat", "payment"];
+/// The bounded contexts that keep events and publish them (`<context>.events`).
+pub const EVENT_SOURCES: &[&str] = &["user", "chat", "payment"];
+
+/// Every context with stores: the event sources, and user-chat, whose query database holds read
+/// models built from the others' events (its event store stays empty: it owns no source of truth).
+pub const CONTEXTS: &[&str] = &["user", "chat", "payment", "user-chat"];
 
 /// One context's stores.
 pub struct ContextStores {
@@ -103,7 +106,7 @@ pub async fn open_key_vault(storage: &StorageArgs, context: &str) -> Result<SqlR
 
 /// The schema a context uses in a shared PostgreSQL database.
 fn schema_of(context: &str) -> String {
-    format!("msa_{context}")
+    format!("msa_{}", context.replace('-', "_"))
 }
 
 /// `url` with the search path set to `schema`, for both sqlx's typed and `Any` connections.

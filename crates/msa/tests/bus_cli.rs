@@ -406,15 +406,7 @@ async fn a_poison_event_is_replayed_once_the_handler_accepts_it(bus_flags: &[Str
         ),
     )
     .await;
-    let (status, payment) = api
-        .answer(
-            api.client
-                .post(format!("{}/v1/payments", api.server.base))
-                .bearer_auth(&ada.token)
-                .header("Idempotency-Key", "buy-1")
-                .json(&serde_json::json!({"product_id": "credits-100"})),
-        )
-        .await;
+    let (status, payment) = api.request_payment(&ada, "buy-1", "credits-100").await;
     assert_eq!(status, 201, "{payment}");
     let path = format!("/v1/payments/{}/confirm", payment["id"].as_str().unwrap());
     let body = serde_json::json!({"payment_key": "approve-1", "amount": 1000});

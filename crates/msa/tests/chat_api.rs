@@ -5,6 +5,10 @@ mod common;
 use std::time::{Duration, Instant};
 
 use common::api::{eventually, Api, Person};
+
+/// Sending goes through user-chat's credit policy: these tests send more than a day's default.
+const ALLOWANCE: &str = "--free-messages-per-day";
+const MANY: &str = "1000000";
 use serde_json::{json, Value};
 
 fn seqs(page: &Value) -> Vec<i64> {
@@ -443,7 +447,7 @@ async fn one_direct_room_per_pair_even_under_races(api: &Api) {
 #[tokio::test]
 async fn rooms_members_and_messages_on_sqlite() {
     let data = tempfile::tempdir().unwrap();
-    let api = Api::start(&["--data-dir", data.path().to_str().unwrap()]);
+    let api = Api::start(&["--data-dir", data.path().to_str().unwrap(), ALLOWANCE, MANY]);
     rooms_members_and_messages(&api).await;
     one_direct_room_per_pair_even_under_races(&api).await;
 
@@ -496,7 +500,7 @@ async fn rooms_members_and_messages_on_postgres() {
     let Some(url) = msa_testkit::postgres_database().await else {
         return;
     };
-    let api = Api::start(&["--database-url", &url]);
+    let api = Api::start(&["--database-url", &url, ALLOWANCE, MANY]);
     rooms_members_and_messages(&api).await;
     one_direct_room_per_pair_even_under_races(&api).await;
 }
@@ -719,7 +723,7 @@ async fn live_delivery_and_resume(api: &Api) {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn live_delivery_and_resume_on_sqlite() {
     let data = tempfile::tempdir().unwrap();
-    let api = Api::start(&["--data-dir", data.path().to_str().unwrap()]);
+    let api = Api::start(&["--data-dir", data.path().to_str().unwrap(), ALLOWANCE, MANY]);
     live_delivery_and_resume(&api).await;
 }
 
@@ -728,6 +732,6 @@ async fn live_delivery_and_resume_on_postgres() {
     let Some(url) = msa_testkit::postgres_database().await else {
         return;
     };
-    let api = Api::start(&["--database-url", &url]);
+    let api = Api::start(&["--database-url", &url, ALLOWANCE, MANY]);
     live_delivery_and_resume(&api).await;
 }

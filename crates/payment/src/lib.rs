@@ -12,6 +12,13 @@ pub mod adapters;
 pub mod application;
 pub mod domain;
 
+/// What other services may use of the payment context: its events and the wallet DTOs (the
+/// architecture test holds application services to this module).
+pub mod contract {
+    pub use crate::application::wallets::{Spent, WalletView};
+    pub use crate::domain::{FundedBy, PaymentEvent, WalletEvent};
+}
+
 /// The payment context's own query-side tables (versions 4000 and up).
 pub fn migrator() -> sqlx::migrate::Migrator {
     let mut migrator = sqlx::migrate!("./migrations");

@@ -116,6 +116,13 @@ async fn spends_and_refunds_are_idempotent_by_key_and_purchases_credit_once() {
             (2, 1),
             "{backend}: each spend given back once"
         );
+        assert!(
+            matches!(
+                wallets.spend(user, "m-2").await,
+                Err(PaymentsError::SpendRefunded(_))
+            ),
+            "{backend}: a refunded spend is not replayed for free"
+        );
         assert!(matches!(
             wallets.refund_spend(user, "never").await,
             Err(PaymentsError::UnknownSpend(_))

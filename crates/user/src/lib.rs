@@ -12,6 +12,16 @@ pub mod domain;
 
 pub use application::{sealed_events, UserService, UserServiceError, UserSettings};
 
+/// What other services may use of the user context: its events, its DTOs and the public-profile
+/// reader (the architecture test holds application services to this module).
+pub mod contract {
+    pub use crate::application::profile::{ProfileView, PublicProfiles};
+    pub use crate::domain::{Nickname, UserEvent};
+
+    /// The stream category of user aggregates (`user.user-<id>`).
+    pub const USER_STREAM_KIND: &str = <crate::domain::User as msa_kernel::Aggregate>::KIND;
+}
+
 /// The user context's own query-side tables (versions 2000 and up).
 pub fn migrator() -> sqlx::migrate::Migrator {
     let mut migrator = sqlx::migrate!("./migrations");

@@ -32,6 +32,17 @@ impl FromRef<ChatApi> for Arc<TokenVerifier> {
     }
 }
 
+/// Posting a message, for deployments where no credit policy stands in front of chat: the
+/// microservices' internal network (user-chat posts through it after spending a credit).
+/// Not part of the public API; the gateway does not route `/internal`.
+pub fn internal_routes(api: ChatApi) -> Router {
+    Router::new()
+        .route("/internal/v1/rooms/{id}/messages", post(post_message))
+        .with_state(api)
+}
+
+/// The public API. Clients post messages through user-chat (`POST /v1/rooms/{id}/messages`),
+/// which spends a credit first.
 pub fn routes(api: ChatApi) -> Router {
     Router::new()
         .route("/v1/rooms", post(create_room).get(my_rooms))
@@ -41,7 +52,7 @@ pub fn routes(api: ChatApi) -> Router {
         .route("/v1/rooms/{id}/members/{user_id}", delete(remove_member))
         .route("/v1/rooms/{id}/members/{user_id}/role", put(set_role))
         .route("/v1/rooms/{id}/bans", post(ban))
-        .route("/v1/rooms/{id}/messages", post(post_message).get(history))
+        .route("/v1/rooms/{id}/messages", get(history))
         .route("/v1/rooms/{id}/read", post(mark_read))
         .route(
             "/v1/rooms/{id}/messages/{message_id}",
@@ -60,7 +71,7 @@ pub fn routes(api: ChatApi) -> Router {
 /// The chat context's part of the OpenAPI document.
 #[derive(OpenApi)]
 #[openapi(
-    paths(create_room, my_rooms, room, invite, join, remove_member, set_role, ban, post_message, history, mark_read,
+    paths(create_room, my_rooms, room, invite, join, remove_member, set_role, ban, history, mark_read,
         edit, redact, edits, add_reaction, remove_reaction, search_messages),
     modifiers(&BearerAuth),
     tags((name = "rooms", description = "Rooms, members and messages"))
@@ -148,11 +159,7 @@ async fn create_room(
         .service
         .create_room(caller.user_id, body.kind, name, body.members)
         .await?;
-    let status = if created {
-        StatusCode::CREATED
-    } else {
-        StatusCode::OK
-    };
+    let status = msa_http::created_or_ok(created);
     Ok((
         status,
         [(header::LOCATION, format!("/v1/rooms/{}", room.id))],
@@ -302,28 +309,13 @@ async fn ban(
     Ok(StatusCode::NO_CONTENT)
 }
 
-#[derive(Deserialize, ToSchema)]
-#[serde(deny_unknown_fields)]
-struct NewMessage {
-    /// The client's id for this send (1 to 64 characters): a retry with the same one posts nothing new.
+/// A send's `txn_id` and body, checked as chat checks them (every invalid field named).
+pub fn parse_new_message(
     txn_id: Option<String>,
     body: Option<String>,
-    reply_to: Option<Uuid>,
-}
-
-#[utoipa::path(post, path = "/v1/rooms/{id}/messages", tag = "rooms", security(("bearer" = [])), params(("id" = Uuid, Path)), request_body = NewMessage,
-    responses((status = 201, description = "Posted", body = PostedMessage),
-        (status = 200, description = "A retry: the message this txn_id posted before", body = PostedMessage),
-        (status = 403, body = Problem), (status = 404, body = Problem),
-        (status = 409, description = "The txn_id was used for another message", body = Problem), (status = 422, body = Problem)))]
-async fn post_message(
-    State(api): State<ChatApi>,
-    caller: Caller,
-    Path(id): Path<String>,
-    StrictJson(body): StrictJson<NewMessage>,
-) -> Result<impl IntoResponse, Problem> {
+) -> Result<(String, MessageBody), Problem> {
     let mut errors = Vec::new();
-    let txn_id = match body.txn_id {
+    let txn_id = match txn_id {
         Some(t) if !t.is_empty() && t.len() <= 64 && !t.chars().any(char::is_control) => Some(t),
         Some(_) => {
             errors.push(FieldError::new("txn_id", "1 to 64 characters"));
@@ -334,7 +326,7 @@ async fn post_message(
             None
         }
     };
-    let message = match body.body.as_deref().map(MessageBody::parse) {
+    let message = match body.as_deref().map(MessageBody::parse) {
         Some(Ok(message)) => Some(message),
         Some(Err(invalid)) => {
             errors.push(FieldError::new("body", invalid.0));
@@ -345,19 +337,40 @@ async fn post_message(
             None
         }
     };
-    let (Some(txn_id), Some(message)) = (txn_id, message) else {
-        return Err(Problem::invalid(errors));
-    };
+    match (txn_id, message) {
+        (Some(txn_id), Some(message)) => Ok((txn_id, message)),
+        _ => Err(Problem::invalid(errors)),
+    }
+}
+
+/// A message to send (the same body at chat's internal endpoint and at user-chat's public one).
+#[derive(Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct NewMessage {
+    /// The client's id for this send (1 to 64 characters): a retry with the same one posts nothing new.
+    pub txn_id: Option<String>,
+    pub body: Option<String>,
+    pub reply_to: Option<Uuid>,
+}
+
+#[utoipa::path(post, path = "/internal/v1/rooms/{id}/messages", tag = "rooms", security(("bearer" = [])), params(("id" = Uuid, Path)), request_body = NewMessage,
+    responses((status = 201, description = "Posted", body = PostedMessage),
+        (status = 200, description = "A retry: the message this txn_id posted before", body = PostedMessage),
+        (status = 403, body = Problem), (status = 404, body = Problem),
+        (status = 409, description = "The txn_id was used for another message", body = Problem), (status = 422, body = Problem)))]
+async fn post_message(
+    State(api): State<ChatApi>,
+    caller: Caller,
+    Path(id): Path<String>,
+    StrictJson(body): StrictJson<NewMessage>,
+) -> Result<impl IntoResponse, Problem> {
+    let (txn_id, message) = parse_new_message(body.txn_id, body.body)?;
     let room = room_id(&id)?;
     let (posted, new) = api
         .service
         .post(caller.user_id, room, &txn_id, message, body.reply_to)
         .await?;
-    let status = if new {
-        StatusCode::CREATED
-    } else {
-        StatusCode::OK
-    };
+    let status = msa_http::created_or_ok(new);
     Ok((status, Json(posted)))
 }
 

@@ -70,6 +70,17 @@ impl Api {
         )
     }
 
+    /// `POST /v1/payments` for `product_id` under an Idempotency-Key.
+    pub async fn request_payment(&self, who: &Person, key: &str, product_id: &str) -> (u16, Value) {
+        let request = self
+            .client
+            .post(format!("{}/v1/payments", self.server.base))
+            .bearer_auth(&who.token)
+            .header("Idempotency-Key", key)
+            .json(&json!({ "product_id": product_id }));
+        self.answer(request).await
+    }
+
     pub async fn person(&self, name: &str) -> Person {
         let email = format!("{}@example.com", name.to_lowercase());
         let body = json!({"email": email, "password": "correct horse battery", "nickname": name});

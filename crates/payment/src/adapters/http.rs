@@ -95,6 +95,7 @@ impl From<PaymentsError> for Problem {
             }
             PaymentsError::CreditsSpent { .. } => Problem::conflict("credits-spent", detail),
             PaymentsError::UnknownSpend(_) => Problem::not_found(detail),
+            PaymentsError::SpendRefunded(_) => Problem::conflict("spend-refunded", detail),
             PaymentsError::ProviderRefused { .. } => {
                 Problem::new(StatusCode::BAD_GATEWAY, "provider-refused", detail)
             }

@@ -27,6 +27,8 @@ pub enum PaymentsError {
     IdempotencyKeyReused(String),
     #[error("{needed} credits of this payment are no longer in the wallet ({balance} left); only unspent credits are refunded")]
     CreditsSpent { needed: u64, balance: u64 },
+    #[error("the spend `{0}` was refused and given back; send again under a new key (txn_id)")]
+    SpendRefunded(String),
     #[error("no spend `{0}` in this wallet")]
     UnknownSpend(String),
     #[error("the payment provider refused: {code}: {message}")]

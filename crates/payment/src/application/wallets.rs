@@ -54,6 +54,10 @@ fn spend_scope(user_id: Uuid) -> String {
     format!("payment.spend:{user_id}")
 }
 
+fn refund_scope(user_id: Uuid) -> String {
+    format!("payment.spend-refund:{user_id}")
+}
+
 impl Wallets {
     pub fn new(events: Arc<dyn EventStore>, free_messages_per_day: u32) -> Self {
         Self {
@@ -96,6 +100,15 @@ impl Wallets {
     pub async fn spend(&self, user_id: Uuid, spend_key: &str) -> Result<Spent, PaymentsError> {
         check_key(spend_key)?;
         let _turn = self.lock(user_id).lock().await;
+        // A spend given back is over: spending under its key again would replay it for free.
+        if self
+            .events
+            .idempotency_record(&refund_scope(user_id), spend_key)
+            .await?
+            .is_some()
+        {
+            return Err(PaymentsError::SpendRefunded(spend_key.to_owned()));
+        }
         let command = WalletCommand::Spend {
             spend_key: spend_key.to_owned(),
             today: Utc::now().date_naive(),
@@ -147,7 +160,7 @@ impl Wallets {
         };
         let _turn = self.lock(user_id).lock().await;
         let key = IdempotencyKey {
-            scope: format!("payment.spend-refund:{user_id}"),
+            scope: refund_scope(user_id),
             key: spend_key.to_owned(),
             fingerprint: "refund".into(),
         };

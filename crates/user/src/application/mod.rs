@@ -3,7 +3,7 @@
 
 mod erasure;
 mod kakao;
-mod profile;
+pub mod profile;
 mod register;
 mod sessions;
 

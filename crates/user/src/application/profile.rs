@@ -48,6 +48,51 @@ impl ProfileView {
     }
 }
 
+/// Public profiles, read from the user and nickname-claim streams (no projection lag): what other
+/// contexts may learn about a user. `events` must open sealed personal data.
+pub struct PublicProfiles {
+    users: Repository<User>,
+    claims: Repository<Claim>,
+}
+
+impl PublicProfiles {
+    pub fn new(events: std::sync::Arc<dyn msa_kernel::EventStore>) -> Self {
+        Self {
+            users: Repository::new(events.clone()),
+            claims: Repository::new(events),
+        }
+    }
+
+    /// The profile of an active user; `None` for an unknown, deactivated or erased one.
+    pub async fn by_id(
+        &self,
+        user_id: Uuid,
+    ) -> Result<Option<ProfileView>, msa_kernel::StoreError> {
+        let user = self
+            .users
+            .load(&Repository::<User>::stream_id(user_id))
+            .await?
+            .state;
+        Ok(if user.is_registered() && user.active {
+            ProfileView::of(&user, false)
+        } else {
+            None
+        })
+    }
+
+    /// The active user holding `nickname` (case-insensitive).
+    pub async fn by_nickname(
+        &self,
+        nickname: &Nickname,
+    ) -> Result<Option<ProfileView>, msa_kernel::StoreError> {
+        let stream = Claim::stream(ClaimKind::Nickname, &nickname.normalized());
+        match self.claims.load(&stream).await?.state.holder {
+            Some(holder) => self.by_id(holder).await,
+            None => Ok(None),
+        }
+    }
+}
+
 impl UserService {
     pub(super) async fn active_user(&self, user_id: Uuid) -> Result<User, UserServiceError> {
         let user = self

@@ -1,0 +1,116 @@
+//! Composition of user-chat in the single server: its ports answered by in-process calls into
+//! the core services (the microservice deployment answers them over HTTP instead).
+
+use std::sync::Arc;
+
+use anyhow::{Context, Result};
+use async_trait::async_trait;
+use axum::Router;
+use msa_chat::contract::{MessageBody, PostedMessage, RoomKind, RoomSummary, RoomView};
+use msa_chat::ChatService;
+use msa_http::auth::TokenVerifier;
+use msa_http::Problem;
+use msa_payment::application::wallets::{Spent, Wallets};
+use msa_user::contract::{Nickname, ProfileView, PublicProfiles};
+use msa_user_chat::adapters::http::{routes, UserChatApi};
+use msa_user_chat::ports::{ChatPort, DirectoryPort, WalletPort};
+use msa_user_chat::UserChat;
+use uuid::Uuid;
+
+use crate::cli::StorageArgs;
+use crate::storage::ContextStores;
+
+struct InProcessChat(Arc<ChatService>);
+
+#[async_trait]
+impl ChatPort for InProcessChat {
+    async fn post(
+        &self,
+        sender: Uuid,
+        room_id: Uuid,
+        txn_id: &str,
+        body: MessageBody,
+        reply_to: Option<Uuid>,
+    ) -> Result<(PostedMessage, bool), Problem> {
+        Ok(self.0.post(sender, room_id, txn_id, body, reply_to).await?)
+    }
+
+    async fn open_direct(&self, caller: Uuid, peer: Uuid) -> Result<(RoomView, bool), Problem> {
+        Ok(self
+            .0
+            .create_room(caller, RoomKind::Direct, None, vec![peer])
+            .await?)
+    }
+
+    async fn rooms_of(&self, caller: Uuid) -> Result<Vec<RoomSummary>, Problem> {
+        Ok(self.0.rooms_of(caller).await?)
+    }
+}
+
+struct InProcessWallets(Arc<Wallets>);
+
+#[async_trait]
+impl WalletPort for InProcessWallets {
+    async fn spend(&self, user_id: Uuid, spend_key: &str) -> Result<Spent, Problem> {
+        Ok(self.0.spend(user_id, spend_key).await?)
+    }
+
+    async fn refund_spend(&self, user_id: Uuid, spend_key: &str) -> Result<(), Problem> {
+        Ok(self.0.refund_spend(user_id, spend_key).await?)
+    }
+}
+
+struct InProcessDirectory(PublicProfiles);
+
+#[async_trait]
+impl DirectoryPort for InProcessDirectory {
+    async fn profile(&self, user_id: Uuid) -> Result<Option<ProfileView>, Problem> {
+        self.0
+            .by_id(user_id)
+            .await
+            .map_err(|e| Problem::internal(&e))
+    }
+
+    async fn by_nickname(&self, nickname: &str) -> Result<Option<ProfileView>, Problem> {
+        let Ok(nickname) = Nickname::parse(nickname) else {
+            return Ok(None);
+        };
+        self.0
+            .by_nickname(&nickname)
+            .await
+            .map_err(|e| Problem::internal(&e))
+    }
+}
+
+/// The user directory in-process: public profiles read from the user context's (sealed) events.
+pub async fn directory(
+    storage: &StorageArgs,
+    user: &ContextStores,
+) -> Result<Arc<dyn DirectoryPort>> {
+    let (events, _) = crate::user::sealed_events(storage, user).await?;
+    Ok(Arc::new(InProcessDirectory(PublicProfiles::new(events))))
+}
+
+/// user-chat's routes over the in-process core services.
+pub async fn start(
+    stores: &ContextStores,
+    chat: Arc<ChatService>,
+    wallets: Arc<Wallets>,
+    directory: Arc<dyn DirectoryPort>,
+    verifier: Arc<TokenVerifier>,
+) -> Result<Router> {
+    msa_user_chat::migrator()
+        .run(stores.read_models.pool())
+        .await
+        .context("migrating user-chat's query database")?;
+    let service = UserChat::new(
+        Arc::new(InProcessChat(chat)),
+        Arc::new(InProcessWallets(wallets)),
+        directory,
+        stores.read_models.clone(),
+    );
+    Ok(routes(UserChatApi {
+        service: Arc::new(service),
+        verifier,
+    }))
+}

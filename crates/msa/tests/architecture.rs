@@ -1,0 +1,161 @@
+//! The architecture's rules, checked over `cargo metadata` and the sources rather than hoped for:
+//! dependencies point one way, core services reference no other service, an application service
+//! reaches core services only through their public contract modules, and there are no cycles.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::path::{Path, PathBuf};
+
+use serde_json::Value;
+
+const CORE_SERVICES: &[&str] = &["msa-user", "msa-chat", "msa-payment"];
+const APPLICATION_SERVICES: &[&str] = &["msa-user-chat"];
+/// Building blocks every context may use; they know no context.
+const FOUNDATIONS: &[&str] = &[
+    "msa-kernel",
+    "msa-sqlite",
+    "msa-postgres",
+    "msa-sql",
+    "msa-kafka",
+    "msa-http",
+];
+
+/// Workspace crate -> the workspace crates it depends on (normal, dev and build dependencies).
+fn workspace_graph() -> (
+    BTreeMap<String, BTreeSet<String>>,
+    BTreeMap<String, PathBuf>,
+) {
+    let output = std::process::Command::new(env!("CARGO"))
+        .args([
+            "metadata",
+            "--format-version",
+            "1",
+            "--no-deps",
+            "--offline",
+        ])
+        .current_dir(env!("CARGO_MANIFEST_DIR"))
+        .output()
+        .expect("run cargo metadata");
+    assert!(
+        output.status.success(),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    let metadata: Value = serde_json::from_slice(&output.stdout).unwrap();
+    let packages = metadata["packages"].as_array().unwrap();
+    let names: BTreeSet<String> = packages
+        .iter()
+        .map(|p| p["name"].as_str().unwrap().to_owned())
+        .collect();
+    let mut graph = BTreeMap::new();
+    let mut dirs = BTreeMap::new();
+    for package in packages {
+        let name = package["name"].as_str().unwrap().to_owned();
+        let deps = package["dependencies"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|d| d["name"].as_str().unwrap().to_owned())
+            .filter(|d| names.contains(d))
+            .collect();
+        let manifest = PathBuf::from(package["manifest_path"].as_str().unwrap());
+        dirs.insert(name.clone(), manifest.parent().unwrap().to_owned());
+        graph.insert(name, deps);
+    }
+    (graph, dirs)
+}
+
+fn is_service(name: &str) -> bool {
+    CORE_SERVICES.contains(&name) || APPLICATION_SERVICES.contains(&name) || name == "msa"
+}
+
+#[test]
+fn core_services_depend_on_no_other_service() {
+    let (graph, _) = workspace_graph();
+    for core in CORE_SERVICES {
+        let deps = &graph[*core];
+        let services: Vec<_> = deps.iter().filter(|d| is_service(d)).collect();
+        assert!(services.is_empty(), "{core} depends on {services:?}");
+    }
+}
+
+#[test]
+fn foundations_know_no_context() {
+    let (graph, _) = workspace_graph();
+    for foundation in FOUNDATIONS {
+        let deps = &graph[*foundation];
+        let services: Vec<_> = deps.iter().filter(|d| is_service(d)).collect();
+        assert!(services.is_empty(), "{foundation} depends on {services:?}");
+    }
+}
+
+#[test]
+fn the_workspace_has_no_dependency_cycle() {
+    let (graph, _) = workspace_graph();
+    // Kahn's algorithm: whatever cannot be ordered sits on a cycle.
+    let mut remaining = graph.clone();
+    loop {
+        let ready: Vec<String> = remaining
+            .iter()
+            .filter(|(_, deps)| deps.iter().all(|d| !remaining.contains_key(d)))
+            .map(|(name, _)| name.clone())
+            .collect();
+        if ready.is_empty() {
+            break;
+        }
+        for name in ready {
+            remaining.remove(&name);
+        }
+    }
+    assert!(remaining.is_empty(), "a cycle among {:?}", remaining.keys());
+}
+
+fn rust_files(dir: &Path) -> Vec<PathBuf> {
+    let mut files = Vec::new();
+    for entry in std::fs::read_dir(dir).unwrap() {
+        let path = entry.unwrap().path();
+        if path.is_dir() {
+            files.extend(rust_files(&path));
+        } else if path.extension().is_some_and(|e| e == "rs") {
+            files.push(path);
+        }
+    }
+    files
+}
+
+/// An application service names a core service's items only under its `contract` module (its
+/// events, DTOs and ports), never its aggregates, stores or adapters.
+#[test]
+fn application_services_use_core_services_only_through_their_contracts() {
+    let (graph, dirs) = workspace_graph();
+    for app in APPLICATION_SERVICES {
+        let Some(dir) = dirs.get(*app) else {
+            continue; // not written yet
+        };
+        for core in graph[*app]
+            .iter()
+            .filter(|d| CORE_SERVICES.contains(&d.as_str()))
+        {
+            let path = core.replace('-', "_");
+            for file in rust_files(&dir.join("src"))
+                .into_iter()
+                .chain(rust_files(&dir.join("tests")))
+            {
+                let source = std::fs::read_to_string(&file).unwrap();
+                for (line_number, line) in source.lines().enumerate() {
+                    let mut rest = line;
+                    while let Some(at) = rest.find(&format!("{path}::")) {
+                        let after = &rest[at + path.len() + 2..];
+                        assert!(
+                            after.starts_with("contract"),
+                            "{}:{}: `{}` reaches past {core}'s contract",
+                            file.display(),
+                            line_number + 1,
+                            line.trim()
+                        );
+                        rest = after;
+                    }
+                }
+            }
+        }
+    }
+}

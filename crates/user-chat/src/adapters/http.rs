@@ -1,0 +1,151 @@
+//! user-chat's HTTP API: sending under the credit policy, direct chats, the inbox, member lists.
+
+use std::sync::Arc;
+
+use axum::extract::{FromRef, Path, State};
+use axum::http::header;
+use axum::response::IntoResponse;
+use axum::routing::{get, post};
+use axum::{Json, Router};
+use msa_chat::contract::{parse_new_message, NewMessage, PostedMessage, RoomView};
+use msa_http::auth::{Caller, TokenVerifier};
+use msa_http::{BearerAuth, Problem, StrictJson};
+use serde::{Deserialize, Serialize};
+use utoipa::{OpenApi, ToSchema};
+use uuid::Uuid;
+
+use crate::adapters::read_models::MemberProfile;
+use crate::application::{InboxItem, UserChat};
+
+#[derive(Clone)]
+pub struct UserChatApi {
+    pub service: Arc<UserChat>,
+    pub verifier: Arc<TokenVerifier>,
+}
+
+impl FromRef<UserChatApi> for Arc<TokenVerifier> {
+    fn from_ref(api: &UserChatApi) -> Self {
+        api.verifier.clone()
+    }
+}
+
+pub fn routes(api: UserChatApi) -> Router {
+    Router::new()
+        .route("/v1/rooms/{id}/messages", post(send))
+        .route("/v1/rooms/{id}/members", get(members))
+        .route("/v1/direct-chats", post(open_direct))
+        .route("/v1/inbox", get(inbox))
+        .with_state(api)
+}
+
+/// user-chat's part of the OpenAPI document.
+#[derive(OpenApi)]
+#[openapi(
+    paths(send, members, open_direct, inbox),
+    modifiers(&BearerAuth),
+    tags((name = "user-chat", description = "Sending with message credits, direct chats by nickname, the inbox"))
+)]
+pub struct UserChatApiDoc;
+
+fn room_id(raw: &str) -> Result<Uuid, Problem> {
+    raw.parse().map_err(|_| Problem::not_found("no such room"))
+}
+
+#[utoipa::path(post, path = "/v1/rooms/{id}/messages", tag = "user-chat", security(("bearer" = [])),
+    params(("id" = Uuid, Path)), request_body = NewMessage,
+    description = "Spends one message credit (today's free allowance first), then posts. A refused post gives the credit back; a retry with the same txn_id costs nothing more.",
+    responses((status = 201, description = "Posted", body = PostedMessage),
+        (status = 200, description = "A retry: the message this txn_id posted before", body = PostedMessage),
+        (status = 402, description = "No free messages left today and no credits", body = Problem),
+        (status = 403, body = Problem), (status = 404, body = Problem),
+        (status = 409, description = "The txn_id was used for another message", body = Problem), (status = 422, body = Problem)))]
+async fn send(
+    State(api): State<UserChatApi>,
+    caller: Caller,
+    Path(id): Path<String>,
+    StrictJson(body): StrictJson<NewMessage>,
+) -> Result<impl IntoResponse, Problem> {
+    let (txn_id, message) = parse_new_message(body.txn_id, body.body)?;
+    let (posted, new) = api
+        .service
+        .send(
+            caller.user_id,
+            room_id(&id)?,
+            &txn_id,
+            message,
+            body.reply_to,
+        )
+        .await?;
+    let status = msa_http::created_or_ok(new);
+    Ok((status, Json(posted)))
+}
+
+#[derive(Serialize, ToSchema)]
+struct MemberList {
+    items: Vec<MemberProfile>,
+    next_cursor: Option<String>,
+}
+
+#[utoipa::path(get, path = "/v1/rooms/{id}/members", tag = "user-chat", security(("bearer" = [])),
+    params(("id" = Uuid, Path)),
+    responses((status = 200, description = "The members with their profiles", body = MemberList),
+        (status = 401, body = Problem), (status = 403, body = Problem), (status = 404, body = Problem)))]
+async fn members(
+    State(api): State<UserChatApi>,
+    caller: Caller,
+    Path(id): Path<String>,
+) -> Result<impl IntoResponse, Problem> {
+    let items = api.service.members(caller.user_id, room_id(&id)?).await?;
+    Ok(Json(MemberList {
+        items,
+        next_cursor: None,
+    }))
+}
+
+#[derive(Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+struct DirectChat {
+    /// The other person's nickname (case-insensitive).
+    nickname: String,
+}
+
+#[utoipa::path(post, path = "/v1/direct-chats", tag = "user-chat", security(("bearer" = [])), request_body = DirectChat,
+    responses((status = 201, description = "Opened", body = RoomView),
+        (status = 200, description = "The direct room of this pair already existed", body = RoomView),
+        (status = 401, body = Problem), (status = 404, description = "Nobody has that nickname", body = Problem),
+        (status = 422, body = Problem)))]
+async fn open_direct(
+    State(api): State<UserChatApi>,
+    caller: Caller,
+    StrictJson(body): StrictJson<DirectChat>,
+) -> Result<impl IntoResponse, Problem> {
+    let (room, created) = api
+        .service
+        .open_direct(caller.user_id, &body.nickname)
+        .await?;
+    let status = msa_http::created_or_ok(created);
+    Ok((
+        status,
+        [(header::LOCATION, format!("/v1/rooms/{}", room.id))],
+        Json(room),
+    ))
+}
+
+#[derive(Serialize, ToSchema)]
+struct Inbox {
+    items: Vec<InboxItem>,
+    next_cursor: Option<String>,
+}
+
+#[utoipa::path(get, path = "/v1/inbox", tag = "user-chat", security(("bearer" = [])),
+    responses((status = 200, description = "My rooms, most recently active first: last message, unread count, the other person of a direct room", body = Inbox),
+        (status = 401, body = Problem)))]
+async fn inbox(
+    State(api): State<UserChatApi>,
+    caller: Caller,
+) -> Result<impl IntoResponse, Problem> {
+    Ok(Json(Inbox {
+        items: api.service.inbox(caller.user_id).await?,
+        next_cursor: None,
+    }))
+}

@@ -1,0 +1,4 @@
+pub mod http;
+pub mod members;
+pub mod profiles;
+pub mod read_models;

@@ -1,0 +1,83 @@
+//! Reading user-chat's tables (`uc_profiles`, `uc_rooms`, `uc_members`).
+
+use msa_kernel::StoreError;
+use msa_sql::SqlReadModelStore;
+use serde::Serialize;
+use sqlx::Row;
+use uuid::Uuid;
+
+/// The other person of a direct room.
+#[derive(Debug, Clone, PartialEq, Serialize, utoipa::ToSchema)]
+pub struct Peer {
+    pub user_id: Uuid,
+    pub nickname: String,
+    pub avatar_url: Option<String>,
+}
+
+/// A member of a room with the profile (`nickname` is `null` once the user erased their account).
+#[derive(Debug, Clone, PartialEq, Serialize, utoipa::ToSchema)]
+pub struct MemberProfile {
+    pub user_id: Uuid,
+    pub role: String,
+    pub nickname: Option<String>,
+    pub avatar_url: Option<String>,
+}
+
+pub async fn members(
+    db: &SqlReadModelStore,
+    room_id: Uuid,
+) -> Result<Vec<MemberProfile>, StoreError> {
+    let rows = sqlx::query(
+        "SELECT m.user_id, m.role, p.nickname, p.avatar_url FROM uc_members m
+         LEFT JOIN uc_profiles p ON p.user_id = m.user_id
+         WHERE m.room_id = $1 ORDER BY p.nickname, m.user_id",
+    )
+    .bind(room_id.to_string())
+    .fetch_all(db.pool())
+    .await
+    .map_err(StoreError::backend)?;
+    rows.iter()
+        .map(|row| {
+            Ok(MemberProfile {
+                user_id: row
+                    .try_get::<String, _>("user_id")
+                    .map_err(StoreError::backend)?
+                    .parse()
+                    .map_err(StoreError::backend)?,
+                role: row.try_get("role").map_err(StoreError::backend)?,
+                nickname: row.try_get("nickname").map_err(StoreError::backend)?,
+                avatar_url: row.try_get("avatar_url").map_err(StoreError::backend)?,
+            })
+        })
+        .collect()
+}
+
+/// The member of direct room `room_id` who is not `me`, with a profile.
+pub async fn peer(
+    db: &SqlReadModelStore,
+    room_id: &str,
+    me: Uuid,
+) -> Result<Option<Peer>, StoreError> {
+    let row = sqlx::query(
+        "SELECT m.user_id, p.nickname, p.avatar_url FROM uc_members m
+         JOIN uc_profiles p ON p.user_id = m.user_id
+         WHERE m.room_id = $1 AND m.user_id <> $2",
+    )
+    .bind(room_id)
+    .bind(me.to_string())
+    .fetch_optional(db.pool())
+    .await
+    .map_err(StoreError::backend)?;
+    row.map(|row| {
+        Ok(Peer {
+            user_id: row
+                .try_get::<String, _>("user_id")
+                .map_err(StoreError::backend)?
+                .parse()
+                .map_err(StoreError::backend)?,
+            nickname: row.try_get("nickname").map_err(StoreError::backend)?,
+            avatar_url: row.try_get("avatar_url").map_err(StoreError::backend)?,
+        })
+    })
+    .transpose()
+}

@@ -1,0 +1,140 @@
+//! user-chat's use cases.
+
+use std::sync::Arc;
+
+use axum::http::StatusCode;
+use msa_chat::contract::{MessageBody, PostedMessage, RoomSummary, RoomView};
+use msa_http::{FieldError, Problem};
+use msa_sql::SqlReadModelStore;
+use serde::Serialize;
+use uuid::Uuid;
+
+use crate::adapters::read_models::{self, MemberProfile, Peer};
+use crate::ports::{ChatPort, DirectoryPort, WalletPort};
+
+/// A room of my inbox: chat's summary, and for a direct room the other person's profile.
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
+pub struct InboxItem {
+    #[serde(flatten)]
+    pub room: RoomSummary,
+    /// The other member of a direct room (`null` for groups, or once they erased their account).
+    pub peer: Option<Peer>,
+}
+
+pub struct UserChat {
+    chat: Arc<dyn ChatPort>,
+    wallets: Arc<dyn WalletPort>,
+    directory: Arc<dyn DirectoryPort>,
+    read_models: Arc<SqlReadModelStore>,
+}
+
+impl UserChat {
+    pub fn new(
+        chat: Arc<dyn ChatPort>,
+        wallets: Arc<dyn WalletPort>,
+        directory: Arc<dyn DirectoryPort>,
+        read_models: Arc<SqlReadModelStore>,
+    ) -> Self {
+        Self {
+            chat,
+            wallets,
+            directory,
+            read_models,
+        }
+    }
+
+    /// The credit policy: spend the sender's credit (today's free allowance first), post, and if
+    /// chat refuses the post, give the credit back. Retries with the same `txn_id` cost nothing
+    /// more: the spend and the post are both idempotent by it. When chat cannot be reached the
+    /// outcome is unknown, so the spend stays and a retry with the same `txn_id` finishes the send.
+    pub async fn send(
+        &self,
+        sender: Uuid,
+        room_id: Uuid,
+        txn_id: &str,
+        body: MessageBody,
+        reply_to: Option<Uuid>,
+    ) -> Result<(PostedMessage, bool), Problem> {
+        let spend_key = format!("message:{room_id}:{txn_id}");
+        self.wallets.spend(sender, &spend_key).await?;
+        match self
+            .chat
+            .post(sender, room_id, txn_id, body, reply_to)
+            .await
+        {
+            Ok(posted) => Ok(posted),
+            Err(refusal) if refusal.status < 500 => {
+                if let Err(error) = self.wallets.refund_spend(sender, &spend_key).await {
+                    tracing::error!(%sender, spend_key, detail = %error.detail,
+                        "a refused message's credit could not be given back");
+                }
+                Err(refusal)
+            }
+            Err(failure) => Err(failure),
+        }
+    }
+
+    /// Opens (or finds) the direct room with the user called `nickname`.
+    pub async fn open_direct(
+        &self,
+        caller: Uuid,
+        nickname: &str,
+    ) -> Result<(RoomView, bool), Problem> {
+        let nickname = nickname.trim();
+        if nickname.is_empty() || nickname.chars().count() > 100 {
+            return Err(Problem::invalid(vec![FieldError::new(
+                "nickname",
+                "the nickname of the person to chat with",
+            )]));
+        }
+        let Some(peer) = self.directory.by_nickname(nickname).await? else {
+            return Err(Problem::new(
+                StatusCode::NOT_FOUND,
+                "not-found",
+                format!("nobody is called {nickname}"),
+            ));
+        };
+        if peer.id == caller {
+            return Err(Problem::invalid(vec![FieldError::new(
+                "nickname",
+                "that is you; a direct chat is with someone else",
+            )]));
+        }
+        self.chat.open_direct(caller, peer.id).await
+    }
+
+    /// My rooms, most recently active first, with the peer's profile for direct rooms.
+    pub async fn inbox(&self, caller: Uuid) -> Result<Vec<InboxItem>, Problem> {
+        let rooms = self.chat.rooms_of(caller).await?;
+        let mut items = Vec::with_capacity(rooms.len());
+        for room in rooms {
+            let peer = if room.kind == "direct" {
+                read_models::peer(&self.read_models, &room.id, caller)
+                    .await
+                    .map_err(|e| Problem::internal(&e))?
+            } else {
+                None
+            };
+            items.push(InboxItem { room, peer });
+        }
+        Ok(items)
+    }
+
+    /// A room's members with their profiles; only for members.
+    pub async fn members(
+        &self,
+        caller: Uuid,
+        room_id: Uuid,
+    ) -> Result<Vec<MemberProfile>, Problem> {
+        let members = read_models::members(&self.read_models, room_id)
+            .await
+            .map_err(|e| Problem::internal(&e))?;
+        if members.is_empty() {
+            return Err(Problem::not_found("no such room"));
+        }
+        if !members.iter().any(|m| m.user_id == caller) {
+            return Err(Problem::forbidden("only members may do this"));
+        }
+        Ok(members)
+    }
+}

@@ -1,0 +1,47 @@
+//! The core services as user-chat sees them. Errors are the services' own problem documents, so
+//! a refusal reaches the client as the owning service worded it, in both deployments.
+
+use async_trait::async_trait;
+use msa_chat::contract::{MessageBody, PostedMessage, RoomSummary, RoomView};
+use msa_http::Problem;
+use msa_payment::contract::Spent;
+use msa_user::contract::ProfileView;
+use uuid::Uuid;
+
+#[async_trait]
+pub trait ChatPort: Send + Sync {
+    /// Posts a message (idempotent by the sender's `txn_id`); the message and whether this call
+    /// posted it.
+    async fn post(
+        &self,
+        sender: Uuid,
+        room_id: Uuid,
+        txn_id: &str,
+        body: MessageBody,
+        reply_to: Option<Uuid>,
+    ) -> Result<(PostedMessage, bool), Problem>;
+
+    /// The direct room of the pair, created if there is none; whether this call created it.
+    async fn open_direct(&self, caller: Uuid, peer: Uuid) -> Result<(RoomView, bool), Problem>;
+
+    /// The caller's rooms with their last message and unread count.
+    async fn rooms_of(&self, caller: Uuid) -> Result<Vec<RoomSummary>, Problem>;
+}
+
+#[async_trait]
+pub trait WalletPort: Send + Sync {
+    /// Spends one message's credit (402 when none is left), idempotent by `spend_key`.
+    async fn spend(&self, user_id: Uuid, spend_key: &str) -> Result<Spent, Problem>;
+
+    /// Gives a spend back (idempotent).
+    async fn refund_spend(&self, user_id: Uuid, spend_key: &str) -> Result<(), Problem>;
+}
+
+#[async_trait]
+pub trait DirectoryPort: Send + Sync {
+    /// An active user's public profile; `None` when unknown, deactivated or erased.
+    async fn profile(&self, user_id: Uuid) -> Result<Option<ProfileView>, Problem>;
+
+    /// The active user with this nickname (case-insensitive).
+    async fn by_nickname(&self, nickname: &str) -> Result<Option<ProfileView>, Problem>;
+}
