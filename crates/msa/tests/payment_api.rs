@@ -299,18 +299,26 @@ async fn payments_refunds_and_wallets(api: &Api, provider_db: &str) -> Value {
     assert_eq!(status, 409);
     wait_for_balance(api, &ada, 300).await;
 
-    // The ledger: every movement, newest first, with the balance after each.
-    let (status, ledger) = api
-        .call(Method::GET, "/v1/wallet/ledger?limit=2", &ada.token, None)
+    // The ledger: every movement, newest first, with the balance after each (a projection: it
+    // shows the last revocation a moment after the wallet).
+    let newest_two = || async {
+        let (status, ledger) = api
+            .call(Method::GET, "/v1/wallet/ledger?limit=2", &ada.token, None)
+            .await;
+        assert_eq!(status, 200, "{ledger}");
+        ledger
+    };
+    let kinds = |ledger: &Value| -> Vec<String> {
+        ledger["items"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|e| e["kind"].as_str().unwrap().to_owned())
+            .collect()
+    };
+    eventually(|| async { kinds(&newest_two().await) == ["credits_revoked", "credits_revoked"] })
         .await;
-    assert_eq!(status, 200, "{ledger}");
-    let kinds: Vec<_> = ledger["items"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|e| e["kind"].as_str().unwrap())
-        .collect();
-    assert_eq!(kinds, ["credits_revoked", "credits_revoked"]);
+    let ledger = newest_two().await;
     assert_eq!(ledger["items"][0]["balance"], 300);
     assert_eq!(ledger["items"][0]["from"], "wallet");
     let cursor = ledger["next_cursor"].as_str().unwrap();
