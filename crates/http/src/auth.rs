@@ -134,6 +134,9 @@ impl TokenVerifier {
 pub struct Caller {
     pub user_id: Uuid,
     pub roles: Vec<String>,
+    /// The access token itself, for calls made on the caller's behalf (user-chat relays it to
+    /// the services it calls, which check it again).
+    pub token: String,
 }
 
 impl Caller {
@@ -163,6 +166,7 @@ where
         Ok(Caller {
             user_id: claims.sub,
             roles: claims.roles,
+            token: token.trim().to_owned(),
         })
     }
 }

@@ -1,9 +1,9 @@
 use axum::http::{header, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 /// One invalid field of a request, named as the client sent it (`nickname`, `items[2].amount`).
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, utoipa::ToSchema)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct FieldError {
     pub field: String,
     pub message: String,
@@ -19,7 +19,8 @@ impl FieldError {
 }
 
 /// An RFC 9457 problem: the only error shape any endpoint answers with.
-#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
+/// Deserializable too: a service passes on the problems of the services it calls.
+#[derive(Debug, Clone, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct Problem {
     /// `urn:msa:problem:<kind>`, e.g. `urn:msa:problem:validation`.
     #[serde(rename = "type")]
@@ -28,7 +29,7 @@ pub struct Problem {
     pub status: u16,
     pub detail: String,
     /// For 422: every invalid field.
-    #[serde(skip_serializing_if = "Vec::is_empty")]
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub errors: Vec<FieldError>,
     #[serde(skip)]
     retry_after: Option<u64>,

@@ -136,9 +136,10 @@ async fn create_topics(
     }
 }
 
-/// Runs every registered consumer (see [`crate::consumers`]) until `stop` turns true: over
-/// Kafka, one group member per consumer on its sources' topics; in-process, one subscription per
-/// source context following that context's log.
+/// Runs the registered consumers `deps` allow (see [`crate::consumers`]) until `stop` turns
+/// true: over Kafka, one group member per consumer on its sources' topics; in-process, one
+/// subscription per source context following that context's log (so the source's store must be
+/// open in this process).
 pub fn start_consumers(
     stores: &[ContextStores],
     kafka: Option<&KafkaConfig>,
@@ -168,6 +169,13 @@ pub fn start_consumers(
             }
             None => {
                 for source in spec.sources {
+                    if !stores.iter().any(|s| s.context == *source) {
+                        anyhow::bail!(
+                            "MSA_KAFKA_BROKERS (--kafka-brokers) is required: {} follows the {source} \
+                             service's events, which another process keeps",
+                            spec.name
+                        );
+                    }
                     subscriptions.push(Box::new(LogSubscription::new(
                         source,
                         spec.name,

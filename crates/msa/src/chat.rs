@@ -5,7 +5,7 @@ use std::sync::Arc;
 use anyhow::{Context, Result};
 use axum::Router;
 use msa_chat::adapters::history::History;
-use msa_chat::adapters::http::{routes, ChatApi};
+use msa_chat::adapters::http::{internal_routes, routes, ChatApi};
 use msa_chat::adapters::live::LiveFeed;
 use msa_chat::adapters::search::Search;
 use msa_chat::ChatService;
@@ -19,6 +19,8 @@ use crate::storage::ContextStores;
 /// The chat context, running.
 pub struct ChatContext {
     pub routes: Router,
+    /// Posting without the credit policy, for user-chat between microservices (`/internal`).
+    pub internal_routes: Router,
     /// The use cases, for user-chat's in-process port.
     pub service: Arc<ChatService>,
     pub projections: JoinHandle<()>,
@@ -57,13 +59,15 @@ pub async fn start(
             runner.run(&search, stop)
         );
     });
-    Ok(ChatContext {
+    let api = ChatApi {
         service: service.clone(),
-        routes: routes(ChatApi {
-            service,
-            verifier,
-            feed,
-        }),
+        verifier,
+        feed,
+    };
+    Ok(ChatContext {
+        service,
+        internal_routes: internal_routes(api.clone()),
+        routes: routes(api),
         projections,
     })
 }

@@ -94,11 +94,75 @@ pub struct KafkaArgs {
     pub kafka_config: Vec<String>,
 }
 
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum ServiceName {
+    User,
+    Chat,
+    Payment,
+    UserChat,
+}
+
+impl ServiceName {
+    /// The context whose stores the service opens.
+    pub fn context(self) -> &'static str {
+        match self {
+            ServiceName::User => "user",
+            ServiceName::Chat => "chat",
+            ServiceName::Payment => "payment",
+            ServiceName::UserChat => "user-chat",
+        }
+    }
+}
+
+/// Where the other services answer (microservices).
+#[derive(Debug, Clone, Args)]
+pub struct ServiceUrls {
+    /// The user service's base URL (its JWKS checks access tokens; user-chat reads profiles).
+    #[arg(long = "user", env = "MSA_USER_URL")]
+    pub user: Option<String>,
+
+    /// The chat service's base URL.
+    #[arg(long = "chat", env = "MSA_CHAT_URL")]
+    pub chat: Option<String>,
+
+    /// The payment service's base URL.
+    #[arg(long = "payment", env = "MSA_PAYMENT_URL")]
+    pub payment: Option<String>,
+
+    /// How long a call to another service may take before it counts as failed, e.g. 10s.
+    #[arg(long, env = "MSA_UPSTREAM_TIMEOUT", default_value = "10s", value_parser = humantime::parse_duration)]
+    pub upstream_timeout: Duration,
+}
+
+impl ServiceUrls {
+    /// The URL of `service`, or the one clear line saying which setting is missing.
+    pub fn require(&self, service: &str, needed_by: &str) -> anyhow::Result<String> {
+        let (url, flag, env) = match service {
+            "user" => (&self.user, "--user", "MSA_USER_URL"),
+            "chat" => (&self.chat, "--chat", "MSA_CHAT_URL"),
+            _ => (&self.payment, "--payment", "MSA_PAYMENT_URL"),
+        };
+        url.clone().ok_or_else(|| {
+            anyhow::anyhow!(
+                "{env} ({flag}) is required by {needed_by}: the {service} service's base URL"
+            )
+        })
+    }
+}
+
 #[derive(Debug, Clone, Parser)]
 pub struct ServeArgs {
+    /// Run one service (user, chat, payment, user-chat) for the microservice deployment, behind
+    /// `msa gateway`. Without it: the single server, every context in one process.
+    #[arg(value_enum, env = "MSA_SERVICE")]
+    pub service: Option<ServiceName>,
+
     /// Address to listen on (use 0.0.0.0:8080 to accept other machines, port 0 for any free port).
     #[arg(long, env = "MSA_LISTEN", default_value = "127.0.0.1:8080")]
     pub listen: SocketAddr,
+
+    #[command(flatten)]
+    pub services: ServiceUrls,
 
     #[command(flatten)]
     pub storage: StorageArgs,

@@ -26,41 +26,42 @@ pub struct ConsumerSpec {
 }
 
 /// What the handlers need: the payment context's event store (the wallet process manager
-/// writes wallets) and the user directory (user-chat's profiles).
+/// writes wallets) and the user directory (user-chat's profiles). A process that runs only some
+/// services has only some of these; the consumers whose needs are missing are not its to run.
+#[derive(Default)]
 pub struct ConsumerDeps {
-    pub payment_events: Arc<dyn EventStore>,
-    pub directory: Arc<dyn DirectoryPort>,
+    pub payment_events: Option<Arc<dyn EventStore>>,
+    pub directory: Option<Arc<dyn DirectoryPort>>,
     pub free_messages_per_day: u32,
 }
 
-/// Every consumer of the system.
+/// The consumers `deps` can run.
 pub fn all(deps: ConsumerDeps) -> Vec<ConsumerSpec> {
-    let wallets = Arc::new(Wallets::new(
-        deps.payment_events.clone(),
-        deps.free_messages_per_day,
-    ));
-    vec![
-        ConsumerSpec {
+    let mut specs = Vec::new();
+    if let Some(events) = deps.payment_events {
+        let wallets = Arc::new(Wallets::new(events.clone(), deps.free_messages_per_day));
+        specs.push(ConsumerSpec {
             name: WALLET_CREDITS,
             home: "payment",
             sources: &["payment"],
-            handler: Arc::new(WalletCredits::new(deps.payment_events, wallets)),
-        },
-        ConsumerSpec {
+            handler: Arc::new(WalletCredits::new(events, wallets)),
+        });
+    }
+    if let Some(directory) = deps.directory {
+        specs.push(ConsumerSpec {
             name: PROFILES,
             home: "user-chat",
             sources: &["user"],
-            handler: Arc::new(Profiles {
-                directory: deps.directory,
-            }),
-        },
-        ConsumerSpec {
+            handler: Arc::new(Profiles { directory }),
+        });
+        specs.push(ConsumerSpec {
             name: MEMBERS,
             home: "user-chat",
             sources: &["chat"],
             handler: Arc::new(Members),
-        },
-    ]
+        });
+    }
+    specs
 }
 
 /// The context a consumer's name says is its home (`chat.notify` lives in `chat`).

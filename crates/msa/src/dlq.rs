@@ -129,8 +129,8 @@ pub async fn replay(args: DlqReplayArgs) -> Result<()> {
     let kafka = kafka_config(&args.kafka)?;
     let (listed, stores) = collect(&args.storage, kafka.as_ref()).await?;
     let deps = crate::consumers::ConsumerDeps {
-        payment_events: stores["payment"].events.clone(),
-        directory: crate::user_chat::directory(&args.storage, &stores["user"]).await?,
+        payment_events: Some(stores["payment"].events.clone()),
+        directory: Some(crate::user_chat::directory(&args.storage, &stores["user"]).await?),
         // Replays change no allowance-dependent answer: credits and refunds only.
         free_messages_per_day: 0,
     };

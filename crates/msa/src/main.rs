@@ -10,6 +10,7 @@ mod consumers;
 mod dlq;
 mod payment;
 mod projections;
+mod remote;
 mod serve;
 mod storage;
 mod telemetry;

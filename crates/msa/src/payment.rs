@@ -8,7 +8,7 @@ use anyhow::{Context, Result};
 use axum::Router;
 use msa_http::auth::TokenVerifier;
 use msa_kernel::ProjectionRunner;
-use msa_payment::adapters::http::{routes, PaymentApi};
+use msa_payment::adapters::http::{internal_routes, routes, PaymentApi};
 use msa_payment::adapters::ledger::Ledger;
 use msa_payment::adapters::payment_list::PaymentList;
 use msa_payment::adapters::sandbox::SandboxProvider;
@@ -27,6 +27,8 @@ use crate::storage::ContextStores;
 /// The payment context, running.
 pub struct PaymentContext {
     pub routes: Router,
+    /// Spending credits, for user-chat between microservices (`/internal`).
+    pub internal_routes: Router,
     /// The wallets, for user-chat's in-process port.
     pub wallets: Arc<Wallets>,
     pub tasks: Vec<JoinHandle<()>>,
@@ -112,14 +114,16 @@ pub async fn start(
             random
         }
     };
-    Ok(PaymentContext {
+    let api = PaymentApi {
+        payments,
         wallets: wallets.clone(),
-        routes: routes(PaymentApi {
-            payments,
-            wallets,
-            verifier,
-            sandbox_webhooks: Arc::new(WebhookSecret::new(&secret)),
-        }),
+        verifier,
+        sandbox_webhooks: Arc::new(WebhookSecret::new(&secret)),
+    };
+    Ok(PaymentContext {
+        wallets,
+        internal_routes: internal_routes(api.clone()),
+        routes: routes(api),
         tasks: vec![projections, sweeper],
     })
 }

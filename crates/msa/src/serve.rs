@@ -11,8 +11,11 @@ use axum::{Json, Router};
 use msa_http::Problem;
 use msa_kernel::LogPosition;
 use serde_json::{json, Value};
+use tokio::sync::watch;
+use tokio::task::JoinHandle;
 
-use crate::cli::ServeArgs;
+use crate::cli::{ServeArgs, ServiceName};
+use crate::consumers::ConsumerDeps;
 use crate::storage::{self, ContextStores};
 
 const PLACEHOLDER_PAGE: &str = r#"<!doctype html>
@@ -25,10 +28,26 @@ and payment services; until then this page only shows that the server is up.</p>
 <a href="/metrics">/metrics</a> (Prometheus)</p>
 </body></html>"#;
 
+/// What the started services give the process: routes, their API document, background tasks,
+/// and what their consumers need.
+struct Started {
+    routes: Router,
+    document: utoipa::openapi::OpenApi,
+    tasks: Vec<JoinHandle<()>>,
+    consumers: ConsumerDeps,
+}
+
 pub async fn run(args: ServeArgs) -> Result<()> {
     let metrics = crate::telemetry::metrics()?;
     let kafka = crate::bus::kafka_config(&args.kafka)?;
-    let stores = storage::open_all(&args.storage).await?;
+    let contexts = match args.service {
+        None => storage::CONTEXTS.to_vec(),
+        Some(service) => vec![service.context()],
+    };
+    let mut stores = Vec::with_capacity(contexts.len());
+    for context in contexts {
+        stores.push(storage::open(&args.storage, context).await?);
+    }
     let relays = match &kafka {
         Some(kafka) => Some(crate::bus::start_relays(
             &stores,
@@ -37,50 +56,181 @@ pub async fn run(args: ServeArgs) -> Result<()> {
         )?),
         None => None,
     };
-    let (stop_background, stopped) = tokio::sync::watch::channel(false);
+    let (stop_background, stopped) = watch::channel(false);
+    let started = match args.service {
+        None => everything(&args, &stores, stopped.clone()).await?,
+        Some(service) => one(service, &args, &stores, stopped.clone()).await?,
+    };
+    let consumers =
+        crate::bus::start_consumers(&stores, kafka.as_ref(), started.consumers, stopped)?;
+    let app = app(started.routes, started.document, stores, metrics);
+    let listener = tokio::net::TcpListener::bind(args.listen)
+        .await
+        .with_context(|| format!("MSA_LISTEN: cannot listen on {}", args.listen))?;
+    let address = listener.local_addr()?;
+    match args.service {
+        None => {
+            println!("msa is serving on http://{address}/ (open it in a browser; Ctrl-C stops)")
+        }
+        Some(service) => println!(
+            "msa is serving on http://{address}/ (the {} service; Ctrl-C stops)",
+            service.context()
+        ),
+    }
+    tracing::info!(%address, "listening");
+    axum::serve(listener, app)
+        .with_graceful_shutdown(shutdown_signal())
+        .await
+        .context("serving HTTP")?;
+    let _ = stop_background.send(true);
+    for task in consumers.into_iter().chain(started.tasks) {
+        let _ = task.await;
+    }
+    if let Some(relays) = relays {
+        relays.shut_down().await;
+    }
+    Ok(())
+}
+
+/// The single server: every context in this process, user-chat calling the others in-process.
+async fn everything(
+    args: &ServeArgs,
+    stores: &[ContextStores],
+    stop: watch::Receiver<bool>,
+) -> Result<Started> {
     let user = crate::user::start(
         &args.storage,
-        storage::context(&stores, "user")?,
+        storage::context(stores, "user")?,
         &args.user,
-        stopped.clone(),
+        stop.clone(),
     )
     .await?;
     let chat = crate::chat::start(
-        storage::context(&stores, "chat")?,
+        storage::context(stores, "chat")?,
         user.verifier.clone(),
-        stop_background.subscribe(),
+        stop.clone(),
     )
     .await?;
     let payment = crate::payment::start(
-        storage::context(&stores, "payment")?,
+        storage::context(stores, "payment")?,
         user.verifier.clone(),
         &args.payment,
-        stop_background.subscribe(),
+        stop,
     )
     .await?;
     let directory =
-        crate::user_chat::directory(&args.storage, storage::context(&stores, "user")?).await?;
+        crate::user_chat::directory(&args.storage, storage::context(stores, "user")?).await?;
     let user_chat = crate::user_chat::start(
-        storage::context(&stores, "user-chat")?,
+        storage::context(stores, "user-chat")?,
         chat.service.clone(),
         payment.wallets.clone(),
         directory.clone(),
         user.verifier.clone(),
     )
     .await?;
-    let consumers = crate::bus::start_consumers(
-        &stores,
-        kafka.as_ref(),
-        crate::consumers::ConsumerDeps {
-            payment_events: storage::context(&stores, "payment")?.events.clone(),
-            directory,
+    let mut tasks = vec![user.projections, chat.projections];
+    tasks.extend(payment.tasks);
+    Ok(Started {
+        routes: user
+            .routes
+            .merge(chat.routes)
+            .merge(payment.routes)
+            .merge(user_chat),
+        document: api_document(),
+        tasks,
+        consumers: ConsumerDeps {
+            payment_events: Some(storage::context(stores, "payment")?.events.clone()),
+            directory: Some(directory),
             free_messages_per_day: args.payment.free_messages_per_day,
         },
-        stopped,
-    )?;
-    let stores = Arc::new(stores);
-    let app = Router::new()
-        .route("/openapi.json", get(|| async { Json(api_document()) }))
+    })
+}
+
+/// One service of the microservice deployment. Access tokens are checked with the user
+/// service's public keys; user-chat calls the others over HTTP.
+async fn one(
+    service: ServiceName,
+    args: &ServeArgs,
+    stores: &[ContextStores],
+    stop: watch::Receiver<bool>,
+) -> Result<Started> {
+    use utoipa::OpenApi;
+    let stores = &stores[0];
+    let needed_by = format!("`serve {}`", service.context());
+    let verifier = || async {
+        let user = args.services.require("user", &needed_by)?;
+        crate::remote::verifier(&user, stop.clone()).await
+    };
+    let mut consumers = ConsumerDeps {
+        free_messages_per_day: args.payment.free_messages_per_day,
+        ..ConsumerDeps::default()
+    };
+    let (routes, document, tasks) = match service {
+        ServiceName::User => {
+            let user = crate::user::start(&args.storage, stores, &args.user, stop.clone()).await?;
+            (
+                user.routes,
+                msa_user::adapters::http::UserApiDoc::openapi(),
+                vec![user.projections],
+            )
+        }
+        ServiceName::Chat => {
+            let chat = crate::chat::start(stores, verifier().await?, stop.clone()).await?;
+            (
+                chat.routes.merge(chat.internal_routes),
+                msa_chat::adapters::http::ChatApiDoc::openapi(),
+                vec![chat.projections],
+            )
+        }
+        ServiceName::Payment => {
+            let payment =
+                crate::payment::start(stores, verifier().await?, &args.payment, stop.clone())
+                    .await?;
+            consumers.payment_events = Some(stores.events.clone());
+            (
+                payment.routes.merge(payment.internal_routes),
+                msa_payment::adapters::http::PaymentApiDoc::openapi(),
+                payment.tasks,
+            )
+        }
+        ServiceName::UserChat => {
+            if args.kafka.kafka_brokers.is_none() {
+                anyhow::bail!(
+                    "MSA_KAFKA_BROKERS (--kafka-brokers) is required by `serve user-chat`: it \
+                     follows the user and chat services' events"
+                );
+            }
+            let ports = crate::user_chat::remote_ports(&args.services)?;
+            consumers.directory = Some(ports.directory.clone());
+            let routes = crate::user_chat::start_with(stores, ports, verifier().await?).await?;
+            (
+                routes,
+                msa_user_chat::adapters::http::UserChatApiDoc::openapi(),
+                vec![],
+            )
+        }
+    };
+    Ok(Started {
+        routes,
+        document,
+        tasks,
+        consumers,
+    })
+}
+
+/// The process's HTTP app: the services' routes and what every process answers.
+fn app(
+    routes: Router,
+    document: utoipa::openapi::OpenApi,
+    stores: Vec<ContextStores>,
+    metrics: metrics_exporter_prometheus::PrometheusHandle,
+) -> Router {
+    let document = Arc::new(document);
+    Router::new()
+        .route(
+            "/openapi.json",
+            get(move || std::future::ready(Json(document.as_ref().clone()))),
+        )
         .route(
             "/metrics",
             get(move || std::future::ready(metrics.render())),
@@ -91,11 +241,8 @@ pub async fn run(args: ServeArgs) -> Result<()> {
             get(|| async { Json(json!({ "status": "ok" })) }),
         )
         .route("/readyz", get(readiness))
-        .with_state(stores)
-        .merge(user.routes)
-        .merge(chat.routes)
-        .merge(payment.routes)
-        .merge(user_chat)
+        .with_state(Arc::new(stores))
+        .merge(routes)
         .fallback(|| async { Problem::not_found("no such resource") })
         .method_not_allowed_fallback(|| async {
             Problem::new(
@@ -103,29 +250,7 @@ pub async fn run(args: ServeArgs) -> Result<()> {
                 "method-not-allowed",
                 "this resource does not answer that method",
             )
-        });
-    let listener = tokio::net::TcpListener::bind(args.listen)
-        .await
-        .with_context(|| format!("MSA_LISTEN: cannot listen on {}", args.listen))?;
-    let address = listener.local_addr()?;
-    println!("msa is serving on http://{address}/ (open it in a browser; Ctrl-C stops)");
-    tracing::info!(%address, "listening");
-    axum::serve(listener, app)
-        .with_graceful_shutdown(shutdown_signal())
-        .await
-        .context("serving HTTP")?;
-    let _ = stop_background.send(true);
-    for task in consumers
-        .into_iter()
-        .chain([user.projections, chat.projections])
-        .chain(payment.tasks)
-    {
-        let _ = task.await;
-    }
-    if let Some(relays) = relays {
-        relays.shut_down().await;
-    }
-    Ok(())
+        })
 }
 
 /// The OpenAPI document of every context's HTTP API.

@@ -8,16 +8,17 @@ use async_trait::async_trait;
 use axum::Router;
 use msa_chat::contract::{MessageBody, PostedMessage, RoomKind, RoomSummary, RoomView};
 use msa_chat::ChatService;
-use msa_http::auth::TokenVerifier;
+use msa_http::auth::{Caller, TokenVerifier};
 use msa_http::Problem;
 use msa_payment::application::wallets::{Spent, Wallets};
 use msa_user::contract::{Nickname, ProfileView, PublicProfiles};
 use msa_user_chat::adapters::http::{routes, UserChatApi};
+use msa_user_chat::adapters::remote::{RemoteChat, RemoteDirectory, RemoteWallets, Service};
 use msa_user_chat::ports::{ChatPort, DirectoryPort, WalletPort};
 use msa_user_chat::UserChat;
 use uuid::Uuid;
 
-use crate::cli::StorageArgs;
+use crate::cli::{ServiceUrls, StorageArgs};
 use crate::storage::ContextStores;
 
 struct InProcessChat(Arc<ChatService>);
@@ -26,24 +27,27 @@ struct InProcessChat(Arc<ChatService>);
 impl ChatPort for InProcessChat {
     async fn post(
         &self,
-        sender: Uuid,
+        sender: &Caller,
         room_id: Uuid,
         txn_id: &str,
         body: MessageBody,
         reply_to: Option<Uuid>,
     ) -> Result<(PostedMessage, bool), Problem> {
-        Ok(self.0.post(sender, room_id, txn_id, body, reply_to).await?)
-    }
-
-    async fn open_direct(&self, caller: Uuid, peer: Uuid) -> Result<(RoomView, bool), Problem> {
         Ok(self
             .0
-            .create_room(caller, RoomKind::Direct, None, vec![peer])
+            .post(sender.user_id, room_id, txn_id, body, reply_to)
             .await?)
     }
 
-    async fn rooms_of(&self, caller: Uuid) -> Result<Vec<RoomSummary>, Problem> {
-        Ok(self.0.rooms_of(caller).await?)
+    async fn open_direct(&self, caller: &Caller, peer: Uuid) -> Result<(RoomView, bool), Problem> {
+        Ok(self
+            .0
+            .create_room(caller.user_id, RoomKind::Direct, None, vec![peer])
+            .await?)
+    }
+
+    async fn rooms_of(&self, caller: &Caller) -> Result<Vec<RoomSummary>, Problem> {
+        Ok(self.0.rooms_of(caller.user_id).await?)
     }
 }
 
@@ -51,12 +55,12 @@ struct InProcessWallets(Arc<Wallets>);
 
 #[async_trait]
 impl WalletPort for InProcessWallets {
-    async fn spend(&self, user_id: Uuid, spend_key: &str) -> Result<Spent, Problem> {
-        Ok(self.0.spend(user_id, spend_key).await?)
+    async fn spend(&self, user: &Caller, spend_key: &str) -> Result<Spent, Problem> {
+        Ok(self.0.spend(user.user_id, spend_key).await?)
     }
 
-    async fn refund_spend(&self, user_id: Uuid, spend_key: &str) -> Result<(), Problem> {
-        Ok(self.0.refund_spend(user_id, spend_key).await?)
+    async fn refund_spend(&self, user: &Caller, spend_key: &str) -> Result<(), Problem> {
+        Ok(self.0.refund_spend(user.user_id, spend_key).await?)
     }
 }
 
@@ -91,7 +95,7 @@ pub async fn directory(
     Ok(Arc::new(InProcessDirectory(PublicProfiles::new(events))))
 }
 
-/// user-chat's routes over the in-process core services.
+/// user-chat's routes over the in-process core services (the single server).
 pub async fn start(
     stores: &ContextStores,
     chat: Arc<ChatService>,
@@ -99,14 +103,48 @@ pub async fn start(
     directory: Arc<dyn DirectoryPort>,
     verifier: Arc<TokenVerifier>,
 ) -> Result<Router> {
+    let ports = Ports {
+        chat: Arc::new(InProcessChat(chat)),
+        wallets: Arc::new(InProcessWallets(wallets)),
+        directory,
+    };
+    start_with(stores, ports, verifier).await
+}
+
+/// user-chat's ports.
+pub struct Ports {
+    pub chat: Arc<dyn ChatPort>,
+    pub wallets: Arc<dyn WalletPort>,
+    pub directory: Arc<dyn DirectoryPort>,
+}
+
+/// The ports answered over HTTP by the other services (microservices).
+pub fn remote_ports(urls: &ServiceUrls) -> Result<Ports> {
+    let service = |name: &'static str| -> Result<Service> {
+        let url = urls.require(name, "`serve user-chat`")?;
+        Service::new(name, &url, urls.upstream_timeout)
+            .map_err(|error| anyhow::anyhow!("the {name} service's URL: {error}"))
+    };
+    Ok(Ports {
+        chat: Arc::new(RemoteChat(service("chat")?)),
+        wallets: Arc::new(RemoteWallets(service("payment")?)),
+        directory: Arc::new(RemoteDirectory(service("user")?)),
+    })
+}
+
+pub async fn start_with(
+    stores: &ContextStores,
+    ports: Ports,
+    verifier: Arc<TokenVerifier>,
+) -> Result<Router> {
     msa_user_chat::migrator()
         .run(stores.read_models.pool())
         .await
         .context("migrating user-chat's query database")?;
     let service = UserChat::new(
-        Arc::new(InProcessChat(chat)),
-        Arc::new(InProcessWallets(wallets)),
-        directory,
+        ports.chat,
+        ports.wallets,
+        ports.directory,
         stores.read_models.clone(),
     );
     Ok(routes(UserChatApi {

@@ -4,6 +4,7 @@ use std::sync::Arc;
 
 use axum::http::StatusCode;
 use msa_chat::contract::{MessageBody, PostedMessage, RoomSummary, RoomView};
+use msa_http::auth::Caller;
 use msa_http::{FieldError, Problem};
 use msa_sql::SqlReadModelStore;
 use serde::Serialize;
@@ -49,7 +50,7 @@ impl UserChat {
     /// outcome is unknown, so the spend stays and a retry with the same `txn_id` finishes the send.
     pub async fn send(
         &self,
-        sender: Uuid,
+        sender: &Caller,
         room_id: Uuid,
         txn_id: &str,
         body: MessageBody,
@@ -65,7 +66,7 @@ impl UserChat {
             Ok(posted) => Ok(posted),
             Err(refusal) if refusal.status < 500 => {
                 if let Err(error) = self.wallets.refund_spend(sender, &spend_key).await {
-                    tracing::error!(%sender, spend_key, detail = %error.detail,
+                    tracing::error!(sender = %sender.user_id, spend_key, detail = %error.detail,
                         "a refused message's credit could not be given back");
                 }
                 Err(refusal)
@@ -77,7 +78,7 @@ impl UserChat {
     /// Opens (or finds) the direct room with the user called `nickname`.
     pub async fn open_direct(
         &self,
-        caller: Uuid,
+        caller: &Caller,
         nickname: &str,
     ) -> Result<(RoomView, bool), Problem> {
         let nickname = nickname.trim();
@@ -94,7 +95,7 @@ impl UserChat {
                 format!("nobody is called {nickname}"),
             ));
         };
-        if peer.id == caller {
+        if peer.id == caller.user_id {
             return Err(Problem::invalid(vec![FieldError::new(
                 "nickname",
                 "that is you; a direct chat is with someone else",
@@ -104,12 +105,12 @@ impl UserChat {
     }
 
     /// My rooms, most recently active first, with the peer's profile for direct rooms.
-    pub async fn inbox(&self, caller: Uuid) -> Result<Vec<InboxItem>, Problem> {
+    pub async fn inbox(&self, caller: &Caller) -> Result<Vec<InboxItem>, Problem> {
         let rooms = self.chat.rooms_of(caller).await?;
         let mut items = Vec::with_capacity(rooms.len());
         for room in rooms {
             let peer = if room.kind == "direct" {
-                read_models::peer(&self.read_models, &room.id, caller)
+                read_models::peer(&self.read_models, &room.id, caller.user_id)
                     .await
                     .map_err(|e| Problem::internal(&e))?
             } else {

@@ -1,8 +1,11 @@
 //! The core services as user-chat sees them. Errors are the services' own problem documents, so
-//! a refusal reaches the client as the owning service worded it, in both deployments.
+//! a refusal reaches the client as the owning service worded it, in both deployments. Calls on a
+//! user's behalf take the [`Caller`]: between microservices its access token goes along, and the
+//! called service checks it again.
 
 use async_trait::async_trait;
 use msa_chat::contract::{MessageBody, PostedMessage, RoomSummary, RoomView};
+use msa_http::auth::Caller;
 use msa_http::Problem;
 use msa_payment::contract::Spent;
 use msa_user::contract::ProfileView;
@@ -14,7 +17,7 @@ pub trait ChatPort: Send + Sync {
     /// posted it.
     async fn post(
         &self,
-        sender: Uuid,
+        sender: &Caller,
         room_id: Uuid,
         txn_id: &str,
         body: MessageBody,
@@ -22,19 +25,19 @@ pub trait ChatPort: Send + Sync {
     ) -> Result<(PostedMessage, bool), Problem>;
 
     /// The direct room of the pair, created if there is none; whether this call created it.
-    async fn open_direct(&self, caller: Uuid, peer: Uuid) -> Result<(RoomView, bool), Problem>;
+    async fn open_direct(&self, caller: &Caller, peer: Uuid) -> Result<(RoomView, bool), Problem>;
 
     /// The caller's rooms with their last message and unread count.
-    async fn rooms_of(&self, caller: Uuid) -> Result<Vec<RoomSummary>, Problem>;
+    async fn rooms_of(&self, caller: &Caller) -> Result<Vec<RoomSummary>, Problem>;
 }
 
 #[async_trait]
 pub trait WalletPort: Send + Sync {
     /// Spends one message's credit (402 when none is left), idempotent by `spend_key`.
-    async fn spend(&self, user_id: Uuid, spend_key: &str) -> Result<Spent, Problem>;
+    async fn spend(&self, user: &Caller, spend_key: &str) -> Result<Spent, Problem>;
 
     /// Gives a spend back (idempotent).
-    async fn refund_spend(&self, user_id: Uuid, spend_key: &str) -> Result<(), Problem>;
+    async fn refund_spend(&self, user: &Caller, spend_key: &str) -> Result<(), Problem>;
 }
 
 #[async_trait]

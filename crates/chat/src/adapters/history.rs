@@ -6,7 +6,7 @@ use msa_kernel::{
     Aggregate, Projection, ProjectionError, RecordedEvent, StoreError, TableNames, TableSpec,
 };
 use msa_sql::SqlReadModelStore;
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 use sqlx::Row;
 use uuid::Uuid;
 
@@ -183,7 +183,7 @@ impl Projection<msa_sql::Tx> for History {
 }
 
 /// A message as history shows it.
-#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
+#[derive(Debug, Clone, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct MessageView {
     pub id: String,
     pub room_id: String,
@@ -198,7 +198,7 @@ pub struct MessageView {
     pub reactions: Vec<ReactionCount>,
 }
 
-#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
+#[derive(Debug, Clone, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct ReactionCount {
     pub emoji: String,
     pub count: i64,
@@ -336,7 +336,7 @@ fn message_view(row: &sqlx::any::AnyRow) -> MessageView {
 }
 
 /// A room in the caller's room list.
-#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
+#[derive(Debug, Clone, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct RoomSummary {
     pub id: String,
     pub kind: String,

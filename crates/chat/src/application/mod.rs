@@ -46,7 +46,7 @@ impl From<CommandError<RoomError>> for ChatError {
 }
 
 /// A room as its members see it.
-#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
+#[derive(Debug, Clone, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct RoomView {
     pub id: Uuid,
     pub kind: RoomKind,
@@ -55,7 +55,7 @@ pub struct RoomView {
     pub last_seq: u64,
 }
 
-#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
+#[derive(Debug, Clone, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct MemberView {
     pub user_id: Uuid,
     pub role: Role,

@@ -52,6 +52,43 @@ pub fn routes(api: PaymentApi) -> Router {
         .with_state(api)
 }
 
+/// Spending and giving back message credits, for user-chat's credit policy between
+/// microservices (in the single server it calls [`Wallets`] in-process). The caller's access
+/// token names the wallet. Not part of the public API; the gateway does not route `/internal`.
+pub fn internal_routes(api: PaymentApi) -> Router {
+    Router::new()
+        .route("/internal/v1/wallet/spends", post(spend))
+        .route(
+            "/internal/v1/wallet/spends/{spend_key}",
+            axum::routing::delete(refund_spend),
+        )
+        .with_state(api)
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct NewSpend {
+    spend_key: String,
+}
+
+async fn spend(
+    State(api): State<PaymentApi>,
+    caller: Caller,
+    StrictJson(body): StrictJson<NewSpend>,
+) -> Result<impl IntoResponse, Problem> {
+    let spent = api.wallets.spend(caller.user_id, &body.spend_key).await?;
+    Ok((StatusCode::CREATED, Json(spent)))
+}
+
+async fn refund_spend(
+    State(api): State<PaymentApi>,
+    caller: Caller,
+    Path(spend_key): Path<String>,
+) -> Result<impl IntoResponse, Problem> {
+    api.wallets.refund_spend(caller.user_id, &spend_key).await?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
 /// The payment context's part of the OpenAPI document.
 #[derive(OpenApi)]
 #[openapi(

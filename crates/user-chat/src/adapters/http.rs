@@ -68,13 +68,7 @@ async fn send(
     let (txn_id, message) = parse_new_message(body.txn_id, body.body)?;
     let (posted, new) = api
         .service
-        .send(
-            caller.user_id,
-            room_id(&id)?,
-            &txn_id,
-            message,
-            body.reply_to,
-        )
+        .send(&caller, room_id(&id)?, &txn_id, message, body.reply_to)
         .await?;
     let status = msa_http::created_or_ok(new);
     Ok((status, Json(posted)))
@@ -119,10 +113,7 @@ async fn open_direct(
     caller: Caller,
     StrictJson(body): StrictJson<DirectChat>,
 ) -> Result<impl IntoResponse, Problem> {
-    let (room, created) = api
-        .service
-        .open_direct(caller.user_id, &body.nickname)
-        .await?;
+    let (room, created) = api.service.open_direct(&caller, &body.nickname).await?;
     let status = msa_http::created_or_ok(created);
     Ok((
         status,
@@ -145,7 +136,7 @@ async fn inbox(
     caller: Caller,
 ) -> Result<impl IntoResponse, Problem> {
     Ok(Json(Inbox {
-        items: api.service.inbox(caller.user_id).await?,
+        items: api.service.inbox(&caller).await?,
         next_cursor: None,
     }))
 }

@@ -1,0 +1,233 @@
+//! user-chat's ports answered over HTTP, between microservices: chat's and payment's internal
+//! endpoints (on the caller's behalf, with the caller's access token) and the user service's
+//! public profiles. A problem document from a service is passed on as it is; a service that
+//! cannot be reached is a 503.
+
+use std::time::Duration;
+
+use async_trait::async_trait;
+use chrono::{DateTime, Utc};
+use msa_chat::contract::{MessageBody, PostedMessage, RoomSummary, RoomView};
+use msa_http::auth::Caller;
+use msa_http::Problem;
+use msa_payment::contract::Spent;
+use msa_user::contract::ProfileView;
+use reqwest::{Method, RequestBuilder, StatusCode, Url};
+use serde::de::DeserializeOwned;
+use serde::Deserialize;
+use serde_json::json;
+use uuid::Uuid;
+
+use crate::ports::{ChatPort, DirectoryPort, WalletPort};
+
+/// A core service's base URL and the client that calls it.
+#[derive(Clone)]
+pub struct Service {
+    name: &'static str,
+    base: Url,
+    client: reqwest::Client,
+}
+
+impl Service {
+    /// `timeout` bounds each call; a call that exceeds it is a 503.
+    pub fn new(name: &'static str, base: &str, timeout: Duration) -> Result<Self, String> {
+        let base = Url::parse(base).map_err(|e| format!("{base}: {e}"))?;
+        if !matches!(base.scheme(), "http" | "https") {
+            return Err(format!("{base}: not an http(s) URL"));
+        }
+        let client = reqwest::Client::builder()
+            .timeout(timeout)
+            .build()
+            .map_err(|e| e.to_string())?;
+        Ok(Self { name, base, client })
+    }
+
+    fn request(
+        &self,
+        method: Method,
+        segments: &[&str],
+        caller: Option<&Caller>,
+    ) -> RequestBuilder {
+        let mut url = self.base.clone();
+        url.path_segments_mut()
+            .expect("an http(s) base URL")
+            .pop_if_empty()
+            .extend(segments);
+        let request = self.client.request(method, url);
+        match caller {
+            Some(caller) => request.bearer_auth(&caller.token),
+            None => request,
+        }
+    }
+
+    /// Sends and reads a JSON answer with its status; a non-2xx answer is the service's problem.
+    async fn call<T: DeserializeOwned>(
+        &self,
+        request: RequestBuilder,
+    ) -> Result<(StatusCode, T), Problem> {
+        let response = request
+            .send()
+            .await
+            .map_err(|error| self.unreachable(error))?;
+        let status = response.status();
+        let body = response
+            .bytes()
+            .await
+            .map_err(|error| self.unreachable(error))?;
+        if status.is_success() {
+            let value = serde_json::from_slice(if body.is_empty() { b"null" } else { &body })
+                .map_err(|error| {
+                    Problem::internal(&format!("{} answered unexpected JSON: {error}", self.name))
+                })?;
+            return Ok((status, value));
+        }
+        Err(
+            serde_json::from_slice::<Problem>(&body).unwrap_or_else(|_| {
+                Problem::new(
+                    StatusCode::BAD_GATEWAY,
+                    "upstream",
+                    format!("{} answered {status}", self.name),
+                )
+            }),
+        )
+    }
+
+    fn unreachable(&self, error: reqwest::Error) -> Problem {
+        tracing::warn!(service = self.name, error = %error.without_url(), "service call failed");
+        Problem::unavailable(
+            format!("the {} service is unavailable; try again", self.name),
+            2,
+        )
+    }
+}
+
+pub struct RemoteChat(pub Service);
+
+#[async_trait]
+impl ChatPort for RemoteChat {
+    async fn post(
+        &self,
+        sender: &Caller,
+        room_id: Uuid,
+        txn_id: &str,
+        body: MessageBody,
+        reply_to: Option<Uuid>,
+    ) -> Result<(PostedMessage, bool), Problem> {
+        let room = room_id.to_string();
+        let request = self
+            .0
+            .request(
+                Method::POST,
+                &["internal", "v1", "rooms", &room, "messages"],
+                Some(sender),
+            )
+            .json(&json!({"txn_id": txn_id, "body": body.as_str(), "reply_to": reply_to}));
+        let (status, posted) = self.0.call(request).await?;
+        Ok((posted, status == StatusCode::CREATED))
+    }
+
+    async fn open_direct(&self, caller: &Caller, peer: Uuid) -> Result<(RoomView, bool), Problem> {
+        let request = self
+            .0
+            .request(Method::POST, &["v1", "rooms"], Some(caller))
+            .json(&json!({"kind": "direct", "members": [peer]}));
+        let (status, room) = self.0.call(request).await?;
+        Ok((room, status == StatusCode::CREATED))
+    }
+
+    async fn rooms_of(&self, caller: &Caller) -> Result<Vec<RoomSummary>, Problem> {
+        #[derive(Deserialize)]
+        struct Page {
+            items: Vec<RoomSummary>,
+        }
+        let request = self.0.request(Method::GET, &["v1", "rooms"], Some(caller));
+        let (_, page): (_, Page) = self.0.call(request).await?;
+        Ok(page.items)
+    }
+}
+
+pub struct RemoteWallets(pub Service);
+
+#[async_trait]
+impl WalletPort for RemoteWallets {
+    async fn spend(&self, user: &Caller, spend_key: &str) -> Result<Spent, Problem> {
+        let request = self
+            .0
+            .request(
+                Method::POST,
+                &["internal", "v1", "wallet", "spends"],
+                Some(user),
+            )
+            .json(&json!({ "spend_key": spend_key }));
+        Ok(self.0.call(request).await?.1)
+    }
+
+    async fn refund_spend(&self, user: &Caller, spend_key: &str) -> Result<(), Problem> {
+        let request = self.0.request(
+            Method::DELETE,
+            &["internal", "v1", "wallet", "spends", spend_key],
+            Some(user),
+        );
+        self.0.call::<serde_json::Value>(request).await.map(drop)
+    }
+}
+
+pub struct RemoteDirectory(pub Service);
+
+/// A public profile as the user service answers it.
+#[derive(Deserialize)]
+struct PublicProfile {
+    id: Uuid,
+    nickname: String,
+    bio: Option<String>,
+    avatar_url: Option<String>,
+    created_at: DateTime<Utc>,
+}
+
+#[async_trait]
+impl DirectoryPort for RemoteDirectory {
+    async fn profile(&self, user_id: Uuid) -> Result<Option<ProfileView>, Problem> {
+        let id = user_id.to_string();
+        let request = self.0.request(Method::GET, &["v1", "users", &id], None);
+        match self.0.call::<PublicProfile>(request).await {
+            Ok((_, profile)) => Ok(Some(ProfileView {
+                id: profile.id,
+                email: None,
+                nickname: profile.nickname,
+                bio: profile.bio,
+                avatar_url: profile.avatar_url,
+                roles: None,
+                created_at: profile.created_at,
+            })),
+            Err(problem) if problem.status == 404 => Ok(None),
+            Err(problem) => Err(problem),
+        }
+    }
+
+    async fn by_nickname(&self, nickname: &str) -> Result<Option<ProfileView>, Problem> {
+        #[derive(Deserialize)]
+        struct Entry {
+            id: Uuid,
+            nickname: String,
+        }
+        #[derive(Deserialize)]
+        struct Page {
+            items: Vec<Entry>,
+        }
+        // The directory searches by prefix; the exact (case-insensitive) match is among the first.
+        let request = self
+            .0
+            .request(Method::GET, &["v1", "users"], None)
+            .query(&[("query", nickname), ("limit", "100")]);
+        let (_, page): (_, Page) = self.0.call(request).await?;
+        let wanted = nickname.to_lowercase();
+        match page
+            .items
+            .into_iter()
+            .find(|e| e.nickname.to_lowercase() == wanted)
+        {
+            Some(entry) => self.profile(entry.id).await,
+            None => Ok(None),
+        }
+    }
+}
