@@ -70,6 +70,9 @@ pub enum TokenError {
     Expired,
     #[error("the token is not valid: {0}")]
     Invalid(String),
+    /// Signed with a key this verifier does not have (yet): worth fetching the keys again.
+    #[error("the token is signed with an unknown key {0}")]
+    UnknownKey(String),
 }
 
 impl From<TokenError> for Problem {
@@ -115,7 +118,7 @@ impl TokenVerifier {
         let keys = self.keys.read().unwrap_or_else(|p| p.into_inner());
         let key = keys
             .get(&kid)
-            .ok_or_else(|| TokenError::Invalid(format!("unknown key {kid}")))?;
+            .ok_or_else(|| TokenError::UnknownKey(kid.clone()))?;
         let mut validation = Validation::new(Algorithm::EdDSA);
         validation.set_issuer(&[ISSUER]);
         validation.leeway = 5;

@@ -33,6 +33,8 @@ pub enum LogFormat {
 pub enum Command {
     /// Run the single server: every context's API, projections and relays in one process.
     Serve(Box<ServeArgs>),
+    /// Run the API gateway in front of the services of the microservice deployment.
+    Gateway(GatewayArgs),
     /// Apply the database migrations of every context, then exit.
     Migrate(StorageArgs),
     /// Run only the outbox relays: publish each context's events to `<context>.events` on Kafka.
@@ -312,6 +314,54 @@ pub struct RebuildArgs {
 
     #[command(flatten)]
     pub storage: StorageArgs,
+}
+
+#[derive(Debug, Clone, Args)]
+pub struct GatewayArgs {
+    /// Address to listen on (port 0 for any free port).
+    #[arg(long, env = "MSA_LISTEN", default_value = "127.0.0.1:8080")]
+    pub listen: SocketAddr,
+
+    /// The user service's base URL.
+    #[arg(long = "user", env = "MSA_USER_URL")]
+    pub user: String,
+
+    /// The chat service's base URL.
+    #[arg(long = "chat", env = "MSA_CHAT_URL")]
+    pub chat: String,
+
+    /// The payment service's base URL.
+    #[arg(long = "payment", env = "MSA_PAYMENT_URL")]
+    pub payment: String,
+
+    /// The user-chat service's base URL.
+    #[arg(long = "user-chat", env = "MSA_USER_CHAT_URL")]
+    pub user_chat: String,
+
+    /// Requests per second a client address may make (bursts of twice that).
+    #[arg(long, env = "MSA_RATE_LIMIT_PER_ADDRESS", default_value_t = 200, value_parser = clap::value_parser!(u32).range(1..))]
+    pub rate_limit_per_address: u32,
+
+    /// Requests per second a signed-in user may make (bursts of twice that).
+    #[arg(long, env = "MSA_RATE_LIMIT_PER_USER", default_value_t = 100, value_parser = clap::value_parser!(u32).range(1..))]
+    pub rate_limit_per_user: u32,
+
+    /// The largest request body passed on, in bytes (larger: 413).
+    #[arg(long, env = "MSA_MAX_BODY_BYTES", default_value_t = 1_048_576)]
+    pub max_body_bytes: usize,
+
+    /// How long a service may take to answer before the gateway answers 504, e.g. 10s.
+    #[arg(long, env = "MSA_UPSTREAM_TIMEOUT", default_value = "10s", value_parser = humantime::parse_duration)]
+    pub upstream_timeout: Duration,
+
+    /// Origins browsers may call the API from, comma-separated (`*`: any).
+    #[arg(
+        long,
+        env = "MSA_CORS_ORIGINS",
+        value_delimiter = ',',
+        default_value = "*"
+    )]
+    pub cors_origins: Vec<String>,
 }
 
 #[derive(Debug, Subcommand)]

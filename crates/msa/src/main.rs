@@ -8,6 +8,7 @@ mod chat;
 mod cli;
 mod consumers;
 mod dlq;
+mod gateway;
 mod payment;
 mod projections;
 mod remote;
@@ -29,6 +30,7 @@ async fn main() -> ExitCode {
     telemetry::init(cli.log_format);
     let outcome = match cli.command.unwrap_or_default() {
         Command::Serve(args) => serve::run(*args).await,
+        Command::Gateway(args) => gateway::run(args).await,
         Command::Migrate(args) => storage::migrate(&args).await,
         Command::Relay(args) => bus::relay(args).await,
         Command::Projections(ProjectionsCommand::List(args)) => projections::list(args).await,

@@ -1,0 +1,369 @@
+//! The API gateway of the microservice deployment. One address for clients; behind it each
+//! request goes to the service that owns it ([`routes`]). On the way it:
+//!
+//! - checks access tokens against the user service's keys ([`keys`]; cached, fetched again for
+//!   an unknown `kid`), so a bad token never reaches a service;
+//! - limits requests per client address and per user ([`limits`]; 429 with `Retry-After`);
+//! - gives every request an `X-Request-Id` and a W3C `traceparent` (kept when the client sent
+//!   valid ones) and passes them on;
+//! - refuses bodies over the limit (413), and answers upstream time-outs (504) and unreachable
+//!   services (503) as problem+json;
+//! - relays the chat WebSocket (`/v1/stream`);
+//! - serves a page at `/`, the merged API reference at `/docs` and `/openapi.json`, `/healthz`
+//!   and `/readyz` (every service ready).
+
+pub mod keys;
+pub mod limits;
+pub mod proxy;
+pub mod routes;
+
+use std::net::SocketAddr;
+use std::num::NonZeroU32;
+use std::sync::Arc;
+use std::time::Duration;
+
+use axum::extract::{ConnectInfo, Request, State};
+use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
+use axum::response::{Html, IntoResponse, Response};
+use axum::routing::get;
+use axum::{Json, Router};
+use msa_http::auth::TokenError;
+use msa_http::Problem;
+use serde_json::{json, Value};
+use tower_http::cors::{AllowOrigin, CorsLayer};
+
+use keys::Keys;
+use limits::Limits;
+use routes::{owner, Owner};
+
+/// The services' base URLs.
+#[derive(Debug, Clone)]
+pub struct Upstreams {
+    pub user: String,
+    pub chat: String,
+    pub payment: String,
+    pub user_chat: String,
+}
+
+impl Upstreams {
+    fn base(&self, owner: Owner) -> &str {
+        let base = match owner {
+            Owner::User => &self.user,
+            Owner::Chat => &self.chat,
+            Owner::Payment => &self.payment,
+            Owner::UserChat => &self.user_chat,
+        };
+        base.trim_end_matches('/')
+    }
+}
+
+#[derive(Debug, Clone)]
+pub struct GatewayConfig {
+    pub upstreams: Upstreams,
+    pub requests_per_second_per_address: NonZeroU32,
+    pub requests_per_second_per_user: NonZeroU32,
+    pub max_body_bytes: usize,
+    pub upstream_timeout: Duration,
+    /// Origins browsers may call from (`*` for any).
+    pub cors_origins: Vec<String>,
+}
+
+struct Gateway {
+    config: GatewayConfig,
+    client: reqwest::Client,
+    keys: Keys,
+    limits: Limits,
+}
+
+const PAGE: &str = r#"<!doctype html>
+<html lang="en"><head><meta charset="utf-8"><title>msa</title></head>
+<body style="font-family: system-ui, sans-serif; max-width: 40rem; margin: 4rem auto">
+<h1>msa</h1>
+<p>The gateway of the microservice deployment is up. The web client arrives here; until then,
+the API reference is at <a href="/docs">/docs</a>.</p>
+<p>Health: <a href="/healthz">/healthz</a> (alive), <a href="/readyz">/readyz</a> (every service ready)</p>
+</body></html>"#;
+
+/// The gateway's app. Serve it with `into_make_service_with_connect_info::<SocketAddr>()`: rate
+/// limits key on the client's address.
+pub fn app(config: GatewayConfig) -> Result<Router, String> {
+    let client = reqwest::Client::builder()
+        .timeout(config.upstream_timeout)
+        .redirect(reqwest::redirect::Policy::none())
+        .build()
+        .map_err(|e| e.to_string())?;
+    let cors = cors(&config.cors_origins)?;
+    let gateway = Arc::new(Gateway {
+        keys: Keys::new(&config.upstreams.user, client.clone()),
+        limits: Limits::new(
+            config.requests_per_second_per_address,
+            config.requests_per_second_per_user,
+        ),
+        client,
+        config,
+    });
+    let shrinking = Arc::downgrade(&gateway);
+    tokio::spawn(async move {
+        loop {
+            tokio::time::sleep(Duration::from_secs(60)).await;
+            match shrinking.upgrade() {
+                Some(gateway) => gateway.limits.shrink(),
+                None => return,
+            }
+        }
+    });
+    let docs: Router = utoipa_swagger_ui::SwaggerUi::new("/docs")
+        .config(utoipa_swagger_ui::Config::new(["/openapi.json"]))
+        .into();
+    Ok(Router::new()
+        .route("/", get(|| async { Html(PAGE) }))
+        .route(
+            "/healthz",
+            get(|| async { Json(json!({ "status": "ok" })) }),
+        )
+        .route("/readyz", get(readiness))
+        .route("/openapi.json", get(api_document))
+        .fallback(proxy)
+        .with_state(gateway)
+        .merge(docs)
+        .layer(cors))
+}
+
+fn cors(origins: &[String]) -> Result<CorsLayer, String> {
+    let allow = if origins.iter().any(|o| o == "*") {
+        AllowOrigin::any()
+    } else {
+        let list = origins
+            .iter()
+            .map(|o| HeaderValue::from_str(o).map_err(|_| format!("not an origin: {o}")))
+            .collect::<Result<Vec<_>, _>>()?;
+        AllowOrigin::list(list)
+    };
+    Ok(CorsLayer::new()
+        .allow_origin(allow)
+        .allow_methods(tower_http::cors::Any)
+        .allow_headers([
+            header::AUTHORIZATION,
+            header::CONTENT_TYPE,
+            header::HeaderName::from_static("idempotency-key"),
+            header::HeaderName::from_static("x-request-id"),
+            header::HeaderName::from_static("traceparent"),
+        ])
+        .expose_headers([
+            header::LOCATION,
+            header::RETRY_AFTER,
+            header::HeaderName::from_static("x-request-id"),
+        ])
+        .max_age(Duration::from_secs(600)))
+}
+
+/// The client's `X-Request-Id` if it is a sane one, else a new one.
+fn request_id(headers: &HeaderMap) -> String {
+    headers
+        .get("x-request-id")
+        .and_then(|v| v.to_str().ok())
+        .filter(|id| !id.is_empty() && id.len() <= 128 && id.bytes().all(|b| b.is_ascii_graphic()))
+        .map(str::to_owned)
+        .unwrap_or_else(|| uuid::Uuid::now_v7().to_string())
+}
+
+/// The client's W3C `traceparent` if well formed, else a new trace (sampled).
+fn traceparent(headers: &HeaderMap) -> String {
+    let valid = |value: &str| {
+        let parts: Vec<&str> = value.split('-').collect();
+        parts.len() == 4
+            && [2, 32, 16, 2].iter().zip(&parts).all(|(len, part)| {
+                part.len() == *len && part.bytes().all(|b| b.is_ascii_hexdigit())
+            })
+            && parts[0] != "ff"
+            && parts[1] != "0".repeat(32)
+            && parts[2] != "0".repeat(16)
+    };
+    match headers.get("traceparent").and_then(|v| v.to_str().ok()) {
+        Some(value) if valid(value) => value.to_owned(),
+        _ => {
+            use rand::RngCore;
+            let mut ids = [0u8; 24];
+            rand::thread_rng().fill_bytes(&mut ids);
+            let hex: String = ids.iter().map(|b| format!("{b:02x}")).collect();
+            format!("00-{}-{}-01", &hex[..32], &hex[32..])
+        }
+    }
+}
+
+async fn proxy(
+    State(gateway): State<Arc<Gateway>>,
+    ConnectInfo(client): ConnectInfo<SocketAddr>,
+    request: Request,
+) -> Response {
+    let id = request_id(request.headers());
+    let trace = traceparent(request.headers());
+    let mut response = route(&gateway, client, request, &id, &trace).await;
+    if let Ok(value) = HeaderValue::from_str(&id) {
+        response.headers_mut().insert("x-request-id", value);
+    }
+    response
+}
+
+async fn route(
+    gateway: &Gateway,
+    client: SocketAddr,
+    request: Request,
+    id: &str,
+    trace: &str,
+) -> Response {
+    let (parts, body) = request.into_parts();
+    let Some(owner) = owner(&parts.method, parts.uri.path()) else {
+        return Problem::not_found("no such resource").into_response();
+    };
+    let user = match bearer(&parts.headers) {
+        None => None,
+        Some(token) => match gateway.keys.verify(token).await {
+            Ok(claims) => Some(claims.sub),
+            Err(
+                error @ (TokenError::Expired | TokenError::Invalid(_) | TokenError::UnknownKey(_)),
+            ) => return Problem::unauthorized(error.to_string()).into_response(),
+            Err(TokenError::Missing) => None,
+        },
+    };
+    if let Err(limited) = gateway.limits.check(client.ip(), user) {
+        return limited.into_response();
+    }
+    let mut extra = HeaderMap::new();
+    extra.extend(proxy::header_pair("x-request-id", id));
+    extra.extend(proxy::header_pair("traceparent", trace));
+    extra.extend(proxy::header_pair(
+        "x-forwarded-for",
+        &client.ip().to_string(),
+    ));
+    let path_and_query = parts
+        .uri
+        .path_and_query()
+        .map(|p| p.as_str())
+        .unwrap_or("/");
+    let base = gateway.config.upstreams.base(owner);
+    if proxy::is_websocket(&parts.headers) {
+        let url = format!("{}{path_and_query}", base.replacen("http", "ws", 1));
+        return proxy::websocket(owner.name(), url, parts, extra).await;
+    }
+    let limit = gateway.config.max_body_bytes;
+    let declared = parts
+        .headers
+        .get(header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse::<usize>().ok());
+    let too_large = || {
+        Problem::new(
+            StatusCode::PAYLOAD_TOO_LARGE,
+            "payload-too-large",
+            format!("request bodies are limited to {limit} bytes"),
+        )
+        .into_response()
+    };
+    if declared.is_some_and(|length| length > limit) {
+        return too_large();
+    }
+    let Ok(body) = axum::body::to_bytes(body, limit).await else {
+        return too_large();
+    };
+    let url = format!("{base}{path_and_query}");
+    proxy::forward(&gateway.client, owner.name(), url, &parts, extra, body).await
+}
+
+fn bearer(headers: &HeaderMap) -> Option<&str> {
+    let value = headers.get(header::AUTHORIZATION)?.to_str().ok()?;
+    value
+        .strip_prefix("Bearer ")
+        .or_else(|| value.strip_prefix("bearer "))
+        .map(str::trim)
+}
+
+/// Every service's API document, merged (their `/internal` paths left out).
+async fn api_document(State(gateway): State<Arc<Gateway>>) -> Response {
+    let mut merged = json!({
+        "openapi": "3.1.0",
+        "info": {"title": "msa", "version": env!("CARGO_PKG_VERSION"),
+                 "description": "A chat platform with user accounts and paid message credits, behind one gateway. Errors are RFC 9457 application/problem+json; ids are UUIDv7; times RFC 3339 UTC."},
+        "paths": {}, "components": {"schemas": {}, "securitySchemes": {}}, "tags": [],
+    });
+    for owner in Owner::ALL {
+        let url = format!("{}/openapi.json", gateway.config.upstreams.base(owner));
+        let document: Value = match gateway.client.get(&url).send().await {
+            Ok(answer) if answer.status().is_success() => match answer.json().await {
+                Ok(document) => document,
+                Err(error) => return Problem::internal(&error).into_response(),
+            },
+            _ => {
+                return Problem::unavailable(
+                    format!("the {} service's API document is unavailable", owner.name()),
+                    2,
+                )
+                .into_response()
+            }
+        };
+        if let Some(paths) = document["paths"].as_object() {
+            for (path, item) in paths {
+                if path.starts_with("/internal") {
+                    continue;
+                }
+                let entry = merged["paths"][path]
+                    .as_object()
+                    .cloned()
+                    .unwrap_or_default();
+                let mut entry = entry;
+                if let Some(operations) = item.as_object() {
+                    entry.extend(operations.clone());
+                }
+                merged["paths"][path] = Value::Object(entry);
+            }
+        }
+        for section in ["schemas", "securitySchemes"] {
+            if let Some(items) = document["components"][section].as_object() {
+                for (name, item) in items {
+                    merged["components"][section][name] = item.clone();
+                }
+            }
+        }
+        if let (Some(tags), Some(all)) =
+            (document["tags"].as_array(), merged["tags"].as_array_mut())
+        {
+            all.extend(tags.iter().cloned());
+        }
+    }
+    Json(merged).into_response()
+}
+
+/// Ready when every service says it is ready (its stores answer).
+async fn readiness(State(gateway): State<Arc<Gateway>>) -> Response {
+    let mut ready = true;
+    let mut services = serde_json::Map::new();
+    for owner in Owner::ALL {
+        let url = format!("{}/readyz", gateway.config.upstreams.base(owner));
+        let ok = matches!(
+            gateway.client.get(&url).timeout(Duration::from_secs(2)).send().await,
+            Ok(answer) if answer.status().is_success()
+        );
+        ready &= ok;
+        services.insert(
+            owner.name().into(),
+            json!(if ok { "ok" } else { "unavailable" }),
+        );
+    }
+    let status = if ready {
+        StatusCode::OK
+    } else {
+        StatusCode::SERVICE_UNAVAILABLE
+    };
+    let mut response = Json(json!({
+        "status": if ready { "ready" } else { "unavailable" },
+        "services": services,
+    }))
+    .into_response();
+    *response.status_mut() = status;
+    if !ready {
+        response
+            .headers_mut()
+            .insert(header::RETRY_AFTER, HeaderValue::from_static("2"));
+    }
+    response
+}

@@ -1,0 +1,71 @@
+//! Which service owns a request: by path, and for the two paths user-chat shares with chat, by
+//! method. `/internal/…` belongs to no one here: it is the services' own network.
+
+use axum::http::Method;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Owner {
+    User,
+    Chat,
+    Payment,
+    UserChat,
+}
+
+impl Owner {
+    pub const ALL: [Owner; 4] = [Owner::User, Owner::Chat, Owner::Payment, Owner::UserChat];
+
+    pub fn name(self) -> &'static str {
+        match self {
+            Owner::User => "user",
+            Owner::Chat => "chat",
+            Owner::Payment => "payment",
+            Owner::UserChat => "user-chat",
+        }
+    }
+}
+
+/// The service that answers `method path`, if any.
+pub fn owner(method: &Method, path: &str) -> Option<Owner> {
+    let segments: Vec<&str> = path.trim_start_matches('/').split('/').collect();
+    match segments.as_slice() {
+        [".well-known", "jwks.json"] => Some(Owner::User),
+        ["v1", "users" | "auth", ..] => Some(Owner::User),
+        ["v1", "direct-chats" | "inbox"] => Some(Owner::UserChat),
+        ["v1", "rooms", _, "messages"] if method == Method::POST => Some(Owner::UserChat),
+        ["v1", "rooms", _, "members"] if method == Method::GET => Some(Owner::UserChat),
+        ["v1", "rooms" | "search", ..] | ["v1", "stream"] => Some(Owner::Chat),
+        ["v1", "products" | "payments" | "wallet", ..] => Some(Owner::Payment),
+        _ => None,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn each_path_goes_to_its_owner_and_internal_ones_nowhere() {
+        let cases = [
+            (Method::POST, "/v1/users", Some(Owner::User)),
+            (Method::GET, "/.well-known/jwks.json", Some(Owner::User)),
+            (Method::POST, "/v1/auth/token", Some(Owner::User)),
+            (Method::POST, "/v1/rooms/r1/messages", Some(Owner::UserChat)),
+            (Method::GET, "/v1/rooms/r1/messages", Some(Owner::Chat)),
+            (Method::GET, "/v1/rooms/r1/members", Some(Owner::UserChat)),
+            (Method::POST, "/v1/rooms/r1/members", Some(Owner::Chat)),
+            (Method::GET, "/v1/stream", Some(Owner::Chat)),
+            (Method::GET, "/v1/inbox", Some(Owner::UserChat)),
+            (
+                Method::POST,
+                "/v1/payments/p1/refunds",
+                Some(Owner::Payment),
+            ),
+            (Method::GET, "/v1/wallet/ledger", Some(Owner::Payment)),
+            (Method::POST, "/internal/v1/rooms/r1/messages", None),
+            (Method::GET, "/v1/nothing", None),
+        ];
+        for (method, path, expected) in cases {
+            assert_eq!(owner(&method, path), expected, "{method} {path}");
+        }
+    }
+}

@@ -1,0 +1,56 @@
+//! `msa gateway`: the API gateway in front of the microservices.
+
+use std::net::SocketAddr;
+use std::num::NonZeroU32;
+
+use anyhow::{Context, Result};
+use msa_gateway::{GatewayConfig, Upstreams};
+
+use crate::cli::GatewayArgs;
+
+pub async fn run(args: GatewayArgs) -> Result<()> {
+    let _metrics = crate::telemetry::metrics()?;
+    for (setting, url) in [
+        ("MSA_USER_URL (--user)", &args.user),
+        ("MSA_CHAT_URL (--chat)", &args.chat),
+        ("MSA_PAYMENT_URL (--payment)", &args.payment),
+        ("MSA_USER_CHAT_URL (--user-chat)", &args.user_chat),
+    ] {
+        let parsed =
+            url::Url::parse(url).with_context(|| format!("{setting}: not a URL: {url}"))?;
+        anyhow::ensure!(
+            matches!(parsed.scheme(), "http" | "https"),
+            "{setting}: not an http(s) URL: {url}"
+        );
+    }
+    let config = GatewayConfig {
+        upstreams: Upstreams {
+            user: args.user,
+            chat: args.chat,
+            payment: args.payment,
+            user_chat: args.user_chat,
+        },
+        requests_per_second_per_address: NonZeroU32::new(args.rate_limit_per_address)
+            .context("MSA_RATE_LIMIT_PER_ADDRESS must be at least 1")?,
+        requests_per_second_per_user: NonZeroU32::new(args.rate_limit_per_user)
+            .context("MSA_RATE_LIMIT_PER_USER must be at least 1")?,
+        max_body_bytes: args.max_body_bytes,
+        upstream_timeout: args.upstream_timeout,
+        cors_origins: args.cors_origins,
+    };
+    let app = msa_gateway::app(config)
+        .map_err(|error| anyhow::anyhow!("MSA_CORS_ORIGINS (--cors-origins): {error}"))?;
+    let listener = tokio::net::TcpListener::bind(args.listen)
+        .await
+        .with_context(|| format!("MSA_LISTEN: cannot listen on {}", args.listen))?;
+    let address = listener.local_addr()?;
+    println!("msa is serving on http://{address}/ (the gateway; Ctrl-C stops)");
+    tracing::info!(%address, "gateway listening");
+    axum::serve(
+        listener,
+        app.into_make_service_with_connect_info::<SocketAddr>(),
+    )
+    .with_graceful_shutdown(crate::serve::shutdown_signal())
+    .await
+    .context("serving HTTP")
+}
