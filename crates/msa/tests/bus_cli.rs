@@ -6,7 +6,7 @@ mod common;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use common::{msa, serve, Running};
+use common::{kafka_flags, msa, serve, Running};
 use msa_kafka::{ensure_topics, KafkaDeadLetters, KafkaPublisher, KafkaSubscription};
 use msa_kernel::bus::{events_topic, DeadLetter, DeadLetters, Delivery, Subscription};
 use msa_kernel::consumer::{Consumer, RetryPolicy};
@@ -19,24 +19,6 @@ use msa_testkit::tally::TallyEvent;
 use msa_testkit::{Broker, TestStores};
 use serde_json::Value;
 use tokio::sync::watch;
-
-/// The flags that point a process at the test broker.
-fn kafka_flags(broker: &Broker) -> Vec<String> {
-    let kafka = broker.kafka();
-    let properties: Vec<_> = kafka
-        .properties
-        .iter()
-        .map(|(k, v)| format!("{k}={v}"))
-        .collect();
-    vec![
-        "--kafka-brokers".into(),
-        kafka.brokers.clone(),
-        "--kafka-config".into(),
-        properties.join(","),
-        "--kafka-partitions".into(),
-        "4".into(),
-    ]
-}
 
 fn relay(data: &std::path::Path, broker: &Broker) -> Running {
     let mut args = vec![

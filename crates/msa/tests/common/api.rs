@@ -18,6 +18,14 @@ pub struct Person {
 }
 
 impl Api {
+    /// A client of a server already running.
+    pub fn at(server: Server) -> Api {
+        Api {
+            server,
+            client: reqwest::Client::new(),
+        }
+    }
+
     pub fn start(storage: &[&str]) -> Api {
         let mut args = vec![
             "--password-hash-memory-kib",

@@ -8,6 +8,7 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 pub mod api;
+pub mod live;
 
 pub fn msa() -> Command {
     let mut command = Command::new(env!("CARGO_BIN_EXE_msa"));
@@ -90,12 +91,11 @@ pub struct Server {
     pub base: String,
 }
 
-pub fn serve(args: &[&str]) -> Server {
+/// Spawns `msa args…` and waits for the address it prints ("msa is serving on …").
+pub fn spawn_serving(args: &[&str]) -> Server {
     let (tx, rx) = std::sync::mpsc::channel();
     let tx = Mutex::new(tx);
-    let mut all = vec!["serve", "--listen", "127.0.0.1:0"];
-    all.extend_from_slice(args);
-    let process = Running::spawn(&all, move |line| {
+    let process = Running::spawn(args, move |line| {
         if let Some(rest) = line.strip_prefix("msa is serving on ") {
             let address = rest.split_whitespace().next().unwrap();
             let _ = tx
@@ -106,6 +106,46 @@ pub fn serve(args: &[&str]) -> Server {
     });
     let base = rx
         .recv_timeout(Duration::from_secs(60))
-        .expect("msa serve printed the address to open");
+        .unwrap_or_else(|_| {
+            panic!(
+                "msa {} printed the address to open:\n{}",
+                args.join(" "),
+                process.log()
+            )
+        });
     Server { process, base }
+}
+
+/// `msa serve` (the single server, or with a service name one service) on a free port.
+pub fn serve(args: &[&str]) -> Server {
+    let mut all = vec!["serve", "--listen", "127.0.0.1:0"];
+    all.extend_from_slice(args);
+    spawn_serving(&all)
+}
+
+/// A port nobody listens on now (for a process that must come back on the same address).
+pub fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+/// The flags that point a process at the test broker.
+pub fn kafka_flags(broker: &msa_testkit::Broker) -> Vec<String> {
+    let kafka = broker.kafka();
+    let properties: Vec<_> = kafka
+        .properties
+        .iter()
+        .map(|(k, v)| format!("{k}={v}"))
+        .collect();
+    vec![
+        "--kafka-brokers".into(),
+        kafka.brokers.clone(),
+        "--kafka-config".into(),
+        properties.join(","),
+        "--kafka-partitions".into(),
+        "4".into(),
+    ]
 }
