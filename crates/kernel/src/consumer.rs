@@ -38,6 +38,13 @@ pub trait EventHandler<Tx: Send>: Send + Sync {
     /// The consumer's name, `<context>.<handler>`; also its Kafka consumer group.
     fn name(&self) -> &str;
 
+    /// Whether the event matters to this handler. Events it does not want are passed over
+    /// without a transaction or an inbox row (a consumer of chat members need not pay for every
+    /// message); the default wants everything.
+    fn wants(&self, _event: &RecordedEvent) -> bool {
+        true
+    }
+
     /// Applies the event's effect inside `tx`. Events it does not care about are ignored.
     async fn handle(&self, tx: &mut Tx, event: &RecordedEvent) -> Result<(), HandlerError>;
 }
@@ -72,6 +79,8 @@ impl RetryPolicy {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Outcome {
     Handled,
+    /// The handler does not want this event ([`EventHandler::wants`]).
+    Passed,
     /// The inbox had it: handled before, the effect was skipped.
     Duplicate,
     DeadLettered {
@@ -93,6 +102,7 @@ impl Outcome {
     fn label(&self) -> &'static str {
         match self {
             Outcome::Handled => "handled",
+            Outcome::Passed => "passed",
             Outcome::Duplicate => "duplicate",
             Outcome::DeadLettered { .. } => "dead_lettered",
         }
@@ -143,6 +153,9 @@ impl LagGauges {
     }
 }
 
+/// How long the position of passed-over events may go uncommitted.
+const PASSED_COMMIT_EVERY: Duration = Duration::from_secs(1);
+
 /// Runs handlers over subscriptions.
 pub struct Consumer<R: ReadModelStore> {
     read_models: Arc<R>,
@@ -176,7 +189,17 @@ impl<R: ReadModelStore> Consumer<R> {
     ) {
         let mut lag = LagGauges::new(handler.name());
         let mut bus_down = false;
+        // Passed-over events need no commit each: a redelivery after a crash is passed over
+        // again. Their position is committed with the next handled event, or after a while.
+        let mut uncommitted: Option<(Delivery, std::time::Instant)> = None;
         while !*stop.borrow() {
+            if let Some((passed, since)) = uncommitted.take() {
+                if since.elapsed() < PASSED_COMMIT_EVERY {
+                    uncommitted = Some((passed, since));
+                } else if let Err(error) = subscription.commit(&passed).await {
+                    tracing::warn!(consumer = handler.name(), %error, "offset not committed; a redelivery will be passed over again");
+                }
+            }
             let delivery = tokio::select! {
                 delivery = subscription.next() => delivery,
                 // Idle: nothing arrived for a while, so whatever lag was shown is gone.
@@ -203,6 +226,18 @@ impl<R: ReadModelStore> Consumer<R> {
                     continue;
                 }
             };
+            if !handler.wants(&delivery.event) {
+                metrics::counter!(
+                    "msa_consumer_events_total",
+                    "consumer" => handler.name().to_owned(),
+                    "outcome" => Outcome::Passed.label(),
+                )
+                .increment(1);
+                let since = uncommitted.map_or_else(std::time::Instant::now, |(_, since)| since);
+                uncommitted = Some((delivery, since));
+                continue;
+            }
+            uncommitted = None;
             let outcome = match self.deliver(handler, &delivery).await {
                 Ok(outcome) => outcome,
                 Err(error) => {

@@ -69,17 +69,27 @@ type StateCache<A> = Mutex<lru::LruCache<StreamId, (A, u64)>>;
 /// guard catches any append made elsewhere (another process) and the command is decided again on
 /// a fresh load. A command's cost is thus one append, however long the stream's history.
 /// Snapshots serve the loads the cache misses.
+///
+/// Commands on one stream through one repository (and its clones) take turns: concurrent writers
+/// of a hot stream (a busy room, a wallet) would otherwise decide on the same version, all but one
+/// lose at the version guard, and retry in a storm. Across processes the version guard still
+/// orders them.
 pub struct Repository<A> {
     store: Arc<dyn EventStore>,
     cache: Option<Arc<StateCache<A>>>,
+    turns: Arc<Vec<tokio::sync::Mutex<()>>>,
     _aggregate: PhantomData<fn() -> A>,
 }
+
+/// Streams share this many turn locks (fixed memory; two streams rarely share one).
+const TURN_STRIPES: usize = 256;
 
 impl<A> Clone for Repository<A> {
     fn clone(&self) -> Self {
         Self {
             store: self.store.clone(),
             cache: self.cache.clone(),
+            turns: self.turns.clone(),
             _aggregate: PhantomData,
         }
     }
@@ -91,6 +101,11 @@ impl<A: Aggregate> Repository<A> {
         Self {
             store,
             cache: None,
+            turns: Arc::new(
+                (0..TURN_STRIPES)
+                    .map(|_| tokio::sync::Mutex::new(()))
+                    .collect(),
+            ),
             _aggregate: PhantomData,
         }
         .with_state_cache(DEFAULT_STATE_CACHE)
@@ -102,6 +117,14 @@ impl<A: Aggregate> Repository<A> {
         self.cache = NonZeroUsize::new(capacity)
             .map(|capacity| Arc::new(Mutex::new(lru::LruCache::new(capacity))));
         self
+    }
+
+    /// The turn lock of `stream_id`.
+    fn turn(&self, stream_id: &StreamId) -> &tokio::sync::Mutex<()> {
+        use std::hash::{Hash, Hasher};
+        let mut hasher = std::collections::hash_map::DefaultHasher::new();
+        stream_id.hash(&mut hasher);
+        &self.turns[hasher.finish() as usize % TURN_STRIPES]
     }
 
     fn cached(&self, stream_id: &StreamId) -> Option<(A, u64)> {
@@ -238,6 +261,7 @@ impl<A: Aggregate> Repository<A> {
         metadata: &EventMetadata,
         idempotency: impl Fn(&A, &[A::Event]) -> Option<IdempotencyRecord> + Send + Sync,
     ) -> Result<Executed<A>, CommandError<A::Error>> {
+        let _turn = self.turn(stream_id).lock().await;
         let mut conflicts = 0;
         // A cached state is decided on without asking the store: the append's version guard
         // rejects the events if the stream moved on, and a refusal is only returned once a

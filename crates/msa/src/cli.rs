@@ -430,6 +430,37 @@ pub enum BenchCommand {
     /// Relay throughput (store to broker) and append-to-handler latency at a fixed rate, beside
     /// a bare produce/consume round trip on the same broker.
     Bus(BenchBusArgs),
+    /// Users in rooms sending as fast as acknowledged against a running deployment (the single
+    /// server or the gateway): send throughput and latency, delivery latency to the other
+    /// members' WebSockets, beside a bare HTTP round trip (`/healthz`) at the same concurrency.
+    Chat(BenchChatArgs),
+}
+
+#[derive(Debug, Clone, Args)]
+pub struct BenchChatArgs {
+    /// The deployment to measure: the single server's or the gateway's address.
+    #[arg(
+        long,
+        env = "MSA_BENCH_TARGET",
+        default_value = "http://127.0.0.1:8080"
+    )]
+    pub target: String,
+
+    /// Users sending at once (each signs up, buys credits with the sandbox provider, joins a room).
+    #[arg(long, env = "MSA_BENCH_USERS", default_value_t = 200, value_parser = clap::value_parser!(u32).range(2..=10_000))]
+    pub users: u32,
+
+    /// Members per room.
+    #[arg(long, env = "MSA_BENCH_ROOM_SIZE", default_value_t = 4, value_parser = clap::value_parser!(u32).range(2..=1000))]
+    pub room_size: u32,
+
+    /// How long each phase (baseline, sending) runs, e.g. 10s.
+    #[arg(long, env = "MSA_BENCH_DURATION", default_value = "10s", value_parser = humantime::parse_duration)]
+    pub duration: Duration,
+
+    /// Print one JSON object instead of the table.
+    #[arg(long, env = "MSA_BENCH_JSON")]
+    pub json: bool,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]

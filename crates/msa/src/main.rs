@@ -40,6 +40,7 @@ async fn main() -> ExitCode {
         Command::Payments(PaymentsCommand::Reconcile(args)) => payment::reconcile(args).await,
         Command::Bench(BenchCommand::Store(args)) => bench::store::run(args).await,
         Command::Bench(BenchCommand::Bus(args)) => bench::bus::run(args).await,
+        Command::Bench(BenchCommand::Chat(args)) => bench::chat::run(args).await,
     };
     match outcome {
         Ok(()) => ExitCode::SUCCESS,

@@ -383,3 +383,42 @@ async fn the_scenario_on_microservices_behind_the_gateway() {
     })
     .await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_chat_benchmark_reports_figures_beside_its_baseline() {
+    let data = tempfile::tempdir().unwrap();
+    let mut args = vec!["--data-dir", data.path().to_str().unwrap()];
+    args.extend(HASH_FLAGS);
+    let server = common::serve(&args);
+    let output = common::msa()
+        .args([
+            "bench",
+            "chat",
+            "--target",
+            &server.base,
+            "--users",
+            "4",
+            "--room-size",
+            "2",
+        ])
+        .args(["--duration", "1s", "--json"])
+        .output()
+        .unwrap();
+    assert!(
+        output.status.success(),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    let report: Value = serde_json::from_slice(&output.stdout).unwrap();
+    assert!(report["sent"].as_u64().unwrap() > 0, "{report}");
+    assert!(report["delivered"].as_u64().unwrap() > 0, "{report}");
+    assert_eq!(report["failed_sends"], 0, "{report}");
+    assert!(
+        report["baseline_requests_per_sec"].as_f64().unwrap() > 0.0,
+        "{report}"
+    );
+    assert!(
+        report["delivery_p99_ms"].as_f64().unwrap() > 0.0,
+        "{report}"
+    );
+}

@@ -1,6 +1,7 @@
 //! `msa bench …`: measurements reported as figures beside a baseline run in the same invocation.
 
 pub mod bus;
+pub mod chat;
 pub mod store;
 
 use std::time::Duration;

@@ -38,6 +38,15 @@ impl<Tx: Send> EventHandler<Tx> for WalletCredits {
         CONSUMER
     }
 
+    /// Approvals and completed refunds; not the wallets' own events (one per message sent).
+    fn wants(&self, event: &RecordedEvent) -> bool {
+        event.stream_id.category() == Payment::KIND
+            && matches!(
+                event.event_type.as_str(),
+                "payment.PaymentApproved" | "payment.RefundCompleted"
+            )
+    }
+
     async fn handle(&self, _tx: &mut Tx, event: &RecordedEvent) -> Result<(), HandlerError> {
         if event.stream_id.category() != Payment::KIND {
             return Ok(());

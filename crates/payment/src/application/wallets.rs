@@ -33,17 +33,10 @@ pub struct Spent {
     pub day: NaiveDate,
 }
 
-/// Concurrent commands on one wallet within this process queue on one of these locks instead of
-/// racing on the stream version (50 parallel spends would otherwise mostly lose and retry).
-/// Striped by user id so the memory is fixed; the version guard still orders writers of other
-/// processes.
-const LOCK_STRIPES: usize = 64;
-
 pub struct Wallets {
     wallets: Repository<Wallet>,
     events: Arc<dyn EventStore>,
     free_messages_per_day: u32,
-    locks: Vec<tokio::sync::Mutex<()>>,
 }
 
 fn metadata(actor: &str) -> EventMetadata {
@@ -64,18 +57,11 @@ impl Wallets {
             wallets: Repository::new(events.clone()),
             events,
             free_messages_per_day,
-            locks: (0..LOCK_STRIPES)
-                .map(|_| tokio::sync::Mutex::new(()))
-                .collect(),
         }
     }
 
     pub fn stream(user_id: Uuid) -> StreamId {
         Repository::<Wallet>::stream_id(user_id)
-    }
-
-    fn lock(&self, user_id: Uuid) -> &tokio::sync::Mutex<()> {
-        &self.locks[(user_id.as_u128() % LOCK_STRIPES as u128) as usize]
     }
 
     pub async fn wallet(&self, user_id: Uuid) -> Result<WalletView, PaymentsError> {
@@ -99,7 +85,6 @@ impl Wallets {
     /// Refused with [`crate::domain::WalletError::OutOfCredits`] when neither is left.
     pub async fn spend(&self, user_id: Uuid, spend_key: &str) -> Result<Spent, PaymentsError> {
         check_key(spend_key)?;
-        let _turn = self.lock(user_id).lock().await;
         // A spend given back is over: spending under its key again would replay it for free.
         if self
             .events
@@ -158,7 +143,6 @@ impl Wallets {
                 .map_err(|e| PaymentsError::Store(StoreError::backend(e)))?,
             None => return Err(PaymentsError::UnknownSpend(spend_key.to_owned())),
         };
-        let _turn = self.lock(user_id).lock().await;
         let key = IdempotencyKey {
             scope: refund_scope(user_id),
             key: spend_key.to_owned(),
@@ -187,7 +171,6 @@ impl Wallets {
         payment_id: Uuid,
         credits: u64,
     ) -> Result<(), PaymentsError> {
-        let _turn = self.lock(user_id).lock().await;
         let key = IdempotencyKey {
             scope: "payment.wallet-credit".into(),
             key: payment_id.to_string(),
@@ -216,7 +199,6 @@ impl Wallets {
         refund_id: Uuid,
         credits: u64,
     ) -> Result<(), PaymentsError> {
-        let _turn = self.lock(user_id).lock().await;
         let key = IdempotencyKey {
             scope: "payment.wallet-revoke".into(),
             key: refund_id.to_string(),

@@ -29,6 +29,20 @@ impl EventHandler<msa_sql::Tx> for Members {
         CONSUMER
     }
 
+    /// Membership changes; not messages, edits or reactions (most of a room's events).
+    fn wants(&self, event: &RecordedEvent) -> bool {
+        event.stream_id.category() == Room::KIND
+            && matches!(
+                event.event_type.as_str(),
+                "chat.RoomCreated"
+                    | "chat.MemberJoined"
+                    | "chat.RoleChanged"
+                    | "chat.MemberLeft"
+                    | "chat.MemberKicked"
+                    | "chat.MemberBanned"
+            )
+    }
+
     async fn handle(
         &self,
         tx: &mut msa_sql::Tx,

@@ -27,6 +27,10 @@ impl EventHandler<msa_sql::Tx> for Profiles {
         CONSUMER
     }
 
+    fn wants(&self, event: &RecordedEvent) -> bool {
+        event.stream_id.category() == USER_STREAM_KIND
+    }
+
     async fn handle(
         &self,
         tx: &mut msa_sql::Tx,

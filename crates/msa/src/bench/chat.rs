@@ -1,0 +1,419 @@
+//! `msa bench chat`: users in rooms, each sending as fast as its sends are acknowledged, against
+//! a running deployment. Reports send throughput and latency, and delivery latency (send to the
+//! other members' WebSockets), beside a baseline of bare HTTP round trips (`GET /healthz`) by the
+//! same number of clients for the same time.
+
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use anyhow::{bail, Context, Result};
+use futures::{SinkExt, StreamExt};
+use serde::Serialize;
+use serde_json::{json, Value};
+use tokio_tungstenite::tungstenite::client::IntoClientRequest;
+use tokio_tungstenite::tungstenite::Message;
+
+use super::Latencies;
+use crate::cli::BenchChatArgs;
+
+#[derive(Serialize)]
+struct Report {
+    target: String,
+    users: u32,
+    room_size: u32,
+    duration_s: f64,
+    sent: u64,
+    sends_per_sec: f64,
+    send_p50_ms: f64,
+    send_p99_ms: f64,
+    delivered: u64,
+    delivery_p50_ms: f64,
+    delivery_p99_ms: f64,
+    failed_sends: u64,
+    baseline_requests_per_sec: f64,
+    baseline_p50_ms: f64,
+    baseline_p99_ms: f64,
+    /// Sends per second over bare round trips per second.
+    throughput_ratio: f64,
+}
+
+struct User {
+    id: String,
+    token: String,
+}
+
+struct Bench {
+    target: String,
+    client: reqwest::Client,
+}
+
+impl Bench {
+    async fn call(
+        &self,
+        method: reqwest::Method,
+        path: &str,
+        token: Option<&str>,
+        body: Option<Value>,
+    ) -> Result<(u16, Value)> {
+        let mut request = self
+            .client
+            .request(method, format!("{}{path}", self.target));
+        if let Some(token) = token {
+            request = request.bearer_auth(token);
+        }
+        if let Some(body) = body {
+            request = request.json(&body);
+        }
+        let response = request
+            .send()
+            .await
+            .with_context(|| format!("calling {path}"))?;
+        let status = response.status().as_u16();
+        let text = response.text().await?;
+        Ok((status, serde_json::from_str(&text).unwrap_or(Value::Null)))
+    }
+
+    async fn sign_up(&self, email: &str, nickname: &str) -> Result<User> {
+        let password = "bench password 1234";
+        let (status, created) = self
+            .call(
+                reqwest::Method::POST,
+                "/v1/users",
+                None,
+                Some(json!({"email": email, "password": password, "nickname": nickname})),
+            )
+            .await?;
+        if status != 201 {
+            bail!("signing up {email}: {status} {created}");
+        }
+        let (status, tokens) = self
+            .call(
+                reqwest::Method::POST,
+                "/v1/auth/token",
+                None,
+                Some(json!({"email": email, "password": password})),
+            )
+            .await?;
+        if status != 200 {
+            bail!("logging in {email}: {status} {tokens}");
+        }
+        Ok(User {
+            id: created["id"].as_str().unwrap_or_default().to_owned(),
+            token: tokens["access_token"]
+                .as_str()
+                .unwrap_or_default()
+                .to_owned(),
+        })
+    }
+
+    /// Buys the largest credit pack through the sandbox provider and waits for the credits.
+    async fn buy_credits(&self, user: &User, key: &str) -> Result<()> {
+        let (_, products) = self
+            .call(reqwest::Method::GET, "/v1/products", None, None)
+            .await?;
+        let product = products["items"]
+            .as_array()
+            .and_then(|items| items.iter().max_by_key(|p| p["credits"].as_i64()))
+            .context("the deployment sells no credit packs")?
+            .clone();
+        let request = self
+            .client
+            .post(format!("{}/v1/payments", self.target))
+            .bearer_auth(&user.token)
+            .header("Idempotency-Key", key)
+            .json(&json!({"product_id": product["id"]}));
+        let payment: Value = request.send().await?.json().await?;
+        let path = format!(
+            "/v1/payments/{}/confirm",
+            payment["id"].as_str().unwrap_or_default()
+        );
+        let confirm = json!({"payment_key": format!("approve-{key}"), "amount": product["amount"]});
+        let (status, answer) = self
+            .call(
+                reqwest::Method::POST,
+                &path,
+                Some(&user.token),
+                Some(confirm),
+            )
+            .await?;
+        if status != 200 {
+            bail!("buying credits: {status} {answer} (is the sandbox provider configured?)");
+        }
+        let deadline = Instant::now() + Duration::from_secs(30);
+        loop {
+            let (_, wallet) = self
+                .call(reqwest::Method::GET, "/v1/wallet", Some(&user.token), None)
+                .await?;
+            if wallet["balance"].as_i64().unwrap_or(0) > 0 {
+                return Ok(());
+            }
+            if Instant::now() > deadline {
+                bail!("the bought credits did not arrive within 30 s");
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    }
+}
+
+type Socket =
+    tokio_tungstenite::WebSocketStream<tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>>;
+
+async fn open_stream(target: &str, user: &User) -> Result<Socket> {
+    let url = format!("{}/v1/stream", target.replacen("http", "ws", 1));
+    let mut request = url.into_client_request()?;
+    request
+        .headers_mut()
+        .insert("authorization", format!("Bearer {}", user.token).parse()?);
+    let (mut socket, _) = tokio_tungstenite::connect_async(request)
+        .await
+        .context("opening /v1/stream")?;
+    // The first frame says the stream is ready.
+    tokio::time::timeout(Duration::from_secs(10), socket.next())
+        .await
+        .context("no ready frame within 10 s")?;
+    Ok(socket)
+}
+
+/// Runs `f(i)` for `0..n`, `at_once` at a time.
+async fn each<T, F, Fut>(n: usize, at_once: usize, f: F) -> Result<Vec<T>>
+where
+    F: Fn(usize) -> Fut,
+    Fut: std::future::Future<Output = Result<T>>,
+{
+    futures::stream::iter((0..n).map(f))
+        .buffered(at_once)
+        .collect::<Vec<_>>()
+        .await
+        .into_iter()
+        .collect()
+}
+
+pub async fn run(args: BenchChatArgs) -> Result<()> {
+    let target = args.target.trim_end_matches('/').to_owned();
+    let bench = Arc::new(Bench {
+        target: target.clone(),
+        client: reqwest::Client::builder()
+            .pool_max_idle_per_host(args.users as usize)
+            .timeout(Duration::from_secs(30))
+            .build()?,
+    });
+    let users = args.users as usize;
+    let run = &uuid::Uuid::now_v7().simple().to_string()[20..];
+    eprintln!(
+        "setting up {users} users in rooms of {} at {target}…",
+        args.room_size
+    );
+    let people = each(users, 16, |i| {
+        let bench = bench.clone();
+        async move {
+            let user = bench
+                .sign_up(
+                    &format!("bench-{run}-{i}@example.com"),
+                    &format!("bench{run}{i}"),
+                )
+                .await?;
+            bench
+                .buy_credits(&user, &format!("bench-{run}-{i}"))
+                .await?;
+            Ok(user)
+        }
+    })
+    .await?;
+    let people = Arc::new(people);
+    for room in people.chunks(args.room_size as usize) {
+        let members: Vec<&str> = room[1..].iter().map(|u| u.id.as_str()).collect();
+        let (status, answer) = bench
+            .call(
+                reqwest::Method::POST,
+                "/v1/rooms",
+                Some(&room[0].token),
+                Some(json!({"kind": "group", "name": "bench", "members": members})),
+            )
+            .await?;
+        if status != 201 {
+            bail!("creating a room: {status} {answer}");
+        }
+    }
+    let sockets = each(users, 32, |i| {
+        let (target, people) = (target.clone(), people.clone());
+        async move { open_stream(&target, &people[i]).await }
+    })
+    .await?;
+
+    eprintln!(
+        "baseline: {users} clients calling GET /healthz for {:?}…",
+        args.duration
+    );
+    let baseline = Arc::new(Mutex::new(Latencies::new()));
+    let until = Instant::now() + args.duration;
+    let started = Instant::now();
+    let tasks: Vec<_> = (0..users)
+        .map(|_| {
+            let (bench, baseline) = (bench.clone(), baseline.clone());
+            tokio::spawn(async move {
+                while Instant::now() < until {
+                    let sent = Instant::now();
+                    if bench
+                        .client
+                        .get(format!("{}/healthz", bench.target))
+                        .send()
+                        .await
+                        .is_ok()
+                    {
+                        baseline.lock().unwrap().record(sent.elapsed());
+                    }
+                }
+            })
+        })
+        .collect();
+    futures::future::join_all(tasks).await;
+    let baseline_elapsed = started.elapsed().as_secs_f64();
+
+    eprintln!("sending: {users} users for {:?}…", args.duration);
+    let clock = Instant::now();
+    let (sends, deliveries) = (
+        Arc::new(Mutex::new(Latencies::new())),
+        Arc::new(Mutex::new(Latencies::new())),
+    );
+    let failed = Arc::new(std::sync::atomic::AtomicU64::new(0));
+    let until = Instant::now() + args.duration;
+    let mut readers = Vec::new();
+    for (i, socket) in sockets.into_iter().enumerate() {
+        let (me, deliveries) = (people[i].id.clone(), deliveries.clone());
+        readers.push(tokio::spawn(async move {
+            let (mut sink, mut stream) = socket.split();
+            let stop = until + Duration::from_secs(2);
+            while let Ok(Some(Ok(message))) = tokio::time::timeout(
+                stop.saturating_duration_since(Instant::now()),
+                stream.next(),
+            )
+            .await
+            {
+                if let Message::Text(text) = message {
+                    let frame: Value = serde_json::from_str(text.as_str()).unwrap_or(Value::Null);
+                    if frame["type"] == "MessagePosted" && frame["data"]["sender_id"] != me.as_str()
+                    {
+                        if let Some(sent_at) = frame["data"]["body"]
+                            .as_str()
+                            .and_then(|b| b.split(' ').next())
+                            .and_then(|m| m.parse::<u64>().ok())
+                        {
+                            let now = clock.elapsed().as_micros() as u64;
+                            deliveries
+                                .lock()
+                                .unwrap()
+                                .record(Duration::from_micros(now.saturating_sub(sent_at)));
+                        }
+                    }
+                }
+            }
+            let _ = sink.close().await;
+        }));
+    }
+    let started = Instant::now();
+    let senders: Vec<_> = (0..users)
+        .map(|i| {
+            let (bench, people, sends, failed) =
+                (bench.clone(), people.clone(), sends.clone(), failed.clone());
+            tokio::spawn(async move {
+                let user = &people[i];
+                let rooms = bench
+                    .call(reqwest::Method::GET, "/v1/rooms", Some(&user.token), None)
+                    .await;
+                let Some(room) = rooms
+                    .ok()
+                    .and_then(|(_, r)| r["items"][0]["id"].as_str().map(str::to_owned))
+                else {
+                    return;
+                };
+                let mut n = 0u64;
+                while Instant::now() < until {
+                    n += 1;
+                    let body = format!("{} message {n}", clock.elapsed().as_micros());
+                    let sent = Instant::now();
+                    let answer = bench
+                        .call(
+                            reqwest::Method::POST,
+                            &format!("/v1/rooms/{room}/messages"),
+                            Some(&user.token),
+                            Some(json!({"txn_id": format!("t-{n}"), "body": body})),
+                        )
+                        .await;
+                    match answer {
+                        Ok((201, _)) => sends.lock().unwrap().record(sent.elapsed()),
+                        Ok((402, _)) => {
+                            let _ = bench
+                                .buy_credits(user, &format!("bench-{}-more-{n}", user.id))
+                                .await;
+                        }
+                        _ => {
+                            failed.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                        }
+                    }
+                }
+            })
+        })
+        .collect();
+    futures::future::join_all(senders).await;
+    let elapsed = started.elapsed().as_secs_f64();
+    futures::future::join_all(readers).await;
+
+    let (sends, deliveries, baseline) = (
+        sends.lock().unwrap(),
+        deliveries.lock().unwrap(),
+        baseline.lock().unwrap(),
+    );
+    let sends_per_sec = sends.count() as f64 / elapsed;
+    let baseline_per_sec = baseline.count() as f64 / baseline_elapsed;
+    let report = Report {
+        target,
+        users: args.users,
+        room_size: args.room_size,
+        duration_s: args.duration.as_secs_f64(),
+        sent: sends.count(),
+        sends_per_sec,
+        send_p50_ms: sends.quantile_ms(0.50),
+        send_p99_ms: sends.quantile_ms(0.99),
+        delivered: deliveries.count(),
+        delivery_p50_ms: deliveries.quantile_ms(0.50),
+        delivery_p99_ms: deliveries.quantile_ms(0.99),
+        failed_sends: failed.load(std::sync::atomic::Ordering::Relaxed),
+        baseline_requests_per_sec: baseline_per_sec,
+        baseline_p50_ms: baseline.quantile_ms(0.50),
+        baseline_p99_ms: baseline.quantile_ms(0.99),
+        throughput_ratio: sends_per_sec / baseline_per_sec.max(f64::MIN_POSITIVE),
+    };
+    if args.json {
+        println!("{}", serde_json::to_string(&report)?);
+        return Ok(());
+    }
+    println!(
+        "{:<40} {:>10.0}/s   p50 {:>7.2} ms   p99 {:>7.2} ms   ({} sent, {} failed)",
+        "send (spend, post, acknowledge)",
+        report.sends_per_sec,
+        report.send_p50_ms,
+        report.send_p99_ms,
+        report.sent,
+        report.failed_sends
+    );
+    println!(
+        "{:<40} {:>12}   p50 {:>7.2} ms   p99 {:>7.2} ms   ({} delivered)",
+        "delivery (send -> others' WebSocket)",
+        "",
+        report.delivery_p50_ms,
+        report.delivery_p99_ms,
+        report.delivered
+    );
+    println!(
+        "{:<40} {:>10.0}/s   p50 {:>7.2} ms   p99 {:>7.2} ms",
+        "baseline: GET /healthz",
+        report.baseline_requests_per_sec,
+        report.baseline_p50_ms,
+        report.baseline_p99_ms
+    );
+    println!(
+        "throughput ratio (sends / bare round trips): {:.2}",
+        report.throughput_ratio
+    );
+    Ok(())
+}
