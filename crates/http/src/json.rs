@@ -91,3 +91,17 @@ pub fn page_limit(raw: Option<&str>) -> Result<u32, Problem> {
         )])),
     }
 }
+
+/// The `cursor` of a list, as this API gave it out (`T`: what the endpoint's cursors encode);
+/// anything else names the field.
+pub fn page_cursor<T: std::str::FromStr>(raw: Option<&str>) -> Result<Option<T>, Problem> {
+    raw.map(|raw| {
+        raw.parse::<T>().map_err(|_| {
+            Problem::invalid(vec![FieldError::new(
+                "cursor",
+                "not a cursor this API gave out",
+            )])
+        })
+    })
+    .transpose()
+}

@@ -13,7 +13,7 @@ mod json;
 mod openapi;
 mod problem;
 
-pub use json::{page_limit, StrictJson, StrictQuery};
+pub use json::{page_cursor, page_limit, StrictJson, StrictQuery};
 pub use openapi::BearerAuth;
 pub use problem::{FieldError, Problem};
 

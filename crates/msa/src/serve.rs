@@ -22,8 +22,9 @@ const PLACEHOLDER_PAGE: &str = r#"<!doctype html>
 <html lang="en"><head><meta charset="utf-8"><title>msa</title></head>
 <body style="font-family: system-ui, sans-serif; max-width: 40rem; margin: 4rem auto">
 <h1>msa is running</h1>
-<p>The event store of every context is open. The chat web client arrives here with the user, chat
-and payment services; until then this page only shows that the server is up.</p>
+<p>The user, chat, payment and user-chat APIs answer under <code>/v1</code>; their description is
+<a href="/openapi.json">/openapi.json</a>. The chat web client will live on this page; until then
+it only shows that the server is up.</p>
 <p>Health: <a href="/healthz">/healthz</a> (alive), <a href="/readyz">/readyz</a> (stores answer),
 <a href="/metrics">/metrics</a> (Prometheus)</p>
 </body></html>"#;

@@ -10,7 +10,7 @@ use axum::routing::{get, post};
 use axum::{Json, Router};
 use chrono::{DateTime, Utc};
 use msa_http::auth::{Caller, TokenVerifier};
-use msa_http::{page_limit, BearerAuth, FieldError, Problem, StrictJson, StrictQuery};
+use msa_http::{page_cursor, page_limit, BearerAuth, FieldError, Problem, StrictJson, StrictQuery};
 use serde::{Deserialize, Serialize};
 use utoipa::{IntoParams, OpenApi, ToSchema};
 use uuid::Uuid;
@@ -250,15 +250,7 @@ async fn my_payments(
     StrictQuery(query): StrictQuery<PageQuery>,
 ) -> Result<impl IntoResponse, Problem> {
     let limit = page_limit(query.limit.as_deref())?;
-    let before = match query.cursor.as_deref() {
-        None => None,
-        Some(raw) => Some(raw.parse::<Uuid>().map_err(|_| {
-            Problem::invalid(vec![FieldError::new(
-                "cursor",
-                "not a cursor this API gave out",
-            )])
-        })?),
-    };
+    let before = page_cursor::<Uuid>(query.cursor.as_deref())?;
     let items = api
         .payments
         .payments_of(caller.user_id, before, limit)
@@ -503,15 +495,7 @@ async fn wallet_ledger(
     StrictQuery(query): StrictQuery<PageQuery>,
 ) -> Result<impl IntoResponse, Problem> {
     let limit = page_limit(query.limit.as_deref())?;
-    let before = match query.cursor.as_deref() {
-        None => None,
-        Some(raw) => Some(raw.parse::<i64>().map_err(|_| {
-            Problem::invalid(vec![FieldError::new(
-                "cursor",
-                "not a cursor this API gave out",
-            )])
-        })?),
-    };
+    let before = page_cursor::<i64>(query.cursor.as_deref())?;
     let items = ledger::entries(api.payments.read_models(), caller.user_id, before, limit)
         .await
         .map_err(|e| Problem::internal(&e))?;

@@ -171,24 +171,18 @@ impl Wallets {
         payment_id: Uuid,
         credits: u64,
     ) -> Result<(), PaymentsError> {
-        let key = IdempotencyKey {
-            scope: "payment.wallet-credit".into(),
-            key: payment_id.to_string(),
-            fingerprint: credits.to_string(),
+        let command = WalletCommand::Purchase {
+            payment_id,
+            credits,
         };
-        self.wallets
-            .execute_idempotent(
-                &Self::stream(user_id),
-                &WalletCommand::Purchase {
-                    payment_id,
-                    credits,
-                },
-                &metadata("payment.wallet-credits"),
-                key,
-                |_, _| serde_json::Value::Null,
-            )
-            .await?;
-        Ok(())
+        self.once(
+            user_id,
+            "payment.wallet-credit",
+            payment_id,
+            credits,
+            command,
+        )
+        .await
     }
 
     /// Takes back the credits of a refund (as many as the balance holds), once per refund.
@@ -199,19 +193,39 @@ impl Wallets {
         refund_id: Uuid,
         credits: u64,
     ) -> Result<(), PaymentsError> {
+        let command = WalletCommand::Revoke {
+            payment_id,
+            refund_id,
+            credits,
+        };
+        self.once(
+            user_id,
+            "payment.wallet-revoke",
+            refund_id,
+            credits,
+            command,
+        )
+        .await
+    }
+
+    /// Runs a command of the wallet process manager at most once per `(scope, cause)`.
+    async fn once(
+        &self,
+        user_id: Uuid,
+        scope: &str,
+        cause: Uuid,
+        credits: u64,
+        command: WalletCommand,
+    ) -> Result<(), PaymentsError> {
         let key = IdempotencyKey {
-            scope: "payment.wallet-revoke".into(),
-            key: refund_id.to_string(),
+            scope: scope.into(),
+            key: cause.to_string(),
             fingerprint: credits.to_string(),
         };
         self.wallets
             .execute_idempotent(
                 &Self::stream(user_id),
-                &WalletCommand::Revoke {
-                    payment_id,
-                    refund_id,
-                    credits,
-                },
+                &command,
                 &metadata("payment.wallet-credits"),
                 key,
                 |_, _| serde_json::Value::Null,
