@@ -22,9 +22,15 @@ impl Default for HashCost {
 }
 
 /// Hashes and verifies passwords off the async threads (hashing is deliberately slow).
+///
+/// At most one hash per CPU runs at a time. Hashing is CPU-bound, so more at once would not finish
+/// sooner; and each takes the full memory cost (19 MiB by default): a burst of sign-ups or logins
+/// would otherwise allocate tens of them at once, memory the allocator keeps afterwards (the
+/// server's resident size grew by ~700 MB per 20 concurrent sign-ups and logins).
 #[derive(Clone)]
 pub struct Passwords {
     argon2: Argon2<'static>,
+    turns: std::sync::Arc<tokio::sync::Semaphore>,
     /// The hash a login with an unknown email is checked against, so it costs the same time as
     /// one with a wrong password.
     decoy: String,
@@ -41,11 +47,21 @@ impl Passwords {
             )
             .map_err(|_| argon2::Error::AlgorithmInvalid)?
             .to_string();
-        Ok(Self { argon2, decoy })
+        let cpus = std::thread::available_parallelism().map_or(1, |n| n.get());
+        Ok(Self {
+            argon2,
+            decoy,
+            turns: std::sync::Arc::new(tokio::sync::Semaphore::new(cpus)),
+        })
     }
 
     pub async fn hash(&self, password: &str) -> String {
         let (argon2, password) = (self.argon2.clone(), password.to_owned());
+        let _turn = self
+            .turns
+            .acquire()
+            .await
+            .expect("the semaphore is never closed");
         tokio::task::spawn_blocking(move || {
             argon2
                 .hash_password(password.as_bytes(), &SaltString::generate(&mut OsRng))
@@ -62,6 +78,11 @@ impl Passwords {
         let known = hash.is_some();
         let hash = hash.unwrap_or(&self.decoy).to_owned();
         let (argon2, password) = (self.argon2.clone(), password.to_owned());
+        let _turn = self
+            .turns
+            .acquire()
+            .await
+            .expect("the semaphore is never closed");
         let matches = tokio::task::spawn_blocking(move || {
             PasswordHash::new(&hash)
                 .is_ok_and(|parsed| argon2.verify_password(password.as_bytes(), &parsed).is_ok())
