@@ -104,6 +104,53 @@ fn bad_configuration_stops_the_start_with_one_line_naming_the_setting() {
         "{stderr}"
     );
 
+    // One service of the microservice deployment needs to know where the others are.
+    let output = msa()
+        .args(["serve", "chat", "--listen", "127.0.0.1:0", "--data-dir"])
+        .arg(data.path())
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8(output.stderr).unwrap();
+    assert!(
+        !output.status.success()
+            && stderr.starts_with("error: MSA_USER_URL (--user) is required by `serve chat`"),
+        "{stderr}"
+    );
+    let output = msa()
+        .args([
+            "serve",
+            "user-chat",
+            "--listen",
+            "127.0.0.1:0",
+            "--data-dir",
+        ])
+        .arg(data.path())
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8(output.stderr).unwrap();
+    assert!(
+        !output.status.success() && stderr.starts_with("error: MSA_KAFKA_BROKERS"),
+        "{stderr}"
+    );
+    let output = msa()
+        .args([
+            "gateway",
+            "--user",
+            "ftp://x",
+            "--chat",
+            "http://c",
+            "--payment",
+            "http://p",
+        ])
+        .args(["--user-chat", "http://u"])
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8(output.stderr).unwrap();
+    assert!(
+        !output.status.success() && stderr.starts_with("error: MSA_USER_URL (--user)"),
+        "{stderr}"
+    );
+
     let output = msa()
         .args(["bench", "store", "--concurrency", "0"])
         .output()
