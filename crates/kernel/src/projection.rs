@@ -168,15 +168,27 @@ impl<R: ReadModelStore> ProjectionRunner<R> {
     pub async fn run(&self, projection: &dyn Projection<R::Tx>, mut stop: watch::Receiver<bool>) {
         let appended = self.events.appended();
         let mut backoff = Duration::from_millis(100);
+        // The tables are made once (and again after a failure, in case they went missing), not
+        // on every step: a busy log is stepped through hundreds of times a second.
+        let mut ensured = false;
         loop {
             if *stop.borrow() {
                 return;
             }
             let wake = appended.notified();
-            let outcome = match self.ensure_tables(projection).await {
-                Ok(()) => self.step(projection, None).await,
-                Err(error) => Err(error),
+            let outcome = match ensured {
+                true => self.step(projection, None).await,
+                false => match self.ensure_tables(projection).await {
+                    Ok(()) => {
+                        ensured = true;
+                        self.step(projection, None).await
+                    }
+                    Err(error) => Err(error),
+                },
             };
+            if outcome.is_err() {
+                ensured = false;
+            }
             let pause = match outcome {
                 Ok(0) => {
                     backoff = Duration::from_millis(100);
