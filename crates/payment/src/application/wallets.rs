@@ -85,15 +85,6 @@ impl Wallets {
     /// Refused with [`crate::domain::WalletError::OutOfCredits`] when neither is left.
     pub async fn spend(&self, user_id: Uuid, spend_key: &str) -> Result<Spent, PaymentsError> {
         check_key(spend_key)?;
-        // A spend given back is over: spending under its key again would replay it for free.
-        if self
-            .events
-            .idempotency_record(&refund_scope(user_id), spend_key)
-            .await?
-            .is_some()
-        {
-            return Err(PaymentsError::SpendRefunded(spend_key.to_owned()));
-        }
         let command = WalletCommand::Spend {
             spend_key: spend_key.to_owned(),
             today: Utc::now().date_naive(),
@@ -126,6 +117,17 @@ impl Wallets {
                 },
             )
             .await?;
+        // A spend given back is over: answering its key again would be a message for free.
+        // (Only a replayed key can have been given back, so a new spend skips this read.)
+        if outcome.replayed
+            && self
+                .events
+                .idempotency_record(&refund_scope(user_id), spend_key)
+                .await?
+                .is_some()
+        {
+            return Err(PaymentsError::SpendRefunded(spend_key.to_owned()));
+        }
         serde_json::from_value(outcome.result)
             .map_err(|e| PaymentsError::Store(StoreError::backend(e)))
     }
