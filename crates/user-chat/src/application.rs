@@ -3,7 +3,7 @@
 use std::sync::Arc;
 
 use axum::http::StatusCode;
-use msa_chat::contract::{MessageBody, PostedMessage, RoomSummary, RoomView};
+use msa_chat::contract::{MessageBody, PostedMessage, RoomKind, RoomSummary, RoomView};
 use msa_http::auth::Caller;
 use msa_http::{FieldError, Problem};
 use msa_sql::SqlReadModelStore;
@@ -109,7 +109,7 @@ impl UserChat {
         let rooms = self.chat.rooms_of(caller).await?;
         let mut items = Vec::with_capacity(rooms.len());
         for room in rooms {
-            let peer = if room.kind == "direct" {
+            let peer = if room.kind == RoomKind::Direct.as_str() {
                 read_models::peer(&self.read_models, &room.id, caller.user_id)
                     .await
                     .map_err(|e| Problem::internal(&e))?

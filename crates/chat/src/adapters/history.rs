@@ -44,14 +44,6 @@ pub const HISTORY_TABLES: &[TableSpec] = &[
     },
 ];
 
-fn role_name(role: crate::domain::Role) -> &'static str {
-    match role {
-        crate::domain::Role::Member => "member",
-        crate::domain::Role::Admin => "admin",
-        crate::domain::Role::Owner => "owner",
-    }
-}
-
 #[async_trait]
 impl Projection<msa_sql::Tx> for History {
     fn name(&self) -> &'static str {
@@ -97,13 +89,12 @@ impl Projection<msa_sql::Tx> for History {
         let member_delete = format!("DELETE FROM {members} WHERE room_id = $1 AND user_id = $2");
         match change {
             RoomEvent::RoomCreated { seq, kind, name, members: roles, .. } => {
-                let kind = serde_json::to_value(kind).map_err(ProjectionError::apply)?;
                 statements.insert(0, (
                     format!("INSERT INTO {rooms} (room_id, kind, name, created_at, last_seq) VALUES ($1, $2, $3, $4, {seq})"),
-                    vec![Some(room_id.clone()), kind.as_str().map(str::to_owned), name, Some(at.clone())],
+                    vec![Some(room_id.clone()), Some(kind.as_str().to_owned()), name, Some(at.clone())],
                 ));
                 for (user_id, role) in roles {
-                    statements.push((member_upsert.clone(), vec![Some(room_id.clone()), Some(user_id.to_string()), Some(role_name(role).into())]));
+                    statements.push((member_upsert.clone(), vec![Some(room_id.clone()), Some(user_id.to_string()), Some(role.as_str().into())]));
                 }
             }
             RoomEvent::MemberJoined { user_id, .. } => statements.push((
@@ -112,7 +103,7 @@ impl Projection<msa_sql::Tx> for History {
             )),
             RoomEvent::RoleChanged { user_id, role, .. } => statements.push((
                 member_upsert,
-                vec![Some(room_id.clone()), Some(user_id.to_string()), Some(role_name(role).into())],
+                vec![Some(room_id.clone()), Some(user_id.to_string()), Some(role.as_str().into())],
             )),
             RoomEvent::MemberLeft { user_id, .. } | RoomEvent::MemberKicked { user_id, .. } | RoomEvent::MemberBanned { user_id, .. } => {
                 statements.push((member_delete, vec![Some(room_id.clone()), Some(user_id.to_string())]))

@@ -20,6 +20,16 @@ pub enum RoomKind {
     Direct,
 }
 
+impl RoomKind {
+    /// The name in JSON and in read models.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            RoomKind::Group => "group",
+            RoomKind::Direct => "direct",
+        }
+    }
+}
+
 /// Roles, weakest first: a role may act on roles below it.
 #[derive(
     Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize, utoipa::ToSchema,
@@ -29,6 +39,17 @@ pub enum Role {
     Member,
     Admin,
     Owner,
+}
+
+impl Role {
+    /// The name in JSON and in read models.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Role::Member => "member",
+            Role::Admin => "admin",
+            Role::Owner => "owner",
+        }
+    }
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]

@@ -1,7 +1,7 @@
 //! `user-chat.members`: keeps `uc_rooms` and `uc_members` from the chat context's room events.
 
 use async_trait::async_trait;
-use msa_chat::contract::{Role, Room, RoomEvent, RoomKind};
+use msa_chat::contract::{Room, RoomEvent};
 use msa_kernel::consumer::{EventHandler, HandlerError};
 use msa_kernel::repository::decode;
 use msa_kernel::{Aggregate, RecordedEvent};
@@ -10,14 +10,6 @@ use uuid::Uuid;
 pub const CONSUMER: &str = "user-chat.members";
 
 pub struct Members;
-
-fn role_name(role: Role) -> &'static str {
-    match role {
-        Role::Member => "member",
-        Role::Admin => "admin",
-        Role::Owner => "owner",
-    }
-}
 
 const UPSERT: &str = "INSERT INTO uc_members (room_id, user_id, role) VALUES ($1, $2, $3)
      ON CONFLICT (room_id, user_id) DO UPDATE SET role = excluded.role";
@@ -55,27 +47,23 @@ impl EventHandler<msa_sql::Tx> for Members {
         let mut changes: Vec<(&str, Uuid, Option<&str>)> = Vec::new();
         match decode::<RoomEvent>(event).map_err(HandlerError::new)? {
             RoomEvent::RoomCreated { kind, members, .. } => {
-                let kind = match kind {
-                    RoomKind::Group => "group",
-                    RoomKind::Direct => "direct",
-                };
                 sqlx::query(
                     "INSERT INTO uc_rooms (room_id, kind) VALUES ($1, $2) ON CONFLICT (room_id) DO NOTHING",
                 )
                 .bind(&room_id)
-                .bind(kind)
+                .bind(kind.as_str())
                 .execute(&mut **tx)
                 .await
                 .map_err(HandlerError::new)?;
                 for (user_id, role) in members {
-                    changes.push((UPSERT, user_id, Some(role_name(role))));
+                    changes.push((UPSERT, user_id, Some(role.as_str())));
                 }
             }
             RoomEvent::MemberJoined { user_id, .. } => {
                 changes.push((UPSERT, user_id, Some("member")))
             }
             RoomEvent::RoleChanged { user_id, role, .. } => {
-                changes.push((UPSERT, user_id, Some(role_name(role))))
+                changes.push((UPSERT, user_id, Some(role.as_str())))
             }
             RoomEvent::MemberLeft { user_id, .. }
             | RoomEvent::MemberKicked { user_id, .. }
