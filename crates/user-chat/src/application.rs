@@ -3,7 +3,7 @@
 use std::sync::Arc;
 
 use axum::http::StatusCode;
-use msa_chat::contract::{MessageBody, PostedMessage, RoomKind, RoomSummary, RoomView};
+use msa_chat::contract::{MessageBody, PostedMessage, RoomSummary, RoomView};
 use msa_http::auth::Caller;
 use msa_http::{FieldError, Problem};
 use msa_sql::SqlReadModelStore;
@@ -107,17 +107,16 @@ impl UserChat {
     /// My rooms, most recently active first, with the peer's profile for direct rooms.
     pub async fn inbox(&self, caller: &Caller) -> Result<Vec<InboxItem>, Problem> {
         let rooms = self.chat.rooms_of(caller).await?;
-        let mut items = Vec::with_capacity(rooms.len());
-        for room in rooms {
-            let peer = if room.kind == RoomKind::Direct.as_str() {
-                read_models::peer(&self.read_models, &room.id, caller.user_id)
-                    .await
-                    .map_err(|e| Problem::internal(&e))?
-            } else {
-                None
-            };
-            items.push(InboxItem { room, peer });
-        }
+        let mut peers = read_models::peers_of(&self.read_models, caller.user_id)
+            .await
+            .map_err(|e| Problem::internal(&e))?;
+        let items = rooms
+            .into_iter()
+            .map(|room| InboxItem {
+                peer: peers.remove(&room.id),
+                room,
+            })
+            .collect::<Vec<_>>();
         Ok(items)
     }
 

@@ -52,32 +52,35 @@ pub async fn members(
         .collect()
 }
 
-/// The member of direct room `room_id` who is not `me`, with a profile.
-pub async fn peer(
+/// For each direct room of `me`, the other member with a profile (one query for the inbox).
+pub async fn peers_of(
     db: &SqlReadModelStore,
-    room_id: &str,
     me: Uuid,
-) -> Result<Option<Peer>, StoreError> {
-    let row = sqlx::query(
-        "SELECT m.user_id, p.nickname, p.avatar_url FROM uc_members m
-         JOIN uc_profiles p ON p.user_id = m.user_id
-         WHERE m.room_id = $1 AND m.user_id <> $2",
+) -> Result<std::collections::HashMap<String, Peer>, StoreError> {
+    let rows = sqlx::query(
+        "SELECT other.room_id, other.user_id, p.nickname, p.avatar_url
+         FROM uc_members mine
+         JOIN uc_rooms r ON r.room_id = mine.room_id AND r.kind = 'direct'
+         JOIN uc_members other ON other.room_id = mine.room_id AND other.user_id <> mine.user_id
+         JOIN uc_profiles p ON p.user_id = other.user_id
+         WHERE mine.user_id = $1",
     )
-    .bind(room_id)
     .bind(me.to_string())
-    .fetch_optional(db.pool())
+    .fetch_all(db.pool())
     .await
     .map_err(StoreError::backend)?;
-    row.map(|row| {
-        Ok(Peer {
-            user_id: row
-                .try_get::<String, _>("user_id")
-                .map_err(StoreError::backend)?
-                .parse()
-                .map_err(StoreError::backend)?,
-            nickname: row.try_get("nickname").map_err(StoreError::backend)?,
-            avatar_url: row.try_get("avatar_url").map_err(StoreError::backend)?,
+    rows.iter()
+        .map(|row| {
+            let peer = Peer {
+                user_id: row
+                    .try_get::<String, _>("user_id")
+                    .map_err(StoreError::backend)?
+                    .parse()
+                    .map_err(StoreError::backend)?,
+                nickname: row.try_get("nickname").map_err(StoreError::backend)?,
+                avatar_url: row.try_get("avatar_url").map_err(StoreError::backend)?,
+            };
+            Ok((row.try_get("room_id").map_err(StoreError::backend)?, peer))
         })
-    })
-    .transpose()
+        .collect()
 }
