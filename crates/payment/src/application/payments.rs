@@ -325,46 +325,31 @@ impl Payments {
             now: Utc::now(),
             window: self.settings.refund_window,
         };
-        self.execute(payment_id, command, &caller.to_string())
+        let reserved = self
+            .execute(payment_id, command, &caller.to_string())
             .await?;
-        let payment = self
-            .send_refund(payment_id, refund_id, amount, reason)
+        let (payment, completed) = self
+            .send_refund(reserved, refund_id, amount, reason)
             .await?;
-        let status = if self.refund_pending(payment_id, refund_id).await? {
-            "pending"
-        } else {
-            "completed"
-        };
         Ok(RefundView {
             refund_id,
             amount,
-            status: status.into(),
+            status: if completed { "completed" } else { "pending" }.into(),
             payment,
         })
     }
 
-    async fn refund_pending(
-        &self,
-        payment_id: Uuid,
-        refund_id: Uuid,
-    ) -> Result<bool, PaymentsError> {
-        Ok(self
-            .load(payment_id)
-            .await?
-            .pending_refunds
-            .contains_key(&refund_id))
-    }
-
     /// Asks the provider to refund a reserved amount (again, after a lost answer: the refund id
     /// is the provider's idempotency key) and records the outcome.
+    /// Returns the payment and whether the provider confirmed the refund.
     async fn send_refund(
         &self,
-        payment_id: Uuid,
+        payment: PaymentView,
         refund_id: Uuid,
         amount: i64,
         reason: &str,
-    ) -> Result<PaymentView, PaymentsError> {
-        let payment = self.load(payment_id).await?;
+    ) -> Result<(PaymentView, bool), PaymentsError> {
+        let payment_id = payment.id;
         let cancellation = Cancellation {
             payment_key: payment.payment_key.clone().unwrap_or_default(),
             amount,
@@ -373,12 +358,14 @@ impl Payments {
         };
         match self.provider.cancel(&cancellation).await {
             Ok(()) => {
-                self.execute(
-                    payment_id,
-                    PaymentCommand::CompleteRefund { refund_id },
-                    "provider",
-                )
-                .await
+                let completed = self
+                    .execute(
+                        payment_id,
+                        PaymentCommand::CompleteRefund { refund_id },
+                        "provider",
+                    )
+                    .await?;
+                Ok((completed, true))
             }
             Err(ProviderError::Refused { code, message }) => {
                 let command = PaymentCommand::FailRefund {
@@ -391,7 +378,7 @@ impl Payments {
             }
             Err(error) => {
                 tracing::warn!(%payment_id, %refund_id, %error, "refund not confirmed by the provider; it will be retried");
-                Ok(PaymentView::of(payment_id, &payment))
+                Ok((payment, false))
             }
         }
     }
@@ -445,8 +432,9 @@ impl Payments {
         }
         for payment_id in payment_list::with_pending_refunds(&self.read_models).await? {
             let payment = self.load(payment_id).await?;
+            let view = PaymentView::of(payment_id, &payment);
             for (refund_id, amount) in &payment.pending_refunds {
-                self.send_refund(payment_id, *refund_id, *amount, "refund (retried)")
+                self.send_refund(view.clone(), *refund_id, *amount, "refund (retried)")
                     .await
                     .ok();
             }
