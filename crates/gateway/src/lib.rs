@@ -1,8 +1,8 @@
 //! The API gateway of the microservice deployment. One address for clients; behind it each
 //! request goes to the service that owns it ([`routes`]). On the way it:
 //!
-//! - checks access tokens against the user service's keys ([`keys`]; cached, fetched again for
-//!   an unknown `kid`), so a bad token never reaches a service;
+//! - checks access tokens against the user service's keys ([`RemoteKeys`]; cached, fetched again
+//!   for an unknown `kid`), so a bad token never reaches a service;
 //! - limits requests per client address and per user ([`limits`]; 429 with `Retry-After`);
 //! - gives every request an `X-Request-Id` and a W3C `traceparent` (kept when the client sent
 //!   valid ones) and passes them on;
@@ -12,7 +12,6 @@
 //! - serves a page at `/`, the merged API reference at `/docs` and `/openapi.json`, `/healthz`
 //!   and `/readyz` (every service ready).
 
-pub mod keys;
 pub mod limits;
 pub mod proxy;
 pub mod routes;
@@ -28,11 +27,10 @@ use axum::response::{Html, IntoResponse, Response};
 use axum::routing::get;
 use axum::{Json, Router};
 use msa_http::auth::TokenError;
-use msa_http::Problem;
+use msa_http::{Problem, RemoteKeys};
 use serde_json::{json, Value};
 use tower_http::cors::{AllowOrigin, CorsLayer};
 
-use keys::Keys;
 use limits::Limits;
 use routes::{owner, Owner};
 
@@ -71,7 +69,7 @@ pub struct GatewayConfig {
 struct Gateway {
     config: GatewayConfig,
     client: reqwest::Client,
-    keys: Keys,
+    keys: RemoteKeys,
     limits: Limits,
 }
 
@@ -94,7 +92,7 @@ pub fn app(config: GatewayConfig) -> Result<Router, String> {
         .map_err(|e| e.to_string())?;
     let cors = cors(&config.cors_origins)?;
     let gateway = Arc::new(Gateway {
-        keys: Keys::new(&config.upstreams.user, client.clone()),
+        keys: RemoteKeys::new(&config.upstreams.user, client.clone()),
         limits: Limits::new(
             config.requests_per_second_per_address,
             config.requests_per_second_per_user,

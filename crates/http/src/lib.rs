@@ -6,16 +6,19 @@
 //! - [`StrictJson`]: a JSON body extractor that answers 400 for unparsable JSON and 422 naming the
 //!   field for wrong types, missing or unknown fields;
 //! - [`auth`]: access tokens (EdDSA JWTs) checked against the user service's public keys, and the
-//!   [`auth::Caller`] extractor.
+//!   [`auth::Caller`] extractor; [`RemoteKeys`], those keys fetched from the user service by the
+//!   processes that do not issue tokens (the other services, the gateway).
 
 pub mod auth;
 mod json;
 mod openapi;
 mod problem;
+mod remote_keys;
 
 pub use json::{page_cursor, page_limit, StrictJson, StrictQuery};
 pub use openapi::BearerAuth;
 pub use problem::{FieldError, Problem};
+pub use remote_keys::RemoteKeys;
 
 /// 201 when a create made something, 200 when it found what an earlier request made (a retry, or
 /// the one direct room of a pair).

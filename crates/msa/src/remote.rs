@@ -5,21 +5,12 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::{bail, Result};
-use msa_http::auth::{Jwks, TokenVerifier};
+use msa_http::auth::TokenVerifier;
+use msa_http::RemoteKeys;
 use tokio::sync::watch;
 
 /// How often the keys are fetched again (the user service adds a key before it signs with it).
 const REFRESH_EVERY: Duration = Duration::from_secs(30);
-
-async fn fetch(client: &reqwest::Client, url: &str) -> Result<Jwks> {
-    Ok(client
-        .get(url)
-        .send()
-        .await?
-        .error_for_status()?
-        .json()
-        .await?)
-}
 
 /// A verifier of the user service's access tokens. Waits for the user service at start (saying
 /// so once), then refreshes the keys in the background until `stop`.
@@ -27,16 +18,16 @@ pub async fn verifier(
     user_url: &str,
     mut stop: watch::Receiver<bool>,
 ) -> Result<Arc<TokenVerifier>> {
-    let url = format!("{}/.well-known/jwks.json", user_url.trim_end_matches('/'));
     let client = reqwest::Client::builder()
         .timeout(Duration::from_secs(5))
         .build()?;
+    let keys = RemoteKeys::new(user_url, client);
     let mut warned = false;
-    let jwks = loop {
-        match fetch(&client, &url).await {
-            Ok(jwks) => break jwks,
+    loop {
+        match keys.fetch().await {
+            Ok(()) => break,
             Err(error) if !warned => {
-                tracing::warn!(%url, %error, "waiting for the user service's keys");
+                tracing::warn!(url = keys.url(), %error, "waiting for the user service's keys");
                 warned = true;
             }
             Err(_) => {}
@@ -45,20 +36,16 @@ pub async fn verifier(
             _ = tokio::time::sleep(Duration::from_secs(1)) => {}
             _ = stop.changed() => bail!("stopped while waiting for the user service at {user_url}"),
         }
-    };
-    let verifier = Arc::new(TokenVerifier::new(&jwks));
-    let refreshed = verifier.clone();
+    }
+    let verifier = keys.verifier();
     tokio::spawn(async move {
         loop {
             tokio::select! {
                 _ = tokio::time::sleep(REFRESH_EVERY) => {}
                 _ = stop.changed() => return,
             }
-            match fetch(&client, &url).await {
-                Ok(jwks) => refreshed.replace_keys(&jwks),
-                Err(error) => {
-                    tracing::warn!(%url, %error, "could not refresh the user service's keys")
-                }
+            if let Err(error) = keys.fetch().await {
+                tracing::warn!(url = keys.url(), %error, "could not refresh the user service's keys");
             }
         }
     });
