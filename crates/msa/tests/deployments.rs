@@ -45,16 +45,12 @@ where
 }
 
 /// Waits (up to 30 s: events cross a broker in one deployment) until `check` holds.
-async fn soon<F, Fut>(what: &str, mut check: F)
+async fn soon<F, Fut>(what: &str, check: F)
 where
     F: FnMut() -> Fut,
     Fut: std::future::Future<Output = bool>,
 {
-    let deadline = Instant::now() + Duration::from_secs(30);
-    while !check().await {
-        assert!(Instant::now() < deadline, "not within 30 s: {what}");
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
+    common::api::within(Duration::from_secs(30), what, check).await
 }
 
 async fn send(api: &Api, who: &Person, room: &str, txn_id: &str, body: &str) -> (u16, Value) {

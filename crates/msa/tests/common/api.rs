@@ -127,14 +127,23 @@ impl Api {
 }
 
 /// Waits (up to 10 s) until `check` holds.
-pub async fn eventually<F, Fut>(mut check: F)
+pub async fn eventually<F, Fut>(check: F)
 where
     F: FnMut() -> Fut,
     Fut: std::future::Future<Output = bool>,
 {
-    let deadline = Instant::now() + Duration::from_secs(10);
+    within(Duration::from_secs(10), "the condition", check).await
+}
+
+/// Waits until `check` holds; fails naming `what` after `limit`.
+pub async fn within<F, Fut>(limit: Duration, what: &str, mut check: F)
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = bool>,
+{
+    let deadline = Instant::now() + limit;
     while !check().await {
-        assert!(Instant::now() < deadline, "not within 10 s");
+        assert!(Instant::now() < deadline, "not within {limit:?}: {what}");
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
 }
