@@ -111,9 +111,13 @@ fn the_workspace_has_no_dependency_cycle() {
     assert!(remaining.is_empty(), "a cycle among {:?}", remaining.keys());
 }
 
+/// The Rust files under `dir`, none when it does not exist (a crate without `tests/`).
 fn rust_files(dir: &Path) -> Vec<PathBuf> {
     let mut files = Vec::new();
-    for entry in std::fs::read_dir(dir).unwrap() {
+    let Ok(entries) = std::fs::read_dir(dir) else {
+        return files;
+    };
+    for entry in entries {
         let path = entry.unwrap().path();
         if path.is_dir() {
             files.extend(rust_files(&path));
