@@ -13,8 +13,10 @@ use sqlx::sqlite::{
     SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions, SqliteRow,
     SqliteSynchronous,
 };
-use sqlx::{QueryBuilder, Row, Sqlite, SqliteConnection};
-use tokio::sync::Notify;
+use sqlx::Row;
+use tokio::sync::{mpsc, oneshot, Notify};
+
+use crate::group_commit::{self, Append};
 use uuid::Uuid;
 
 const EVENT_COLUMNS: &str = "global_position, event_id, stream_id, version, event_type, \
@@ -27,6 +29,8 @@ pub struct SqliteEventStore {
     reader: SqlitePool,
     upcasters: Arc<Upcasters>,
     appended: Arc<Notify>,
+    /// The writer task's queue (see `group_commit`).
+    appends: mpsc::Sender<Append>,
 }
 
 impl SqliteEventStore {
@@ -56,11 +60,13 @@ impl SqliteEventStore {
             .connect_with(options.read_only(true))
             .await
             .map_err(StoreError::backend)?;
+        let appended = Arc::new(Notify::new());
         Ok(Self {
+            appends: group_commit::start(writer.clone(), appended.clone()),
             writer,
             reader,
             upcasters: Arc::new(Upcasters::new()),
-            appended: Arc::new(Notify::new()),
+            appended,
         })
     }
 
@@ -73,88 +79,6 @@ impl SqliteEventStore {
     /// The pool that writes; SQLite allows one writer, so it has one connection.
     pub fn writer(&self) -> &SqlitePool {
         &self.writer
-    }
-
-    async fn stream_version(&self, stream_id: &StreamId) -> Result<u64, StoreError> {
-        let version: i64 =
-            sqlx::query_scalar("SELECT coalesce((SELECT version FROM events WHERE stream_id = $1 ORDER BY version DESC LIMIT 1), 0)")
-                .bind(stream_id.as_str())
-                .fetch_one(&self.writer)
-                .await
-                .map_err(StoreError::backend)?;
-        Ok(version as u64)
-    }
-
-    /// The command's rows in one statement, guarded by the stream's version. A conflict is
-    /// reported with `actual: 0`; the caller fills in the real version once the writer is free.
-    async fn insert_events(
-        &self,
-        conn: &mut SqliteConnection,
-        stream_id: &StreamId,
-        expected_version: u64,
-        events: Vec<NewEvent>,
-    ) -> Result<Vec<RecordedEvent>, AppendError> {
-        if events.is_empty() {
-            return Ok(Vec::new());
-        }
-        let mut insert = QueryBuilder::<Sqlite>::new(
-            // One seek to the stream's last version on the (stream_id, version) index. (SQLite
-            // computes `max(version) … WHERE stream_id = ?` by scanning the stream's entries,
-            // which made an append cost grow with the stream's length.)
-            "WITH guard AS (SELECT coalesce((SELECT version FROM events WHERE stream_id = ",
-        );
-        insert
-            .push_bind(stream_id.as_str())
-            .push(" ORDER BY version DESC LIMIT 1), 0) AS actual) INSERT INTO events (event_id, stream_id, version, event_type, schema_version, payload, occurred_at, correlation_id, causation_id, actor, traceparent) SELECT v.* FROM (");
-        for (i, event) in events.iter().enumerate() {
-            insert.push(if i == 0 {
-                "SELECT "
-            } else {
-                " UNION ALL SELECT "
-            });
-            let mut row = insert.separated(", ");
-            row.push_bind(event.event_id.to_string())
-                .push_bind(stream_id.as_str())
-                .push_bind((expected_version + 1 + i as u64) as i64)
-                .push_bind(event.event_type.as_str())
-                .push_bind(event.schema_version as i64)
-                .push_bind(event.payload.to_string())
-                .push_bind(event.occurred_at)
-                .push_bind(event.metadata.correlation_id.to_string())
-                .push_bind(event.metadata.causation_id.map(|id| id.to_string()))
-                .push_bind(event.metadata.actor.as_deref())
-                .push_bind(event.metadata.traceparent.as_deref());
-        }
-        insert
-            .push(") AS v, guard WHERE guard.actual = ")
-            .push_bind(expected_version as i64)
-            .push(" RETURNING global_position");
-        let conflict = || AppendError::Conflict {
-            stream_id: stream_id.clone(),
-            expected: expected_version,
-            actual: 0,
-        };
-        let positions: Vec<i64> = match insert.build_query_scalar().fetch_all(&mut *conn).await {
-            Ok(positions) if positions.len() == events.len() => positions,
-            Ok(_) => return Err(conflict()),
-            Err(error) if is_unique_violation(&error, "events.stream_id") => return Err(conflict()),
-            Err(error) => return Err(StoreError::backend(error).into()),
-        };
-        Ok(events
-            .into_iter()
-            .zip(positions)
-            .enumerate()
-            .map(|(i, (event, position))| {
-                event.recorded(
-                    stream_id.clone(),
-                    expected_version + 1 + i as u64,
-                    LogPosition {
-                        commit: 0,
-                        position,
-                    },
-                )
-            })
-            .collect())
     }
 
     fn decode_row(&self, row: &SqliteRow) -> Result<RecordedEvent, StoreError> {
@@ -196,10 +120,6 @@ fn row_to_event(row: &SqliteRow) -> Result<RecordedEvent, sqlx::Error> {
     })
 }
 
-fn is_unique_violation(error: &sqlx::Error, constraint_hint: &str) -> bool {
-    matches!(error, sqlx::Error::Database(db) if db.is_unique_violation() && db.message().contains(constraint_hint))
-}
-
 #[async_trait]
 impl EventStore for SqliteEventStore {
     async fn append(
@@ -209,49 +129,19 @@ impl EventStore for SqliteEventStore {
         events: Vec<NewEvent>,
         idempotency: Option<IdempotencyRecord>,
     ) -> Result<Vec<RecordedEvent>, AppendError> {
-        // Without an idempotency record the insert is one statement, atomic on its own; with
-        // one, both go in a transaction (rolled back if this future is dropped).
-        let appended = match &idempotency {
-            None => {
-                let mut conn = self.writer.acquire().await.map_err(StoreError::backend)?;
-                self.insert_events(&mut conn, stream_id, expected_version, events)
-                    .await
-            }
-            Some(record) => {
-                let mut tx = self.writer.begin().await.map_err(StoreError::backend)?;
-                match self
-                    .insert_events(&mut tx, stream_id, expected_version, events)
-                    .await
-                {
-                    Ok(recorded) => match insert_idempotency(&mut tx, record).await {
-                        Ok(()) => tx
-                            .commit()
-                            .await
-                            .map(|()| recorded)
-                            .map_err(|e| StoreError::backend(e).into()),
-                        Err(error) => Err(error),
-                    },
-                    Err(error) => Err(error),
-                }
-            }
-        };
-        let recorded = match appended {
-            Ok(recorded) => recorded,
-            Err(AppendError::Conflict {
-                stream_id,
-                expected,
-                ..
-            }) => {
-                return Err(AppendError::Conflict {
-                    actual: self.stream_version(&stream_id).await?,
-                    stream_id,
-                    expected,
-                });
-            }
-            Err(other) => return Err(other),
-        };
-        self.appended.notify_waiters();
-        Ok(recorded)
+        let (answer, answered) = oneshot::channel();
+        let closed = || AppendError::Store(StoreError::backend(group_commit::Closed));
+        self.appends
+            .send(Append {
+                stream_id: stream_id.clone(),
+                expected_version,
+                events,
+                idempotency,
+                answer,
+            })
+            .await
+            .map_err(|_| closed())?;
+        answered.await.map_err(|_| closed())?
     }
 
     async fn read_stream(
@@ -369,36 +259,10 @@ impl EventStore for SqliteEventStore {
 
     async fn save_idempotency_record(&self, record: &IdempotencyRecord) -> Result<(), AppendError> {
         let mut conn = self.writer.acquire().await.map_err(StoreError::backend)?;
-        insert_idempotency(&mut conn, record).await
+        group_commit::insert_idempotency(&mut conn, record).await
     }
 
     fn appended(&self) -> Arc<Notify> {
         self.appended.clone()
-    }
-}
-
-async fn insert_idempotency(
-    conn: &mut SqliteConnection,
-    record: &IdempotencyRecord,
-) -> Result<(), AppendError> {
-    let inserted = sqlx::query(
-        "INSERT INTO idempotency_keys (scope, key, fingerprint, result, created_at) VALUES ($1, $2, $3, $4, $5)",
-    )
-    .bind(&record.scope)
-    .bind(&record.key)
-    .bind(&record.fingerprint)
-    .bind(record.result.to_string())
-    .bind(Utc::now())
-    .execute(conn)
-    .await;
-    match inserted {
-        Ok(_) => Ok(()),
-        Err(error) if is_unique_violation(&error, "idempotency_keys") => {
-            Err(AppendError::DuplicateIdempotencyKey {
-                scope: record.scope.clone(),
-                key: record.key.clone(),
-            })
-        }
-        Err(error) => Err(StoreError::backend(error).into()),
     }
 }

@@ -7,8 +7,8 @@ use std::time::{Duration, Instant};
 use futures::future::join_all;
 use msa_kernel::repository::{encode, IdempotencyKey};
 use msa_kernel::{
-    AppendError, CommandError, EventMetadata, LogPosition, NewEvent, ProjectionRunner,
-    ReadModelStore, Repository, Snapshot, StreamId,
+    AppendError, CommandError, EventMetadata, IdempotencyRecord, LogPosition, NewEvent,
+    ProjectionRunner, ReadModelStore, Repository, Snapshot, StreamId,
 };
 use msa_testkit::tally::{upcasters, Tally, TallyCommand, TallyError, TallyEvent, TallyTotals};
 use msa_testkit::TestStores;
@@ -175,6 +175,71 @@ async fn concurrent_appends_at_one_version_let_exactly_one_win(stores: TestStore
         assert_eq!(executed.state.total, 14 + 10 * i as i64);
     }
     assert_eq!(elsewhere.load(&id).await.unwrap().version, 9);
+}
+
+/// Appends that reach the store together (SQLite commits them as one group) succeed or fail each
+/// on its own: a conflict or a used idempotency key takes nothing of the others with it.
+async fn appends_arriving_together_succeed_or_fail_each_on_their_own(stores: TestStores) {
+    let record = |key: &str| IdempotencyRecord {
+        scope: "tally.add:together".into(),
+        key: key.into(),
+        fingerprint: "f".into(),
+        result: json!({}),
+    };
+    let taken = stream("taken");
+    stores
+        .events
+        .append(&taken, 0, vec![added(1), added(1)], Some(record("used")))
+        .await
+        .unwrap();
+    let fresh: Vec<StreamId> = (0..40).map(|i| stream(&format!("together-{i}"))).collect();
+    let appends = fresh.iter().enumerate().map(|(i, s)| {
+        let (events, s, taken) = (stores.events.clone(), s.clone(), taken.clone());
+        let key = record(&format!("k-{i}"));
+        async move {
+            match i % 4 {
+                0 => events.append(&taken, 1, vec![added(1)], None).await,
+                1 => {
+                    events
+                        .append(&s, 0, vec![added(1)], Some(record("used")))
+                        .await
+                }
+                _ => {
+                    events
+                        .append(&s, 0, vec![added(1), added(2)], Some(key))
+                        .await
+                }
+            }
+        }
+    });
+    let outcomes = join_all(appends).await;
+    for (i, outcome) in outcomes.iter().enumerate() {
+        match i % 4 {
+            0 => assert!(
+                matches!(outcome, Err(AppendError::Conflict { actual: 2, .. })),
+                "{i}: {outcome:?}"
+            ),
+            1 => assert!(
+                matches!(outcome, Err(AppendError::DuplicateIdempotencyKey { .. })),
+                "{i}: {outcome:?}"
+            ),
+            _ => assert_eq!(outcome.as_ref().unwrap().len(), 2, "{i}"),
+        }
+    }
+    for (i, s) in fresh.iter().enumerate() {
+        let stored = stores.events.read_stream(s, 0).await.unwrap().len();
+        let kept = stores
+            .events
+            .idempotency_record("tally.add:together", &format!("k-{i}"))
+            .await
+            .unwrap();
+        assert_eq!(
+            (stored, kept.is_some()),
+            if i % 4 < 2 { (0, false) } else { (2, true) },
+            "{s}"
+        );
+    }
+    assert_eq!(stores.events.read_stream(&taken, 0).await.unwrap().len(), 2);
 }
 
 async fn global_log_holds_every_event_once_in_append_order(stores: TestStores) {
@@ -582,6 +647,7 @@ conformance!(
     appends_keep_per_stream_order,
     stale_or_future_expected_version_conflicts,
     concurrent_appends_at_one_version_let_exactly_one_win,
+    appends_arriving_together_succeed_or_fail_each_on_their_own,
     global_log_holds_every_event_once_in_append_order,
     snapshots_shorten_loads_and_stale_ones_are_ignored,
     old_schema_versions_are_upcast_on_read,
