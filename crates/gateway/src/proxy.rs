@@ -106,33 +106,38 @@ pub async fn websocket(service: &str, url: String, mut parts: Parts, extra: Head
         }
     }
     request.headers_mut().extend(extra);
-    let upstream = match tokio_tungstenite::connect_async(request).await {
-        Ok((upstream, _)) => upstream,
-        Err(tungstenite::Error::Http(refusal)) => {
-            let status = refusal.status();
-            let body = refusal.body().clone().unwrap_or_default();
-            let mut response = Response::new(Body::from(body));
-            *response.status_mut() = status;
-            response.headers_mut().insert(
-                header::CONTENT_TYPE,
-                HeaderValue::from_static("application/problem+json"),
-            );
-            return response;
-        }
-        Err(error) => {
-            tracing::warn!(service, %error, "upstream WebSocket failed");
-            return Problem::unavailable(
-                format!("the {service} service is unavailable; try again"),
-                2,
-            )
-            .into_response();
-        }
-    };
+    let config = tungstenite::protocol::WebSocketConfig::default()
+        .read_buffer_size(msa_http::WEBSOCKET_READ_BUFFER);
+    let upstream =
+        match tokio_tungstenite::connect_async_with_config(request, Some(config), true).await {
+            Ok((upstream, _)) => upstream,
+            Err(tungstenite::Error::Http(refusal)) => {
+                let status = refusal.status();
+                let body = refusal.body().clone().unwrap_or_default();
+                let mut response = Response::new(Body::from(body));
+                *response.status_mut() = status;
+                response.headers_mut().insert(
+                    header::CONTENT_TYPE,
+                    HeaderValue::from_static("application/problem+json"),
+                );
+                return response;
+            }
+            Err(error) => {
+                tracing::warn!(service, %error, "upstream WebSocket failed");
+                return Problem::unavailable(
+                    format!("the {service} service is unavailable; try again"),
+                    2,
+                )
+                .into_response();
+            }
+        };
     let upgrade = match WebSocketUpgrade::from_request_parts(&mut parts, &()).await {
         Ok(upgrade) => upgrade,
         Err(rejection) => return rejection.into_response(),
     };
-    upgrade.on_upgrade(move |client| relay(client, upstream))
+    upgrade
+        .read_buffer_size(msa_http::WEBSOCKET_READ_BUFFER)
+        .on_upgrade(move |client| relay(client, upstream))
 }
 
 type Upstream =

@@ -2,7 +2,8 @@
 //! public keys (the JWKS), so no context needs to call the user service per request.
 
 use std::collections::HashMap;
-use std::sync::{Arc, RwLock};
+use std::num::NonZeroUsize;
+use std::sync::{Arc, Mutex, RwLock};
 
 use axum::extract::{FromRef, FromRequestParts};
 use axum::http::header;
@@ -81,10 +82,30 @@ impl From<TokenError> for Problem {
     }
 }
 
+/// Seconds a token is still taken after its `exp` (clock skew between services).
+const LEEWAY: u64 = 5;
+
+/// Tokens remembered as verified: a client sends the same token with every request until it
+/// expires, and an Ed25519 check costs more than the rest of a small request's handling.
+const VERIFIED_TOKENS: usize = 10_000;
+
 /// Checks access tokens against the current public keys.
-#[derive(Default)]
 pub struct TokenVerifier {
     keys: RwLock<HashMap<String, DecodingKey>>,
+    /// Tokens whose signature and claims checked out with the current keys, by the token's exact
+    /// text; only the expiry is checked again. Emptied when the keys change.
+    verified: Mutex<lru::LruCache<String, Claims>>,
+}
+
+impl Default for TokenVerifier {
+    fn default() -> Self {
+        Self {
+            keys: RwLock::default(),
+            verified: Mutex::new(lru::LruCache::new(
+                NonZeroUsize::new(VERIFIED_TOKENS).expect("not zero"),
+            )),
+        }
+    }
 }
 
 impl TokenVerifier {
@@ -104,9 +125,29 @@ impl TokenVerifier {
             .filter_map(|k| Some((k.kid.clone(), DecodingKey::from_ed_components(&k.x).ok()?)))
             .collect();
         *self.keys.write().unwrap_or_else(|p| p.into_inner()) = keys;
+        // A token signed with a key that is gone must not pass on an earlier check.
+        self.remembered().clear();
+    }
+
+    fn remembered(&self) -> std::sync::MutexGuard<'_, lru::LruCache<String, Claims>> {
+        self.verified.lock().unwrap_or_else(|p| p.into_inner())
     }
 
     pub fn verify(&self, token: &str) -> Result<Claims, TokenError> {
+        let now = jsonwebtoken::get_current_timestamp();
+        if let Some(claims) = self.remembered().get(token) {
+            if claims.exp.max(0) as u64 + LEEWAY < now {
+                return Err(TokenError::Expired);
+            }
+            return Ok(claims.clone());
+        }
+        let claims = self.check(token)?;
+        self.remembered().put(token.to_owned(), claims.clone());
+        Ok(claims)
+    }
+
+    /// The full check: header, key, signature, issuer, expiry.
+    fn check(&self, token: &str) -> Result<Claims, TokenError> {
         let header =
             jsonwebtoken::decode_header(token).map_err(|e| TokenError::Invalid(e.to_string()))?;
         if header.alg != Algorithm::EdDSA {
@@ -121,7 +162,7 @@ impl TokenVerifier {
             .ok_or_else(|| TokenError::UnknownKey(kid.clone()))?;
         let mut validation = Validation::new(Algorithm::EdDSA);
         validation.set_issuer(&[ISSUER]);
-        validation.leeway = 5;
+        validation.leeway = LEEWAY;
         validation.set_required_spec_claims(&["exp", "iss", "sub"]);
         jsonwebtoken::decode::<Claims>(token, key, &validation)
             .map(|data| data.claims)
@@ -171,5 +212,75 @@ where
             roles: claims.roles,
             token: token.trim().to_owned(),
         })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use jsonwebtoken::{EncodingKey, Header};
+    use ring::signature::{Ed25519KeyPair, KeyPair};
+
+    use super::*;
+
+    fn signer(kid: &str) -> (EncodingKey, Jwk) {
+        let pkcs8 = Ed25519KeyPair::generate_pkcs8(&ring::rand::SystemRandom::new()).unwrap();
+        let pair = Ed25519KeyPair::from_pkcs8(pkcs8.as_ref()).unwrap();
+        (
+            EncodingKey::from_ed_der(pkcs8.as_ref()),
+            Jwk::ed25519(kid, pair.public_key().as_ref()),
+        )
+    }
+
+    fn token(key: &EncodingKey, kid: &str, expires_in: i64) -> String {
+        let now = jsonwebtoken::get_current_timestamp() as i64;
+        let mut header = Header::new(Algorithm::EdDSA);
+        header.kid = Some(kid.into());
+        let claims = Claims {
+            iss: ISSUER.into(),
+            sub: Uuid::now_v7(),
+            roles: Vec::new(),
+            iat: now,
+            exp: now + expires_in,
+        };
+        jsonwebtoken::encode(&header, &claims, key).unwrap()
+    }
+
+    #[test]
+    fn a_remembered_token_is_checked_again_once_its_key_is_gone() {
+        let (key, jwk) = signer("k1");
+        let verifier = TokenVerifier::new(&Jwks { keys: vec![jwk] });
+        let token = token(&key, "k1", 60);
+        let first = verifier.verify(&token).unwrap();
+        assert_eq!(verifier.verify(&token).unwrap().sub, first.sub);
+        let (_, other) = signer("k2");
+        verifier.replace_keys(&Jwks { keys: vec![other] });
+        assert!(matches!(
+            verifier.verify(&token),
+            Err(TokenError::UnknownKey(kid)) if kid == "k1"
+        ));
+    }
+
+    #[test]
+    fn a_changed_token_is_never_taken_for_a_remembered_one() {
+        let (key, jwk) = signer("k1");
+        let verifier = TokenVerifier::new(&Jwks { keys: vec![jwk] });
+        let token = token(&key, "k1", 60);
+        verifier.verify(&token).unwrap();
+        let (payload_end, _) = token.rsplit_once('.').unwrap();
+        let (_, forged_key) = signer("k1");
+        let forged = format!("{payload_end}.{}", &forged_key.x);
+        assert!(matches!(
+            verifier.verify(&forged),
+            Err(TokenError::Invalid(_))
+        ));
+    }
+
+    #[test]
+    fn an_expired_token_is_refused() {
+        let (key, jwk) = signer("k1");
+        let verifier = TokenVerifier::new(&Jwks { keys: vec![jwk] });
+        let token = token(&key, "k1", -60);
+        assert!(matches!(verifier.verify(&token), Err(TokenError::Expired)));
+        assert!(matches!(verifier.verify(&token), Err(TokenError::Expired)));
     }
 }

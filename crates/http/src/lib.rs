@@ -20,6 +20,13 @@ pub use openapi::BearerAuth;
 pub use problem::{FieldError, Problem};
 pub use remote_keys::RemoteKeys;
 
+/// The read buffer of a WebSocket connection, for both ends (axum's upgrade, tokio-tungstenite's
+/// client). tungstenite zeroes the free part of its buffer, up to this size, before every read
+/// attempt: at its default of 128 KiB that memset was a fifth of the single server's CPU under
+/// chat load. What clients send on the stream (auth, typing) is small; larger frames still arrive,
+/// over several reads.
+pub const WEBSOCKET_READ_BUFFER: usize = 4 * 1024;
+
 /// 201 when a create made something, 200 when it found what an earlier request made (a retry, or
 /// the one direct room of a pair).
 pub fn created_or_ok(created: bool) -> axum::http::StatusCode {

@@ -2,12 +2,12 @@
 //! same transaction as its changes, each rebuildable from zero.
 
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use async_trait::async_trait;
 use tokio::sync::watch;
 
-use crate::{DecodeError, EventStore, ReadModelStore, RecordedEvent, StoreError};
+use crate::{DecodeError, EventStore, LogPosition, ReadModelStore, RecordedEvent, StoreError};
 
 /// A read-model table: its logical name (the view readers query) and the statements that create
 /// one generation of it, with `{table}` standing for the generation's physical name.
@@ -59,8 +59,14 @@ pub trait Projection<Tx: Send>: Send + Sync {
 
     fn tables(&self) -> &'static [TableSpec];
 
-    /// Applies one event inside `tx`, writing only to `tables`' physical names. Events the
-    /// projection does not care about are ignored.
+    /// Whether the event changes this read model. Only wanted events are applied; a run of
+    /// unwanted ones is passed over without a transaction (a payment list need not pay for every
+    /// message credit spent). The default wants everything.
+    fn wants(&self, _event: &RecordedEvent) -> bool {
+        true
+    }
+
+    /// Applies one wanted event inside `tx`, writing only to `tables`' physical names.
     async fn apply(
         &self,
         tx: &mut Tx,
@@ -154,9 +160,13 @@ impl<R: ReadModelStore> ProjectionRunner<R> {
     /// Applies every event not yet applied to the live generation; returns how many.
     pub async fn catch_up(&self, projection: &dyn Projection<R::Tx>) -> Result<u64, RunError> {
         self.ensure_tables(projection).await?;
+        let mut cursor = None;
         let mut applied = 0;
         loop {
-            match self.step(projection, None).await? {
+            match self
+                .step(projection, None, &mut cursor, Duration::ZERO)
+                .await?
+            {
                 0 => return Ok(applied),
                 n => applied += n as u64,
             }
@@ -171,17 +181,22 @@ impl<R: ReadModelStore> ProjectionRunner<R> {
         // The tables are made once (and again after a failure, in case they went missing), not
         // on every step: a busy log is stepped through hundreds of times a second.
         let mut ensured = false;
+        let mut cursor = None;
         loop {
             if *stop.borrow() {
                 return;
             }
             let wake = appended.notified();
             let outcome = match ensured {
-                true => self.step(projection, None).await,
+                true => {
+                    self.step(projection, None, &mut cursor, SAVE_PASSED_EVERY)
+                        .await
+                }
                 false => match self.ensure_tables(projection).await {
                     Ok(()) => {
                         ensured = true;
-                        self.step(projection, None).await
+                        self.step(projection, None, &mut cursor, SAVE_PASSED_EVERY)
+                            .await
                     }
                     Err(error) => Err(error),
                 },
@@ -227,9 +242,13 @@ impl<R: ReadModelStore> ProjectionRunner<R> {
         self.read_models
             .create_generation(name, projection.tables(), generation)
             .await?;
+        let mut cursor = None;
         let mut applied = 0;
         loop {
-            match self.step(projection, Some(generation)).await? {
+            match self
+                .step(projection, Some(generation), &mut cursor, Duration::ZERO)
+                .await?
+            {
                 0 => break,
                 n => {
                     applied += n as u64;
@@ -243,38 +262,107 @@ impl<R: ReadModelStore> ProjectionRunner<R> {
         Ok(applied)
     }
 
-    /// One batch in one transaction: read after the checkpoint, apply, move the checkpoint.
+    /// Where a runner stands (`generation` given: that one, being rebuilt; else the live one),
+    /// read inside `tx`. `None` when the projection has no live generation.
+    async fn locate(
+        &self,
+        tx: &mut R::Tx,
+        name: &str,
+        generation: Option<u32>,
+    ) -> Result<Option<Cursor>, StoreError> {
+        let generation = match generation {
+            Some(generation) => generation,
+            None => match self.read_models.live_generation(tx, name).await? {
+                Some(live) => live,
+                None => return Ok(None),
+            },
+        };
+        let stored = self.read_models.checkpoint(tx, name, generation).await?;
+        Ok(Some(Cursor {
+            generation,
+            read: stored,
+            stored,
+            stored_at: Instant::now(),
+        }))
+    }
+
+    /// One batch: reads after the cursor (outside any transaction), then, if the batch holds an
+    /// event the projection wants, applies it and moves the checkpoint in one transaction. A batch
+    /// of unwanted events only moves the cursor; its checkpoint is stored once `save_passed_every`
+    /// has passed (or at the next applied batch). Returns the events read.
     async fn step(
         &self,
         projection: &dyn Projection<R::Tx>,
         generation: Option<u32>,
+        cursor: &mut Option<Cursor>,
+        save_passed_every: Duration,
     ) -> Result<usize, RunError> {
         let name = projection.name();
-        let mut tx = self.read_models.begin().await?;
-        let generation = match generation {
-            Some(generation) => generation,
-            None => match self.read_models.live_generation(&mut tx, name).await? {
-                Some(live) => live,
-                None => {
-                    self.read_models.commit(tx).await?;
-                    return Ok(0);
+        let mut at = match cursor.take() {
+            Some(at) => at,
+            None => {
+                let mut tx = self.read_models.begin().await?;
+                let located = self.locate(&mut tx, name, generation).await;
+                // Committed, never dropped: on PostgreSQL the row lock gave it a transaction id,
+                // and a dropped transaction would sit in the pool unfinished, holding back every
+                // gap-safe log reader (their horizon is the oldest running transaction id).
+                self.read_models.commit(tx).await?;
+                match located? {
+                    Some(at) => at,
+                    None => return Ok(0),
                 }
-            },
+            }
         };
-        let from = self
-            .read_models
-            .checkpoint(&mut tx, name, generation)
-            .await?;
-        let events = self.events.read_all(from, self.batch_size).await?;
-        let Some(last) = events.last() else {
-            // End the transaction now: on PostgreSQL the row lock gave it a transaction id, and
-            // a dropped transaction would sit in the pool unfinished, holding back every
-            // gap-safe log reader (their horizon is the oldest running transaction id).
-            self.read_models.commit(tx).await?;
+        let mut events = self.events.read_all(at.read, self.batch_size).await?;
+        let Some(last) = events.last().map(|event| event.position) else {
+            if at.read != at.stored && at.stored_at.elapsed() >= save_passed_every {
+                self.save_passed(name, generation, &mut at).await?;
+            }
+            *cursor = Some(at);
             return Ok(0);
         };
-        let tables = TableNames { generation };
-        for event in &events {
+        if !events.iter().any(|event| projection.wants(event)) {
+            at.read = last;
+            if at.stored_at.elapsed() >= save_passed_every {
+                self.save_passed(name, generation, &mut at).await?;
+            }
+            let read = events.len();
+            *cursor = Some(at);
+            return Ok(read);
+        }
+        let mut tx = self.read_models.begin().await?;
+        // Another runner (a second instance on PostgreSQL, a rebuild's swap) may have moved the
+        // checkpoint since this one last stored it: then the batch is read again from there.
+        let stored = match self.locate(&mut tx, name, generation).await {
+            Ok(Some(stored)) => stored,
+            Ok(None) => {
+                self.read_models.commit(tx).await?;
+                return Ok(0);
+            }
+            Err(error) => {
+                self.read_models.rollback(tx).await?;
+                return Err(error.into());
+            }
+        };
+        if (stored.generation, stored.stored) != (at.generation, at.stored) {
+            at = stored;
+            events = match self.events.read_all(at.read, self.batch_size).await {
+                Ok(events) => events,
+                Err(error) => {
+                    self.read_models.rollback(tx).await?;
+                    return Err(error.into());
+                }
+            };
+        }
+        let Some(last) = events.last().map(|event| event.position) else {
+            self.read_models.commit(tx).await?;
+            *cursor = Some(at);
+            return Ok(0);
+        };
+        let tables = TableNames {
+            generation: at.generation,
+        };
+        for event in events.iter().filter(|event| projection.wants(event)) {
             if let Err(source) = projection.apply(&mut tx, &tables, event).await {
                 self.read_models.rollback(tx).await?;
                 return Err(RunError::Event {
@@ -287,9 +375,60 @@ impl<R: ReadModelStore> ProjectionRunner<R> {
             }
         }
         self.read_models
-            .save_checkpoint(&mut tx, name, generation, last.position)
+            .save_checkpoint(&mut tx, name, at.generation, last)
             .await?;
         self.read_models.commit(tx).await?;
+        *cursor = Some(Cursor {
+            read: last,
+            stored: last,
+            stored_at: Instant::now(),
+            ..at
+        });
         Ok(events.len())
     }
+
+    /// Stores the checkpoint of events passed over, unless another runner moved it meanwhile
+    /// (then the cursor is dropped and located again).
+    async fn save_passed(
+        &self,
+        name: &str,
+        generation: Option<u32>,
+        at: &mut Cursor,
+    ) -> Result<(), StoreError> {
+        let mut tx = self.read_models.begin().await?;
+        let stored = match self.locate(&mut tx, name, generation).await {
+            Ok(stored) => stored,
+            Err(error) => {
+                self.read_models.rollback(tx).await?;
+                return Err(error);
+            }
+        };
+        match stored {
+            Some(stored) if (stored.generation, stored.stored) == (at.generation, at.stored) => {
+                self.read_models
+                    .save_checkpoint(&mut tx, name, at.generation, at.read)
+                    .await?;
+                at.stored = at.read;
+                at.stored_at = Instant::now();
+            }
+            // Re-read from what is stored: the unwanted events are passed again, cheaply.
+            Some(stored) => *at = stored,
+            None => {}
+        }
+        self.read_models.commit(tx).await
+    }
+}
+
+/// How long a following runner may keep the checkpoint of passed-over events only in memory.
+/// After a restart they are read (and passed over) again; nothing is applied twice.
+const SAVE_PASSED_EVERY: Duration = Duration::from_secs(1);
+
+/// Where a runner stands in the log: the generation it feeds, what it has read up to, and the
+/// checkpoint stored for it (behind `read` only by events it did not want).
+#[derive(Debug, Clone, Copy)]
+struct Cursor {
+    generation: u32,
+    read: LogPosition,
+    stored: LogPosition,
+    stored_at: Instant,
 }

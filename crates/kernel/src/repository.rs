@@ -210,9 +210,8 @@ impl<A: Aggregate> Repository<A> {
         key: IdempotencyKey,
         result: impl Fn(&A, &[A::Event]) -> Value + Send + Sync,
     ) -> Result<IdempotentOutcome, CommandError<A::Error>> {
-        if let Some(first) = self.first_result(&key).await? {
-            return Ok(first);
-        }
+        // The key is not looked up first: a new key (the common case) costs no read. A used one
+        // shows itself when its record will not insert, and the events go with it.
         let executed = self
             .execute_with(stream_id, command, metadata, |state, events| {
                 Some(IdempotencyRecord {
@@ -228,12 +227,18 @@ impl<A: Aggregate> Repository<A> {
                 result: result(&executed.state, &executed.events),
                 replayed: false,
             }),
-            // A concurrent retry with the same key won the race: answer what it stored.
+            // A retry, or a concurrent request with the same key that won: answer what it stored.
             Err(CommandError::Conflict(AppendError::DuplicateIdempotencyKey { .. })) => {
                 self.first_result(&key).await?.ok_or_else(|| {
                     StoreError::Backend("idempotency key vanished after a duplicate".into()).into()
                 })
             }
+            // A retry decided again may be refused where the first run was not (a spend that
+            // used the last credit): what the key stored is the answer.
+            Err(CommandError::Domain(refusal)) => match self.first_result(&key).await? {
+                Some(first) => Ok(first),
+                None => Err(CommandError::Domain(refusal)),
+            },
             Err(other) => Err(other),
         }
     }

@@ -54,15 +54,16 @@ impl Projection<msa_sql::Tx> for History {
         HISTORY_TABLES
     }
 
+    fn wants(&self, event: &RecordedEvent) -> bool {
+        event.stream_id.category() == Room::KIND
+    }
+
     async fn apply(
         &self,
         tx: &mut msa_sql::Tx,
         tables: &TableNames,
         event: &RecordedEvent,
     ) -> Result<(), ProjectionError> {
-        if event.stream_id.category() != Room::KIND {
-            return Ok(());
-        }
         let room_id = event.stream_id.id().to_owned();
         let (rooms, members, messages) = (
             tables.table("chat_rooms"),

@@ -222,6 +222,7 @@ pub async fn stream(
         return Problem::bad_request("GET /v1/stream is a WebSocket: send the upgrade headers")
             .into_response();
     };
+    let upgrade = upgrade.read_buffer_size(msa_http::WEBSOCKET_READ_BUFFER);
     upgrade.on_upgrade(move |socket| async move {
         if let Err(reason) = serve_socket(socket, state, header_user, since).await {
             tracing::debug!(%reason, "stream ended");

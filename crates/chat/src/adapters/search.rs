@@ -45,15 +45,16 @@ impl Projection<msa_sql::Tx> for Search {
         }
     }
 
+    fn wants(&self, event: &RecordedEvent) -> bool {
+        event.stream_id.category() == Room::KIND
+    }
+
     async fn apply(
         &self,
         tx: &mut msa_sql::Tx,
         tables: &TableNames,
         event: &RecordedEvent,
     ) -> Result<(), ProjectionError> {
-        if event.stream_id.category() != Room::KIND {
-            return Ok(());
-        }
         let table = tables.table("chat_search");
         let (sql, binds): (String, Vec<String>) = match decode::<RoomEvent>(event)? {
             RoomEvent::MessagePosted { seq, message_id, sender_id, body, .. } => (

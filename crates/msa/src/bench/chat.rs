@@ -164,7 +164,11 @@ async fn open_stream(target: &str, user: &User) -> Result<Socket> {
     request
         .headers_mut()
         .insert("authorization", format!("Bearer {}", user.token).parse()?);
-    let (mut socket, _) = tokio_tungstenite::connect_async(request)
+    // The client shares the machine with the server it measures: a small read buffer spares
+    // it tungstenite's zeroing of 128 KiB before every read (see `WEBSOCKET_READ_BUFFER`).
+    let config = tokio_tungstenite::tungstenite::protocol::WebSocketConfig::default()
+        .read_buffer_size(msa_http::WEBSOCKET_READ_BUFFER);
+    let (mut socket, _) = tokio_tungstenite::connect_async_with_config(request, Some(config), true)
         .await
         .context("opening /v1/stream")?;
     // The first frame says the stream is ready.

@@ -55,15 +55,16 @@ impl Projection<msa_sql::Tx> for Ledger {
         TABLES
     }
 
+    fn wants(&self, event: &RecordedEvent) -> bool {
+        event.stream_id.category() == Wallet::KIND
+    }
+
     async fn apply(
         &self,
         tx: &mut msa_sql::Tx,
         tables: &TableNames,
         event: &RecordedEvent,
     ) -> Result<(), ProjectionError> {
-        if event.stream_id.category() != Wallet::KIND {
-            return Ok(());
-        }
         let table = tables.table("payment_ledger");
         let change = decode::<WalletEvent>(event)?;
         let (from, to, credits) = change.movement();

@@ -139,15 +139,16 @@ impl Projection<msa_sql::Tx> for PaymentList {
         TABLES
     }
 
+    fn wants(&self, event: &RecordedEvent) -> bool {
+        event.stream_id.category() == Payment::KIND
+    }
+
     async fn apply(
         &self,
         tx: &mut msa_sql::Tx,
         tables: &TableNames,
         event: &RecordedEvent,
     ) -> Result<(), ProjectionError> {
-        if event.stream_id.category() != Payment::KIND {
-            return Ok(());
-        }
         let table = tables.table("payment_payments");
         let id = event.stream_id.id().to_owned();
         let at = event.occurred_at.to_rfc3339();

@@ -33,15 +33,16 @@ impl Projection<msa_sql::Tx> for Directory {
         DIRECTORY_TABLES
     }
 
+    fn wants(&self, event: &RecordedEvent) -> bool {
+        event.stream_id.category() == User::KIND
+    }
+
     async fn apply(
         &self,
         tx: &mut msa_sql::Tx,
         tables: &TableNames,
         event: &RecordedEvent,
     ) -> Result<(), ProjectionError> {
-        if event.stream_id.category() != User::KIND {
-            return Ok(());
-        }
         let table = tables.table("user_directory");
         let user_id = event.stream_id.id().to_owned();
         let change = decode::<UserEvent>(event)?;
