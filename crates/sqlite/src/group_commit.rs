@@ -3,9 +3,9 @@
 //! With `synchronous = FULL` a commit waits for the disk (about half a millisecond on the
 //! machines we measure on), and SQLite has one writer, so a commit per append would cap a
 //! context at a couple of thousand appends a second whatever the cores. One writer task takes
-//! every append waiting when it starts a transaction, gives each its own savepoint (a conflict or
-//! a used idempotency key rolls back only that append's rows) and commits them together; no
-//! caller is answered before the commit is durable. Under light load a batch is one append, so
+//! every append waiting when it starts a transaction, stores each so that a conflict or a used
+//! idempotency key leaves nothing of that append behind (see [`commit`]) and commits them
+//! together; no caller is answered before the commit is durable. Under light load a batch is one append, so
 //! nothing waits for company.
 
 use std::sync::Arc;
@@ -14,7 +14,7 @@ use chrono::Utc;
 use msa_kernel::{
     AppendError, IdempotencyRecord, LogPosition, NewEvent, RecordedEvent, StoreError, StreamId,
 };
-use sqlx::{Acquire, QueryBuilder, Sqlite, SqliteConnection, SqlitePool};
+use sqlx::{QueryBuilder, Sqlite, SqliteConnection, SqlitePool};
 use tokio::sync::{mpsc, oneshot, Notify};
 
 /// Appends taken into one transaction at most.
@@ -67,8 +67,12 @@ async fn write(writer: SqlitePool, mut waiting: mpsc::Receiver<Append>, appended
     }
 }
 
-/// Stores the batch in one transaction, each append under a savepoint of its own. A conflict is
-/// answered with the stream's version after the commit.
+/// Stores the batch in one transaction. Each append is undone on its own when it fails, without
+/// a savepoint: its idempotency key goes in first (a used key fails that statement, which leaves
+/// nothing behind), then its events (a stale version inserts no row, a racing one fails the
+/// statement), and the key is deleted again if the events did not go in. A failure of the
+/// database itself fails the whole batch. A conflict is answered with the stream's version after
+/// the commit.
 async fn commit(
     writer: &SqlitePool,
     batch: &mut [Append],
@@ -76,23 +80,28 @@ async fn commit(
     let mut tx = writer.begin().await?;
     let mut outcomes = Vec::with_capacity(batch.len());
     for append in batch.iter_mut() {
-        let mut savepoint = tx.begin().await?;
-        let events = std::mem::take(&mut append.events);
-        let mut outcome = insert_events(
-            &mut savepoint,
-            &append.stream_id,
-            append.expected_version,
-            events,
-        )
-        .await;
-        if let (Ok(_), Some(record)) = (&outcome, &append.idempotency) {
-            if let Err(error) = insert_idempotency(&mut savepoint, record).await {
-                outcome = Err(error);
+        let record = append.idempotency.as_ref();
+        let mut outcome = match record {
+            Some(record) => insert_idempotency(&mut tx, record)
+                .await
+                .map(|()| Vec::new()),
+            None => Ok(Vec::new()),
+        };
+        if outcome.is_ok() {
+            let events = std::mem::take(&mut append.events);
+            outcome =
+                insert_events(&mut tx, &append.stream_id, append.expected_version, events).await;
+            if let (Err(AppendError::Conflict { .. }), Some(record)) = (&outcome, record) {
+                sqlx::query("DELETE FROM idempotency_keys WHERE scope = $1 AND key = $2")
+                    .bind(&record.scope)
+                    .bind(&record.key)
+                    .execute(&mut *tx)
+                    .await?;
             }
         }
-        match outcome {
-            Ok(_) => savepoint.commit().await?,
-            Err(_) => savepoint.rollback().await?,
+        if let Err(AppendError::Store(error)) = outcome {
+            // What the transaction holds is unknown now: none of the batch is kept.
+            return Err(sqlx::Error::Protocol(error.to_string()));
         }
         outcomes.push(outcome);
     }
