@@ -625,6 +625,23 @@ async fn live_delivery_and_resume(api: &Api) {
     // A non-member receives nothing of the room.
     let nothing = live::next_frame(&mut cy_stream).await;
     assert!(nothing.is_none(), "{nothing:?}");
+    // A room made with Cat in it reaches her open stream, and so does what is said there next.
+    let (_, with_cy) = api
+        .post(
+            &ada,
+            "/v1/rooms",
+            json!({"kind": "group", "name": "Later", "members": [cy.id]}),
+        )
+        .await;
+    let created = live::next_frame(&mut cy_stream).await.expect("RoomCreated");
+    assert_eq!(
+        (created["type"].as_str(), created["room_id"].as_str()),
+        (Some("RoomCreated"), with_cy["id"].as_str())
+    );
+    api.send(&ada, with_cy["id"].as_str().unwrap(), "later", "hello Cat")
+        .await;
+    let got = live::messages(&mut cy_stream, 1).await;
+    assert_eq!(got[0]["data"]["body"], "hello Cat");
 
     // Bad cursors and tokens are refused before the upgrade.
     let base = api.server.base.clone();

@@ -1,12 +1,13 @@
 //! Real-time delivery: one WebSocket per client at `GET /v1/stream`, carrying the events of all
 //! the client's rooms as JSON frames `{room_id, seq, type, cursor, data}`.
 //!
-//! One task ([`LiveFeed`]) follows the chat context's global log and broadcasts every room event.
-//! A connection that resumes (`?since=<cursor>`) first reads what it missed from the store, then
-//! switches to the broadcast, skipping what it already sent: cursors are log positions, which
-//! are totally ordered and gap-safe, so there is no gap and no duplicate. A client too slow for the
-//! broadcast buffer is disconnected with a close reason and resumes from its last cursor, so a
-//! slow client never grows the server's memory.
+//! One task ([`LiveFeed`]) follows the chat context's global log and routes each room event to
+//! the connections of the room's members (`live_routes`), its frame serialized once. A
+//! connection that resumes (`?since=<cursor>`) first reads what it missed from the store, then
+//! switches to its route, skipping what it already sent: cursors are log positions, which are
+//! totally ordered and gap-safe, so there is no gap and no duplicate. A client too slow for its
+//! buffer is disconnected with a close reason and resumes from its last cursor, so a slow client
+//! never grows the server's memory.
 
 use std::collections::hash_map::Entry;
 use std::collections::{HashMap, HashSet};
@@ -25,14 +26,15 @@ use msa_kernel::repository::decode;
 use msa_kernel::{Aggregate, EventStore, LogPosition, RecordedEvent};
 use serde::Deserialize;
 use serde_json::{json, Value};
-use tokio::sync::{broadcast, watch};
+use tokio::sync::watch;
 use uuid::Uuid;
 
 use crate::adapters::history;
 use crate::adapters::http::ChatApi;
+use crate::adapters::live_routes::{Outgoing, Routes};
 use crate::domain::{Room, RoomEvent};
 
-/// How many events the broadcast keeps for connections that fall behind.
+/// How many events a connection's route holds for it before it counts as too slow.
 const BUFFER: usize = 4096;
 const HEARTBEAT: Duration = Duration::from_secs(20);
 /// A client silent this long (no pong, no frame) is gone.
@@ -47,6 +49,8 @@ pub struct LiveEvent {
     pub room_id: Uuid,
     pub event: RoomEvent,
     pub occurred_at: chrono::DateTime<chrono::Utc>,
+    /// Its frame, serialized once for every connection that gets it.
+    pub text: Utf8Bytes,
 }
 
 /// An ephemeral notice (typing): never stored.
@@ -59,8 +63,7 @@ pub struct Typing {
 /// The shared tail of the chat log.
 pub struct LiveFeed {
     events: Arc<dyn EventStore>,
-    sender: broadcast::Sender<LiveEvent>,
-    typing: broadcast::Sender<Typing>,
+    routes: Arc<Routes>,
     /// Where the tail has read up to (`None` until it found the end of the log): a
     /// connection without a cursor starts here.
     head: watch::Receiver<Option<LogPosition>>,
@@ -70,24 +73,25 @@ fn live_event(recorded: &RecordedEvent) -> Option<LiveEvent> {
     if recorded.stream_id.category() != Room::KIND {
         return None;
     }
-    Some(LiveEvent {
+    let mut live = LiveEvent {
         position: recorded.position,
         room_id: recorded.stream_id.id().parse().ok()?,
         event: decode::<RoomEvent>(recorded).ok()?,
         occurred_at: recorded.occurred_at,
-    })
+        text: Utf8Bytes::default(),
+    };
+    live.text = frame(&live).to_string().into();
+    Some(live)
 }
 
 impl LiveFeed {
     /// Starts the tail; it runs until `stop` turns true.
     pub fn start(events: Arc<dyn EventStore>, mut stop: watch::Receiver<bool>) -> Arc<LiveFeed> {
-        let (sender, _) = broadcast::channel(BUFFER);
-        let (typing, _) = broadcast::channel(BUFFER);
+        let routes = Arc::new(Routes::default());
         let (head_tx, head) = watch::channel(None);
         let feed = Arc::new(LiveFeed {
             events: events.clone(),
-            sender: sender.clone(),
-            typing,
+            routes: routes.clone(),
             head,
         });
         tokio::spawn(async move {
@@ -113,7 +117,7 @@ impl LiveFeed {
                     Ok(batch) if !batch.is_empty() => {
                         for recorded in &batch {
                             if let Some(live) = live_event(recorded) {
-                                let _ = sender.send(live);
+                                routes.route(Arc::new(live));
                             }
                         }
                         position = batch.last().expect("not empty").position;
@@ -131,6 +135,7 @@ impl LiveFeed {
                     _ = stop.changed() => {}
                 }
             }
+            routes.close_all();
         });
         feed
     }
@@ -240,10 +245,26 @@ async fn close(socket: &mut WebSocket, code: u16, reason: &'static str) {
 }
 
 async fn send(socket: &mut WebSocket, value: &Value) -> Result<(), String> {
+    send_text(socket, value.to_string().into()).await
+}
+
+async fn send_text(socket: &mut WebSocket, text: Utf8Bytes) -> Result<(), String> {
     socket
-        .send(Message::Text(value.to_string().into()))
+        .send(Message::Text(text))
         .await
         .map_err(|e| e.to_string())
+}
+
+/// Takes the connection's route down when the connection ends, however it ends.
+struct Connected<'a> {
+    routes: &'a Routes,
+    id: u64,
+}
+
+impl Drop for Connected<'_> {
+    fn drop(&mut self) {
+        self.routes.disconnect(self.id);
+    }
 }
 
 /// The rooms the user may receive events of, kept current as membership events go by.
@@ -301,9 +322,14 @@ async fn serve_socket(
             }
         },
     };
-    // Subscribe before catching up, so nothing appended meanwhile is missed.
-    let mut live = state.feed.sender.subscribe();
-    let mut typing = state.feed.typing.subscribe();
+    // Connect before catching up, so nothing appended meanwhile is missed: membership events
+    // naming the user are routed to the connection from now on, its rooms' events once it
+    // follows them (below), and catch-up reads the store past anything routed before that.
+    let mut inbox = state.feed.routes.connect(user_id, BUFFER);
+    let _connected = Connected {
+        routes: &state.feed.routes,
+        id: inbox.id,
+    };
     let mut sent = match since {
         Some(position) => position,
         None => {
@@ -348,6 +374,10 @@ async fn serve_socket(
         user_id,
         rooms: current.into_iter().collect(),
     };
+    state
+        .feed
+        .routes
+        .follow(inbox.id, rooms.rooms.iter().copied());
     send(
         &mut socket,
         &json!({"type": "ready", "cursor": encode_cursor(sent)}),
@@ -369,7 +399,6 @@ async fn serve_socket(
         for recorded in &batch {
             if let Some(event) = live_event(recorded) {
                 if rooms.admit(&event) {
-                    let mut value = frame(&event);
                     if let RoomEvent::MessagePosted { message_id, .. }
                     | RoomEvent::MessageEdited { message_id, .. } = &event.event
                     {
@@ -383,11 +412,14 @@ async fn serve_socket(
                             }
                         };
                         if gone.contains(&message_id.to_string()) {
+                            let mut value = frame(&event);
                             value["data"]["body"] = json!("");
                             value["data"]["redacted"] = json!(true);
+                            send(&mut socket, &value).await?;
+                            continue;
                         }
                     }
-                    send(&mut socket, &value).await?;
+                    send_text(&mut socket, event.text.clone()).await?;
                 }
             }
         }
@@ -397,30 +429,28 @@ async fn serve_socket(
     let mut last_heard = tokio::time::Instant::now();
     loop {
         tokio::select! {
-            received = live.recv() => match received {
-                Ok(event) if event.position <= sent => {} // sent while catching up
-                Ok(event) => {
+            received = inbox.events.recv() => match received {
+                Some(Outgoing::Event(event)) if event.position <= sent => {} // sent while catching up
+                Some(Outgoing::Event(event)) => {
                     sent = event.position;
                     if rooms.admit(&event) {
-                        send(&mut socket, &frame(&event)).await?;
+                        send_text(&mut socket, event.text.clone()).await?;
                     }
                 }
-                Err(broadcast::error::RecvError::Lagged(_)) => {
-                    close(&mut socket, TOO_SLOW, "too slow: reconnect with ?since=<last cursor>").await;
-                    return Ok(());
-                }
-                Err(broadcast::error::RecvError::Closed) => {
-                    close(&mut socket, 1001, "server shutting down").await;
-                    return Ok(());
-                }
-            },
-            notice = typing.recv() => {
-                if let Ok(notice) = notice {
+                Some(Outgoing::Typing(notice)) => {
                     if notice.user_id != user_id && rooms.rooms.contains(&notice.room_id) {
                         send(&mut socket, &json!({"type": "typing", "room_id": notice.room_id, "user_id": notice.user_id})).await?;
                     }
                 }
-            }
+                None if inbox.too_slow() => {
+                    close(&mut socket, TOO_SLOW, "too slow: reconnect with ?since=<last cursor>").await;
+                    return Ok(());
+                }
+                None => {
+                    close(&mut socket, 1001, "server shutting down").await;
+                    return Ok(());
+                }
+            },
             incoming = socket.recv() => match incoming {
                 None | Some(Err(_)) | Some(Ok(Message::Close(_))) => return Ok(()),
                 Some(Ok(Message::Text(text))) => {
@@ -429,7 +459,7 @@ async fn serve_socket(
                     if parsed["type"] == "typing" {
                         if let Some(room_id) = parsed["room_id"].as_str().and_then(|r| r.parse().ok()) {
                             if rooms.rooms.contains(&room_id) {
-                                let _ = state.feed.typing.send(Typing { room_id, user_id });
+                                state.feed.routes.typing(Typing { room_id, user_id });
                             }
                         }
                     }
