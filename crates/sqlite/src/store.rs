@@ -16,7 +16,7 @@ use sqlx::sqlite::{
 use sqlx::Row;
 use tokio::sync::{mpsc, oneshot, Notify};
 
-use crate::group_commit::{self, Append};
+use crate::group_commit::{self, Write};
 use uuid::Uuid;
 
 const EVENT_COLUMNS: &str = "global_position, event_id, stream_id, version, event_type, \
@@ -29,8 +29,8 @@ pub struct SqliteEventStore {
     reader: SqlitePool,
     upcasters: Arc<Upcasters>,
     appended: Arc<Notify>,
-    /// The writer task's queue (see `group_commit`).
-    appends: mpsc::Sender<Append>,
+    /// The writer thread's queue: appends, snapshots and idempotency records (see `group_commit`).
+    writes: mpsc::Sender<Write>,
 }
 
 impl SqliteEventStore {
@@ -42,10 +42,6 @@ impl SqliteEventStore {
             .journal_mode(SqliteJournalMode::Wal)
             .synchronous(SqliteSynchronous::Full)
             .busy_timeout(Duration::from_secs(10));
-        Self::open_with(options).await
-    }
-
-    pub async fn open_with(options: SqliteConnectOptions) -> Result<Self, StoreError> {
         let writer = SqlitePoolOptions::new()
             .max_connections(1)
             .connect_with(options.clone())
@@ -62,7 +58,7 @@ impl SqliteEventStore {
             .map_err(StoreError::backend)?;
         let appended = Arc::new(Notify::new());
         Ok(Self {
-            appends: group_commit::start(writer.clone(), appended.clone()),
+            writes: group_commit::start(path, appended.clone())?,
             writer,
             reader,
             upcasters: Arc::new(Upcasters::new()),
@@ -76,15 +72,24 @@ impl SqliteEventStore {
         self
     }
 
-    /// The pool that writes; SQLite allows one writer, so it has one connection.
+    /// A connection that can write beside the store's own writer (for migrations, and for tests
+    /// and tools that change rows by hand); SQLite lets one of them write at a time.
     pub fn writer(&self) -> &SqlitePool {
         &self.writer
+    }
+
+    async fn write(&self, write: Write) -> Result<(), StoreError> {
+        self.writes.send(write).await.map_err(|_| closed())
     }
 
     fn decode_row(&self, row: &SqliteRow) -> Result<RecordedEvent, StoreError> {
         let event = row_to_event(row).map_err(StoreError::backend)?;
         Ok(self.upcasters.upcast_recorded(event)?)
     }
+}
+
+fn closed() -> StoreError {
+    StoreError::backend(group_commit::Closed)
 }
 
 fn row_to_event(row: &SqliteRow) -> Result<RecordedEvent, sqlx::Error> {
@@ -130,17 +135,14 @@ impl EventStore for SqliteEventStore {
         idempotency: Option<IdempotencyRecord>,
     ) -> Result<Vec<RecordedEvent>, AppendError> {
         let (answer, answered) = oneshot::channel();
-        let closed = || AppendError::Store(StoreError::backend(group_commit::Closed));
-        self.appends
-            .send(Append {
-                stream_id: stream_id.clone(),
-                expected_version,
-                events,
-                idempotency,
-                answer,
-            })
-            .await
-            .map_err(|_| closed())?;
+        self.write(Write::Append {
+            stream_id: stream_id.clone(),
+            expected_version,
+            events,
+            idempotency,
+            answer,
+        })
+        .await?;
         answered.await.map_err(|_| closed())?
     }
 
@@ -218,20 +220,13 @@ impl EventStore for SqliteEventStore {
     }
 
     async fn save_snapshot(&self, snapshot: &Snapshot) -> Result<(), StoreError> {
-        sqlx::query(
-            "INSERT INTO snapshots (stream_id, version, state_version, state) VALUES ($1, $2, $3, $4)
-             ON CONFLICT (stream_id) DO UPDATE SET version = excluded.version,
-                 state_version = excluded.state_version, state = excluded.state
-             WHERE excluded.version > snapshots.version OR excluded.state_version <> snapshots.state_version",
-        )
-        .bind(snapshot.stream_id.as_str())
-        .bind(snapshot.version as i64)
-        .bind(snapshot.state_version as i64)
-        .bind(snapshot.state.to_string())
-        .execute(&self.writer)
-        .await
-        .map_err(StoreError::backend)?;
-        Ok(())
+        let (answer, answered) = oneshot::channel();
+        self.write(Write::Snapshot {
+            snapshot: snapshot.clone(),
+            answer,
+        })
+        .await?;
+        answered.await.map_err(|_| closed())?
     }
 
     async fn idempotency_record(
@@ -258,8 +253,13 @@ impl EventStore for SqliteEventStore {
     }
 
     async fn save_idempotency_record(&self, record: &IdempotencyRecord) -> Result<(), AppendError> {
-        let mut conn = self.writer.acquire().await.map_err(StoreError::backend)?;
-        group_commit::insert_idempotency(&mut conn, record).await
+        let (answer, answered) = oneshot::channel();
+        self.write(Write::Record {
+            record: record.clone(),
+            answer,
+        })
+        .await?;
+        answered.await.map_err(|_| closed())?
     }
 
     fn appended(&self) -> Arc<Notify> {
