@@ -458,6 +458,12 @@ pub struct BenchChatArgs {
     #[arg(long, env = "MSA_BENCH_DURATION", default_value = "10s", value_parser = humantime::parse_duration)]
     pub duration: Duration,
 
+    /// Messages per second offered by all users together, each sending on a schedule whether or
+    /// not its last send was answered (latency at a load the system keeps up with). Without it,
+    /// each user sends as soon as its last send is acknowledged (the most the system takes).
+    #[arg(long, env = "MSA_BENCH_RATE", value_parser = clap::value_parser!(u32).range(1..=1_000_000))]
+    pub rate: Option<u32>,
+
     /// Print one JSON object instead of the table.
     #[arg(long, env = "MSA_BENCH_JSON")]
     pub json: bool,

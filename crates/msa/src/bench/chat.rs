@@ -1,5 +1,5 @@
-//! `msa bench chat`: users in rooms, each sending as fast as its sends are acknowledged, against
-//! a running deployment. Reports send throughput and latency, and delivery latency (send to the
+//! `msa bench chat`: users in rooms, each sending as fast as its sends are acknowledged (or, with
+//! `--rate`, on a schedule), against a running deployment. Reports send throughput and latency, and delivery latency (send to the
 //! other members' WebSockets), beside a baseline of bare HTTP round trips (`GET /healthz`) by the
 //! same number of clients for the same time.
 
@@ -22,6 +22,8 @@ struct Report {
     users: u32,
     room_size: u32,
     duration_s: f64,
+    /// Messages per second offered (`--rate`); none when each user sent as fast as acknowledged.
+    offered_per_sec: Option<u32>,
     sent: u64,
     sends_per_sec: f64,
     send_p50_ms: f64,
@@ -178,6 +180,52 @@ async fn open_stream(target: &str, user: &User) -> Result<Socket> {
     Ok(socket)
 }
 
+/// One user sending messages to their room.
+struct Sender {
+    bench: Arc<Bench>,
+    token: String,
+    user_id: String,
+    path: String,
+    /// The clock send times are written in (the body starts with microseconds since it started).
+    clock: Instant,
+    sends: Arc<Mutex<Latencies>>,
+    failed: Arc<std::sync::atomic::AtomicU64>,
+}
+
+impl Sender {
+    /// Sends message `n`; out of credits, buys more for the next ones.
+    async fn send(&self, n: u64) {
+        let body = format!("{} message {n}", self.clock.elapsed().as_micros());
+        let sent = Instant::now();
+        let answer = self
+            .bench
+            .call(
+                reqwest::Method::POST,
+                &self.path,
+                Some(&self.token),
+                Some(json!({"txn_id": format!("t-{n}"), "body": body})),
+            )
+            .await;
+        match answer {
+            Ok((201, _)) => self.sends.lock().unwrap().record(sent.elapsed()),
+            Ok((402, _)) => {
+                let user = User {
+                    id: self.user_id.clone(),
+                    token: self.token.clone(),
+                };
+                let _ = self
+                    .bench
+                    .buy_credits(&user, &format!("bench-{}-more-{n}", user.id))
+                    .await;
+            }
+            _ => {
+                self.failed
+                    .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+            }
+        }
+    }
+}
+
 /// Runs `f(i)` for `0..n`, `at_once` at a time.
 async fn each<T, F, Fut>(n: usize, at_once: usize, f: F) -> Result<Vec<T>>
 where
@@ -315,6 +363,11 @@ pub async fn run(args: BenchChatArgs) -> Result<()> {
         }));
     }
     let started = Instant::now();
+    // Open loop (`--rate`): each user sends every `users / rate` seconds, starts staggered so
+    // the offered load is even, whether or not its last send was answered.
+    let pace = args
+        .rate
+        .map(|rate| Duration::from_secs_f64(users as f64 / rate as f64));
     let senders: Vec<_> = (0..users)
         .map(|i| {
             let (bench, people, sends, failed) =
@@ -330,29 +383,38 @@ pub async fn run(args: BenchChatArgs) -> Result<()> {
                 else {
                     return;
                 };
+                let sender = Arc::new(Sender {
+                    bench,
+                    token: user.token.clone(),
+                    user_id: user.id.clone(),
+                    path: format!("/v1/rooms/{room}/messages"),
+                    clock,
+                    sends,
+                    failed,
+                });
                 let mut n = 0u64;
-                while Instant::now() < until {
-                    n += 1;
-                    let body = format!("{} message {n}", clock.elapsed().as_micros());
-                    let sent = Instant::now();
-                    let answer = bench
-                        .call(
-                            reqwest::Method::POST,
-                            &format!("/v1/rooms/{room}/messages"),
-                            Some(&user.token),
-                            Some(json!({"txn_id": format!("t-{n}"), "body": body})),
-                        )
-                        .await;
-                    match answer {
-                        Ok((201, _)) => sends.lock().unwrap().record(sent.elapsed()),
-                        Ok((402, _)) => {
-                            let _ = bench
-                                .buy_credits(user, &format!("bench-{}-more-{n}", user.id))
-                                .await;
+                match pace {
+                    None => {
+                        while Instant::now() < until {
+                            n += 1;
+                            sender.send(n).await;
                         }
-                        _ => {
-                            failed.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                    }
+                    Some(every) => {
+                        tokio::time::sleep(every.mul_f64(i as f64 / users as f64)).await;
+                        let mut ticks = tokio::time::interval(every);
+                        ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Burst);
+                        let mut in_flight = tokio::task::JoinSet::new();
+                        loop {
+                            ticks.tick().await;
+                            if Instant::now() >= until {
+                                break;
+                            }
+                            n += 1;
+                            let sender = sender.clone();
+                            in_flight.spawn(async move { sender.send(n).await });
                         }
+                        while in_flight.join_next().await.is_some() {}
                     }
                 }
             })
@@ -374,6 +436,7 @@ pub async fn run(args: BenchChatArgs) -> Result<()> {
         users: args.users,
         room_size: args.room_size,
         duration_s: args.duration.as_secs_f64(),
+        offered_per_sec: args.rate,
         sent: sends.count(),
         sends_per_sec,
         send_p50_ms: sends.quantile_ms(0.50),
@@ -390,6 +453,9 @@ pub async fn run(args: BenchChatArgs) -> Result<()> {
     if args.json {
         println!("{}", serde_json::to_string(&report)?);
         return Ok(());
+    }
+    if let Some(rate) = report.offered_per_sec {
+        println!("{:<40} {:>10}/s", "offered", rate);
     }
     println!(
         "{:<40} {:>10.0}/s   p50 {:>7.2} ms   p99 {:>7.2} ms   ({} sent, {} failed)",
