@@ -190,11 +190,7 @@ fn migrated_data_dir() -> tempfile::TempDir {
         .args(["migrate", "--data-dir", data.path().to_str().unwrap()])
         .output()
         .unwrap();
-    assert!(
-        output.status.success(),
-        "{}",
-        String::from_utf8_lossy(&output.stderr)
-    );
+    common::succeeded(&output);
     data
 }
 
@@ -334,11 +330,7 @@ async fn the_bus_benchmark_reports_figures_beside_its_baseline() {
     let output = tokio::task::spawn_blocking(move || msa().args(&args).output().unwrap())
         .await
         .unwrap();
-    assert!(
-        output.status.success(),
-        "{}",
-        String::from_utf8_lossy(&output.stderr)
-    );
+    common::succeeded(&output);
     let report: Value = serde_json::from_slice(&output.stdout).expect("one JSON object");
     for key in [
         "relay_events_per_sec",

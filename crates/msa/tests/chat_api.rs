@@ -483,11 +483,7 @@ async fn rooms_members_and_messages_on_sqlite() {
             ])
             .output()
             .unwrap();
-        assert!(
-            output.status.success(),
-            "{}",
-            String::from_utf8_lossy(&output.stderr)
-        );
+        common::succeeded(&output);
     }
     let after = (
         api.get(&bob, "/v1/rooms").await.1,

@@ -49,11 +49,7 @@ async fn the_single_server_runs_on_postgres_and_migrate_is_repeatable() {
             .args(["migrate", "--database-url", &url])
             .output()
             .unwrap();
-        assert!(
-            output.status.success(),
-            "{}",
-            String::from_utf8_lossy(&output.stderr)
-        );
+        common::succeeded(&output);
         let printed = String::from_utf8(output.stdout).unwrap();
         assert!(
             printed.contains("migrated chat (schema msa_chat"),
@@ -180,11 +176,7 @@ fn bench_json(args: &[&str]) -> Value {
         .args(args)
         .output()
         .unwrap();
-    assert!(
-        output.status.success(),
-        "{}",
-        String::from_utf8_lossy(&output.stderr)
-    );
+    common::succeeded(&output);
     serde_json::from_slice(&output.stdout).expect("one JSON object")
 }
 

@@ -400,11 +400,7 @@ async fn the_chat_benchmark_reports_figures_beside_its_baseline() {
         .args(["--duration", "1s", "--json"])
         .output()
         .unwrap();
-    assert!(
-        output.status.success(),
-        "{}",
-        String::from_utf8_lossy(&output.stderr)
-    );
+    common::succeeded(&output);
     let report: Value = serde_json::from_slice(&output.stdout).unwrap();
     assert!(report["sent"].as_u64().unwrap() > 0, "{report}");
     assert!(report["delivered"].as_u64().unwrap() > 0, "{report}");

@@ -493,11 +493,7 @@ async fn rebuilding_the_directory_from_the_events_yields_the_same_rows() {
     .await
     .unwrap();
     let stdout = String::from_utf8_lossy(&output.stdout);
-    assert!(
-        output.status.success(),
-        "{}",
-        String::from_utf8_lossy(&output.stderr)
-    );
+    common::succeeded(&output);
     assert!(stdout.contains("rebuilt user.directory from"), "{stdout}");
     assert_eq!(directory().await, before);
 

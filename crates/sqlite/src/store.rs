@@ -78,8 +78,18 @@ impl SqliteEventStore {
         &self.writer
     }
 
-    async fn write(&self, write: Write) -> Result<(), StoreError> {
-        self.writes.send(write).await.map_err(|_| closed())
+    /// Queues a write for the writer thread and waits for its answer, which comes once the
+    /// commit is durable.
+    async fn write<T, E: From<StoreError>>(
+        &self,
+        write: impl FnOnce(oneshot::Sender<Result<T, E>>) -> Write,
+    ) -> Result<T, E> {
+        let (answer, answered) = oneshot::channel();
+        self.writes
+            .send(write(answer))
+            .await
+            .map_err(|_| closed())?;
+        answered.await.map_err(|_| closed())?
     }
 
     fn decode_row(&self, row: &SqliteRow) -> Result<RecordedEvent, StoreError> {
@@ -134,16 +144,14 @@ impl EventStore for SqliteEventStore {
         events: Vec<NewEvent>,
         idempotency: Option<IdempotencyRecord>,
     ) -> Result<Vec<RecordedEvent>, AppendError> {
-        let (answer, answered) = oneshot::channel();
-        self.write(Write::Append {
+        self.write(|answer| Write::Append {
             stream_id: stream_id.clone(),
             expected_version,
             events,
             idempotency,
             answer,
         })
-        .await?;
-        answered.await.map_err(|_| closed())?
+        .await
     }
 
     async fn read_stream(
@@ -220,13 +228,11 @@ impl EventStore for SqliteEventStore {
     }
 
     async fn save_snapshot(&self, snapshot: &Snapshot) -> Result<(), StoreError> {
-        let (answer, answered) = oneshot::channel();
-        self.write(Write::Snapshot {
+        self.write(|answer| Write::Snapshot {
             snapshot: snapshot.clone(),
             answer,
         })
-        .await?;
-        answered.await.map_err(|_| closed())?
+        .await
     }
 
     async fn idempotency_record(
@@ -253,13 +259,11 @@ impl EventStore for SqliteEventStore {
     }
 
     async fn save_idempotency_record(&self, record: &IdempotencyRecord) -> Result<(), AppendError> {
-        let (answer, answered) = oneshot::channel();
-        self.write(Write::Record {
+        self.write(|answer| Write::Record {
             record: record.clone(),
             answer,
         })
-        .await?;
-        answered.await.map_err(|_| closed())?
+        .await
     }
 
     fn appended(&self) -> Arc<Notify> {

@@ -39,6 +39,7 @@ struct Report {
     throughput_ratio: f64,
 }
 
+#[derive(Clone)]
 struct User {
     id: String,
     token: String,
@@ -183,8 +184,7 @@ async fn open_stream(target: &str, user: &User) -> Result<Socket> {
 /// One user sending messages to their room.
 struct Sender {
     bench: Arc<Bench>,
-    token: String,
-    user_id: String,
+    user: User,
     path: String,
     /// The clock send times are written in (the body starts with microseconds since it started).
     clock: Instant,
@@ -202,21 +202,15 @@ impl Sender {
             .call(
                 reqwest::Method::POST,
                 &self.path,
-                Some(&self.token),
+                Some(&self.user.token),
                 Some(json!({"txn_id": format!("t-{n}"), "body": body})),
             )
             .await;
         match answer {
             Ok((201, _)) => self.sends.lock().unwrap().record(sent.elapsed()),
             Ok((402, _)) => {
-                let user = User {
-                    id: self.user_id.clone(),
-                    token: self.token.clone(),
-                };
-                let _ = self
-                    .bench
-                    .buy_credits(&user, &format!("bench-{}-more-{n}", user.id))
-                    .await;
+                let key = format!("bench-{}-more-{n}", self.user.id);
+                let _ = self.bench.buy_credits(&self.user, &key).await;
             }
             _ => {
                 self.failed
@@ -385,8 +379,7 @@ pub async fn run(args: BenchChatArgs) -> Result<()> {
                 };
                 let sender = Arc::new(Sender {
                     bench,
-                    token: user.token.clone(),
-                    user_id: user.id.clone(),
+                    user: user.clone(),
                     path: format!("/v1/rooms/{room}/messages"),
                     clock,
                     sends,

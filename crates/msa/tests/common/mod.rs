@@ -19,6 +19,15 @@ pub fn msa() -> Command {
     command
 }
 
+/// Asserts that a finished command succeeded, showing its stderr when it did not.
+pub fn succeeded(output: &std::process::Output) {
+    assert!(
+        output.status.success(),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+}
+
 /// A running `msa` process, killed when dropped. Its stderr is echoed and kept.
 pub struct Running {
     pub child: Child,
