@@ -260,6 +260,29 @@ async fn accounts_tokens_and_profiles(api: &Api) {
         .get("/v1/users/01a20d49-b793-726d-81e9-4fc681e97995", None)
         .await;
     assert_eq!(missing.status, 404);
+    // The exact look-up by nickname reads the claim: found at once, in any case.
+    let by_nickname = api.get("/v1/users/by-nickname/ADA%20l", None).await;
+    assert_eq!(
+        (by_nickname.status, &by_nickname.body["id"]),
+        (200, &json!(id))
+    );
+    assert!(
+        by_nickname.body.get("email").is_none(),
+        "{}",
+        by_nickname.body
+    );
+    let third = api.get("/v1/users/by-nickname/ada", None).await;
+    assert_ne!(
+        third.body["id"],
+        json!(id),
+        "the old nickname is someone else's now"
+    );
+    assert_eq!(
+        api.get("/v1/users/by-nickname/nobody", None).await.status,
+        404
+    );
+    let blank = api.get("/v1/users/by-nickname/%20", None).await;
+    assert_eq!(field_names(&blank.body), ["nickname"]);
 
     // The directory (a projection) finds users by nickname prefix.
     let found = eventually(|| async {
@@ -646,6 +669,10 @@ async fn erasure_shreds_personal_data_and_export_shows_it_all_before(api: Api, s
         .await;
     assert_eq!(refreshed.status, 401);
     assert_eq!(api.get(&format!("/v1/users/{id}"), None).await.status, 404);
+    assert_eq!(
+        api.get("/v1/users/by-nickname/erin", None).await.status,
+        404
+    );
     eventually(|| async {
         let page = api.get("/v1/users?query=erin", None).await;
         page.body["items"]
@@ -730,6 +757,7 @@ async fn the_openapi_document_describes_every_route_and_only_real_ones() {
             "/v1/rooms/{id}/read",
             "/v1/search/messages",
             "/v1/users",
+            "/v1/users/by-nickname/{nickname}",
             "/v1/users/me",
             "/v1/users/me/export",
             "/v1/users/me/password",

@@ -184,50 +184,42 @@ struct PublicProfile {
     created_at: DateTime<Utc>,
 }
 
+impl From<PublicProfile> for ProfileView {
+    fn from(profile: PublicProfile) -> Self {
+        Self {
+            id: profile.id,
+            email: None,
+            nickname: profile.nickname,
+            bio: profile.bio,
+            avatar_url: profile.avatar_url,
+            roles: None,
+            created_at: profile.created_at,
+        }
+    }
+}
+
 #[async_trait]
 impl DirectoryPort for RemoteDirectory {
     async fn profile(&self, user_id: Uuid) -> Result<Option<ProfileView>, Problem> {
         let id = user_id.to_string();
         let request = self.0.request(Method::GET, &["v1", "users", &id], None);
         match self.0.call::<PublicProfile>(request).await {
-            Ok((_, profile)) => Ok(Some(ProfileView {
-                id: profile.id,
-                email: None,
-                nickname: profile.nickname,
-                bio: profile.bio,
-                avatar_url: profile.avatar_url,
-                roles: None,
-                created_at: profile.created_at,
-            })),
+            Ok((_, profile)) => Ok(Some(profile.into())),
             Err(problem) if problem.status == 404 => Ok(None),
             Err(problem) => Err(problem),
         }
     }
 
     async fn by_nickname(&self, nickname: &str) -> Result<Option<ProfileView>, Problem> {
-        #[derive(Deserialize)]
-        struct Entry {
-            id: Uuid,
-            nickname: String,
-        }
-        #[derive(Deserialize)]
-        struct Page {
-            items: Vec<Entry>,
-        }
-        // The directory searches by prefix; the exact (case-insensitive) match is among the first.
+        // The exact look-up reads the nickname's claim: no lag behind a sign-up, unlike the
+        // directory search. A nickname the user service cannot parse belongs to nobody.
         let request = self
             .0
-            .request(Method::GET, &["v1", "users"], None)
-            .query(&[("query", nickname), ("limit", "100")]);
-        let (_, page): (_, Page) = self.0.call(request).await?;
-        let wanted = nickname.to_lowercase();
-        match page
-            .items
-            .into_iter()
-            .find(|e| e.nickname.to_lowercase() == wanted)
-        {
-            Some(entry) => self.profile(entry.id).await,
-            None => Ok(None),
+            .request(Method::GET, &["v1", "users", "by-nickname", nickname], None);
+        match self.0.call::<PublicProfile>(request).await {
+            Ok((_, profile)) => Ok(Some(profile.into())),
+            Err(problem) if problem.status == 404 || problem.status == 422 => Ok(None),
+            Err(problem) => Err(problem),
         }
     }
 }

@@ -40,6 +40,7 @@ pub fn routes(api: UserApi) -> Router {
         .route("/v1/users/me/export", get(export))
         .route("/v1/users/me/password", axum::routing::put(change_password))
         .route("/v1/users/{id}", get(public_profile))
+        .route("/v1/users/by-nickname/{nickname}", get(profile_by_nickname))
         .route("/v1/auth/token", post(log_in))
         .route("/v1/auth/refresh", post(refresh))
         .route("/v1/auth/logout", post(log_out))
@@ -52,7 +53,7 @@ pub fn routes(api: UserApi) -> Router {
 /// The user context's part of the OpenAPI document.
 #[derive(OpenApi)]
 #[openapi(
-    paths(register, search, me, change_profile, erase, export, change_password, public_profile, log_in, refresh, log_out,
+    paths(register, search, me, change_profile, erase, export, change_password, public_profile, profile_by_nickname, log_in, refresh, log_out,
         kakao_start, kakao_callback, jwks),
     modifiers(&BearerAuth),
     tags((name = "users", description = "Accounts, profiles and the user directory"),
@@ -316,6 +317,19 @@ async fn public_profile(
         .parse()
         .map_err(|_| Problem::invalid(vec![FieldError::new("id", "not a user id (UUID)")]))?;
     Ok(Json(api.service.public_profile(id).await?))
+}
+
+#[utoipa::path(get, path = "/v1/users/by-nickname/{nickname}", tag = "users",
+    description = "The active user with exactly this nickname (case-insensitive), found as soon as the sign-up is answered (the directory search may lag).",
+    params(("nickname" = String, Path, description = "The whole nickname")),
+    responses((status = 200, description = "The public profile", body = ProfileView), (status = 404, body = Problem), (status = 422, body = Problem)))]
+async fn profile_by_nickname(
+    State(api): State<UserApi>,
+    Path(nickname): Path<String>,
+) -> Result<impl IntoResponse, Problem> {
+    let nickname = Nickname::parse(&nickname)
+        .map_err(|Invalid(message)| Problem::invalid(vec![FieldError::new("nickname", message)]))?;
+    Ok(Json(api.service.profile_by_nickname(&nickname).await?))
 }
 
 #[derive(Deserialize, IntoParams)]

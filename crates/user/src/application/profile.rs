@@ -125,6 +125,19 @@ impl UserService {
         ProfileView::of(&user, false).ok_or(UserServiceError::NotFound)
     }
 
+    /// The public profile of the active user holding `nickname` (case-insensitive), read from
+    /// the nickname's claim: a sign-up is found the moment it is answered, with no projection lag.
+    pub async fn profile_by_nickname(
+        &self,
+        nickname: &Nickname,
+    ) -> Result<ProfileView, UserServiceError> {
+        let stream = Claim::stream(ClaimKind::Nickname, &nickname.normalized());
+        match self.claims.load(&stream).await?.state.holder {
+            Some(holder) => self.public_profile(holder).await,
+            None => Err(UserServiceError::NotFound),
+        }
+    }
+
     /// Changes the caller's profile. A new nickname is claimed first and the old one released
     /// after, so the nickname stays unique throughout.
     pub async fn change_profile(
