@@ -2,8 +2,9 @@
 //!
 //! The events table is the outbox, so there are no dual writes: an event is published after it
 //! committed, at least once. The relay's checkpoint moves only over a contiguous run of
-//! acknowledged events, so nothing is skipped; what is published twice (after a crash between
-//! publish and checkpoint) is absorbed by the consumers' inbox. One relay per context is active at
+//! acknowledged events, so nothing is skipped; it is saved every 100 ms or full batch while events
+//! flow and at once when the relay catches up, stops or the bus fails. What is published twice (after
+//! a crash between publish and checkpoint) is absorbed by the consumers' inbox. One relay per context is active at
 //! a time, by a lease in the context's database; when the active one dies, another takes over once
 //! the lease expires.
 //!
@@ -11,13 +12,13 @@
 //! not yet on the bus), per context.
 
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use async_trait::async_trait;
-use tokio::sync::watch;
+use tokio::sync::{watch, Mutex};
 
 use crate::bus::{events_topic, EventPublisher};
-use crate::{EventStore, ReadModelStore, StoreError};
+use crate::{EventStore, LogPosition, ReadModelStore, RecordedEvent, StoreError};
 
 /// Exclusive, expiring leases: who may run a singleton job.
 #[async_trait]
@@ -58,7 +59,30 @@ pub struct Relay<R: ReadModelStore + Leases> {
     bookkeeping: Arc<R>,
     publisher: Arc<dyn EventPublisher>,
     settings: RelaySettings,
+    standing: Mutex<Standing>,
 }
+
+/// What the active relay knows without asking its database again. While the lease is surely
+/// held nobody else moves the checkpoint, so the relay need not re-read it, and it renews the
+/// lease only every third of its lifetime instead of before every batch.
+#[derive(Debug, Default)]
+struct Standing {
+    /// When the lease was last taken or renewed (the time before asking: the lease lasts at
+    /// least `lease_ttl` from then).
+    renewed: Option<Instant>,
+    /// How far the bus acknowledged; `None` until read from the checkpoint.
+    published: Option<LogPosition>,
+    /// The checkpoint as stored, and when it was stored.
+    saved: Option<(LogPosition, Instant)>,
+    /// The next batch, read while the bus took the previous one: the events after the position.
+    ahead: Option<(LogPosition, Vec<RecordedEvent>)>,
+}
+
+/// How long acknowledged progress may stay unsaved while events flow (and never more than a
+/// batch of events). A crash republishes at most this much (the consumers' inbox absorbs it);
+/// saving after every small batch would cost a write transaction per event at low rates,
+/// competing with the consumers' own.
+const SAVE_EVERY: Duration = Duration::from_millis(100);
 
 /// Whether the bus took the last batch: the relay logs only when this changes.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -83,6 +107,7 @@ impl<R: ReadModelStore + Leases> Relay<R> {
             bookkeeping,
             publisher,
             settings,
+            standing: Mutex::new(Standing::default()),
         }
     }
 
@@ -90,47 +115,125 @@ impl<R: ReadModelStore + Leases> Relay<R> {
         format!("relay.{}", self.context)
     }
 
-    /// Publishes one batch if this relay holds the lease. Returns how many events it published.
-    pub async fn step(&self) -> Result<usize, RelayError> {
-        let name = self.name();
+    /// Takes or renews the lease unless it was renewed within the last third of its lifetime.
+    /// After a lapse (another relay may have held it meanwhile) the checkpoint is read again.
+    async fn hold_lease(&self, standing: &mut Standing) -> Result<(), RelayError> {
+        let now = Instant::now();
+        let ttl = self.settings.lease_ttl;
+        if standing.renewed.is_some_and(|at| now - at < ttl / 3) {
+            return Ok(());
+        }
         if !self
             .bookkeeping
-            .acquire(&name, &self.holder, self.settings.lease_ttl)
+            .acquire(&self.name(), &self.holder, ttl)
             .await?
         {
+            *standing = Standing::default();
             return Err(RelayError::NotLeader);
         }
+        if standing.renewed.is_none_or(|at| now - at >= ttl) {
+            *standing = Standing::default();
+        }
+        standing.renewed = Some(now);
+        Ok(())
+    }
+
+    /// Stores the acknowledged position as the checkpoint: when `SAVE_EVERY` has passed since
+    /// the last save, or at once with `now`; never after the lease may have lapsed.
+    async fn save(&self, standing: &mut Standing, now: bool) -> Result<(), RelayError> {
+        let Some(published) = standing.published else {
+            return Ok(());
+        };
+        if let Some((saved, at)) = standing.saved {
+            let unsaved = published.position - saved.position;
+            let due = at.elapsed() >= SAVE_EVERY || unsaved >= self.settings.batch_size as i64;
+            if saved == published || (!now && !due) {
+                return Ok(());
+            }
+        }
+        self.hold_lease(standing).await?;
+        if standing.published != Some(published) {
+            // The lease had lapsed: what this relay published is not its to save any more.
+            return Ok(());
+        }
         let mut tx = self.bookkeeping.begin().await?;
-        let from = self.bookkeeping.checkpoint(&mut tx, &name, 0).await?;
+        self.bookkeeping
+            .save_checkpoint(&mut tx, &self.name(), 0, published)
+            .await?;
         self.bookkeeping.commit(tx).await?;
-        let events = self.events.read_all(from, self.settings.batch_size).await?;
+        standing.saved = Some((published, Instant::now()));
+        Ok(())
+    }
+
+    /// Publishes one batch if this relay holds the lease. Returns how many events it published.
+    pub async fn step(&self) -> Result<usize, RelayError> {
+        let mut standing = self.standing.lock().await;
+        self.hold_lease(&mut standing).await?;
+        let from = match standing.published {
+            Some(published) => published,
+            None => {
+                let mut tx = self.bookkeeping.begin().await?;
+                let stored = self
+                    .bookkeeping
+                    .checkpoint(&mut tx, &self.name(), 0)
+                    .await?;
+                self.bookkeeping.commit(tx).await?;
+                standing.published = Some(stored);
+                standing.saved = Some((stored, Instant::now()));
+                stored
+            }
+        };
+        let batch_size = self.settings.batch_size;
+        let events = match standing.ahead.take() {
+            Some((after, events)) if after == from => events,
+            _ => self.events.read_all(from, batch_size).await?,
+        };
         let lag = metrics::gauge!("msa_relay_lag_events", "context" => self.context.clone());
         if events.is_empty() {
             lag.set(0.0);
+            self.save(&mut standing, true).await?;
             return Ok(0);
         }
-        let published = self
-            .publisher
-            .publish(&events_topic(&self.context), &events)
-            .await;
+        let topic = events_topic(&self.context);
+        let publishing = self.publisher.publish(&topic, &events);
+        // A full batch means more are waiting: read the next one while the bus takes this one.
+        let (published, ahead) = if events.len() == batch_size {
+            let after = events[events.len() - 1].position;
+            let (published, ahead) =
+                tokio::join!(publishing, self.events.read_all(after, batch_size));
+            // A failed read ahead is only read again.
+            (published, ahead.ok().map(|ahead| (after, ahead)))
+        } else {
+            (publishing.await, None)
+        };
+        if published.acknowledged == events.len() {
+            standing.ahead = ahead.filter(|(_, ahead)| !ahead.is_empty());
+        }
         if published.acknowledged > 0 {
             let last = events[published.acknowledged - 1].position;
-            let mut tx = self.bookkeeping.begin().await?;
-            self.bookkeeping
-                .save_checkpoint(&mut tx, &name, 0, last)
-                .await?;
-            self.bookkeeping.commit(tx).await?;
+            standing.published = Some(last);
             metrics::counter!("msa_relay_events_published_total", "context" => self.context.clone())
                 .increment(published.acknowledged as u64);
-            let head = self.events.head_position().await?;
-            lag.set((head - last.position).max(0) as f64);
+            if events.len() < batch_size {
+                // The read reached the end of the log as it was then.
+                lag.set(0.0);
+            } else {
+                let head = self.events.head_position().await?;
+                lag.set((head - last.position).max(0) as f64);
+            }
         }
         match published.error {
-            Some(error) => Err(RelayError::Bus {
-                published: published.acknowledged,
-                error,
-            }),
-            None => Ok(published.acknowledged),
+            Some(error) => {
+                self.save(&mut standing, true).await?;
+                Err(RelayError::Bus {
+                    published: published.acknowledged,
+                    error,
+                })
+            }
+            None => {
+                self.save(&mut standing, false).await?;
+                Ok(published.acknowledged)
+            }
         }
     }
 
@@ -189,6 +292,11 @@ impl<R: ReadModelStore + Leases> Relay<R> {
                 _ = stop.changed() => {}
             }
         }
+        let mut standing = self.standing.lock().await;
+        if let Err(error) = self.save(&mut standing, true).await {
+            tracing::warn!(context = %self.context, %error, "relay checkpoint not saved; the last events are published again");
+        }
+        *standing = Standing::default();
         if let Err(error) = self.bookkeeping.release(&self.name(), &self.holder).await {
             tracing::warn!(context = %self.context, %error, "relay lease not released; it expires");
         }
