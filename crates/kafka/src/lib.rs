@@ -5,12 +5,14 @@
 //! - [`KafkaSubscription`]: a consumer-group member; offsets are committed only after the event
 //!   was handled (or dead-lettered), so a crash means redelivery, which the inbox absorbs;
 //! - [`KafkaDeadLetters`]: the `<topic>.dlq` topics, and reading them back for `msa dlq`;
-//! - [`ensure_topics`]: creates the topics at start.
+//! - [`ensure_topics`]: creates the topics at start;
+//! - [`BrokerProbe`]: whether the brokers answer, for `/readyz`.
 
 mod admin;
 mod context;
 mod dead_letters;
 mod envelope;
+mod probe;
 mod publisher;
 mod subscription;
 
@@ -18,6 +20,7 @@ pub use admin::ensure_topics;
 pub use context::QuietContext;
 pub use dead_letters::KafkaDeadLetters;
 pub use envelope::{event_from_message, headers_of};
+pub use probe::BrokerProbe;
 pub use publisher::KafkaPublisher;
 pub use subscription::KafkaSubscription;
 

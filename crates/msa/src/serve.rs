@@ -1,6 +1,7 @@
 //! `msa serve`: the single server.
 
 use std::sync::Arc;
+use std::time::Duration;
 
 use anyhow::{Context, Result};
 use axum::extract::State;
@@ -25,7 +26,7 @@ const PLACEHOLDER_PAGE: &str = r#"<!doctype html>
 <p>The user, chat, payment and user-chat APIs answer under <code>/v1</code>; their description is
 <a href="/openapi.json">/openapi.json</a>. The chat web client will live on this page; until then
 it only shows that the server is up.</p>
-<p>Health: <a href="/healthz">/healthz</a> (alive), <a href="/readyz">/readyz</a> (stores answer),
+<p>Health: <a href="/healthz">/healthz</a> (alive), <a href="/readyz">/readyz</a> (stores answer; the bus is reported),
 <a href="/metrics">/metrics</a> (Prometheus)</p>
 </body></html>"#;
 
@@ -64,7 +65,13 @@ pub async fn run(args: ServeArgs) -> Result<()> {
     };
     let consumers =
         crate::bus::start_consumers(&stores, kafka.as_ref(), started.consumers, stopped)?;
-    let app = app(started.routes, started.document, stores, metrics);
+    let bus = kafka
+        .as_ref()
+        .map(msa_kafka::BrokerProbe::new)
+        .transpose()
+        .map_err(|error| anyhow::anyhow!("MSA_KAFKA_BROKERS (--kafka-brokers): {error}"))?;
+    let readiness = Readiness { stores, bus };
+    let app = app(started.routes, started.document, readiness, metrics);
     let listener = tokio::net::TcpListener::bind(args.listen)
         .await
         .with_context(|| format!("MSA_LISTEN: cannot listen on {}", args.listen))?;
@@ -223,7 +230,7 @@ async fn one(
 fn app(
     routes: Router,
     document: utoipa::openapi::OpenApi,
-    stores: Vec<ContextStores>,
+    readiness: Readiness,
     metrics: metrics_exporter_prometheus::PrometheusHandle,
 ) -> Router {
     let document = Arc::new(document);
@@ -241,8 +248,8 @@ fn app(
             "/healthz",
             get(|| async { Json(json!({ "status": "ok" })) }),
         )
-        .route("/readyz", get(readiness))
-        .with_state(Arc::new(stores))
+        .route("/readyz", get(ready))
+        .with_state(Arc::new(readiness))
         .merge(routes)
         .fallback(|| async { Problem::not_found("no such resource") })
         .method_not_allowed_fallback(|| async {
@@ -271,11 +278,23 @@ pub fn api_document() -> utoipa::openapi::OpenApi {
     document
 }
 
-/// Ready when every context's event store and query database answer.
-async fn readiness(State(stores): State<Arc<Vec<ContextStores>>>) -> (StatusCode, Json<Value>) {
+/// What `/readyz` checks: the stores of this process's contexts, and the brokers when it uses
+/// Kafka.
+struct Readiness {
+    stores: Vec<ContextStores>,
+    bus: Option<msa_kafka::BrokerProbe>,
+}
+
+/// How long `/readyz` waits for the brokers' answer.
+const BUS_CHECK_TIMEOUT: Duration = Duration::from_secs(2);
+
+/// Ready when every context's event store and query database answer. The bus is reported
+/// (`ok`, `unreachable`, or `in-process`) but does not make the process unready: while the
+/// brokers are away commands are still accepted and their events wait in the store.
+async fn ready(State(readiness): State<Arc<Readiness>>) -> (StatusCode, Json<Value>) {
     let mut ready = true;
     let mut checks = serde_json::Map::new();
-    for context in stores.iter() {
+    for context in &readiness.stores {
         let events = context.events.read_all(LogPosition::START, 1).await;
         let query = sqlx::query("SELECT 1")
             .execute(context.read_models.pool())
@@ -295,6 +314,13 @@ async fn readiness(State(stores): State<Arc<Vec<ContextStores>>>) -> (StatusCode
             json!(if ok { "ok" } else { "unavailable" }),
         );
     }
+    let bus = match &readiness.bus {
+        None => "in-process",
+        Some(probe) => match probe.check(BUS_CHECK_TIMEOUT).await {
+            Ok(()) => "ok",
+            Err(_) => "unreachable",
+        },
+    };
     let status = if ready {
         StatusCode::OK
     } else {
@@ -302,7 +328,11 @@ async fn readiness(State(stores): State<Arc<Vec<ContextStores>>>) -> (StatusCode
     };
     (
         status,
-        Json(json!({ "status": if ready { "ready" } else { "unavailable" }, "stores": checks })),
+        Json(json!({
+            "status": if ready { "ready" } else { "unavailable" },
+            "stores": checks,
+            "bus": bus,
+        })),
     )
 }
 

@@ -107,10 +107,20 @@ async fn while_kafka_is_away_the_server_serves_says_so_once_and_events_flow_when
     args.extend(kafka.iter().map(String::as_str));
     let server = serve(&args);
 
-    let ready = reqwest::get(format!("{}/readyz", server.base))
-        .await
-        .unwrap();
-    assert_eq!(ready.status(), 200);
+    // Ready (commands are accepted), and says the bus is away.
+    let readiness = || async {
+        let answer = reqwest::get(format!("{}/readyz", server.base))
+            .await
+            .unwrap();
+        let status = answer.status().as_u16();
+        (status, answer.json::<Value>().await.unwrap())
+    };
+    let (status, ready) = readiness().await;
+    assert_eq!(
+        (status, ready["bus"].as_str()),
+        (200, Some("unreachable")),
+        "{ready}"
+    );
     let events = chat_store(data.path()).await;
     let metadata = EventMetadata::new_conversation(None);
     let stream = StreamId::new("tally.tally", "waiting");
@@ -133,6 +143,12 @@ async fn while_kafka_is_away_the_server_serves_says_so_once_and_events_flow_when
         "Kafka reachable; topics created",
         3,
         Duration::from_secs(30),
+    );
+    let (status, ready) = readiness().await;
+    assert_eq!(
+        (status, ready["bus"].as_str()),
+        (200, Some("ok")),
+        "{ready}"
     );
     let mut subscription =
         KafkaSubscription::new(&broker.kafka(), "probe.returned", &["chat.events"]).unwrap();

@@ -30,6 +30,7 @@ async fn the_single_server_on_sqlite_serves_a_page_and_is_ready() {
     assert_eq!(status, 200, "{ready}");
     let ready: Value = serde_json::from_str(&ready).unwrap();
     assert_eq!(ready["stores"]["chat"], "ok");
+    assert_eq!(ready["bus"], "in-process");
     for context in ["user", "chat", "payment"] {
         assert!(data
             .path()
