@@ -2,11 +2,11 @@
 //!
 //! The events table is the outbox, so there are no dual writes: an event is published after it
 //! committed, at least once. The relay's checkpoint moves only over a contiguous run of
-//! acknowledged events, so nothing is skipped; it is saved every 100 ms or full batch while events
-//! flow and at once when the relay catches up, stops or the bus fails. What is published twice (after
-//! a crash between publish and checkpoint) is absorbed by the consumers' inbox. One relay per context is active at
-//! a time, by a lease in the context's database; when the active one dies, another takes over once
-//! the lease expires.
+//! acknowledged events, so nothing is skipped; it is saved every 100 ms or full batch while
+//! events flow, and at once when the relay catches up, stops or the bus fails. What is published
+//! twice (after a crash between publish and checkpoint) is absorbed by the consumers' inbox. One
+//! relay per context is active at a time, by a lease in the context's database; when the active
+//! one dies, another takes over once the lease expires.
 //!
 //! Metrics: `msa_relay_events_published_total` and `msa_relay_lag_events` (events in the store
 //! not yet on the bus), per context.
