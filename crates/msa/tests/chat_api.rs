@@ -321,6 +321,43 @@ async fn rooms_members_and_messages(api: &Api) {
     assert_eq!(edits["items"], json!([]));
     assert_eq!(edit("back?").await, 410);
 
+    // A message just sent can be replied to, reacted to and edited at once: a command about a
+    // message history does not show yet waits for it a moment instead of answering 404.
+    for round in 0..5 {
+        let (status, sent) = api
+            .send(&bob, &room_id, &format!("fresh-{round}"), "just sent")
+            .await;
+        assert_eq!(status, 201, "{sent}");
+        let fresh = format!(
+            "/v1/rooms/{room_id}/messages/{}",
+            sent["id"].as_str().unwrap()
+        );
+        let reply =
+            json!({"txn_id": format!("fresh-reply-{round}"), "body": "re", "reply_to": sent["id"]});
+        let (status, replied) = api
+            .call(reqwest::Method::POST, &history, &bob.token, Some(reply))
+            .await;
+        assert_eq!(status, 201, "{replied}");
+        assert_eq!(
+            call(
+                reqwest::Method::PUT,
+                format!("{fresh}/reactions/:tada:"),
+                None
+            )
+            .await,
+            204
+        );
+        assert_eq!(
+            call(
+                reqwest::Method::PATCH,
+                fresh,
+                Some(json!({"body": "edited"}))
+            )
+            .await,
+            204
+        );
+    }
+
     // Search, in my rooms only, without deleted bodies.
     let find = |who: &'static str, q: &'static str| {
         let token = if who == "bob" {

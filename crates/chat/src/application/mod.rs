@@ -2,6 +2,7 @@
 //! user-chat in-process) and domain values, so HTTP is only one way in.
 
 use std::sync::Arc;
+use std::time::{Duration, Instant};
 
 use chrono::{DateTime, Utc};
 use msa_http::FieldError;
@@ -17,6 +18,10 @@ use crate::domain::{
     DirectPair, DirectPairCommand, Emoji, MessageBody, MessageFacts, Role, Room, RoomCommand,
     RoomError, RoomKind,
 };
+
+/// How long a command about a message waits for history to show a message it does not know
+/// yet (see `ChatService::message_facts`); an unknown id answers 404 after this.
+const HISTORY_CATCH_UP: Duration = Duration::from_millis(500);
 
 #[derive(Debug, thiserror::Error)]
 pub enum ChatError {
@@ -235,10 +240,7 @@ impl ChatService {
     ) -> Result<(PostedMessage, bool), ChatError> {
         if let Some(original) = reply_to {
             // A reply names a message of the same room (one history already has).
-            if history::message_facts(&self.read_models, room_id, original)
-                .await?
-                .is_none()
-            {
+            if self.message_facts(room_id, original).await?.is_none() {
                 return Err(ChatError::Invalid(vec![FieldError::new(
                     "reply_to",
                     "no such message in this room",
@@ -311,9 +313,31 @@ impl ChatService {
         Ok(history::messages(&self.read_models, room_id, window, limit).await?)
     }
 
+    /// A message's sender and whether it was deleted, from history. A message posted a moment ago
+    /// may not be there yet (history is a projection, milliseconds behind): a miss waits for it a
+    /// little before it counts, so a client that reacts to, edits or replies to a message right
+    /// after sending it is not told that it does not exist.
+    async fn message_facts(
+        &self,
+        room_id: Uuid,
+        message_id: Uuid,
+    ) -> Result<Option<(Uuid, bool)>, ChatError> {
+        let deadline = Instant::now() + HISTORY_CATCH_UP;
+        let mut pause = Duration::from_millis(5);
+        loop {
+            let facts = history::message_facts(&self.read_models, room_id, message_id).await?;
+            if facts.is_some() || Instant::now() + pause > deadline {
+                return Ok(facts);
+            }
+            tokio::time::sleep(pause).await;
+            pause *= 2;
+        }
+    }
+
     /// What history knows of a message, for a command about it.
     async fn facts(&self, room_id: Uuid, message_id: Uuid) -> Result<MessageFacts, ChatError> {
-        let (sender_id, redacted) = history::message_facts(&self.read_models, room_id, message_id)
+        let (sender_id, redacted) = self
+            .message_facts(room_id, message_id)
             .await?
             .ok_or(ChatError::MessageNotFound)?;
         Ok(MessageFacts {
@@ -339,8 +363,7 @@ impl ChatService {
         Ok(())
     }
 
-    /// Gives one's own message a new body. (Messages just posted reach history within
-    /// milliseconds; until then they answer 404.)
+    /// Gives one's own message a new body.
     pub async fn edit(
         &self,
         caller: Uuid,
