@@ -32,7 +32,7 @@ use uuid::Uuid;
 use crate::adapters::history;
 use crate::adapters::http::ChatApi;
 use crate::adapters::live_routes::{Outgoing, Routes};
-use crate::domain::{Room, RoomEvent};
+use crate::domain::{MembershipChange, Room, RoomEvent};
 
 /// How many events a connection's route holds for it before it counts as too slow.
 const BUFFER: usize = 4096;
@@ -49,8 +49,17 @@ pub struct LiveEvent {
     pub room_id: Uuid,
     pub event: RoomEvent,
     pub occurred_at: chrono::DateTime<chrono::Utc>,
-    /// Its frame, serialized once for every connection that gets it.
-    pub text: Utf8Bytes,
+    /// Its frame, serialized by the first connection that sends it, for every other one.
+    text: std::sync::OnceLock<Utf8Bytes>,
+}
+
+impl LiveEvent {
+    /// The event's frame as sent.
+    fn text(&self) -> Utf8Bytes {
+        self.text
+            .get_or_init(|| frame(self).to_string().into())
+            .clone()
+    }
 }
 
 /// An ephemeral notice (typing): never stored.
@@ -73,15 +82,13 @@ fn live_event(recorded: &RecordedEvent) -> Option<LiveEvent> {
     if recorded.stream_id.category() != Room::KIND {
         return None;
     }
-    let mut live = LiveEvent {
+    Some(LiveEvent {
         position: recorded.position,
         room_id: recorded.stream_id.id().parse().ok()?,
         event: decode::<RoomEvent>(recorded).ok()?,
         occurred_at: recorded.occurred_at,
-        text: Utf8Bytes::default(),
-    };
-    live.text = frame(&live).to_string().into();
-    Some(live)
+        text: std::sync::OnceLock::new(),
+    })
 }
 
 impl LiveFeed {
@@ -277,26 +284,20 @@ impl Rooms {
     /// Whether to deliver `live`; updates membership first (a joiner gets their join, a leaver
     /// their leave, then nothing more of that room).
     fn admit(&mut self, live: &LiveEvent) -> bool {
-        let me = self.user_id;
-        match &live.event {
-            RoomEvent::RoomCreated { members, .. } if members.contains_key(&me) => {
+        let mine = live
+            .event
+            .membership_changes()
+            .into_iter()
+            .find(|(user, _)| *user == self.user_id);
+        match mine {
+            Some((_, MembershipChange::Joined)) => {
                 self.rooms.insert(live.room_id);
                 true
-            }
-            RoomEvent::MemberJoined { user_id, .. } if *user_id == me => {
-                self.rooms.insert(live.room_id);
-                true
-            }
-            RoomEvent::MemberLeft { user_id, .. }
-            | RoomEvent::MemberKicked { user_id, .. }
-            | RoomEvent::MemberBanned { user_id, .. }
-                if *user_id == me =>
-            {
-                self.rooms.remove(&live.room_id)
             }
             // An invitation reaches the invitee, so a client can show it.
-            RoomEvent::MemberInvited { user_id, .. } if *user_id == me => true,
-            _ => self.rooms.contains(&live.room_id),
+            Some((_, MembershipChange::Invited)) => true,
+            Some((_, MembershipChange::Left)) => self.rooms.remove(&live.room_id),
+            None => self.rooms.contains(&live.room_id),
         }
     }
 }
@@ -419,7 +420,7 @@ async fn serve_socket(
                             continue;
                         }
                     }
-                    send_text(&mut socket, event.text.clone()).await?;
+                    send_text(&mut socket, event.text()).await?;
                 }
             }
         }
@@ -434,7 +435,7 @@ async fn serve_socket(
                 Some(Outgoing::Event(event)) => {
                     sent = event.position;
                     if rooms.admit(&event) {
-                        send_text(&mut socket, event.text.clone()).await?;
+                        send_text(&mut socket, event.text()).await?;
                     }
                 }
                 Some(Outgoing::Typing(notice)) => {

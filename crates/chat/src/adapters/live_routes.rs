@@ -14,7 +14,7 @@ use tokio::sync::mpsc;
 use uuid::Uuid;
 
 use crate::adapters::live::{LiveEvent, Typing};
-use crate::domain::RoomEvent;
+use crate::domain::MembershipChange;
 
 /// What a connection is sent.
 #[derive(Debug, Clone)]
@@ -56,28 +56,6 @@ struct Table {
 #[derive(Default)]
 pub struct Routes {
     table: Mutex<Table>,
-}
-
-/// How a membership event changes who follows its room.
-enum Change {
-    Join,
-    Notify,
-    Leave,
-}
-
-fn named_users(event: &RoomEvent) -> Vec<(Uuid, Change)> {
-    match event {
-        RoomEvent::RoomCreated { members, .. } => {
-            members.keys().map(|user| (*user, Change::Join)).collect()
-        }
-        RoomEvent::MemberJoined { user_id, .. } => vec![(*user_id, Change::Join)],
-        // An invitation reaches the invitee, who does not follow the room yet.
-        RoomEvent::MemberInvited { user_id, .. } => vec![(*user_id, Change::Notify)],
-        RoomEvent::MemberLeft { user_id, .. }
-        | RoomEvent::MemberKicked { user_id, .. }
-        | RoomEvent::MemberBanned { user_id, .. } => vec![(*user_id, Change::Leave)],
-        _ => Vec::new(),
-    }
 }
 
 impl Table {
@@ -187,9 +165,9 @@ impl Routes {
     /// Routes one room event (called by the feed, in log order).
     pub fn route(&self, live: Arc<LiveEvent>) {
         let mut table = self.table.lock().unwrap_or_else(|p| p.into_inner());
-        let named = named_users(&live.event);
+        let named = live.event.membership_changes();
         for (user_id, change) in &named {
-            if let Change::Join = change {
+            if *change == MembershipChange::Joined {
                 for id in table.connections_of(*user_id) {
                     table.follow(id, live.room_id);
                 }
@@ -200,12 +178,13 @@ impl Routes {
             .get(&live.room_id)
             .cloned()
             .unwrap_or_default();
+        // The users it names get it too: an invitee does not follow the room yet.
         for (user_id, _) in &named {
             targets.extend(table.connections_of(*user_id));
         }
         table.deliver(targets, &Outgoing::Event(live.clone()));
         for (user_id, change) in &named {
-            if let Change::Leave = change {
+            if *change == MembershipChange::Left {
                 for id in table.connections_of(*user_id) {
                     table.unfollow(id, live.room_id);
                 }

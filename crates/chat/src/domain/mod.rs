@@ -9,7 +9,9 @@ pub mod room;
 pub use body::MessageBody;
 pub use direct_pair::{DirectPair, DirectPairCommand, DirectPairEvent, PairTaken};
 pub use emoji::Emoji;
-pub use room::{MessageFacts, Role, Room, RoomCommand, RoomError, RoomEvent, RoomKind};
+pub use room::{
+    MembershipChange, MessageFacts, Role, Room, RoomCommand, RoomError, RoomEvent, RoomKind,
+};
 
 /// A value that did not parse, with why.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]

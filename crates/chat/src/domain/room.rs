@@ -145,6 +145,35 @@ impl RoomEvent {
     }
 }
 
+/// What a room event means for one user's place in the room.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum MembershipChange {
+    /// Became a member (the room was made with them, or they joined).
+    Joined,
+    /// Was invited: told, not yet a member.
+    Invited,
+    /// Is no longer a member (left, kicked or banned).
+    Left,
+}
+
+impl RoomEvent {
+    /// The users whose membership this event changes, and how; empty for the room's other events.
+    pub fn membership_changes(&self) -> Vec<(Uuid, MembershipChange)> {
+        match self {
+            RoomEvent::RoomCreated { members, .. } => members
+                .keys()
+                .map(|user| (*user, MembershipChange::Joined))
+                .collect(),
+            RoomEvent::MemberJoined { user_id, .. } => vec![(*user_id, MembershipChange::Joined)],
+            RoomEvent::MemberInvited { user_id, .. } => vec![(*user_id, MembershipChange::Invited)],
+            RoomEvent::MemberLeft { user_id, .. }
+            | RoomEvent::MemberKicked { user_id, .. }
+            | RoomEvent::MemberBanned { user_id, .. } => vec![(*user_id, MembershipChange::Left)],
+            _ => Vec::new(),
+        }
+    }
+}
+
 impl DomainEvent for RoomEvent {
     const CONTEXT: &'static str = "chat";
 }

@@ -20,6 +20,7 @@ use crate::adapters::personal_data::{PersonalDataKeys, ShreddingStore};
 use crate::adapters::throttle::LoginThrottle;
 use crate::adapters::tokens::Tokens;
 use crate::domain::{Claim, User};
+use profile::PublicProfiles;
 
 pub use erasure::Export;
 pub use kakao::KakaoOutcome;
@@ -82,6 +83,8 @@ pub struct UserSettings {
 pub struct UserService {
     users: Repository<User>,
     claims: Repository<Claim>,
+    /// Public profiles, over the same repositories (and their state caches).
+    profiles: PublicProfiles,
     /// The event store as the service sees it: personal data opened.
     events: Arc<dyn EventStore>,
     keys: Arc<PersonalDataKeys>,
@@ -105,9 +108,14 @@ impl UserService {
         settings: UserSettings,
     ) -> Self {
         let events: Arc<dyn EventStore> = events;
+        let (users, claims) = (
+            Repository::new(events.clone()),
+            Repository::new(events.clone()),
+        );
         Self {
-            users: Repository::new(events.clone()),
-            claims: Repository::new(events.clone()),
+            profiles: PublicProfiles::over(users.clone(), claims.clone()),
+            users,
+            claims,
             events,
             keys,
             read_models,

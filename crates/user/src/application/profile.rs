@@ -57,10 +57,11 @@ pub struct PublicProfiles {
 
 impl PublicProfiles {
     pub fn new(events: std::sync::Arc<dyn msa_kernel::EventStore>) -> Self {
-        Self {
-            users: Repository::new(events.clone()),
-            claims: Repository::new(events),
-        }
+        Self::over(Repository::new(events.clone()), Repository::new(events))
+    }
+
+    pub(super) fn over(users: Repository<User>, claims: Repository<Claim>) -> Self {
+        Self { users, claims }
     }
 
     /// The profile of an active user; `None` for an unknown, deactivated or erased one.
@@ -115,14 +116,10 @@ impl UserService {
 
     /// Anyone's public profile.
     pub async fn public_profile(&self, user_id: Uuid) -> Result<ProfileView, UserServiceError> {
-        let user = self
-            .active_user(user_id)
-            .await
-            .map_err(|error| match error {
-                UserServiceError::Deactivated => UserServiceError::NotFound,
-                other => other,
-            })?;
-        ProfileView::of(&user, false).ok_or(UserServiceError::NotFound)
+        self.profiles
+            .by_id(user_id)
+            .await?
+            .ok_or(UserServiceError::NotFound)
     }
 
     /// The public profile of the active user holding `nickname` (case-insensitive), read from
@@ -131,11 +128,10 @@ impl UserService {
         &self,
         nickname: &Nickname,
     ) -> Result<ProfileView, UserServiceError> {
-        let stream = Claim::stream(ClaimKind::Nickname, &nickname.normalized());
-        match self.claims.load(&stream).await?.state.holder {
-            Some(holder) => self.public_profile(holder).await,
-            None => Err(UserServiceError::NotFound),
-        }
+        self.profiles
+            .by_nickname(nickname)
+            .await?
+            .ok_or(UserServiceError::NotFound)
     }
 
     /// Changes the caller's profile. A new nickname is claimed first and the old one released
