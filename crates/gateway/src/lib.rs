@@ -8,7 +8,7 @@
 //!   valid ones) and passes them on;
 //! - refuses bodies over the limit (413), and answers upstream time-outs (504) and unreachable
 //!   services (503) as problem+json;
-//! - relays the chat WebSocket (`/v1/stream`);
+//! - tunnels the chat WebSocket (`/v1/stream`) byte for byte;
 //! - serves a page at `/`, the merged API reference at `/docs` and `/openapi.json`, `/healthz`
 //!   and `/readyz` (every service ready).
 
@@ -241,8 +241,8 @@ async fn route(
         .unwrap_or("/");
     let base = gateway.config.upstreams.base(owner);
     if proxy::is_websocket(&parts.headers) {
-        let url = format!("{}{path_and_query}", base.replacen("http", "ws", 1));
-        return proxy::websocket(owner.name(), url, parts, extra).await;
+        let url = format!("{base}{path_and_query}");
+        return proxy::websocket(&gateway.client, owner.name(), url, parts, extra).await;
     }
     let limit = gateway.config.max_body_bytes;
     let declared = parts

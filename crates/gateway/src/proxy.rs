@@ -1,15 +1,12 @@
 //! Forwarding a request to its service, and a WebSocket to chat's stream.
 
 use axum::body::Body;
-use axum::extract::ws::{self, WebSocket, WebSocketUpgrade};
-use axum::extract::FromRequestParts;
 use axum::http::request::Parts;
 use axum::http::{header, HeaderMap, HeaderName, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
-use futures::{SinkExt, StreamExt};
+use hyper::upgrade::OnUpgrade;
+use hyper_util::rt::TokioIo;
 use msa_http::Problem;
-use tokio_tungstenite::tungstenite;
-use tokio_tungstenite::tungstenite::client::IntoClientRequest;
 
 /// Headers that belong to one connection, not to the request (RFC 9110 §7.6.1), and what the
 /// client library sets itself.
@@ -93,107 +90,73 @@ pub fn is_websocket(headers: &HeaderMap) -> bool {
         .is_some_and(|v| v.eq_ignore_ascii_case("websocket"))
 }
 
-/// Connects to the service's WebSocket first (so a refusal or an outage answers the client as
-/// problem+json), then upgrades the client and relays frames both ways until either side closes.
-pub async fn websocket(service: &str, url: String, mut parts: Parts, extra: HeaderMap) -> Response {
-    let mut request = match url.into_client_request() {
-        Ok(request) => request,
-        Err(error) => return Problem::internal(&error).into_response(),
+/// Opens the service's WebSocket first (so a refusal or an outage answers the client as the
+/// service's problem+json, or a 503), then answers the client's upgrade with the service's and
+/// joins the two connections byte for byte until either side closes.
+///
+/// A tunnel, as HTTP proxies carry WebSockets, rather than a relay of messages: frames pass
+/// unparsed (the client's stay masked, as the service expects), so a live event costs the
+/// gateway a copy instead of decoding, validating and encoding it again, and whatever the two
+/// ends agree on (subprotocols, extensions) passes through.
+pub async fn websocket(
+    client: &reqwest::Client,
+    service: &str,
+    url: String,
+    mut parts: Parts,
+    extra: HeaderMap,
+) -> Response {
+    let Some(client_side) = parts.extensions.remove::<OnUpgrade>() else {
+        return Problem::new(
+            StatusCode::UPGRADE_REQUIRED,
+            "upgrade-required",
+            "a WebSocket needs an HTTP/1.1 upgrade",
+        )
+        .into_response();
     };
-    for name in [header::AUTHORIZATION, header::ORIGIN] {
-        if let Some(value) = parts.headers.get(&name) {
-            request.headers_mut().insert(name, value.clone());
-        }
-    }
-    request.headers_mut().extend(extra);
-    let config = tungstenite::protocol::WebSocketConfig::default()
-        .read_buffer_size(msa_http::WEBSOCKET_READ_BUFFER);
-    let upstream =
-        match tokio_tungstenite::connect_async_with_config(request, Some(config), true).await {
-            Ok((upstream, _)) => upstream,
-            Err(tungstenite::Error::Http(refusal)) => {
-                let status = refusal.status();
-                let body = refusal.body().clone().unwrap_or_default();
-                let mut response = Response::new(Body::from(body));
+    let mut headers = end_to_end(&parts.headers);
+    headers.insert(header::CONNECTION, HeaderValue::from_static("upgrade"));
+    headers.insert(header::UPGRADE, HeaderValue::from_static("websocket"));
+    headers.extend(extra);
+    let answer = match client.get(url).headers(headers).send().await {
+        Ok(answer) => answer,
+        Err(error) => return failed(service, &error),
+    };
+    let status = answer.status();
+    if status != StatusCode::SWITCHING_PROTOCOLS {
+        let headers = end_to_end(answer.headers());
+        return match answer.bytes().await {
+            Ok(bytes) => {
+                let mut response = Response::new(Body::from(bytes));
                 *response.status_mut() = status;
-                response.headers_mut().insert(
-                    header::CONTENT_TYPE,
-                    HeaderValue::from_static("application/problem+json"),
-                );
-                return response;
+                *response.headers_mut() = headers;
+                response
             }
+            Err(error) => failed(service, &error),
+        };
+    }
+    // The service's 101 (its Sec-WebSocket-Accept answers the client's own key), as it is.
+    let mut response = Response::new(Body::empty());
+    *response.status_mut() = status;
+    *response.headers_mut() = answer.headers().clone();
+    let mut upstream = match answer.upgrade().await {
+        Ok(upstream) => upstream,
+        Err(error) => return failed(service, &error),
+    };
+    let service = service.to_owned();
+    tokio::spawn(async move {
+        let mut client = match client_side.await {
+            Ok(upgraded) => TokioIo::new(upgraded),
             Err(error) => {
-                tracing::warn!(service, %error, "upstream WebSocket failed");
-                return Problem::unavailable(
-                    format!("the {service} service is unavailable; try again"),
-                    2,
-                )
-                .into_response();
+                tracing::debug!(service, %error, "client left before its WebSocket opened");
+                return;
             }
         };
-    let upgrade = match WebSocketUpgrade::from_request_parts(&mut parts, &()).await {
-        Ok(upgrade) => upgrade,
-        Err(rejection) => return rejection.into_response(),
-    };
-    upgrade
-        .read_buffer_size(msa_http::WEBSOCKET_READ_BUFFER)
-        .on_upgrade(move |client| relay(client, upstream))
-}
-
-type Upstream =
-    tokio_tungstenite::WebSocketStream<tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>>;
-
-async fn relay(client: WebSocket, upstream: Upstream) {
-    let (mut to_client, mut from_client) = client.split();
-    let (mut to_upstream, mut from_upstream) = upstream.split();
-    let inbound = async {
-        while let Some(Ok(message)) = from_client.next().await {
-            let message = match message {
-                ws::Message::Text(text) => tungstenite::Message::Text(text.as_str().into()),
-                ws::Message::Binary(bytes) => tungstenite::Message::Binary(bytes),
-                ws::Message::Ping(bytes) => tungstenite::Message::Ping(bytes),
-                ws::Message::Pong(bytes) => tungstenite::Message::Pong(bytes),
-                ws::Message::Close(frame) => {
-                    let frame = frame.map(|f| tungstenite::protocol::CloseFrame {
-                        code: f.code.into(),
-                        reason: f.reason.as_str().into(),
-                    });
-                    let _ = to_upstream.send(tungstenite::Message::Close(frame)).await;
-                    break;
-                }
-            };
-            if to_upstream.send(message).await.is_err() {
-                break;
-            }
+        // Either side closing (or failing) ends both: the copy shuts the other side down.
+        if let Err(error) = tokio::io::copy_bidirectional(&mut client, &mut upstream).await {
+            tracing::debug!(service, %error, "WebSocket tunnel ended");
         }
-    };
-    let outbound = async {
-        while let Some(Ok(message)) = from_upstream.next().await {
-            let message = match message {
-                tungstenite::Message::Text(text) => ws::Message::Text(text.as_str().into()),
-                tungstenite::Message::Binary(bytes) => ws::Message::Binary(bytes),
-                tungstenite::Message::Ping(bytes) => ws::Message::Ping(bytes),
-                tungstenite::Message::Pong(bytes) => ws::Message::Pong(bytes),
-                tungstenite::Message::Close(frame) => {
-                    let frame = frame.map(|f| ws::CloseFrame {
-                        code: f.code.into(),
-                        reason: f.reason.as_str().into(),
-                    });
-                    let _ = to_client.send(ws::Message::Close(frame)).await;
-                    break;
-                }
-                tungstenite::Message::Frame(_) => continue,
-            };
-            if to_client.send(message).await.is_err() {
-                break;
-            }
-        }
-    };
-    // Either side ending ends the relay.
-    tokio::select! {
-        _ = inbound => {}
-        _ = outbound => {}
-    }
+    });
+    response
 }
 
 /// A header value from text we made (ids, trace context).

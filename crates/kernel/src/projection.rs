@@ -97,6 +97,7 @@ pub struct ProjectionRunner<R: ReadModelStore> {
     read_models: Arc<R>,
     batch_size: usize,
     idle_poll: Duration,
+    pace: Duration,
 }
 
 impl<R: ReadModelStore> Clone for ProjectionRunner<R> {
@@ -106,6 +107,7 @@ impl<R: ReadModelStore> Clone for ProjectionRunner<R> {
             read_models: self.read_models.clone(),
             batch_size: self.batch_size,
             idle_poll: self.idle_poll,
+            pace: self.pace,
         }
     }
 }
@@ -117,6 +119,7 @@ impl<R: ReadModelStore> ProjectionRunner<R> {
             read_models,
             batch_size: 500,
             idle_poll: Duration::from_millis(500),
+            pace: DEFAULT_PACE,
         }
     }
 
@@ -129,6 +132,13 @@ impl<R: ReadModelStore> ProjectionRunner<R> {
     /// How often an idle runner looks for events appended by other processes.
     pub fn with_idle_poll(mut self, idle_poll: Duration) -> Self {
         self.idle_poll = idle_poll;
+        self
+    }
+
+    /// The least time between the starts of two batches while events keep coming (a backlog is
+    /// still read in full batches back to back). Zero steps on every append.
+    pub fn with_pace(mut self, pace: Duration) -> Self {
+        self.pace = pace;
         self
     }
 
@@ -187,6 +197,7 @@ impl<R: ReadModelStore> ProjectionRunner<R> {
                 return;
             }
             let wake = appended.notified();
+            let started = tokio::time::Instant::now();
             let outcome = match ensured {
                 true => {
                     self.step(projection, None, &mut cursor, SAVE_PASSED_EVERY)
@@ -209,7 +220,17 @@ impl<R: ReadModelStore> ProjectionRunner<R> {
                     backoff = Duration::from_millis(100);
                     self.idle_poll
                 }
-                Ok(_) => continue,
+                Ok(read) if read >= self.batch_size => continue,
+                // The log is drained for now: the events appended meanwhile are read together
+                // once the pace has passed, so a steady stream costs a transaction per pace
+                // rather than one per append (an append after a quiet spell goes at once).
+                Ok(_) => {
+                    tokio::select! {
+                        _ = tokio::time::sleep_until(started + self.pace) => {}
+                        _ = stop.changed() => {}
+                    }
+                    continue;
+                }
                 Err(error) => {
                     tracing::error!(projection = projection.name(), %error, "projection stalled; retrying");
                     backoff = (backoff * 2).min(Duration::from_secs(30));
@@ -418,6 +439,10 @@ impl<R: ReadModelStore> ProjectionRunner<R> {
         self.read_models.commit(tx).await
     }
 }
+
+/// See [`ProjectionRunner::with_pace`]. A read model may trail its log by up to this much more
+/// under a steady stream of appends.
+pub const DEFAULT_PACE: Duration = Duration::from_millis(10);
 
 /// How long a following runner may keep the checkpoint of passed-over events only in memory.
 /// After a restart they are read (and passed over) again; nothing is applied twice.

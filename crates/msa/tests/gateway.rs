@@ -7,28 +7,81 @@ mod common;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
+use axum::extract::ws::rejection::WebSocketUpgradeRejection;
+use axum::extract::ws::{self, WebSocketUpgrade};
 use axum::http::HeaderMap;
-use axum::routing::any;
+use axum::response::{IntoResponse, Response};
+use axum::routing::{any, get};
 use axum::Router;
 use common::api::Api;
 use common::{free_port, spawn_serving, Server};
+use futures::{SinkExt, StreamExt};
 use reqwest::Method;
 use serde_json::{json, Value};
+use tokio_tungstenite::tungstenite;
+use tokio_tungstenite::tungstenite::client::IntoClientRequest;
+
+/// The stand-in's WebSocket: refuses without a token as chat does; once open, says which request
+/// id reached it, echoes what it is sent, and says "late" after 1.5 s (longer than the gateway's
+/// upstream time-out in these tests).
+async fn stand_in_stream(
+    headers: HeaderMap,
+    upgrade: Result<WebSocketUpgrade, WebSocketUpgradeRejection>,
+) -> Response {
+    if !headers.contains_key("authorization") {
+        let mut refusal = axum::Json(json!({"status": 401, "title": "no token"})).into_response();
+        *refusal.status_mut() = axum::http::StatusCode::UNAUTHORIZED;
+        refusal
+            .headers_mut()
+            .insert("content-type", "application/problem+json".parse().unwrap());
+        return refusal;
+    }
+    let upgrade = match upgrade {
+        Ok(upgrade) => upgrade,
+        Err(rejection) => return rejection.into_response(),
+    };
+    let id = headers
+        .get("x-request-id")
+        .map(|v| v.to_str().unwrap().to_owned())
+        .unwrap_or_default();
+    upgrade.on_upgrade(move |mut socket| async move {
+        let _ = socket.send(ws::Message::Text(format!("id:{id}").into())).await;
+        let late = tokio::time::sleep(Duration::from_millis(1500));
+        tokio::pin!(late);
+        loop {
+            tokio::select! {
+                _ = &mut late => {
+                    let _ = socket.send(ws::Message::Text("late".into())).await;
+                    late.as_mut().reset(tokio::time::Instant::now() + Duration::from_secs(3600));
+                }
+                message = socket.recv() => match message {
+                    Some(Ok(ws::Message::Text(text))) => {
+                        let _ = socket.send(ws::Message::Text(format!("echo:{}", text.as_str()).into())).await;
+                    }
+                    Some(Ok(ws::Message::Close(_))) | None | Some(Err(_)) => return,
+                    Some(Ok(_)) => {}
+                }
+            }
+        }
+    })
+}
 
 /// A service stand-in: answers every request with what it saw; `/v1/rooms/slow` takes 3 s.
 async fn stand_in() -> (String, Arc<Mutex<Vec<HeaderMap>>>) {
     let seen: Arc<Mutex<Vec<HeaderMap>>> = Arc::default();
     let record = seen.clone();
-    let app = Router::new().fallback(any(move |uri: axum::http::Uri, headers: HeaderMap| {
-        let record = record.clone();
-        async move {
-            if uri.path().ends_with("/slow") {
-                tokio::time::sleep(Duration::from_secs(3)).await;
+    let app = Router::new()
+        .route("/v1/stream", get(stand_in_stream))
+        .fallback(any(move |uri: axum::http::Uri, headers: HeaderMap| {
+            let record = record.clone();
+            async move {
+                if uri.path().ends_with("/slow") {
+                    tokio::time::sleep(Duration::from_secs(3)).await;
+                }
+                record.lock().unwrap().push(headers);
+                axum::Json(json!({"path": uri.path()}))
             }
-            record.lock().unwrap().push(headers);
-            axum::Json(json!({"path": uri.path()}))
-        }
-    }));
+        }));
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let address = listener.local_addr().unwrap();
     tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
@@ -234,4 +287,66 @@ async fn over_the_rate_limit_the_gateway_answers_429_with_retry_after() {
         "{statuses:?}"
     );
     assert!(retry_after.is_some());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_gateway_carries_the_stream_websocket_both_ways() {
+    let edge = edge(&[]).await;
+    let ws_url = format!(
+        "{}/v1/stream",
+        edge.gateway.server.base.replacen("http", "ws", 1)
+    );
+
+    // A refusal of the service comes back as its problem document.
+    let refused = tokio_tungstenite::connect_async(ws_url.as_str()).await;
+    match refused {
+        Err(tungstenite::Error::Http(response)) => {
+            assert_eq!(response.status(), 401);
+            assert_eq!(
+                response.headers()["content-type"],
+                "application/problem+json"
+            );
+            let body: Value = serde_json::from_slice(response.body().as_ref().unwrap()).unwrap();
+            assert_eq!(body["title"], "no token");
+        }
+        other => panic!("expected the service's 401, got {other:?}"),
+    }
+
+    // Open: the request id reached the service, messages go both ways, and the connection
+    // outlives the upstream time-out (1 s here).
+    let mut request = ws_url.as_str().into_client_request().unwrap();
+    request.headers_mut().insert(
+        "authorization",
+        format!("Bearer {}", edge.token).parse().unwrap(),
+    );
+    let (mut socket, response) = tokio_tungstenite::connect_async(request).await.unwrap();
+    let id = response.headers()["x-request-id"]
+        .to_str()
+        .unwrap()
+        .to_owned();
+    assert_eq!(next_text(&mut socket).await, format!("id:{id}"));
+    for text in ["one", "two"] {
+        socket
+            .send(tungstenite::Message::Text(text.into()))
+            .await
+            .unwrap();
+    }
+    let mut heard = Vec::new();
+    while heard.len() < 3 {
+        heard.push(next_text(&mut socket).await);
+    }
+    assert_eq!(heard, ["echo:one", "echo:two", "late"]);
+    socket.close(None).await.unwrap();
+}
+
+async fn next_text<S>(socket: &mut S) -> String
+where
+    S: futures::Stream<Item = Result<tungstenite::Message, tungstenite::Error>> + Unpin,
+{
+    let message = tokio::time::timeout(Duration::from_secs(5), socket.next())
+        .await
+        .expect("a frame within 5 s")
+        .expect("the stream is open")
+        .expect("a frame");
+    message.into_text().unwrap().as_str().to_owned()
 }

@@ -72,7 +72,7 @@ impl PgEventStore {
         events: Vec<NewEvent>,
     ) -> Result<Vec<RecordedEvent>, AppendError> {
         match self
-            .try_insert(conn, stream_id, expected_version, events)
+            .try_insert(conn, stream_id, expected_version, events, None)
             .await?
         {
             Some(recorded) => Ok(recorded),
@@ -80,25 +80,30 @@ impl PgEventStore {
         }
     }
 
-    /// Inserts the events if the stream is at `expected_version`; `None` when it is not. Never
-    /// takes a second connection while holding `conn` (that deadlocks an exhausted pool).
+    /// Inserts the events, and the idempotency record if one is given, if the stream is at
+    /// `expected_version`; `None` when it is not. Never takes a second connection while holding
+    /// `conn` (that deadlocks an exhausted pool).
     async fn try_insert(
         &self,
         conn: &mut PgConnection,
         stream_id: &StreamId,
         expected_version: u64,
         events: Vec<NewEvent>,
+        idempotency: Option<&IdempotencyRecord>,
     ) -> Result<Option<Vec<RecordedEvent>>, AppendError> {
         if events.is_empty() {
             return Ok(Some(Vec::new()));
         }
-        // One statement: the version guard and every row of the command. A concurrent writer
-        // that passed the same guard loses on the (stream_id, version) constraint instead.
+        // One statement: the version guard, every row of the command and its idempotency key, so
+        // an append is one round trip in its own implicit transaction (BEGIN, two inserts and
+        // COMMIT were four, and a send is one such append). A concurrent writer that passed the
+        // same guard loses on the (stream_id, version) constraint instead; a used key fails the
+        // whole statement on the key's primary key, leaving no event behind.
         let mut insert = QueryBuilder::<Postgres>::new(
             "WITH guard AS (SELECT coalesce(max(version), 0) AS actual FROM events WHERE stream_id = ",
         );
         insert.push_bind(stream_id.as_str()).push(
-            ") INSERT INTO events (event_id, stream_id, version, event_type, schema_version, payload, \
+            "), inserted AS (INSERT INTO events (event_id, stream_id, version, event_type, schema_version, payload, \
              occurred_at, correlation_id, causation_id, actor, traceparent) SELECT v.* FROM (",
         );
         insert.push_values(events.iter().enumerate(), |mut row, (i, event)| {
@@ -120,11 +125,35 @@ impl PgEventStore {
                  correlation_id, causation_id, actor, traceparent), guard WHERE guard.actual = ",
             )
             .push_bind(expected_version as i64)
-            .push(" RETURNING global_position, transaction_id::text::bigint AS commit_id");
+            .push(" RETURNING global_position, transaction_id::text::bigint AS commit_id)");
+        if let Some(record) = idempotency {
+            // Inserted only when the events were: it reads the events' RETURNING rows.
+            insert
+                .push(
+                    ", used AS (INSERT INTO idempotency_keys (scope, key, fingerprint, result) \
+                     SELECT ",
+                )
+                .push_bind(&record.scope)
+                .push(", ")
+                .push_bind(&record.key)
+                .push(", ")
+                .push_bind(&record.fingerprint)
+                .push(", ")
+                .push_bind(&record.result)
+                .push(" WHERE EXISTS (SELECT 1 FROM inserted))");
+        }
+        insert.push(" SELECT global_position, commit_id FROM inserted ORDER BY global_position");
         let rows = match insert.build().fetch_all(&mut *conn).await {
             Ok(rows) if rows.len() == events.len() => rows,
             Ok(_) => return Ok(None),
             Err(error) if is_violation(&error, "events_stream_version") => return Ok(None),
+            Err(error) if is_violation(&error, "idempotency_keys_pkey") => {
+                let record = idempotency.expect("only a statement with a key violates its key");
+                return Err(AppendError::DuplicateIdempotencyKey {
+                    scope: record.scope.clone(),
+                    key: record.key.clone(),
+                });
+            }
             Err(error) => return Err(StoreError::backend(error).into()),
         };
         let mut recorded = Vec::with_capacity(events.len());
@@ -227,31 +256,18 @@ impl EventStore for PgEventStore {
         events: Vec<NewEvent>,
         idempotency: Option<IdempotencyRecord>,
     ) -> Result<Vec<RecordedEvent>, AppendError> {
-        let recorded = match idempotency {
-            // The common case is one statement in its own implicit transaction: one round trip.
-            None => {
-                let mut conn = self.pool.acquire().await.map_err(StoreError::backend)?;
-                let inserted = self
-                    .try_insert(&mut conn, stream_id, expected_version, events)
-                    .await?;
-                drop(conn);
-                inserted
-            }
-            Some(record) => {
-                let mut tx = self.pool.begin().await.map_err(StoreError::backend)?;
-                match self
-                    .try_insert(&mut tx, stream_id, expected_version, events)
-                    .await?
-                {
-                    Some(recorded) => {
-                        insert_idempotency(&mut tx, &record).await?;
-                        tx.commit().await.map_err(StoreError::backend)?;
-                        Some(recorded)
-                    }
-                    None => None, // the transaction rolls back as it drops
-                }
-            }
-        };
+        // One statement in its own implicit transaction: one round trip.
+        let mut conn = self.pool.acquire().await.map_err(StoreError::backend)?;
+        let recorded = self
+            .try_insert(
+                &mut conn,
+                stream_id,
+                expected_version,
+                events,
+                idempotency.as_ref(),
+            )
+            .await?;
+        drop(conn);
         // The connection is back in the pool before the conflict's version is read.
         let Some(recorded) = recorded else {
             return Err(self.conflict(stream_id, expected_version).await);

@@ -2,9 +2,11 @@
 //! driver, so a projection is written once and runs on SQLite (embedded) and PostgreSQL alike.
 //! Write projection SQL with `$1`-style parameters and portable types (TEXT, BIGINT, DOUBLE).
 
+mod bind;
 mod dead_letters;
 mod store;
 
+pub use bind::{execute, Bind};
 pub use store::{Backend, SqlReadModelStore, Tx};
 
 /// The query side's schema, embedded in the binary. Its versions (1000 and up) never collide with

@@ -407,6 +407,21 @@ async fn idempotency_keys_map_to_the_first_result(stores: TestStores) {
     );
     assert_eq!(repo.load(&id).await.unwrap().state.total, 105);
 
+    // A used key named on another stream answers the first result and leaves no event there:
+    // the key and the events go in together or not at all.
+    let elsewhere = open_tally(&repo, "idem-elsewhere").await;
+    let before = repo.load(&elsewhere).await.unwrap().version;
+    let replayed = repo
+        .execute_idempotent(&elsewhere, &add, &meta(), key("f"), respond)
+        .await
+        .unwrap();
+    assert_eq!(
+        (replayed.replayed, replayed.result),
+        (true, first.result.clone())
+    );
+    let fresh = Repository::<Tally>::new(stores.events.clone());
+    assert_eq!(fresh.load(&elsewhere).await.unwrap().version, before);
+
     // A refusal can be remembered too, without events.
     let refusal = msa_kernel::IdempotencyRecord {
         scope: "tally.add:alice".into(),

@@ -5,7 +5,8 @@ use msa_kernel::repository::decode;
 use msa_kernel::{
     Aggregate, Projection, ProjectionError, RecordedEvent, StoreError, TableNames, TableSpec,
 };
-use msa_sql::SqlReadModelStore;
+use msa_sql::Bind::{Int, Text};
+use msa_sql::{Bind, SqlReadModelStore};
 use serde::{Deserialize, Serialize};
 use sqlx::Row;
 use uuid::Uuid;
@@ -76,12 +77,9 @@ impl Projection<msa_sql::Tx> for History {
         );
         let at = event.occurred_at.to_rfc3339();
         let change = decode::<RoomEvent>(event)?;
-        let mut statements: Vec<(String, Vec<Option<String>>)> = vec![(
-            format!(
-                "UPDATE {rooms} SET last_seq = {} WHERE room_id = $1",
-                change.seq()
-            ),
-            vec![Some(room_id.clone())],
+        let mut statements: Vec<(String, Vec<Bind>)> = vec![(
+            format!("UPDATE {rooms} SET last_seq = $2 WHERE room_id = $1"),
+            vec![Text(room_id.clone()), Int(change.seq() as i64)],
         )];
         let member_upsert = format!(
             "INSERT INTO {members} (room_id, user_id, role) VALUES ($1, $2, $3)
@@ -91,55 +89,56 @@ impl Projection<msa_sql::Tx> for History {
         match change {
             RoomEvent::RoomCreated { seq, kind, name, members: roles, .. } => {
                 statements.insert(0, (
-                    format!("INSERT INTO {rooms} (room_id, kind, name, created_at, last_seq) VALUES ($1, $2, $3, $4, {seq})"),
-                    vec![Some(room_id.clone()), Some(kind.as_str().to_owned()), name, Some(at.clone())],
+                    format!("INSERT INTO {rooms} (room_id, kind, name, created_at, last_seq) VALUES ($1, $2, $3, $4, $5)"),
+                    vec![Text(room_id.clone()), Text(kind.as_str().to_owned()), name.into(), Text(at.clone()), Int(seq as i64)],
                 ));
                 for (user_id, role) in roles {
-                    statements.push((member_upsert.clone(), vec![Some(room_id.clone()), Some(user_id.to_string()), Some(role.as_str().into())]));
+                    statements.push((member_upsert.clone(), vec![Text(room_id.clone()), Text(user_id.to_string()), Text(role.as_str().into())]));
                 }
             }
             RoomEvent::MemberJoined { user_id, .. } => statements.push((
                 member_upsert,
-                vec![Some(room_id.clone()), Some(user_id.to_string()), Some("member".into())],
+                vec![Text(room_id.clone()), Text(user_id.to_string()), Text("member".into())],
             )),
             RoomEvent::RoleChanged { user_id, role, .. } => statements.push((
                 member_upsert,
-                vec![Some(room_id.clone()), Some(user_id.to_string()), Some(role.as_str().into())],
+                vec![Text(room_id.clone()), Text(user_id.to_string()), Text(role.as_str().into())],
             )),
             RoomEvent::MemberLeft { user_id, .. } | RoomEvent::MemberKicked { user_id, .. } | RoomEvent::MemberBanned { user_id, .. } => {
-                statements.push((member_delete, vec![Some(room_id.clone()), Some(user_id.to_string())]))
+                statements.push((member_delete, vec![Text(room_id.clone()), Text(user_id.to_string())]))
             }
             RoomEvent::MessagePosted { seq, message_id, sender_id, body, reply_to } => statements.push((
                 format!(
                     "INSERT INTO {messages} (room_id, seq, message_id, sender_id, body, reply_to, created_at)
-                     VALUES ($1, {seq}, $2, $3, $4, $5, $6)"
+                     VALUES ($1, $7, $2, $3, $4, $5, $6)"
                 ),
                 vec![
-                    Some(room_id.clone()),
-                    Some(message_id.to_string()),
-                    Some(sender_id.to_string()),
-                    Some(body.as_str().to_owned()),
-                    reply_to.map(|r| r.to_string()),
-                    Some(at),
+                    Text(room_id.clone()),
+                    Text(message_id.to_string()),
+                    Text(sender_id.to_string()),
+                    Text(body.as_str().to_owned()),
+                    reply_to.map(|r| r.to_string()).into(),
+                    Text(at),
+                    Int(seq as i64),
                 ],
             )),
             RoomEvent::MessageEdited { seq, message_id, body } => {
-                let id = Some(message_id.to_string());
+                let id = Text(message_id.to_string());
                 // The body being replaced goes to the edits.
                 statements.push((
                     format!(
                         "INSERT INTO {edits} (room_id, seq, message_id, body, edited_at)
-                         SELECT room_id, {seq}, message_id, body, $2 FROM {messages} WHERE message_id = $1 AND redacted = 0"
+                         SELECT room_id, $3, message_id, body, $2 FROM {messages} WHERE message_id = $1 AND redacted = 0"
                     ),
-                    vec![id.clone(), Some(at.clone())],
+                    vec![id.clone(), Text(at.clone()), Int(seq as i64)],
                 ));
                 statements.push((
                     format!("UPDATE {messages} SET body = $2, edited_at = $3 WHERE message_id = $1 AND redacted = 0"),
-                    vec![id, Some(body.as_str().to_owned()), Some(at)],
+                    vec![id, Text(body.as_str().to_owned()), Text(at)],
                 ));
             }
             RoomEvent::MessageRedacted { message_id, .. } => {
-                let id = Some(message_id.to_string());
+                let id = Text(message_id.to_string());
                 statements.push((
                     format!("UPDATE {messages} SET body = '', redacted = 1 WHERE message_id = $1"),
                     vec![id.clone()],
@@ -152,21 +151,16 @@ impl Projection<msa_sql::Tx> for History {
                     "INSERT INTO {reactions} (room_id, message_id, user_id, emoji) VALUES ($1, $2, $3, $4)
                      ON CONFLICT (message_id, user_id, emoji) DO NOTHING"
                 ),
-                vec![Some(room_id.clone()), Some(message_id.to_string()), Some(user_id.to_string()), Some(emoji.as_str().to_owned())],
+                vec![Text(room_id.clone()), Text(message_id.to_string()), Text(user_id.to_string()), Text(emoji.as_str().to_owned())],
             )),
             RoomEvent::ReactionRemoved { message_id, user_id, emoji, .. } => statements.push((
                 format!("DELETE FROM {reactions} WHERE message_id = $1 AND user_id = $2 AND emoji = $3"),
-                vec![Some(message_id.to_string()), Some(user_id.to_string()), Some(emoji.as_str().to_owned())],
+                vec![Text(message_id.to_string()), Text(user_id.to_string()), Text(emoji.as_str().to_owned())],
             )),
             RoomEvent::MemberInvited { .. } => {}
         }
-        for (sql, binds) in &statements {
-            let mut query = sqlx::query(sql);
-            for bind in binds {
-                query = query.bind(bind.clone());
-            }
-            query
-                .execute(&mut **tx)
+        for (sql, binds) in statements {
+            msa_sql::execute(tx, &sql, binds)
                 .await
                 .map_err(ProjectionError::apply)?;
         }

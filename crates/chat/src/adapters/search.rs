@@ -8,6 +8,7 @@ use msa_kernel::{
     Aggregate, Projection, ProjectionError, ReadModelStore, RecordedEvent, StoreError, TableNames,
     TableSpec,
 };
+use msa_sql::Bind::{Int, Text};
 use msa_sql::{Backend, SqlReadModelStore};
 use serde::Serialize;
 use sqlx::Row;
@@ -56,32 +57,28 @@ impl Projection<msa_sql::Tx> for Search {
         event: &RecordedEvent,
     ) -> Result<(), ProjectionError> {
         let table = tables.table("chat_search");
-        let (sql, binds): (String, Vec<String>) = match decode::<RoomEvent>(event)? {
+        let (sql, binds) = match decode::<RoomEvent>(event)? {
             RoomEvent::MessagePosted { seq, message_id, sender_id, body, .. } => (
-                format!("INSERT INTO {table} (body, message_id, room_id, seq, sender_id, created_at) VALUES ($1, $2, $3, {seq}, $4, $5)"),
+                format!("INSERT INTO {table} (body, message_id, room_id, seq, sender_id, created_at) VALUES ($1, $2, $3, $6, $4, $5)"),
                 vec![
-                    body.as_str().to_owned(),
-                    message_id.to_string(),
-                    event.stream_id.id().to_owned(),
-                    sender_id.to_string(),
-                    event.occurred_at.to_rfc3339(),
+                    Text(body.as_str().to_owned()),
+                    Text(message_id.to_string()),
+                    Text(event.stream_id.id().to_owned()),
+                    Text(sender_id.to_string()),
+                    Text(event.occurred_at.to_rfc3339()),
+                    Int(seq as i64),
                 ],
             ),
             RoomEvent::MessageEdited { message_id, body, .. } => (
                 format!("UPDATE {table} SET body = $1 WHERE message_id = $2"),
-                vec![body.as_str().to_owned(), message_id.to_string()],
+                vec![Text(body.as_str().to_owned()), Text(message_id.to_string())],
             ),
             RoomEvent::MessageRedacted { message_id, .. } => {
-                (format!("DELETE FROM {table} WHERE message_id = $1"), vec![message_id.to_string()])
+                (format!("DELETE FROM {table} WHERE message_id = $1"), vec![Text(message_id.to_string())])
             }
             _ => return Ok(()),
         };
-        let mut query = sqlx::query(&sql);
-        for bind in binds {
-            query = query.bind(bind);
-        }
-        query
-            .execute(&mut **tx)
+        msa_sql::execute(tx, &sql, binds)
             .await
             .map_err(ProjectionError::apply)?;
         Ok(())

@@ -6,7 +6,7 @@ use msa_kernel::repository::decode;
 use msa_kernel::{
     Aggregate, Projection, ProjectionError, RecordedEvent, StoreError, TableNames, TableSpec,
 };
-use msa_sql::SqlReadModelStore;
+use msa_sql::{Bind, SqlReadModelStore};
 use serde::{Deserialize, Serialize};
 use sqlx::any::AnyRow;
 use sqlx::Row;
@@ -15,13 +15,6 @@ use uuid::Uuid;
 use crate::domain::{Payment, PaymentEvent, PaymentStatus};
 
 pub struct PaymentList;
-
-/// A statement parameter (sqlx's `Any` driver binds typed values, and PostgreSQL will not take
-/// text for a BIGINT column).
-enum Bind {
-    Text(String),
-    Int(i64),
-}
 
 const TABLES: &[TableSpec] = &[TableSpec {
     name: "payment_payments",
@@ -225,15 +218,7 @@ impl Projection<msa_sql::Tx> for PaymentList {
                 vec![Text(id), Text(at), Text(format!("ours: {ours}; provider: {provider}"))],
             ),
         };
-        let mut query = sqlx::query(&sql);
-        for bind in binds {
-            query = match bind {
-                Text(text) => query.bind(text),
-                Int(number) => query.bind(number),
-            };
-        }
-        query
-            .execute(&mut **tx)
+        msa_sql::execute(tx, &sql, binds)
             .await
             .map_err(ProjectionError::apply)?;
         Ok(())
