@@ -48,10 +48,14 @@ pub async fn forward(
         .body(body)
         .send()
         .await;
-    let answer = match sent {
-        Ok(answer) => answer,
-        Err(error) => return failed(service, &error),
-    };
+    match sent {
+        Ok(answer) => pass_on(service, answer).await,
+        Err(error) => failed(service, &error),
+    }
+}
+
+/// The service's answer as the client gets it: its status, its end-to-end headers, its body.
+async fn pass_on(service: &str, answer: reqwest::Response) -> Response {
     let status = answer.status();
     let headers = end_to_end(answer.headers());
     match answer.bytes().await {
@@ -121,22 +125,12 @@ pub async fn websocket(
         Ok(answer) => answer,
         Err(error) => return failed(service, &error),
     };
-    let status = answer.status();
-    if status != StatusCode::SWITCHING_PROTOCOLS {
-        let headers = end_to_end(answer.headers());
-        return match answer.bytes().await {
-            Ok(bytes) => {
-                let mut response = Response::new(Body::from(bytes));
-                *response.status_mut() = status;
-                *response.headers_mut() = headers;
-                response
-            }
-            Err(error) => failed(service, &error),
-        };
+    if answer.status() != StatusCode::SWITCHING_PROTOCOLS {
+        return pass_on(service, answer).await;
     }
     // The service's 101 (its Sec-WebSocket-Accept answers the client's own key), as it is.
     let mut response = Response::new(Body::empty());
-    *response.status_mut() = status;
+    *response.status_mut() = StatusCode::SWITCHING_PROTOCOLS;
     *response.headers_mut() = answer.headers().clone();
     let mut upstream = match answer.upgrade().await {
         Ok(upstream) => upstream,

@@ -97,7 +97,6 @@ pub struct ProjectionRunner<R: ReadModelStore> {
     read_models: Arc<R>,
     batch_size: usize,
     idle_poll: Duration,
-    pace: Duration,
 }
 
 impl<R: ReadModelStore> Clone for ProjectionRunner<R> {
@@ -107,7 +106,6 @@ impl<R: ReadModelStore> Clone for ProjectionRunner<R> {
             read_models: self.read_models.clone(),
             batch_size: self.batch_size,
             idle_poll: self.idle_poll,
-            pace: self.pace,
         }
     }
 }
@@ -119,7 +117,6 @@ impl<R: ReadModelStore> ProjectionRunner<R> {
             read_models,
             batch_size: 500,
             idle_poll: Duration::from_millis(500),
-            pace: DEFAULT_PACE,
         }
     }
 
@@ -132,13 +129,6 @@ impl<R: ReadModelStore> ProjectionRunner<R> {
     /// How often an idle runner looks for events appended by other processes.
     pub fn with_idle_poll(mut self, idle_poll: Duration) -> Self {
         self.idle_poll = idle_poll;
-        self
-    }
-
-    /// The least time between the starts of two batches while events keep coming (a backlog is
-    /// still read in full batches back to back). Zero steps on every append.
-    pub fn with_pace(mut self, pace: Duration) -> Self {
-        self.pace = pace;
         self
     }
 
@@ -226,7 +216,7 @@ impl<R: ReadModelStore> ProjectionRunner<R> {
                 // rather than one per append (an append after a quiet spell goes at once).
                 Ok(_) => {
                     tokio::select! {
-                        _ = tokio::time::sleep_until(started + self.pace) => {}
+                        _ = tokio::time::sleep_until(started + PACE) => {}
                         _ = stop.changed() => {}
                     }
                     continue;
@@ -440,9 +430,10 @@ impl<R: ReadModelStore> ProjectionRunner<R> {
     }
 }
 
-/// See [`ProjectionRunner::with_pace`]. A read model may trail its log by up to this much more
-/// under a steady stream of appends.
-pub const DEFAULT_PACE: Duration = Duration::from_millis(10);
+/// The least time between the starts of two batches of a following runner while events keep
+/// coming (a backlog is still read in full batches back to back). A read model may trail its log
+/// by up to this much more under a steady stream of appends.
+const PACE: Duration = Duration::from_millis(10);
 
 /// How long a following runner may keep the checkpoint of passed-over events only in memory.
 /// After a restart they are read (and passed over) again; nothing is applied twice.

@@ -29,12 +29,7 @@ async fn stand_in_stream(
     upgrade: Result<WebSocketUpgrade, WebSocketUpgradeRejection>,
 ) -> Response {
     if !headers.contains_key("authorization") {
-        let mut refusal = axum::Json(json!({"status": 401, "title": "no token"})).into_response();
-        *refusal.status_mut() = axum::http::StatusCode::UNAUTHORIZED;
-        refusal
-            .headers_mut()
-            .insert("content-type", "application/problem+json".parse().unwrap());
-        return refusal;
+        return msa_http::Problem::unauthorized("no token").into_response();
     }
     let upgrade = match upgrade {
         Ok(upgrade) => upgrade,
@@ -307,7 +302,7 @@ async fn the_gateway_carries_the_stream_websocket_both_ways() {
                 "application/problem+json"
             );
             let body: Value = serde_json::from_slice(response.body().as_ref().unwrap()).unwrap();
-            assert_eq!(body["title"], "no token");
+            assert_eq!(body["detail"], "no token");
         }
         other => panic!("expected the service's 401, got {other:?}"),
     }

@@ -143,20 +143,7 @@ impl RoomEvent {
             | RoomEvent::ReactionRemoved { seq, .. } => *seq,
         }
     }
-}
 
-/// What a room event means for one user's place in the room.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum MembershipChange {
-    /// Became a member (the room was made with them, or they joined).
-    Joined,
-    /// Was invited: told, not yet a member.
-    Invited,
-    /// Is no longer a member (left, kicked or banned).
-    Left,
-}
-
-impl RoomEvent {
     /// The users whose membership this event changes, and how; empty for the room's other events.
     pub fn membership_changes(&self) -> Vec<(Uuid, MembershipChange)> {
         match self {
@@ -172,6 +159,17 @@ impl RoomEvent {
             _ => Vec::new(),
         }
     }
+}
+
+/// What a room event means for one user's place in the room.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum MembershipChange {
+    /// Became a member (the room was made with them, or they joined).
+    Joined,
+    /// Was invited: told, not yet a member.
+    Invited,
+    /// Is no longer a member (left, kicked or banned).
+    Left,
 }
 
 impl DomainEvent for RoomEvent {

@@ -198,28 +198,30 @@ impl From<PublicProfile> for ProfileView {
     }
 }
 
-#[async_trait]
-impl DirectoryPort for RemoteDirectory {
-    async fn profile(&self, user_id: Uuid) -> Result<Option<ProfileView>, Problem> {
-        let id = user_id.to_string();
-        let request = self.0.request(Method::GET, &["v1", "users", &id], None);
-        match self.0.call::<PublicProfile>(request).await {
-            Ok((_, profile)) => Ok(Some(profile.into())),
-            Err(problem) if problem.status == 404 => Ok(None),
-            Err(problem) => Err(problem),
-        }
-    }
-
-    async fn by_nickname(&self, nickname: &str) -> Result<Option<ProfileView>, Problem> {
-        // The exact look-up reads the nickname's claim: no lag behind a sign-up, unlike the
-        // directory search. A nickname the user service cannot parse belongs to nobody.
-        let request = self
-            .0
-            .request(Method::GET, &["v1", "users", "by-nickname", nickname], None);
+impl RemoteDirectory {
+    /// The public profile at `segments`; `None` when the user service knows nobody there (404) or
+    /// cannot take the name as one (422: such a nickname belongs to nobody).
+    async fn public_profile(&self, segments: &[&str]) -> Result<Option<ProfileView>, Problem> {
+        let request = self.0.request(Method::GET, segments, None);
         match self.0.call::<PublicProfile>(request).await {
             Ok((_, profile)) => Ok(Some(profile.into())),
             Err(problem) if problem.status == 404 || problem.status == 422 => Ok(None),
             Err(problem) => Err(problem),
         }
+    }
+}
+
+#[async_trait]
+impl DirectoryPort for RemoteDirectory {
+    async fn profile(&self, user_id: Uuid) -> Result<Option<ProfileView>, Problem> {
+        self.public_profile(&["v1", "users", &user_id.to_string()])
+            .await
+    }
+
+    async fn by_nickname(&self, nickname: &str) -> Result<Option<ProfileView>, Problem> {
+        // The exact look-up reads the nickname's claim: no lag behind a sign-up, unlike the
+        // directory search.
+        self.public_profile(&["v1", "users", "by-nickname", nickname])
+            .await
     }
 }
