@@ -9,7 +9,7 @@ use std::time::Duration;
 use async_trait::async_trait;
 
 use crate::bus::{events_topic, BusError, Delivery, Subscription};
-use crate::{EventStore, LogPosition, ReadModelStore};
+use crate::{EventStore, LogPosition, Lookout, ReadModelStore};
 
 /// A subscription to one context's events, for one consumer.
 pub struct LogSubscription<R: ReadModelStore> {
@@ -23,6 +23,7 @@ pub struct LogSubscription<R: ReadModelStore> {
     /// The position of the last event handed out.
     delivered: Option<LogPosition>,
     idle_poll: Duration,
+    lookout: Lookout,
 }
 
 impl<R: ReadModelStore> LogSubscription<R> {
@@ -41,6 +42,7 @@ impl<R: ReadModelStore> LogSubscription<R> {
             buffer: VecDeque::new(),
             delivered: None,
             idle_poll: Duration::from_millis(200),
+            lookout: Lookout::default(),
         }
     }
 
@@ -81,11 +83,14 @@ impl<R: ReadModelStore> Subscription for LogSubscription<R> {
             let from = self.position().await?;
             let batch = self.events.read_all(from, 500).await.map_err(unavailable)?;
             match batch.last() {
-                Some(last) => self.position = Some(last.position),
+                Some(last) => {
+                    self.position = Some(last.position);
+                    self.lookout.log_moved();
+                }
                 None => {
                     tokio::select! {
-                        _ = wake => {}
-                        _ = tokio::time::sleep(self.idle_poll) => {}
+                        _ = wake => self.lookout.log_moved(),
+                        _ = tokio::time::sleep(self.lookout.pause(self.idle_poll)) => {}
                     }
                     continue;
                 }

@@ -10,6 +10,7 @@
 //! - [`store`]: the event store port (append with expected version, streams, global log, idempotency);
 //! - [`repository`]: load, decide, append; the command side in one call;
 //! - [`readmodel`] and [`projection`]: the query side (checkpoints, inbox, rebuildable projections);
+//! - [`lookout`]: when a log reader that read nothing looks again;
 //! - [`bus`], [`relay`], [`consumer`], [`in_process`]: events between contexts;
 //! - [`testing`]: given/when/then for aggregates.
 
@@ -19,6 +20,7 @@ pub mod consumer;
 pub mod envelope;
 pub mod event;
 pub mod in_process;
+pub mod lookout;
 pub mod projection;
 pub mod readmodel;
 pub mod relay;
@@ -31,6 +33,7 @@ pub mod upcast;
 pub use aggregate::Aggregate;
 pub use envelope::{EventMetadata, LogPosition, NewEvent, RecordedEvent, StreamId};
 pub use event::{DecodeError, DomainEvent};
+pub use lookout::Lookout;
 pub use projection::{Projection, ProjectionError, ProjectionRunner, TableNames, TableSpec};
 pub use readmodel::ReadModelStore;
 pub use repository::{CommandError, Executed, Repository};

@@ -7,7 +7,9 @@ use std::time::{Duration, Instant};
 use async_trait::async_trait;
 use tokio::sync::watch;
 
-use crate::{DecodeError, EventStore, LogPosition, ReadModelStore, RecordedEvent, StoreError};
+use crate::{
+    DecodeError, EventStore, LogPosition, Lookout, ReadModelStore, RecordedEvent, StoreError,
+};
 
 /// A read-model table: its logical name (the view readers query) and the statements that create
 /// one generation of it, with `{table}` standing for the generation's physical name.
@@ -182,6 +184,7 @@ impl<R: ReadModelStore> ProjectionRunner<R> {
         // on every step: a busy log is stepped through hundreds of times a second.
         let mut ensured = false;
         let mut cursor = None;
+        let mut lookout = Lookout::default();
         loop {
             if *stop.borrow() {
                 return;
@@ -205,10 +208,13 @@ impl<R: ReadModelStore> ProjectionRunner<R> {
             if outcome.is_err() {
                 ensured = false;
             }
+            if matches!(outcome, Ok(read) if read > 0) {
+                lookout.log_moved();
+            }
             let pause = match outcome {
                 Ok(0) => {
                     backoff = Duration::from_millis(100);
-                    self.idle_poll
+                    lookout.pause(self.idle_poll)
                 }
                 Ok(read) if read >= self.batch_size => continue,
                 // The log is drained for now: the events appended meanwhile are read together
@@ -228,7 +234,7 @@ impl<R: ReadModelStore> ProjectionRunner<R> {
                 }
             };
             tokio::select! {
-                _ = wake => {}
+                _ = wake => lookout.log_moved(),
                 _ = tokio::time::sleep(pause) => {}
                 _ = stop.changed() => {}
             }

@@ -18,7 +18,7 @@ use async_trait::async_trait;
 use tokio::sync::{watch, Mutex};
 
 use crate::bus::{events_topic, EventPublisher};
-use crate::{EventStore, LogPosition, ReadModelStore, RecordedEvent, StoreError};
+use crate::{EventStore, LogPosition, Lookout, ReadModelStore, RecordedEvent, StoreError};
 
 /// Exclusive, expiring leases: who may run a singleton job.
 #[async_trait]
@@ -243,6 +243,7 @@ impl<R: ReadModelStore + Leases> Relay<R> {
         let mut health = Health::Flowing;
         let mut leading = false;
         let mut backoff = Duration::from_millis(250);
+        let mut lookout = Lookout::default();
         while !*stop.borrow() {
             let wake = appended.notified();
             let pause = match self.step().await {
@@ -257,9 +258,10 @@ impl<R: ReadModelStore + Leases> Relay<R> {
                     }
                     backoff = Duration::from_millis(250);
                     if published > 0 {
+                        lookout.log_moved();
                         continue;
                     }
-                    self.settings.idle_poll
+                    lookout.pause(self.settings.idle_poll)
                 }
                 Err(RelayError::NotLeader) => {
                     if leading {
@@ -287,7 +289,7 @@ impl<R: ReadModelStore + Leases> Relay<R> {
                 }
             };
             tokio::select! {
-                _ = wake => {}
+                _ = wake => lookout.log_moved(),
                 _ = tokio::time::sleep(pause) => {}
                 _ = stop.changed() => {}
             }

@@ -12,6 +12,31 @@ pub mod tally;
 pub use broker::Broker;
 pub use databases::{postgres_database, postgres_url, TestStores};
 
+use std::time::{Duration, Instant};
+
+/// PostgreSQL shows a commit to log readers once every older transaction in the cluster has ended
+/// (and parallel tests keep some open), so whatever follows the log is given a moment to see it.
+pub const VISIBLE_WITHIN: Duration = Duration::from_secs(10);
+
+/// Probes until `probe` answers `expected`; fails after [`VISIBLE_WITHIN`] with the last answer.
+pub async fn eventually<T: PartialEq + std::fmt::Debug, F: std::future::Future<Output = T>>(
+    expected: T,
+    mut probe: impl FnMut() -> F,
+) {
+    let deadline = Instant::now() + VISIBLE_WITHIN;
+    loop {
+        let actual = probe().await;
+        if actual == expected {
+            return;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "still {actual:?}, expected {expected:?}"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
 /// Shows the code's logs in a test's output (`RUST_LOG` filters; default warnings).
 pub fn init_logs() {
     let filter = tracing_subscriber::EnvFilter::try_from_default_env()

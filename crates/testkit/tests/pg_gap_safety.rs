@@ -5,9 +5,11 @@ use std::collections::{HashMap, HashSet};
 use std::time::{Duration, Instant};
 
 use msa_kernel::repository::encode;
-use msa_kernel::{EventMetadata, EventStore, LogPosition, NewEvent, StreamId, Upcasters};
-use msa_testkit::tally::TallyEvent;
-use msa_testkit::TestStores;
+use msa_kernel::{
+    EventMetadata, EventStore, LogPosition, NewEvent, ProjectionRunner, StreamId, Upcasters,
+};
+use msa_testkit::tally::{upcasters, TallyEvent, TallyTotals};
+use msa_testkit::{eventually, TestStores};
 use rand::{Rng, SeedableRng};
 use uuid::Uuid;
 
@@ -85,6 +87,61 @@ async fn a_reader_waits_for_a_held_transaction_instead_of_passing_it() {
     expected.extend(later_ids);
     assert_eq!(seen, expected);
     assert!(follow(&*stores.events, &mut position).await.is_empty());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_projection_applies_an_event_the_horizon_hid_without_waiting_for_its_idle_poll() {
+    let Some(stores) = TestStores::postgres(upcasters()).await else {
+        return;
+    };
+    let pg = stores.postgres.clone().unwrap();
+    // Only its own appends (and what it finds looking again after them) can wake this runner.
+    let runner = ProjectionRunner::new(stores.events.clone(), stores.read_models.clone())
+        .with_idle_poll(Duration::from_secs(3600));
+    let (stop, stopped) = tokio::sync::watch::channel(false);
+    let live = tokio::spawn(async move { runner.run(&TallyTotals, stopped).await });
+    let total = |name: &'static str| {
+        let pool = stores.read_models.pool().clone();
+        async move {
+            sqlx::query_scalar::<_, i64>("SELECT total FROM tally_totals WHERE stream_id = $1")
+                .bind(StreamId::new("tally.tally", name).as_str())
+                .fetch_optional(&pool)
+                .await
+                .ok()
+                .flatten()
+        }
+    };
+    let first = StreamId::new("tally.tally", "first");
+    stores
+        .events
+        .append(&first, 0, vec![event(1)], None)
+        .await
+        .unwrap();
+    eventually(Some(1), || total("first")).await;
+
+    // A transaction elsewhere on the server holds the horizon while the next append commits: the
+    // append wakes the runner, whose read comes back empty.
+    let mut elsewhere = pg.pool().begin().await.unwrap();
+    sqlx::query("SELECT pg_current_xact_id()")
+        .execute(&mut *elsewhere)
+        .await
+        .unwrap();
+    let hidden = StreamId::new("tally.tally", "hidden");
+    stores
+        .events
+        .append(&hidden, 0, vec![event(5)], None)
+        .await
+        .unwrap();
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    assert_eq!(total("hidden").await, None, "the horizon hides the event");
+    elsewhere.commit().await.unwrap();
+    eventually(Some(5), || total("hidden")).await;
+
+    stop.send(true).unwrap();
+    tokio::time::timeout(Duration::from_secs(5), live)
+        .await
+        .expect("the runner stops")
+        .unwrap();
 }
 
 const WRITERS: usize = 8;

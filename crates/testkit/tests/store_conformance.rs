@@ -11,32 +11,10 @@ use msa_kernel::{
     ProjectionRunner, ReadModelStore, Repository, Snapshot, StreamId,
 };
 use msa_testkit::tally::{upcasters, Tally, TallyCommand, TallyError, TallyEvent, TallyTotals};
-use msa_testkit::TestStores;
+use msa_testkit::{eventually, TestStores, VISIBLE_WITHIN};
 use serde_json::json;
 use sqlx::Row;
 use uuid::Uuid;
-
-/// PostgreSQL shows a commit to log readers once every older transaction in the cluster has ended
-/// (and parallel tests keep some open), so whatever follows the log is given a moment to see it.
-const VISIBLE_WITHIN: Duration = Duration::from_secs(10);
-
-async fn eventually<T: PartialEq + std::fmt::Debug, F: std::future::Future<Output = T>>(
-    expected: T,
-    mut probe: impl FnMut() -> F,
-) {
-    let deadline = Instant::now() + VISIBLE_WITHIN;
-    loop {
-        let actual = probe().await;
-        if actual == expected {
-            return;
-        }
-        assert!(
-            Instant::now() < deadline,
-            "still {actual:?}, expected {expected:?}"
-        );
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
-}
 
 fn meta() -> EventMetadata {
     EventMetadata::new_conversation(Some("test".into()))

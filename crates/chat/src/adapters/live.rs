@@ -23,7 +23,7 @@ use base64::Engine;
 use msa_http::auth::TokenVerifier;
 use msa_http::{FieldError, Problem};
 use msa_kernel::repository::decode;
-use msa_kernel::{Aggregate, EventStore, LogPosition, RecordedEvent};
+use msa_kernel::{Aggregate, EventStore, LogPosition, Lookout, RecordedEvent};
 use serde::Deserialize;
 use serde_json::{json, Value};
 use tokio::sync::watch;
@@ -36,6 +36,8 @@ use crate::domain::{MembershipChange, Room, RoomEvent};
 
 /// How many events a connection's route holds for it before it counts as too slow.
 const BUFFER: usize = 4096;
+/// How often the tail looks for events appended by other processes (its own appends wake it).
+const IDLE_POLL: Duration = Duration::from_millis(250);
 const HEARTBEAT: Duration = Duration::from_secs(20);
 /// A client silent this long (no pong, no frame) is gone.
 const SILENCE: Duration = Duration::from_secs(60);
@@ -118,6 +120,7 @@ impl LiveFeed {
                 }
             };
             head_tx.send_replace(Some(position));
+            let mut lookout = Lookout::default();
             while !*stop.borrow() {
                 let wake = appended.notified();
                 match events.read_all(position, 500).await {
@@ -129,6 +132,7 @@ impl LiveFeed {
                         }
                         position = batch.last().expect("not empty").position;
                         head_tx.send_replace(Some(position));
+                        lookout.log_moved();
                         continue;
                     }
                     Ok(_) => {}
@@ -137,8 +141,8 @@ impl LiveFeed {
                     }
                 }
                 tokio::select! {
-                    _ = wake => {}
-                    _ = tokio::time::sleep(Duration::from_millis(250)) => {}
+                    _ = wake => lookout.log_moved(),
+                    _ = tokio::time::sleep(lookout.pause(IDLE_POLL)) => {}
                     _ = stop.changed() => {}
                 }
             }

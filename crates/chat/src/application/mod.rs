@@ -326,10 +326,12 @@ impl ChatService {
         let mut pause = Duration::from_millis(5);
         loop {
             let facts = history::message_facts(&self.read_models, room_id, message_id).await?;
-            if facts.is_some() || Instant::now() + pause > deadline {
+            let left = deadline.saturating_duration_since(Instant::now());
+            if facts.is_some() || left.is_zero() {
                 return Ok(facts);
             }
-            tokio::time::sleep(pause).await;
+            // The last look is at the deadline, so the whole catch-up time is waited.
+            tokio::time::sleep(pause.min(left)).await;
             pause *= 2;
         }
     }
