@@ -75,6 +75,22 @@ pub trait Projection<Tx: Send>: Send + Sync {
         tables: &TableNames,
         event: &RecordedEvent,
     ) -> Result<(), ProjectionError>;
+
+    /// Applies a batch's wanted events, in log order, inside `tx`. The default applies them one
+    /// at a time; a projection may write a run of them with fewer statements (one insert for the
+    /// messages of a batch). When it fails, the runner applies the batch again one event at a
+    /// time, in a transaction it rolls back, to name the event at fault.
+    async fn apply_all(
+        &self,
+        tx: &mut Tx,
+        tables: &TableNames,
+        events: &[&RecordedEvent],
+    ) -> Result<(), ProjectionError> {
+        for event in events {
+            self.apply(tx, tables, event).await?;
+        }
+        Ok(())
+    }
 }
 
 /// A projection failed on a stored event: the batch was rolled back and the checkpoint kept.
@@ -379,17 +395,18 @@ impl<R: ReadModelStore> ProjectionRunner<R> {
         let tables = TableNames {
             generation: at.generation,
         };
-        for event in events.iter().filter(|event| projection.wants(event)) {
-            if let Err(source) = projection.apply(&mut tx, &tables, event).await {
-                self.read_models.rollback(tx).await?;
-                return Err(RunError::Event {
-                    projection: name.to_owned(),
-                    stream_id: event.stream_id.to_string(),
-                    version: event.version,
-                    event_type: event.event_type.clone(),
-                    source,
-                });
-            }
+        let wanted: Vec<&RecordedEvent> = events
+            .iter()
+            .filter(|event| projection.wants(event))
+            .collect();
+        if let (Some(first), Err(source)) = (
+            wanted.first(),
+            projection.apply_all(&mut tx, &tables, &wanted).await,
+        ) {
+            self.read_models.rollback(tx).await?;
+            return Err(self
+                .at_fault(projection, &tables, &wanted, first, source)
+                .await);
         }
         self.read_models
             .save_checkpoint(&mut tx, name, at.generation, last)
@@ -402,6 +419,39 @@ impl<R: ReadModelStore> ProjectionRunner<R> {
             ..at
         });
         Ok(events.len())
+    }
+
+    /// The error of a failed batch, naming the event at fault: the batch is applied again one
+    /// event at a time in a transaction that is rolled back. When no event fails on its own (or
+    /// that transaction cannot begin), the batch's `first` event is named with the batch's error.
+    async fn at_fault(
+        &self,
+        projection: &dyn Projection<R::Tx>,
+        tables: &TableNames,
+        events: &[&RecordedEvent],
+        first: &RecordedEvent,
+        batch_error: ProjectionError,
+    ) -> RunError {
+        let named = |event: &RecordedEvent, source| RunError::Event {
+            projection: projection.name().to_owned(),
+            stream_id: event.stream_id.to_string(),
+            version: event.version,
+            event_type: event.event_type.clone(),
+            source,
+        };
+        let mut fault = None;
+        if let Ok(mut tx) = self.read_models.begin().await {
+            for event in events {
+                if let Err(source) = projection.apply(&mut tx, tables, event).await {
+                    fault = Some(named(event, source));
+                    break;
+                }
+            }
+            if let Err(error) = self.read_models.rollback(tx).await {
+                tracing::warn!(projection = projection.name(), %error, "rolling back a trial batch failed");
+            }
+        }
+        fault.unwrap_or_else(|| named(first, batch_error))
     }
 
     /// Stores the checkpoint of events passed over, unless another runner moved it meanwhile

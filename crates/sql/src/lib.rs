@@ -6,7 +6,7 @@ mod bind;
 mod dead_letters;
 mod store;
 
-pub use bind::{execute, Bind};
+pub use bind::{execute, execute_rows, placeholders, Bind};
 pub use store::{Backend, SqlReadModelStore, Tx};
 
 /// The query side's schema, embedded in the binary. Its versions (1000 and up) never collide with

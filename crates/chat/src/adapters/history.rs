@@ -65,6 +65,120 @@ impl Projection<msa_sql::Tx> for History {
         tables: &TableNames,
         event: &RecordedEvent,
     ) -> Result<(), ProjectionError> {
+        self.apply_all(tx, tables, &[event]).await
+    }
+
+    /// Messages posted one after another (most of a busy batch) are written together: their rows
+    /// in one insert and each room's last seq in one update, instead of two statements each.
+    async fn apply_all(
+        &self,
+        tx: &mut msa_sql::Tx,
+        tables: &TableNames,
+        events: &[&RecordedEvent],
+    ) -> Result<(), ProjectionError> {
+        let mut posted = PostedRun::default();
+        for event in events {
+            match decode::<RoomEvent>(event)? {
+                RoomEvent::MessagePosted {
+                    seq,
+                    message_id,
+                    sender_id,
+                    body,
+                    reply_to,
+                } => posted.push(
+                    event,
+                    seq,
+                    vec![
+                        Text(message_id.to_string()),
+                        Text(sender_id.to_string()),
+                        Text(body.as_str().to_owned()),
+                        reply_to.map(|r| r.to_string()).into(),
+                    ],
+                ),
+                change => {
+                    posted.write(tx, tables).await?;
+                    self.apply_change(tx, tables, event, change).await?;
+                }
+            }
+        }
+        posted.write(tx, tables).await
+    }
+}
+
+/// Messages posted one after another, not written yet.
+#[derive(Default)]
+struct PostedRun {
+    /// `chat_messages` rows: room_id, seq, message_id, sender_id, body, reply_to, created_at.
+    messages: Vec<Vec<Bind>>,
+    /// Each room's last seq in the run, in order of first appearance.
+    last_seqs: Vec<(String, i64)>,
+}
+
+impl PostedRun {
+    fn push(&mut self, event: &RecordedEvent, seq: u64, message: Vec<Bind>) {
+        let room_id = event.stream_id.id();
+        let seq = seq as i64;
+        let mut row = vec![Text(room_id.to_owned()), Int(seq)];
+        row.extend(message);
+        row.push(Text(event.occurred_at.to_rfc3339()));
+        self.messages.push(row);
+        match self.last_seqs.iter_mut().find(|(room, _)| room == room_id) {
+            Some((_, last)) => *last = seq,
+            None => self.last_seqs.push((room_id.to_owned(), seq)),
+        }
+    }
+
+    async fn write(
+        &mut self,
+        tx: &mut msa_sql::Tx,
+        tables: &TableNames,
+    ) -> Result<(), ProjectionError> {
+        if self.messages.is_empty() {
+            return Ok(());
+        }
+        let (rooms, messages) = (tables.table("chat_rooms"), tables.table("chat_messages"));
+        msa_sql::execute_rows(
+            tx,
+            |n| {
+                format!(
+                    "INSERT INTO {messages} (room_id, seq, message_id, sender_id, body, reply_to, created_at)
+                     VALUES {}",
+                    msa_sql::placeholders(n, 7)
+                )
+            },
+            std::mem::take(&mut self.messages),
+        )
+        .await
+        .map_err(ProjectionError::apply)?;
+        msa_sql::execute_rows(
+            tx,
+            |n| {
+                format!(
+                    "WITH last (room_id, seq) AS (VALUES {})
+                     UPDATE {rooms} SET last_seq = last.seq FROM last WHERE {rooms}.room_id = last.room_id",
+                    msa_sql::placeholders(n, 2)
+                )
+            },
+            std::mem::take(&mut self.last_seqs)
+                .into_iter()
+                .map(|(room_id, seq)| vec![Text(room_id), Int(seq)])
+                .collect(),
+        )
+        .await
+        .map_err(ProjectionError::apply)?;
+        Ok(())
+    }
+}
+
+impl History {
+    /// One event's change to history, statement by statement (posts go in runs: `PostedRun`).
+    async fn apply_change(
+        &self,
+        tx: &mut msa_sql::Tx,
+        tables: &TableNames,
+        event: &RecordedEvent,
+        change: RoomEvent,
+    ) -> Result<(), ProjectionError> {
         let room_id = event.stream_id.id().to_owned();
         let (rooms, members, messages) = (
             tables.table("chat_rooms"),
@@ -76,7 +190,6 @@ impl Projection<msa_sql::Tx> for History {
             tables.table("chat_reactions"),
         );
         let at = event.occurred_at.to_rfc3339();
-        let change = decode::<RoomEvent>(event)?;
         let mut statements: Vec<(String, Vec<Bind>)> = vec![(
             format!("UPDATE {rooms} SET last_seq = $2 WHERE room_id = $1"),
             vec![Text(room_id.clone()), Int(change.seq() as i64)],
@@ -107,21 +220,8 @@ impl Projection<msa_sql::Tx> for History {
             RoomEvent::MemberLeft { user_id, .. } | RoomEvent::MemberKicked { user_id, .. } | RoomEvent::MemberBanned { user_id, .. } => {
                 statements.push((member_delete, vec![Text(room_id.clone()), Text(user_id.to_string())]))
             }
-            RoomEvent::MessagePosted { seq, message_id, sender_id, body, reply_to } => statements.push((
-                format!(
-                    "INSERT INTO {messages} (room_id, seq, message_id, sender_id, body, reply_to, created_at)
-                     VALUES ($1, $7, $2, $3, $4, $5, $6)"
-                ),
-                vec![
-                    Text(room_id.clone()),
-                    Text(message_id.to_string()),
-                    Text(sender_id.to_string()),
-                    Text(body.as_str().to_owned()),
-                    reply_to.map(|r| r.to_string()).into(),
-                    Text(at),
-                    Int(seq as i64),
-                ],
-            )),
+            // Written with its run of posts, see `apply_all`.
+            RoomEvent::MessagePosted { .. } => return Ok(()),
             RoomEvent::MessageEdited { seq, message_id, body } => {
                 let id = Text(message_id.to_string());
                 // The body being replaced goes to the edits.

@@ -56,32 +56,89 @@ impl Projection<msa_sql::Tx> for Search {
         tables: &TableNames,
         event: &RecordedEvent,
     ) -> Result<(), ProjectionError> {
+        self.apply_all(tx, tables, &[event]).await
+    }
+
+    /// Messages posted one after another go in one insert.
+    async fn apply_all(
+        &self,
+        tx: &mut msa_sql::Tx,
+        tables: &TableNames,
+        events: &[&RecordedEvent],
+    ) -> Result<(), ProjectionError> {
         let table = tables.table("chat_search");
-        let (sql, binds) = match decode::<RoomEvent>(event)? {
-            RoomEvent::MessagePosted { seq, message_id, sender_id, body, .. } => (
-                format!("INSERT INTO {table} (body, message_id, room_id, seq, sender_id, created_at) VALUES ($1, $2, $3, $6, $4, $5)"),
-                vec![
+        let mut posted = Vec::new();
+        for event in events {
+            let change = decode::<RoomEvent>(event)?;
+            if let RoomEvent::MessagePosted {
+                seq,
+                message_id,
+                sender_id,
+                body,
+                ..
+            } = change
+            {
+                posted.push(vec![
                     Text(body.as_str().to_owned()),
                     Text(message_id.to_string()),
                     Text(event.stream_id.id().to_owned()),
+                    Int(seq as i64),
                     Text(sender_id.to_string()),
                     Text(event.occurred_at.to_rfc3339()),
-                    Int(seq as i64),
-                ],
-            ),
-            RoomEvent::MessageEdited { message_id, body, .. } => (
+                ]);
+                continue;
+            }
+            insert_posted(tx, &table, &mut posted).await?;
+            if let Some((sql, binds)) = Self::change_statement(&table, change) {
+                msa_sql::execute(tx, &sql, binds)
+                    .await
+                    .map_err(ProjectionError::apply)?;
+            }
+        }
+        insert_posted(tx, &table, &mut posted).await
+    }
+}
+
+/// Writes the rows of messages posted one after another, in one insert.
+async fn insert_posted(
+    tx: &mut msa_sql::Tx,
+    table: &str,
+    posted: &mut Vec<Vec<msa_sql::Bind>>,
+) -> Result<(), ProjectionError> {
+    if posted.is_empty() {
+        return Ok(());
+    }
+    msa_sql::execute_rows(
+        tx,
+        |n| {
+            format!(
+                "INSERT INTO {table} (body, message_id, room_id, seq, sender_id, created_at) VALUES {}",
+                msa_sql::placeholders(n, 6)
+            )
+        },
+        std::mem::take(posted),
+    )
+    .await
+    .map_err(ProjectionError::apply)?;
+    Ok(())
+}
+
+impl Search {
+    /// The statement of an edit or a redaction (a post is inserted with its run).
+    fn change_statement(table: &str, change: RoomEvent) -> Option<(String, Vec<msa_sql::Bind>)> {
+        Some(match change {
+            RoomEvent::MessageEdited {
+                message_id, body, ..
+            } => (
                 format!("UPDATE {table} SET body = $1 WHERE message_id = $2"),
                 vec![Text(body.as_str().to_owned()), Text(message_id.to_string())],
             ),
-            RoomEvent::MessageRedacted { message_id, .. } => {
-                (format!("DELETE FROM {table} WHERE message_id = $1"), vec![Text(message_id.to_string())])
-            }
-            _ => return Ok(()),
-        };
-        msa_sql::execute(tx, &sql, binds)
-            .await
-            .map_err(ProjectionError::apply)?;
-        Ok(())
+            RoomEvent::MessageRedacted { message_id, .. } => (
+                format!("DELETE FROM {table} WHERE message_id = $1"),
+                vec![Text(message_id.to_string())],
+            ),
+            _ => return None,
+        })
     }
 }
 
