@@ -279,6 +279,22 @@ impl ReadModelStore for SqlReadModelStore {
 }
 
 impl SqlReadModelStore {
+    /// The live generation of `projection`, for a query: read without the lock runners take
+    /// ([`ReadModelStore::live_generation`]), so a reader neither waits for a running batch nor
+    /// holds a PostgreSQL transaction id (the horizon every log reader waits for) meanwhile.
+    pub async fn live_generation_to_read(
+        &self,
+        projection: &str,
+    ) -> Result<Option<u32>, StoreError> {
+        let live: Option<Option<i64>> =
+            sqlx::query_scalar("SELECT live_generation FROM projections WHERE name = $1")
+                .bind(projection)
+                .fetch_optional(self.pool())
+                .await
+                .map_err(backend_error)?;
+        Ok(live.flatten().map(|g| g as u32))
+    }
+
     /// Whether the inbox says `consumer` handled `event_id` (a dead letter is settled then).
     pub async fn was_handled(&self, consumer: &str, event_id: Uuid) -> Result<bool, StoreError> {
         let found: Option<i64> =

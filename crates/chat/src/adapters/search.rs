@@ -5,8 +5,7 @@ use async_trait::async_trait;
 use msa_kernel::projection::physical_table;
 use msa_kernel::repository::decode;
 use msa_kernel::{
-    Aggregate, Projection, ProjectionError, ReadModelStore, RecordedEvent, StoreError, TableNames,
-    TableSpec,
+    Aggregate, Projection, ProjectionError, RecordedEvent, StoreError, TableNames, TableSpec,
 };
 use msa_sql::Bind::{Int, Text};
 use msa_sql::{Backend, SqlReadModelStore};
@@ -171,10 +170,7 @@ pub async fn search(
     let projection = Search {
         backend: db.backend(),
     };
-    let mut tx = db.begin().await?;
-    let generation = db.live_generation(&mut tx, projection.name()).await?;
-    db.commit(tx).await?;
-    let Some(generation) = generation else {
+    let Some(generation) = db.live_generation_to_read(projection.name()).await? else {
         return Ok(Vec::new());
     };
     // The physical table: FTS5's MATCH does not work through the view.
