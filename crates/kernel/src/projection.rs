@@ -399,14 +399,9 @@ impl<R: ReadModelStore> ProjectionRunner<R> {
             .iter()
             .filter(|event| projection.wants(event))
             .collect();
-        if let (Some(first), Err(source)) = (
-            wanted.first(),
-            projection.apply_all(&mut tx, &tables, &wanted).await,
-        ) {
+        if let Err(source) = projection.apply_all(&mut tx, &tables, &wanted).await {
             self.read_models.rollback(tx).await?;
-            return Err(self
-                .at_fault(projection, &tables, &wanted, first, source)
-                .await);
+            return Err(self.at_fault(projection, &tables, &wanted, source).await);
         }
         self.read_models
             .save_checkpoint(&mut tx, name, at.generation, last)
@@ -423,13 +418,12 @@ impl<R: ReadModelStore> ProjectionRunner<R> {
 
     /// The error of a failed batch, naming the event at fault: the batch is applied again one
     /// event at a time in a transaction that is rolled back. When no event fails on its own (or
-    /// that transaction cannot begin), the batch's `first` event is named with the batch's error.
+    /// that transaction cannot begin), the batch's first event is named with the batch's error.
     async fn at_fault(
         &self,
         projection: &dyn Projection<R::Tx>,
         tables: &TableNames,
         events: &[&RecordedEvent],
-        first: &RecordedEvent,
         batch_error: ProjectionError,
     ) -> RunError {
         let named = |event: &RecordedEvent, source| RunError::Event {
@@ -451,7 +445,12 @@ impl<R: ReadModelStore> ProjectionRunner<R> {
                 tracing::warn!(projection = projection.name(), %error, "rolling back a trial batch failed");
             }
         }
-        fault.unwrap_or_else(|| named(first, batch_error))
+        match (fault, events.first()) {
+            (Some(fault), _) => fault,
+            (None, Some(first)) => named(first, batch_error),
+            // A batch of nothing failed: nothing to name but the error.
+            (None, None) => RunError::Store(StoreError::backend(batch_error)),
+        }
     }
 
     /// Stores the checkpoint of events passed over, unless another runner moved it meanwhile

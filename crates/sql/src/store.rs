@@ -107,16 +107,12 @@ impl ReadModelStore for SqlReadModelStore {
             Backend::Postgres => " FOR UPDATE",
             Backend::Sqlite => "",
         };
-        let row = sqlx::query(&format!(
-            "SELECT live_generation FROM projections WHERE name = $1{lock}"
-        ))
-        .bind(projection)
-        .fetch_optional(&mut **tx)
-        .await
-        .map_err(backend_error)?;
-        Ok(row
-            .and_then(|row| row.get::<Option<i64>, _>(0))
-            .map(|g| g as u32))
+        let live: Option<Option<i64>> = sqlx::query_scalar(&format!("{LIVE_GENERATION}{lock}"))
+            .bind(projection)
+            .fetch_optional(&mut **tx)
+            .await
+            .map_err(backend_error)?;
+        Ok(live.flatten().map(|g| g as u32))
     }
 
     async fn latest_generation(&self, projection: &str) -> Result<u32, StoreError> {
@@ -278,6 +274,9 @@ impl ReadModelStore for SqlReadModelStore {
     }
 }
 
+/// A projection's live generation (NULL before its first generation is live).
+const LIVE_GENERATION: &str = "SELECT live_generation FROM projections WHERE name = $1";
+
 impl SqlReadModelStore {
     /// The live generation of `projection`, for a query: read without the lock runners take
     /// ([`ReadModelStore::live_generation`]), so a reader neither waits for a running batch nor
@@ -286,12 +285,11 @@ impl SqlReadModelStore {
         &self,
         projection: &str,
     ) -> Result<Option<u32>, StoreError> {
-        let live: Option<Option<i64>> =
-            sqlx::query_scalar("SELECT live_generation FROM projections WHERE name = $1")
-                .bind(projection)
-                .fetch_optional(self.pool())
-                .await
-                .map_err(backend_error)?;
+        let live: Option<Option<i64>> = sqlx::query_scalar(LIVE_GENERATION)
+            .bind(projection)
+            .fetch_optional(self.pool())
+            .await
+            .map_err(backend_error)?;
         Ok(live.flatten().map(|g| g as u32))
     }
 

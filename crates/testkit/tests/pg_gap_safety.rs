@@ -111,12 +111,17 @@ async fn a_projection_applies_an_event_the_horizon_hid_without_waiting_for_its_i
                 .flatten()
         }
     };
-    let first = StreamId::new("tally.tally", "first");
-    stores
-        .events
-        .append(&first, 0, vec![event(1)], None)
-        .await
-        .unwrap();
+    let open = |name: &'static str, amount: i64| {
+        let events = stores.events.clone();
+        async move {
+            let stream = StreamId::new("tally.tally", name);
+            events
+                .append(&stream, 0, vec![event(amount)], None)
+                .await
+                .unwrap();
+        }
+    };
+    open("first", 1).await;
     eventually(Some(1), || total("first")).await;
 
     // A transaction elsewhere on the server holds the horizon while the next append commits: the
@@ -126,12 +131,7 @@ async fn a_projection_applies_an_event_the_horizon_hid_without_waiting_for_its_i
         .execute(&mut *elsewhere)
         .await
         .unwrap();
-    let hidden = StreamId::new("tally.tally", "hidden");
-    stores
-        .events
-        .append(&hidden, 0, vec![event(5)], None)
-        .await
-        .unwrap();
+    open("hidden", 5).await;
     tokio::time::sleep(Duration::from_millis(100)).await;
     assert_eq!(total("hidden").await, None, "the horizon hides the event");
     elsewhere.commit().await.unwrap();

@@ -1,5 +1,7 @@
 //! The chat history: rooms, members and messages as tables, a projection of the room streams.
 
+use std::collections::BTreeMap;
+
 use async_trait::async_trait;
 use msa_kernel::repository::decode;
 use msa_kernel::{
@@ -110,8 +112,8 @@ impl Projection<msa_sql::Tx> for History {
 struct PostedRun {
     /// `chat_messages` rows: room_id, seq, message_id, sender_id, body, reply_to, created_at.
     messages: Vec<Vec<Bind>>,
-    /// Each room's last seq in the run, in order of first appearance.
-    last_seqs: Vec<(String, i64)>,
+    /// Each room's last seq in the run (a room's posts come in seq order, so the last one wins).
+    last_seqs: BTreeMap<String, i64>,
 }
 
 impl PostedRun {
@@ -122,10 +124,7 @@ impl PostedRun {
         row.extend(message);
         row.push(Text(event.occurred_at.to_rfc3339()));
         self.messages.push(row);
-        match self.last_seqs.iter_mut().find(|(room, _)| room == room_id) {
-            Some((_, last)) => *last = seq,
-            None => self.last_seqs.push((room_id.to_owned(), seq)),
-        }
+        self.last_seqs.insert(room_id.to_owned(), seq);
     }
 
     async fn write(
