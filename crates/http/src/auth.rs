@@ -216,13 +216,13 @@ where
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use jsonwebtoken::{EncodingKey, Header};
     use ring::signature::{Ed25519KeyPair, KeyPair};
 
     use super::*;
 
-    fn signer(kid: &str) -> (EncodingKey, Jwk) {
+    pub(crate) fn signer(kid: &str) -> (EncodingKey, Jwk) {
         let pkcs8 = Ed25519KeyPair::generate_pkcs8(&ring::rand::SystemRandom::new()).unwrap();
         let pair = Ed25519KeyPair::from_pkcs8(pkcs8.as_ref()).unwrap();
         (
@@ -231,7 +231,7 @@ mod tests {
         )
     }
 
-    fn token(key: &EncodingKey, kid: &str, expires_in: i64) -> String {
+    pub(crate) fn token(key: &EncodingKey, kid: &str, expires_in: i64) -> String {
         let now = jsonwebtoken::get_current_timestamp() as i64;
         let mut header = Header::new(Algorithm::EdDSA);
         header.kid = Some(kid.into());

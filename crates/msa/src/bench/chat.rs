@@ -125,7 +125,12 @@ impl Bench {
             .bearer_auth(&user.token)
             .header("Idempotency-Key", key)
             .json(&json!({"product_id": product["id"]}));
-        let payment: Value = request.send().await?.json().await?;
+        let answer = request.send().await?;
+        let status = answer.status();
+        let payment: Value = answer.json().await?;
+        if status != reqwest::StatusCode::CREATED && status != reqwest::StatusCode::OK {
+            bail!("asking to pay for credits: {status} {payment}");
+        }
         let path = format!(
             "/v1/payments/{}/confirm",
             payment["id"].as_str().unwrap_or_default()
