@@ -4,6 +4,7 @@
 //! The global log is gap-safe: see `migrations/0001_event_store.sql` for the technique and
 //! `tests/gap_safety.rs` for its proof under held transactions and random rollbacks.
 
+mod group_commit;
 mod store;
 
 pub use store::PgEventStore;

@@ -8,8 +8,10 @@ use msa_kernel::{
 };
 use sqlx::postgres::{PgConnectOptions, PgPool, PgPoolOptions, PgRow};
 use sqlx::{PgConnection, Postgres, QueryBuilder, Row};
-use tokio::sync::Notify;
+use tokio::sync::{mpsc, oneshot, Notify};
 use uuid::Uuid;
+
+use crate::group_commit::{self, Outcome, Pending};
 
 const EVENT_COLUMNS: &str =
     "global_position, transaction_id::text::bigint AS commit_id, event_id, \
@@ -22,6 +24,8 @@ pub struct PgEventStore {
     pool: PgPool,
     upcasters: Arc<Upcasters>,
     appended: Arc<Notify>,
+    /// Where appends wait to be committed in groups (see `group_commit.rs`).
+    committer: mpsc::UnboundedSender<Pending>,
 }
 
 impl PgEventStore {
@@ -44,10 +48,12 @@ impl PgEventStore {
             .run(&pool)
             .await
             .map_err(StoreError::backend)?;
+        let appended = Arc::new(Notify::new());
         Ok(Self {
+            committer: group_commit::start(pool.clone(), appended.clone()),
             pool,
             upcasters: Arc::new(Upcasters::new()),
-            appended: Arc::new(Notify::new()),
+            appended,
         })
     }
 
@@ -71,106 +77,17 @@ impl PgEventStore {
         expected_version: u64,
         events: Vec<NewEvent>,
     ) -> Result<Vec<RecordedEvent>, AppendError> {
-        match self
-            .try_insert(conn, stream_id, expected_version, events, None)
-            .await?
-        {
+        let statement = AppendStatement {
+            stream_id,
+            expected_version,
+            events: &events,
+            idempotency: None,
+        };
+        let rows = statement.execute(conn).await?;
+        match recorded(stream_id, expected_version, events, rows)? {
             Some(recorded) => Ok(recorded),
             None => Err(self.conflict(stream_id, expected_version).await),
         }
-    }
-
-    /// Inserts the events, and the idempotency record if one is given, if the stream is at
-    /// `expected_version`; `None` when it is not. Never takes a second connection while holding
-    /// `conn` (that deadlocks an exhausted pool).
-    async fn try_insert(
-        &self,
-        conn: &mut PgConnection,
-        stream_id: &StreamId,
-        expected_version: u64,
-        events: Vec<NewEvent>,
-        idempotency: Option<&IdempotencyRecord>,
-    ) -> Result<Option<Vec<RecordedEvent>>, AppendError> {
-        if events.is_empty() {
-            return Ok(Some(Vec::new()));
-        }
-        // One statement: the version guard, every row of the command and its idempotency key, so
-        // an append is one round trip in its own implicit transaction (BEGIN, two inserts and
-        // COMMIT were four, and a send is one such append). A concurrent writer that passed the
-        // same guard loses on the (stream_id, version) constraint instead; a used key fails the
-        // whole statement on the key's primary key, leaving no event behind.
-        let mut insert = QueryBuilder::<Postgres>::new(
-            "WITH guard AS (SELECT coalesce(max(version), 0) AS actual FROM events WHERE stream_id = ",
-        );
-        insert.push_bind(stream_id.as_str()).push(
-            "), inserted AS (INSERT INTO events (event_id, stream_id, version, event_type, schema_version, payload, \
-             occurred_at, correlation_id, causation_id, actor, traceparent) SELECT v.* FROM (",
-        );
-        insert.push_values(events.iter().enumerate(), |mut row, (i, event)| {
-            row.push_bind(event.event_id)
-                .push_bind(stream_id.as_str())
-                .push_bind((expected_version + 1 + i as u64) as i64)
-                .push_bind(event.event_type.as_str())
-                .push_bind(event.schema_version as i32)
-                .push_bind(&event.payload)
-                .push_bind(event.occurred_at)
-                .push_bind(event.metadata.correlation_id)
-                .push_bind(event.metadata.causation_id)
-                .push_bind(event.metadata.actor.as_deref())
-                .push_bind(event.metadata.traceparent.as_deref());
-        });
-        insert
-            .push(
-                ") AS v(event_id, stream_id, version, event_type, schema_version, payload, occurred_at, \
-                 correlation_id, causation_id, actor, traceparent), guard WHERE guard.actual = ",
-            )
-            .push_bind(expected_version as i64)
-            .push(" RETURNING global_position, transaction_id::text::bigint AS commit_id)");
-        if let Some(record) = idempotency {
-            // Inserted only when the events were: it reads the events' RETURNING rows.
-            insert
-                .push(
-                    ", used AS (INSERT INTO idempotency_keys (scope, key, fingerprint, result) \
-                     SELECT ",
-                )
-                .push_bind(&record.scope)
-                .push(", ")
-                .push_bind(&record.key)
-                .push(", ")
-                .push_bind(&record.fingerprint)
-                .push(", ")
-                .push_bind(&record.result)
-                .push(" WHERE EXISTS (SELECT 1 FROM inserted))");
-        }
-        insert.push(" SELECT global_position, commit_id FROM inserted ORDER BY global_position");
-        let rows = match insert.build().fetch_all(&mut *conn).await {
-            Ok(rows) if rows.len() == events.len() => rows,
-            Ok(_) => return Ok(None),
-            Err(error) if is_violation(&error, "events_stream_version") => return Ok(None),
-            Err(error) if is_violation(&error, "idempotency_keys_pkey") => {
-                let record = idempotency.expect("only a statement with a key violates its key");
-                return Err(AppendError::DuplicateIdempotencyKey {
-                    scope: record.scope.clone(),
-                    key: record.key.clone(),
-                });
-            }
-            Err(error) => return Err(StoreError::backend(error).into()),
-        };
-        let mut recorded = Vec::with_capacity(events.len());
-        for ((i, event), row) in events.into_iter().enumerate().zip(rows) {
-            let position = LogPosition {
-                commit: row.try_get("commit_id").map_err(StoreError::backend)?,
-                position: row
-                    .try_get("global_position")
-                    .map_err(StoreError::backend)?,
-            };
-            recorded.push(event.recorded(
-                stream_id.clone(),
-                expected_version + 1 + i as u64,
-                position,
-            ));
-        }
-        Ok(Some(recorded))
     }
 
     async fn conflict(&self, stream_id: &StreamId, expected: u64) -> AppendError {
@@ -194,6 +111,123 @@ impl PgEventStore {
         let event = row_to_event(row).map_err(StoreError::backend)?;
         Ok(self.upcasters.upcast_recorded(event)?)
     }
+}
+
+/// One append as one statement: the version guard, every row of the command and its
+/// idempotency key, so an append is one round trip (BEGIN, two inserts and COMMIT were four). A
+/// concurrent writer that passed the same guard loses on the (stream_id, version) constraint
+/// instead; a used key fails the whole statement on the key's primary key, leaving no event
+/// behind.
+pub(crate) struct AppendStatement<'a> {
+    pub stream_id: &'a StreamId,
+    pub expected_version: u64,
+    pub events: &'a [NewEvent],
+    pub idempotency: Option<&'a IdempotencyRecord>,
+}
+
+impl AppendStatement<'_> {
+    /// Runs the statement. An error leaves the transaction it ran in aborted.
+    pub(crate) async fn run(&self, conn: &mut PgConnection) -> Result<Vec<PgRow>, sqlx::Error> {
+        let (stream_id, expected_version) = (self.stream_id, self.expected_version);
+        let mut insert = QueryBuilder::<Postgres>::new(
+            "WITH guard AS (SELECT coalesce(max(version), 0) AS actual FROM events WHERE stream_id = ",
+        );
+        insert.push_bind(stream_id.as_str()).push(
+            "), inserted AS (INSERT INTO events (event_id, stream_id, version, event_type, schema_version, payload, \
+             occurred_at, correlation_id, causation_id, actor, traceparent) SELECT v.* FROM (",
+        );
+        insert.push_values(self.events.iter().enumerate(), |mut row, (i, event)| {
+            row.push_bind(event.event_id)
+                .push_bind(stream_id.as_str())
+                .push_bind((expected_version + 1 + i as u64) as i64)
+                .push_bind(event.event_type.as_str())
+                .push_bind(event.schema_version as i32)
+                .push_bind(&event.payload)
+                .push_bind(event.occurred_at)
+                .push_bind(event.metadata.correlation_id)
+                .push_bind(event.metadata.causation_id)
+                .push_bind(event.metadata.actor.as_deref())
+                .push_bind(event.metadata.traceparent.as_deref());
+        });
+        insert
+            .push(
+                ") AS v(event_id, stream_id, version, event_type, schema_version, payload, occurred_at, \
+                 correlation_id, causation_id, actor, traceparent), guard WHERE guard.actual = ",
+            )
+            .push_bind(expected_version as i64)
+            .push(" RETURNING global_position, transaction_id::text::bigint AS commit_id)");
+        if let Some(record) = self.idempotency {
+            // Inserted only when the events were: it reads the events' RETURNING rows.
+            insert
+                .push(
+                    ", used AS (INSERT INTO idempotency_keys (scope, key, fingerprint, result) \
+                     SELECT ",
+                )
+                .push_bind(&record.scope)
+                .push(", ")
+                .push_bind(&record.key)
+                .push(", ")
+                .push_bind(&record.fingerprint)
+                .push(", ")
+                .push_bind(&record.result)
+                .push(" WHERE EXISTS (SELECT 1 FROM inserted))");
+        }
+        insert.push(" SELECT global_position, commit_id FROM inserted ORDER BY global_position");
+        insert.build().fetch_all(&mut *conn).await
+    }
+
+    /// What the statement's answer means: the new rows' positions, `None` when the stream was
+    /// not at the expected version.
+    pub(crate) fn outcome(
+        &self,
+        answer: Result<Vec<PgRow>, sqlx::Error>,
+    ) -> Result<Option<Vec<PgRow>>, AppendError> {
+        match answer {
+            Ok(rows) if rows.len() == self.events.len() => Ok(Some(rows)),
+            Ok(_) => Ok(None),
+            Err(error) if is_violation(&error, "events_stream_version") => Ok(None),
+            Err(error) if is_violation(&error, "idempotency_keys_pkey") => {
+                let record = self
+                    .idempotency
+                    .expect("only a statement with a key violates its key");
+                Err(AppendError::DuplicateIdempotencyKey {
+                    scope: record.scope.clone(),
+                    key: record.key.clone(),
+                })
+            }
+            Err(error) => Err(StoreError::backend(error).into()),
+        }
+    }
+
+    /// Runs the statement and reads its answer. Never takes a second connection while holding
+    /// `conn` (that deadlocks an exhausted pool).
+    pub(crate) async fn execute(
+        &self,
+        conn: &mut PgConnection,
+    ) -> Result<Option<Vec<PgRow>>, AppendError> {
+        self.outcome(self.run(conn).await)
+    }
+}
+
+/// The appended events as stored, from the positions the statement returned.
+pub(crate) fn recorded(
+    stream_id: &StreamId,
+    expected_version: u64,
+    events: Vec<NewEvent>,
+    rows: Option<Vec<PgRow>>,
+) -> Outcome {
+    let Some(rows) = rows else { return Ok(None) };
+    let mut recorded = Vec::with_capacity(events.len());
+    for ((i, event), row) in events.into_iter().enumerate().zip(rows) {
+        let position = LogPosition {
+            commit: row.try_get("commit_id").map_err(StoreError::backend)?,
+            position: row
+                .try_get("global_position")
+                .map_err(StoreError::backend)?,
+        };
+        recorded.push(event.recorded(stream_id.clone(), expected_version + 1 + i as u64, position));
+    }
+    Ok(Some(recorded))
 }
 
 fn row_to_event(row: &PgRow) -> Result<RecordedEvent, sqlx::Error> {
@@ -256,24 +290,24 @@ impl EventStore for PgEventStore {
         events: Vec<NewEvent>,
         idempotency: Option<IdempotencyRecord>,
     ) -> Result<Vec<RecordedEvent>, AppendError> {
-        // One statement in its own implicit transaction: one round trip.
-        let mut conn = self.pool.acquire().await.map_err(StoreError::backend)?;
-        let recorded = self
-            .try_insert(
-                &mut conn,
-                stream_id,
-                expected_version,
-                events,
-                idempotency.as_ref(),
-            )
-            .await?;
-        drop(conn);
-        // The connection is back in the pool before the conflict's version is read.
-        let Some(recorded) = recorded else {
-            return Err(self.conflict(stream_id, expected_version).await);
+        if events.is_empty() {
+            return Ok(Vec::new());
+        }
+        let (answer, outcome) = oneshot::channel();
+        let pending = Pending {
+            stream_id: stream_id.clone(),
+            expected_version,
+            events,
+            idempotency,
+            answer,
         };
-        self.appended.notify_waiters();
-        Ok(recorded)
+        let gone = || StoreError::Backend("the store's committer has stopped".into());
+        self.committer.send(pending).map_err(|_| gone())?;
+        match outcome.await.map_err(|_| gone())?? {
+            Some(recorded) => Ok(recorded),
+            // The committer's connection is back in the pool before the version is read.
+            None => Err(self.conflict(stream_id, expected_version).await),
+        }
     }
 
     async fn read_stream(
