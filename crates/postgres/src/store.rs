@@ -8,10 +8,10 @@ use msa_kernel::{
 };
 use sqlx::postgres::{PgConnectOptions, PgPool, PgPoolOptions, PgRow};
 use sqlx::{PgConnection, Postgres, QueryBuilder, Row};
-use tokio::sync::{mpsc, oneshot, Notify};
+use tokio::sync::{oneshot, Notify};
 use uuid::Uuid;
 
-use crate::group_commit::{self, Outcome, Pending};
+use crate::group_commit::{self, Committers, Outcome, Pending};
 
 const EVENT_COLUMNS: &str =
     "global_position, transaction_id::text::bigint AS commit_id, event_id, \
@@ -25,7 +25,7 @@ pub struct PgEventStore {
     upcasters: Arc<Upcasters>,
     appended: Arc<Notify>,
     /// Where appends wait to be committed in groups (see `group_commit.rs`).
-    committer: mpsc::UnboundedSender<Pending>,
+    committers: Arc<Committers>,
 }
 
 impl PgEventStore {
@@ -50,7 +50,7 @@ impl PgEventStore {
             .map_err(StoreError::backend)?;
         let appended = Arc::new(Notify::new());
         Ok(Self {
-            committer: group_commit::start(pool.clone(), appended.clone()),
+            committers: Arc::new(Committers::start(&pool, &appended)),
             pool,
             upcasters: Arc::new(Upcasters::new()),
             appended,
@@ -301,9 +301,8 @@ impl EventStore for PgEventStore {
             idempotency,
             answer,
         };
-        let gone = || StoreError::Backend("the store's committer has stopped".into());
-        self.committer.send(pending).map_err(|_| gone())?;
-        match outcome.await.map_err(|_| gone())?? {
+        self.committers.send(pending)?;
+        match outcome.await.map_err(|_| group_commit::stopped())?? {
             Some(recorded) => Ok(recorded),
             // The committer's connection is back in the pool before the version is read.
             None => Err(self.conflict(stream_id, expected_version).await),
