@@ -20,9 +20,9 @@
 //! light load keeps the parallelism of a connection per append. A stream always goes to the same
 //! committer: two groups in flight at once that append to the same stream (two members posting
 //! to one room) would make the later one wait for the earlier one's commit and then fail on the
-//! version's unique key, rolling back every append of it. (One committer for all streams made
-//! sends at 500 a second three times slower: every append waited for the round trips of the
-//! group before it.)
+//! version's unique key, rolling back every append of it. (With one committer for all streams
+//! every append waited for the round trips of the group before it: at 500 sends a second the
+//! send p50 was 29 ms against 10 ms without groups, in one pairing.)
 
 use std::hash::{BuildHasher, RandomState};
 use std::sync::Arc;
