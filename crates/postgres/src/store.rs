@@ -77,6 +77,9 @@ impl PgEventStore {
         expected_version: u64,
         events: Vec<NewEvent>,
     ) -> Result<Vec<RecordedEvent>, AppendError> {
+        if events.is_empty() {
+            return Ok(Vec::new());
+        }
         let statement = AppendStatement {
             stream_id,
             expected_version,
