@@ -97,8 +97,9 @@ impl Tokens {
             let pkcs8 = Ed25519KeyPair::generate_pkcs8(&random)
                 .map_err(|_| StoreError::Backend("cannot generate an Ed25519 key".into()))?;
             let kid = Uuid::now_v7().simple().to_string();
-            // Two instances starting at once may both generate; each keeps its own and both
-            // verify, since the JWKS lists every key.
+            // Two instances starting at once on an empty database may both generate one. Each
+            // signs with the last key it loaded and publishes the keys it loaded at open, so the
+            // first one's JWKS lacks the second's key until it opens again.
             sqlx::query(
                 "INSERT INTO signing_keys (kid, private_key, created_at) VALUES ($1, $2, $3)",
             )
