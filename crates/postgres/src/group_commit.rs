@@ -144,7 +144,8 @@ async fn together(pool: &PgPool, group: Vec<Pending>) {
         match pending.statement().run(&mut tx).await {
             Ok(rows) => stored.push(rows),
             Err(_) => {
-                drop(tx); // rolls back
+                // Nothing of the group stays: the statement's error already aborted it.
+                let _ = tx.rollback().await;
                 for pending in group {
                     alone(pool, pending).await;
                 }
