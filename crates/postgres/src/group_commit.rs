@@ -117,10 +117,10 @@ async fn alone(pool: &PgPool, pending: Pending) {
         Ok(mut conn) => pending.statement().execute(&mut conn).await,
         Err(error) => Err(StoreError::backend(error).into()),
     };
-    answer(pending, rows);
+    reply(pending, rows);
 }
 
-fn answer(pending: Pending, rows: Result<Option<Vec<PgRow>>, AppendError>) {
+fn reply(pending: Pending, rows: Result<Option<Vec<PgRow>>, AppendError>) {
     let Pending {
         stream_id,
         expected_version,
@@ -159,7 +159,7 @@ async fn together(pool: &PgPool, group: Vec<Pending>) {
     }
     for (pending, rows) in group.into_iter().zip(stored) {
         let rows = pending.statement().outcome(Ok(rows));
-        answer(pending, rows);
+        reply(pending, rows);
     }
 }
 

@@ -67,6 +67,11 @@ impl Bench {
         if let Some(body) = body {
             request = request.json(&body);
         }
+        Self::answer(request, path).await
+    }
+
+    /// Sends `request` and reads its status and JSON answer (`null` when it is not JSON).
+    async fn answer(request: reqwest::RequestBuilder, path: &str) -> Result<(u16, Value)> {
         let response = request
             .send()
             .await
@@ -125,10 +130,8 @@ impl Bench {
             .bearer_auth(&user.token)
             .header("Idempotency-Key", key)
             .json(&json!({"product_id": product["id"]}));
-        let answer = request.send().await?;
-        let status = answer.status();
-        let payment: Value = answer.json().await?;
-        if status != reqwest::StatusCode::CREATED && status != reqwest::StatusCode::OK {
+        let (status, payment) = Self::answer(request, "/v1/payments").await?;
+        if status != 201 && status != 200 {
             bail!("asking to pay for credits: {status} {payment}");
         }
         let path = format!(
