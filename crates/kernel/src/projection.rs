@@ -7,6 +7,7 @@ use std::time::{Duration, Instant};
 use async_trait::async_trait;
 use tokio::sync::watch;
 
+use crate::lookout::PACE;
 use crate::{
     DecodeError, EventStore, LogPosition, Lookout, ReadModelStore, RecordedEvent, StoreError,
 };
@@ -484,11 +485,6 @@ impl<R: ReadModelStore> ProjectionRunner<R> {
         self.read_models.commit(tx).await
     }
 }
-
-/// The least time between the starts of two batches of a following runner while events keep
-/// coming (a backlog is still read in full batches back to back). A read model may trail its log
-/// by up to this much more under a steady stream of appends.
-const PACE: Duration = Duration::from_millis(10);
 
 /// How long a following runner may keep the checkpoint of passed-over events only in memory.
 /// After a restart they are read (and passed over) again; nothing is applied twice.

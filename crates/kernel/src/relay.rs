@@ -18,6 +18,7 @@ use async_trait::async_trait;
 use tokio::sync::{watch, Mutex};
 
 use crate::bus::{events_topic, EventPublisher};
+use crate::lookout::PACE;
 use crate::{EventStore, LogPosition, Lookout, ReadModelStore, RecordedEvent, StoreError};
 
 /// Exclusive, expiring leases: who may run a singleton job.
@@ -246,6 +247,7 @@ impl<R: ReadModelStore + Leases> Relay<R> {
         let mut lookout = Lookout::default();
         while !*stop.borrow() {
             let wake = appended.notified();
+            let started = tokio::time::Instant::now();
             let pause = match self.step().await {
                 Ok(published) => {
                     if !leading {
@@ -259,6 +261,15 @@ impl<R: ReadModelStore + Leases> Relay<R> {
                     backoff = Duration::from_millis(250);
                     if published > 0 {
                         lookout.log_moved();
+                        if published < self.settings.batch_size {
+                            // Drained for now: what is appended meanwhile goes in the next
+                            // batch, a pace after this one started, rather than a read (and
+                            // an empty read's checkpoint save) per append.
+                            tokio::select! {
+                                _ = tokio::time::sleep_until(started + PACE) => {}
+                                _ = stop.changed() => {}
+                            }
+                        }
                         continue;
                     }
                     lookout.pause(self.settings.idle_poll)

@@ -6,7 +6,8 @@ use msa_kernel::repository::decode;
 use msa_kernel::{
     Aggregate, Projection, ProjectionError, RecordedEvent, StoreError, TableNames, TableSpec,
 };
-use msa_sql::SqlReadModelStore;
+use msa_sql::Bind::{Int, Text};
+use msa_sql::{Bind, SqlReadModelStore};
 use serde::Serialize;
 use sqlx::Row;
 use uuid::Uuid;
@@ -65,43 +66,77 @@ impl Projection<msa_sql::Tx> for Ledger {
         tables: &TableNames,
         event: &RecordedEvent,
     ) -> Result<(), ProjectionError> {
+        self.apply_all(tx, tables, &[event]).await
+    }
+
+    /// A batch's entries go in one statement: each entry's balance is the wallet's balance
+    /// before the batch plus the running sum of the batch's changes to it, so one spend no longer
+    /// costs a statement (and a round trip) that reads the row written just before.
+    async fn apply_all(
+        &self,
+        tx: &mut msa_sql::Tx,
+        tables: &TableNames,
+        events: &[&RecordedEvent],
+    ) -> Result<(), ProjectionError> {
         let table = tables.table("payment_ledger");
-        let change = decode::<WalletEvent>(event)?;
-        let (from, to, credits) = change.movement();
-        let (kind, reference) = match &change {
-            WalletEvent::CreditsPurchased { payment_id, .. } => {
-                ("credits_purchased", payment_id.to_string())
-            }
-            WalletEvent::CreditsRevoked { refund_id, .. } => {
-                ("credits_revoked", refund_id.to_string())
-            }
-            WalletEvent::MessageSpent { spend_key, .. } => ("message_spent", spend_key.clone()),
-            WalletEvent::SpendRefunded { spend_key, .. } => ("spend_refunded", spend_key.clone()),
-        };
-        let delta = match (from, to) {
-            (_, Account::Wallet) => credits as i64,
-            (Account::Wallet, _) => -(credits as i64),
-            _ => 0,
-        };
-        sqlx::query(&format!(
-            "INSERT INTO {table} (user_id, entry, kind, from_account, to_account, credits, reference, balance, at)
-             VALUES ($1, $2, $3, $4, $5, $6, $7,
-               COALESCE((SELECT balance FROM {table} WHERE user_id = $1 ORDER BY entry DESC LIMIT 1), 0) + $8, $9)"
-        ))
-        .bind(event.stream_id.id().to_owned())
-        .bind(change.entry() as i64)
-        .bind(kind)
-        .bind(account_name(from))
-        .bind(account_name(to))
-        .bind(credits as i64)
-        .bind(reference)
-        .bind(delta)
-        .bind(event.occurred_at.to_rfc3339())
-        .execute(&mut **tx)
+        let rows = events
+            .iter()
+            .map(|event| entry_row(event))
+            .collect::<Result<Vec<_>, _>>()?;
+        // The subquery reads the table as it was before the statement (PostgreSQL: the
+        // statement's snapshot; SQLite materializes a windowed SELECT before inserting), so it
+        // is the balance before the batch; within the batch a wallet's entries come in order.
+        msa_sql::execute_rows(
+            tx,
+            |n| {
+                format!(
+                    "WITH v (user_id, entry, kind, from_account, to_account, credits, reference, delta, at) AS (VALUES {})
+                     INSERT INTO {table} (user_id, entry, kind, from_account, to_account, credits, reference, balance, at)
+                     SELECT v.user_id, v.entry, v.kind, v.from_account, v.to_account, v.credits, v.reference,
+                       COALESCE((SELECT p.balance FROM {table} p WHERE p.user_id = v.user_id ORDER BY p.entry DESC LIMIT 1), 0)
+                         + SUM(v.delta) OVER (PARTITION BY v.user_id ORDER BY v.entry),
+                       v.at
+                     FROM v",
+                    msa_sql::placeholders(n, 9)
+                )
+            },
+            rows,
+        )
         .await
         .map_err(ProjectionError::apply)?;
         Ok(())
     }
+}
+
+/// The ledger row of one wallet event, in `apply_all`'s `VALUES` order (`delta`, the change to
+/// the wallet's purchased credits, in place of the balance).
+fn entry_row(event: &RecordedEvent) -> Result<Vec<Bind>, ProjectionError> {
+    let change = decode::<WalletEvent>(event)?;
+    let (from, to, credits) = change.movement();
+    let (kind, reference) = match &change {
+        WalletEvent::CreditsPurchased { payment_id, .. } => {
+            ("credits_purchased", payment_id.to_string())
+        }
+        WalletEvent::CreditsRevoked { refund_id, .. } => ("credits_revoked", refund_id.to_string()),
+        WalletEvent::MessageSpent { spend_key, .. } => ("message_spent", spend_key.clone()),
+        WalletEvent::SpendRefunded { spend_key, .. } => ("spend_refunded", spend_key.clone()),
+    };
+    let delta = match (from, to) {
+        (_, Account::Wallet) => credits as i64,
+        (Account::Wallet, _) => -(credits as i64),
+        _ => 0,
+    };
+    Ok(vec![
+        Text(event.stream_id.id().to_owned()),
+        Int(change.entry() as i64),
+        Text(kind.to_owned()),
+        Text(account_name(from)),
+        Text(account_name(to)),
+        Int(credits as i64),
+        Text(reference),
+        Int(delta),
+        Text(event.occurred_at.to_rfc3339()),
+    ])
 }
 
 /// A page of a wallet's entries, newest first, before entry `before`.
