@@ -146,11 +146,12 @@ pub async fn entries(
     before: Option<i64>,
     limit: u32,
 ) -> Result<Vec<LedgerEntry>, StoreError> {
-    let rows = sqlx::query(&format!(
-        "SELECT * FROM payment_ledger WHERE user_id = $1 AND entry < $2 ORDER BY entry DESC LIMIT {limit}"
-    ))
+    let rows = sqlx::query(
+        "SELECT * FROM payment_ledger WHERE user_id = $1 AND entry < $2 ORDER BY entry DESC LIMIT $3",
+    )
     .bind(user_id.to_string())
     .bind(before.unwrap_or(i64::MAX))
+    .bind(i64::from(limit))
     .fetch_all(db.pool())
     .await
     .map_err(StoreError::backend)?;

@@ -232,16 +232,17 @@ pub async fn payments_of(
     before: Option<Uuid>,
     limit: u32,
 ) -> Result<Vec<PaymentView>, StoreError> {
-    let rows = sqlx::query(&format!(
+    let rows = sqlx::query(
         "SELECT * FROM payment_payments WHERE user_id = $1 AND payment_id < $2
-         ORDER BY payment_id DESC LIMIT {limit}"
-    ))
+         ORDER BY payment_id DESC LIMIT $3",
+    )
     .bind(user_id.to_string())
     .bind(
         before
             .map(|id| id.to_string())
             .unwrap_or_else(|| "~".into()),
     )
+    .bind(i64::from(limit))
     .fetch_all(db.pool())
     .await
     .map_err(StoreError::backend)?;
@@ -261,10 +262,11 @@ pub async fn payments_in(
         .collect();
     let rows = sqlx::query(&format!(
         "SELECT * FROM payment_payments WHERE status IN ({}) AND payment_id > $1
-         ORDER BY payment_id LIMIT {limit}",
+         ORDER BY payment_id LIMIT $2",
         list.join(", ")
     ))
     .bind(after.map(|id| id.to_string()).unwrap_or_default())
+    .bind(i64::from(limit))
     .fetch_all(db.pool())
     .await
     .map_err(StoreError::backend)?;
