@@ -69,7 +69,7 @@ pub struct GatewayConfig {
 struct Gateway {
     config: GatewayConfig,
     client: reqwest::Client,
-    keys: RemoteKeys,
+    keys: Arc<RemoteKeys>,
     limits: Limits,
 }
 

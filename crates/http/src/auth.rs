@@ -3,7 +3,7 @@
 
 use std::collections::HashMap;
 use std::num::NonZeroUsize;
-use std::sync::{Arc, Mutex, RwLock};
+use std::sync::{Arc, Mutex, RwLock, Weak};
 
 use axum::extract::{FromRef, FromRequestParts};
 use axum::http::header;
@@ -14,7 +14,7 @@ use jsonwebtoken::{Algorithm, DecodingKey, Validation};
 use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
-use crate::Problem;
+use crate::{Problem, RemoteKeys};
 
 /// Who issues the tokens (`iss`), checked on every token.
 pub const ISSUER: &str = "msa.user";
@@ -95,6 +95,9 @@ pub struct TokenVerifier {
     /// Tokens whose signature and claims checked out with the current keys, by the token's exact
     /// text; only the expiry is checked again. Emptied when the keys change.
     verified: Mutex<lru::LruCache<String, Claims>>,
+    /// Where the keys come from when another process issues them: asked again for a key not
+    /// seen yet (see [`TokenVerifier::verify_fetching`]). None where the keys are local.
+    source: Option<Weak<RemoteKeys>>,
 }
 
 impl Default for TokenVerifier {
@@ -104,6 +107,7 @@ impl Default for TokenVerifier {
             verified: Mutex::new(lru::LruCache::new(
                 NonZeroUsize::new(VERIFIED_TOKENS).expect("not zero"),
             )),
+            source: None,
         }
     }
 }
@@ -113,6 +117,14 @@ impl TokenVerifier {
         let verifier = Self::default();
         verifier.replace_keys(jwks);
         verifier
+    }
+
+    /// A verifier fed by `source` (the user service's keys as another process fetches them).
+    pub(crate) fn fed_by(source: Weak<RemoteKeys>) -> Self {
+        Self {
+            source: Some(source),
+            ..Self::default()
+        }
     }
 
     /// Swaps in a new key set (after the issuer rotated its keys). Keys that are not Ed25519 JWKs
@@ -144,6 +156,22 @@ impl TokenVerifier {
         let claims = self.check(token)?;
         self.remembered().put(token.to_owned(), claims.clone());
         Ok(claims)
+    }
+
+    /// [`verify`](Self::verify), and for a token signed with a key not seen yet, the keys are
+    /// fetched again from their source first (when the verifier has one, at most once every few
+    /// seconds: [`RemoteKeys::verify`]), so a key the user service added since the last
+    /// refresh is taken at once.
+    pub async fn verify_fetching(&self, token: &str) -> Result<Claims, TokenError> {
+        match self.verify(token) {
+            Err(TokenError::UnknownKey(kid)) => {
+                match self.source.as_ref().and_then(Weak::upgrade) {
+                    Some(source) => source.verify(token).await,
+                    None => Err(TokenError::UnknownKey(kid)),
+                }
+            }
+            other => other,
+        }
     }
 
     /// The full check: header, key, signature, issuer, expiry.
@@ -206,7 +234,9 @@ where
                     .or_else(|| v.strip_prefix("bearer "))
             })
             .ok_or(TokenError::Missing)?;
-        let claims = Arc::<TokenVerifier>::from_ref(state).verify(token.trim())?;
+        let claims = Arc::<TokenVerifier>::from_ref(state)
+            .verify_fetching(token.trim())
+            .await?;
         Ok(Caller {
             user_id: claims.sub,
             roles: claims.roles,

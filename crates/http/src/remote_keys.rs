@@ -23,13 +23,14 @@ pub struct RemoteKeys {
 
 impl RemoteKeys {
     /// Keys of the user service at `user_url`; none until the first [`fetch`](Self::fetch).
-    pub fn new(user_url: &str, client: reqwest::Client) -> Self {
-        Self {
+    /// Their verifier comes back here for a key it does not know (while these keys live).
+    pub fn new(user_url: &str, client: reqwest::Client) -> Arc<Self> {
+        Arc::new_cyclic(|keys| Self {
             url: format!("{}/.well-known/jwks.json", user_url.trim_end_matches('/')),
             client,
-            verifier: Arc::new(TokenVerifier::new(&Jwks::default())),
+            verifier: Arc::new(TokenVerifier::fed_by(keys.clone())),
             fetched_at: tokio::sync::Mutex::new(None),
-        }
+        })
     }
 
     pub fn url(&self) -> &str {
@@ -118,10 +119,7 @@ mod tests {
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let address = listener.local_addr().unwrap();
         tokio::spawn(async move { axum::serve(listener, jwks).await });
-        let keys = Arc::new(RemoteKeys::new(
-            &format!("http://{address}"),
-            reqwest::Client::new(),
-        ));
+        let keys = RemoteKeys::new(&format!("http://{address}"), reqwest::Client::new());
 
         let checks = (0..20).map(|_| {
             let keys = keys.clone();
@@ -147,5 +145,58 @@ mod tests {
             Err(TokenError::UnknownKey(kid)) if kid == "k2"
         ));
         assert_eq!(fetches.load(Ordering::SeqCst), 1);
+    }
+
+    /// A service checks tokens in its `Caller` extractor with the keys' verifier: a token signed
+    /// with a key the verifier has not seen makes it fetch the keys, as the gateway does.
+    #[tokio::test]
+    async fn a_service_meeting_an_unknown_key_fetches_the_keys_again() {
+        let (key, jwk) = signer("k1");
+        let jwks = Router::new().route(
+            "/.well-known/jwks.json",
+            get(move || {
+                let jwks = Jwks {
+                    keys: vec![jwk.clone()],
+                };
+                async move { Json(jwks) }
+            }),
+        );
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let user_service = listener.local_addr().unwrap();
+        tokio::spawn(async move { axum::serve(listener, jwks).await });
+        // Never fetched: the service knows no key yet.
+        let keys = RemoteKeys::new(&format!("http://{user_service}"), reqwest::Client::new());
+        let verifier = keys.verifier();
+        let signed = token(&key, "k1", 60);
+        assert!(matches!(
+            verifier.verify(&signed),
+            Err(TokenError::UnknownKey(_))
+        ));
+
+        let service = Router::new()
+            .route(
+                "/me",
+                get(|caller: crate::auth::Caller| async move { caller.user_id.to_string() }),
+            )
+            .with_state(verifier.clone());
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let address = listener.local_addr().unwrap();
+        tokio::spawn(async move { axum::serve(listener, service).await });
+        let answer = reqwest::Client::new()
+            .get(format!("http://{address}/me"))
+            .bearer_auth(&signed)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(answer.status(), 200, "{:?}", answer.text().await);
+        assert!(verifier.verify(&signed).is_ok(), "the fetched key stays");
+
+        // Once the keys are gone (their service stopped), an unknown key is only refused.
+        drop(keys);
+        let (other, _) = signer("k2");
+        assert!(matches!(
+            verifier.verify_fetching(&token(&other, "k2", 60)).await,
+            Err(TokenError::UnknownKey(kid)) if kid == "k2"
+        ));
     }
 }

@@ -13,7 +13,9 @@ use tokio::sync::watch;
 const REFRESH_EVERY: Duration = Duration::from_secs(30);
 
 /// A verifier of the user service's access tokens. Waits for the user service at start (saying
-/// so once), then refreshes the keys in the background until `stop`.
+/// so once), then refreshes the keys in the background until `stop`; between refreshes a token
+/// signed with a key not seen yet makes the verifier fetch them at once
+/// (`TokenVerifier::verify_fetching`, at most once every few seconds).
 pub async fn verifier(
     user_url: &str,
     mut stop: watch::Receiver<bool>,
