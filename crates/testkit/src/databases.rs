@@ -30,6 +30,12 @@ pub async fn postgres_url() -> Option<String> {
         }
         Err(error) => panic!("CI=true and PostgreSQL at {base} cannot be reached: {error}"),
     };
+    static SWEPT: std::sync::Once = std::sync::Once::new();
+    let mut sweep = false;
+    SWEPT.call_once(|| sweep = true);
+    if sweep {
+        sweep_stale_schemas(&mut admin).await;
+    }
     let schema = format!("t_{}", Uuid::now_v7().simple());
     sqlx::query(&format!("CREATE SCHEMA {schema}"))
         .execute(&mut admin)
@@ -40,6 +46,50 @@ pub async fn postgres_url() -> Option<String> {
     Some(format!(
         "{base}{separator}options=-c%20search_path%3D{schema}"
     ))
+}
+
+/// How old a test schema must be before a later test process drops it.
+const STALE_AFTER: std::time::Duration = std::time::Duration::from_secs(3600);
+
+/// Drops the test schemas (`t_<UUIDv7>`) made more than [`STALE_AFTER`] ago. A plain
+/// `cargo test` (outside the test command, which drops its whole database) makes them in the
+/// server's `postgres` database and cannot drop them when a test ends (no async drop), so each
+/// test process sweeps what earlier runs left, once, when it makes its first schema. Their
+/// names carry the time they were made; a schema of a test still running is never an hour old.
+pub async fn sweep_stale_schemas(admin: &mut sqlx::PgConnection) {
+    let names: Vec<String> = match sqlx::query_scalar(
+        "SELECT nspname::text FROM pg_namespace WHERE nspname LIKE 't\\_%'",
+    )
+    .fetch_all(&mut *admin)
+    .await
+    {
+        Ok(names) => names,
+        Err(error) => {
+            eprintln!("could not list old test schemas: {error}");
+            return;
+        }
+    };
+    let now = std::time::SystemTime::now();
+    for name in names {
+        let made = name
+            .strip_prefix("t_")
+            .and_then(|id| Uuid::try_parse(id).ok())
+            .and_then(|id| id.get_timestamp())
+            .map(|at| {
+                let (seconds, nanos) = at.to_unix();
+                std::time::UNIX_EPOCH + std::time::Duration::new(seconds, nanos)
+            });
+        let stale =
+            made.is_some_and(|made| now.duration_since(made).is_ok_and(|age| age >= STALE_AFTER));
+        if stale {
+            if let Err(error) = sqlx::query(&format!("DROP SCHEMA IF EXISTS {name} CASCADE"))
+                .execute(&mut *admin)
+                .await
+            {
+                eprintln!("could not drop the old test schema {name}: {error}");
+            }
+        }
+    }
 }
 
 /// A URL to a fresh, empty database on the test server (for tests of whole processes, which lay
