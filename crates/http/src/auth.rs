@@ -160,13 +160,13 @@ impl TokenVerifier {
 
     /// [`verify`](Self::verify), and for a token signed with a key not seen yet, the keys are
     /// fetched again from their source first (when the verifier has one, at most once every few
-    /// seconds: [`RemoteKeys::verify`]), so a key the user service added since the last
+    /// seconds; a request meeting a fetch under way waits for it), so a key the user service added since the last
     /// refresh is taken at once.
     pub async fn verify_fetching(&self, token: &str) -> Result<Claims, TokenError> {
         match self.verify(token) {
             Err(TokenError::UnknownKey(kid)) => {
                 match self.source.as_ref().and_then(Weak::upgrade) {
-                    Some(source) => source.verify(token).await,
+                    Some(source) => source.verify_unknown_key(token).await,
                     None => Err(TokenError::UnknownKey(kid)),
                 }
             }

@@ -63,23 +63,24 @@ impl RemoteKeys {
     }
 
     /// Checks an access token, fetching the keys again for a key not seen before (unless they
-    /// were fetched a moment ago).
+    /// were fetched a moment ago): [`TokenVerifier::verify_fetching`] on these keys' verifier.
     pub async fn verify(&self, token: &str) -> Result<Claims, TokenError> {
+        self.verifier.verify_fetching(token).await
+    }
+
+    /// For a token the verifier found signed with an unknown key: waits for a fetch under way,
+    /// checks again, and fetches the keys itself unless they were fetched a moment ago.
+    pub(crate) async fn verify_unknown_key(&self, token: &str) -> Result<Claims, TokenError> {
+        let mut fetched_at = self.fetched_at.lock().await;
+        // A fetch that finished while this request waited may have brought the key.
         match self.verifier.verify(token) {
-            Err(TokenError::UnknownKey(_)) => {
-                let mut fetched_at = self.fetched_at.lock().await;
-                // A fetch that finished while this request waited may have brought the key.
-                match self.verifier.verify(token) {
-                    Err(TokenError::UnknownKey(_))
-                        if fetched_at.is_none_or(|at| at.elapsed() >= REFETCH_AT_MOST_EVERY) =>
-                    {
-                        if let Err(error) = self.fetch_holding(&mut fetched_at).await {
-                            tracing::warn!(url = %self.url, error = %error.without_url(), "cannot fetch the user service's keys");
-                        }
-                        self.verifier.verify(token)
-                    }
-                    other => other,
+            Err(TokenError::UnknownKey(_))
+                if fetched_at.is_none_or(|at| at.elapsed() >= REFETCH_AT_MOST_EVERY) =>
+            {
+                if let Err(error) = self.fetch_holding(&mut fetched_at).await {
+                    tracing::warn!(url = %self.url, error = %error.without_url(), "cannot fetch the user service's keys");
                 }
+                self.verifier.verify(token)
             }
             other => other,
         }

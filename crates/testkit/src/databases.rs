@@ -30,10 +30,8 @@ pub async fn postgres_url() -> Option<String> {
         }
         Err(error) => panic!("CI=true and PostgreSQL at {base} cannot be reached: {error}"),
     };
-    static SWEPT: std::sync::Once = std::sync::Once::new();
-    let mut sweep = false;
-    SWEPT.call_once(|| sweep = true);
-    if sweep {
+    static SWEPT: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
+    if !SWEPT.swap(true, std::sync::atomic::Ordering::Relaxed) {
         sweep_stale_schemas(&mut admin).await;
     }
     let schema = format!("t_{}", Uuid::now_v7().simple());
@@ -69,18 +67,15 @@ pub async fn sweep_stale_schemas(admin: &mut sqlx::PgConnection) {
             return;
         }
     };
-    let now = std::time::SystemTime::now();
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |since| since.as_secs());
     for name in names {
-        let made = name
+        let stale = name
             .strip_prefix("t_")
             .and_then(|id| Uuid::try_parse(id).ok())
             .and_then(|id| id.get_timestamp())
-            .map(|at| {
-                let (seconds, nanos) = at.to_unix();
-                std::time::UNIX_EPOCH + std::time::Duration::new(seconds, nanos)
-            });
-        let stale =
-            made.is_some_and(|made| now.duration_since(made).is_ok_and(|age| age >= STALE_AFTER));
+            .is_some_and(|made| made.to_unix().0 + STALE_AFTER.as_secs() <= now);
         if stale {
             if let Err(error) = sqlx::query(&format!("DROP SCHEMA IF EXISTS {name} CASCADE"))
                 .execute(&mut *admin)
