@@ -11,6 +11,7 @@
 //! - [`repository`]: load, decide, append; the command side in one call;
 //! - [`readmodel`] and [`projection`]: the query side (checkpoints, inbox, rebuildable projections);
 //! - [`lookout`]: when a log reader that read nothing looks again;
+//! - [`shared_tail`]: a process's log readers share their reads of the log's end;
 //! - [`bus`], [`relay`], [`consumer`], [`in_process`]: events between contexts;
 //! - [`testing`]: given/when/then for aggregates.
 
@@ -25,6 +26,7 @@ pub mod projection;
 pub mod readmodel;
 pub mod relay;
 pub mod repository;
+pub mod shared_tail;
 pub mod snapshot;
 pub mod store;
 pub mod testing;
@@ -37,6 +39,7 @@ pub use lookout::Lookout;
 pub use projection::{Projection, ProjectionError, ProjectionRunner, TableNames, TableSpec};
 pub use readmodel::ReadModelStore;
 pub use repository::{CommandError, Executed, Repository};
+pub use shared_tail::SharedTail;
 pub use snapshot::Snapshot;
 pub use store::{AppendError, EventStore, IdempotencyRecord, StoreError};
 pub use upcast::Upcasters;

@@ -9,7 +9,7 @@ use std::str::FromStr;
 use std::sync::Arc;
 
 use anyhow::{Context, Result};
-use msa_kernel::EventStore;
+use msa_kernel::{EventStore, SharedTail};
 use msa_postgres::PgEventStore;
 use msa_sql::SqlReadModelStore;
 use msa_sqlite::SqliteEventStore;
@@ -81,9 +81,15 @@ async fn open_sqlite(data_dir: &Path, context: &'static str) -> Result<ContextSt
             })?;
     Ok(ContextStores {
         context,
-        events: Arc::new(events),
+        events: shared(events),
         read_models: Arc::new(read_models),
     })
+}
+
+/// The context's event store as its log readers in this process (relay, projections, live feed,
+/// in-process bus) use it: sharing their reads of the log's end.
+fn shared(events: impl EventStore + 'static) -> Arc<dyn EventStore> {
+    Arc::new(SharedTail::new(Arc::new(events)))
 }
 
 /// A context's key vault: where the keys of its encrypted personal data live, apart from its
@@ -148,7 +154,7 @@ async fn open_postgres(url: &str, context: &'static str, pool_size: u32) -> Resu
         .with_context(|| format!("opening the {context} query database in schema {schema}"))?;
     Ok(ContextStores {
         context,
-        events: Arc::new(events),
+        events: shared(events),
         read_models: Arc::new(read_models),
     })
 }

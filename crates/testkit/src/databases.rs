@@ -1,6 +1,6 @@
 use std::sync::Arc;
 
-use msa_kernel::{EventStore, Upcasters};
+use msa_kernel::{EventStore, SharedTail, Upcasters};
 use msa_postgres::PgEventStore;
 use msa_sql::SqlReadModelStore;
 use msa_sqlite::SqliteEventStore;
@@ -116,6 +116,7 @@ pub async fn postgres_database() -> Option<String> {
 
 /// An event store and a query database of one backend, empty, for one test.
 pub struct TestStores {
+    /// The event store as the services use it: its log readers share reads of the log's end.
     pub events: Arc<dyn EventStore>,
     pub read_models: Arc<SqlReadModelStore>,
     /// The PostgreSQL store when the backend is PostgreSQL (for transaction-level tests).
@@ -140,7 +141,7 @@ impl TestStores {
             .await
             .expect("open the SQLite query database");
         Self {
-            events: Arc::new(events.clone()),
+            events: Arc::new(SharedTail::new(Arc::new(events.clone()))),
             read_models: Arc::new(read_models),
             postgres: None,
             sqlite: Some(events),
@@ -160,7 +161,7 @@ impl TestStores {
             .await
             .expect("open the PostgreSQL query database");
         Some(Self {
-            events: Arc::new(events.clone()),
+            events: Arc::new(SharedTail::new(Arc::new(events.clone()))),
             read_models: Arc::new(read_models),
             postgres: Some(events),
             sqlite: None,

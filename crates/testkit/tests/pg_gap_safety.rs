@@ -1,12 +1,15 @@
 //! Gap safety of the PostgreSQL global log: a reader following it never passes a transaction that
-//! has not committed yet, so no event is ever skipped, and never sees a rolled-back one.
+//! has not committed yet, so no event is ever skipped, and never sees a rolled-back one, also when
+//! readers share a tail of the log (`SharedTail`).
 
 use std::collections::{HashMap, HashSet};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use msa_kernel::repository::encode;
 use msa_kernel::{
-    EventMetadata, EventStore, LogPosition, NewEvent, ProjectionRunner, StreamId, Upcasters,
+    EventMetadata, EventStore, LogPosition, NewEvent, ProjectionRunner, SharedTail, StreamId,
+    Upcasters,
 };
 use msa_testkit::tally::{upcasters, TallyEvent, TallyTotals};
 use msa_testkit::{eventually, TestStores};
@@ -204,36 +207,20 @@ async fn concurrent_writers_with_rollbacks_reach_a_subscriber_exactly_once_in_or
         })
         .collect();
 
-    // The subscriber follows the log while the writers run, then until it has everything.
+    // Subscribers follow the log while the writers run, then until they have everything: one
+    // alone on the store as the services use it, three sharing a tail that holds only 64 events
+    // (so they read from it, past it and behind it), reading 1000, 37 and 5 events at a time.
     let (done, writers_done) = tokio::sync::watch::channel(false);
-    let subscriber = {
-        let events = stores.events.clone();
-        let run = run.clone();
-        tokio::spawn(async move {
-            let mut position = LogPosition::START;
-            let mut seen: Vec<(Uuid, String, u64)> = Vec::new();
-            let deadline = Instant::now() + Duration::from_secs(240);
-            while Instant::now() < deadline {
-                // Once every writer has finished, one empty read means everything was read.
-                let finished = *writers_done.borrow();
-                let batch = follow(&*events, &mut position).await;
-                if batch.is_empty() {
-                    if finished {
-                        break;
-                    }
-                    tokio::time::sleep(Duration::from_millis(5)).await;
-                    continue;
-                }
-                seen.extend(
-                    batch
-                        .into_iter()
-                        .filter(|e| e.stream_id.as_str().contains(&run))
-                        .map(|e| (e.event_id, e.stream_id.to_string(), e.version)),
-                );
-            }
-            seen
-        })
-    };
+    let small_tail: Arc<dyn EventStore> = Arc::new(SharedTail::holding(Arc::new(pg.clone()), 64));
+    let subscribers = [
+        (stores.events.clone(), 1000),
+        (small_tail.clone(), 1000),
+        (small_tail.clone(), 37),
+        (small_tail, 5),
+    ]
+    .map(|(events, limit)| {
+        tokio::spawn(subscribe(events, run.clone(), limit, writers_done.clone()))
+    });
 
     let mut committed = HashSet::new();
     let mut rolled_back = HashSet::new();
@@ -243,24 +230,64 @@ async fn concurrent_writers_with_rollbacks_reach_a_subscriber_exactly_once_in_or
         rolled_back.extend(written.rolled_back);
     }
     done.send(true).unwrap();
-    let seen = subscriber.await.unwrap();
-
     assert!(
         !rolled_back.is_empty(),
         "the test must roll some transactions back"
     );
+    for (n, subscriber) in subscribers.into_iter().enumerate() {
+        let seen = subscriber.await.unwrap();
+        eprintln!("subscriber {n}: {} events", seen.len());
+        check(&seen, &committed, &rolled_back);
+    }
+}
+
+/// Follows the log `limit` events at a time, keeping the events of this `run`, until the writers
+/// are done and a read comes back empty.
+async fn subscribe(
+    events: Arc<dyn EventStore>,
+    run: String,
+    limit: usize,
+    writers_done: tokio::sync::watch::Receiver<bool>,
+) -> Vec<(Uuid, String, u64)> {
+    let mut position = LogPosition::START;
+    let mut seen = Vec::new();
+    let deadline = Instant::now() + Duration::from_secs(240);
+    while Instant::now() < deadline {
+        // Once every writer has finished, one empty read means everything was read.
+        let finished = *writers_done.borrow();
+        let batch = events.read_all(position, limit).await.unwrap();
+        let Some(last) = batch.last() else {
+            if finished {
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(5)).await;
+            continue;
+        };
+        position = last.position;
+        seen.extend(
+            batch
+                .into_iter()
+                .filter(|e| e.stream_id.as_str().contains(&run))
+                .map(|e| (e.event_id, e.stream_id.to_string(), e.version)),
+        );
+    }
+    seen
+}
+
+/// Every committed event exactly once, no rolled-back one, each stream in order.
+fn check(seen: &[(Uuid, String, u64)], committed: &HashSet<Uuid>, rolled_back: &HashSet<Uuid>) {
     let seen_ids: HashSet<_> = seen.iter().map(|(id, _, _)| *id).collect();
     assert_eq!(seen_ids.len(), seen.len(), "an event was delivered twice");
     assert!(
-        seen_ids.is_disjoint(&rolled_back),
+        seen_ids.is_disjoint(rolled_back),
         "a rolled-back event was delivered"
     );
     let missing = committed.difference(&seen_ids).count();
     assert_eq!(missing, 0, "{missing} committed events were skipped");
-    assert_eq!(seen_ids, committed);
+    assert_eq!(&seen_ids, committed);
 
     let mut last_version: HashMap<&str, u64> = HashMap::new();
-    for (_, stream, version) in &seen {
+    for (_, stream, version) in seen {
         let previous = last_version.insert(stream, *version).unwrap_or(0);
         assert_eq!(*version, previous + 1, "{stream} out of order");
     }

@@ -6,6 +6,7 @@ use std::time::{Duration, Instant};
 
 use futures::future::join_all;
 use msa_kernel::repository::{encode, IdempotencyKey};
+use msa_kernel::shared_tail::HELD_FOR;
 use msa_kernel::{
     AppendError, CommandError, EventMetadata, IdempotencyRecord, LogPosition, NewEvent,
     ProjectionRunner, ReadModelStore, Repository, Snapshot, StreamId,
@@ -600,7 +601,9 @@ async fn a_bad_stored_event_is_named_and_keeps_the_checkpoint(stores: TestStores
             assert_eq!(totals(&stores).await, before);
         }
         // Repair the data by hand the way an operator would: here, by deleting the stream's row.
+        // Readers see the repair once the shared tail forgets what it read (`HELD_FOR`).
         stores.delete_stream(&s).await;
+        tokio::time::sleep(HELD_FOR).await;
     }
     repo.execute(&good, &TallyCommand::Add { amount: 3 }, &meta())
         .await

@@ -38,6 +38,8 @@ use crate::domain::{MembershipChange, Room, RoomEvent};
 const BUFFER: usize = 4096;
 /// How often the tail looks for events appended by other processes (its own appends wake it).
 const IDLE_POLL: Duration = Duration::from_millis(250);
+/// Events the tail reads at a time.
+const READ_SIZE: usize = 500;
 const HEARTBEAT: Duration = Duration::from_secs(20);
 /// A client silent this long (no pong, no frame) is gone.
 const SILENCE: Duration = Duration::from_secs(60);
@@ -123,7 +125,7 @@ impl LiveFeed {
             let mut lookout = Lookout::default();
             while !*stop.borrow() {
                 let wake = appended.notified();
-                match events.read_all(position, 500).await {
+                match events.read_all(position, READ_SIZE).await {
                     Ok(batch) if !batch.is_empty() => {
                         for recorded in &batch {
                             if let Some(live) = live_event(recorded) {
@@ -133,7 +135,11 @@ impl LiveFeed {
                         position = batch.last().expect("not empty").position;
                         head_tx.send_replace(Some(position));
                         lookout.log_moved();
-                        continue;
+                        // A full batch leaves more to read now; a short one read all there
+                        // was, and the next append wakes the tail (or the lookout looks again).
+                        if batch.len() == READ_SIZE {
+                            continue;
+                        }
                     }
                     Ok(_) => {}
                     Err(error) => {

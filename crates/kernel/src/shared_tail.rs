@@ -1,0 +1,250 @@
+//! One process's readers of a global log share their reads of its end.
+//!
+//! A context's log has several readers in one process: its relay, each projection, chat's live
+//! feed, the in-process bus. Each used to read the log's end on its own, so one append cost every
+//! reader a query (PostgreSQL: about a thousand log reads a second at a thousand messages a
+//! second, a fifth of the database's statements). [`SharedTail`] wraps the context's event store
+//! and keeps the stretch of the log last read at its end in memory: a reader inside that stretch
+//! is answered from memory, and the readers that reach its end wait for one read instead of
+//! making one each.
+//!
+//! Why this is sound: every read of the global log is gap-safe (the store never returns an event
+//! while an earlier one may still commit), so the events a read returned after a position are
+//! the log's events after it, for good. The stretch held is always such a read, or reads joined
+//! end to start; nothing appended is put in it before a read returns it.
+//!
+//! Events are never changed, but an operator may repair a bad one by hand (a projection stalls on
+//! it until then). So an event is held for [`HELD_FOR`] after it was read, no longer: a reader
+//! that retries after its backoff reads the repaired log.
+
+use std::collections::VecDeque;
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::{Duration, Instant};
+
+use async_trait::async_trait;
+use tokio::sync::Notify;
+
+use crate::{
+    AppendError, EventStore, IdempotencyRecord, LogPosition, NewEvent, RecordedEvent, Snapshot,
+    StoreError, StreamId,
+};
+
+/// Events held by default: a few seconds of a busy context, a few MiB.
+pub const DEFAULT_HELD: usize = 4096;
+
+/// How long an event is held after it was read.
+pub const HELD_FOR: Duration = Duration::from_secs(1);
+
+/// Events asked for when the end of the log is read for the readers waiting at it.
+const READ_AT_END: usize = 500;
+
+/// An event store whose log readers share the log's end (see the module docs). Everything but
+/// `read_all` goes straight to the wrapped store.
+pub struct SharedTail {
+    inner: Arc<dyn EventStore>,
+    held: usize,
+    tail: Mutex<Option<Tail>>,
+    /// Held by the one reader reading at the tail's end; the others wait and look again. Holds
+    /// when the last such read started, if it reached the end of what the log showed.
+    reading: tokio::sync::Mutex<Option<Instant>>,
+}
+
+/// A stretch of the log: every event after `start` up to the last one held, in log order, each
+/// with when it was read.
+struct Tail {
+    start: LogPosition,
+    events: VecDeque<(Instant, RecordedEvent)>,
+}
+
+impl Tail {
+    fn end(&self) -> LogPosition {
+        self.events
+            .back()
+            .map_or(self.start, |(_, event)| event.position)
+    }
+
+    /// The held events after `after` (up to `limit`), or `None` when `after` is outside the
+    /// stretch. Empty when `after` is its end.
+    fn after(&mut self, after: LogPosition, limit: usize) -> Option<Vec<RecordedEvent>> {
+        self.forget(usize::MAX);
+        if after < self.start || after > self.end() {
+            return None;
+        }
+        let first = self
+            .events
+            .partition_point(|(_, event)| event.position <= after);
+        let held = self.events.range(first..).take(limit);
+        Some(held.map(|(_, event)| event.clone()).collect())
+    }
+
+    /// Adds a read made from the end.
+    fn extend(&mut self, read: &[RecordedEvent], held: usize) {
+        let now = Instant::now();
+        self.events
+            .extend(read.iter().map(|event| (now, event.clone())));
+        self.forget(held);
+    }
+
+    /// Forgets the oldest events beyond `held`, and those read more than `HELD_FOR` ago.
+    fn forget(&mut self, held: usize) {
+        while let Some((read, _)) = self.events.front() {
+            if self.events.len() <= held && read.elapsed() <= HELD_FOR {
+                break;
+            }
+            let (_, forgotten) = self.events.pop_front().expect("an event");
+            self.start = forgotten.position;
+        }
+    }
+}
+
+impl SharedTail {
+    pub fn new(inner: Arc<dyn EventStore>) -> Self {
+        Self::holding(inner, DEFAULT_HELD)
+    }
+
+    /// Keeps at most `held` events in memory.
+    pub fn holding(inner: Arc<dyn EventStore>, held: usize) -> Self {
+        Self {
+            inner,
+            held: held.max(1),
+            tail: Mutex::new(None),
+            reading: tokio::sync::Mutex::new(None),
+        }
+    }
+
+    fn tail(&self) -> MutexGuard<'_, Option<Tail>> {
+        // A panic while holding the lock cannot leave a half-made stretch: `extend` only pushes
+        // and pops whole events.
+        self.tail
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+    }
+
+    fn held_after(&self, after: LogPosition, limit: usize) -> Option<Vec<RecordedEvent>> {
+        self.tail()
+            .as_mut()
+            .and_then(|tail| tail.after(after, limit))
+    }
+
+    /// A reader at the end of the stretch: one of them reads the log, the others use that read.
+    async fn read_at_end(
+        &self,
+        after: LogPosition,
+        limit: usize,
+    ) -> Result<Vec<RecordedEvent>, StoreError> {
+        let asked = Instant::now();
+        let mut last_read = self.reading.lock().await;
+        match self.held_after(after, limit) {
+            Some(events) if !events.is_empty() => return Ok(events),
+            // A read that started after this reader asked and found the end of the log saw
+            // all this reader would see.
+            Some(events) if last_read.is_some_and(|started| started >= asked) => return Ok(events),
+            Some(_) => {}
+            None => return self.read_elsewhere(after, limit).await,
+        }
+        let started = Instant::now();
+        *last_read = None;
+        let read = self.inner.read_all(after, limit.max(READ_AT_END)).await?;
+        if read.len() < limit.max(READ_AT_END) {
+            *last_read = Some(started);
+        }
+        let mut tail = self.tail();
+        if let Some(tail) = tail.as_mut().filter(|tail| tail.end() == after) {
+            tail.extend(&read, self.held);
+        }
+        drop(tail);
+        Ok(read.into_iter().take(limit).collect())
+    }
+
+    /// A reader outside the stretch reads the log itself. When it reached the end of the log
+    /// beyond the stretch (or there is none yet), its read becomes the stretch.
+    async fn read_elsewhere(
+        &self,
+        after: LogPosition,
+        limit: usize,
+    ) -> Result<Vec<RecordedEvent>, StoreError> {
+        let read = self.inner.read_all(after, limit).await?;
+        if read.len() < limit {
+            let mut tail = self.tail();
+            if tail.as_ref().is_none_or(|tail| after > tail.end()) {
+                let mut fresh = Tail {
+                    start: after,
+                    events: VecDeque::new(),
+                };
+                fresh.extend(&read, self.held);
+                *tail = Some(fresh);
+            }
+        }
+        Ok(read)
+    }
+}
+
+#[async_trait]
+impl EventStore for SharedTail {
+    async fn append(
+        &self,
+        stream_id: &StreamId,
+        expected_version: u64,
+        events: Vec<NewEvent>,
+        idempotency: Option<IdempotencyRecord>,
+    ) -> Result<Vec<RecordedEvent>, AppendError> {
+        self.inner
+            .append(stream_id, expected_version, events, idempotency)
+            .await
+    }
+
+    async fn read_stream(
+        &self,
+        stream_id: &StreamId,
+        after_version: u64,
+    ) -> Result<Vec<RecordedEvent>, StoreError> {
+        self.inner.read_stream(stream_id, after_version).await
+    }
+
+    async fn read_all(
+        &self,
+        after: LogPosition,
+        limit: usize,
+    ) -> Result<Vec<RecordedEvent>, StoreError> {
+        if limit == 0 {
+            return Ok(Vec::new());
+        }
+        match self.held_after(after, limit) {
+            Some(events) if !events.is_empty() => Ok(events),
+            Some(_) => self.read_at_end(after, limit).await,
+            None => self.read_elsewhere(after, limit).await,
+        }
+    }
+
+    async fn head_position(&self) -> Result<i64, StoreError> {
+        self.inner.head_position().await
+    }
+
+    async fn last_position(&self) -> Result<LogPosition, StoreError> {
+        self.inner.last_position().await
+    }
+
+    async fn load_snapshot(&self, stream_id: &StreamId) -> Result<Option<Snapshot>, StoreError> {
+        self.inner.load_snapshot(stream_id).await
+    }
+
+    async fn save_snapshot(&self, snapshot: &Snapshot) -> Result<(), StoreError> {
+        self.inner.save_snapshot(snapshot).await
+    }
+
+    async fn idempotency_record(
+        &self,
+        scope: &str,
+        key: &str,
+    ) -> Result<Option<IdempotencyRecord>, StoreError> {
+        self.inner.idempotency_record(scope, key).await
+    }
+
+    async fn save_idempotency_record(&self, record: &IdempotencyRecord) -> Result<(), AppendError> {
+        self.inner.save_idempotency_record(record).await
+    }
+
+    fn appended(&self) -> Arc<Notify> {
+        self.inner.appended()
+    }
+}
