@@ -2,12 +2,6 @@
 
 use std::time::Duration;
 
-/// The least time between the starts of two batches of a log reader that batches (a projection
-/// runner, a relay) while events keep coming; a backlog is still read in full batches back to
-/// back. Under a steady stream of appends such a reader trails its log by up to this much more,
-/// and costs a read (and a transaction) per pace rather than per append.
-pub(crate) const PACE: Duration = Duration::from_millis(10);
-
 /// The first look again after the log moved.
 const FIRST_LOOK: Duration = Duration::from_millis(2);
 

@@ -18,8 +18,13 @@ use async_trait::async_trait;
 use tokio::sync::{watch, Mutex};
 
 use crate::bus::{events_topic, EventPublisher};
-use crate::lookout::PACE;
 use crate::{EventStore, LogPosition, Lookout, ReadModelStore, RecordedEvent, StoreError};
+
+/// The least time between the starts of two batches of a relay while events keep coming; a
+/// backlog is still read in full batches back to back. Under a steady stream of appends the bus
+/// gets an event up to this much later, and the relay costs a read per pace rather than per
+/// append. (Projections pace longer: `PROJECTION_PACE`.)
+const PACE: Duration = Duration::from_millis(10);
 
 /// Exclusive, expiring leases: who may run a singleton job.
 #[async_trait]
