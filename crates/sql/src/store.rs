@@ -84,7 +84,15 @@ impl ReadModelStore for SqlReadModelStore {
     type Tx = Tx;
 
     async fn begin(&self) -> Result<Tx, StoreError> {
-        self.pool.begin().await.map_err(backend_error)
+        match self.backend {
+            // Take SQLite's write lock at once: a deferred transaction that reads and then
+            // writes fails at its first write ("database is locked", not retried by the busy
+            // timeout) when another process wrote in between, as a `msa projections rebuild`
+            // beside a running server does; an immediate one waits its turn.
+            Backend::Sqlite => self.pool.begin_with("BEGIN IMMEDIATE").await,
+            Backend::Postgres => self.pool.begin().await,
+        }
+        .map_err(backend_error)
     }
 
     async fn commit(&self, tx: Tx) -> Result<(), StoreError> {
