@@ -123,7 +123,6 @@ pub struct ProjectionRunner<R: ReadModelStore> {
     read_models: Arc<R>,
     batch_size: usize,
     idle_poll: Duration,
-    pace: Duration,
 }
 
 impl<R: ReadModelStore> Clone for ProjectionRunner<R> {
@@ -133,7 +132,6 @@ impl<R: ReadModelStore> Clone for ProjectionRunner<R> {
             read_models: self.read_models.clone(),
             batch_size: self.batch_size,
             idle_poll: self.idle_poll,
-            pace: self.pace,
         }
     }
 }
@@ -145,20 +143,12 @@ impl<R: ReadModelStore> ProjectionRunner<R> {
             read_models,
             batch_size: 500,
             idle_poll: Duration::from_millis(500),
-            pace: PROJECTION_PACE,
         }
     }
 
     /// Events applied per transaction.
     pub fn with_batch_size(mut self, batch_size: usize) -> Self {
         self.batch_size = batch_size.max(1);
-        self
-    }
-
-    /// The least time between the starts of two batches while events keep coming
-    /// ([`PROJECTION_PACE`] unless set).
-    pub fn with_pace(mut self, pace: Duration) -> Self {
-        self.pace = pace;
         self
     }
 
@@ -256,7 +246,7 @@ impl<R: ReadModelStore> ProjectionRunner<R> {
                 // rather than one per append (an append after a quiet spell goes at once).
                 Ok(_) => {
                     tokio::select! {
-                        _ = tokio::time::sleep_until(started + self.pace) => {}
+                        _ = tokio::time::sleep_until(started + PROJECTION_PACE) => {}
                         _ = stop.changed() => {}
                     }
                     continue;

@@ -83,6 +83,16 @@ async fn log_after(store: &dyn EventStore, after: LogPosition) -> Vec<LogPositio
     }
 }
 
+/// What a read returns, by position and event id.
+async fn read(
+    store: &dyn EventStore,
+    after: LogPosition,
+    limit: usize,
+) -> Vec<(LogPosition, Uuid)> {
+    let events = store.read_all(after, limit).await.unwrap();
+    events.iter().map(|e| (e.position, e.event_id)).collect()
+}
+
 /// Readers at random places with random read sizes, through a tail holding 16 events, while
 /// events keep being appended: each answer is exactly the store's own answer to the same read.
 async fn every_answer_is_the_stores_answer(stores: TestStores) {
@@ -108,20 +118,8 @@ async fn every_answer_is_the_stores_answer(stores: TestStores) {
         let reader = rng.gen_range(0..readers.len());
         let limit = rng.gen_range(1..40);
         let after = readers[reader];
-        let got: Vec<_> = tail
-            .read_all(after, limit)
-            .await
-            .unwrap()
-            .iter()
-            .map(|e| (e.position, e.event_id))
-            .collect();
-        let expected: Vec<_> = raw
-            .read_all(after, limit)
-            .await
-            .unwrap()
-            .iter()
-            .map(|e| (e.position, e.event_id))
-            .collect();
+        let got = read(&tail, after, limit).await;
+        let expected = read(&*raw, after, limit).await;
         // The store may show more by now than when the tail read it, never other events.
         assert!(
             expected.starts_with(&got),
