@@ -224,6 +224,10 @@ impl EventStore for SharedTail {
         self.inner.last_position().await
     }
 
+    async fn last_committed_position(&self) -> Result<LogPosition, StoreError> {
+        self.inner.last_committed_position().await
+    }
+
     async fn load_snapshot(&self, stream_id: &StreamId) -> Result<Option<Snapshot>, StoreError> {
         self.inner.load_snapshot(stream_id).await
     }

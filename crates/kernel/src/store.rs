@@ -92,6 +92,15 @@ pub trait EventStore: Send + Sync {
     /// that wants only what comes next starts, without reading the log from its beginning.
     async fn last_position(&self) -> Result<LogPosition, StoreError>;
 
+    /// The position of the last event committed, whether or not a reader can see it yet (a
+    /// reader of PostgreSQL's log cannot while an older transaction runs): what a reader must
+    /// reach to have seen everything committed before the call. Never a place to start reading
+    /// from. The default is [`last_position`](Self::last_position), for stores whose readers see
+    /// every committed event at once.
+    async fn last_committed_position(&self) -> Result<LogPosition, StoreError> {
+        self.last_position().await
+    }
+
     /// The stream's latest snapshot, if any.
     async fn load_snapshot(&self, stream_id: &StreamId) -> Result<Option<Snapshot>, StoreError>;
 

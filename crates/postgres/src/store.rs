@@ -29,6 +29,26 @@ pub struct PgEventStore {
 }
 
 impl PgEventStore {
+    /// The last event in log order among those `filter` keeps (`START` when none).
+    async fn last_event(&self, filter: &str) -> Result<LogPosition, StoreError> {
+        let row = sqlx::query(&format!(
+            "SELECT transaction_id::text::bigint AS commit_id, global_position FROM events {filter}
+             ORDER BY transaction_id DESC, global_position DESC LIMIT 1"
+        ))
+        .fetch_optional(&self.pool)
+        .await
+        .map_err(StoreError::backend)?;
+        match row {
+            Some(row) => Ok(LogPosition {
+                commit: row.try_get("commit_id").map_err(StoreError::backend)?,
+                position: row
+                    .try_get("global_position")
+                    .map_err(StoreError::backend)?,
+            }),
+            None => Ok(LogPosition::START),
+        }
+    }
+
     /// Connects with up to `max_connections` and applies the migrations.
     pub async fn connect(
         options: PgConnectOptions,
@@ -360,23 +380,12 @@ impl EventStore for PgEventStore {
 
     async fn last_position(&self) -> Result<LogPosition, StoreError> {
         // The last event below the horizon, as `read_all` would reach it (same order, same rule).
-        let row = sqlx::query(
-            "SELECT transaction_id::text::bigint AS commit_id, global_position FROM events
-             WHERE transaction_id < pg_snapshot_xmin(pg_current_snapshot())
-             ORDER BY transaction_id DESC, global_position DESC LIMIT 1",
-        )
-        .fetch_optional(&self.pool)
-        .await
-        .map_err(StoreError::backend)?;
-        match row {
-            Some(row) => Ok(LogPosition {
-                commit: row.try_get("commit_id").map_err(StoreError::backend)?,
-                position: row
-                    .try_get("global_position")
-                    .map_err(StoreError::backend)?,
-            }),
-            None => Ok(LogPosition::START),
-        }
+        self.last_event("WHERE transaction_id < pg_snapshot_xmin(pg_current_snapshot())")
+            .await
+    }
+
+    async fn last_committed_position(&self) -> Result<LogPosition, StoreError> {
+        self.last_event("").await
     }
 
     async fn load_snapshot(&self, stream_id: &StreamId) -> Result<Option<Snapshot>, StoreError> {

@@ -64,6 +64,17 @@ async fn a_reader_waits_for_a_held_transaction_instead_of_passing_it() {
         "the held event took an earlier position"
     );
 
+    // A reader cannot see the later events yet; the last committed position includes them.
+    assert_eq!(
+        stores.events.last_position().await.unwrap(),
+        LogPosition::START
+    );
+    let later_end = pg.read_stream(&later_stream, 0).await.unwrap()[2].position;
+    assert_eq!(
+        stores.events.last_committed_position().await.unwrap(),
+        later_end
+    );
+
     let mut position = LogPosition::START;
     for _ in 0..3 {
         let seen = follow(&*stores.events, &mut position).await;

@@ -247,6 +247,8 @@ async fn readers_at_the_end_share_one_read(stores: TestStores) {
 
     // Back at the end with nothing new: readers that asked before a read started share it; one
     // that asked while it ran reads again (the event it was woken for may have come after it).
+    // Two reads when the first read outlasts the others' asking; a busy machine (the full suite
+    // on two cores) once made three.
     let new_end = tail
         .read_all(end, 100)
         .await
@@ -258,7 +260,7 @@ async fn readers_at_the_end_share_one_read(stores: TestStores) {
     let reads = join_all((0..8).map(|_| tail.read_all(new_end, 100))).await;
     assert!(reads.iter().all(|read| read.as_ref().unwrap().is_empty()));
     let made = counting.reads.load(Ordering::SeqCst);
-    assert!((1..=2).contains(&made), "{made} reads for eight readers");
+    assert!((1..=3).contains(&made), "{made} reads for eight readers");
 }
 
 /// An operator repairs a stream by hand (deletes its events): the tail keeps answering with what

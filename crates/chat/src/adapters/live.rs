@@ -40,6 +40,9 @@ const BUFFER: usize = 4096;
 const IDLE_POLL: Duration = Duration::from_millis(250);
 /// Events the tail reads at a time.
 const READ_SIZE: usize = 500;
+/// How long a resuming connection waits for history to apply events committed but not yet
+/// visible to log readers, so the deletions made before it came are known.
+const REDACTIONS_CATCH_UP: Duration = Duration::from_millis(500);
 const HEARTBEAT: Duration = Duration::from_secs(20);
 /// A client silent this long (no pong, no frame) is gone.
 const SILENCE: Duration = Duration::from_secs(60);
@@ -366,13 +369,25 @@ async fn serve_socket(
         .await
         .map_err(|e| e.to_string())?
         .max(head);
-    let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
-    while history::applied_up_to(db)
+    // A deletion committed just before this connection may still be hidden from log readers
+    // (PostgreSQL's horizon: an older transaction elsewhere on the server still runs); history
+    // is given a moment more to apply it too.
+    let committed = state
+        .feed
+        .events
+        .last_committed_position()
         .await
-        .map_err(|e| e.to_string())?
-        < head
-    {
-        if tokio::time::Instant::now() > deadline {
+        .map_err(|e| e.to_string())?;
+    let started = tokio::time::Instant::now();
+    loop {
+        let applied = history::applied_up_to(db)
+            .await
+            .map_err(|e| e.to_string())?;
+        let waited = started.elapsed();
+        if applied >= head && (applied >= committed || waited > REDACTIONS_CATCH_UP) {
+            break;
+        }
+        if waited > Duration::from_secs(10) {
             close(&mut socket, 1013, "try again later: history is behind").await;
             return Ok(());
         }

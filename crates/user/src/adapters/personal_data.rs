@@ -284,6 +284,10 @@ impl EventStore for ShreddingStore {
         self.inner.last_position().await
     }
 
+    async fn last_committed_position(&self) -> Result<LogPosition, StoreError> {
+        self.inner.last_committed_position().await
+    }
+
     async fn load_snapshot(&self, stream_id: &StreamId) -> Result<Option<Snapshot>, StoreError> {
         // User streams take no snapshots (a snapshot would hold personal data in clear).
         self.inner.load_snapshot(stream_id).await
