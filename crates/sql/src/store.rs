@@ -286,6 +286,25 @@ impl ReadModelStore for SqlReadModelStore {
 const LIVE_GENERATION: &str = "SELECT live_generation FROM projections WHERE name = $1";
 
 impl SqlReadModelStore {
+    /// How far the live generation of `projection` has applied the log (`START` before it has
+    /// one), read like [`live_generation_to_read`](Self::live_generation_to_read): without the
+    /// runners' lock or a transaction, for a reader that waits for a projection to catch up.
+    pub async fn applied_to_read(&self, projection: &str) -> Result<LogPosition, StoreError> {
+        let row = sqlx::query(
+            "SELECT c.commit_id, c.position FROM projections p
+             JOIN projection_checkpoints c ON c.name = p.name AND c.generation = p.live_generation
+             WHERE p.name = $1",
+        )
+        .bind(projection)
+        .fetch_optional(self.pool())
+        .await
+        .map_err(backend_error)?;
+        Ok(row.map_or(LogPosition::START, |row| LogPosition {
+            commit: row.get(0),
+            position: row.get(1),
+        }))
+    }
+
     /// The live generation of `projection`, for a query: read without the lock runners take
     /// ([`ReadModelStore::live_generation`]), so a reader neither waits for a running batch nor
     /// holds a PostgreSQL transaction id (the horizon every log reader waits for) meanwhile.

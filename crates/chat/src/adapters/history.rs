@@ -482,17 +482,11 @@ pub async fn rooms_of(
         .collect())
 }
 
-/// Where the history projection has applied the log up to.
+/// Where the history projection has applied the log up to. Polled by resuming live
+/// connections, so read without a transaction: no SQLite write lock, no PostgreSQL row lock
+/// (which waited for a running batch and held the horizon every log reader waits for).
 pub async fn applied_up_to(db: &SqlReadModelStore) -> Result<msa_kernel::LogPosition, StoreError> {
-    use msa_kernel::ReadModelStore;
-    let mut tx = db.begin().await?;
-    let position = match db.live_generation(&mut tx, History.name()).await? {
-        Some(generation) => db.checkpoint(&mut tx, History.name(), generation).await?,
-        None => msa_kernel::LogPosition::START,
-    };
-    // Committed, not dropped: the row lock gave it a transaction id (see the projection runner).
-    db.commit(tx).await?;
-    Ok(position)
+    db.applied_to_read(History.name()).await
 }
 
 /// The rooms `user_id` is a member of now.
