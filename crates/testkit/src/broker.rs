@@ -25,7 +25,9 @@ fn in_ci() -> bool {
     std::env::var("CI").is_ok_and(|v| v == "true" || v == "1")
 }
 
-fn tansu_binary() -> Option<PathBuf> {
+/// The tansu broker the tests use: `MSA_TEST_TANSU` (set by the test command), else `tansu` on
+/// the `PATH` or in `~/.cargo/bin`.
+pub fn tansu_binary() -> Option<PathBuf> {
     if let Ok(path) = std::env::var("MSA_TEST_TANSU") {
         return Some(PathBuf::from(path));
     }
