@@ -98,6 +98,12 @@ impl Tail {
 }
 
 impl SharedTail {
+    /// `events` as a process's log readers use it: behind a shared tail of the default size.
+    pub fn wrap(events: impl EventStore + 'static) -> Arc<dyn EventStore> {
+        Arc::new(Self::new(Arc::new(events)))
+    }
+
+    /// Over `inner`, holding up to [`DEFAULT_HELD`] events.
     pub fn new(inner: Arc<dyn EventStore>) -> Self {
         Self::holding(inner, DEFAULT_HELD)
     }

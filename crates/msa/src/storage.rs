@@ -81,15 +81,9 @@ async fn open_sqlite(data_dir: &Path, context: &'static str) -> Result<ContextSt
             })?;
     Ok(ContextStores {
         context,
-        events: shared(events),
+        events: SharedTail::wrap(events),
         read_models: Arc::new(read_models),
     })
-}
-
-/// The context's event store as its log readers in this process (relay, projections, live feed,
-/// in-process bus) use it: sharing their reads of the log's end.
-fn shared(events: impl EventStore + 'static) -> Arc<dyn EventStore> {
-    Arc::new(SharedTail::new(Arc::new(events)))
 }
 
 /// A context's key vault: where the keys of its encrypted personal data live, apart from its
@@ -154,7 +148,7 @@ async fn open_postgres(url: &str, context: &'static str, pool_size: u32) -> Resu
         .with_context(|| format!("opening the {context} query database in schema {schema}"))?;
     Ok(ContextStores {
         context,
-        events: shared(events),
+        events: SharedTail::wrap(events),
         read_models: Arc::new(read_models),
     })
 }

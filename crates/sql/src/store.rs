@@ -147,10 +147,7 @@ impl ReadModelStore for SqlReadModelStore {
         .fetch_optional(&mut **tx)
         .await
         .map_err(backend_error)?;
-        Ok(row.map_or(LogPosition::START, |row| LogPosition {
-            commit: row.get(0),
-            position: row.get(1),
-        }))
+        Ok(checkpoint_of(row))
     }
 
     /// Checkpoints only move forward: a stale writer (a relay that lost its lease while paused)
@@ -283,6 +280,14 @@ impl ReadModelStore for SqlReadModelStore {
 }
 
 /// A projection's live generation (NULL before its first generation is live).
+/// A checkpoint row (`commit_id`, `position`) as a position; `START` when there is none.
+fn checkpoint_of(row: Option<sqlx::any::AnyRow>) -> LogPosition {
+    row.map_or(LogPosition::START, |row| LogPosition {
+        commit: row.get(0),
+        position: row.get(1),
+    })
+}
+
 const LIVE_GENERATION: &str = "SELECT live_generation FROM projections WHERE name = $1";
 
 impl SqlReadModelStore {
@@ -299,10 +304,7 @@ impl SqlReadModelStore {
         .fetch_optional(self.pool())
         .await
         .map_err(backend_error)?;
-        Ok(row.map_or(LogPosition::START, |row| LogPosition {
-            commit: row.get(0),
-            position: row.get(1),
-        }))
+        Ok(checkpoint_of(row))
     }
 
     /// The live generation of `projection`, for a query: read without the lock runners take

@@ -21,13 +21,22 @@ use std::time::{Duration, Instant};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::watch;
 
-fn in_ci() -> bool {
-    std::env::var("CI").is_ok_and(|v| v == "true" || v == "1")
+/// The tansu broker for a test: `MSA_TEST_TANSU` (set by the test command), else `tansu` on
+/// the `PATH` or in `~/.cargo/bin`. `None` (the test skips, saying so) when there is none,
+/// except under `CI=true`, where that fails the test.
+pub fn tansu() -> Option<PathBuf> {
+    let binary = tansu_binary();
+    if binary.is_none() {
+        assert!(
+            !crate::in_ci(),
+            "CI=true and no tansu broker: scripts/test installs it"
+        );
+        eprintln!("SKIPPED: no tansu broker installed; run the README's test command");
+    }
+    binary
 }
 
-/// The tansu broker the tests use: `MSA_TEST_TANSU` (set by the test command), else `tansu` on
-/// the `PATH` or in `~/.cargo/bin`.
-pub fn tansu_binary() -> Option<PathBuf> {
+fn tansu_binary() -> Option<PathBuf> {
     if let Ok(path) = std::env::var("MSA_TEST_TANSU") {
         return Some(PathBuf::from(path));
     }
@@ -59,14 +68,7 @@ pub struct Broker {
 impl Broker {
     /// Starts a broker; `None` (outside CI) when tansu is not installed.
     pub async fn start() -> Option<Broker> {
-        let Some(binary) = tansu_binary() else {
-            assert!(
-                !in_ci(),
-                "CI=true and no tansu broker: scripts/test installs it"
-            );
-            eprintln!("SKIPPED: no tansu broker installed; run the README's test command");
-            return None;
-        };
+        let binary = tansu()?;
         let (inner, outer) = (free_port(), free_port());
         let dir = tempfile::tempdir().expect("a temporary directory");
         let child = Command::new(binary)

@@ -9,12 +9,10 @@ use sqlx::{ConnectOptions, Connection};
 use std::str::FromStr;
 use uuid::Uuid;
 
+use crate::in_ci;
+
 /// The default when `MSA_TEST_DATABASE_URL` is not set: the machine's local PostgreSQL.
 const DEFAULT_URL: &str = "postgres://postgres@127.0.0.1:5432/postgres";
-
-fn in_ci() -> bool {
-    std::env::var("CI").is_ok_and(|v| v == "true" || v == "1")
-}
 
 /// A URL to a fresh, empty schema of the test database, or `None` (outside CI) when no PostgreSQL
 /// answers. Inside CI an unreachable database fails the test.
@@ -141,7 +139,7 @@ impl TestStores {
             .await
             .expect("open the SQLite query database");
         Self {
-            events: Arc::new(SharedTail::new(Arc::new(events.clone()))),
+            events: SharedTail::wrap(events.clone()),
             read_models: Arc::new(read_models),
             postgres: None,
             sqlite: Some(events),
@@ -161,7 +159,7 @@ impl TestStores {
             .await
             .expect("open the PostgreSQL query database");
         Some(Self {
-            events: Arc::new(SharedTail::new(Arc::new(events.clone()))),
+            events: SharedTail::wrap(events.clone()),
             read_models: Arc::new(read_models),
             postgres: Some(events),
             sqlite: None,

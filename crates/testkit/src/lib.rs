@@ -14,6 +14,11 @@ pub use databases::{postgres_database, postgres_url, TestStores};
 
 use std::time::{Duration, Instant};
 
+/// Whether this is CI (`CI=true`), where a missing service fails a test instead of skipping it.
+pub fn in_ci() -> bool {
+    std::env::var("CI").is_ok_and(|v| v == "true" || v == "1")
+}
+
 /// PostgreSQL shows a commit to log readers once every older transaction in the cluster has ended
 /// (and parallel tests keep some open), so whatever follows the log is given a moment to see it.
 pub const VISIBLE_WITHIN: Duration = Duration::from_secs(10);
