@@ -27,7 +27,12 @@ impl KafkaSubscription {
                     .set("session.timeout.ms", "10000")
                     // Answer fetches quickly: delivery latency is bounded by this wait whenever
                     // a broker hands out less than is waiting.
-                    .set("fetch.wait.max.ms", "10");
+                    .set("fetch.wait.max.ms", "10")
+                    // A subscribed topic that does not exist yet (its owner starts after this
+                    // service) is noticed at the next metadata refresh: five minutes by default,
+                    // during which nothing of it arrives. A small metadata request every few
+                    // seconds per consumer costs little beside the fetches.
+                    .set("topic.metadata.refresh.interval.ms", "3000");
             })
             .create_with_context(crate::QuietContext)
             .map_err(|e| BusError::Other(e.to_string()))?;

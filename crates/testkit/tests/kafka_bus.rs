@@ -3,13 +3,18 @@
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use msa_kafka::KafkaPublisher;
+use msa_kafka::{ensure_topics, KafkaPublisher, KafkaSubscription};
+use msa_kernel::bus::{EventPublisher, Subscription};
 use msa_kernel::consumer::{Consumer, RetryPolicy};
 use msa_kernel::relay::{Relay, RelaySettings};
+use msa_kernel::repository::encode;
 use msa_kernel::ReadModelStore;
+use msa_kernel::{EventMetadata, LogPosition, StreamId};
+use msa_testkit::broker::Broker;
 use msa_testkit::bus::{
     effects, keep_appending, wait_for_effects, BusUnderTest, RecordingHandler, Transport, CONTEXT,
 };
+use msa_testkit::tally::TallyEvent;
 use tokio::sync::watch;
 
 fn consumer_for(bus: &BusUnderTest) -> Consumer<msa_sql::SqlReadModelStore> {
@@ -185,4 +190,51 @@ async fn take_lease_for_a_dead_relay(bus: &BusUnderTest) {
         )
         .await
         .unwrap());
+}
+
+/// A service may start before the services whose topics it reads have made them (compose starts
+/// them side by side): its consumer must receive from each topic within seconds of its creation.
+/// librdkafka notices a subscribed topic that appears later only at its next metadata refresh,
+/// five minutes by default; once the end-to-end test's user-chat waited that long for chat's
+/// topic, which chat created a few seconds after user-chat had subscribed.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_consumer_that_subscribed_before_its_topics_existed_receives_once_they_do() {
+    msa_testkit::init_logs();
+    let Some(broker) = Broker::start().await else {
+        return;
+    };
+    let kafka = broker.kafka();
+    let topics = ["later.first", "later.second"];
+    let mut subscription = KafkaSubscription::new(&kafka, "later", &topics).expect("subscribe");
+    let publisher = KafkaPublisher::new(&kafka, Duration::from_secs(10)).unwrap();
+    for (n, topic) in topics.into_iter().enumerate() {
+        ensure_topics(&kafka, &[topic.to_owned()], 1)
+            .await
+            .expect("create the topic");
+        let meta = EventMetadata::new_conversation(None);
+        let event = encode(&TallyEvent::Added { amount: n as i64 }, &meta)
+            .unwrap()
+            .recorded(StreamId::new("tally", topic), 1, LogPosition::START);
+        let sent = event.event_id;
+        let deadline = Instant::now() + Duration::from_secs(30);
+        let received = loop {
+            assert_eq!(
+                publisher
+                    .publish(topic, &[event.clone()])
+                    .await
+                    .acknowledged,
+                1
+            );
+            match tokio::time::timeout(Duration::from_secs(3), subscription.next()).await {
+                Ok(Ok(delivery)) if delivery.event.event_id == sent => break delivery,
+                Ok(Ok(_)) => {} // an earlier copy of the same event
+                Ok(Err(_)) | Err(_) => tokio::time::sleep(Duration::from_millis(200)).await,
+            }
+            assert!(
+                Instant::now() < deadline,
+                "nothing from {topic} within 30 s of its creation"
+            );
+        };
+        assert_eq!(received.topic, topic);
+    }
 }
