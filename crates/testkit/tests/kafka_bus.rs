@@ -220,7 +220,7 @@ async fn a_consumer_that_subscribed_before_its_topics_existed_receives_once_they
         let received = loop {
             assert_eq!(
                 publisher
-                    .publish(topic, &[event.clone()])
+                    .publish(topic, std::slice::from_ref(&event))
                     .await
                     .acknowledged,
                 1
