@@ -7,6 +7,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use msa_kernel::repository::encode;
+use msa_kernel::shared_tail::QUIET;
 use msa_kernel::{
     EventMetadata, EventStore, LogPosition, NewEvent, ProjectionRunner, SharedTail, StreamId,
     Upcasters,
@@ -262,13 +263,18 @@ async fn subscribe(
 ) -> Vec<(Uuid, String, u64)> {
     let mut position = LogPosition::START;
     let mut seen = Vec::new();
+    let mut finished_at = None;
     let deadline = Instant::now() + Duration::from_secs(240);
     while Instant::now() < deadline {
-        // Once every writer has finished, one empty read means everything was read.
-        let finished = *writers_done.borrow();
+        if finished_at.is_none() && *writers_done.borrow() {
+            finished_at = Some(Instant::now());
+        }
+        // Once every writer has finished, an empty read made `QUIET` later means everything was
+        // read (a shared tail may answer "nothing new" that old about appends made around it).
+        let settled = finished_at.is_some_and(|at: Instant| at.elapsed() >= QUIET);
         let batch = events.read_all(position, limit).await.unwrap();
         let Some(last) = batch.last() else {
-            if finished {
+            if settled {
                 break;
             }
             tokio::time::sleep(Duration::from_millis(5)).await;

@@ -8,7 +8,7 @@ use std::time::{Duration, Instant};
 use async_trait::async_trait;
 use futures::future::join_all;
 use msa_kernel::repository::encode;
-use msa_kernel::shared_tail::HELD_FOR;
+use msa_kernel::shared_tail::{HELD_FOR, QUIET};
 use msa_kernel::{
     AppendError, EventMetadata, EventStore, IdempotencyRecord, LogPosition, NewEvent,
     RecordedEvent, SharedTail, Snapshot, StoreError, StreamId,
@@ -245,10 +245,10 @@ async fn readers_at_the_end_share_one_read(stores: TestStores) {
         "one read for eight readers"
     );
 
-    // Back at the end with nothing new: readers that asked before a read started share it; one
-    // that asked while it ran reads again (the event it was woken for may have come after it).
-    // Two reads when the first read outlasts the others' asking; a busy machine (the full suite
-    // on two cores) once made three.
+    // Back at the end with nothing new, once the last read is older than `QUIET`: readers that
+    // asked before a read started share it; one that asked while it ran reads again (the event
+    // it was woken for may have come after it). Two reads when the first read outlasts the
+    // others' asking; a busy machine (the full suite on two cores) once made three.
     let new_end = tail
         .read_all(end, 100)
         .await
@@ -256,11 +256,56 @@ async fn readers_at_the_end_share_one_read(stores: TestStores) {
         .last()
         .unwrap()
         .position;
+    tokio::time::sleep(QUIET).await;
     counting.reads.store(0, Ordering::SeqCst);
     let reads = join_all((0..8).map(|_| tail.read_all(new_end, 100))).await;
     assert!(reads.iter().all(|read| read.as_ref().unwrap().is_empty()));
     let made = counting.reads.load(Ordering::SeqCst);
     assert!((1..=3).contains(&made), "{made} reads for eight readers");
+}
+
+/// A reader at the end looks again soon after each append (on PostgreSQL an event may be hidden
+/// for a moment). Once everything appended through the tail has been read, such looks are
+/// answered from memory for `QUIET` after a read of the end; an append through the tail makes the
+/// next look read; what another process appends shows once `QUIET` has passed.
+async fn once_this_process_appends_are_read_looks_at_the_end_wait_for_the_poll(stores: TestStores) {
+    let counting = Arc::new(Counting {
+        inner: raw(&stores),
+        reads: AtomicUsize::new(0),
+    });
+    let tail = SharedTail::new(counting.clone());
+    let start = counting.last_position().await.unwrap();
+    let mut streams = vec![(stream("quiet"), 0)];
+    append(&tail, &mut streams, 1).await;
+    let end = visible(&tail, start, 1).await;
+    assert!(tail.read_all(end, 100).await.unwrap().is_empty());
+
+    // Eight looks one after another: each would read (none asked while another read ran), but
+    // the end was read a moment ago and nothing of this process's is unread. A stall of the
+    // machine past `QUIET` may make one read.
+    counting.reads.store(0, Ordering::SeqCst);
+    for _ in 0..8 {
+        assert!(tail.read_all(end, 100).await.unwrap().is_empty());
+    }
+    let made = counting.reads.load(Ordering::SeqCst);
+    assert!(made <= 1, "{made} reads for eight quick looks");
+
+    // An append through the tail: the next look reads the log, whenever the end was read.
+    append(&tail, &mut streams, 1).await;
+    counting.reads.store(0, Ordering::SeqCst);
+    let _ = tail.read_all(end, 100).await.unwrap();
+    assert_eq!(
+        counting.reads.load(Ordering::SeqCst),
+        1,
+        "a look after an own append"
+    );
+    let own_end = visible(&tail, end, 1).await;
+
+    // Another process's append: found by the first look after `QUIET`.
+    append(&*counting, &mut streams, 1).await;
+    visible(&*counting, own_end, 1).await;
+    tokio::time::sleep(QUIET).await;
+    assert_eq!(tail.read_all(own_end, 100).await.unwrap().len(), 1);
 }
 
 /// An operator repairs a stream by hand (deletes its events): the tail keeps answering with what
@@ -316,5 +361,6 @@ macro_rules! on_both_stores {
 on_both_stores!(
     every_answer_is_the_stores_answer,
     readers_at_the_end_share_one_read,
+    once_this_process_appends_are_read_looks_at_the_end_wait_for_the_poll,
     a_repair_by_hand_shows_once_the_held_events_expire,
 );
