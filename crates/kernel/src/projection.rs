@@ -111,7 +111,7 @@ pub enum RunError {
 
 /// The least time between the starts of two batches of a projection while events keep coming
 /// (a backlog is still read in full batches back to back). A read model trails its log by up to
-/// this much more under a steady stream, and costs a transaction (six statements or so, whatever
+/// this much more under a steady stream, and costs a transaction (five statements or so, whatever
 /// the batch holds) per pace rather than per append. Longer than a relay's pace: nothing waits
 /// on a read model the way delivery waits on the bus, and at 10 ms the four projections of the
 /// microservices were PostgreSQL's largest share of statements.
@@ -311,14 +311,16 @@ impl<R: ReadModelStore> ProjectionRunner<R> {
         name: &str,
         generation: Option<u32>,
     ) -> Result<Option<Cursor>, StoreError> {
-        let generation = match generation {
-            Some(generation) => generation,
-            None => match self.read_models.live_generation(tx, name).await? {
+        let (generation, stored) = match generation {
+            Some(generation) => (
+                generation,
+                self.read_models.checkpoint(tx, name, generation).await?,
+            ),
+            None => match self.read_models.live_checkpoint(tx, name).await? {
                 Some(live) => live,
                 None => return Ok(None),
             },
         };
-        let stored = self.read_models.checkpoint(tx, name, generation).await?;
         Ok(Some(Cursor {
             generation,
             read: stored,

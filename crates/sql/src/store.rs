@@ -123,6 +123,39 @@ impl ReadModelStore for SqlReadModelStore {
         Ok(live.flatten().map(|g| g as u32))
     }
 
+    /// One statement instead of two: a runner asks it before every batch it applies.
+    async fn live_checkpoint(
+        &self,
+        tx: &mut Tx,
+        projection: &str,
+    ) -> Result<Option<(u32, LogPosition)>, StoreError> {
+        // The same row lock as `live_generation`'s, on the projection's row only.
+        let lock = match self.backend {
+            Backend::Postgres => " FOR UPDATE OF p",
+            Backend::Sqlite => "",
+        };
+        let row = sqlx::query(&format!(
+            "SELECT p.live_generation, c.commit_id, c.position FROM projections p
+             LEFT JOIN projection_checkpoints c ON c.name = p.name AND c.generation = p.live_generation
+             WHERE p.name = $1{lock}"
+        ))
+        .bind(projection)
+        .fetch_optional(&mut **tx)
+        .await
+        .map_err(backend_error)?;
+        let Some(row) = row else { return Ok(None) };
+        let Some(generation) = row.try_get::<Option<i64>, _>(0).map_err(backend_error)? else {
+            return Ok(None);
+        };
+        let commit: Option<i64> = row.try_get(1).map_err(backend_error)?;
+        let position: Option<i64> = row.try_get(2).map_err(backend_error)?;
+        let stored = match (commit, position) {
+            (Some(commit), Some(position)) => LogPosition { commit, position },
+            _ => LogPosition::START,
+        };
+        Ok(Some((generation as u32, stored)))
+    }
+
     async fn latest_generation(&self, projection: &str) -> Result<u32, StoreError> {
         let latest: Option<i64> =
             sqlx::query_scalar("SELECT latest_generation FROM projections WHERE name = $1")
