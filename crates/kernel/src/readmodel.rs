@@ -34,19 +34,12 @@ pub trait ReadModelStore: Send + Sync + 'static {
 
     /// The live generation and where it has read the log up to, `None` before the projection's
     /// first run; locked like [`live_generation`](Self::live_generation). A runner asks this
-    /// before every batch it applies, so a store may answer it in one statement; by default it
-    /// asks the two questions one after the other.
+    /// before every batch it applies: one statement, where the store can.
     async fn live_checkpoint(
         &self,
         tx: &mut Self::Tx,
         projection: &str,
-    ) -> Result<Option<(u32, LogPosition)>, StoreError> {
-        let Some(generation) = self.live_generation(tx, projection).await? else {
-            return Ok(None);
-        };
-        let stored = self.checkpoint(tx, projection, generation).await?;
-        Ok(Some((generation, stored)))
-    }
+    ) -> Result<Option<(u32, LogPosition)>, StoreError>;
 
     /// The highest generation ever created for the projection (0 when none).
     async fn latest_generation(&self, projection: &str) -> Result<u32, StoreError>;

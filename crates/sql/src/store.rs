@@ -108,13 +108,7 @@ impl ReadModelStore for SqlReadModelStore {
         tx: &mut Tx,
         projection: &str,
     ) -> Result<Option<u32>, StoreError> {
-        // On PostgreSQL the row lock serializes runners of one projection (two server instances,
-        // or a live runner and a rebuild's swap): each batch reads the checkpoint its
-        // predecessor committed. SQLite serializes writers anyway.
-        let lock = match self.backend {
-            Backend::Postgres => " FOR UPDATE",
-            Backend::Sqlite => "",
-        };
+        let lock = self.projection_row_lock();
         let live: Option<Option<i64>> = sqlx::query_scalar(&format!("{LIVE_GENERATION}{lock}"))
             .bind(projection)
             .fetch_optional(&mut **tx)
@@ -129,31 +123,21 @@ impl ReadModelStore for SqlReadModelStore {
         tx: &mut Tx,
         projection: &str,
     ) -> Result<Option<(u32, LogPosition)>, StoreError> {
-        // The same row lock as `live_generation`'s, on the projection's row only.
-        let lock = match self.backend {
-            Backend::Postgres => " FOR UPDATE OF p",
-            Backend::Sqlite => "",
-        };
+        // A generation without a checkpoint yet is at the start (0, 0).
+        let lock = self.projection_row_lock();
         let row = sqlx::query(&format!(
-            "SELECT p.live_generation, c.commit_id, c.position FROM projections p
-             LEFT JOIN projection_checkpoints c ON c.name = p.name AND c.generation = p.live_generation
-             WHERE p.name = $1{lock}"
+            "SELECT coalesce(c.commit_id, 0), coalesce(c.position, 0), projections.live_generation
+             FROM projections LEFT JOIN projection_checkpoints c
+               ON c.name = projections.name AND c.generation = projections.live_generation
+             WHERE projections.name = $1{lock}"
         ))
         .bind(projection)
         .fetch_optional(&mut **tx)
         .await
         .map_err(backend_error)?;
         let Some(row) = row else { return Ok(None) };
-        let Some(generation) = row.try_get::<Option<i64>, _>(0).map_err(backend_error)? else {
-            return Ok(None);
-        };
-        let commit: Option<i64> = row.try_get(1).map_err(backend_error)?;
-        let position: Option<i64> = row.try_get(2).map_err(backend_error)?;
-        let stored = match (commit, position) {
-            (Some(commit), Some(position)) => LogPosition { commit, position },
-            _ => LogPosition::START,
-        };
-        Ok(Some((generation as u32, stored)))
+        let live: Option<i64> = row.try_get(2).map_err(backend_error)?;
+        Ok(live.map(|generation| (generation as u32, checkpoint_of(Some(row)))))
     }
 
     async fn latest_generation(&self, projection: &str) -> Result<u32, StoreError> {
@@ -324,6 +308,17 @@ fn checkpoint_of(row: Option<sqlx::any::AnyRow>) -> LogPosition {
 const LIVE_GENERATION: &str = "SELECT live_generation FROM projections WHERE name = $1";
 
 impl SqlReadModelStore {
+    /// What a runner's read of its projection's row adds to lock it. On PostgreSQL the row lock
+    /// serializes runners of one projection (two server instances, or a live runner and a
+    /// rebuild's swap): each batch reads the checkpoint its predecessor committed. SQLite
+    /// serializes writers anyway.
+    fn projection_row_lock(&self) -> &'static str {
+        match self.backend {
+            Backend::Postgres => " FOR UPDATE OF projections",
+            Backend::Sqlite => "",
+        }
+    }
+
     /// How far the live generation of `projection` has applied the log (`START` before it has
     /// one), read like [`live_generation_to_read`](Self::live_generation_to_read): without the
     /// runners' lock or a transaction, for a reader that waits for a projection to catch up.
