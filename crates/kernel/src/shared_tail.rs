@@ -71,27 +71,36 @@ struct Appending {
 }
 
 /// One append through the tail, counted as running until it has answered or was given up.
-struct RunningAppend<'a>(&'a Mutex<Appending>);
+struct RunningAppend<'a> {
+    appending: &'a Mutex<Appending>,
+    /// The last event the append stored, once it has answered.
+    stored: Option<LogPosition>,
+}
 
 impl<'a> RunningAppend<'a> {
     fn start(appending: &'a Mutex<Appending>) -> Self {
         lock(appending).running += 1;
-        Self(appending)
+        Self {
+            appending,
+            stored: None,
+        }
     }
 
-    fn stored(self, events: &[RecordedEvent]) {
-        if let Some(last) = events.iter().map(|event| event.position).max() {
-            let mut appending = lock(self.0);
-            appending.end = appending.end.max(last);
-        }
+    fn stored(mut self, events: &[RecordedEvent]) {
+        self.stored = events.iter().map(|event| event.position).max();
     }
 }
 
 impl Drop for RunningAppend<'_> {
-    /// An append that failed with an unknown outcome or was given up (its caller dropped it) may
-    /// still be stored: readers then find it at most [`QUIET`] late.
+    /// Ends the append and moves the end to what it stored under one lock, so no reader sees it
+    /// ended without its events. An append that failed with an unknown outcome or was given up
+    /// (its caller dropped it) may still be stored: readers then find it at most [`QUIET`] late.
     fn drop(&mut self) {
-        lock(self.0).running -= 1;
+        let mut appending = lock(self.appending);
+        appending.running -= 1;
+        if let Some(last) = self.stored {
+            appending.end = appending.end.max(last);
+        }
     }
 }
 
