@@ -123,18 +123,12 @@ impl ReadModelStore for SqlReadModelStore {
         tx: &mut Tx,
         projection: &str,
     ) -> Result<Option<(u32, LogPosition)>, StoreError> {
-        // A generation without a checkpoint yet is at the start (0, 0).
         let lock = self.projection_row_lock();
-        let row = sqlx::query(&format!(
-            "SELECT coalesce(c.commit_id, 0), coalesce(c.position, 0), projections.live_generation
-             FROM projections LEFT JOIN projection_checkpoints c
-               ON c.name = projections.name AND c.generation = projections.live_generation
-             WHERE projections.name = $1{lock}"
-        ))
-        .bind(projection)
-        .fetch_optional(&mut **tx)
-        .await
-        .map_err(backend_error)?;
+        let row = sqlx::query(&format!("{LIVE_CHECKPOINT}{lock}"))
+            .bind(projection)
+            .fetch_optional(&mut **tx)
+            .await
+            .map_err(backend_error)?;
         let Some(row) = row else { return Ok(None) };
         let live: Option<i64> = row.try_get(2).map_err(backend_error)?;
         Ok(live.map(|generation| (generation as u32, checkpoint_of(Some(row)))))
@@ -296,7 +290,6 @@ impl ReadModelStore for SqlReadModelStore {
     }
 }
 
-/// A projection's live generation (NULL before its first generation is live).
 /// A checkpoint row (`commit_id`, `position`) as a position; `START` when there is none.
 fn checkpoint_of(row: Option<sqlx::any::AnyRow>) -> LogPosition {
     row.map_or(LogPosition::START, |row| LogPosition {
@@ -305,7 +298,16 @@ fn checkpoint_of(row: Option<sqlx::any::AnyRow>) -> LogPosition {
     })
 }
 
+/// A projection's live generation (NULL before its first generation is live).
 const LIVE_GENERATION: &str = "SELECT live_generation FROM projections WHERE name = $1";
+
+/// A projection's checkpoint in its live generation (`commit_id`, `position`: (0, 0), the start,
+/// while that generation has none, or there is no live generation) and the live generation.
+const LIVE_CHECKPOINT: &str =
+    "SELECT coalesce(c.commit_id, 0), coalesce(c.position, 0), projections.live_generation
+     FROM projections LEFT JOIN projection_checkpoints c
+       ON c.name = projections.name AND c.generation = projections.live_generation
+     WHERE projections.name = $1";
 
 impl SqlReadModelStore {
     /// What a runner's read of its projection's row adds to lock it. On PostgreSQL the row lock
@@ -323,15 +325,11 @@ impl SqlReadModelStore {
     /// one), read like [`live_generation_to_read`](Self::live_generation_to_read): without the
     /// runners' lock or a transaction, for a reader that waits for a projection to catch up.
     pub async fn applied_to_read(&self, projection: &str) -> Result<LogPosition, StoreError> {
-        let row = sqlx::query(
-            "SELECT c.commit_id, c.position FROM projections p
-             JOIN projection_checkpoints c ON c.name = p.name AND c.generation = p.live_generation
-             WHERE p.name = $1",
-        )
-        .bind(projection)
-        .fetch_optional(self.pool())
-        .await
-        .map_err(backend_error)?;
+        let row = sqlx::query(LIVE_CHECKPOINT)
+            .bind(projection)
+            .fetch_optional(self.pool())
+            .await
+            .map_err(backend_error)?;
         Ok(checkpoint_of(row))
     }
 
