@@ -9,7 +9,7 @@ use msa_kernel::repository::{encode, IdempotencyKey};
 use msa_kernel::shared_tail::HELD_FOR;
 use msa_kernel::{
     AppendError, CommandError, EventMetadata, IdempotencyRecord, LogPosition, NewEvent,
-    ProjectionRunner, ReadModelStore, Repository, Snapshot, StreamId,
+    ProjectionRunner, ReadModelStore, RecordedEvent, Repository, Snapshot, StreamId,
 };
 use msa_testkit::tally::{upcasters, Tally, TallyCommand, TallyError, TallyEvent, TallyTotals};
 use msa_testkit::{eventually, TestStores, VISIBLE_WITHIN};
@@ -205,18 +205,27 @@ async fn appends_arriving_together_succeed_or_fail_each_on_their_own(stores: Tes
             _ => assert_eq!(outcome.as_ref().unwrap().len(), 2, "{i}"),
         }
     }
+    let placed = |events: &[RecordedEvent]| {
+        let placed: Vec<_> = events.iter().map(|e| (e.version, e.position)).collect();
+        assert!(placed.windows(2).all(|w| w[0].1 < w[1].1), "{placed:?}");
+        placed
+    };
     for (i, s) in fresh.iter().enumerate() {
-        let stored = stores.events.read_stream(s, 0).await.unwrap().len();
+        let stored = stores.events.read_stream(s, 0).await.unwrap();
         let kept = stores
             .events
             .idempotency_record("tally.add:together", &format!("k-{i}"))
             .await
             .unwrap();
         assert_eq!(
-            (stored, kept.is_some()),
+            (stored.len(), kept.is_some()),
             if i % 4 < 2 { (0, false) } else { (2, true) },
             "{s}"
         );
+        // Each answer says where its events went in the log, in version order.
+        if let Ok(answered) = &outcomes[i] {
+            assert_eq!(placed(answered), placed(&stored), "{s}");
+        }
     }
     assert_eq!(stores.events.read_stream(&taken, 0).await.unwrap().len(), 2);
 }
