@@ -397,11 +397,23 @@ async fn the_chat_benchmark_reports_figures_beside_its_baseline() {
             "--room-size",
             "2",
         ])
-        .args(["--duration", "1s", "--json"])
+        .args(["--duration", "2s", "--json"])
         .output()
         .unwrap();
     common::succeeded(&output);
     let report: Value = serde_json::from_slice(&output.stdout).unwrap();
+    // While sending, each second's figures go to stderr as they come.
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    let first_second = stderr
+        .lines()
+        .find_map(|line| line.trim_start().strip_prefix("1 s "))
+        .unwrap_or_else(|| panic!("no line for the first second in:\n{stderr}"));
+    let sent: u64 = first_second
+        .split_whitespace()
+        .next()
+        .and_then(|n| n.parse().ok())
+        .unwrap_or_else(|| panic!("no count of sends in `{first_second}`"));
+    assert!(sent > 0, "{stderr}");
     assert!(report["sent"].as_u64().unwrap() > 0, "{report}");
     assert!(report["delivered"].as_u64().unwrap() > 0, "{report}");
     assert_eq!(report["failed_sends"], 0, "{report}");

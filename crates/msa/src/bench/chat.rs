@@ -3,6 +3,7 @@
 //! other members' WebSockets), beside a baseline of bare HTTP round trips (`GET /healthz`) by the
 //! same number of clients for the same time.
 
+use std::io::Write;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -228,6 +229,32 @@ impl Sender {
     }
 }
 
+/// Prints, each second while messages are sent, the sends answered and the messages delivered
+/// in that second, so a stall shows as the second it happened in, not only in the p99.
+async fn each_second(sends: Arc<Mutex<Latencies>>, deliveries: Arc<Mutex<Latencies>>) {
+    let mut ticks = tokio::time::interval(Duration::from_secs(1));
+    ticks.tick().await;
+    let (mut sent_before, mut delivered_before) = (Latencies::new(), Latencies::new());
+    for second in 1.. {
+        ticks.tick().await;
+        let sent = sends.lock().unwrap().clone();
+        let delivered = deliveries.lock().unwrap().clone();
+        let (sent_now, delivered_now) =
+            (sent.since(&sent_before), delivered.since(&delivered_before));
+        let line = format!(
+            "{second:>5} s  {:>6} sent, p99 {:>8.2} ms   {:>6} delivered, p99 {:>8.2} ms, max {:>8.2} ms\n",
+            sent_now.count(),
+            sent_now.quantile_ms(0.99),
+            delivered_now.count(),
+            delivered_now.quantile_ms(0.99),
+            delivered_now.max_ms()
+        );
+        // One write, so the line reaches a pipe whole beside the report on stdout.
+        let _ = std::io::stderr().write_all(line.as_bytes());
+        (sent_before, delivered_before) = (sent, delivered);
+    }
+}
+
 /// Runs `f(i)` for `0..n`, `at_once` at a time.
 async fn each<T, F, Fut>(n: usize, at_once: usize, f: F) -> Result<Vec<T>>
 where
@@ -365,6 +392,7 @@ pub async fn run(args: BenchChatArgs) -> Result<()> {
         }));
     }
     let started = Instant::now();
+    let progress = tokio::spawn(each_second(sends.clone(), deliveries.clone()));
     // Open loop (`--rate`): each user sends every `users / rate` seconds, starts staggered so
     // the offered load is even, whether or not its last send was answered.
     let pace = args
@@ -424,6 +452,9 @@ pub async fn run(args: BenchChatArgs) -> Result<()> {
     futures::future::join_all(senders).await;
     let elapsed = started.elapsed().as_secs_f64();
     futures::future::join_all(readers).await;
+    progress.abort();
+    // Stopped between lines, so none is cut by the report below.
+    let _ = progress.await;
 
     let (sends, deliveries, baseline) = (
         sends.lock().unwrap(),

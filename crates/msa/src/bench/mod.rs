@@ -9,6 +9,7 @@ use std::time::Duration;
 use hdrhistogram::Histogram;
 
 /// Latencies of one phase, recorded in microseconds.
+#[derive(Clone)]
 pub struct Latencies(Histogram<u64>);
 
 impl Default for Latencies {
@@ -36,5 +37,18 @@ impl Latencies {
 
     pub fn quantile_ms(&self, q: f64) -> f64 {
         self.0.value_at_quantile(q) as f64 / 1000.0
+    }
+
+    pub fn max_ms(&self) -> f64 {
+        self.0.max() as f64 / 1000.0
+    }
+
+    /// What was recorded since `earlier`, a copy of these latencies taken before.
+    pub fn since(&self, earlier: &Latencies) -> Latencies {
+        let mut later = self.0.clone();
+        later
+            .subtract(&earlier.0)
+            .expect("an earlier copy holds no more than the later one");
+        Self(later)
     }
 }
