@@ -33,6 +33,8 @@ struct Report {
     delivery_p50_ms: f64,
     delivery_p99_ms: f64,
     failed_sends: u64,
+    /// WebSockets that closed before the end: messages to them are missing from the deliveries.
+    streams_closed_early: usize,
     baseline_requests_per_sec: f64,
     baseline_p50_ms: f64,
     baseline_p99_ms: f64,
@@ -229,6 +231,24 @@ impl Sender {
     }
 }
 
+/// When another member's message was sent (microseconds on the bench's clock, the start of its
+/// body), if `message` is one.
+fn sent_at(message: &Message, me: &str) -> Option<u64> {
+    let Message::Text(text) = message else {
+        return None;
+    };
+    let frame: Value = serde_json::from_str(text.as_str()).ok()?;
+    if frame["type"] != "MessagePosted" || frame["data"]["sender_id"] == me {
+        return None;
+    }
+    frame["data"]["body"]
+        .as_str()?
+        .split(' ')
+        .next()?
+        .parse()
+        .ok()
+}
+
 /// Prints, each second while messages are sent, the sends answered and the messages delivered
 /// in that second, so a stall shows as the second it happened in, not only in the p99.
 async fn each_second(sends: Arc<Mutex<Latencies>>, deliveries: Arc<Mutex<Latencies>>) {
@@ -320,6 +340,43 @@ pub async fn run(args: BenchChatArgs) -> Result<()> {
         async move { open_stream(&target, &people[i]).await }
     })
     .await?;
+    // The streams are read from now on, so they answer the server's heartbeats through the
+    // baseline too (a stream left unread for a minute is closed as gone).
+    let clock = Instant::now();
+    let (sends, deliveries) = (
+        Arc::new(Mutex::new(Latencies::new())),
+        Arc::new(Mutex::new(Latencies::new())),
+    );
+    let (stop_reading, stopped) = tokio::sync::watch::channel(false);
+    let readers: Vec<_> = sockets
+        .into_iter()
+        .zip(people.iter())
+        .map(|(socket, me)| {
+            let deliveries = deliveries.clone();
+            let (me, mut stopped) = (me.id.clone(), stopped.clone());
+            tokio::spawn(async move {
+                let (mut sink, mut stream) = socket.split();
+                let closed_early = loop {
+                    let message = tokio::select! {
+                        _ = stopped.wait_for(|stop| *stop) => break false,
+                        message = stream.next() => message,
+                    };
+                    let Some(Ok(message)) = message else {
+                        break true;
+                    };
+                    if let Some(sent_at) = sent_at(&message, &me) {
+                        let now = clock.elapsed().as_micros() as u64;
+                        deliveries
+                            .lock()
+                            .unwrap()
+                            .record(Duration::from_micros(now.saturating_sub(sent_at)));
+                    }
+                };
+                let _ = sink.close().await;
+                closed_early
+            })
+        })
+        .collect();
 
     eprintln!(
         "baseline: {users} clients calling GET /healthz for {:?}…",
@@ -351,46 +408,8 @@ pub async fn run(args: BenchChatArgs) -> Result<()> {
     let baseline_elapsed = started.elapsed().as_secs_f64();
 
     eprintln!("sending: {users} users for {:?}…", args.duration);
-    let clock = Instant::now();
-    let (sends, deliveries) = (
-        Arc::new(Mutex::new(Latencies::new())),
-        Arc::new(Mutex::new(Latencies::new())),
-    );
     let failed = Arc::new(std::sync::atomic::AtomicU64::new(0));
     let until = Instant::now() + args.duration;
-    let mut readers = Vec::new();
-    for (i, socket) in sockets.into_iter().enumerate() {
-        let (me, deliveries) = (people[i].id.clone(), deliveries.clone());
-        readers.push(tokio::spawn(async move {
-            let (mut sink, mut stream) = socket.split();
-            let stop = until + Duration::from_secs(2);
-            while let Ok(Some(Ok(message))) = tokio::time::timeout(
-                stop.saturating_duration_since(Instant::now()),
-                stream.next(),
-            )
-            .await
-            {
-                if let Message::Text(text) = message {
-                    let frame: Value = serde_json::from_str(text.as_str()).unwrap_or(Value::Null);
-                    if frame["type"] == "MessagePosted" && frame["data"]["sender_id"] != me.as_str()
-                    {
-                        if let Some(sent_at) = frame["data"]["body"]
-                            .as_str()
-                            .and_then(|b| b.split(' ').next())
-                            .and_then(|m| m.parse::<u64>().ok())
-                        {
-                            let now = clock.elapsed().as_micros() as u64;
-                            deliveries
-                                .lock()
-                                .unwrap()
-                                .record(Duration::from_micros(now.saturating_sub(sent_at)));
-                        }
-                    }
-                }
-            }
-            let _ = sink.close().await;
-        }));
-    }
     let started = Instant::now();
     let progress = tokio::spawn(each_second(sends.clone(), deliveries.clone()));
     // Open loop (`--rate`): each user sends every `users / rate` seconds, starts staggered so
@@ -451,7 +470,14 @@ pub async fn run(args: BenchChatArgs) -> Result<()> {
         .collect();
     futures::future::join_all(senders).await;
     let elapsed = started.elapsed().as_secs_f64();
-    futures::future::join_all(readers).await;
+    // Messages still on their way arrive within the grace.
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    let _ = stop_reading.send(true);
+    let closed_early = futures::future::join_all(readers)
+        .await
+        .into_iter()
+        .filter(|closed| !matches!(closed, Ok(false)))
+        .count();
     progress.abort();
     // Stopped between lines, so none is cut by the report below.
     let _ = progress.await;
@@ -477,11 +503,24 @@ pub async fn run(args: BenchChatArgs) -> Result<()> {
         delivery_p50_ms: deliveries.quantile_ms(0.50),
         delivery_p99_ms: deliveries.quantile_ms(0.99),
         failed_sends: failed.load(std::sync::atomic::Ordering::Relaxed),
+        streams_closed_early: closed_early,
         baseline_requests_per_sec: baseline_per_sec,
         baseline_p50_ms: baseline.quantile_ms(0.50),
         baseline_p99_ms: baseline.quantile_ms(0.99),
         throughput_ratio: sends_per_sec / baseline_per_sec.max(f64::MIN_POSITIVE),
     };
+    if report.sent > 0 && report.delivered == 0 {
+        bail!(
+            "{} messages were sent and none reached another member's WebSocket",
+            report.sent
+        );
+    }
+    if closed_early > 0 {
+        eprintln!(
+            "warning: {closed_early} of {users} WebSockets closed before the end; \
+             deliveries to them are missing"
+        );
+    }
     if args.json {
         println!("{}", serde_json::to_string(&report)?);
         return Ok(());
