@@ -23,9 +23,9 @@ const PLACEHOLDER_PAGE: &str = r#"<!doctype html>
 <html lang="en"><head><meta charset="utf-8"><title>msa</title></head>
 <body style="font-family: system-ui, sans-serif; max-width: 40rem; margin: 4rem auto">
 <h1>msa is running</h1>
-<p>The user, chat, payment and user-chat APIs answer under <code>/v1</code>; their description is
-<a href="/openapi.json">/openapi.json</a>. The chat web client will live on this page; until then
-it only shows that the server is up.</p>
+<p>The user, chat, payment and user-chat APIs answer under <code>/v1</code>: their reference is at
+<a href="/docs/">/docs</a>, the document behind it at <a href="/openapi.json">/openapi.json</a>.
+The chat web client will live on this page; until then it only shows that the server is up.</p>
 <p>Health: <a href="/healthz">/healthz</a> (alive), <a href="/readyz">/readyz</a> (stores answer; the bus is reported),
 <a href="/metrics">/metrics</a> (Prometheus)</p>
 </body></html>"#;
@@ -234,6 +234,9 @@ fn app(
     metrics: metrics_exporter_prometheus::PrometheusHandle,
 ) -> Router {
     let document = Arc::new(document);
+    let docs: Router = utoipa_swagger_ui::SwaggerUi::new("/docs")
+        .config(utoipa_swagger_ui::Config::new(["/openapi.json"]))
+        .into();
     Router::new()
         .route(
             "/openapi.json",
@@ -251,6 +254,7 @@ fn app(
         .route("/readyz", get(ready))
         .with_state(Arc::new(readiness))
         .merge(routes)
+        .merge(docs)
         .fallback(|| async { Problem::not_found("no such resource") })
         .method_not_allowed_fallback(|| async {
             Problem::new(

@@ -717,6 +717,17 @@ async fn the_openapi_document_describes_every_route_and_only_real_ones() {
     let (api, _data) = Api::sqlite(&[]);
     let document = api.get("/openapi.json", None).await;
     assert_eq!(document.status, 200);
+    // Its reference for people, Swagger UI reading that document (as the gateway serves it).
+    let docs = api.client.get(api.url("/docs/")).send().await.unwrap();
+    assert_eq!(docs.status(), 200);
+    assert!(docs.text().await.unwrap().contains("swagger"));
+    let config = api
+        .client
+        .get(api.url("/docs/swagger-initializer.js"))
+        .send()
+        .await
+        .unwrap();
+    assert!(config.text().await.unwrap().contains("/openapi.json"));
     assert!(document.body["openapi"].as_str().unwrap().starts_with("3."));
     assert_eq!(
         document.body["components"]["securitySchemes"]["bearer"]["scheme"],
