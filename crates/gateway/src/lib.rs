@@ -110,9 +110,6 @@ pub fn app(config: GatewayConfig) -> Result<Router, String> {
             }
         }
     });
-    let docs: Router = utoipa_swagger_ui::SwaggerUi::new("/docs")
-        .config(utoipa_swagger_ui::Config::new(["/openapi.json"]))
-        .into();
     Ok(Router::new()
         .route("/", get(|| async { Html(PAGE) }))
         .route(
@@ -123,7 +120,7 @@ pub fn app(config: GatewayConfig) -> Result<Router, String> {
         .route("/openapi.json", get(api_document))
         .fallback(proxy)
         .with_state(gateway)
-        .merge(docs)
+        .merge(msa_http::api_reference())
         .layer(cors))
 }
 

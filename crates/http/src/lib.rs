@@ -8,6 +8,7 @@
 //! - [`auth`]: access tokens (EdDSA JWTs) checked against the user service's public keys, and the
 //!   [`auth::Caller`] extractor; [`RemoteKeys`], those keys fetched from the user service by the
 //!   processes that do not issue tokens (the other services, the gateway).
+//! - [`api_reference`]: Swagger UI at `/docs` over the process's `/openapi.json`.
 
 pub mod auth;
 mod json;
@@ -16,7 +17,7 @@ mod problem;
 mod remote_keys;
 
 pub use json::{page_cursor, page_limit, StrictJson, StrictQuery};
-pub use openapi::BearerAuth;
+pub use openapi::{api_reference, BearerAuth};
 pub use problem::{FieldError, Problem};
 pub use remote_keys::RemoteKeys;
 

@@ -21,3 +21,11 @@ impl Modify for BearerAuth {
             );
     }
 }
+
+/// Where every process serves its API reference for people: Swagger UI at `/docs`, reading the
+/// process's OpenAPI document at `/openapi.json` (the gateway's is the merged one).
+pub fn api_reference() -> axum::Router {
+    utoipa_swagger_ui::SwaggerUi::new("/docs")
+        .config(utoipa_swagger_ui::Config::new(["/openapi.json"]))
+        .into()
+}

@@ -234,9 +234,6 @@ fn app(
     metrics: metrics_exporter_prometheus::PrometheusHandle,
 ) -> Router {
     let document = Arc::new(document);
-    let docs: Router = utoipa_swagger_ui::SwaggerUi::new("/docs")
-        .config(utoipa_swagger_ui::Config::new(["/openapi.json"]))
-        .into();
     Router::new()
         .route(
             "/openapi.json",
@@ -254,7 +251,7 @@ fn app(
         .route("/readyz", get(ready))
         .with_state(Arc::new(readiness))
         .merge(routes)
-        .merge(docs)
+        .merge(msa_http::api_reference())
         .fallback(|| async { Problem::not_found("no such resource") })
         .method_not_allowed_fallback(|| async {
             Problem::new(
