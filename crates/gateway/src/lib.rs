@@ -9,7 +9,7 @@
 //! - refuses bodies over the limit (413), and answers upstream time-outs (504) and unreachable
 //!   services (503) as problem+json;
 //! - tunnels the chat WebSocket (`/v1/stream`) byte for byte;
-//! - serves a page at `/`, the merged API reference at `/docs` and `/openapi.json`, `/healthz`
+//! - serves the web client at `/` (`msa_web`), the merged API reference at `/docs` and `/openapi.json`, `/healthz`
 //!   and `/readyz` (every service ready).
 
 pub mod limits;
@@ -23,7 +23,7 @@ use std::time::Duration;
 
 use axum::extract::{ConnectInfo, Request, State};
 use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
-use axum::response::{Html, IntoResponse, Response};
+use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use axum::{Json, Router};
 use msa_http::auth::TokenError;
@@ -73,15 +73,6 @@ struct Gateway {
     limits: Limits,
 }
 
-const PAGE: &str = r#"<!doctype html>
-<html lang="en"><head><meta charset="utf-8"><title>msa</title></head>
-<body style="font-family: system-ui, sans-serif; max-width: 40rem; margin: 4rem auto">
-<h1>msa</h1>
-<p>The gateway of the microservice deployment is up. The web client arrives here; until then,
-the API reference is at <a href="/docs">/docs</a>.</p>
-<p>Health: <a href="/healthz">/healthz</a> (alive), <a href="/readyz">/readyz</a> (every service ready)</p>
-</body></html>"#;
-
 /// The gateway's app. Serve it with `into_make_service_with_connect_info::<SocketAddr>()`: rate
 /// limits key on the client's address.
 pub fn app(config: GatewayConfig) -> Result<Router, String> {
@@ -111,7 +102,6 @@ pub fn app(config: GatewayConfig) -> Result<Router, String> {
         }
     });
     Ok(Router::new()
-        .route("/", get(|| async { Html(PAGE) }))
         .route(
             "/healthz",
             get(|| async { Json(json!({ "status": "ok" })) }),
@@ -121,6 +111,7 @@ pub fn app(config: GatewayConfig) -> Result<Router, String> {
         .fallback(proxy)
         .with_state(gateway)
         .merge(msa_http::api_reference())
+        .merge(msa_web::router())
         .layer(cors))
 }
 
@@ -231,6 +222,17 @@ async fn route(
         "x-forwarded-for",
         &client.ip().to_string(),
     ));
+    // What the browser addressed, for the user service's session cookie (its Secure flag and
+    // its same-site check): a proxy in front of the gateway may have said already.
+    if !parts.headers.contains_key("x-forwarded-host") {
+        if let Some(host) = parts
+            .headers
+            .get(header::HOST)
+            .and_then(|h| h.to_str().ok())
+        {
+            extra.extend(proxy::header_pair("x-forwarded-host", host));
+        }
+    }
     let path_and_query = parts
         .uri
         .path_and_query()

@@ -19,13 +19,15 @@ use crate::cli::{ServeArgs, ServiceName};
 use crate::consumers::ConsumerDeps;
 use crate::storage::{self, ContextStores};
 
+/// What a lone service (`msa serve <service>`) shows at `/`.
 const PLACEHOLDER_PAGE: &str = r#"<!doctype html>
 <html lang="en"><head><meta charset="utf-8"><title>msa</title></head>
 <body style="font-family: system-ui, sans-serif; max-width: 40rem; margin: 4rem auto">
 <h1>msa is running</h1>
 <p>The user, chat, payment and user-chat APIs answer under <code>/v1</code>: their reference is at
 <a href="/docs/">/docs</a>, the document behind it at <a href="/openapi.json">/openapi.json</a>.
-The chat web client will live on this page; until then it only shows that the server is up.</p>
+This process is one service of the microservice deployment: the web client is served by the
+gateway (and by the single server, <code>msa serve</code>).</p>
 <p>Health: <a href="/healthz">/healthz</a> (alive), <a href="/readyz">/readyz</a> (stores answer; the bus is reported),
 <a href="/metrics">/metrics</a> (Prometheus)</p>
 </body></html>"#;
@@ -71,7 +73,13 @@ pub async fn run(args: ServeArgs) -> Result<()> {
         .transpose()
         .map_err(|error| anyhow::anyhow!("MSA_KAFKA_BROKERS (--kafka-brokers): {error}"))?;
     let readiness = Readiness { stores, bus };
-    let app = app(started.routes, started.document, readiness, metrics);
+    let app = app(
+        started.routes,
+        started.document,
+        readiness,
+        metrics,
+        args.service.is_none(),
+    );
     let listener = tokio::net::TcpListener::bind(args.listen)
         .await
         .with_context(|| format!("MSA_LISTEN: cannot listen on {}", args.listen))?;
@@ -226,14 +234,21 @@ async fn one(
     })
 }
 
-/// The process's HTTP app: the services' routes and what every process answers.
+/// The process's HTTP app: the services' routes and what every process answers. The single
+/// server (`web_client`) serves the web client at `/`; a lone service a page saying what it is.
 fn app(
     routes: Router,
     document: utoipa::openapi::OpenApi,
     readiness: Readiness,
     metrics: metrics_exporter_prometheus::PrometheusHandle,
+    web_client: bool,
 ) -> Router {
     let document = Arc::new(document);
+    let front = if web_client {
+        msa_web::router()
+    } else {
+        Router::new().route("/", get(|| async { Html(PLACEHOLDER_PAGE) }))
+    };
     Router::new()
         .route(
             "/openapi.json",
@@ -243,7 +258,6 @@ fn app(
             "/metrics",
             get(move || std::future::ready(metrics.render())),
         )
-        .route("/", get(|| async { Html(PLACEHOLDER_PAGE) }))
         .route(
             "/healthz",
             get(|| async { Json(json!({ "status": "ok" })) }),
@@ -251,6 +265,7 @@ fn app(
         .route("/readyz", get(ready))
         .with_state(Arc::new(readiness))
         .merge(routes)
+        .merge(front)
         .merge(msa_http::api_reference())
         .fallback(|| async { Problem::not_found("no such resource") })
         .method_not_allowed_fallback(|| async {

@@ -19,6 +19,8 @@ const FOUNDATIONS: &[&str] = &[
     "msa-http",
     // The edge: it talks to the services over HTTP only.
     "msa-gateway",
+    // The web client's files: it talks to the services over HTTP from the browser only.
+    "msa-web",
 ];
 
 /// Workspace crate -> the workspace crates it depends on (normal, dev and build dependencies).

@@ -3,8 +3,8 @@
 use std::sync::Arc;
 
 use axum::extract::{FromRef, Path, State};
-use axum::http::{header, StatusCode};
-use axum::response::IntoResponse;
+use axum::http::{header, HeaderMap, StatusCode};
+use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::{Json, Router};
 use msa_http::auth::{Caller, TokenVerifier};
@@ -15,6 +15,7 @@ use uuid::Uuid;
 
 use crate::adapters::directory::{self, DirectoryPage};
 use crate::adapters::tokens::TokenPair;
+use crate::adapters::web_session;
 use crate::application::ProfileView;
 use crate::application::{Export, KakaoOutcome};
 use crate::application::{ProfileChange, UserService, UserServiceError};
@@ -181,15 +182,45 @@ struct Credentials {
 async fn log_in(
     State(api): State<UserApi>,
     StrictJson(body): StrictJson<Credentials>,
-) -> Result<impl IntoResponse, Problem> {
+    description = "With `X-Requested-With` (the web client's cookie mode) the refresh token is not in the answer: it is set as the HttpOnly, SameSite=Strict cookie `msa_refresh` (Path=/v1/auth).",
+    params(("X-Requested-With" = Option<String>, Header, description = "Cookie mode (the web client sends `msa-web`)")),
+) -> Result<Response, Problem> {
+        (status = 403, description = "Cookie mode from another site", body = Problem),
     let mut fields = Fields::default();
     let email = fields.parse("email", body.email.as_deref(), Email::parse);
     let password = fields.parse("password", body.password.as_deref(), |p| Ok(p.to_owned()));
+    headers: HeaderMap,
     fields.finish()?;
     let (Some(email), Some(password)) = (email, password) else {
         unreachable!("finish() refuses missing fields")
     };
-    Ok(Json(api.service.log_in(&email, &password).await?))
+    if web_session::wanted(&headers) {
+        web_session::check_same_site(&headers)?;
+    }
+    let tokens = api.service.log_in(&email, &password).await?;
+    Ok(tokens_answer(&api, &headers, tokens))
+}
+
+/// The token pair as JSON, or in cookie mode the access token as JSON and the refresh token in
+/// its cookie.
+fn tokens_answer(api: &UserApi, headers: &HeaderMap, tokens: TokenPair) -> Response {
+    if !web_session::wanted(headers) {
+        return Json(tokens).into_response();
+    }
+    let cookie = web_session::set(
+        headers,
+        &tokens.refresh_token,
+        api.service.tokens().refresh_lifetime().as_secs(),
+    );
+    (
+        [(header::SET_COOKIE, cookie)],
+        Json(serde_json::json!({
+            "access_token": tokens.access_token,
+            "token_type": tokens.token_type,
+            "expires_in": tokens.expires_in,
+        })),
+    )
+        .into_response()
 }
 
 #[derive(Deserialize, ToSchema)]
@@ -208,23 +239,83 @@ impl RefreshToken {
 
 #[utoipa::path(post, path = "/v1/auth/refresh", tag = "auth", request_body = RefreshToken,
     responses((status = 200, description = "A new pair; the presented refresh token is used up", body = TokenPair),
-        (status = 401, description = "Unknown, expired, revoked or reused (a reuse revokes the whole session)", body = Problem)))]
+        (status = 401, description = "Unknown, expired, revoked or reused (a reuse revokes the whole session); no cookie", body = Problem),
+        (status = 403, description = "A cookie without X-Requested-With, or from another site", body = Problem)))]
 async fn refresh(
     State(api): State<UserApi>,
-    StrictJson(body): StrictJson<RefreshToken>,
-) -> Result<impl IntoResponse, Problem> {
-    Ok(Json(api.service.refresh(&body.required()?).await?))
+/// Where a refresh or log-out finds its token: the body (API clients), else the web client's
+/// cookie, read only from a same-site request.
+enum Presented {
+    Body(String),
+    Cookie(Option<String>),
 }
 
+fn presented(headers: &HeaderMap, body: RefreshToken) -> Result<Presented, Problem> {
+    if body.refresh_token.as_deref().is_some_and(|t| !t.is_empty()) {
+        return Ok(Presented::Body(body.required()?));
+    }
+    let cookie = web_session::token(headers);
+    if cookie.is_none() && !web_session::wanted(headers) {
+        return Err(body.required().expect_err("no token in the body"));
+    }
+    web_session::check_same_site(headers)?;
+    Ok(Presented::Cookie(cookie))
+}
+
+    StrictJson(body): StrictJson<RefreshToken>,
+    description = "Without `refresh_token` in the body, the web client's cookie `msa_refresh` is used (only with the `X-Requested-With` header, from this site); the next refresh token is then set in the cookie, not returned.",
+    params(("X-Requested-With" = Option<String>, Header, description = "Cookie mode (the web client sends `msa-web`)")),
+) -> Result<Response, Problem> {
+    match presented(&headers, body)? {
+        Presented::Body(token) => Ok(Json(api.service.refresh(&token).await?).into_response()),
+        Presented::Cookie(None) => Err(Problem::unauthorized("no session cookie: log in")),
+        Presented::Cookie(Some(token)) => match api.service.refresh(&token).await {
+            Ok(tokens) => Ok(tokens_answer(&api, &headers, tokens)),
+            Err(error) => {
+                let mut refused = Problem::from(error).into_response();
+                if refused.status() == StatusCode::UNAUTHORIZED {
+                    refused
+                        .headers_mut()
+                        .insert(header::SET_COOKIE, web_session::clear(&headers));
+                }
+                Ok(refused)
+            }
+        },
+    }
+}
+
+    headers: HeaderMap,
 #[utoipa::path(post, path = "/v1/auth/logout", tag = "auth", request_body = RefreshToken,
-    responses((status = 204, description = "The session's refresh tokens are revoked"), (status = 422, body = Problem)))]
+    description = "Without `refresh_token` in the body, the web client's cookie is revoked and cleared (with `X-Requested-With`, from this site).",
+    responses((status = 204, description = "The session's refresh tokens are revoked"),
+        (status = 403, description = "A cookie without X-Requested-With, or from another site", body = Problem),
+        (status = 422, body = Problem)))]
 async fn log_out(
     State(api): State<UserApi>,
     StrictJson(body): StrictJson<RefreshToken>,
-) -> Result<impl IntoResponse, Problem> {
-    api.service.log_out(&body.required()?).await?;
-    Ok(StatusCode::NO_CONTENT)
+) -> Result<Response, Problem> {
+    match presented(&headers, body)? {
+        Presented::Body(token) => {
+            api.service.log_out(&token).await?;
+            Ok(StatusCode::NO_CONTENT.into_response())
+        }
+        Presented::Cookie(token) => {
+            if let Some(token) = token {
+                match api.service.log_out(&token).await {
+                    // An unknown or spent token: the session is over anyway.
+                    Ok(()) | Err(UserServiceError::BadRefreshToken(_)) => {}
+                    Err(error) => return Err(error.into()),
+                }
+            }
+            Ok((
+                StatusCode::NO_CONTENT,
+                [(header::SET_COOKIE, web_session::clear(&headers))],
+            )
+                .into_response())
+        }
+    }
 }
+    headers: HeaderMap,
 
 #[utoipa::path(delete, path = "/v1/users/me", tag = "users", security(("bearer" = [])),
     responses((status = 204, description = "Deactivated; personal data erased (crypto-shredded)"), (status = 401, body = Problem)))]

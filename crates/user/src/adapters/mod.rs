@@ -8,3 +8,4 @@ pub mod passwords;
 pub mod personal_data;
 pub mod throttle;
 pub mod tokens;
+pub mod web_session;

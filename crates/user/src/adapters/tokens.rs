@@ -150,6 +150,11 @@ impl Tokens {
             .collect()
     }
 
+    /// How long a refresh token lives (the web client's session cookie lasts as long).
+    pub fn refresh_lifetime(&self) -> Duration {
+        self.lifetimes.refresh
+    }
+
     /// The public keys, for `/.well-known/jwks.json` and every verifier.
     pub fn jwks(&self) -> &Jwks {
         &self.jwks

@@ -1,0 +1,588 @@
+// The page: signing in and out, the room list, the open room, sending through the outbox.
+
+import * as api from './api.js';
+import { composer } from './composer.js';
+import { buyCredits, loadWallet, walletSoon } from './credits.js';
+import { $, announce, el, openDialog, status } from './dom.js';
+import { t, translate } from './i18n.js';
+import { Outbox } from './outbox.js';
+import { Rooms } from './room.js';
+import { Stream } from './stream.js';
+
+translate();
+if ('serviceWorker' in navigator) {
+  navigator.serviceWorker.register('/sw.js').catch(() => {});
+}
+
+/** Everything known while signed in; replaced at each sign-in. */
+let session = null;
+
+function newSession(me) {
+  return {
+    me,
+    rooms: new Map(),
+    order: [],
+    members: new Map(),
+    openId: null,
+    outbox: new Outbox(me.id),
+    sending: false,
+    retryTimer: 0,
+    backoff: 500,
+    marked: new Map(),
+    typingSent: 0,
+    stream: null,
+    timelines: null,
+  };
+}
+
+// ---- signing in and out -------------------------------------------------------------------
+
+function show(view) {
+  $('loading').hidden = true;
+  $('auth').hidden = view !== 'auth';
+  $('chat').hidden = view !== 'chat';
+  $('top').hidden = view !== 'chat';
+}
+
+function showAuth(message = '') {
+  show('auth');
+  $('auth-error').textContent = message;
+  $('password').value = '';
+}
+
+function problemText(error) {
+  if (error.status === 0 || error.network) return t('tryLater');
+  const fields = error.problem?.errors;
+  if (Array.isArray(fields) && fields.length) {
+    return fields.map((f) => `${f.field}: ${f.message}`).join('; ');
+  }
+  return error.message;
+}
+
+function authBusy(busy) {
+  $('log-in').disabled = busy;
+  $('sign-up').disabled = busy;
+}
+
+async function authenticate(signUp) {
+  const email = $('email').value.trim();
+  const password = $('password').value;
+  const nickname = $('nickname').value.trim();
+  const error = $('auth-error');
+  error.textContent = '';
+  if (!email || !password) {
+    error.textContent = t('needFields');
+    return;
+  }
+  if (signUp && !nickname) {
+    error.textContent = t('needNickname');
+    $('nickname').focus();
+    return;
+  }
+  authBusy(true);
+  try {
+    if (signUp) await api.signUp(email, password, nickname);
+    else await api.logIn(email, password);
+    await enter();
+  } catch (failure) {
+    error.textContent = failure.status === 401 && !signUp ? t('badLogin') : problemText(failure);
+  } finally {
+    authBusy(false);
+  }
+}
+
+$('auth-form').addEventListener('submit', (event) => {
+  event.preventDefault();
+  authenticate(false);
+});
+$('sign-up').addEventListener('click', () => authenticate(true));
+
+$('log-out').addEventListener('click', async () => {
+  const ending = session;
+  leave();
+  if (ending) ending.outbox.items = [];
+  ending?.outbox.save();
+  try {
+    await api.logOut();
+  } catch {
+    // The cookie stays if the server could not be told; the access token is gone already.
+  }
+  showAuth();
+  status(t('signedOut'));
+  $('email').focus();
+});
+
+api.onSignedOut(() => {
+  leave();
+  showAuth(t('signedOut'));
+});
+
+function leave() {
+  if (!session) return;
+  session.stream.stop();
+  clearTimeout(session.retryTimer);
+  session.timelines.clear();
+  session = null;
+  $('room-list').replaceChildren();
+  $('room').hidden = true;
+  $('chat').classList.remove('room-open');
+}
+
+/** Signed in: the room list, the stream, the wallet, then whatever the outbox still holds. */
+async function enter() {
+  const me = await api.call('GET', '/v1/users/me');
+  leave();
+  session = newSession(me);
+  const current = session;
+  $('me').textContent = me.nickname;
+  $('password').value = '';
+  session.timelines = new Rooms({
+    me: () => me.id,
+    names: namesOf,
+    inFlight: (roomId) => current.outbox.inRoom(roomId).filter((i) => i.state === 'pending').length,
+    onRetry: retry,
+  });
+  show('chat');
+  for (const item of session.outbox.items) session.timelines.echo(item);
+  let firstReady;
+  const ready = new Promise((resolve) => {
+    firstReady = resolve;
+  });
+  session.stream = new Stream({
+    onFrame: (frame) => current === session && onFrame(frame),
+    onReady: (resumed) => {
+      if (current !== session) return;
+      document.body.dataset.stream = 'open';
+      firstReady();
+      if (!resumed) refreshAll();
+      else loadInbox().catch(() => {});
+      pump();
+    },
+    onDown: () => {
+      if (current === session) document.body.dataset.stream = 'closed';
+    },
+  });
+  session.stream.start();
+  loadWallet().catch(() => {});
+  // The stream's start position first, so nothing posted meanwhile falls between the two.
+  await Promise.race([ready, new Promise((resolve) => setTimeout(resolve, 3000))]);
+  if (current !== session) return;
+  await loadInbox().catch((error) => status(t('error', { detail: problemText(error) })));
+  const wanted = decodeURIComponent(location.hash.slice(1));
+  if (wanted && session.rooms.has(wanted)) openRoom(wanted, { push: false });
+  else $('new-direct').focus();
+  pump();
+}
+
+/** After a fresh (not resumed) stream start: reload what may have been missed. */
+async function refreshAll() {
+  await loadInbox().catch(() => {});
+  if (!session) return;
+  const open = session.openId;
+  for (const [roomId, timeline] of session.timelines.timelines) {
+    if (roomId !== open) session.timelines.timelines.delete(roomId);
+    else timeline.loaded = false;
+  }
+  if (open) session.timelines.open(open).catch(() => {});
+}
+
+// ---- the room list --------------------------------------------------------------------------
+
+async function loadInbox() {
+  const current = session;
+  const inbox = await api.call('GET', '/v1/inbox');
+  if (current !== session) return;
+  const rooms = new Map(inbox.items.map((room) => [room.id, room]));
+  const order = inbox.items.map((room) => room.id);
+  // A room opened here that the inbox (a projection) does not show yet stays.
+  for (const [id, room] of session.rooms) {
+    if (room.placeholder && !rooms.has(id)) {
+      rooms.set(id, room);
+      order.unshift(id);
+    }
+  }
+  session.rooms = rooms;
+  session.order = order;
+  if (session.openId) {
+    const open = session.rooms.get(session.openId);
+    if (open) open.unread = 0;
+  }
+  renderList();
+  if (session.openId) $('room-title').textContent = displayName(session.rooms.get(session.openId));
+}
+
+let inboxTimer = 0;
+/** A room appeared or changed membership: the inbox (a projection) is read again, a few times. */
+function inboxSoon(tries = 6) {
+  clearTimeout(inboxTimer);
+  inboxTimer = setTimeout(async () => {
+    if (!session) return;
+    const before = session.rooms.size;
+    await loadInbox().catch(() => {});
+    const waiting = session && [...session.rooms.values()].some((room) => room.placeholder);
+    if (session && tries > 1 && (session.rooms.size === before || waiting)) inboxSoon(tries - 1);
+  }, 300);
+}
+
+function displayName(room) {
+  if (!room) return '';
+  if (room.kind === 'direct') return room.peer?.nickname || t('unknownUser');
+  return room.name || t('unnamed');
+}
+
+function namesOf(roomId) {
+  const names = new Map(session.members.get(roomId) || []);
+  const room = session.rooms.get(roomId);
+  if (room?.peer) names.set(room.peer.user_id, room.peer.nickname);
+  names.set(session.me.id, session.me.nickname);
+  return names;
+}
+
+function preview(room) {
+  const last = room.last_message;
+  if (!last) return t('noMessagesYet');
+  if (last.redacted) return t('deleted');
+  const who = last.sender_id === session.me.id ? `${t('you')}: ` : '';
+  return who + last.body.replace(/\s+/g, ' ').slice(0, 80);
+}
+
+function renderList() {
+  const list = $('room-list');
+  const focused = document.activeElement?.dataset?.roomId;
+  const items = session.order
+    .map((id) => session.rooms.get(id))
+    .filter(Boolean)
+    .map((room) => {
+      const nameId = `room-name-${room.id}`;
+      const infoId = `room-info-${room.id}`;
+      const unread = room.unread > 0 ? el('span', { className: 'unread' }, t('unread', { n: room.unread })) : null;
+      const button = el(
+        'button',
+        { type: 'button', className: 'room', attrs: { 'aria-labelledby': nameId, 'aria-describedby': infoId } },
+        el('span', { className: 'name', id: nameId }, displayName(room)),
+        el('span', { className: 'info', id: infoId }, el('span', { className: 'preview' }, preview(room)), unread ? ' ' : null, unread),
+      );
+      button.dataset.roomId = room.id;
+      button.dataset.unread = String(room.unread || 0);
+      if (room.id === session.openId) button.setAttribute('aria-current', 'true');
+      button.addEventListener('click', () => openRoom(room.id));
+      return el('li', {}, button);
+    });
+  list.replaceChildren(...items);
+  $('no-rooms').hidden = items.length > 0;
+  if (focused) list.querySelector(`[data-room-id="${CSS.escape(focused)}"]`)?.focus();
+}
+
+function bump(roomId) {
+  session.order = [roomId, ...session.order.filter((id) => id !== roomId)];
+}
+
+// ---- a room ---------------------------------------------------------------------------------
+
+function openRoom(roomId, { push = true, focus = true } = {}) {
+  const room = session.rooms.get(roomId);
+  if (!room) return;
+  session.openId = roomId;
+  room.unread = 0;
+  if (push && location.hash.slice(1) !== roomId) history.pushState({ room: roomId }, '', `#${roomId}`);
+  $('room-title').textContent = displayName(room);
+  $('room').hidden = false;
+  $('no-room').hidden = true;
+  $('chat').classList.add('room-open');
+  $('typing').textContent = '';
+  renderList();
+  updateCreditAlert();
+  session.timelines
+    .open(roomId)
+    .then(() => markReadSoon())
+    .catch((error) => status(t('error', { detail: problemText(error) })));
+  if (room.kind !== 'direct') loadMembers(roomId);
+  if (focus) $('message-input').focus();
+}
+
+function closeRoom({ push = true } = {}) {
+  if (!session?.openId) return;
+  const roomId = session.openId;
+  session.openId = null;
+  session.timelines.close();
+  $('room').hidden = true;
+  $('no-room').hidden = false;
+  $('chat').classList.remove('room-open');
+  if (push && location.hash) history.pushState({}, '', location.pathname);
+  renderList();
+  $('room-list').querySelector(`[data-room-id="${CSS.escape(roomId)}"]`)?.focus();
+}
+
+async function loadMembers(roomId) {
+  try {
+    const page = await api.call('GET', `/v1/rooms/${roomId}/members`);
+    if (!session) return;
+    session.members.set(roomId, new Map(page.items.filter((m) => m.nickname).map((m) => [m.user_id, m.nickname])));
+    if (session.openId === roomId) session.timelines.render();
+  } catch {
+    // Names show as "Someone" until the next try.
+  }
+}
+
+$('back').addEventListener('click', () => closeRoom());
+window.addEventListener('popstate', () => {
+  if (!session) return;
+  const wanted = decodeURIComponent(location.hash.slice(1));
+  if (wanted && session.rooms.has(wanted)) openRoom(wanted, { push: false });
+  else closeRoom({ push: false });
+});
+$('room').addEventListener('keydown', (event) => {
+  if (event.key === 'Escape' && !event.defaultPrevented && matchMedia('(max-width: 47.99rem)').matches) closeRoom();
+});
+
+let readTimer = 0;
+function markReadSoon() {
+  clearTimeout(readTimer);
+  readTimer = setTimeout(async () => {
+    if (!session?.openId || document.visibilityState !== 'visible') return;
+    const roomId = session.openId;
+    const seq = session.timelines.newestSeq(roomId);
+    if (!seq || (session.marked.get(roomId) || 0) >= seq) return;
+    session.marked.set(roomId, seq);
+    await api.call('POST', `/v1/rooms/${roomId}/read`, { seq }).catch(() => session?.marked.delete(roomId));
+  }, 400);
+}
+document.addEventListener('visibilitychange', markReadSoon);
+
+// ---- live events ----------------------------------------------------------------------------
+
+const MEMBERSHIP = ['MemberInvited', 'MemberJoined', 'MemberLeft', 'MemberKicked', 'MemberBanned'];
+
+function onFrame(frame) {
+  if (frame.type === 'typing') {
+    if (frame.room_id === session.openId) showTyping(frame.user_id);
+    return;
+  }
+  const data = frame.data || {};
+  const room = session.rooms.get(frame.room_id);
+  if (frame.type === 'RoomCreated' || !room) {
+    inboxSoon();
+  } else if (MEMBERSHIP.includes(frame.type)) {
+    if (data.user_id === session.me.id) {
+      inboxSoon();
+      if (['MemberLeft', 'MemberKicked', 'MemberBanned'].includes(frame.type) && session.openId === frame.room_id) {
+        closeRoom();
+      }
+    }
+    session.members.delete(frame.room_id);
+    if (session.openId === frame.room_id) loadMembers(frame.room_id);
+  }
+  const added = session.timelines.event(frame);
+  if (!room) return;
+  const open = session.openId === frame.room_id && document.visibilityState === 'visible';
+  if (frame.type === 'MessagePosted') {
+    room.last_message = {
+      id: data.message_id,
+      sender_id: data.sender_id,
+      body: data.body,
+      created_at: frame.occurred_at,
+      seq: frame.seq,
+      redacted: Boolean(data.redacted),
+    };
+    room.last_seq = frame.seq;
+    const mine = data.sender_id === session.me.id;
+    if (!mine && !open) room.unread = (room.unread || 0) + 1;
+    bump(frame.room_id);
+    renderList();
+    if (!mine && added && session.openId === frame.room_id) {
+      const who = namesOf(frame.room_id).get(data.sender_id) || t('unknownUser');
+      announce(t('newMessageFrom', { who, text: data.body }));
+      markReadSoon();
+    }
+    if (session.openId === frame.room_id) $('typing').textContent = '';
+  } else if ((frame.type === 'MessageRedacted' || frame.type === 'MessageEdited') && room.last_message?.id === data.message_id) {
+    if (frame.type === 'MessageRedacted') room.last_message.redacted = true;
+    else room.last_message.body = data.body;
+    renderList();
+  }
+}
+
+let typingTimer = 0;
+function showTyping(userId) {
+  const who = namesOf(session.openId).get(userId) || t('unknownUser');
+  $('typing').textContent = t('typing', { who });
+  clearTimeout(typingTimer);
+  typingTimer = setTimeout(() => {
+    $('typing').textContent = '';
+  }, 4000);
+}
+
+// ---- sending --------------------------------------------------------------------------------
+
+const box = composer($('message-input'), {
+  onSend: (text) => send(text),
+  onTyping: () => {
+    if (!session?.openId || Date.now() - session.typingSent < 3000) return;
+    session.typingSent = Date.now();
+    session.stream.send({ type: 'typing', room_id: session.openId });
+  },
+});
+$('composer').addEventListener('submit', (event) => {
+  event.preventDefault();
+  box.submit();
+  $('message-input').focus();
+});
+
+function send(text) {
+  if (!session?.openId) return;
+  const item = {
+    txn_id: api.uuid(),
+    room_id: session.openId,
+    body: text,
+    typed: Date.now(),
+    state: 'pending',
+  };
+  session.outbox.add(item);
+  session.timelines.echo(item);
+  pump();
+}
+
+function retry(txnId) {
+  const item = session?.outbox.update(txnId, { state: 'pending', reason: null });
+  if (!item) return;
+  session.timelines.marked(item.room_id, txnId, 'pending', null);
+  pump();
+}
+
+/**
+ * Sends the outbox in order, one message at a time, each with its own txn_id. A message the
+ * server could not take (down, unreachable, busy) stays and is tried again with the same
+ * txn_id; one it refused is marked failed.
+ */
+async function pump() {
+  const current = session;
+  if (!current || current.sending) return;
+  current.sending = true;
+  clearTimeout(current.retryTimer);
+  try {
+    for (;;) {
+      const item = current.outbox.waiting()[0];
+      if (!item || current !== session) break;
+      const outcome = await deliver(current, item);
+      if (outcome === 'later') {
+        current.retryTimer = setTimeout(pump, current.backoff);
+        current.backoff = Math.min(current.backoff * 2, 5000);
+        break;
+      }
+      current.backoff = 500;
+    }
+  } finally {
+    current.sending = false;
+    updateCreditAlert();
+  }
+}
+
+async function deliver(current, item) {
+  try {
+    const posted = await api.call('POST', `/v1/rooms/${item.room_id}/messages`, {
+      txn_id: item.txn_id,
+      body: item.body,
+    });
+    current.outbox.remove(item.txn_id);
+    current.timelines.confirmed(item.room_id, item.txn_id, posted);
+    walletSoon();
+    return 'sent';
+  } catch (error) {
+    if (error.status === 0 || error.status === 401 || error.status === 408 || error.status === 429 || error.status >= 500) {
+      return 'later';
+    }
+    const reason = error.status === 402 ? 'out-of-credits' : error.problem?.type || `http-${error.status}`;
+    current.outbox.update(item.txn_id, { state: 'failed', reason });
+    current.timelines.marked(item.room_id, item.txn_id, 'failed', reason);
+    if (error.status === 402) walletSoon();
+    return 'failed';
+  }
+}
+
+function refusedForCredits() {
+  return session ? session.outbox.items.filter((i) => i.state === 'failed' && i.reason === 'out-of-credits') : [];
+}
+
+function updateCreditAlert() {
+  const refused = session?.openId ? refusedForCredits().filter((i) => i.room_id === session.openId) : [];
+  const alert = $('room-alert');
+  const show = refused.length > 0;
+  if (show && alert.hidden) $('room-alert-text').textContent = t('outOfCredits');
+  alert.hidden = !show;
+}
+
+/** After a payment: the messages refused for lack of credits go out again (same txn_id). */
+function afterPayment() {
+  for (const item of refusedForCredits()) retry(item.txn_id);
+  updateCreditAlert();
+}
+
+$('buy-credits').addEventListener('click', () => buyCredits(afterPayment));
+$('room-buy').addEventListener('click', () => buyCredits(afterPayment));
+
+window.addEventListener('online', () => {
+  if (!session) return;
+  session.stream.nudge();
+  session.backoff = 500;
+  pump();
+});
+window.addEventListener('offline', () => status(t('offline')));
+
+// ---- a new direct chat ----------------------------------------------------------------------
+
+$('new-direct').addEventListener('click', () => {
+  $('direct-error').textContent = '';
+  $('direct-nickname').value = '';
+  openDialog($('direct-dialog'), $('direct-nickname'));
+});
+
+$('direct-form').addEventListener('submit', async (event) => {
+  event.preventDefault();
+  const nickname = $('direct-nickname').value.trim();
+  const error = $('direct-error');
+  if (!nickname) return;
+  error.textContent = '';
+  try {
+    const room = await api.call('POST', '/v1/direct-chats', { nickname });
+    if (!session.rooms.has(room.id)) {
+      // The inbox (a projection) may not show it yet: a placeholder until it does.
+      session.rooms.set(room.id, {
+        id: room.id,
+        kind: 'direct',
+        name: null,
+        peer: { user_id: room.members.find((m) => m.user_id !== session.me.id)?.user_id, nickname },
+        last_message: null,
+        unread: 0,
+        placeholder: true,
+      });
+      bump(room.id);
+      inboxSoon();
+    }
+    $('direct-dialog').close();
+    openRoom(room.id);
+  } catch (failure) {
+    error.textContent = failure.status === 404 ? t('noSuchNickname') : problemText(failure);
+  }
+});
+
+// ---- start ----------------------------------------------------------------------------------
+
+async function boot() {
+  for (let attempt = 0; !session; attempt++) {
+    try {
+      if (await api.refresh()) await enter();
+      else showAuth();
+      return;
+    } catch (error) {
+      if (error.status && !error.network) {
+        showAuth(problemText(error));
+        return;
+      }
+      // The server is not there (yet): say so, and keep trying.
+      if (!session) showAuth(t('tryLater'));
+      await new Promise((resolve) => setTimeout(resolve, Math.min(1000 * 2 ** attempt, 10000)));
+    }
+  }
+}
+
+boot();
