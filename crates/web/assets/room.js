@@ -113,7 +113,9 @@ export class Rooms {
       .then((page) => {
         const items = page.items || [];
         const open = this.openId === timeline.roomId;
-        const keep = open ? this.anchor() : null;
+        // An earlier page goes above what is on screen, which must not move; the first page
+        // shows the newest messages.
+        const keep = open && timeline.loaded ? this.anchor() : null;
         for (const item of items) this.place(timeline, fromServer(item), { live: false });
         timeline.loaded = true;
         if (items.length < PAGE) timeline.reachedStart = true;
