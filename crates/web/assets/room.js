@@ -66,8 +66,10 @@ export class Rooms {
     this.onRetry = onRetry;
     this.timelines = new Map();
     this.openId = null;
-    this.list = $('messages');
-    this.list.addEventListener('scroll', () => this.maybeLoadEarlier(), { passive: true });
+    /** The scrolling box (role log) and the list inside it. */
+    this.box = $('messages');
+    this.list = $('message-list');
+    this.box.addEventListener('scroll', () => this.maybeLoadEarlier(), { passive: true });
   }
 
   timeline(roomId) {
@@ -139,14 +141,14 @@ export class Rooms {
       timeline &&
       this.openId === timeline.roomId &&
       !timeline.reachedStart &&
-      this.list.scrollHeight <= this.list.clientHeight + 40
+      this.box.scrollHeight <= this.box.clientHeight + 40
     ) {
       await this.loadPage(timeline);
     }
   }
 
   maybeLoadEarlier() {
-    if (!this.openId || this.list.scrollTop > 300) return;
+    if (!this.openId || this.box.scrollTop > 300) return;
     const timeline = this.timeline(this.openId);
     if (!timeline.loaded || timeline.reachedStart || timeline.loading) return;
     this.loadPage(timeline).catch(() => {});
@@ -154,7 +156,7 @@ export class Rooms {
 
   /** The first message on screen and its offset, to keep it still while a page goes above. */
   anchor() {
-    const top = this.list.scrollTop;
+    const top = this.box.scrollTop;
     for (const item of this.list.children) {
       if (item.offsetTop + item.offsetHeight > top) return { item, offset: item.offsetTop - top };
     }
@@ -162,15 +164,15 @@ export class Rooms {
   }
 
   restore({ item, offset }) {
-    if (item.isConnected) this.list.scrollTop = item.offsetTop - offset;
+    if (item.isConnected) this.box.scrollTop = item.offsetTop - offset;
   }
 
   nearEnd() {
-    return this.list.scrollHeight - this.list.scrollTop - this.list.clientHeight < 80;
+    return this.box.scrollHeight - this.box.scrollTop - this.box.clientHeight < 80;
   }
 
   scrollToEnd() {
-    this.list.scrollTop = this.list.scrollHeight;
+    this.box.scrollTop = this.box.scrollHeight;
   }
 
   /**
