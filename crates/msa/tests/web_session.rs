@@ -243,3 +243,57 @@ async fn a_message_refused_for_lack_of_credits_goes_out_with_the_same_txn_id_aft
     let (_, wallet) = api.get(&ada, "/v1/wallet").await;
     assert_eq!(wallet["balance"], 99, "one credit for one message");
 }
+
+/// Through the gateway: the page, and the session cookie both ways, with the browser's own
+/// origin accepted (the gateway tells the user service the host the browser addressed).
+#[tokio::test]
+async fn the_gateway_serves_the_page_and_carries_the_session_cookie() {
+    let data = tempfile::tempdir().unwrap();
+    let user = Api::start(&["--data-dir", data.path().to_str().unwrap()]);
+    user.person("Ada").await;
+    let nobody = format!("http://127.0.0.1:{}", common::free_port());
+    let gateway = common::spawn_serving(&[
+        "gateway",
+        "--listen",
+        "127.0.0.1:0",
+        "--user",
+        &user.server.base,
+        "--chat",
+        &nobody,
+        "--payment",
+        &nobody,
+        "--user-chat",
+        &nobody,
+    ]);
+    let base = gateway.base.clone();
+    let client = reqwest::Client::new();
+    let page = client.get(format!("{base}/")).send().await.unwrap();
+    assert_eq!(page.status(), 200);
+    assert!(page.headers()["content-security-policy"]
+        .to_str()
+        .unwrap()
+        .contains("frame-ancestors 'none'"));
+    assert!(page.text().await.unwrap().contains("/app.js"));
+
+    let answer = client
+        .post(format!("{base}/v1/auth/token"))
+        .header(WEB.0, WEB.1)
+        .header("origin", &base)
+        .json(&json!({"email": "ada@example.com", "password": "correct horse battery"}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(answer.status(), 200);
+    let cookie = pair(&cookie_of(answer.headers())[0]);
+    let answer = client
+        .post(format!("{base}/v1/auth/refresh"))
+        .header(WEB.0, WEB.1)
+        .header("origin", &base)
+        .header("sec-fetch-site", "same-origin")
+        .header("cookie", cookie)
+        .json(&json!({}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(answer.status(), 200, "{:?}", answer.text().await);
+}
