@@ -74,8 +74,9 @@ struct Gateway {
 }
 
 /// The gateway's app. Serve it with `into_make_service_with_connect_info::<SocketAddr>()`: rate
-/// limits key on the client's address.
-pub fn app(config: GatewayConfig) -> Result<Router, String> {
+/// limits key on the client's address. Waits until the user service's deny list is loaded (see
+/// [`msa_http::revocations`]), then polls it, so a revoked token is refused at the edge too.
+pub async fn app(config: GatewayConfig) -> Result<Router, String> {
     let client = reqwest::Client::builder()
         .timeout(config.upstream_timeout)
         .redirect(reqwest::redirect::Policy::none())
@@ -91,6 +92,20 @@ pub fn app(config: GatewayConfig) -> Result<Router, String> {
         client,
         config,
     });
+    let revocations = msa_http::RemoteRevocations::new(
+        &gateway.config.upstreams.user,
+        gateway.client.clone(),
+        gateway.keys.verifier().revocations().clone(),
+    );
+    let mut warned = false;
+    while let Err(error) = revocations.fetch().await {
+        if !warned {
+            tracing::warn!(url = revocations.url(), error = %error.without_url(), "waiting for the user service's deny list");
+            warned = true;
+        }
+        tokio::time::sleep(Duration::from_secs(1)).await;
+    }
+    tokio::spawn(async move { revocations.follow().await });
     let shrinking = Arc::downgrade(&gateway);
     tokio::spawn(async move {
         loop {
@@ -207,7 +222,10 @@ async fn route(
         Some(token) => match gateway.keys.verify(token).await {
             Ok(claims) => Some(claims.sub),
             Err(
-                error @ (TokenError::Expired | TokenError::Invalid(_) | TokenError::UnknownKey(_)),
+                error @ (TokenError::Expired
+                | TokenError::Invalid(_)
+                | TokenError::UnknownKey(_)
+                | TokenError::Revoked),
             ) => return Problem::unauthorized(error.to_string()).into_response(),
             Err(TokenError::Missing) => None,
         },

@@ -14,6 +14,7 @@ use jsonwebtoken::{Algorithm, DecodingKey, Validation};
 use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
+use crate::revocations::Revocations;
 use crate::{Problem, RemoteKeys};
 
 /// Who issues the tokens (`iss`), checked on every token.
@@ -28,6 +29,18 @@ pub struct Claims {
     pub roles: Vec<String>,
     pub iat: i64,
     pub exp: i64,
+    /// When the token was issued, in Unix milliseconds (`iat` is whole seconds): a revocation
+    /// voids the tokens issued before it, and a login right after one must not count as before.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub iat_ms: Option<i64>,
+}
+
+impl Claims {
+    /// When the token was issued (Unix ms); a token without `iat_ms` counts from the start of
+    /// its `iat` second.
+    pub fn issued_at_ms(&self) -> i64 {
+        self.iat_ms.unwrap_or(self.iat.saturating_mul(1000))
+    }
 }
 
 /// One public key in JWK form (RFC 8037: `kty` OKP, `crv` Ed25519, `x` base64url).
@@ -74,6 +87,10 @@ pub enum TokenError {
     /// Signed with a key this verifier does not have (yet): worth fetching the keys again.
     #[error("the token is signed with an unknown key {0}")]
     UnknownKey(String),
+    /// Its user's sessions were revoked after it was issued (password change, log-out
+    /// everywhere), or the account is closed.
+    #[error("the token was revoked; log in again")]
+    Revoked,
 }
 
 impl From<TokenError> for Problem {
@@ -98,6 +115,8 @@ pub struct TokenVerifier {
     /// Where the keys come from when another process issues them: asked again for a key not
     /// seen yet (see [`TokenVerifier::verify_fetching`]). None where the keys are local.
     source: Option<Weak<RemoteKeys>>,
+    /// The deny list, checked on every verification (remembered tokens too).
+    revocations: Arc<Revocations>,
 }
 
 impl Default for TokenVerifier {
@@ -108,6 +127,7 @@ impl Default for TokenVerifier {
                 NonZeroUsize::new(VERIFIED_TOKENS).expect("not zero"),
             )),
             source: None,
+            revocations: Arc::default(),
         }
     }
 }
@@ -141,6 +161,11 @@ impl TokenVerifier {
         self.remembered().clear();
     }
 
+    /// The deny list this verifier checks; whoever follows the user context's events feeds it.
+    pub fn revocations(&self) -> &Arc<Revocations> {
+        &self.revocations
+    }
+
     fn remembered(&self) -> std::sync::MutexGuard<'_, lru::LruCache<String, Claims>> {
         self.verified.lock().unwrap_or_else(|p| p.into_inner())
     }
@@ -151,10 +176,13 @@ impl TokenVerifier {
             if claims.exp.max(0) as u64 + LEEWAY < now {
                 return Err(TokenError::Expired);
             }
-            return Ok(claims.clone());
+            let claims = claims.clone();
+            self.revocations.check(&claims)?;
+            return Ok(claims);
         }
         let claims = self.check(token)?;
         self.remembered().put(token.to_owned(), claims.clone());
+        self.revocations.check(&claims)?;
         Ok(claims)
     }
 
@@ -271,6 +299,7 @@ pub(crate) mod tests {
             roles: Vec::new(),
             iat: now,
             exp: now + expires_in,
+            iat_ms: None,
         };
         jsonwebtoken::encode(&header, &claims, key).unwrap()
     }

@@ -15,11 +15,13 @@ mod json;
 mod openapi;
 mod problem;
 mod remote_keys;
+pub mod revocations;
 
 pub use json::{page_cursor, page_limit, StrictJson, StrictQuery};
 pub use openapi::{api_reference, BearerAuth};
 pub use problem::{FieldError, Problem};
 pub use remote_keys::RemoteKeys;
+pub use revocations::{RemoteRevocations, Revocation, RevocationList, Revocations};
 
 /// The read buffer of a WebSocket connection, for both ends (axum's upgrade, tokio-tungstenite's
 /// client). tungstenite zeroes the free part of its buffer, up to this size, before every read

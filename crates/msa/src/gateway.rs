@@ -39,6 +39,7 @@ pub async fn run(args: GatewayArgs) -> Result<()> {
         cors_origins: args.cors_origins,
     };
     let app = msa_gateway::app(config)
+        .await
         .map_err(|error| anyhow::anyhow!("MSA_CORS_ORIGINS (--cors-origins): {error}"))?;
     let listener = tokio::net::TcpListener::bind(args.listen)
         .await

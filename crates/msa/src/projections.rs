@@ -27,6 +27,11 @@ pub fn all() -> Vec<ProjectionSpec> {
             projection: |_| Arc::new(msa_user::adapters::directory::Directory),
         },
         ProjectionSpec {
+            context: "user",
+            name: "user.revocations",
+            projection: |_| Arc::new(msa_user::adapters::revocations::RevocationsProjection),
+        },
+        ProjectionSpec {
             context: "chat",
             name: "chat.history",
             projection: |_| Arc::new(msa_chat::adapters::history::History),

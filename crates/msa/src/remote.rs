@@ -6,7 +6,7 @@ use std::time::Duration;
 
 use anyhow::{bail, Result};
 use msa_http::auth::TokenVerifier;
-use msa_http::RemoteKeys;
+use msa_http::{RemoteKeys, RemoteRevocations};
 use tokio::sync::watch;
 
 /// How often the keys are fetched again (the user service adds a key before it signs with it).
@@ -23,7 +23,7 @@ pub async fn verifier(
     let client = reqwest::Client::builder()
         .timeout(Duration::from_secs(5))
         .build()?;
-    let keys = RemoteKeys::new(user_url, client);
+    let keys = RemoteKeys::new(user_url, client.clone());
     let mut warned = false;
     loop {
         match keys.fetch().await {
@@ -40,6 +40,26 @@ pub async fn verifier(
         }
     }
     let verifier = keys.verifier();
+    // The deny list is loaded before the service serves, then polled (`msa_http::revocations`).
+    let revocations =
+        RemoteRevocations::new(user_url, client.clone(), verifier.revocations().clone());
+    while let Err(error) = revocations.fetch().await {
+        if !warned {
+            tracing::warn!(url = revocations.url(), error = %error.without_url(), "waiting for the user service's deny list");
+            warned = true;
+        }
+        tokio::select! {
+            _ = tokio::time::sleep(Duration::from_secs(1)) => {}
+            _ = stop.changed() => bail!("stopped while waiting for the user service at {user_url}"),
+        }
+    }
+    let mut stop_following = stop.clone();
+    tokio::spawn(async move {
+        tokio::select! {
+            _ = revocations.follow() => {}
+            _ = stop_following.changed() => {}
+        }
+    });
     tokio::spawn(async move {
         loop {
             tokio::select! {

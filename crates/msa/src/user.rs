@@ -11,6 +11,7 @@ use msa_user::adapters::http::{routes, UserApi};
 use msa_user::adapters::kakao::{Kakao, KakaoConfig};
 use msa_user::adapters::passwords::{HashCost, Passwords};
 use msa_user::adapters::personal_data::{PersonalDataKeys, ShreddingStore};
+use msa_user::adapters::revocations::{self, RevocationsProjection};
 use msa_user::adapters::tokens::{TokenLifetimes, Tokens};
 use msa_user::{UserService, UserSettings};
 use tokio::sync::watch;
@@ -50,6 +51,10 @@ fn kakao_config(args: &UserArgs) -> Result<Option<KakaoConfig>> {
         api_url: args.kakao_api_url.trim_end_matches('/').to_owned(),
     }))
 }
+
+/// Revocations are kept for the access tokens' lifetime and this much more (the verifiers'
+/// leeway on expiry, clock skew between processes).
+const DENY_LIST_MARGIN: std::time::Duration = std::time::Duration::from_secs(60);
 
 /// The user context, running.
 pub struct UserContext {
@@ -104,7 +109,34 @@ pub async fn start(
         .ensure_tables(&Directory)
         .await
         .context("creating the user directory")?;
-    let projections = tokio::spawn(async move { runner.run(&Directory, stop).await });
+    // The deny list: brought up to date and loaded before the process serves, then followed.
+    runner
+        .ensure_tables(&RevocationsProjection)
+        .await
+        .context("creating the deny list table")?;
+    runner
+        .catch_up(&RevocationsProjection)
+        .await
+        .context("bringing the deny list up to date")?;
+    let retain = args.access_token_ttl + DENY_LIST_MARGIN;
+    verifier.revocations().replace(
+        revocations::recent(&stores.read_models, retain)
+            .await
+            .context("loading the deny list")?,
+    );
+    let follower = revocations::follow(
+        stores.read_models.clone(),
+        verifier.revocations().clone(),
+        retain,
+        stop.clone(),
+    );
+    let projections = tokio::spawn(async move {
+        tokio::join!(
+            runner.run(&Directory, stop.clone()),
+            runner.run(&RevocationsProjection, stop),
+            follower
+        );
+    });
     Ok(UserContext {
         routes: routes(UserApi {
             service,

@@ -91,6 +91,7 @@ fn a_deactivated_account_accepts_no_changes() {
     given::<User>([registered(), deactivated.clone()])
         .when(UserCommand::ChangePassword {
             password_hash: "new".into(),
+            at: Utc::now(),
         })
         .then_error(|e| *e == UserError::Deactivated);
     given::<User>([registered(), deactivated])

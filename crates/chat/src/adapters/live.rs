@@ -20,7 +20,7 @@ use axum::http::HeaderMap;
 use axum::response::{IntoResponse, Response};
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use base64::Engine;
-use msa_http::auth::TokenVerifier;
+use msa_http::auth::{Claims, TokenVerifier};
 use msa_http::{FieldError, Problem};
 use msa_kernel::repository::decode;
 use msa_kernel::{Aggregate, EventStore, LogPosition, Lookout, RecordedEvent};
@@ -48,6 +48,9 @@ const HEARTBEAT: Duration = Duration::from_secs(20);
 const SILENCE: Duration = Duration::from_secs(60);
 /// Close code for "too slow / resume" (4000-4999 are the application's).
 const TOO_SLOW: u16 = 4000;
+/// Close code for "the token was revoked" (the user's sessions were revoked, or the account
+/// closed): log in again.
+const REVOKED: u16 = 4401;
 
 /// A room event as it goes out.
 #[derive(Debug, Clone)]
@@ -238,7 +241,7 @@ pub async fn stream(
                 .and_then(|v| v.strip_prefix("Bearer "))
                 .unwrap_or_default();
             match state.verifier.verify(token) {
-                Ok(claims) => Some(claims.sub),
+                Ok(claims) => Some(claims),
                 Err(error) => return Problem::from(error).into_response(),
             }
         }
@@ -318,13 +321,17 @@ impl Rooms {
 async fn serve_socket(
     mut socket: WebSocket,
     state: ChatApi,
-    header_user: Option<Uuid>,
+    header_user: Option<Claims>,
     since: Option<LogPosition>,
 ) -> Result<(), String> {
-    let user_id = match header_user {
-        Some(user) => user,
+    // Whoever follows the user context's events says when this token becomes void.
+    let mut revoked = state.verifier.revocations().changed();
+    // Checked once at the start too: a revocation may have come since the token was checked.
+    revoked.mark_changed();
+    let claims = match header_user {
+        Some(claims) => claims,
         None => match first_frame_auth(&mut socket, &state.verifier).await {
-            Some(user) => user,
+            Some(claims) => claims,
             None => {
                 close(
                     &mut socket,
@@ -336,6 +343,7 @@ async fn serve_socket(
             }
         },
     };
+    let user_id = claims.sub;
     // Connect before catching up, so nothing appended meanwhile is missed: membership events
     // naming the user are routed to the connection from now on, its rooms' events once it
     // follows them (below), and catch-up reads the store past anything routed before that.
@@ -492,6 +500,12 @@ async fn serve_socket(
                 }
                 Some(Ok(_)) => last_heard = tokio::time::Instant::now(),
             },
+            _ = revoked.changed() => {
+                if state.verifier.revocations().check(&claims).is_err() {
+                    close(&mut socket, REVOKED, "revoked: log in again").await;
+                    return Ok(());
+                }
+            }
             _ = heartbeat.tick() => {
                 if last_heard.elapsed() > SILENCE {
                     close(&mut socket, 1001, "no heartbeat").await;
@@ -504,7 +518,7 @@ async fn serve_socket(
 }
 
 /// Reads `{"type": "auth", "token": …}` within 10 s.
-async fn first_frame_auth(socket: &mut WebSocket, verifier: &TokenVerifier) -> Option<Uuid> {
+async fn first_frame_auth(socket: &mut WebSocket, verifier: &TokenVerifier) -> Option<Claims> {
     let frame = tokio::time::timeout(Duration::from_secs(10), socket.recv())
         .await
         .ok()??
@@ -516,8 +530,5 @@ async fn first_frame_auth(socket: &mut WebSocket, verifier: &TokenVerifier) -> O
     if parsed["type"] != "auth" {
         return None;
     }
-    verifier
-        .verify(parsed["token"].as_str()?)
-        .ok()
-        .map(|claims| claims.sub)
+    verifier.verify(parsed["token"].as_str()?).ok()
 }

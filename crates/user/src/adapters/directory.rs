@@ -57,7 +57,11 @@ impl Projection<msa_sql::Tx> for Directory {
             ),
             UserEvent::UserDeactivated { .. } => format!("UPDATE {table} SET active = 0 WHERE user_id = $1"),
             UserEvent::UserErased {} => format!("DELETE FROM {table} WHERE user_id = $1"),
-            UserEvent::PasswordChanged { .. } | UserEvent::KakaoLinked { .. } => return Ok(()),
+            UserEvent::PasswordChanged { .. }
+            | UserEvent::KakaoLinked { .. }
+            | UserEvent::SessionsRevoked { .. }
+            | UserEvent::RoleGranted { .. }
+            | UserEvent::RoleRevoked { .. } => return Ok(()),
         };
         let statement = match change {
             UserEvent::UserRegistered {

@@ -48,6 +48,11 @@ pub fn routes(api: UserApi) -> Router {
         .route("/v1/auth/kakao/start", get(kakao_start))
         .route("/v1/auth/kakao/callback", get(kakao_callback))
         .route("/.well-known/jwks.json", get(jwks))
+        .route("/.well-known/revocations.json", get(revocations))
+        .route(
+            "/v1/users/me/sessions",
+            axum::routing::delete(log_out_everywhere),
+        )
         .with_state(api)
 }
 
@@ -55,7 +60,7 @@ pub fn routes(api: UserApi) -> Router {
 #[derive(OpenApi)]
 #[openapi(
     paths(register, search, me, change_profile, erase, export, change_password, public_profile, profile_by_nickname, log_in, refresh, log_out,
-        kakao_start, kakao_callback, jwks),
+        kakao_start, kakao_callback, jwks, revocations, log_out_everywhere),
     modifiers(&BearerAuth),
     tags((name = "users", description = "Accounts, profiles and the user directory"),
          (name = "auth", description = "Login tokens"))
@@ -177,19 +182,19 @@ struct Credentials {
 }
 
 #[utoipa::path(post, path = "/v1/auth/token", tag = "auth", request_body = Credentials,
+    description = "With `X-Requested-With` (the web client's cookie mode) the refresh token is not in the answer: it is set as the HttpOnly, SameSite=Strict cookie `msa_refresh` (Path=/v1/auth).",
+    params(("X-Requested-With" = Option<String>, Header, description = "Cookie mode (the web client sends `msa-web`)")),
     responses((status = 200, body = TokenPair), (status = 401, description = "Wrong email or password (the same answer for both)", body = Problem),
+        (status = 403, description = "Cookie mode from another site", body = Problem),
         (status = 422, body = Problem), (status = 429, description = "Too many failed logins; see Retry-After", body = Problem)))]
 async fn log_in(
     State(api): State<UserApi>,
+    headers: HeaderMap,
     StrictJson(body): StrictJson<Credentials>,
-    description = "With `X-Requested-With` (the web client's cookie mode) the refresh token is not in the answer: it is set as the HttpOnly, SameSite=Strict cookie `msa_refresh` (Path=/v1/auth).",
-    params(("X-Requested-With" = Option<String>, Header, description = "Cookie mode (the web client sends `msa-web`)")),
 ) -> Result<Response, Problem> {
-        (status = 403, description = "Cookie mode from another site", body = Problem),
     let mut fields = Fields::default();
     let email = fields.parse("email", body.email.as_deref(), Email::parse);
     let password = fields.parse("password", body.password.as_deref(), |p| Ok(p.to_owned()));
-    headers: HeaderMap,
     fields.finish()?;
     let (Some(email), Some(password)) = (email, password) else {
         unreachable!("finish() refuses missing fields")
@@ -237,12 +242,6 @@ impl RefreshToken {
     }
 }
 
-#[utoipa::path(post, path = "/v1/auth/refresh", tag = "auth", request_body = RefreshToken,
-    responses((status = 200, description = "A new pair; the presented refresh token is used up", body = TokenPair),
-        (status = 401, description = "Unknown, expired, revoked or reused (a reuse revokes the whole session); no cookie", body = Problem),
-        (status = 403, description = "A cookie without X-Requested-With, or from another site", body = Problem)))]
-async fn refresh(
-    State(api): State<UserApi>,
 /// Where a refresh or log-out finds its token: the body (API clients), else the web client's
 /// cookie, read only from a same-site request.
 enum Presented {
@@ -262,9 +261,16 @@ fn presented(headers: &HeaderMap, body: RefreshToken) -> Result<Presented, Probl
     Ok(Presented::Cookie(cookie))
 }
 
-    StrictJson(body): StrictJson<RefreshToken>,
+#[utoipa::path(post, path = "/v1/auth/refresh", tag = "auth", request_body = RefreshToken,
     description = "Without `refresh_token` in the body, the web client's cookie `msa_refresh` is used (only with the `X-Requested-With` header, from this site); the next refresh token is then set in the cookie, not returned.",
     params(("X-Requested-With" = Option<String>, Header, description = "Cookie mode (the web client sends `msa-web`)")),
+    responses((status = 200, description = "A new pair; the presented refresh token is used up", body = TokenPair),
+        (status = 401, description = "Unknown, expired, revoked or reused (a reuse revokes the whole session); no cookie", body = Problem),
+        (status = 403, description = "A cookie without X-Requested-With, or from another site", body = Problem)))]
+async fn refresh(
+    State(api): State<UserApi>,
+    headers: HeaderMap,
+    StrictJson(body): StrictJson<RefreshToken>,
 ) -> Result<Response, Problem> {
     match presented(&headers, body)? {
         Presented::Body(token) => Ok(Json(api.service.refresh(&token).await?).into_response()),
@@ -284,7 +290,6 @@ fn presented(headers: &HeaderMap, body: RefreshToken) -> Result<Presented, Probl
     }
 }
 
-    headers: HeaderMap,
 #[utoipa::path(post, path = "/v1/auth/logout", tag = "auth", request_body = RefreshToken,
     description = "Without `refresh_token` in the body, the web client's cookie is revoked and cleared (with `X-Requested-With`, from this site).",
     responses((status = 204, description = "The session's refresh tokens are revoked"),
@@ -292,6 +297,7 @@ fn presented(headers: &HeaderMap, body: RefreshToken) -> Result<Presented, Probl
         (status = 422, body = Problem)))]
 async fn log_out(
     State(api): State<UserApi>,
+    headers: HeaderMap,
     StrictJson(body): StrictJson<RefreshToken>,
 ) -> Result<Response, Problem> {
     match presented(&headers, body)? {
@@ -315,7 +321,6 @@ async fn log_out(
         }
     }
 }
-    headers: HeaderMap,
 
 #[utoipa::path(delete, path = "/v1/users/me", tag = "users", security(("bearer" = [])),
     responses((status = 204, description = "Deactivated; personal data erased (crypto-shredded)"), (status = 401, body = Problem)))]
@@ -446,10 +451,12 @@ struct UserCreated {
     created_at: chrono::DateTime<chrono::Utc>,
 }
 
-#[utoipa::path(get, path = "/v1/users", tag = "users", params(SearchQuery),
-    responses((status = 200, description = "Active users by nickname", body = DirectoryPage), (status = 422, body = Problem)))]
+#[utoipa::path(get, path = "/v1/users", tag = "users", params(SearchQuery), security(("bearer" = [])),
+    description = "For signed-in users only: the directory is not for crawling.",
+    responses((status = 200, description = "Active users by nickname", body = DirectoryPage), (status = 401, body = Problem), (status = 422, body = Problem)))]
 async fn search(
     State(api): State<UserApi>,
+    _caller: Caller,
     StrictQuery(params): StrictQuery<SearchQuery>,
 ) -> Result<impl IntoResponse, Problem> {
     let limit = page_limit(params.limit.as_deref())?;
@@ -544,6 +551,25 @@ async fn kakao_callback(
             KakaoOutcome::Linked(profile) => KakaoResult::Linked(profile),
         },
     ))
+}
+
+#[utoipa::path(delete, path = "/v1/users/me/sessions", tag = "auth", security(("bearer" = [])),
+    responses((status = 204, description = "Logged out everywhere: every refresh token is revoked, and every access token issued until now is refused by every service within seconds (open streams close with 4401)"),
+        (status = 401, body = Problem)))]
+async fn log_out_everywhere(
+    State(api): State<UserApi>,
+    caller: Caller,
+) -> Result<impl IntoResponse, Problem> {
+    api.service.log_out_everywhere(caller.user_id).await?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+#[utoipa::path(get, path = "/.well-known/revocations.json", tag = "auth",
+    responses((status = 200, description = "The deny list: users whose access tokens issued before an instant are void (recent ones only; older tokens have expired). Every process that checks tokens polls it.", body = msa_http::RevocationList)))]
+async fn revocations(State(api): State<UserApi>) -> impl IntoResponse {
+    Json(msa_http::RevocationList {
+        items: api.verifier.revocations().list(),
+    })
 }
 
 #[utoipa::path(get, path = "/.well-known/jwks.json", tag = "auth",

@@ -6,6 +6,7 @@ pub mod http;
 pub mod kakao;
 pub mod passwords;
 pub mod personal_data;
+pub mod revocations;
 pub mod throttle;
 pub mod tokens;
 pub mod web_session;

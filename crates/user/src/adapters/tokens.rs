@@ -165,13 +165,15 @@ impl Tokens {
     }
 
     pub fn access_token(&self, user_id: Uuid, roles: &[Role]) -> String {
-        let now = Utc::now().timestamp();
+        let issued = Utc::now();
+        let now = issued.timestamp();
         let claims = Claims {
             iss: ISSUER.into(),
             sub: user_id,
             roles: roles.iter().map(|r| r.as_str().to_owned()).collect(),
             iat: now,
             exp: now + self.lifetimes.access.as_secs() as i64,
+            iat_ms: Some(issued.timestamp_millis()),
         };
         let mut header = Header::new(Algorithm::EdDSA);
         header.kid = Some(self.signing.kid.clone());

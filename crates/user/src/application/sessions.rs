@@ -89,7 +89,28 @@ impl UserService {
             )]));
         }
         let password_hash = self.passwords.hash(new.expose()).await;
-        let command = crate::domain::UserCommand::ChangePassword { password_hash };
+        let command = crate::domain::UserCommand::ChangePassword {
+            password_hash,
+            at: chrono::Utc::now(),
+        };
+        self.users
+            .execute(
+                &Repository::<User>::stream_id(user_id),
+                &command,
+                &Self::metadata(Some(user_id)),
+            )
+            .await?;
+        self.tokens.revoke_user(user_id).await?;
+        Ok(())
+    }
+
+    /// Logs the caller out everywhere: every refresh token is revoked, and every access token
+    /// issued until now is void in every process that checks tokens (`user.SessionsRevoked`).
+    pub async fn log_out_everywhere(&self, user_id: uuid::Uuid) -> Result<(), UserServiceError> {
+        self.active_user(user_id).await?;
+        let command = crate::domain::UserCommand::RevokeSessions {
+            at: chrono::Utc::now(),
+        };
         self.users
             .execute(
                 &Repository::<User>::stream_id(user_id),

@@ -53,6 +53,19 @@ pub enum UserEvent {
         deactivated_at: DateTime<Utc>,
     },
     UserErased {},
+    /// Every access token issued before `revoked_at` is void (a password change, a log-out
+    /// everywhere, a role taken away); every process that checks tokens follows this.
+    SessionsRevoked {
+        revoked_at: DateTime<Utc>,
+    },
+    /// The operator granted a role (`msa users grant-admin`).
+    RoleGranted {
+        role: Role,
+    },
+    /// The operator took a role away (`msa users revoke-admin`).
+    RoleRevoked {
+        role: Role,
+    },
 }
 
 impl DomainEvent for UserEvent {
@@ -75,8 +88,22 @@ pub enum UserCommand {
         bio: Option<Bio>,
         avatar_url: Option<AvatarUrl>,
     },
+    /// Also ends every session: tokens issued before `at` are void.
     ChangePassword {
         password_hash: String,
+        at: DateTime<Utc>,
+    },
+    /// Log out everywhere: tokens issued before `at` are void.
+    RevokeSessions {
+        at: DateTime<Utc>,
+    },
+    GrantRole {
+        role: Role,
+    },
+    /// Also ends every session, so no token carrying the role outlives it.
+    RevokeRole {
+        role: Role,
+        at: DateTime<Utc>,
     },
     Deactivate {
         at: DateTime<Utc>,
@@ -176,6 +203,13 @@ impl Aggregate for User {
             }
             UserEvent::KakaoLinked { kakao_id } => self.kakao_id = Some(kakao_id.clone()),
             UserEvent::UserDeactivated { .. } => self.active = false,
+            UserEvent::SessionsRevoked { .. } => {}
+            UserEvent::RoleGranted { role } => {
+                if !self.roles.contains(role) {
+                    self.roles.push(*role);
+                }
+            }
+            UserEvent::RoleRevoked { role } => self.roles.retain(|r| r != role),
             UserEvent::UserErased {} => {
                 let user_id = self.user_id;
                 *self = User {
@@ -232,11 +266,35 @@ impl Aggregate for User {
                     avatar_url,
                 }])
             }
-            UserCommand::ChangePassword { password_hash } => {
+            UserCommand::ChangePassword { password_hash, at } => {
                 self.ensure_active()?;
-                Ok(vec![UserEvent::PasswordChanged {
-                    password_hash: password_hash.clone(),
-                }])
+                Ok(vec![
+                    UserEvent::PasswordChanged {
+                        password_hash: password_hash.clone(),
+                    },
+                    UserEvent::SessionsRevoked { revoked_at: *at },
+                ])
+            }
+            UserCommand::RevokeSessions { at } => {
+                self.ensure_active()?;
+                Ok(vec![UserEvent::SessionsRevoked { revoked_at: *at }])
+            }
+            UserCommand::GrantRole { role } => {
+                self.ensure_active()?;
+                if self.roles.contains(role) {
+                    return Ok(vec![]);
+                }
+                Ok(vec![UserEvent::RoleGranted { role: *role }])
+            }
+            UserCommand::RevokeRole { role, at } => {
+                self.ensure_active()?;
+                if !self.roles.contains(role) {
+                    return Ok(vec![]);
+                }
+                Ok(vec![
+                    UserEvent::RoleRevoked { role: *role },
+                    UserEvent::SessionsRevoked { revoked_at: *at },
+                ])
             }
             UserCommand::Deactivate { at } => {
                 self.ensure_active()?;
