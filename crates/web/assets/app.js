@@ -4,6 +4,7 @@ import * as api from './api.js';
 import { composer } from './composer.js';
 import { buyCredits, loadWallet, walletSoon } from './credits.js';
 import { $, announce, el, openDialog, status } from './dom.js';
+import { Groups } from './groups.js';
 import { t, translate } from './i18n.js';
 import { Outbox } from './outbox.js';
 import { Rooms } from './room.js';
@@ -32,6 +33,7 @@ function newSession(me) {
     typingSent: 0,
     stream: null,
     timelines: null,
+    groups: null,
   };
 }
 
@@ -141,6 +143,22 @@ async function enter() {
     names: namesOf,
     inFlight: (roomId) => current.outbox.inRoom(roomId).filter((i) => i.state === 'pending').length,
     onRetry: retry,
+  });
+  session.groups = new Groups({
+    me: () => me,
+    inboxSoon: () => inboxSoon(),
+    opened: (room, name) => {
+      addPlaceholder({ id: room.id, kind: 'group', name, peer: null });
+      openRoom(room.id);
+    },
+    left: (roomId) => {
+      if (current !== session) return;
+      if (session.openId === roomId) closeRoom();
+      session.rooms.delete(roomId);
+      session.order = session.order.filter((id) => id !== roomId);
+      renderList();
+      $('new-direct').focus();
+    },
   });
   show('chat');
   for (const item of session.outbox.items) session.timelines.echo(item);
@@ -273,6 +291,14 @@ function renderList() {
   if (focused) list.querySelector(`[data-room-id="${CSS.escape(focused)}"]`)?.focus();
 }
 
+/** A room opened here that the inbox (a projection) may not show yet: listed until it does. */
+function addPlaceholder(room) {
+  if (session.rooms.has(room.id)) return;
+  session.rooms.set(room.id, { ...room, last_message: null, unread: 0, placeholder: true });
+  bump(room.id);
+  inboxSoon();
+}
+
 function bump(roomId) {
   session.order = [roomId, ...session.order.filter((id) => id !== roomId)];
 }
@@ -290,6 +316,7 @@ function openRoom(roomId, { push = true, focus = true } = {}) {
   $('no-room').hidden = true;
   $('chat').classList.add('room-open');
   $('typing').textContent = '';
+  $('members-button').hidden = room.kind === 'direct';
   renderList();
   updateCreditAlert();
   session.timelines
@@ -325,6 +352,8 @@ async function loadMembers(roomId) {
 }
 
 $('back').addEventListener('click', () => closeRoom());
+$('new-group').addEventListener('click', () => session?.groups.newGroup());
+$('members-button').addEventListener('click', () => session?.openId && session.groups.showMembers(session.openId));
 window.addEventListener('popstate', () => {
   if (!session) return;
   const wanted = decodeURIComponent(location.hash.slice(1));
@@ -362,8 +391,12 @@ function onFrame(frame) {
   const room = session.rooms.get(frame.room_id);
   if (frame.type === 'RoomCreated' || !room) {
     inboxSoon();
-  } else if (MEMBERSHIP.includes(frame.type)) {
+  }
+  if (frame.type === 'MemberInvited' && data.user_id === session.me.id) {
+    session.groups.invited(frame.room_id, data.by);
+  } else if (room && MEMBERSHIP.includes(frame.type)) {
     if (data.user_id === session.me.id) {
+      session.groups.settled(frame.room_id);
       inboxSoon();
       if (['MemberLeft', 'MemberKicked', 'MemberBanned'].includes(frame.type) && session.openId === frame.room_id) {
         closeRoom();
@@ -544,20 +577,12 @@ $('direct-form').addEventListener('submit', async (event) => {
   error.textContent = '';
   try {
     const room = await api.call('POST', '/v1/direct-chats', { nickname });
-    if (!session.rooms.has(room.id)) {
-      // The inbox (a projection) may not show it yet: a placeholder until it does.
-      session.rooms.set(room.id, {
-        id: room.id,
-        kind: 'direct',
-        name: null,
-        peer: { user_id: room.members.find((m) => m.user_id !== session.me.id)?.user_id, nickname },
-        last_message: null,
-        unread: 0,
-        placeholder: true,
-      });
-      bump(room.id);
-      inboxSoon();
-    }
+    addPlaceholder({
+      id: room.id,
+      kind: 'direct',
+      name: null,
+      peer: { user_id: room.members.find((m) => m.user_id !== session.me.id)?.user_id, nickname },
+    });
     $('direct-dialog').close();
     openRoom(room.id);
   } catch (failure) {
