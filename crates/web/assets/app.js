@@ -1,5 +1,6 @@
 // The page: signing in and out, the room list, the open room, sending through the outbox.
 
+import { account } from './account.js';
 import * as api from './api.js';
 import { composer } from './composer.js';
 import { buyCredits, loadWallet, walletSoon } from './credits.js';
@@ -551,6 +552,26 @@ function afterPayment() {
 }
 
 $('buy-credits').addEventListener('click', () => buyCredits(afterPayment));
+$('account').addEventListener('click', () => {
+  if (!session) return;
+  const current = session;
+  account({
+    me: () => current.me,
+    renamed: (profile) => {
+      current.me = { ...current.me, ...profile };
+      $('me').textContent = current.me.nickname;
+      if (current.openId) current.timelines.render();
+    },
+    deleted: () => {
+      current.outbox.items = [];
+      current.outbox.save();
+      leave();
+      api.logOut().catch(() => {});
+      showAuth(t('accountDeleted'));
+    },
+    walletChanged: () => walletSoon(),
+  });
+});
 $('room-buy').addEventListener('click', () => buyCredits(afterPayment));
 
 window.addEventListener('online', () => {
