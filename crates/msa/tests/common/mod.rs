@@ -8,6 +8,7 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 pub mod api;
+pub mod browser;
 pub mod live;
 
 pub fn msa() -> Command {

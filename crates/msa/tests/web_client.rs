@@ -1,0 +1,711 @@
+//! The web client as people use it: real headless Chromium over WebDriver, against the binary
+//! spawned on a random port (and once against the microservices behind the gateway). Controls
+//! are found by their accessible names (issue 23's names, which screen readers announce); the
+//! ids and data attributes used besides are those the client documents for tests.
+//!
+//! A failing test leaves each browser's screenshot, HTML and console log under
+//! `target/browser-screenshots/<test>/`.
+
+mod common;
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use common::api::Api;
+use common::browser::{self, until, Browser, Lab, Options, Role, Shown, ENTER, SHIFT, WAIT};
+use common::{free_port, spawn_serving, Server};
+use reqwest::Method;
+use serde_json::{json, Value};
+
+const PASSWORD: &str = "correct horse battery";
+
+/// Fast password hashing, and room for the many sign-ups of a test from one address.
+const FAST_FLAGS: [&str; 6] = [
+    "--password-hash-memory-kib",
+    "64",
+    "--password-hash-iterations",
+    "1",
+    "--password-attempts-per-minute",
+    "100000",
+];
+
+/// The accessible names of the page's controls in one language.
+struct Names {
+    email: &'static str,
+    password: &'static str,
+    nickname: &'static str,
+    sign_up: &'static str,
+    log_in: &'static str,
+    log_out: &'static str,
+    rooms: &'static str,
+    new_direct_chat: &'static str,
+    open_chat: &'static str,
+    messages: &'static str,
+    message: &'static str,
+    buy_credits: &'static str,
+    pay: &'static str,
+}
+
+const EN: Names = Names {
+    email: "Email",
+    password: "Password",
+    nickname: "Nickname",
+    sign_up: "Sign up",
+    log_in: "Log in",
+    log_out: "Log out",
+    rooms: "Rooms",
+    new_direct_chat: "New direct chat",
+    open_chat: "Open chat",
+    messages: "Messages",
+    message: "Message",
+    buy_credits: "Buy credits",
+    pay: "Pay",
+};
+
+const KO: Names = Names {
+    email: "이메일",
+    password: "비밀번호",
+    nickname: "닉네임",
+    sign_up: "가입하기",
+    log_in: "로그인",
+    log_out: "로그아웃",
+    rooms: "대화방",
+    new_direct_chat: "새 1:1 대화",
+    open_chat: "대화 열기",
+    messages: "메시지 목록",
+    message: "메시지",
+    buy_credits: "크레딧 구매",
+    pay: "결제하기",
+};
+
+/// Someone using the page in a browser of their own.
+struct Person {
+    browser: Browser,
+    names: &'static Names,
+    email: String,
+}
+
+fn email_of(nickname: &str) -> String {
+    format!("{}@example.com", nickname.to_lowercase())
+}
+
+impl Person {
+    /// Opens the page at `base` in a new browser and signs up as `nickname`.
+    async fn signs_up(lab: &Lab, base: &str, nickname: &str, options: Options) -> Person {
+        let names = if options.language.starts_with("ko") {
+            &KO
+        } else {
+            &EN
+        };
+        let person = Person {
+            browser: lab.browser(nickname, options).await,
+            names,
+            email: email_of(nickname),
+        };
+        person.browser.open(&format!("{base}/")).await;
+        person.browser.fill(names.email, &person.email).await;
+        person.browser.fill(names.password, PASSWORD).await;
+        person.browser.fill(names.nickname, nickname).await;
+        person.browser.press(names.sign_up).await;
+        person.sees_the_room_list().await;
+        person
+    }
+
+    /// Opens the page at `base` in a new browser and logs in as `nickname` (signed up before).
+    async fn logs_in(lab: &Lab, base: &str, nickname: &str, options: Options) -> Person {
+        let person = Person {
+            browser: lab.browser(nickname, options).await,
+            names: &EN,
+            email: email_of(nickname),
+        };
+        person.browser.open(&format!("{base}/")).await;
+        person.browser.fill(EN.email, &person.email).await;
+        person.browser.fill(EN.password, PASSWORD).await;
+        person.browser.press(EN.log_in).await;
+        person.sees_the_room_list().await;
+        person
+    }
+
+    async fn sees_the_room_list(&self) {
+        self.browser.get(Role::Region, self.names.rooms).await;
+    }
+
+    async fn sees_the_sign_in_form(&self) {
+        self.browser.get(Role::TextBox, self.names.email).await;
+        self.browser.get(Role::Button, self.names.log_in).await;
+    }
+
+    /// Opens a direct chat with `nickname` through **New direct chat**.
+    async fn opens_a_direct_chat_with(&self, nickname: &str) {
+        self.browser.press(self.names.new_direct_chat).await;
+        self.browser.fill(self.names.nickname, nickname).await;
+        self.browser.press(self.names.open_chat).await;
+        self.browser.get(Role::Log, self.names.messages).await;
+    }
+
+    /// Opens the room listed as `name` in the room list.
+    async fn opens_the_room(&self, name: &str) {
+        let what = format!("{}: the room {name:?} in the room list", self.browser.name);
+        let rooms = browser::xpath(Role::Region, self.names.rooms);
+        let room = until(&what, WAIT, || {
+            self.browser.find_within(&rooms, Role::Button, name)
+        })
+        .await;
+        room.click().await.unwrap();
+        self.browser.get(Role::Log, self.names.messages).await;
+    }
+
+    /// Types `text` into the message box and presses Enter.
+    async fn sends(&self, text: &str) {
+        self.browser.fill(self.names.message, text).await;
+        self.browser.keys(ENTER).await;
+    }
+
+    async fn messages(&self) -> Result<Vec<Shown>, String> {
+        self.browser.messages(self.names.messages).await
+    }
+
+    /// Waits until the room shows `text` once, in `state` where given; fails if it shows twice.
+    async fn sees_once(&self, text: &str, state: Option<&str>) -> Shown {
+        let what = format!(
+            "{}: the message {text:?}{} in the room",
+            self.browser.name,
+            state.map(|s| format!(" ({s})")).unwrap_or_default()
+        );
+        until(&what, WAIT, || async {
+            let all = self.messages().await?;
+            let matching: Vec<&Shown> = all.iter().filter(|m| m.says(text)).collect();
+            match matching.as_slice() {
+                [one] if state.is_none() || one.state.as_deref() == state => Ok((*one).clone()),
+                [] => Err(format!("{} messages, none says it", all.len())),
+                [one] => Err(format!("shown as {one:?}")),
+                many => panic!(
+                    "{}: {text:?} shown {} times: {many:?}",
+                    self.browser.name,
+                    many.len()
+                ),
+            }
+        })
+        .await
+    }
+
+    /// A token for the API, as this person (a log-in of its own).
+    async fn token(&self, api: &Api) -> String {
+        let body = json!({"email": self.email, "password": PASSWORD});
+        let (status, tokens) = api
+            .call(Method::POST, "/v1/auth/token", "", Some(body))
+            .await;
+        assert_eq!(status, 200, "{tokens}");
+        tokens["access_token"].as_str().unwrap().to_owned()
+    }
+}
+
+/// The single server (SQLite in `data`) on `port` (0: any), with `extra` flags.
+fn single_server(data: &std::path::Path, port: u16, extra: &[&str]) -> Server {
+    let listen = format!("127.0.0.1:{port}");
+    let mut args = vec![
+        "serve",
+        "--listen",
+        &listen,
+        "--data-dir",
+        data.to_str().unwrap(),
+    ];
+    args.extend(FAST_FLAGS);
+    args.extend(extra);
+    spawn_serving(&args)
+}
+
+/// The bodies of the room's last 100 messages, through the API.
+async fn history_bodies(api: &Api, token: &str, room: &str) -> Vec<String> {
+    let path = format!("/v1/rooms/{room}/messages?limit=100");
+    let (status, page) = api.call(Method::GET, &path, token, None).await;
+    assert_eq!(status, 200, "{page}");
+    page["items"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .map(|m| m["body"].as_str().unwrap_or_default().to_owned())
+        .collect()
+}
+
+/// The id of the first room in the inbox of the holder of `token`.
+async fn only_room(api: &Api, token: &str) -> String {
+    until("a room in the inbox", WAIT, || async {
+        let (_, inbox) = api.call(Method::GET, "/v1/inbox", token, None).await;
+        inbox["items"][0]["id"]
+            .as_str()
+            .map(str::to_owned)
+            .ok_or_else(|| inbox.to_string())
+    })
+    .await
+}
+
+/// Two people sign up in two browsers, Ada opens a direct chat with Bob by his nickname, and
+/// each sees the other's messages arrive while the room is open.
+async fn two_people_talk(lab: &Lab, base: &str) -> (Person, Person) {
+    let ada = Person::signs_up(lab, base, "Ada", Options::default()).await;
+    let bob = Person::signs_up(lab, base, "Bob", Options::default()).await;
+    ada.opens_a_direct_chat_with("Bob").await;
+    ada.sends("hello Bob").await;
+    ada.sees_once("hello Bob", Some("sent")).await;
+    bob.opens_the_room("Ada").await;
+    bob.sees_once("hello Bob", None).await;
+    // Live, both ways: each message arrives in the other's open room without a reload.
+    bob.sends("hello Ada").await;
+    ada.sees_once("hello Ada", None).await;
+    ada.sends("how are you?").await;
+    bob.sees_once("how are you?", None).await;
+    bob.sees_once("hello Ada", Some("sent")).await;
+    (ada, bob)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn two_people_in_two_browsers_see_each_others_messages_live() {
+    browser::run("two_people_live", |lab: Arc<Lab>| async move {
+        let data = tempfile::tempdir().unwrap();
+        let server = single_server(data.path(), 0, &[]);
+        let (ada, _bob) = two_people_talk(&lab, &server.base).await;
+        // Shift+Enter makes a new line; Enter then sends both lines as one message.
+        ada.browser.fill(ada.names.message, "two").await;
+        ada.browser.keys(&format!("{SHIFT}{ENTER}")).await;
+        ada.browser.keys("lines").await;
+        ada.browser.keys(ENTER).await;
+        let shown = until("the two-line message", WAIT, || async {
+            let all = ada.messages().await?;
+            all.into_iter()
+                .find(|m| m.body.as_deref().is_some_and(|b| b.contains("lines")))
+                .ok_or_else(|| "not shown".to_owned())
+        })
+        .await;
+        assert_eq!(shown.body.as_deref().map(str::trim), Some("two\nlines"));
+    })
+    .await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_reload_keeps_the_session_and_the_history() {
+    browser::run("reload_keeps_session", |lab: Arc<Lab>| async move {
+        let data = tempfile::tempdir().unwrap();
+        let server = single_server(data.path(), 0, &[]);
+        let (ada, _bob) = two_people_talk(&lab, &server.base).await;
+        ada.browser.reload().await;
+        ada.sees_the_room_list().await;
+        assert!(
+            !ada.browser.shows(Role::TextBox, ada.names.email).await,
+            "the sign-in form is back after a reload"
+        );
+        ada.opens_the_room("Bob").await;
+        for text in ["hello Bob", "hello Ada", "how are you?"] {
+            ada.sees_once(text, None).await;
+        }
+    })
+    .await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_message_sent_while_the_server_is_down_arrives_exactly_once() {
+    const TEXT: &str = "sent while the server was down";
+    browser::run("sent_while_down", |lab: Arc<Lab>| async move {
+        let data = tempfile::tempdir().unwrap();
+        let port = free_port();
+        let mut server = single_server(data.path(), port, &[]);
+        let (ada, bob) = two_people_talk(&lab, &server.base).await;
+        let base = server.base.clone();
+
+        server.process.kill();
+        ada.sends(TEXT).await;
+        let pending = ada.sees_once(TEXT, Some("pending")).await;
+        assert!(pending.txn_id.is_some(), "{pending:?}");
+        // A few retries fail before the server is back.
+        tokio::time::sleep(Duration::from_secs(3)).await;
+        ada.sees_once(TEXT, Some("pending")).await;
+
+        let server = single_server(data.path(), port, &[]);
+        assert_eq!(server.base, base);
+        let sent = ada.sees_once(TEXT, Some("sent")).await;
+        assert_eq!(sent.txn_id, pending.txn_id);
+        bob.sees_once(TEXT, None).await;
+
+        let api = Api::at(server);
+        let token = ada.token(&api).await;
+        let room = only_room(&api, &token).await;
+        // Later retries (after the stream reconnects, say) must not add a second copy.
+        tokio::time::sleep(Duration::from_secs(2)).await;
+        let bodies = history_bodies(&api, &token, &room).await;
+        let copies = bodies.iter().filter(|b| *b == TEXT).count();
+        assert_eq!(copies, 1, "history: {bodies:?}");
+        ada.sees_once(TEXT, Some("sent")).await;
+        bob.sees_once(TEXT, None).await;
+    })
+    .await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn scrolling_back_reaches_the_first_of_many_messages() {
+    const MANY: usize = 300;
+    browser::run("scroll_back", |lab: Arc<Lab>| async move {
+        let data = tempfile::tempdir().unwrap();
+        let server = single_server(data.path(), 0, &["--free-messages-per-day", "1000"]);
+        let api = Api::at(server);
+        let ada = api.person("Ada").await;
+        api.person("Bob").await;
+        let (status, room) = api
+            .post(&ada, "/v1/direct-chats", json!({"nickname": "Bob"}))
+            .await;
+        assert_eq!(status, 201, "{room}");
+        let room = room["id"].as_str().unwrap().to_owned();
+        for n in 1..=MANY {
+            let (txn_id, body) = (format!("seed-{n}"), format!("message {n}"));
+            loop {
+                let (status, answer) = api.send(&ada, &room, &txn_id, &body).await;
+                if status == 429 {
+                    tokio::time::sleep(Duration::from_millis(200)).await;
+                    continue;
+                }
+                assert_eq!(status, 201, "message {n}: {answer}");
+                break;
+            }
+        }
+
+        let ada = Person::logs_in(&lab, &api.server.base, "Ada", Options::default()).await;
+        ada.opens_the_room("Bob").await;
+        ada.sees_once(&format!("message {MANY}"), None).await;
+        let log = ada.browser.get(Role::Log, EN.messages).await;
+        let log = serde_json::to_value(&log).unwrap();
+        // Scroll to the top again and again, as a reader going back does, until the start.
+        let what = "the beginning of the conversation (#history-start)";
+        until(what, Duration::from_secs(60), || {
+            let log = log.clone();
+            let browser = &ada.browser;
+            async move {
+                let at_start = browser
+                    .script(
+                        "const log = arguments[0];
+                         log.scrollTop = 0;
+                         log.dispatchEvent(new Event('scroll'));
+                         return !!document.getElementById('history-start');",
+                        vec![log],
+                    )
+                    .await;
+                (at_start == true)
+                    .then_some(())
+                    .ok_or_else(|| "not there yet".to_owned())
+            }
+        })
+        .await;
+        let texts: Vec<String> = ada
+            .messages()
+            .await
+            .unwrap()
+            .iter()
+            .map(|m| m.body.clone().unwrap_or_else(|| m.text.clone()))
+            .map(|t| t.trim().to_owned())
+            .collect();
+        let expected: Vec<String> = (1..=MANY).map(|n| format!("message {n}")).collect();
+        assert_eq!(
+            texts, expected,
+            "the room shows every message once, oldest first"
+        );
+    })
+    .await;
+}
+
+/// Composes as a Korean input method does: each step (jamo by jamo) an
+/// `Input.imeSetComposition`, firing compositionstart (first) and compositionupdate.
+async fn compose(browser: &Browser, steps: &[&str]) {
+    for step in steps {
+        let length = step.chars().count();
+        browser
+            .cdp(
+                "Input.imeSetComposition",
+                json!({"text": step, "selectionStart": length, "selectionEnd": length}),
+            )
+            .await;
+    }
+}
+
+/// Ends the composition with `text` (compositionend; the text is then in the field).
+async fn commit(browser: &Browser, text: &str) {
+    browser.cdp("Input.insertText", json!({"text": text})).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn korean_composed_with_an_input_method_and_enter_sends_one_whole_message() {
+    browser::run("korean_ime", |lab: Arc<Lab>| async move {
+        let data = tempfile::tempdir().unwrap();
+        let server = single_server(data.path(), 0, &[]);
+        // The Korean UI (browser language ko): the controls carry Korean names.
+        let ada = Person::signs_up(&lab, &server.base, "Ada", Options::korean()).await;
+        let api = Api::at(server);
+        api.person("Bob").await;
+        for button in [KO.log_out, KO.buy_credits] {
+            ada.browser.get(Role::Button, button).await;
+        }
+        ada.opens_a_direct_chat_with("Bob").await;
+        let field = ada.browser.get(Role::TextBox, KO.message).await;
+        field.click().await.unwrap();
+        let field = serde_json::to_value(&field).unwrap();
+
+        // 안녕하세요, syllable by syllable: each is composed from its jamo and committed when
+        // the next one starts; the last is still composing when Enter comes.
+        let syllables: [(&[&str], &str); 4] = [
+            (&["ㅇ", "아", "안"], "안"),
+            (&["ㄴ", "녀", "녕"], "녕"),
+            (&["ㅎ", "하"], "하"),
+            (&["ㅅ", "세"], "세"),
+        ];
+        for (steps, syllable) in syllables {
+            compose(&ada.browser, steps).await;
+            commit(&ada.browser, syllable).await;
+        }
+        compose(&ada.browser, &["ㅇ", "요"]).await;
+        // Enter while composing, as Chromium delivers it: keydown with keyCode 229
+        // (isComposing; its key is "Enter" on macOS, "Process" elsewhere: the stricter one
+        // here), the composition ends, then the Enter itself (isComposing false).
+        ada.browser
+            .cdp(
+                "Input.dispatchKeyEvent",
+                json!({"type": "rawKeyDown", "windowsVirtualKeyCode": 229, "key": "Enter",
+                       "code": "Enter"}),
+            )
+            .await;
+        commit(&ada.browser, "요").await;
+        let value = "return arguments[0].value";
+        let typed = ada.browser.script(value, vec![field.clone()]).await;
+        assert_eq!(typed, "안녕하세요", "the message box before the Enter");
+        let before = ada.messages().await.unwrap();
+        assert!(before.is_empty(), "sent before the Enter: {before:?}");
+        ada.browser.keys(ENTER).await;
+
+        ada.sees_once("안녕하세요", Some("sent")).await;
+        let token = ada.token(&api).await;
+        let room = only_room(&api, &token).await;
+        tokio::time::sleep(Duration::from_millis(500)).await;
+        let bodies = history_bodies(&api, &token, &room).await;
+        assert_eq!(bodies, ["안녕하세요"], "exactly one whole message was sent");
+        let left = ada.browser.script(value, vec![field]).await;
+        assert_eq!(
+            left, "",
+            "the message box after sending (nothing left behind)"
+        );
+        let shown = ada.messages().await.unwrap();
+        assert_eq!(shown.len(), 1, "{shown:?}");
+    })
+    .await;
+}
+
+/// Which check to make on each view.
+#[derive(Clone, Copy)]
+enum Check {
+    /// axe-core: no serious or critical violation.
+    Accessibility,
+    /// Nothing scrolls sideways.
+    NoSidewaysScroll,
+}
+
+async fn problems_on(lab: &Lab, browser: &Browser, view: &str, check: Check) -> Vec<String> {
+    // Let the view settle (late renders, transitions) before judging it.
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    match check {
+        Check::Accessibility => browser
+            .serious_accessibility_findings(&lab.axe_script())
+            .await
+            .into_iter()
+            .map(|finding| format!("{view}: {finding}"))
+            .collect(),
+        Check::NoSidewaysScroll => {
+            let (scroll, client) = browser.page_widths().await;
+            let phone = Options::phone().width as i64;
+            assert!(
+                client <= phone,
+                "{view}: the window is {client} px wide, not a phone's"
+            );
+            if scroll > client {
+                vec![format!(
+                    "{view}: the page is {scroll} px wide in a {client} px window"
+                )]
+            } else {
+                Vec::new()
+            }
+        }
+    }
+}
+
+/// Visits every view (signed out, the room list, a room, buying credits) and checks each.
+async fn every_view(lab: &Lab, options: Options, check: Check) -> Vec<String> {
+    let data = tempfile::tempdir().unwrap();
+    let api = Api::at(single_server(data.path(), 0, &[]));
+    let base = api.server.base.clone();
+    api.person("Bob").await;
+    let browser = lab.browser("Ada", options).await;
+    let mut problems = Vec::new();
+    browser.open(&format!("{base}/")).await;
+    browser.get(Role::TextBox, EN.email).await;
+    problems.extend(problems_on(lab, &browser, "signed out", check).await);
+
+    browser.fill(EN.email, &email_of("Ada")).await;
+    browser.fill(EN.password, PASSWORD).await;
+    browser.fill(EN.nickname, "Ada").await;
+    browser.press(EN.sign_up).await;
+    let ada = Person {
+        browser,
+        names: &EN,
+        email: email_of("Ada"),
+    };
+    ada.sees_the_room_list().await;
+    problems.extend(problems_on(lab, &ada.browser, "the room list", check).await);
+
+    ada.opens_a_direct_chat_with("Bob").await;
+    ada.sends("a message, so the room is not empty").await;
+    ada.sees_once("a message, so the room is not empty", Some("sent"))
+        .await;
+    problems.extend(problems_on(lab, &ada.browser, "a room", check).await);
+
+    ada.browser.press(EN.buy_credits).await;
+    ada.browser.get(Role::Button, EN.pay).await;
+    problems.extend(problems_on(lab, &ada.browser, "buying credits", check).await);
+    problems
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn axe_finds_nothing_serious_on_any_view() {
+    browser::run("axe", |lab: Arc<Lab>| async move {
+        let problems = every_view(&lab, Options::default(), Check::Accessibility).await;
+        assert!(problems.is_empty(), "{}", problems.join("\n"));
+    })
+    .await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn nothing_scrolls_sideways_on_a_phone() {
+    browser::run("phone_width", |lab: Arc<Lab>| async move {
+        let problems = every_view(&lab, Options::phone(), Check::NoSidewaysScroll).await;
+        assert!(problems.is_empty(), "{}", problems.join("\n"));
+    })
+    .await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_person_out_of_credits_buys_some_in_the_page_and_goes_on() {
+    browser::run("out_of_credits", |lab: Arc<Lab>| async move {
+        let data = tempfile::tempdir().unwrap();
+        let server = single_server(data.path(), 0, &["--free-messages-per-day", "1"]);
+        let api = Api::at(server);
+        api.person("Bob").await;
+        let ada = Person::signs_up(&lab, &api.server.base, "Ada", Options::default()).await;
+        ada.opens_a_direct_chat_with("Bob").await;
+        ada.sends("the free one").await;
+        ada.sees_once("the free one", Some("sent")).await;
+
+        // The second is refused (402): the page offers credits.
+        ada.sends("the paid one").await;
+        ada.sees_once("the paid one", Some("failed")).await;
+        let offer = ada
+            .browser
+            .get_within("//*[@role='alert']", Role::Button, EN.buy_credits)
+            .await;
+        offer.click().await.unwrap();
+        ada.browser.press(EN.pay).await;
+
+        // Paid through the sandbox: the refused message goes out, and so does the next.
+        ada.sees_once("the paid one", Some("sent")).await;
+        until("#balance showing 99 credits", WAIT, || async {
+            let balance = ada
+                .browser
+                .client
+                .find(fantoccini::Locator::Id("balance"))
+                .await
+                .map_err(|e| e.to_string())?;
+            let shown = balance.text().await.map_err(|e| e.to_string())?;
+            (shown.trim() == "99").then_some(()).ok_or(shown)
+        })
+        .await;
+        ada.sends("and one more").await;
+        ada.sees_once("and one more", Some("sent")).await;
+
+        let token = ada.token(&api).await;
+        let room = only_room(&api, &token).await;
+        let mut bodies = history_bodies(&api, &token, &room).await;
+        bodies.sort();
+        assert_eq!(bodies, ["and one more", "the free one", "the paid one"]);
+        let (_, wallet) = api.call(Method::GET, "/v1/wallet", &token, None).await;
+        assert_eq!(wallet["balance"], 98, "{wallet}");
+    })
+    .await;
+}
+
+/// The browser's `msa_refresh` cookie (HttpOnly, so read through the DevTools protocol).
+async fn refresh_cookie(browser: &Browser, refresh_url: &str) -> Value {
+    let cookies = browser
+        .cdp("Network.getCookies", json!({"urls": [refresh_url]}))
+        .await;
+    cookies["cookies"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .find(|c| c["name"] == "msa_refresh")
+        .cloned()
+        .unwrap_or_else(|| panic!("no msa_refresh cookie for {refresh_url}: {cookies}"))
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn logging_out_ends_the_session() {
+    browser::run("log_out", |lab: Arc<Lab>| async move {
+        let data = tempfile::tempdir().unwrap();
+        let server = single_server(data.path(), 0, &[]);
+        let base = server.base.clone();
+        let ada = Person::signs_up(&lab, &base, "Ada", Options::default()).await;
+        let refresh_url = format!("{base}/v1/auth/refresh");
+        let cookie = refresh_cookie(&ada.browser, &refresh_url).await;
+        assert_eq!(cookie["httpOnly"], true, "{cookie}");
+        assert_eq!(cookie["sameSite"], "Strict", "{cookie}");
+        let readable = ada.browser.script("return document.cookie", vec![]).await;
+        assert!(
+            !readable
+                .as_str()
+                .unwrap_or_default()
+                .contains("msa_refresh"),
+            "page scripts can read the refresh token: {readable}"
+        );
+
+        ada.browser.press(EN.log_out).await;
+        ada.sees_the_sign_in_form().await;
+        ada.browser.reload().await;
+        ada.sees_the_sign_in_form().await;
+        assert!(
+            !ada.browser.shows(Role::Region, EN.rooms).await,
+            "the room list after logging out and reloading"
+        );
+
+        let refresh = |cookie: Value| {
+            reqwest::Client::new()
+                .post(&refresh_url)
+                .header(
+                    "cookie",
+                    format!("msa_refresh={}", cookie["value"].as_str().unwrap()),
+                )
+                .header("x-requested-with", "msa-web")
+                .json(&json!({}))
+                .send()
+        };
+        let answer = refresh(cookie).await.unwrap();
+        assert_eq!(
+            answer.status(),
+            401,
+            "the old refresh cookie after logging out: {}",
+            answer.text().await.unwrap_or_default()
+        );
+        // The same request with the cookie of a new log-in is answered (so the refusal above
+        // is the log-out's doing).
+        ada.browser.fill(EN.email, &ada.email).await;
+        ada.browser.fill(EN.password, PASSWORD).await;
+        ada.browser.press(EN.log_in).await;
+        ada.sees_the_room_list().await;
+        let answer = refresh(refresh_cookie(&ada.browser, &refresh_url).await)
+            .await
+            .unwrap();
+        assert_eq!(answer.status(), 200, "a fresh refresh cookie");
+        drop(server);
+    })
+    .await;
+}
