@@ -49,6 +49,9 @@ pub enum Command {
     /// Payment operations.
     #[command(subcommand)]
     Payments(PaymentsCommand),
+    /// Account operations: the operator grants and takes away the admin role.
+    #[command(subcommand)]
+    Users(UsersCommand),
     /// Measure the system; each benchmark reports a same-run baseline and the ratio to it.
     #[command(subcommand)]
     Bench(BenchCommand),
@@ -236,10 +239,6 @@ pub struct PaymentArgs {
 /// Settings of the user context.
 #[derive(Debug, Clone, Args)]
 pub struct UserArgs {
-    /// Whoever registers with this email becomes an admin (how a deployment gets its first admin).
-    #[arg(long, env = "MSA_ADMIN_EMAIL")]
-    pub admin_email: Option<String>,
-
     /// argon2id memory cost in KiB (OWASP: 19456). Lower it only for tests.
     #[arg(long, env = "MSA_PASSWORD_HASH_MEMORY_KIB", default_value_t = 19_456, value_parser = clap::value_parser!(u32).range(8..=4_194_304))]
     pub password_hash_memory_kib: u32,
@@ -362,6 +361,23 @@ pub struct GatewayArgs {
         default_value = "*"
     )]
     pub cors_origins: Vec<String>,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum UsersCommand {
+    /// Make the account registered with EMAIL an admin (recorded as a user.RoleGranted event).
+    GrantAdmin(UserRoleArgs),
+    /// Take the admin role away; the account's access tokens are void at once.
+    RevokeAdmin(UserRoleArgs),
+}
+
+#[derive(Debug, Clone, Args)]
+pub struct UserRoleArgs {
+    /// The account's email address.
+    pub email: String,
+
+    #[command(flatten)]
+    pub storage: StorageArgs,
 }
 
 #[derive(Debug, Subcommand)]

@@ -28,7 +28,9 @@ static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
 use clap::Parser;
 
-use crate::cli::{BenchCommand, Cli, Command, DlqCommand, PaymentsCommand, ProjectionsCommand};
+use crate::cli::{
+    BenchCommand, Cli, Command, DlqCommand, PaymentsCommand, ProjectionsCommand, UsersCommand,
+};
 
 #[tokio::main]
 async fn main() -> ExitCode {
@@ -44,6 +46,8 @@ async fn main() -> ExitCode {
         Command::Dlq(DlqCommand::List(args)) => dlq::list(args).await,
         Command::Dlq(DlqCommand::Replay(args)) => dlq::replay(args).await,
         Command::Payments(PaymentsCommand::Reconcile(args)) => payment::reconcile(args).await,
+        Command::Users(UsersCommand::GrantAdmin(args)) => user::change_admin(args, true).await,
+        Command::Users(UsersCommand::RevokeAdmin(args)) => user::change_admin(args, false).await,
         Command::Bench(BenchCommand::Store(args)) => bench::store::run(args).await,
         Command::Bench(BenchCommand::Bus(args)) => bench::bus::run(args).await,
         Command::Bench(BenchCommand::Chat(args)) => bench::chat::run(args).await,

@@ -13,7 +13,9 @@ use msa_user::adapters::passwords::{HashCost, Passwords};
 use msa_user::adapters::personal_data::{PersonalDataKeys, ShreddingStore};
 use msa_user::adapters::revocations::{self, RevocationsProjection};
 use msa_user::adapters::tokens::{TokenLifetimes, Tokens};
-use msa_user::{UserService, UserSettings};
+use msa_user::application::roles::{OperatorRoles, RoleChange};
+use msa_user::domain::{Email, Role};
+use msa_user::UserService;
 use tokio::sync::watch;
 use tokio::task::JoinHandle;
 
@@ -89,16 +91,7 @@ pub async fn start(
         .context("loading the token signing keys")?;
     let verifier = Arc::new(tokens.verifier());
     let kakao = kakao_config(args)?.map(|config| Kakao::new(config, stores.read_models.clone()));
-    let service = UserService::new(
-        events,
-        keys,
-        stores.read_models.clone(),
-        passwords,
-        tokens,
-        UserSettings {
-            admin_email: args.admin_email.clone(),
-        },
-    );
+    let service = UserService::new(events, keys, stores.read_models.clone(), passwords, tokens);
     let service = Arc::new(match kakao {
         Some(kakao) => service.with_kakao(kakao),
         None => service,
@@ -145,4 +138,34 @@ pub async fn start(
         verifier,
         projections,
     })
+}
+
+/// `msa users grant-admin EMAIL` / `revoke-admin EMAIL`: the operator's role commands, on the
+/// user context's stores directly (a running server sees the change at the user's next token).
+pub async fn change_admin(args: crate::cli::UserRoleArgs, grant: bool) -> Result<()> {
+    let email = Email::parse(&args.email).map_err(|e| anyhow::anyhow!("EMAIL: {e}"))?;
+    let stores = crate::storage::open(&args.storage, "user").await?;
+    let (events, _) = sealed_events(&args.storage, &stores).await?;
+    let roles = OperatorRoles::new(events);
+    let outcome = if grant {
+        roles.grant(&email, Role::Admin).await
+    } else {
+        roles.revoke(&email, Role::Admin).await
+    };
+    let (user_id, change) = outcome.map_err(|error| match error {
+        msa_user::UserServiceError::NotFound => {
+            anyhow::anyhow!("no active account is registered with {}", email.as_str())
+        }
+        other => anyhow::anyhow!(other),
+    })?;
+    let done = match (grant, change) {
+        (true, RoleChange::Changed) => "is now an admin (from their next token)",
+        (true, RoleChange::AsItWas) => "was already an admin",
+        (false, RoleChange::Changed) => {
+            "is no longer an admin (their access tokens are void; the next one has no admin role)"
+        }
+        (false, RoleChange::AsItWas) => "was not an admin",
+    };
+    println!("{} (user {user_id}) {done}", email.as_str());
+    Ok(())
 }

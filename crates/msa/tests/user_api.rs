@@ -9,11 +9,14 @@ use reqwest::header::HeaderMap;
 use serde_json::{json, Value};
 
 /// Cheap password hashing: these tests are about behaviour, not hashing cost.
-const FAST_HASHING: [&str; 4] = [
+const FAST_HASHING: [&str; 6] = [
     "--password-hash-memory-kib",
     "64",
     "--password-hash-iterations",
     "1",
+    // Tests sign many people up from one address.
+    "--password-attempts-per-minute",
+    "100000",
 ];
 
 struct Api {
@@ -286,22 +289,38 @@ async fn accounts_tokens_and_profiles(api: &Api) {
 
     // The directory (a projection) finds users by nickname prefix.
     let found = eventually(|| async {
-        let page = api.get("/v1/users?query=ADA%20&limit=10", None).await;
+        let page = api
+            .get("/v1/users?query=ADA%20&limit=10", Some(&access))
+            .await;
         (page.body["items"].as_array().unwrap().len() == 1).then_some(page)
     })
     .await;
     assert_eq!(found.body["items"][0]["id"], id.as_str());
     assert_eq!(found.body["next_cursor"], Value::Null);
-    let first = api.get("/v1/users?query=&limit=1", None).await;
+    assert_eq!(
+        api.get("/v1/users?query=", None).await.status,
+        401,
+        "the directory is for signed-in users"
+    );
+    let first = api.get("/v1/users?query=&limit=1", Some(&access)).await;
     assert_eq!(first.body["items"].as_array().unwrap().len(), 1);
     let cursor = first.body["next_cursor"].as_str().expect("more pages");
     let second = api
-        .get(&format!("/v1/users?query=&limit=1&cursor={cursor}"), None)
+        .get(
+            &format!("/v1/users?query=&limit=1&cursor={cursor}"),
+            Some(&access),
+        )
         .await;
     assert_ne!(second.body["items"][0]["id"], first.body["items"][0]["id"]);
-    assert_eq!(api.get("/v1/users?limit=500", None).await.status, 422);
-    assert_eq!(api.get("/v1/users?cursor=%%%", None).await.status, 422);
-    let unknown = api.get("/v1/users?nickname=ada", None).await;
+    assert_eq!(
+        api.get("/v1/users?limit=500", Some(&access)).await.status,
+        422
+    );
+    assert_eq!(
+        api.get("/v1/users?cursor=%%%", Some(&access)).await.status,
+        422
+    );
+    let unknown = api.get("/v1/users?nickname=ada", Some(&access)).await;
     assert_eq!(unknown.status, 422, "{}", unknown.body);
     let wrong_method = api.send(api.client.put(api.url("/v1/users"))).await;
     assert_eq!(wrong_method.status, 405);
@@ -454,25 +473,123 @@ async fn repeated_failed_logins_slow_the_account_down() {
     );
 }
 
+/// The roles an access token carries (its payload, unverified: the server signed it).
+fn token_roles(token: &str) -> Value {
+    use base64::Engine;
+    let payload = token.split('.').nth(1).unwrap();
+    let json = base64::engine::general_purpose::URL_SAFE_NO_PAD
+        .decode(payload)
+        .unwrap();
+    serde_json::from_slice::<Value>(&json).unwrap()["roles"].clone()
+}
+
+/// `msa users grant-admin|revoke-admin EMAIL` on `data`.
+fn admin_command(data: &std::path::Path, command: &str, email: &str) -> std::process::Output {
+    common::msa()
+        .args([
+            "users",
+            command,
+            email,
+            "--data-dir",
+            data.to_str().unwrap(),
+        ])
+        .output()
+        .unwrap()
+}
+
 #[tokio::test]
-async fn the_configured_admin_email_registers_an_admin() {
-    let (api, _data) = Api::sqlite(&["--admin-email", "root@example.com"]);
+async fn only_the_operator_makes_admins_and_an_address_does_not_carry_the_role() {
+    let (api, data) = Api::sqlite(&[]);
+    // Registering what used to be the configured admin address makes no admin.
     assert_eq!(api.sign_up("Root@Example.com", "root").await.status, 201);
-    assert_eq!(api.sign_up("user@example.com", "user").await.status, 201);
+    let root = api
+        .log_in("root@example.com", "correct horse battery")
+        .await;
+    let token = root.body["access_token"].as_str().unwrap().to_owned();
+    assert_eq!(token_roles(&token), json!(["user"]));
+
+    // The operator grants it; the next token carries it.
+    let granted = admin_command(data.path(), "grant-admin", "ROOT@example.com");
+    common::succeeded(&granted);
+    assert!(String::from_utf8_lossy(&granted.stdout).contains("is now an admin"));
     let admin = api
         .log_in("root@example.com", "correct horse battery")
         .await;
-    let me = api
-        .get("/v1/users/me", admin.body["access_token"].as_str())
-        .await;
+    let admin_token = admin.body["access_token"].as_str().unwrap().to_owned();
+    assert_eq!(token_roles(&admin_token), json!(["user", "admin"]));
+    let me = api.get("/v1/users/me", Some(&admin_token)).await;
     assert_eq!(me.body["roles"], json!(["user", "admin"]));
+    // Audited: the account's history shows the grant, by the operator.
+    let export = api.get("/v1/users/me/export", Some(&admin_token)).await;
+    assert!(
+        export.body["events"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|e| e["event_type"] == "user.RoleGranted"),
+        "{}",
+        export.body
+    );
+
+    // Nobody else became one; an unknown address is an error.
+    assert_eq!(api.sign_up("user@example.com", "user").await.status, 201);
     let user = api
         .log_in("user@example.com", "correct horse battery")
         .await;
-    let me = api
-        .get("/v1/users/me", user.body["access_token"].as_str())
+    assert_eq!(
+        token_roles(user.body["access_token"].as_str().unwrap()),
+        json!(["user"])
+    );
+    assert!(
+        !admin_command(data.path(), "grant-admin", "nobody@example.com")
+            .status
+            .success()
+    );
+
+    // Taken away: the tokens that carried it are refused within seconds; the next has none.
+    common::succeeded(&admin_command(
+        data.path(),
+        "revoke-admin",
+        "root@example.com",
+    ));
+    eventually(|| async {
+        (api.get("/v1/users/me", Some(&admin_token)).await.status == 401).then_some(())
+    })
+    .await;
+    let again = api
+        .log_in("root@example.com", "correct horse battery")
         .await;
-    assert_eq!(me.body["roles"], json!(["user"]));
+    let again = again.body["access_token"].as_str().unwrap().to_owned();
+    assert_eq!(token_roles(&again), json!(["user"]));
+
+    // Granted again, then the admin erases the account: whoever registers the address next is
+    // a new user, without the role.
+    common::succeeded(&admin_command(
+        data.path(),
+        "grant-admin",
+        "root@example.com",
+    ));
+    let admin = api
+        .log_in("root@example.com", "correct horse battery")
+        .await;
+    let admin_token = admin.body["access_token"].as_str().unwrap().to_owned();
+    assert_eq!(token_roles(&admin_token), json!(["user", "admin"]));
+    let erased = api
+        .send(
+            api.client
+                .delete(api.url("/v1/users/me"))
+                .bearer_auth(&admin_token),
+        )
+        .await;
+    assert_eq!(erased.status, 204);
+    assert_eq!(api.sign_up("root@example.com", "root").await.status, 201);
+    let newcomer = api
+        .log_in("root@example.com", "correct horse battery")
+        .await;
+    assert_eq!(
+        token_roles(newcomer.body["access_token"].as_str().unwrap()),
+        json!(["user"])
+    );
 }
 
 #[tokio::test]
@@ -493,7 +610,8 @@ async fn rebuilding_the_directory_from_the_events_yields_the_same_rows() {
         token,
     )
     .await;
-    let directory = || async { api.get("/v1/users?limit=100", None).await.body["items"].clone() };
+    let directory =
+        || async { api.get("/v1/users?limit=100", Some(token)).await.body["items"].clone() };
     let before = eventually(|| async {
         let items = directory().await;
         (items.as_array().unwrap().len() == 3 && items[1]["nickname"] == "Beatrix").then_some(items)
@@ -608,6 +726,10 @@ async fn erasure_shreds_personal_data_on_postgres() {
 
 async fn erasure_shreds_personal_data_and_export_shows_it_all_before(api: Api, storage: Storage) {
     assert_eq!(api.sign_up("finn@example.com", "Finn").await.status, 201);
+    let finn = api
+        .log_in("finn@example.com", "correct horse battery")
+        .await;
+    let finn = finn.body["access_token"].as_str().unwrap().to_owned();
     let created = api.sign_up("erin@example.com", "Erin").await;
     let id = created.body["id"].as_str().unwrap().to_owned();
     let session = api
@@ -643,7 +765,7 @@ async fn erasure_shreds_personal_data_and_export_shows_it_all_before(api: Api, s
         assert!(!stored.contains(secret), "{secret} stored in clear");
     }
     eventually(|| async {
-        let page = api.get("/v1/users?query=erin", None).await;
+        let page = api.get("/v1/users?query=erin", Some(&finn)).await;
         (page.body["items"].as_array().unwrap().len() == 1).then_some(())
     })
     .await;
@@ -674,7 +796,7 @@ async fn erasure_shreds_personal_data_and_export_shows_it_all_before(api: Api, s
         404
     );
     eventually(|| async {
-        let page = api.get("/v1/users?query=erin", None).await;
+        let page = api.get("/v1/users?query=erin", Some(&finn)).await;
         page.body["items"]
             .as_array()
             .unwrap()
@@ -699,7 +821,7 @@ async fn erasure_shreds_personal_data_and_export_shows_it_all_before(api: Api, s
         "{}",
         String::from_utf8_lossy(&rebuilt.stderr)
     );
-    let page = api.get("/v1/users?query=", None).await;
+    let page = api.get("/v1/users?query=", Some(&finn)).await;
     let nicknames: Vec<_> = page.body["items"]
         .as_array()
         .unwrap()

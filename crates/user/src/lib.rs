@@ -10,7 +10,7 @@ pub mod adapters;
 pub mod application;
 pub mod domain;
 
-pub use application::{sealed_events, UserService, UserServiceError, UserSettings};
+pub use application::{sealed_events, UserService, UserServiceError};
 
 /// What other services may use of the user context: its events, its DTOs and the public-profile
 /// reader (the architecture test holds application services to this module).

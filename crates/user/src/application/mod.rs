@@ -5,6 +5,7 @@ mod erasure;
 mod kakao;
 pub mod profile;
 mod register;
+pub mod roles;
 mod sessions;
 
 use std::sync::Arc;
@@ -72,13 +73,6 @@ impl<E: std::error::Error + 'static> From<CommandError<E>> for UserServiceError 
     }
 }
 
-/// Settings of the user context.
-#[derive(Debug, Clone, Default)]
-pub struct UserSettings {
-    /// Whoever registers with this email becomes an admin (the first admin of a deployment).
-    pub admin_email: Option<String>,
-}
-
 /// The user context's application service.
 pub struct UserService {
     users: Repository<User>,
@@ -92,7 +86,6 @@ pub struct UserService {
     passwords: Passwords,
     tokens: Tokens,
     throttle: LoginThrottle,
-    settings: UserSettings,
     kakao: Option<Kakao>,
 }
 
@@ -105,7 +98,6 @@ impl UserService {
         read_models: Arc<SqlReadModelStore>,
         passwords: Passwords,
         tokens: Tokens,
-        settings: UserSettings,
     ) -> Self {
         let events: Arc<dyn EventStore> = events;
         let (users, claims) = (
@@ -122,7 +114,6 @@ impl UserService {
             passwords,
             tokens,
             throttle: LoginThrottle::default(),
-            settings,
             kakao: None,
         }
     }

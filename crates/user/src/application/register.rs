@@ -42,16 +42,9 @@ impl UserService {
             self.release(&email_claim, user_id).await;
             return Err(refused);
         }
-        let is_admin = self
-            .settings
-            .admin_email
-            .as_deref()
-            .is_some_and(|admin| admin.trim().eq_ignore_ascii_case(&email.normalized()));
-        let roles = if is_admin {
-            vec![Role::User, Role::Admin]
-        } else {
-            vec![Role::User]
-        };
+        // Registering never makes an admin, whatever the address: the operator grants roles
+        // (`msa users grant-admin`, `roles.rs`).
+        let roles = vec![Role::User];
         let registered_at = Utc::now();
         let command = UserCommand::Register {
             user_id,
