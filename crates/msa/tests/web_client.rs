@@ -709,3 +709,30 @@ async fn logging_out_ends_the_session() {
     })
     .await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_failing_browser_test_leaves_a_screenshot_of_each_browser() {
+    use futures::FutureExt;
+    if browser::Tools::find().is_none() {
+        return;
+    }
+    let test = "harness_leaves_evidence";
+    let outcome = std::panic::AssertUnwindSafe(browser::run(test, |lab: Arc<Lab>| async move {
+        for name in ["First", "Second"] {
+            let browser = lab.browser(name, Options::default()).await;
+            let page = format!("data:text/html,<title>{name}</title><h1>{name} was here</h1>");
+            browser.open(&page).await;
+        }
+        panic!("a browser test failing on purpose");
+    }))
+    .catch_unwind()
+    .await;
+    assert!(outcome.is_err(), "the failure went on");
+    let folder = browser::evidence_folder(test);
+    for name in ["First", "Second"] {
+        let png = std::fs::read(folder.join(format!("{name}.png"))).unwrap();
+        assert!(png.starts_with(b"\x89PNG"), "{name}.png is a PNG");
+        let html = std::fs::read_to_string(folder.join(format!("{name}.html"))).unwrap();
+        assert!(html.contains(&format!("{name} was here")), "{html}");
+    }
+}

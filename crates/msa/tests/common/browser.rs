@@ -25,6 +25,9 @@ use serde_json::{json, Value};
 /// How long a page has to show what a test waits for (events cross a broker in one deployment).
 pub const WAIT: Duration = Duration::from_secs(20);
 
+/// How long one browser test may take in all.
+pub const WHOLE_TEST: Duration = Duration::from_secs(300);
+
 /// The Chromium flags every browser gets (beside its own profile directory and window size).
 const FLAGS: [&str; 10] = [
     "--headless=new",
@@ -202,6 +205,11 @@ impl Options {
     }
 }
 
+/// Where a failed test's screenshots go: `target/browser-screenshots/<test>/`.
+pub fn evidence_folder(test: &str) -> PathBuf {
+    target_dir().join("browser-screenshots").join(test)
+}
+
 /// One test's browsers and their driver. Open browsers with [`Lab::browser`].
 pub struct Lab {
     test: String,
@@ -227,7 +235,17 @@ where
         tools,
         open: Mutex::new(Vec::new()),
     });
-    let outcome = AssertUnwindSafe(body(lab.clone())).catch_unwind().await;
+    let outcome = AssertUnwindSafe(async {
+        // A browser that stops answering must not hang the suite.
+        if tokio::time::timeout(WHOLE_TEST, body(lab.clone()))
+            .await
+            .is_err()
+        {
+            panic!("the test did not finish within {WHOLE_TEST:?}");
+        }
+    })
+    .catch_unwind()
+    .await;
     if outcome.is_err() {
         lab.save_evidence().await;
     }
@@ -264,6 +282,16 @@ impl Lab {
             .connect(&self.driver.url)
             .await
             .unwrap_or_else(|error| panic!("open a browser through chromedriver: {error}"));
+        // Scripts (axe-core) and page loads get a bound of their own; elements are never
+        // waited for implicitly (the tests poll with `until`).
+        client
+            .update_timeouts(fantoccini::wd::TimeoutConfiguration::new(
+                Some(Duration::from_secs(60)),
+                Some(Duration::from_secs(30)),
+                Some(Duration::ZERO),
+            ))
+            .await
+            .unwrap_or_else(|error| panic!("set the browser's timeouts: {error}"));
         // Headless windows take the size asked for, but say so once more for the viewport.
         client
             .set_window_size(options.width, options.height)
@@ -284,9 +312,9 @@ impl Lab {
             .unwrap_or_else(|error| panic!("read {}: {error}", self.tools.axe.display()))
     }
 
-    /// Saves what each open browser shows into `target/browser-screenshots/<test>/`.
+    /// Saves what each open browser shows into [`evidence_folder`].
     async fn save_evidence(&self) {
-        let folder = target_dir().join("browser-screenshots").join(&self.test);
+        let folder = evidence_folder(&self.test);
         let _ = std::fs::remove_dir_all(&folder);
         std::fs::create_dir_all(&folder).ok();
         let folder = folder.canonicalize().unwrap_or(folder);
