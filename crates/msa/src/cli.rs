@@ -134,6 +134,11 @@ pub struct ServiceUrls {
     #[arg(long = "payment", env = "MSA_PAYMENT_URL")]
     pub payment: Option<String>,
 
+    /// The user-chat service's base URL: chat and payment take `/internal` calls only from it,
+    /// checked with the keys it publishes there (`/.well-known/service-jwks.json`).
+    #[arg(long = "user-chat", env = "MSA_USER_CHAT_URL")]
+    pub user_chat: Option<String>,
+
     /// How long a call to another service may take before it counts as failed, e.g. 10s.
     #[arg(long, env = "MSA_UPSTREAM_TIMEOUT", default_value = "10s", value_parser = humantime::parse_duration)]
     pub upstream_timeout: Duration,
@@ -145,6 +150,7 @@ impl ServiceUrls {
         let (url, flag, env) = match service {
             "user" => (&self.user, "--user", "MSA_USER_URL"),
             "chat" => (&self.chat, "--chat", "MSA_CHAT_URL"),
+            "user-chat" => (&self.user_chat, "--user-chat", "MSA_USER_CHAT_URL"),
             _ => (&self.payment, "--payment", "MSA_PAYMENT_URL"),
         };
         url.clone().ok_or_else(|| {
@@ -152,6 +158,35 @@ impl ServiceUrls {
                 "{env} ({flag}) is required by {needed_by}: the {service} service's base URL"
             )
         })
+    }
+}
+
+/// The edge's rate limits (the gateway's; the single server's, which is its own edge).
+#[derive(Debug, Clone, Parser)]
+pub struct RateLimitArgs {
+    /// Requests per second a client address may make (bursts of twice that).
+    #[arg(long, env = "MSA_RATE_LIMIT_PER_ADDRESS", default_value_t = 200, value_parser = clap::value_parser!(u32).range(1..))]
+    pub rate_limit_per_address: u32,
+
+    /// Requests per second a signed-in user may make (bursts of twice that).
+    #[arg(long, env = "MSA_RATE_LIMIT_PER_USER", default_value_t = 100, value_parser = clap::value_parser!(u32).range(1..))]
+    pub rate_limit_per_user: u32,
+
+    /// Sign-ups, log-ins and password changes a client address may make per minute (each hashes
+    /// a password, which costs tens of milliseconds of a core).
+    #[arg(long, env = "MSA_PASSWORD_ATTEMPTS_PER_MINUTE", default_value_t = 30, value_parser = clap::value_parser!(u32).range(1..))]
+    pub password_attempts_per_minute: u32,
+}
+
+impl RateLimitArgs {
+    pub fn settings(&self) -> msa_http::rate_limits::RateLimitSettings {
+        let at_least_one =
+            |n: u32| std::num::NonZeroU32::new(n).unwrap_or(std::num::NonZeroU32::MIN);
+        msa_http::rate_limits::RateLimitSettings {
+            per_address: at_least_one(self.rate_limit_per_address),
+            per_user: at_least_one(self.rate_limit_per_user),
+            password_attempts_per_minute: at_least_one(self.password_attempts_per_minute),
+        }
     }
 }
 
@@ -165,6 +200,15 @@ pub struct ServeArgs {
     /// Address to listen on (use 0.0.0.0:8080 to accept other machines, port 0 for any free port).
     #[arg(long, env = "MSA_LISTEN", default_value = "127.0.0.1:8080")]
     pub listen: SocketAddr,
+
+    /// Address to serve Prometheus metrics (`/metrics`) on, apart from the API so clients
+    /// cannot read them (e.g. 0.0.0.0:9464 for a scraper on the network). Without it: none.
+    #[arg(long, env = "MSA_METRICS_LISTEN")]
+    pub metrics_listen: Option<SocketAddr>,
+
+    /// The single server's rate limits (a service behind the gateway leaves them to it).
+    #[command(flatten)]
+    pub rate_limits: RateLimitArgs,
 
     #[command(flatten)]
     pub services: ServiceUrls,
@@ -197,9 +241,12 @@ pub struct PaymentArgs {
     #[arg(long, env = "MSA_PRODUCTS", default_value = msa_payment::domain::DEFAULT_CATALOG)]
     pub products: String,
 
-    /// The payment provider.
-    #[arg(long, env = "MSA_PAYMENT_PROVIDER", value_enum, default_value_t = ProviderKind::Sandbox)]
-    pub payment_provider: ProviderKind,
+    /// The payment provider, by name. `toss` for real payments. `sandbox` (no money: any
+    /// `approve…` key approves) only when named, or when none is named and the server listens on
+    /// a loopback address only (a trial on a laptop); with none named on any other address the
+    /// server refuses to start.
+    #[arg(long, env = "MSA_PAYMENT_PROVIDER", value_enum)]
+    pub payment_provider: Option<ProviderKind>,
 
     /// Toss Payments secret key (test_sk_… or live_sk_…); prefer the environment variable.
     #[arg(long, env = "MSA_TOSS_SECRET_KEY", hide_env_values = true)]
@@ -214,9 +261,23 @@ pub struct PaymentArgs {
     pub provider_timeout: Duration,
 
     /// Secret that signs the sandbox provider's webhook deliveries (HMAC-SHA256). Without it a
-    /// random one is made at start, so no delivery verifies. Prefer the environment variable.
+    /// random one is generated at start (never printed), so no delivery verifies. Prefer the
+    /// environment variable or --sandbox-webhook-secret-file.
     #[arg(long, env = "MSA_SANDBOX_WEBHOOK_SECRET", hide_env_values = true)]
     pub sandbox_webhook_secret: Option<String>,
+
+    /// A file holding the sandbox webhook secret (e.g. a mounted secret).
+    #[arg(
+        long,
+        env = "MSA_SANDBOX_WEBHOOK_SECRET_FILE",
+        conflicts_with = "sandbox_webhook_secret"
+    )]
+    pub sandbox_webhook_secret_file: Option<std::path::PathBuf>,
+
+    /// Open payments (requested, or waiting for the provider's verdict) one user may have at
+    /// once; more are refused with 429 until one is confirmed, canceled or expired.
+    #[arg(long, env = "MSA_OPEN_PAYMENTS_PER_USER", default_value_t = 5, value_parser = clap::value_parser!(u32).range(1..=10_000))]
+    pub open_payments_per_user: u32,
 
     /// How long after approval a buyer may ask for a refund (admins any time), e.g. 7days.
     #[arg(long, env = "MSA_REFUND_WINDOW", default_value = "7days", value_parser = humantime::parse_duration)]
@@ -239,6 +300,12 @@ pub struct PaymentArgs {
 /// Settings of the user context.
 #[derive(Debug, Clone, Args)]
 pub struct UserArgs {
+    /// Proxies whose X-Forwarded-For names the client (addresses or networks, comma-separated),
+    /// for the login throttle per client address: the gateway's network in the microservice
+    /// deployment, a reverse proxy's address. From any other peer the header is ignored.
+    #[arg(long, env = "MSA_TRUSTED_PROXIES", default_value = msa_http::TrustedProxies::LOOPBACK)]
+    pub trusted_proxies: String,
+
     /// argon2id memory cost in KiB (OWASP: 19456). Lower it only for tests.
     #[arg(long, env = "MSA_PASSWORD_HASH_MEMORY_KIB", default_value_t = 19_456, value_parser = clap::value_parser!(u32).range(8..=4_194_304))]
     pub password_hash_memory_kib: u32,
@@ -337,13 +404,8 @@ pub struct GatewayArgs {
     #[arg(long = "user-chat", env = "MSA_USER_CHAT_URL")]
     pub user_chat: String,
 
-    /// Requests per second a client address may make (bursts of twice that).
-    #[arg(long, env = "MSA_RATE_LIMIT_PER_ADDRESS", default_value_t = 200, value_parser = clap::value_parser!(u32).range(1..))]
-    pub rate_limit_per_address: u32,
-
-    /// Requests per second a signed-in user may make (bursts of twice that).
-    #[arg(long, env = "MSA_RATE_LIMIT_PER_USER", default_value_t = 100, value_parser = clap::value_parser!(u32).range(1..))]
-    pub rate_limit_per_user: u32,
+    #[command(flatten)]
+    pub rate_limits: RateLimitArgs,
 
     /// The largest request body passed on, in bytes (larger: 413).
     #[arg(long, env = "MSA_MAX_BODY_BYTES", default_value_t = 1_048_576)]

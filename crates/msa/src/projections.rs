@@ -51,6 +51,11 @@ pub fn all() -> Vec<ProjectionSpec> {
             name: "payment.ledger",
             projection: |_| Arc::new(msa_payment::adapters::ledger::Ledger),
         },
+        ProjectionSpec {
+            context: "payment",
+            name: "payment.holds",
+            projection: |_| Arc::new(msa_payment::adapters::holds::Holds),
+        },
     ]
 }
 

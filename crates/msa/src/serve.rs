@@ -9,6 +9,9 @@ use axum::http::StatusCode;
 use axum::response::Html;
 use axum::routing::get;
 use axum::{Json, Router};
+use msa_chat::adapters::live_limits::LiveLimitSettings;
+use msa_http::auth::TokenVerifier;
+use msa_http::service_identity::{ServiceIdentity, TrustedServices};
 use msa_http::Problem;
 use msa_kernel::LogPosition;
 use serde_json::{json, Value};
@@ -39,6 +42,9 @@ struct Started {
     document: utoipa::openapi::OpenApi,
     tasks: Vec<JoinHandle<()>>,
     consumers: ConsumerDeps,
+    /// The single server checks tokens at its edge for its rate limits; a service leaves the
+    /// limits to the gateway.
+    edge_verifier: Option<Arc<TokenVerifier>>,
 }
 
 pub async fn run(args: ServeArgs) -> Result<()> {
@@ -73,13 +79,26 @@ pub async fn run(args: ServeArgs) -> Result<()> {
         .transpose()
         .map_err(|error| anyhow::anyhow!("MSA_KAFKA_BROKERS (--kafka-brokers): {error}"))?;
     let readiness = Readiness { stores, bus };
-    let app = app(
+    if let Some(address) = args.metrics_listen {
+        let listener = tokio::net::TcpListener::bind(address)
+            .await
+            .with_context(|| format!("MSA_METRICS_LISTEN: cannot listen on {address}"))?;
+        println!("msa metrics on http://{}/metrics", listener.local_addr()?);
+        let metrics = Router::new().route(
+            "/metrics",
+            get(move || std::future::ready(metrics.render())),
+        );
+        tokio::spawn(async move { axum::serve(listener, metrics).await });
+    }
+    let mut app = app(
         started.routes,
         started.document,
         readiness,
-        metrics,
         args.service.is_none(),
     );
+    if let Some(verifier) = started.edge_verifier {
+        app = crate::edge::limited(app, args.rate_limits.settings(), verifier);
+    }
     let listener = tokio::net::TcpListener::bind(args.listen)
         .await
         .with_context(|| format!("MSA_LISTEN: cannot listen on {}", args.listen))?;
@@ -94,10 +113,14 @@ pub async fn run(args: ServeArgs) -> Result<()> {
         ),
     }
     tracing::info!(%address, "listening");
-    axum::serve(listener, app)
-        .with_graceful_shutdown(shutdown_signal())
-        .await
-        .context("serving HTTP")?;
+    // Peer addresses are recorded: the limits per address (requests, stream sockets) use them.
+    axum::serve(
+        listener,
+        app.into_make_service_with_connect_info::<std::net::SocketAddr>(),
+    )
+    .with_graceful_shutdown(shutdown_signal())
+    .await
+    .context("serving HTTP")?;
     let _ = stop_background.send(true);
     for task in consumers.into_iter().chain(started.tasks) {
         let _ = task.await;
@@ -124,6 +147,7 @@ async fn everything(
     let chat = crate::chat::start(
         storage::context(stores, "chat")?,
         user.verifier.clone(),
+        LiveLimitSettings::default(),
         stop.clone(),
     )
     .await?;
@@ -131,6 +155,7 @@ async fn everything(
         storage::context(stores, "payment")?,
         user.verifier.clone(),
         &args.payment,
+        args.listen,
         stop,
     )
     .await?;
@@ -154,6 +179,7 @@ async fn everything(
             .merge(user_chat),
         document: api_document(),
         tasks,
+        edge_verifier: Some(user.verifier.clone()),
         consumers: ConsumerDeps {
             payment_events: Some(storage::context(stores, "payment")?.events.clone()),
             directory: Some(directory),
@@ -177,6 +203,17 @@ async fn one(
         let user = args.services.require("user", &needed_by)?;
         crate::remote::verifier(&user, stop.clone()).await
     };
+    // The internal endpoints of chat and payment answer user-chat only.
+    let callers = |audience: &str| -> Result<Arc<TrustedServices>> {
+        let user_chat = args.services.require("user-chat", &needed_by)?;
+        Ok(Arc::new(TrustedServices::new(
+            audience,
+            &[("user-chat", &user_chat)],
+            reqwest::Client::builder()
+                .timeout(Duration::from_secs(5))
+                .build()?,
+        )))
+    };
     let mut consumers = ConsumerDeps {
         free_messages_per_day: args.payment.free_messages_per_day,
         ..ConsumerDeps::default()
@@ -191,20 +228,33 @@ async fn one(
             )
         }
         ServiceName::Chat => {
-            let chat = crate::chat::start(stores, verifier().await?, stop.clone()).await?;
+            let callers = callers("chat")?;
+            // Behind the gateway every socket comes from its address: it counts them per client.
+            let live = LiveLimitSettings {
+                per_address: None,
+                ..LiveLimitSettings::default()
+            };
+            let chat = crate::chat::start(stores, verifier().await?, live, stop.clone()).await?;
+            let internal = chat.internal_routes(callers);
             (
-                chat.routes.merge(chat.internal_routes),
+                chat.routes.merge(internal),
                 msa_chat::adapters::http::ChatApiDoc::openapi(),
                 vec![chat.projections],
             )
         }
         ServiceName::Payment => {
-            let payment =
-                crate::payment::start(stores, verifier().await?, &args.payment, stop.clone())
-                    .await?;
+            let payment = crate::payment::start(
+                stores,
+                verifier().await?,
+                &args.payment,
+                args.listen,
+                stop.clone(),
+            )
+            .await?;
             consumers.payment_events = Some(stores.events.clone());
+            let internal = payment.internal_routes(callers("payment")?);
             (
-                payment.routes.merge(payment.internal_routes),
+                payment.routes.merge(internal),
                 msa_payment::adapters::http::PaymentApiDoc::openapi(),
                 payment.tasks,
             )
@@ -216,9 +266,13 @@ async fn one(
                      follows the user and chat services' events"
                 );
             }
-            let ports = crate::user_chat::remote_ports(&args.services)?;
+            let identity =
+                Arc::new(ServiceIdentity::generate("user-chat").map_err(|e| anyhow::anyhow!(e))?);
+            let ports = crate::user_chat::remote_ports(&args.services, identity.clone())?;
             consumers.directory = Some(ports.directory.clone());
-            let routes = crate::user_chat::start_with(stores, ports, verifier().await?).await?;
+            let routes = crate::user_chat::start_with(stores, ports, verifier().await?)
+                .await?
+                .merge(identity.jwks_route());
             (
                 routes,
                 msa_user_chat::adapters::http::UserChatApiDoc::openapi(),
@@ -231,6 +285,7 @@ async fn one(
         document,
         tasks,
         consumers,
+        edge_verifier: None,
     })
 }
 
@@ -240,7 +295,6 @@ fn app(
     routes: Router,
     document: utoipa::openapi::OpenApi,
     readiness: Readiness,
-    metrics: metrics_exporter_prometheus::PrometheusHandle,
     web_client: bool,
 ) -> Router {
     let document = Arc::new(document);
@@ -253,10 +307,6 @@ fn app(
         .route(
             "/openapi.json",
             get(move || std::future::ready(Json(document.as_ref().clone()))),
-        )
-        .route(
-            "/metrics",
-            get(move || std::future::ready(metrics.render())),
         )
         .route(
             "/healthz",

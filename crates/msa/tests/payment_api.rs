@@ -300,10 +300,11 @@ async fn payments_refunds_and_wallets(api: &Api, provider_db: &str) -> Value {
     wait_for_balance(api, &ada, 300).await;
 
     // The ledger: every movement, newest first, with the balance after each (a projection: it
-    // shows the last revocation a moment after the wallet).
-    let newest_two = || async {
+    // shows the last refund a moment after the wallet). Each refund held its credits (out of the
+    // available balance) and settled the hold when the provider refunded.
+    let newest_four = || async {
         let (status, ledger) = api
-            .call(Method::GET, "/v1/wallet/ledger?limit=2", &ada.token, None)
+            .call(Method::GET, "/v1/wallet/ledger?limit=4", &ada.token, None)
             .await;
         assert_eq!(status, 200, "{ledger}");
         ledger
@@ -316,11 +317,28 @@ async fn payments_refunds_and_wallets(api: &Api, provider_db: &str) -> Value {
             .map(|e| e["kind"].as_str().unwrap().to_owned())
             .collect()
     };
-    eventually(|| async { kinds(&newest_two().await) == ["credits_revoked", "credits_revoked"] })
-        .await;
-    let ledger = newest_two().await;
+    eventually(|| async {
+        kinds(&newest_four().await)
+            == [
+                "hold_settled",
+                "credits_held",
+                "hold_settled",
+                "credits_held",
+            ]
+    })
+    .await;
+    let ledger = newest_four().await;
     assert_eq!(ledger["items"][0]["balance"], 300);
-    assert_eq!(ledger["items"][0]["from"], "wallet");
+    assert_eq!(
+        (&ledger["items"][0]["from"], &ledger["items"][0]["to"]),
+        (&json!("held"), &json!("purchases"))
+    );
+    assert_eq!(
+        (&ledger["items"][1]["from"], &ledger["items"][1]["to"]),
+        (&json!("wallet"), &json!("held"))
+    );
+    assert_eq!(ledger["items"][1]["balance"], 300);
+    assert_eq!(ledger["items"][3]["balance"], 370);
     let cursor = ledger["next_cursor"].as_str().unwrap();
     let (_, older) = api
         .call(
@@ -460,4 +478,197 @@ async fn payments_on_postgres() {
         &["--database-url", &url],
         Some(refunded["id"].as_str().unwrap()),
     );
+}
+
+/// Every money path at once, each with its expected answer: parallel confirms of one payment
+/// charge it once; two parallel full refunds with credits for one: one 201, one 409 and no
+/// shortfall anywhere; a webhook of another amount is recorded and listed by reconcile; a
+/// cancellation at the provider after approval takes the credits back (a debt when spent).
+#[tokio::test(flavor = "multi_thread")]
+async fn parallel_money_paths_through_the_api() {
+    let data = tempfile::tempdir().unwrap();
+    let dir = data.path().to_str().unwrap();
+    let api = start(&["--data-dir", dir, "--free-messages-per-day", "0"]);
+    let ada = api.person("Ada").await;
+
+    // Five confirms of one payment at once: each answers the payment (approved, or unknown
+    // while the first is with the provider); it is charged and credited once.
+    let once = buy(&api, &ada, "buy-once").await;
+    let confirms = (0..5).map(|_| confirm(&api, &ada, &once, "approve-once", 1000));
+    for (status, payment) in futures::future::join_all(confirms).await {
+        assert!(matches!(status, 200 | 202), "{status} {payment}");
+    }
+    let path = format!("/v1/payments/{}", once["id"].as_str().unwrap());
+    eventually(|| async {
+        api.call(Method::GET, &path, &ada.token, None).await.1["status"] == "approved"
+    })
+    .await;
+    wait_for_balance(&api, &ada, 100).await;
+
+    let first = buy(&api, &ada, "buy-a").await;
+    let second = buy(&api, &ada, "buy-b").await;
+    assert_eq!(confirm(&api, &ada, &first, "approve-a", 1000).await.0, 200);
+    assert_eq!(confirm(&api, &ada, &second, "approve-b", 1000).await.0, 200);
+    wait_for_balance(&api, &ada, 300).await;
+    let refund_of =
+        |payment: &Value| format!("/v1/payments/{}/refunds", payment["id"].as_str().unwrap());
+    let full = json!({"amount": 1000, "reason": "changed my mind"});
+    let (status, _) = api
+        .call(
+            Method::POST,
+            &refund_of(&once),
+            &ada.token,
+            Some(full.clone()),
+        )
+        .await;
+    assert_eq!(status, 201);
+    wait_for_balance(&api, &ada, 200).await;
+
+    // Spend the credits of one pack.
+    let (status, room) = api
+        .post(
+            &ada,
+            "/v1/rooms",
+            json!({"kind": "group", "name": "Notes", "members": []}),
+        )
+        .await;
+    assert_eq!(status, 201, "{room}");
+    let room = room["id"].as_str().unwrap();
+    for n in 0..100 {
+        let (status, sent) = api.send(&ada, room, &format!("t-{n}"), "note").await;
+        assert_eq!(status, 201, "{sent}");
+    }
+    wait_for_balance(&api, &ada, 100).await;
+
+    // Two full refunds at once, credits for one left: one 201, one 409, nothing owed.
+    let (first_refund, second_refund) = (refund_of(&first), refund_of(&second));
+    let (a, b) = tokio::join!(
+        api.call(Method::POST, &first_refund, &ada.token, Some(full.clone())),
+        api.call(Method::POST, &second_refund, &ada.token, Some(full.clone())),
+    );
+    let mut statuses = [a.0, b.0];
+    statuses.sort();
+    assert_eq!(statuses, [201, 409], "{} {}", a.1, b.1);
+    let refused = if a.0 == 409 { &a.1 } else { &b.1 };
+    assert_eq!(
+        refused["type"], "urn:msa:problem:credits-spent",
+        "{refused}"
+    );
+    let (_, wallet) = api.call(Method::GET, "/v1/wallet", &ada.token, None).await;
+    assert_eq!(
+        (&wallet["balance"], &wallet["held"], &wallet["debt"]),
+        (&json!(0), &json!(0), &json!(0)),
+        "{wallet}"
+    );
+    // The whole ledger, newest first, a page at a time.
+    let kinds = || async {
+        let mut kinds = Vec::new();
+        let mut path = "/v1/wallet/ledger?limit=100".to_owned();
+        loop {
+            let (_, ledger) = api.call(Method::GET, &path, &ada.token, None).await;
+            kinds.extend(
+                ledger["items"]
+                    .as_array()
+                    .unwrap()
+                    .iter()
+                    .map(|e| e["kind"].as_str().unwrap().to_owned()),
+            );
+            match ledger["next_cursor"].as_str() {
+                Some(cursor) => path = format!("/v1/wallet/ledger?limit=100&cursor={cursor}"),
+                None => return kinds,
+            }
+        }
+    };
+    eventually(|| async { kinds().await[..2] == ["hold_settled", "credits_held"] }).await;
+    let all = kinds().await;
+    assert_eq!(all.iter().filter(|k| *k == "hold_settled").count(), 2);
+    assert!(!all.contains(&"credits_revoked".to_owned()), "{all:?}");
+    let kept = if a.0 == 409 { &first } else { &second };
+
+    // A webhook of another amount for the approved payment: recorded, listed by reconcile.
+    let now = chrono::Utc::now().timestamp();
+    let key = if a.0 == 409 { "approve-a" } else { "approve-b" };
+    let cheaper = json!({"delivery_id": "d-1", "order_id": kept["order_id"], "payment_key": key,
+        "status": "DONE", "amount": 999});
+    assert_eq!(deliver(&api, &cheaper, now, WEBHOOK_SECRET).await.0, 200);
+    let kept_id = kept["id"].as_str().unwrap();
+    let listed = || {
+        let output = common::msa()
+            .args(["payments", "reconcile", "--data-dir", dir])
+            .output()
+            .unwrap();
+        String::from_utf8_lossy(&output.stdout).into_owned()
+    };
+    eventually(|| async { listed().contains(&format!("recorded {kept_id}")) }).await;
+    assert!(listed().contains("approved 999"), "{}", listed());
+
+    // The provider cancels the approved payment: refunded here too, its spent credits a debt.
+    let canceled = json!({"delivery_id": "d-2", "order_id": kept["order_id"], "payment_key": key,
+        "status": "CANCELED", "amount": 1000});
+    let (status, answer) = deliver(&api, &canceled, now, WEBHOOK_SECRET).await;
+    assert_eq!(
+        (status, answer["status"].as_str()),
+        (200, Some("refunded")),
+        "{answer}"
+    );
+    let (_, wallet) = api.call(Method::GET, "/v1/wallet", &ada.token, None).await;
+    assert_eq!(
+        (&wallet["balance"], &wallet["debt"]),
+        (&json!(0), &json!(100)),
+        "{wallet}"
+    );
+    let (status, problem) = api.send(&ada, room, "t-debt", "note").await;
+    assert_eq!(
+        (status, problem["type"].as_str()),
+        (402, Some("urn:msa:problem:wallet-in-debt")),
+        "{problem}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_user_has_at_most_five_open_payments() {
+    let data = tempfile::tempdir().unwrap();
+    let api = start(&["--data-dir", data.path().to_str().unwrap()]);
+    let (ada, bob) = (api.person("Ada").await, api.person("Bob").await);
+    for n in 0..5 {
+        buy(&api, &ada, &format!("open-{n}")).await;
+    }
+    let (status, problem, _) = request(
+        &api,
+        &ada,
+        Some("open-5"),
+        json!({"product_id": "credits-100"}),
+    )
+    .await;
+    assert_eq!(
+        (status, problem["type"].as_str()),
+        (429, Some("urn:msa:problem:too-many-open-payments")),
+        "{problem}"
+    );
+    // A retry of one made is answered; another user is not affected; a canceled one frees a slot.
+    let (status, first, _) = request(
+        &api,
+        &ada,
+        Some("open-0"),
+        json!({"product_id": "credits-100"}),
+    )
+    .await;
+    assert_eq!(status, 201);
+    buy(&api, &bob, "open-0").await;
+    let cancel = format!("/v1/payments/{}/cancel", first["id"].as_str().unwrap());
+    assert_eq!(
+        api.call(Method::POST, &cancel, &ada.token, None).await.0,
+        200
+    );
+    eventually(|| async {
+        request(
+            &api,
+            &ada,
+            Some("open-5"),
+            json!({"product_id": "credits-100"}),
+        )
+        .await
+        .0 == 201
+    })
+    .await;
 }

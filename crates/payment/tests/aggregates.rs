@@ -4,8 +4,8 @@
 use chrono::{Duration, NaiveDate, TimeZone, Utc};
 use msa_kernel::testing::given;
 use msa_payment::domain::{
-    FundedBy, Payment, PaymentCommand, PaymentError, PaymentEvent, Product, ProviderVerdict,
-    Wallet, WalletCommand, WalletError, WalletEvent,
+    FundedBy, HeldCredits, Payment, PaymentCommand, PaymentError, PaymentEvent, Product,
+    ProviderVerdict, Wallet, WalletCommand, WalletError, WalletEvent, RECORD_MISMATCH,
 };
 use uuid::Uuid;
 
@@ -53,6 +53,7 @@ fn refund(amount: i64, caller: Uuid, admin: bool, now: i64) -> PaymentCommand {
         caller_is_admin: admin,
         now: at(now),
         window: Duration::days(7),
+        held: None,
     }
 }
 
@@ -118,17 +119,67 @@ fn a_verdict_decides_an_open_payment_once_and_late_reports_change_nothing() {
     given::<Payment>([requested(), sent()])
         .when(PaymentCommand::Resolve(ProviderVerdict::Pending))
         .then([]);
-    // Charged a different amount than ordered: not approved, recorded for an operator.
+    // Charged a different amount than ordered: recorded for an operator, and the payment
+    // fails (its credits are never granted).
+    let charged_five = ProviderVerdict::Approved {
+        payment_key: "approve-1".into(),
+        amount: 5,
+        approved_at: at(1),
+    };
+    let mismatch = PaymentEvent::MismatchFound {
+        ours: "order of 1000 KRW".into(),
+        provider: "approved 5".into(),
+    };
     given::<Payment>([requested(), sent()])
-        .when(PaymentCommand::Resolve(ProviderVerdict::Approved {
-            payment_key: "approve-1".into(),
-            amount: 5,
-            approved_at: at(1),
-        }))
-        .then([PaymentEvent::MismatchFound {
-            ours: "order of 1000 KRW".into(),
-            provider: "approved 5".into(),
+        .when(PaymentCommand::Resolve(charged_five.clone()))
+        .then([
+            mismatch.clone(),
+            PaymentEvent::PaymentFailed {
+                code: RECORD_MISMATCH.into(),
+                message: "the provider approved 5, the order is 1000 KRW".into(),
+            },
+        ]);
+    // A late report of another amount for an approved payment is recorded, once.
+    given::<Payment>([requested(), sent(), approved()])
+        .when(PaymentCommand::Resolve(charged_five.clone()))
+        .then([mismatch.clone()]);
+    given::<Payment>([requested(), sent(), approved(), mismatch])
+        .when(PaymentCommand::Resolve(charged_five))
+        .then([]);
+}
+
+#[test]
+fn a_refund_with_held_credits_records_them_and_refuses_a_stale_or_wrong_hold() {
+    let held = |credits, minutes| {
+        let mut command = refund(600, BUYER, false, 5);
+        if let PaymentCommand::RequestRefund { held, .. } = &mut command {
+            *held = Some(HeldCredits {
+                credits,
+                valid_until: at(minutes),
+            });
+        }
+        command
+    };
+    given::<Payment>([requested(), sent(), approved()])
+        .when(held(60, 6))
+        .then([PaymentEvent::RefundRequested {
+            refund_id: REFUND,
+            amount: 600,
+            reason: "changed my mind".into(),
+            by: BUYER,
+            held_credits: Some(60),
         }]);
+    // Past its time the sweeper may have released the hold.
+    given::<Payment>([requested(), sent(), approved()])
+        .when(held(60, 4))
+        .then_error(|e| *e == PaymentError::HoldOutdated);
+    given::<Payment>([requested(), sent(), approved()])
+        .when(held(59, 6))
+        .then_error(|e| *e == PaymentError::HoldOutdated);
+    // Impossible amounts are refused, never wrapped.
+    given::<Payment>([requested(), sent(), approved()])
+        .when(refund(i64::MAX, BUYER, false, 5))
+        .then_error(|e| *e == PaymentError::RefundExceedsRemaining { remaining: 1000 });
 }
 
 #[test]
@@ -153,6 +204,7 @@ fn refunds_never_exceed_the_approved_amount_with_reservations_counted() {
         amount: 600,
         reason: "changed my mind".into(),
         by: BUYER,
+        held_credits: None,
     };
     given::<Payment>([requested(), sent(), approved()])
         .when(refund(600, BUYER, false, 5))
@@ -205,6 +257,7 @@ fn owners_refund_within_the_window_and_admins_any_time() {
             amount: 100,
             reason: "changed my mind".into(),
             by: OTHER,
+            held_credits: None,
         }]);
 }
 
@@ -284,4 +337,144 @@ fn a_revocation_takes_what_the_balance_holds_and_records_the_shortfall() {
             credits: 3,
             shortfall: 2,
         }]);
+}
+
+fn purchased(entry: u64, credits: u64) -> WalletEvent {
+    WalletEvent::CreditsPurchased {
+        entry,
+        payment_id: Uuid::from_u128(20),
+        credits,
+    }
+}
+
+fn hold(credits: u64, owe_the_rest: bool) -> WalletCommand {
+    WalletCommand::HoldForRefund {
+        payment_id: Uuid::from_u128(20),
+        refund_id: REFUND,
+        credits,
+        owe_the_rest,
+        at: at(0),
+    }
+}
+
+#[test]
+fn a_refund_holds_its_credits_then_settles_or_releases_them_never_a_shortfall() {
+    let held = WalletEvent::CreditsHeld {
+        entry: 2,
+        payment_id: Uuid::from_u128(20),
+        refund_id: REFUND,
+        credits: 10,
+        owed: 0,
+        held_at: at(0),
+    };
+    given::<Wallet>([purchased(1, 10)])
+        .when(hold(10, false))
+        .then([held.clone()]);
+    // Held credits are not the balance: a second refund of them, or a spend, is refused.
+    given::<Wallet>([purchased(1, 10), held.clone()])
+        .when(WalletCommand::HoldForRefund {
+            payment_id: Uuid::from_u128(21),
+            refund_id: Uuid::from_u128(11),
+            credits: 10,
+            owe_the_rest: false,
+            at: at(0),
+        })
+        .then_error(|e| {
+            *e == WalletError::CreditsSpent {
+                needed: 10,
+                available: 0,
+            }
+        });
+    given::<Wallet>([purchased(1, 10), held.clone()])
+        .when(WalletCommand::Spend {
+            spend_key: "m".into(),
+            today: day(27),
+            allowance: 0,
+        })
+        .then_error(|e| *e == WalletError::OutOfCredits);
+    given::<Wallet>([purchased(1, 10), held.clone()])
+        .when(hold(10, false))
+        .then([]);
+    given::<Wallet>([purchased(1, 10), held.clone()])
+        .when(WalletCommand::SettleHold { refund_id: REFUND })
+        .then([WalletEvent::HoldSettled {
+            entry: 3,
+            payment_id: Uuid::from_u128(20),
+            refund_id: REFUND,
+            credits: 10,
+        }]);
+    given::<Wallet>([purchased(1, 10), held])
+        .when(WalletCommand::ReleaseHold { refund_id: REFUND })
+        .then([WalletEvent::HoldReleased {
+            entry: 3,
+            payment_id: Uuid::from_u128(20),
+            refund_id: REFUND,
+            credits: 10,
+        }]);
+    given::<Wallet>([purchased(1, 10)])
+        .when(WalletCommand::SettleHold { refund_id: REFUND })
+        .then([]);
+}
+
+#[test]
+fn what_an_admin_refund_takes_beyond_the_balance_is_a_debt_that_blocks_spending_until_repaid() {
+    let held = WalletEvent::CreditsHeld {
+        entry: 2,
+        payment_id: Uuid::from_u128(20),
+        refund_id: REFUND,
+        credits: 4,
+        owed: 6,
+        held_at: at(0),
+    };
+    given::<Wallet>([purchased(1, 4)])
+        .when(hold(10, true))
+        .then([held.clone()]);
+    let settled = WalletEvent::HoldSettled {
+        entry: 3,
+        payment_id: Uuid::from_u128(20),
+        refund_id: REFUND,
+        credits: 4,
+    };
+    let owed = WalletEvent::DebtRecorded {
+        entry: 4,
+        payment_id: Uuid::from_u128(20),
+        refund_id: REFUND,
+        credits: 6,
+    };
+    given::<Wallet>([purchased(1, 4), held.clone()])
+        .when(WalletCommand::SettleHold { refund_id: REFUND })
+        .then([settled.clone(), owed.clone()]);
+    let in_debt = [purchased(1, 4), held, settled, owed];
+    given::<Wallet>(in_debt.clone())
+        .when(WalletCommand::Spend {
+            spend_key: "m".into(),
+            today: day(27),
+            allowance: 20,
+        })
+        .then_error(|e| *e == WalletError::InDebt { debt: 6 });
+    // A purchase pays the debt first.
+    given::<Wallet>(in_debt)
+        .when(WalletCommand::Purchase {
+            payment_id: Uuid::from_u128(22),
+            credits: 100,
+        })
+        .then([
+            WalletEvent::CreditsPurchased {
+                entry: 5,
+                payment_id: Uuid::from_u128(22),
+                credits: 100,
+            },
+            WalletEvent::DebtRepaid {
+                entry: 6,
+                payment_id: Uuid::from_u128(22),
+                credits: 6,
+            },
+        ]);
+    // Credits never wrap.
+    given::<Wallet>([purchased(1, u64::MAX)])
+        .when(WalletCommand::Purchase {
+            payment_id: Uuid::from_u128(22),
+            credits: 1,
+        })
+        .then_error(|e| *e == WalletError::TooManyCredits);
 }

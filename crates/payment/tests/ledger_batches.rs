@@ -6,7 +6,7 @@ use chrono::NaiveDate;
 use msa_kernel::repository::encode;
 use msa_kernel::{Aggregate, EventMetadata, ProjectionRunner, StreamId, Upcasters};
 use msa_payment::adapters::ledger::{entries, Ledger, LedgerEntry};
-use msa_payment::domain::{Account, FundedBy, Wallet, WalletEvent};
+use msa_payment::domain::{FundedBy, Wallet, WalletEvent};
 use msa_testkit::TestStores;
 use uuid::Uuid;
 
@@ -15,7 +15,8 @@ type Entries = Vec<(i64, String, i64)>;
 
 /// Wallet events of three users, interleaved in the log (so a batch holds several wallets, each
 /// with several entries): purchases, spends from the allowance and from credits, refunded spends
-/// and a revoked purchase. Returns each user's entries as a running total computes them, oldest
+/// a revoked purchase (from before holds), refund holds settled and released, debts recorded and
+/// repaid. Returns each user's entries as a running total computes them, oldest
 /// first.
 async fn write_log(stores: &TestStores) -> Vec<(Uuid, Entries)> {
     let users: Vec<Uuid> = (0..3).map(|_| Uuid::now_v7()).collect();
@@ -41,6 +42,38 @@ async fn write_log(stores: &TestStores) -> Vec<(Uuid, Entries)> {
                     funded_by,
                     day,
                 },
+                2 => WalletEvent::CreditsHeld {
+                    entry,
+                    payment_id: Uuid::from_u128(7),
+                    refund_id: Uuid::from_u128(u128::from(round)),
+                    credits: 2,
+                    owed: 1,
+                    held_at: chrono::Utc::now(),
+                },
+                // The hold of round - 1: settled in even rounds, released in odd ones.
+                3 if round % 2 == 0 => WalletEvent::HoldSettled {
+                    entry,
+                    payment_id: Uuid::from_u128(7),
+                    refund_id: Uuid::from_u128(u128::from(round - 1)),
+                    credits: 2,
+                },
+                3 => WalletEvent::HoldReleased {
+                    entry,
+                    payment_id: Uuid::from_u128(7),
+                    refund_id: Uuid::from_u128(u128::from(round - 1)),
+                    credits: 2,
+                },
+                5 => WalletEvent::DebtRecorded {
+                    entry,
+                    payment_id: Uuid::from_u128(7),
+                    refund_id: Uuid::now_v7(),
+                    credits: 1,
+                },
+                6 => WalletEvent::DebtRepaid {
+                    entry,
+                    payment_id: Uuid::now_v7(),
+                    credits: 1,
+                },
                 7 => WalletEvent::CreditsRevoked {
                     entry,
                     payment_id: Uuid::now_v7(),
@@ -55,16 +88,36 @@ async fn write_log(stores: &TestStores) -> Vec<(Uuid, Entries)> {
                     day,
                 },
             };
-            let delta = match change.movement() {
-                (_, Account::Wallet, credits) => credits as i64,
-                (Account::Wallet, _, credits) => -(credits as i64),
-                _ => 0,
-            };
-            let kind = match &change {
-                WalletEvent::CreditsPurchased { .. } => "credits_purchased",
-                WalletEvent::CreditsRevoked { .. } => "credits_revoked",
-                WalletEvent::MessageSpent { .. } => "message_spent",
-                WalletEvent::SpendRefunded { .. } => "spend_refunded",
+            // The available balance: what moves into or out of the wallet account (a hold
+            // leaves it, a release comes back; settling and debts move other accounts).
+            let (kind, delta) = match &change {
+                WalletEvent::CreditsPurchased { credits, .. } => {
+                    ("credits_purchased", *credits as i64)
+                }
+                WalletEvent::CreditsRevoked { credits, .. } => {
+                    ("credits_revoked", -(*credits as i64))
+                }
+                WalletEvent::MessageSpent { funded_by, .. } => (
+                    "message_spent",
+                    if *funded_by == FundedBy::Credits {
+                        -1
+                    } else {
+                        0
+                    },
+                ),
+                WalletEvent::SpendRefunded { funded_by, .. } => (
+                    "spend_refunded",
+                    if *funded_by == FundedBy::Credits {
+                        1
+                    } else {
+                        0
+                    },
+                ),
+                WalletEvent::CreditsHeld { credits, .. } => ("credits_held", -(*credits as i64)),
+                WalletEvent::HoldSettled { .. } => ("hold_settled", 0),
+                WalletEvent::HoldReleased { credits, .. } => ("hold_released", *credits as i64),
+                WalletEvent::DebtRecorded { .. } => ("debt_recorded", 0),
+                WalletEvent::DebtRepaid { credits, .. } => ("debt_repaid", -(*credits as i64)),
             };
             let entries = &mut expected[index].1;
             let before = entries.last().map_or(0, |(_, _, balance)| *balance);

@@ -14,7 +14,7 @@ use msa_payment::adapters::toss::TossProvider;
 use msa_payment::application::provider::{
     Cancellation, Confirmation, PaymentProvider, ProviderError,
 };
-use msa_payment::domain::ProviderVerdict;
+use msa_payment::domain::{ProviderVerdict, RECORD_MISMATCH};
 use serde_json::{json, Value};
 
 const SECRET: &str = "test_sk_zXLkKEypNArWmo50nX3lmeaxYG5R";
@@ -23,6 +23,8 @@ const SECRET: &str = "test_sk_zXLkKEypNArWmo50nX3lmeaxYG5R";
 struct Toss {
     /// paymentKey -> (totalAmount, balanceAmount, status)
     payments: HashMap<String, (i64, i64, &'static str)>,
+    /// paymentKey -> orderId (`order-x` when not here)
+    orders: HashMap<String, String>,
     /// Idempotency keys of cancels already applied.
     cancels: Vec<String>,
     requests: Vec<(String, Value, Option<String>)>,
@@ -37,9 +39,9 @@ fn failure(status: StatusCode, code: &str) -> (StatusCode, Json<Value>) {
     )
 }
 
-fn payment_object(key: &str, total: i64, balance: i64, status: &str) -> Value {
+fn payment_object(key: &str, order: &str, total: i64, balance: i64, status: &str) -> Value {
     json!({
-        "mId": "tosspayments", "version": "2022-11-16", "paymentKey": key, "orderId": "order-x",
+        "mId": "tosspayments", "version": "2022-11-16", "paymentKey": key, "orderId": order,
         "orderName": "100 credits", "currency": "KRW", "method": "카드", "status": status,
         "totalAmount": total, "balanceAmount": balance, "suppliedAmount": total, "vat": 0,
         "requestedAt": "2026-11-27T21:00:00+09:00", "approvedAt": "2026-11-27T21:00:05+09:00",
@@ -67,11 +69,32 @@ async fn confirm(
         .map(|v| v.to_str().unwrap().to_owned());
     let key = body["paymentKey"].as_str().unwrap_or_default().to_owned();
     let amount = body["amount"].as_i64().unwrap_or_default();
+    let order = body["orderId"].as_str().unwrap_or_default().to_owned();
     toss.lock()
         .unwrap()
         .requests
         .push(("confirm".into(), body.clone(), idempotency));
+    let charge_elsewhere = |order: &str, amount: i64| {
+        let mut toss = toss.lock().unwrap();
+        toss.payments.insert(key.clone(), (amount, amount, "DONE"));
+        toss.orders.insert(key.clone(), order.to_owned());
+    };
     match key.as_str() {
+        // The key was charged for another order (or amount): one charge, two orders.
+        "taken" => {
+            charge_elsewhere("order-someone-else", amount);
+            failure(StatusCode::BAD_REQUEST, "ALREADY_PROCESSED_PAYMENT")
+        }
+        "taken-cheaper" => {
+            charge_elsewhere(&order, 10);
+            failure(StatusCode::BAD_REQUEST, "ALREADY_PROCESSED_PAYMENT")
+        }
+        // Charged for another order, and the answer is lost: a look-up finds that record.
+        "slow-taken" => {
+            charge_elsewhere("order-someone-else", amount);
+            tokio::time::sleep(Duration::from_secs(3)).await;
+            failure(StatusCode::BAD_REQUEST, "ALREADY_PROCESSED_PAYMENT")
+        }
         "reject" => failure(StatusCode::FORBIDDEN, "REJECT_CARD_PAYMENT"),
         "boom" => failure(
             StatusCode::INTERNAL_SERVER_ERROR,
@@ -81,24 +104,18 @@ async fn confirm(
             tokio::time::sleep(Duration::from_secs(3)).await;
             (
                 StatusCode::OK,
-                Json(payment_object(&key, amount, amount, "DONE")),
+                Json(payment_object(&key, &order, amount, amount, "DONE")),
             )
         }
         "processed" => {
-            toss.lock()
-                .unwrap()
-                .payments
-                .insert(key.clone(), (amount, amount, "DONE"));
+            charge_elsewhere(&order, amount);
             failure(StatusCode::BAD_REQUEST, "ALREADY_PROCESSED_PAYMENT")
         }
         _ => {
-            toss.lock()
-                .unwrap()
-                .payments
-                .insert(key.clone(), (amount, amount, "DONE"));
+            charge_elsewhere(&order, amount);
             (
                 StatusCode::OK,
-                Json(payment_object(&key, amount, amount, "DONE")),
+                Json(payment_object(&key, &order, amount, amount, "DONE")),
             )
         }
     }
@@ -125,6 +142,7 @@ async fn cancel(
     let Some((total, balance, _)) = toss.payments.get(&key).copied() else {
         return failure(StatusCode::NOT_FOUND, "NOT_FOUND_PAYMENT");
     };
+    let order = toss.orders.get(&key).cloned().unwrap_or("order-x".into());
     if toss.cancels.contains(&idempotency) {
         let status = if balance == 0 {
             "CANCELED"
@@ -133,7 +151,7 @@ async fn cancel(
         };
         return (
             StatusCode::OK,
-            Json(payment_object(&key, total, balance, status)),
+            Json(payment_object(&key, &order, total, balance, status)),
         );
     }
     let amount = body["cancelAmount"].as_i64().unwrap_or(balance);
@@ -153,7 +171,7 @@ async fn cancel(
     toss.cancels.push(idempotency);
     (
         StatusCode::OK,
-        Json(payment_object(&key, total, left, status)),
+        Json(payment_object(&key, &order, total, left, status)),
     )
 }
 
@@ -165,10 +183,12 @@ async fn look_up(
     if !authorized(&headers) {
         return failure(StatusCode::UNAUTHORIZED, "UNAUTHORIZED_KEY");
     }
-    match toss.lock().unwrap().payments.get(&key) {
+    let toss = toss.lock().unwrap();
+    let order = toss.orders.get(&key).map_or("order-x", String::as_str);
+    match toss.payments.get(&key) {
         Some((total, balance, status)) => (
             StatusCode::OK,
-            Json(payment_object(&key, *total, *balance, status)),
+            Json(payment_object(&key, order, *total, *balance, status)),
         ),
         None => failure(StatusCode::NOT_FOUND, "NOT_FOUND_PAYMENT"),
     }
@@ -192,6 +212,7 @@ fn confirmation(key: &str) -> Confirmation {
         payment_key: key.into(),
         order_id: "order-0193".into(),
         amount: 1000,
+        currency: "KRW".into(),
     }
 }
 
@@ -243,6 +264,17 @@ async fn declines_timeouts_and_failures_of_toss_are_told_apart() {
         provider.confirm(&confirmation("processed")).await,
         Ok(ProviderVerdict::Approved { .. })
     ));
+    // ... but only if what it has is this order, amount and currency: one charge never approves
+    // two orders.
+    for taken in ["taken", "taken-cheaper"] {
+        assert!(
+            matches!(
+                provider.confirm(&confirmation(taken)).await,
+                Ok(ProviderVerdict::Declined { ref code, .. }) if code == RECORD_MISMATCH
+            ),
+            "{taken}"
+        );
+    }
     let wrong_key = TossProvider::new("test_sk_wrong", &base, Duration::from_secs(2)).unwrap();
     assert!(matches!(
         wrong_key.confirm(&confirmation("tgen_ok")).await,
@@ -283,4 +315,76 @@ async fn partial_cancels_are_idempotent_by_key_and_never_exceed_the_balance() {
         provider.look_up("never-seen").await.unwrap().verdict,
         ProviderVerdict::Pending
     );
+}
+
+/// The payment use cases over real stores with Toss as the provider (the stand-in).
+async fn payments_with_toss(
+    base: &str,
+) -> (
+    msa_testkit::TestStores,
+    std::sync::Arc<msa_payment::application::payments::Payments>,
+    tokio::sync::watch::Sender<bool>,
+) {
+    use msa_payment::application::payments::{PaymentSettings, Payments};
+    use msa_payment::application::wallets::Wallets;
+    let stores = msa_testkit::TestStores::sqlite(msa_kernel::Upcasters::new()).await;
+    let provider = TossProvider::new(SECRET, base, Duration::from_millis(500)).unwrap();
+    let wallets = Arc::new(Wallets::new(stores.events.clone(), 0));
+    let payments = Arc::new(Payments::new(
+        stores.events.clone(),
+        stores.read_models.clone(),
+        msa_payment::domain::Catalog::parse(msa_payment::domain::DEFAULT_CATALOG).unwrap(),
+        Arc::new(provider),
+        wallets,
+        PaymentSettings::default(),
+    ));
+    let (stop, stopped) = tokio::sync::watch::channel(false);
+    let runner =
+        msa_kernel::ProjectionRunner::new(stores.events.clone(), stores.read_models.clone());
+    runner
+        .ensure_tables(&msa_payment::adapters::payment_list::PaymentList)
+        .await
+        .unwrap();
+    tokio::spawn(async move {
+        runner
+            .run(&msa_payment::adapters::payment_list::PaymentList, stopped)
+            .await
+    });
+    (stores, payments, stop)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_toss_record_of_another_order_fails_the_payment_on_confirm_and_on_look_up() {
+    use msa_payment::domain::PaymentStatus;
+    let (base, _) = stand_in().await;
+    let (_stores, payments, _stop) = payments_with_toss(&base).await;
+    let buyer = uuid::Uuid::now_v7();
+
+    // ALREADY_PROCESSED_PAYMENT, and Toss's record is another order's.
+    let (payment, _) = payments.request(buyer, "credits-100", "k-1").await.unwrap();
+    let failed = payments
+        .confirm(buyer, payment.id, "taken", 1000)
+        .await
+        .unwrap();
+    assert_eq!(failed.status, PaymentStatus::Failed, "{failed:?}");
+    assert!(failed.failure.unwrap().starts_with(RECORD_MISMATCH));
+
+    // The answer is lost; the look-up that resolves it finds another order's record.
+    let (payment, _) = payments.request(buyer, "credits-100", "k-2").await.unwrap();
+    let unknown = payments
+        .confirm(buyer, payment.id, "slow-taken", 1000)
+        .await
+        .unwrap();
+    assert_eq!(unknown.status, PaymentStatus::Unknown);
+    let resolved = payments.resolve(payment.id).await.unwrap();
+    assert_eq!(resolved.status, PaymentStatus::Failed, "{resolved:?}");
+    assert!(resolved.failure.unwrap().starts_with(RECORD_MISMATCH));
+
+    // This order's own record approves it.
+    let (payment, _) = payments.request(buyer, "credits-100", "k-3").await.unwrap();
+    let approved = payments
+        .confirm(buyer, payment.id, "tgen_mine", 1000)
+        .await
+        .unwrap();
+    assert_eq!(approved.status, PaymentStatus::Approved, "{approved:?}");
 }

@@ -4,7 +4,7 @@
 use std::sync::Arc;
 
 use msa_kernel::Upcasters;
-use msa_payment::application::wallets::Wallets;
+use msa_payment::application::wallets::{Spent, Wallets};
 use msa_payment::application::PaymentsError;
 use msa_payment::domain::{FundedBy, WalletError};
 use msa_testkit::TestStores;
@@ -96,10 +96,14 @@ async fn spends_and_refunds_are_idempotent_by_key_and_purchases_credit_once() {
 
         let free = wallets.spend(user, "m-1").await.unwrap();
         assert_eq!(free.funded_by, FundedBy::Allowance);
+        assert!(!free.replayed);
         assert_eq!(
             wallets.spend(user, "m-1").await.unwrap(),
-            free,
-            "{backend}: a retry answers the first spend"
+            Spent {
+                replayed: true,
+                ..free.clone()
+            },
+            "{backend}: a retry answers the first spend, as a replay"
         );
         let paid = wallets.spend(user, "m-2").await.unwrap();
         assert_eq!(paid.funded_by, FundedBy::Credits);

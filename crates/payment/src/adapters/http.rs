@@ -10,6 +10,7 @@ use axum::routing::{get, post};
 use axum::{Json, Router};
 use chrono::{DateTime, Utc};
 use msa_http::auth::{Caller, TokenVerifier};
+use msa_http::service_identity::{ServiceCaller, TrustedServices};
 use msa_http::{page_cursor, page_limit, BearerAuth, FieldError, Problem, StrictJson, StrictQuery};
 use serde::{Deserialize, Serialize};
 use utoipa::{IntoParams, OpenApi, ToSchema};
@@ -52,17 +53,31 @@ pub fn routes(api: PaymentApi) -> Router {
         .with_state(api)
 }
 
+/// What the internal routes answer with: the API, and the services whose calls they take.
+#[derive(Clone)]
+struct InternalApi {
+    api: PaymentApi,
+    callers: Arc<TrustedServices>,
+}
+
+impl FromRef<InternalApi> for Arc<TrustedServices> {
+    fn from_ref(internal: &InternalApi) -> Self {
+        internal.callers.clone()
+    }
+}
+
 /// Spending and giving back message credits, for user-chat's credit policy between
-/// microservices (in the single server it calls [`Wallets`] in-process). The caller's access
-/// token names the wallet. Not part of the public API; the gateway does not route `/internal`.
-pub fn internal_routes(api: PaymentApi) -> Router {
+/// microservices (in the single server it calls [`Wallets`] in-process). Only `callers`
+/// (services proving who they are) are answered, for the wallet the path names; an end user's
+/// token is 403. Not part of the public API; the gateway does not route `/internal`.
+pub fn internal_routes(api: PaymentApi, callers: Arc<TrustedServices>) -> Router {
     Router::new()
-        .route("/internal/v1/wallet/spends", post(spend))
+        .route("/internal/v1/wallets/{user_id}/spends", post(spend))
         .route(
-            "/internal/v1/wallet/spends/{spend_key}",
+            "/internal/v1/wallets/{user_id}/spends/{spend_key}",
             axum::routing::delete(refund_spend),
         )
-        .with_state(api)
+        .with_state(InternalApi { api, callers })
 }
 
 #[derive(Deserialize)]
@@ -71,21 +86,40 @@ struct NewSpend {
     spend_key: String,
 }
 
+fn wallet_owner(user_id: &str) -> Result<Uuid, Problem> {
+    user_id
+        .parse()
+        .map_err(|_| Problem::invalid(vec![FieldError::new("user_id", "a user id (UUID)")]))
+}
+
 async fn spend(
-    State(api): State<PaymentApi>,
-    caller: Caller,
+    State(internal): State<InternalApi>,
+    _service: ServiceCaller,
+    Path(user_id): Path<String>,
     StrictJson(body): StrictJson<NewSpend>,
 ) -> Result<impl IntoResponse, Problem> {
-    let spent = api.wallets.spend(caller.user_id, &body.spend_key).await?;
-    Ok((StatusCode::CREATED, Json(spent)))
+    let user_id = wallet_owner(&user_id)?;
+    let spent = internal.api.wallets.spend(user_id, &body.spend_key).await?;
+    // 201 for the call that made the spend, 200 for a replay: only the maker may give it back.
+    let status = if spent.replayed {
+        StatusCode::OK
+    } else {
+        StatusCode::CREATED
+    };
+    Ok((status, Json(spent)))
 }
 
 async fn refund_spend(
-    State(api): State<PaymentApi>,
-    caller: Caller,
-    Path(spend_key): Path<String>,
+    State(internal): State<InternalApi>,
+    _service: ServiceCaller,
+    Path((user_id, spend_key)): Path<(String, String)>,
 ) -> Result<impl IntoResponse, Problem> {
-    api.wallets.refund_spend(caller.user_id, &spend_key).await?;
+    let user_id = wallet_owner(&user_id)?;
+    internal
+        .api
+        .wallets
+        .refund_spend(user_id, &spend_key)
+        .await?;
     Ok(StatusCode::NO_CONTENT)
 }
 
@@ -123,14 +157,29 @@ impl From<PaymentsError> for Problem {
                 | PaymentError::NotCancelable(_)
                 | PaymentError::NotRefundable(_)
                 | PaymentError::RefundWindowClosed => Problem::conflict("payment-state", detail),
+                PaymentError::HoldOutdated => Problem::unavailable(detail, 1),
             },
             PaymentsError::Wallet(WalletError::OutOfCredits) => {
                 Problem::new(StatusCode::PAYMENT_REQUIRED, "out-of-credits", detail)
             }
+            PaymentsError::Wallet(WalletError::InDebt { .. }) => {
+                Problem::new(StatusCode::PAYMENT_REQUIRED, "wallet-in-debt", detail)
+            }
+            PaymentsError::Wallet(WalletError::CreditsSpent { .. }) => {
+                Problem::conflict("credits-spent", detail)
+            }
+            PaymentsError::Wallet(WalletError::TooManyCredits) => {
+                Problem::invalid(vec![FieldError::new("credits", detail)])
+            }
+            PaymentsError::DeliveryNotOurs => Problem::unauthorized(detail),
+            PaymentsError::TooManyOpenPayments(_) => {
+                let mut problem = Problem::too_many_requests(detail, 30);
+                problem.kind = "urn:msa:problem:too-many-open-payments".into();
+                problem
+            }
             PaymentsError::IdempotencyKeyReused(_) => {
                 Problem::conflict("idempotency-key-reused", detail)
             }
-            PaymentsError::CreditsSpent { .. } => Problem::conflict("credits-spent", detail),
             PaymentsError::UnknownSpend(_) => Problem::not_found(detail),
             PaymentsError::SpendRefunded(_) => Problem::conflict("spend-refunded", detail),
             PaymentsError::ProviderRefused { .. } => {
@@ -397,6 +446,8 @@ struct TossDelivery {
 #[serde(rename_all = "camelCase")]
 struct TossDeliveryData {
     order_id: String,
+    payment_key: String,
+    status: String,
 }
 
 /// Our order ids are `order-<payment id without dashes>`.
@@ -459,10 +510,16 @@ async fn webhook(
                 .await?
         }
         _ => {
-            // Toss does not sign these: the delivery only says which payment to look up.
+            // Toss does not sign these: the delivery must name a payment of ours by its order id
+            // and key (checked before any look-up), and only what the look-up says counts.
             let delivery: TossDelivery = serde_json::from_slice(&body).map_err(bad_body)?;
+            let data = delivery.data;
             api.payments
-                .report_from_provider(payment_of_order(&delivery.data.order_id)?)
+                .report_from_provider(
+                    payment_of_order(&data.order_id)?,
+                    &data.payment_key,
+                    &data.status,
+                )
                 .await?
         }
     };

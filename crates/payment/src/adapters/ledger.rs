@@ -27,14 +27,17 @@ const TABLES: &[TableSpec] = &[TableSpec {
 #[derive(Debug, Clone, PartialEq, Serialize, utoipa::ToSchema)]
 pub struct LedgerEntry {
     pub entry: i64,
-    /// `credits_purchased`, `credits_revoked`, `message_spent`, `spend_refunded`.
+    /// `credits_purchased`, `message_spent`, `spend_refunded`; a refund's `credits_held`, then
+    /// `hold_settled` (taken back) or `hold_released` (returned), and `debt_recorded` when it took
+    /// back more than the wallet had, `debt_repaid` by a later purchase; `credits_revoked` for
+    /// refunds from before holds.
     pub kind: String,
     pub from: Account,
     pub to: Account,
     pub credits: i64,
     /// What caused it: a payment id, a refund id or a spend key.
     pub reference: String,
-    /// The wallet's purchased credits after this entry.
+    /// The wallet's available purchased credits after this entry (held ones not counted).
     pub balance: i64,
     pub at: String,
 }
@@ -113,17 +116,22 @@ impl Projection<msa_sql::Tx> for Ledger {
 fn entry_row(event: &RecordedEvent) -> Result<Vec<Bind>, ProjectionError> {
     let change = decode::<WalletEvent>(event)?;
     let (from, to, credits) = change.movement();
-    let (kind, reference) = match &change {
-        WalletEvent::CreditsPurchased { payment_id, .. } => {
-            ("credits_purchased", payment_id.to_string())
-        }
-        WalletEvent::CreditsRevoked { refund_id, .. } => ("credits_revoked", refund_id.to_string()),
-        WalletEvent::MessageSpent { spend_key, .. } => ("message_spent", spend_key.clone()),
-        WalletEvent::SpendRefunded { spend_key, .. } => ("spend_refunded", spend_key.clone()),
+    let reference = match &change {
+        WalletEvent::CreditsPurchased { payment_id, .. }
+        | WalletEvent::DebtRepaid { payment_id, .. } => payment_id.to_string(),
+        WalletEvent::CreditsRevoked { refund_id, .. }
+        | WalletEvent::CreditsHeld { refund_id, .. }
+        | WalletEvent::HoldSettled { refund_id, .. }
+        | WalletEvent::HoldReleased { refund_id, .. }
+        | WalletEvent::DebtRecorded { refund_id, .. } => refund_id.to_string(),
+        WalletEvent::MessageSpent { spend_key, .. }
+        | WalletEvent::SpendRefunded { spend_key, .. } => spend_key.clone(),
     };
+    let kind = change.kind();
+    let credits = i64::try_from(credits).map_err(ProjectionError::apply)?;
     let delta = match (from, to) {
-        (_, Account::Wallet) => credits as i64,
-        (Account::Wallet, _) => -(credits as i64),
+        (_, Account::Wallet) => credits,
+        (Account::Wallet, _) => -credits,
         _ => 0,
     };
     Ok(vec![
@@ -132,7 +140,7 @@ fn entry_row(event: &RecordedEvent) -> Result<Vec<Bind>, ProjectionError> {
         Text(kind.to_owned()),
         Text(account_name(from)),
         Text(account_name(to)),
-        Int(credits as i64),
+        Int(credits),
         Text(reference),
         Int(delta),
         Text(event.occurred_at.to_rfc3339()),

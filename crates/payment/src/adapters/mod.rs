@@ -1,3 +1,4 @@
+pub mod holds;
 pub mod http;
 pub mod ledger;
 pub mod payment_list;

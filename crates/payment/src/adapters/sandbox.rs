@@ -164,13 +164,9 @@ impl PaymentProvider for SandboxProvider {
     }
 
     async fn look_up(&self, payment_key: &str) -> Result<ProviderRecord, ProviderError> {
-        let Some((_, amount, refunded, status, approved)) = self.record(payment_key).await? else {
-            return Ok(ProviderRecord {
-                verdict: ProviderVerdict::Pending,
-                total_amount: 0,
-                refunded_amount: 0,
-                approved_at: None,
-            });
+        let Some((order_id, amount, refunded, status, approved)) = self.record(payment_key).await?
+        else {
+            return Ok(ProviderRecord::none());
         };
         let approved_at = approved_at(approved);
         let verdict = match (status.as_str(), approved_at) {
@@ -190,6 +186,8 @@ impl PaymentProvider for SandboxProvider {
             total_amount: if status == "ABORTED" { 0 } else { amount },
             refunded_amount: refunded,
             approved_at,
+            order_id: Some(order_id),
+            currency: None,
         })
     }
 }

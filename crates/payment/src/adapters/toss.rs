@@ -36,6 +36,10 @@ pub struct TossProvider {
 #[serde(rename_all = "camelCase")]
 struct TossPayment {
     payment_key: String,
+    #[serde(default)]
+    order_id: Option<String>,
+    #[serde(default)]
+    currency: Option<String>,
     status: String,
     total_amount: i64,
     balance_amount: i64,
@@ -131,11 +135,16 @@ impl TossProvider {
             verdict,
             total_amount: if charged { payment.total_amount } else { 0 },
             refunded_amount: if charged {
-                payment.total_amount - payment.balance_amount
+                payment
+                    .total_amount
+                    .saturating_sub(payment.balance_amount)
+                    .max(0)
             } else {
                 0
             },
             approved_at,
+            order_id: payment.order_id,
+            currency: payment.currency,
         }
     }
 }
@@ -163,17 +172,33 @@ impl PaymentProvider for TossProvider {
                 "orderId": confirmation.order_id,
                 "amount": confirmation.amount,
             }));
-        match self.send(request).await {
-            Ok(payment) => Ok(Self::record(payment).verdict),
-            // Confirmed before (our answer was lost): what Toss has decides.
+        let record = match self.send(request).await {
+            Ok(payment) => Self::record(payment),
+            // Processed before (our answer was lost, or the key is another order's): what Toss
+            // has decides, if it is this order.
             Err(ProviderError::Refused { code, .. }) if code == "ALREADY_PROCESSED_PAYMENT" => {
-                Ok(self.look_up(&confirmation.payment_key).await?.verdict)
+                self.look_up(&confirmation.payment_key).await?
             }
             Err(ProviderError::Refused { code, message }) => {
-                Ok(ProviderVerdict::Declined { code, message })
+                return Ok(ProviderVerdict::Declined { code, message })
             }
-            Err(other) => Err(other),
+            Err(other) => return Err(other),
+        };
+        // One charge approves one order: Toss's record must be this order, amount and currency.
+        if let Some(difference) = record.difference(
+            &confirmation.order_id,
+            confirmation.amount,
+            &confirmation.currency,
+        ) {
+            tracing::warn!(order_id = %confirmation.order_id, %difference, "Toss's record is not this order");
+            return Ok(ProviderVerdict::Declined {
+                code: crate::domain::RECORD_MISMATCH.into(),
+                message: format!(
+                    "Toss's record of this payment key is not this order ({difference})"
+                ),
+            });
         }
+        Ok(record.verdict)
     }
 
     async fn cancel(&self, cancellation: &Cancellation) -> Result<(), ProviderError> {
@@ -201,12 +226,7 @@ impl PaymentProvider for TossProvider {
         match self.send(request).await {
             Ok(payment) => Ok(Self::record(payment)),
             Err(ProviderError::Refused { code, .. }) if code == "NOT_FOUND_PAYMENT" => {
-                Ok(ProviderRecord {
-                    verdict: ProviderVerdict::Pending,
-                    total_amount: 0,
-                    refunded_amount: 0,
-                    approved_at: None,
-                })
+                Ok(ProviderRecord::none())
             }
             Err(other) => Err(other),
         }

@@ -25,8 +25,10 @@ pub enum PaymentsError {
     Wallet(#[from] WalletError),
     #[error("Idempotency-Key `{0}` was used for another request")]
     IdempotencyKeyReused(String),
-    #[error("{needed} credits of this payment are no longer in the wallet ({balance} left); only unspent credits are refunded")]
-    CreditsSpent { needed: u64, balance: u64 },
+    #[error("this webhook delivery does not match the payment it names")]
+    DeliveryNotOurs,
+    #[error("{0} open payments (requested or being confirmed) at most per user; confirm or cancel one first")]
+    TooManyOpenPayments(u32),
     #[error("the spend `{0}` was refused and given back; send again under a new key (txn_id)")]
     SpendRefunded(String),
     #[error("no spend `{0}` in this wallet")]

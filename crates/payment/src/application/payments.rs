@@ -3,7 +3,7 @@
 
 use std::sync::Arc;
 
-use chrono::{Duration, Utc};
+use chrono::{DateTime, Duration, Utc};
 use msa_http::FieldError;
 use msa_kernel::repository::IdempotencyKey;
 use msa_kernel::{EventMetadata, EventStore, Repository, StreamId};
@@ -11,13 +11,17 @@ use msa_sql::SqlReadModelStore;
 use sha2::{Digest, Sha256};
 use uuid::Uuid;
 
-use super::provider::{Cancellation, Confirmation, PaymentProvider, ProviderError};
+use super::provider::{Cancellation, Confirmation, PaymentProvider, ProviderError, ProviderRecord};
 use super::wallets::Wallets;
 use super::PaymentsError;
+use crate::adapters::holds;
 use crate::adapters::payment_list::{self, PaymentView};
+pub use crate::domain::credits_for_refund;
 use crate::domain::{
-    Catalog, Payment, PaymentCommand, PaymentError, PaymentStatus, ProviderVerdict,
+    Catalog, HeldCredits, Payment, PaymentCommand, PaymentError, PaymentStatus, ProviderVerdict,
+    RECORD_MISMATCH,
 };
+use msa_kernel::Aggregate as _;
 
 /// Settings of the payment use cases.
 #[derive(Debug, Clone)]
@@ -26,6 +30,23 @@ pub struct PaymentSettings {
     pub refund_window: Duration,
     /// A requested payment never confirmed within this expires.
     pub expire_after: Duration,
+    /// How long credits held for a refund may wait for the refund to reach its payment; the
+    /// sweeper releases a hold left longer (a crash between the two steps) whose refund the
+    /// payment never recorded.
+    pub hold_timeout: Duration,
+    /// Open payments (requested, or waiting for the provider's verdict) a user may have at once.
+    pub open_payments_per_user: u32,
+}
+
+impl Default for PaymentSettings {
+    fn default() -> Self {
+        Self {
+            refund_window: Duration::days(7),
+            expire_after: Duration::minutes(30),
+            hold_timeout: Duration::seconds(30),
+            open_payments_per_user: 5,
+        }
+    }
 }
 
 /// A refund's outcome.
@@ -48,6 +69,10 @@ pub struct Mismatch {
 
 pub struct Payments {
     payments: Repository<Payment>,
+    events: Arc<dyn EventStore>,
+    /// A user's payment requests take turns in this process, so the open-payment cap counts
+    /// each one (striped: fixed memory).
+    request_turns: Vec<tokio::sync::Mutex<()>>,
     read_models: Arc<SqlReadModelStore>,
     catalog: Catalog,
     provider: Arc<dyn PaymentProvider>,
@@ -63,14 +88,16 @@ fn stream(payment_id: Uuid) -> StreamId {
     Repository::<Payment>::stream_id(payment_id)
 }
 
-/// The credits a refund takes back: the part of the pack the refunded money paid for, rounded
-/// so that a full refund takes back exactly the pack.
-pub fn credits_for_refund(credits: u64, amount: i64, refunded_before: i64, refund: i64) -> u64 {
-    let share = |refunded: i64| -> u64 {
-        let refunded = refunded.clamp(0, amount) as u128;
-        (credits as u128 * refunded).div_ceil(amount.max(1) as u128) as u64
-    };
-    share(refunded_before + refund) - share(refunded_before)
+/// How far a sweep pages at a time.
+const PAGE: u32 = 100;
+
+/// A refund id named by what the provider did, so repeated reports of one cancellation at the
+/// provider are one refund here.
+fn provider_refund_id(payment_id: Uuid, refunded_total: i64) -> Uuid {
+    let digest = Sha256::digest(format!("provider-cancel:{payment_id}:{refunded_total}"));
+    let mut bytes = [0u8; 16];
+    bytes.copy_from_slice(&digest[..16]);
+    uuid::Builder::from_custom_bytes(bytes).into_uuid()
 }
 
 impl Payments {
@@ -83,7 +110,9 @@ impl Payments {
         settings: PaymentSettings,
     ) -> Self {
         Self {
-            payments: Repository::new(events),
+            payments: Repository::new(events.clone()),
+            events,
+            request_turns: (0..64).map(|_| tokio::sync::Mutex::new(())).collect(),
             read_models,
             catalog,
             provider,
@@ -166,8 +195,20 @@ impl Payments {
             .iter()
             .map(|b| format!("{b:02x}"))
             .collect();
+        let scope = format!("payment.request:{user_id}");
+        let stripe = user_id.as_u128() as usize % self.request_turns.len();
+        let _turn = self.request_turns[stripe].lock().await;
+        let cap = self.settings.open_payments_per_user;
+        let replay = self
+            .events
+            .idempotency_record(&scope, idempotency_key)
+            .await?
+            .is_some();
+        if !replay && payment_list::open_payments_of(&self.read_models, user_id).await? >= cap {
+            return Err(PaymentsError::TooManyOpenPayments(cap));
+        }
         let key = IdempotencyKey {
-            scope: format!("payment.request:{user_id}"),
+            scope,
             key: idempotency_key.to_owned(),
             fingerprint,
         };
@@ -181,8 +222,18 @@ impl Payments {
                 |state, _| serde_json::json!(PaymentView::of(payment_id, state)),
             )
             .await?;
-        let view = serde_json::from_value(outcome.result)
+        let view: PaymentView = serde_json::from_value(outcome.result)
             .map_err(|e| PaymentsError::Store(msa_kernel::StoreError::backend(e)))?;
+        if !outcome.replayed {
+            // The cap counts the list: the next request of this user waits until it shows this
+            // payment (bounded: a stalled projection delays, it does not block).
+            for _ in 0..100 {
+                if payment_list::lists(&self.read_models, view.id).await? {
+                    break;
+                }
+                tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+            }
+        }
         Ok((view, !outcome.replayed))
     }
 
@@ -225,6 +276,7 @@ impl Payments {
             payment_key: payment_key.to_owned(),
             order_id: sent.order_id.clone(),
             amount,
+            currency: sent.currency.clone(),
         };
         let verdict = match self.provider.confirm(&confirmation).await {
             Ok(verdict) => verdict,
@@ -255,14 +307,7 @@ impl Payments {
             return Ok(PaymentView::of(payment_id, &payment));
         };
         match self.provider.look_up(key).await {
-            Ok(record) => {
-                self.execute(
-                    payment_id,
-                    PaymentCommand::Resolve(record.verdict),
-                    "provider",
-                )
-                .await
-            }
+            Ok(record) => self.record_verdict(payment_id, &payment, record).await,
             Err(error) => {
                 tracing::warn!(%payment_id, %error, "payment outcome still unknown");
                 Ok(PaymentView::of(payment_id, &payment))
@@ -285,9 +330,47 @@ impl Payments {
         .await
     }
 
+    /// Records what the provider's record says of an open payment: a record of another order,
+    /// amount or currency is recorded as a mismatch and fails the payment, never approves it.
+    async fn record_verdict(
+        &self,
+        payment_id: Uuid,
+        payment: &Payment,
+        record: ProviderRecord,
+    ) -> Result<PaymentView, PaymentsError> {
+        if let Some(difference) =
+            record.difference(&payment.order_id, payment.amount, &payment.currency)
+        {
+            tracing::warn!(%payment_id, %difference, "the provider's record is not this order");
+            let command = PaymentCommand::RecordMismatch {
+                ours: format!(
+                    "order {} of {} {}",
+                    payment.order_id, payment.amount, payment.currency
+                ),
+                provider: difference.clone(),
+            };
+            self.execute(payment_id, command, "provider").await?;
+            let verdict = ProviderVerdict::Declined {
+                code: RECORD_MISMATCH.into(),
+                message: format!("the provider's record is not this order ({difference})"),
+            };
+            return self
+                .execute(payment_id, PaymentCommand::Resolve(verdict), "provider")
+                .await;
+        }
+        self.execute(
+            payment_id,
+            PaymentCommand::Resolve(record.verdict),
+            "provider",
+        )
+        .await
+    }
+
     /// Refunds part or all of an approved payment: by its owner within the refund window (and
-    /// only while the credits it bought are unspent), or by an admin. The amount is reserved
-    /// first, so refunds together never exceed what was approved.
+    /// only while the credits it bought are unspent), or by an admin (the credits spent already
+    /// become a debt of the wallet). The credits are held in the wallet first, then the amount is
+    /// reserved on the payment; so two refunds never take back the same credits, and refunds
+    /// together never exceed what was approved.
     pub async fn refund(
         &self,
         caller: Uuid,
@@ -307,29 +390,20 @@ impl Payments {
         if payment.user_id != caller && !caller_is_admin {
             return Err(PaymentError::NotFound.into());
         }
-        if !caller_is_admin && amount > 0 {
-            let reserved = payment.amount - payment.refundable();
-            let needed = credits_for_refund(payment.credits, payment.amount, reserved, amount);
-            let balance = self.wallets.wallet(payment.user_id).await?.balance;
-            if balance < needed {
-                return Err(PaymentsError::CreditsSpent { needed, balance });
-            }
-        }
         let refund_id = Uuid::now_v7();
-        let command = PaymentCommand::RequestRefund {
-            refund_id,
-            amount,
-            reason: reason.to_owned(),
-            caller,
-            caller_is_admin,
-            now: Utc::now(),
-            window: self.settings.refund_window,
-        };
-        let reserved = self
-            .execute(payment_id, command, &caller.to_string())
+        let (payment, held) = self
+            .hold_and_request_refund(
+                payment_id,
+                payment,
+                refund_id,
+                amount,
+                reason,
+                caller,
+                caller_is_admin,
+            )
             .await?;
         let (payment, completed) = self
-            .send_refund(reserved, refund_id, amount, reason)
+            .send_refund(payment, held, refund_id, amount, reason)
             .await?;
         Ok(RefundView {
             refund_id,
@@ -339,12 +413,73 @@ impl Payments {
         })
     }
 
+    /// The two steps of every refund: the wallet holds the credits the refund takes back (owing
+    /// what it lacks when `caller_is_admin`), then the payment reserves the amount. A payment
+    /// that refuses releases the hold; a crash in between leaves a hold the sweeper releases.
+    #[allow(clippy::too_many_arguments)]
+    async fn hold_and_request_refund(
+        &self,
+        payment_id: Uuid,
+        payment: Payment,
+        refund_id: Uuid,
+        amount: i64,
+        reason: &str,
+        caller: Uuid,
+        caller_is_admin: bool,
+    ) -> Result<(PaymentView, Option<Uuid>), PaymentsError> {
+        let now = Utc::now();
+        let command = |held: Option<HeldCredits>| PaymentCommand::RequestRefund {
+            refund_id,
+            amount,
+            reason: reason.to_owned(),
+            caller,
+            caller_is_admin,
+            now,
+            window: self.settings.refund_window,
+            held,
+        };
+        // Decided on the state read first: a refusal (amount, window, state) costs no hold.
+        payment.decide(&command(None))?;
+        let credits = payment.credits_for_refund(amount);
+        self.wallets
+            .hold_for_refund(
+                payment.user_id,
+                payment_id,
+                refund_id,
+                credits,
+                caller_is_admin,
+            )
+            .await?;
+        let held = HeldCredits {
+            credits,
+            valid_until: now + self.settings.hold_timeout,
+        };
+        match self
+            .execute(payment_id, command(Some(held)), &caller.to_string())
+            .await
+        {
+            Ok(view) => Ok((view, Some(payment.user_id))),
+            Err(refused) => {
+                if let Err(error) = self.wallets.release_hold(payment.user_id, refund_id).await {
+                    // The sweeper releases it after the hold's time.
+                    tracing::warn!(%payment_id, %refund_id, %error, "a refused refund's hold stays for now");
+                }
+                Err(match refused {
+                    PaymentsError::Payment(PaymentError::HoldOutdated) => PaymentsError::Busy,
+                    other => other,
+                })
+            }
+        }
+    }
+
     /// Asks the provider to refund a reserved amount (again, after a lost answer: the refund id
-    /// is the provider's idempotency key) and records the outcome.
+    /// is the provider's idempotency key) and records the outcome; the credits held for it in
+    /// `holder`'s wallet are then taken back or returned.
     /// Returns the payment and whether the provider confirmed the refund.
     async fn send_refund(
         &self,
         payment: PaymentView,
+        holder: Option<Uuid>,
         refund_id: Uuid,
         amount: i64,
         reason: &str,
@@ -365,6 +500,7 @@ impl Payments {
                         "provider",
                     )
                     .await?;
+                self.end_hold(holder, refund_id, true).await;
                 Ok((completed, true))
             }
             Err(ProviderError::Refused { code, message }) => {
@@ -374,6 +510,7 @@ impl Payments {
                     message: message.clone(),
                 };
                 self.execute(payment_id, command, "provider").await?;
+                self.end_hold(holder, refund_id, false).await;
                 Err(PaymentsError::ProviderRefused { code, message })
             }
             Err(error) => {
@@ -383,63 +520,255 @@ impl Payments {
         }
     }
 
-    /// A provider's report about a payment (a webhook delivery): recorded if it moves the
-    /// payment on; a repeated or late report changes nothing.
+    /// Settles (the refund completed) or releases the credits held for a refund, now rather than
+    /// when the wallet process manager gets to the payment's event (which does the same again,
+    /// changing nothing, and covers a crash here).
+    async fn end_hold(&self, holder: Option<Uuid>, refund_id: Uuid, completed: bool) {
+        let Some(user_id) = holder else { return };
+        let ended = if completed {
+            self.wallets.settle_hold(user_id, refund_id).await
+        } else {
+            self.wallets.release_hold(user_id, refund_id).await
+        };
+        if let Err(error) = ended {
+            tracing::warn!(%refund_id, %error, "the refund's hold is ended by the wallet process manager");
+        }
+    }
+
+    /// The provider refunded money we did not ask it to (a cancellation in its dashboard, a
+    /// chargeback): `refunded_total` is what it has refunded of the payment in all. The credits
+    /// are taken back as a refund of the difference, owing what the wallet no longer has, and
+    /// completed at once (the money is gone).
+    async fn take_back_canceled(
+        &self,
+        payment_id: Uuid,
+        payment: Payment,
+        refunded_total: i64,
+    ) -> Result<PaymentView, PaymentsError> {
+        let ours = payment.refunded.saturating_add(payment.reserved());
+        let amount = refunded_total.min(payment.amount).saturating_sub(ours);
+        if amount <= 0 {
+            return Ok(PaymentView::of(payment_id, &payment));
+        }
+        let refund_id = provider_refund_id(payment_id, refunded_total);
+        tracing::warn!(%payment_id, amount, "the provider refunded a payment we did not refund; its credits are taken back");
+        let (_, holder) = self
+            .hold_and_request_refund(
+                payment_id,
+                payment,
+                refund_id,
+                amount,
+                "canceled at the payment provider",
+                Uuid::nil(),
+                true,
+            )
+            .await?;
+        let completed = self
+            .execute(
+                payment_id,
+                PaymentCommand::CompleteRefund { refund_id },
+                "provider",
+            )
+            .await?;
+        self.end_hold(holder, refund_id, true).await;
+        Ok(completed)
+    }
+
+    /// A provider's report about a payment (a signed webhook delivery): recorded if it moves the
+    /// payment on; a repeated or late report changes nothing. A cancellation of an approved
+    /// payment takes its credits back (see [`Self::take_back_canceled`]).
     pub async fn report(
         &self,
         payment_id: Uuid,
         verdict: ProviderVerdict,
     ) -> Result<PaymentView, PaymentsError> {
-        self.load(payment_id).await?;
+        let payment = self.load(payment_id).await?;
+        let approved = matches!(
+            payment.status,
+            Some(PaymentStatus::Approved | PaymentStatus::PartiallyRefunded)
+        );
+        if approved && verdict == ProviderVerdict::Canceled {
+            let everything = payment.amount;
+            return self
+                .take_back_canceled(payment_id, payment, everything)
+                .await;
+        }
         self.execute(payment_id, PaymentCommand::Resolve(verdict), "provider")
             .await
     }
 
-    /// What the provider has of a payment found by its key (Toss webhooks are checked this way).
+    /// An unsigned delivery (Toss's) that says the payment keyed `payment_key` is now `status`:
+    /// checked against our records first, and looked up at the provider only when it names this
+    /// payment and could change it (an open payment, or a cancellation of an approved one).
     pub async fn report_from_provider(
         &self,
         payment_id: Uuid,
+        payment_key: &str,
+        status: &str,
     ) -> Result<PaymentView, PaymentsError> {
         let payment = self.load(payment_id).await?;
-        let Some(key) = &payment.payment_key else {
+        if payment
+            .payment_key
+            .as_deref()
+            .is_some_and(|ours| ours != payment_key)
+            || payment_key.is_empty()
+            || payment_key.len() > 200
+        {
+            return Err(PaymentsError::DeliveryNotOurs);
+        }
+        let open = matches!(
+            payment.status,
+            Some(PaymentStatus::Requested | PaymentStatus::Unknown)
+        );
+        let approved = matches!(
+            payment.status,
+            Some(PaymentStatus::Approved | PaymentStatus::PartiallyRefunded)
+        );
+        let canceled = matches!(status, "CANCELED" | "PARTIAL_CANCELED");
+        if !(open || approved && canceled) {
+            // Decided, and nothing this delivery says could change it: no look-up.
             return Ok(PaymentView::of(payment_id, &payment));
-        };
-        let record = self.provider.look_up(key).await?;
-        self.report(payment_id, record.verdict).await
+        }
+        let record = self.provider.look_up(payment_key).await?;
+        if payment.payment_key.is_none()
+            && record
+                .order_id
+                .as_deref()
+                .is_some_and(|theirs| theirs != payment.order_id)
+        {
+            // A key of another order: says nothing about this payment.
+            return Err(PaymentsError::DeliveryNotOurs);
+        }
+        if open {
+            return self.record_verdict(payment_id, &payment, record).await;
+        }
+        if let Some(difference) =
+            record.difference(&payment.order_id, payment.amount, &payment.currency)
+        {
+            let command = PaymentCommand::RecordMismatch {
+                ours: format!(
+                    "order {} of {} {}",
+                    payment.order_id, payment.amount, payment.currency
+                ),
+                provider: difference,
+            };
+            return self.execute(payment_id, command, "provider").await;
+        }
+        let refunded_total = record.refunded_amount;
+        self.take_back_canceled(payment_id, payment, refunded_total)
+            .await
     }
 
-    /// One round of background work: resolves unknown payments, retries refunds the provider has
-    /// not confirmed, expires payments requested long ago and never confirmed.
+    /// One round of background work: resolves every unknown payment, retries refunds the
+    /// provider has not confirmed, expires payments requested long ago and never confirmed, and
+    /// releases credits held for refunds that never reached their payment. Each list is paged
+    /// through to its end, so no payment waits behind others; one that fails is logged and the
+    /// round goes on.
     pub async fn sweep(&self) -> Result<(), PaymentsError> {
-        let waiting = payment_list::payments_in(
-            &self.read_models,
-            &[PaymentStatus::Unknown, PaymentStatus::Requested],
-            None,
-            100,
-        )
-        .await?;
         let now = Utc::now();
-        for payment in waiting {
-            if payment.status == PaymentStatus::Unknown {
-                self.resolve(payment.id).await?;
-            } else {
+        let mut after = None;
+        loop {
+            let page = payment_list::payments_in(
+                &self.read_models,
+                &[PaymentStatus::Unknown],
+                after,
+                PAGE,
+            )
+            .await?;
+            let Some(last) = page.last() else { break };
+            after = Some(last.id);
+            for payment in page {
+                if let Err(error) = self.resolve(payment.id).await {
+                    tracing::warn!(payment_id = %payment.id, %error, "resolving a payment failed");
+                }
+            }
+        }
+        let due = now - self.settings.expire_after;
+        let mut after = None;
+        loop {
+            let page = payment_list::requested_before(&self.read_models, due, after, PAGE).await?;
+            let Some(last) = page.last() else { break };
+            after = Some(last.id);
+            for payment in page {
                 let command = PaymentCommand::Expire {
                     now,
                     after: self.settings.expire_after,
                 };
-                self.execute(payment.id, command, "payment.sweeper").await?;
+                if let Err(error) = self.execute(payment.id, command, "payment.sweeper").await {
+                    tracing::warn!(payment_id = %payment.id, %error, "expiring a payment failed");
+                }
             }
         }
-        for payment_id in payment_list::with_pending_refunds(&self.read_models).await? {
-            let payment = self.load(payment_id).await?;
-            let view = PaymentView::of(payment_id, &payment);
-            for (refund_id, amount) in &payment.pending_refunds {
-                self.send_refund(view.clone(), *refund_id, *amount, "refund (retried)")
+        let mut after = None;
+        loop {
+            let page = payment_list::with_pending_refunds(&self.read_models, after, PAGE).await?;
+            let Some(last) = page.last() else { break };
+            after = Some(*last);
+            for payment_id in page {
+                let payment = self.load(payment_id).await?;
+                let view = PaymentView::of(payment_id, &payment);
+                for (refund_id, amount) in &payment.pending_refunds {
+                    let holder = payment
+                        .held_refunds
+                        .contains_key(refund_id)
+                        .then_some(payment.user_id);
+                    self.send_refund(
+                        view.clone(),
+                        holder,
+                        *refund_id,
+                        *amount,
+                        "refund (retried)",
+                    )
                     .await
                     .ok();
+                }
+            }
+        }
+        self.release_stranded_holds(now).await
+    }
+
+    /// Releases the credits held for refunds that never reached their payment. A hold is usable
+    /// for `hold_timeout` (the payment refuses a refund with an older hold), so once that has
+    /// passed the payment's events decide: no such refund, and none can come.
+    async fn release_stranded_holds(&self, now: DateTime<Utc>) -> Result<(), PaymentsError> {
+        let before = now - self.settings.hold_timeout - self.settings.hold_timeout;
+        let mut after = None;
+        loop {
+            let page = holds::held_before(&self.read_models, before, after.as_ref(), PAGE).await?;
+            let Some(last) = page.last().cloned() else {
+                break;
+            };
+            after = Some(last);
+            for hold in page {
+                let payment = self.payments.load(&stream(hold.payment_id)).await?.state;
+                if payment.held_refunds.contains_key(&hold.refund_id) {
+                    continue; // the refund's outcome settles or releases it
+                }
+                tracing::warn!(refund_id = %hold.refund_id, payment_id = %hold.payment_id, "releasing credits held for a refund that never reached its payment");
+                if let Err(error) = self
+                    .wallets
+                    .release_hold(hold.user_id, hold.refund_id)
+                    .await
+                {
+                    tracing::warn!(refund_id = %hold.refund_id, %error, "releasing a hold failed");
+                }
             }
         }
         Ok(())
+    }
+
+    /// Differences from the provider's records recorded so far (by reconciliation or webhooks),
+    /// one line per payment: its last.
+    pub async fn recorded_mismatches(&self) -> Result<Vec<(Uuid, String)>, PaymentsError> {
+        let mut all = Vec::new();
+        let mut after = None;
+        loop {
+            let page = payment_list::recorded_mismatches(&self.read_models, after, PAGE).await?;
+            let Some((last, _)) = page.last() else { break };
+            after = Some(*last);
+            all.extend(page);
+        }
+        Ok(all)
     }
 
     /// Compares every approved (or refunded) payment with the provider's record and records a

@@ -6,12 +6,14 @@ use chrono::{DateTime, Utc};
 
 use crate::domain::ProviderVerdict;
 
-/// A confirmation request: the provider's key for the payment, our order id, the amount.
+/// A confirmation request: the provider's key for the payment, our order id, the amount (in
+/// `currency`'s minor units).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Confirmation {
     pub payment_key: String,
     pub order_id: String,
     pub amount: i64,
+    pub currency: String,
 }
 
 /// A (partial) cancellation, named by `idempotency_key` so a retry never refunds twice.
@@ -32,6 +34,49 @@ pub struct ProviderRecord {
     /// What the provider has refunded of it.
     pub refunded_amount: i64,
     pub approved_at: Option<DateTime<Utc>>,
+    /// The order the provider's record is for (our `order_id`), when it says.
+    pub order_id: Option<String>,
+    /// The currency of its amounts, when it says.
+    pub currency: Option<String>,
+}
+
+impl ProviderRecord {
+    /// A record of nothing: the provider does not know the payment (yet).
+    pub fn none() -> Self {
+        ProviderRecord {
+            verdict: ProviderVerdict::Pending,
+            total_amount: 0,
+            refunded_amount: 0,
+            approved_at: None,
+            order_id: None,
+            currency: None,
+        }
+    }
+
+    /// How this record differs from the order it should be (`order_id`, `amount`, `currency`),
+    /// if it does: a charge of another order, amount or currency never approves ours.
+    pub fn difference(&self, order_id: &str, amount: i64, currency: &str) -> Option<String> {
+        if let Some(theirs) = self
+            .order_id
+            .as_deref()
+            .filter(|theirs| *theirs != order_id)
+        {
+            return Some(format!("order {theirs}"));
+        }
+        if let Some(theirs) = self
+            .currency
+            .as_deref()
+            .filter(|theirs| *theirs != currency)
+        {
+            return Some(format!("currency {theirs}"));
+        }
+        match &self.verdict {
+            ProviderVerdict::Approved { .. } if self.total_amount != amount => {
+                Some(format!("approved {}", self.total_amount))
+            }
+            _ => None,
+        }
+    }
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]

@@ -1,6 +1,8 @@
 //! The process manager inside the payment context that keeps wallets in step with payments:
-//! an approved payment credits its pack to the buyer's wallet; a completed refund takes the
-//! refunded share of the pack back. It consumes the context's own events (in-process or from
+//! an approved payment credits its pack to the buyer's wallet; a completed refund settles the
+//! credits its wallet holds for it, a failed one releases them. (The refund use case does the same
+//! at once; this covers a crash in between. Refunds requested before wallets held credits take the
+//! refunded share of the pack back as the balance allows.) It consumes the context's own events (in-process or from
 //! `payment.events`), and each wallet command is keyed by the payment or refund id in the event
 //! store, so a redelivered event grants nothing twice.
 
@@ -12,9 +14,8 @@ use msa_kernel::repository::decode;
 use msa_kernel::{Aggregate, EventStore, RecordedEvent, Repository};
 use uuid::Uuid;
 
-use super::payments::credits_for_refund;
 use super::wallets::Wallets;
-use crate::domain::{Payment, PaymentEvent};
+use crate::domain::{credits_for_refund, Payment, PaymentEvent};
 
 pub const CONSUMER: &str = "payment.wallet-credits";
 
@@ -38,12 +39,12 @@ impl<Tx: Send> EventHandler<Tx> for WalletCredits {
         CONSUMER
     }
 
-    /// Approvals and completed refunds; not the wallets' own events (one per message sent).
+    /// Approvals and decided refunds; not the wallets' own events (one per message sent).
     fn wants(&self, event: &RecordedEvent) -> bool {
         event.stream_id.category() == Payment::KIND
             && matches!(
                 event.event_type.as_str(),
-                "payment.PaymentApproved" | "payment.RefundCompleted"
+                "payment.PaymentApproved" | "payment.RefundCompleted" | "payment.RefundFailed"
             )
     }
 
@@ -54,7 +55,9 @@ impl<Tx: Send> EventHandler<Tx> for WalletCredits {
         let change = decode::<PaymentEvent>(event).map_err(HandlerError::new)?;
         if !matches!(
             change,
-            PaymentEvent::PaymentApproved { .. } | PaymentEvent::RefundCompleted { .. }
+            PaymentEvent::PaymentApproved { .. }
+                | PaymentEvent::RefundCompleted { .. }
+                | PaymentEvent::RefundFailed { .. }
         ) {
             return Ok(());
         }
@@ -72,6 +75,11 @@ impl<Tx: Send> EventHandler<Tx> for WalletCredits {
                     .credit_purchase(payment.user_id, payment_id, payment.credits)
                     .await
             }
+            PaymentEvent::RefundCompleted { refund_id, .. }
+                if payment.held_refunds.contains_key(&refund_id) =>
+            {
+                self.wallets.settle_hold(payment.user_id, refund_id).await
+            }
             PaymentEvent::RefundCompleted {
                 refund_id,
                 amount,
@@ -80,12 +88,15 @@ impl<Tx: Send> EventHandler<Tx> for WalletCredits {
                 let credits = credits_for_refund(
                     payment.credits,
                     payment.amount,
-                    refunded_total - amount,
+                    refunded_total.saturating_sub(amount),
                     amount,
                 );
                 self.wallets
                     .revoke_refunded(payment.user_id, payment_id, refund_id, credits)
                     .await
+            }
+            PaymentEvent::RefundFailed { refund_id, .. } => {
+                self.wallets.release_hold(payment.user_id, refund_id).await
             }
             _ => Ok(()),
         };

@@ -16,13 +16,32 @@ use crate::domain::{FundedBy, Wallet, WalletCommand, WalletEvent};
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct WalletView {
     pub user_id: Uuid,
-    /// Purchased credits left (one message each).
+    /// Purchased credits available (one message each): neither spent nor held for a refund.
     pub balance: u64,
+    /// Credits held for refunds being decided (taken back if the refund completes).
+    #[serde(default)]
+    pub held: u64,
+    /// The refunds holding credits.
+    #[serde(default)]
+    pub holds: Vec<HoldView>,
+    /// Credits owed after a refund took back more than the wallet had: no message is sent
+    /// until purchases have paid it back.
+    #[serde(default)]
+    pub debt: u64,
     /// Free messages left today (UTC); spent before credits.
     pub free_left_today: u32,
     pub free_messages_per_day: u32,
     /// Ledger entries so far.
     pub entries: u64,
+}
+
+/// Credits held for one refund.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
+pub struct HoldView {
+    pub refund_id: Uuid,
+    pub payment_id: Uuid,
+    pub credits: u64,
+    pub held_at: String,
 }
 
 /// What a spend took, as the spender gets it back (also on a retry with the same key).
@@ -31,6 +50,10 @@ pub struct Spent {
     pub spend_key: String,
     pub funded_by: FundedBy,
     pub day: NaiveDate,
+    /// Whether an earlier call made this spend (this one only answered it again). Only the call
+    /// that made a spend may give it back: a replayed spend's message may well have been posted.
+    #[serde(skip)]
+    pub replayed: bool,
 }
 
 pub struct Wallets {
@@ -74,6 +97,18 @@ impl Wallets {
         WalletView {
             user_id,
             balance: wallet.balance,
+            held: wallet.held(),
+            holds: wallet
+                .holds
+                .iter()
+                .map(|(refund_id, hold)| HoldView {
+                    refund_id: *refund_id,
+                    payment_id: hold.payment_id,
+                    credits: hold.credits,
+                    held_at: hold.held_at.to_rfc3339(),
+                })
+                .collect(),
+            debt: wallet.debt,
             free_left_today: wallet.free_left(today, self.free_messages_per_day),
             free_messages_per_day: self.free_messages_per_day,
             entries: wallet.entries,
@@ -111,7 +146,8 @@ impl Wallets {
                     }) => serde_json::json!(Spent {
                         spend_key: spend_key.clone(),
                         funded_by: *funded_by,
-                        day: *day
+                        day: *day,
+                        replayed: false,
                     }),
                     _ => serde_json::Value::Null,
                 },
@@ -128,8 +164,12 @@ impl Wallets {
         {
             return Err(PaymentsError::SpendRefunded(spend_key.to_owned()));
         }
-        serde_json::from_value(outcome.result)
-            .map_err(|e| PaymentsError::Store(StoreError::backend(e)))
+        let spent: Spent = serde_json::from_value(outcome.result)
+            .map_err(|e| PaymentsError::Store(StoreError::backend(e)))?;
+        Ok(Spent {
+            replayed: outcome.replayed,
+            ..spent
+        })
     }
 
     /// Gives back what the spend named `spend_key` took (compensation when the message could not
@@ -187,7 +227,8 @@ impl Wallets {
         .await
     }
 
-    /// Takes back the credits of a refund (as many as the balance holds), once per refund.
+    /// Takes back the credits of a refund requested before wallets held credits (as many as the
+    /// balance holds), once per refund.
     pub async fn revoke_refunded(
         &self,
         user_id: Uuid,
@@ -208,6 +249,59 @@ impl Wallets {
             command,
         )
         .await
+    }
+
+    /// Holds the credits a refund takes back, before the refund is decided: refused
+    /// ([`crate::domain::WalletError::CreditsSpent`]) when the available balance cannot cover
+    /// them, unless `owe_the_rest` (the money is gone anyway: what is missing becomes a debt
+    /// when the refund completes). Holding again for the same refund changes nothing.
+    pub async fn hold_for_refund(
+        &self,
+        user_id: Uuid,
+        payment_id: Uuid,
+        refund_id: Uuid,
+        credits: u64,
+        owe_the_rest: bool,
+    ) -> Result<(), PaymentsError> {
+        let command = WalletCommand::HoldForRefund {
+            payment_id,
+            refund_id,
+            credits,
+            owe_the_rest,
+            at: Utc::now(),
+        };
+        self.wallets
+            .execute(
+                &Self::stream(user_id),
+                &command,
+                &metadata("payment.refunds"),
+            )
+            .await?;
+        Ok(())
+    }
+
+    /// The refund completed: the credits held for it are taken back. Idempotent.
+    pub async fn settle_hold(&self, user_id: Uuid, refund_id: Uuid) -> Result<(), PaymentsError> {
+        self.wallets
+            .execute(
+                &Self::stream(user_id),
+                &WalletCommand::SettleHold { refund_id },
+                &metadata("payment.refunds"),
+            )
+            .await?;
+        Ok(())
+    }
+
+    /// The refund did not happen: the credits held for it return. Idempotent.
+    pub async fn release_hold(&self, user_id: Uuid, refund_id: Uuid) -> Result<(), PaymentsError> {
+        self.wallets
+            .execute(
+                &Self::stream(user_id),
+                &WalletCommand::ReleaseHold { refund_id },
+                &metadata("payment.refunds"),
+            )
+            .await?;
+        Ok(())
     }
 
     /// Runs a command of the wallet process manager at most once per `(scope, cause)`.

@@ -6,7 +6,8 @@ mod product;
 mod wallet;
 
 pub use payment::{
-    Payment, PaymentCommand, PaymentError, PaymentEvent, PaymentStatus, ProviderVerdict,
+    credits_for_refund, HeldCredits, Payment, PaymentCommand, PaymentError, PaymentEvent,
+    PaymentStatus, ProviderVerdict, RECORD_MISMATCH,
 };
 pub use product::{Catalog, Product, DEFAULT_CATALOG};
-pub use wallet::{Account, FundedBy, Wallet, WalletCommand, WalletError, WalletEvent};
+pub use wallet::{Account, FundedBy, Hold, Wallet, WalletCommand, WalletError, WalletEvent};

@@ -22,6 +22,10 @@ use uuid::Uuid;
 
 use super::Product;
 
+/// The failure code of a payment whose provider record is not this order's (another order id,
+/// amount or currency).
+pub const RECORD_MISMATCH: &str = "PROVIDER_RECORD_MISMATCH";
+
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum PaymentStatus {
@@ -108,6 +112,10 @@ pub enum PaymentEvent {
         amount: i64,
         reason: String,
         by: Uuid,
+        /// The credits the buyer's wallet holds for this refund (none for refunds requested
+        /// before wallets held credits: theirs are revoked as the balance allows).
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        held_credits: Option<u64>,
     },
     RefundCompleted {
         refund_id: Uuid,
@@ -168,6 +176,8 @@ pub enum PaymentCommand {
         now: DateTime<Utc>,
         /// How long after approval an owner may ask for a refund (admins any time).
         window: Duration,
+        /// The credits the wallet holds for this refund, and until when the hold may be used.
+        held: Option<HeldCredits>,
     },
     CompleteRefund {
         refund_id: Uuid,
@@ -182,6 +192,14 @@ pub enum PaymentCommand {
         ours: String,
         provider: String,
     },
+}
+
+/// Credits a wallet holds for a refund, usable until `valid_until`: after that the sweeper may
+/// release a hold whose refund never reached the payment, so the payment refuses it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct HeldCredits {
+    pub credits: u64,
+    pub valid_until: DateTime<Utc>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -208,6 +226,8 @@ pub enum PaymentError {
     RefundExceedsRemaining { remaining: i64 },
     #[error("the refund window of this payment has closed")]
     RefundWindowClosed,
+    #[error("the credits held for this refund no longer match the payment; try again")]
+    HoldOutdated,
 }
 
 #[derive(Debug, Default, Clone, PartialEq, Serialize, Deserialize)]
@@ -227,6 +247,9 @@ pub struct Payment {
     pub pending_refunds: BTreeMap<Uuid, i64>,
     pub failure: Option<String>,
     pub last_mismatch: Option<String>,
+    /// The credits held in the buyer's wallet for each refund requested with a hold.
+    #[serde(default)]
+    pub held_refunds: BTreeMap<Uuid, u64>,
 }
 
 impl Payment {
@@ -240,7 +263,23 @@ impl Payment {
 
     /// What may still be refunded: approved, minus refunded and reserved.
     pub fn refundable(&self) -> i64 {
-        self.amount - self.refunded - self.pending_refunds.values().sum::<i64>()
+        self.amount
+            .saturating_sub(self.refunded)
+            .saturating_sub(self.reserved())
+    }
+
+    /// Refunds requested and not yet completed or failed.
+    pub fn reserved(&self) -> i64 {
+        self.pending_refunds
+            .values()
+            .fold(0i64, |sum, amount| sum.saturating_add(*amount))
+    }
+
+    /// The credits a refund of `amount` takes back now: the part of the pack the refunded money
+    /// paid for, rounded so that refunds of the whole amount take back exactly the pack.
+    pub fn credits_for_refund(&self, amount: i64) -> u64 {
+        let refunded_before = self.amount.saturating_sub(self.refundable());
+        credits_for_refund(self.credits, self.amount, refunded_before, amount)
     }
 
     fn owned_by(&self, caller: Uuid) -> Result<PaymentStatus, PaymentError> {
@@ -250,6 +289,18 @@ impl Payment {
         }
         Ok(status)
     }
+}
+
+/// The credits refunding `refund` (after `refunded_before`) of a payment of `amount` for
+/// `credits` takes back, rounded so that a full refund takes back exactly the pack. Amounts are
+/// clamped to the payment's, so no input overflows.
+pub fn credits_for_refund(credits: u64, amount: i64, refunded_before: i64, refund: i64) -> u64 {
+    let share = |refunded: i64| -> u64 {
+        let refunded = refunded.clamp(0, amount.max(0)) as u128;
+        let share = (credits as u128 * refunded).div_ceil(amount.max(1) as u128);
+        u64::try_from(share).unwrap_or(u64::MAX)
+    };
+    share(refunded_before.saturating_add(refund)).saturating_sub(share(refunded_before))
 }
 
 impl Aggregate for Payment {
@@ -305,9 +356,15 @@ impl Aggregate for Payment {
             PaymentEvent::PaymentCanceled { .. } => self.status = Some(PaymentStatus::Canceled),
             PaymentEvent::PaymentExpired => self.status = Some(PaymentStatus::Expired),
             PaymentEvent::RefundRequested {
-                refund_id, amount, ..
+                refund_id,
+                amount,
+                held_credits,
+                ..
             } => {
                 self.pending_refunds.insert(*refund_id, *amount);
+                if let Some(credits) = held_credits {
+                    self.held_refunds.insert(*refund_id, *credits);
+                }
             }
             PaymentEvent::RefundCompleted {
                 refund_id,
@@ -375,7 +432,28 @@ impl Aggregate for Payment {
                 }
             }
             PaymentCommand::Resolve(verdict) => {
-                if !matches!(self.status()?, S::Requested | S::Unknown) {
+                let open = matches!(self.status()?, S::Requested | S::Unknown);
+                if let ProviderVerdict::Approved { amount, .. } = verdict {
+                    if *amount != self.amount {
+                        // Charged, but not what the order says: recorded for an operator; an
+                        // open payment fails (its credits are never granted).
+                        let mut events = self.decide(&PaymentCommand::RecordMismatch {
+                            ours: format!("order of {} {}", self.amount, self.currency),
+                            provider: format!("approved {amount}"),
+                        })?;
+                        if open {
+                            events.push(PaymentEvent::PaymentFailed {
+                                code: RECORD_MISMATCH.into(),
+                                message: format!(
+                                    "the provider approved {amount}, the order is {} {}",
+                                    self.amount, self.currency
+                                ),
+                            });
+                        }
+                        return Ok(events);
+                    }
+                }
+                if !open {
                     // Decided already: a late or repeated report changes nothing.
                     return Ok(vec![]);
                 }
@@ -384,20 +462,11 @@ impl Aggregate for Payment {
                         payment_key,
                         amount,
                         approved_at,
-                    } => {
-                        if *amount != self.amount {
-                            // Charged, but not what the order says: an operator must look.
-                            return self.decide(&PaymentCommand::RecordMismatch {
-                                ours: format!("order of {} {}", self.amount, self.currency),
-                                provider: format!("approved {amount}"),
-                            });
-                        }
-                        PaymentEvent::PaymentApproved {
-                            payment_key: payment_key.clone(),
-                            amount: *amount,
-                            approved_at: *approved_at,
-                        }
-                    }
+                    } => PaymentEvent::PaymentApproved {
+                        payment_key: payment_key.clone(),
+                        amount: *amount,
+                        approved_at: *approved_at,
+                    },
                     ProviderVerdict::Declined { code, message } => PaymentEvent::PaymentFailed {
                         code: code.clone(),
                         message: message.clone(),
@@ -430,12 +499,16 @@ impl Aggregate for Payment {
                 caller_is_admin,
                 now,
                 window,
+                held,
             } => {
                 let status = if *caller_is_admin {
                     self.status()?
                 } else {
                     self.owned_by(*caller)?
                 };
+                if self.pending_refunds.get(refund_id) == Some(amount) {
+                    return Ok(vec![]); // requested already (a repeated report of the provider)
+                }
                 if !matches!(status, S::Approved | S::PartiallyRefunded) {
                     return Err(PaymentError::NotRefundable(status.as_str()));
                 }
@@ -454,11 +527,20 @@ impl Aggregate for Payment {
                         remaining: self.refundable(),
                     });
                 }
+                if let Some(held) = held {
+                    // The wallet held what the payment's state at that moment asked for; a
+                    // refund of this payment decided meanwhile may change the rounding, and a
+                    // hold past its time may have been released by the sweeper.
+                    if held.credits != self.credits_for_refund(*amount) || held.valid_until < *now {
+                        return Err(PaymentError::HoldOutdated);
+                    }
+                }
                 PaymentEvent::RefundRequested {
                     refund_id: *refund_id,
                     amount: *amount,
                     reason: reason.clone(),
                     by: *caller,
+                    held_credits: held.map(|held| held.credits),
                 }
             }
             PaymentCommand::CompleteRefund { refund_id } => {
@@ -468,7 +550,8 @@ impl Aggregate for Payment {
                 PaymentEvent::RefundCompleted {
                     refund_id: *refund_id,
                     amount: *amount,
-                    refunded_total: self.refunded + amount,
+                    // Reserved within the approved amount: cannot exceed it.
+                    refunded_total: self.refunded.saturating_add(*amount),
                 }
             }
             PaymentCommand::FailRefund {
