@@ -127,3 +127,217 @@ fn the_dockerfile_runs_msa_with_settings_it_has() {
     assert!(!variables.is_empty());
     assert_accepted("Dockerfile", &command, &variables);
 }
+
+/// A setting that holds a secret, by its name.
+fn is_secret(name: &str) -> bool {
+    let name = name.to_ascii_uppercase();
+    ["SECRET", "TOKEN", "PASSWORD", "PRIVATE", "_KEY"]
+        .iter()
+        .any(|word| name.contains(word))
+}
+
+/// A compose value that takes the secret from the environment (`${NAME}`, `${NAME:-}`,
+/// `${NAME:?message}`), never a literal nor a non-empty default.
+fn from_environment(value: &str) -> bool {
+    let Some(inner) = value
+        .strip_prefix("${")
+        .and_then(|rest| rest.strip_suffix('}'))
+    else {
+        return false;
+    };
+    match inner.split_once(":-").or_else(|| inner.split_once('-')) {
+        Some((_, default)) => default.is_empty(),
+        None => true,
+    }
+}
+
+fn deployment_texts() -> Vec<(String, String)> {
+    let mut files = vec![
+        root().join("docker-compose.yaml"),
+        root().join("Dockerfile"),
+    ];
+    for entry in std::fs::read_dir(root().join("deploy/k8s")).unwrap() {
+        files.push(entry.unwrap().path());
+    }
+    files
+        .into_iter()
+        .map(|path| {
+            let text = std::fs::read_to_string(&path).unwrap();
+            (path.display().to_string(), text)
+        })
+        .collect()
+}
+
+#[test]
+fn no_secret_is_committed_in_the_deployment_files() {
+    // Compose: every secret comes from the environment of whoever runs it.
+    let compose = &yaml_documents(&root().join("docker-compose.yaml"))[0];
+    for (name, service) in compose["services"].as_mapping().unwrap() {
+        let Some(environment) = service["environment"].as_mapping() else {
+            continue;
+        };
+        for (key, value) in environment {
+            let key = key.as_str().unwrap();
+            if key.starts_with("MSA_") && is_secret(key) {
+                let value = value.as_str().unwrap_or_default();
+                assert!(
+                    from_environment(value),
+                    "compose service {name:?}: {key} is committed as `{value}`; take it from the environment (${{{key}}})"
+                );
+            }
+        }
+    }
+    // Kubernetes: secrets only from Secret objects, and no Secret generated from a committed
+    // literal holds a provider's key or a webhook secret.
+    for entry in std::fs::read_dir(root().join("deploy/k8s")).unwrap() {
+        let path = entry.unwrap().path();
+        for document in yaml_documents(&path) {
+            for container in document["spec"]["template"]["spec"]["containers"]
+                .as_sequence()
+                .into_iter()
+                .flatten()
+            {
+                for variable in container["env"].as_sequence().into_iter().flatten() {
+                    let name = variable["name"].as_str().unwrap();
+                    if is_secret(name) {
+                        assert!(
+                            variable["valueFrom"]["secretKeyRef"].is_mapping(),
+                            "{}: {name} must come from a Secret (valueFrom.secretKeyRef)",
+                            path.display()
+                        );
+                    }
+                }
+            }
+            for generator in document["secretGenerator"]
+                .as_sequence()
+                .into_iter()
+                .flatten()
+            {
+                for literal in strings(&generator["literals"]) {
+                    let key = literal.split('=').next().unwrap();
+                    assert!(
+                        !is_secret(key) && !key.contains("webhook"),
+                        "{}: the secret `{key}` is committed as a literal",
+                        path.display()
+                    );
+                }
+            }
+        }
+    }
+    // Nowhere: the placeholders and test secrets that once were committed.
+    for (path, text) in deployment_texts() {
+        for literal in ["change-me", "whsec_", "sk_live", "live_sk_", "test_sk_"] {
+            let committed = text.lines().any(|line| {
+                let code = line.split('#').next().unwrap();
+                code.contains(literal)
+            });
+            assert!(!committed, "{path} commits `{literal}`");
+        }
+    }
+}
+
+#[test]
+fn no_deployment_file_takes_payments_through_the_sandbox() {
+    let compose = &yaml_documents(&root().join("docker-compose.yaml"))[0];
+    let payment = &compose["services"]["payment"]["environment"];
+    let provider = payment["MSA_PAYMENT_PROVIDER"].as_str().unwrap_or_default();
+    assert_eq!(
+        provider, "${MSA_PAYMENT_PROVIDER:-toss}",
+        "compose: Toss unless the sandbox is asked for when starting"
+    );
+    assert!(payment["MSA_TOSS_SECRET_KEY"].is_string());
+    let manifest = yaml_documents(&root().join("deploy/k8s/payment.yaml"));
+    let container = &manifest[0]["spec"]["template"]["spec"]["containers"][0];
+    let env = container["env"].as_sequence().unwrap();
+    let value_of = |name: &str| {
+        env.iter()
+            .find(|v| v["name"].as_str() == Some(name))
+            .map(|v| v["value"].as_str().unwrap_or_default().to_owned())
+    };
+    assert_eq!(value_of("MSA_PAYMENT_PROVIDER").as_deref(), Some("toss"));
+    assert!(value_of("MSA_TOSS_SECRET_KEY").is_some());
+    for (path, text) in deployment_texts() {
+        let code: String = text
+            .lines()
+            .map(|line| line.split('#').next().unwrap())
+            .collect::<Vec<_>>()
+            .join("\n");
+        for chosen in [
+            "PROVIDER: sandbox",
+            "PROVIDER=sandbox",
+            "value: \"sandbox\"",
+            "value: sandbox",
+        ] {
+            assert!(
+                !code.contains(chosen),
+                "{path} chooses the sandbox: `{chosen}`"
+            );
+        }
+    }
+}
+
+/// Spawns `msa serve …` and waits for it to exit (it must, within 60 s).
+fn exit_of(args: &[&str]) -> (bool, String) {
+    let mut child = common::msa()
+        .args(args)
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
+    loop {
+        if let Some(status) = child.try_wait().unwrap() {
+            let mut stderr = String::new();
+            use std::io::Read;
+            child
+                .stderr
+                .take()
+                .unwrap()
+                .read_to_string(&mut stderr)
+                .unwrap();
+            return (status.success(), stderr);
+        }
+        if std::time::Instant::now() > deadline {
+            let _ = child.kill();
+            panic!("`msa {}` did not exit", args.join(" "));
+        }
+        std::thread::sleep(std::time::Duration::from_millis(100));
+    }
+}
+
+#[test]
+fn a_server_reachable_from_other_machines_never_defaults_to_the_sandbox() {
+    // The image's own command (`serve` on 0.0.0.0) with no provider named refuses to start,
+    // saying what to set; named explicitly, the sandbox starts (and says so loudly).
+    let data = tempfile::tempdir().unwrap();
+    let dir = data.path().to_str().unwrap();
+    let (started, stderr) = exit_of(&["serve", "--listen", "0.0.0.0:0", "--data-dir", dir]);
+    assert!(!started);
+    assert!(stderr.contains("MSA_PAYMENT_PROVIDER"), "{stderr}");
+    let (started, stderr) = exit_of(&[
+        "serve",
+        "--listen",
+        "0.0.0.0:0",
+        "--data-dir",
+        dir,
+        "--payment-provider",
+        "toss",
+    ]);
+    assert!(!started);
+    assert!(stderr.contains("MSA_TOSS_SECRET_KEY"), "{stderr}");
+    let server = common::spawn_serving(&[
+        "serve",
+        "--listen",
+        "0.0.0.0:0",
+        "--data-dir",
+        dir,
+        "--payment-provider",
+        "sandbox",
+    ]);
+    server.process.wait_for_log(
+        "PAYMENT PROVIDER: SANDBOX",
+        1,
+        std::time::Duration::from_secs(10),
+    );
+    assert!(!server.process.log().contains("webhook secret:"));
+}
