@@ -11,6 +11,7 @@
 //! - [`api_reference`]: Swagger UI at `/docs` over the process's `/openapi.json`.
 
 pub mod auth;
+pub mod client_address;
 mod json;
 mod openapi;
 mod problem;
@@ -20,6 +21,7 @@ pub mod revocations;
 pub use json::{page_cursor, page_limit, StrictJson, StrictQuery};
 pub use openapi::{api_reference, BearerAuth};
 pub use problem::{FieldError, Problem};
+pub use client_address::{ClientAddress, TrustedProxies};
 pub use remote_keys::RemoteKeys;
 pub use revocations::{RemoteRevocations, Revocation, RevocationList, Revocations};
 

@@ -306,6 +306,12 @@ pub struct UserArgs {
     #[arg(long, env = "MSA_TRUSTED_PROXIES", default_value = msa_http::TrustedProxies::LOOPBACK)]
     pub trusted_proxies: String,
 
+    /// Proxies whose X-Forwarded-For names the client (addresses or networks, comma-separated),
+    /// for the login throttle per client address: the gateway's network in the microservice
+    /// deployment, a reverse proxy's address. From any other peer the header is ignored.
+    #[arg(long, env = "MSA_TRUSTED_PROXIES", default_value = msa_http::TrustedProxies::LOOPBACK)]
+    pub trusted_proxies: String,
+
     /// argon2id memory cost in KiB (OWASP: 19456). Lower it only for tests.
     #[arg(long, env = "MSA_PASSWORD_HASH_MEMORY_KIB", default_value_t = 19_456, value_parser = clap::value_parser!(u32).range(8..=4_194_304))]
     pub password_hash_memory_kib: u32,

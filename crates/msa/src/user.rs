@@ -5,6 +5,7 @@ use std::sync::Arc;
 use anyhow::{Context, Result};
 use axum::Router;
 use msa_http::auth::TokenVerifier;
+use msa_http::TrustedProxies;
 use msa_kernel::ProjectionRunner;
 use msa_user::adapters::directory::Directory;
 use msa_user::adapters::http::{routes, UserApi};
@@ -134,6 +135,10 @@ pub async fn start(
         routes: routes(UserApi {
             service,
             verifier: verifier.clone(),
+            trusted_proxies: Arc::new(
+                TrustedProxies::parse(&args.trusted_proxies)
+                    .map_err(|e| anyhow::anyhow!("MSA_TRUSTED_PROXIES (--trusted-proxies): {e}"))?,
+            ),
         }),
         verifier,
         projections,

@@ -435,6 +435,64 @@ async fn the_sign_up_race_on_postgres() {
     fifty_sign_ups_with_one_email_let_exactly_one_win(&api).await;
 }
 
+impl Api {
+    /// A login as if from `client`, through a proxy on loopback (trusted by default).
+    async fn log_in_from(&self, client: &str, email: &str, password: &str) -> Answer {
+        self.send(
+            self.client
+                .post(self.url("/v1/auth/token"))
+                .header("x-forwarded-for", client)
+                .json(&json!({"email": email, "password": password})),
+        )
+        .await
+    }
+}
+
+#[tokio::test]
+async fn a_stranger_guessing_from_one_address_does_not_lock_the_owner_out() {
+    let (api, _data) = Api::sqlite(&[]);
+    assert_eq!(api.sign_up("ivy@example.com", "Ivy").await.status, 201);
+    let stranger = "203.0.113.7";
+    for _ in 0..8 {
+        let status = api
+            .log_in_from(stranger, "ivy@example.com", "wrong password")
+            .await
+            .status;
+        assert!(status == 401 || status == 429, "{status}");
+    }
+    // The stranger's address is locked out of the account, even with the right password…
+    let locked = api
+        .log_in_from(stranger, "ivy@example.com", "correct horse battery")
+        .await;
+    assert_eq!(locked.status, 429, "{}", locked.body);
+    assert!(locked.headers.contains_key("retry-after"));
+    // …the owner, from another address, is not.
+    let owner = api
+        .log_in_from("198.51.100.9", "ivy@example.com", "correct horse battery")
+        .await;
+    assert_eq!(owner.status, 200, "{}", owner.body);
+}
+
+#[tokio::test]
+async fn a_client_cannot_pick_its_address_with_x_forwarded_for() {
+    // Loopback (where this test connects from) is not a trusted proxy here: the header is
+    // ignored, so changing it does not escape the lock.
+    let (api, _data) = Api::sqlite(&["--trusted-proxies", "192.0.2.1"]);
+    assert_eq!(api.sign_up("jay@example.com", "Jay").await.status, 201);
+    for i in 0..6 {
+        api.log_in_from(
+            &format!("203.0.113.{i}"),
+            "jay@example.com",
+            "wrong password",
+        )
+        .await;
+    }
+    let spoofed = api
+        .log_in_from("198.51.100.9", "jay@example.com", "correct horse battery")
+        .await;
+    assert_eq!(spoofed.status, 429, "{}", spoofed.body);
+}
+
 #[tokio::test]
 async fn repeated_failed_logins_slow_the_account_down() {
     let (api, _data) = Api::sqlite(&[]);

@@ -9,6 +9,7 @@ use axum::routing::{get, post};
 use axum::{Json, Router};
 use msa_http::auth::{Caller, TokenVerifier};
 use msa_http::{page_limit, BearerAuth, FieldError, Problem, StrictJson, StrictQuery};
+use msa_http::{ClientAddress, TrustedProxies};
 use serde::{Deserialize, Serialize};
 use utoipa::{IntoParams, OpenApi, ToSchema};
 use uuid::Uuid;
@@ -26,6 +27,14 @@ use msa_http::auth::Jwks;
 pub struct UserApi {
     pub service: Arc<UserService>,
     pub verifier: Arc<TokenVerifier>,
+    /// Whose `X-Forwarded-For` names the client (the login throttle keys on its address).
+    pub trusted_proxies: Arc<TrustedProxies>,
+}
+
+impl FromRef<UserApi> for Arc<TrustedProxies> {
+    fn from_ref(api: &UserApi) -> Self {
+        api.trusted_proxies.clone()
+    }
 }
 
 impl FromRef<UserApi> for Arc<TokenVerifier> {
@@ -189,6 +198,7 @@ struct Credentials {
         (status = 422, body = Problem), (status = 429, description = "Too many failed logins; see Retry-After", body = Problem)))]
 async fn log_in(
     State(api): State<UserApi>,
+    ClientAddress(client): ClientAddress,
     headers: HeaderMap,
     StrictJson(body): StrictJson<Credentials>,
 ) -> Result<Response, Problem> {
@@ -202,7 +212,7 @@ async fn log_in(
     if web_session::wanted(&headers) {
         web_session::check_same_site(&headers)?;
     }
-    let tokens = api.service.log_in(&email, &password).await?;
+    let tokens = api.service.log_in(&email, &password, client).await?;
     Ok(tokens_answer(&api, &headers, tokens))
 }
 

@@ -8,15 +8,17 @@ use crate::domain::{Claim, ClaimKind, Email, User};
 
 impl UserService {
     /// Checks the password and starts a session. An unknown email and a wrong password take the
-    /// same time and give the same answer.
+    /// same time and give the same answer. Failures are throttled per account and `client`
+    /// address (see `adapters/throttle.rs`).
     pub async fn log_in(
         &self,
         email: &Email,
         password: &str,
+        client: Option<std::net::IpAddr>,
     ) -> Result<TokenPair, UserServiceError> {
         let account = email.normalized();
         self.throttle
-            .check(&account)
+            .check(&account, client)
             .map_err(UserServiceError::Throttled)?;
         let claim = self
             .claims
@@ -36,10 +38,10 @@ impl UserService {
             .filter(|u| u.active)
             .and_then(|u| u.password_hash.as_deref());
         if !self.passwords.verify(password, hash).await {
-            self.throttle.failed(&account);
+            self.throttle.failed(&account, client);
             return Err(UserServiceError::BadCredentials);
         }
-        self.throttle.succeeded(&account);
+        self.throttle.succeeded(&account, client);
         let user = user.expect("a verified password belongs to a user");
         let user_id = user.user_id.expect("a registered user has an id");
         Ok(self.tokens.issue(user_id, &user.roles, None).await?)
