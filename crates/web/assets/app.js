@@ -1,10 +1,11 @@
 // The page: signing in and out, the room list, the open room, sending through the outbox.
 
 import { account } from './account.js';
+import { messageActions } from './actions.js';
 import * as api from './api.js';
 import { composer } from './composer.js';
 import { buyCredits, loadWallet, walletSoon } from './credits.js';
-import { $, announce, el, openDialog, status } from './dom.js';
+import { $, announce, el, focus, openDialog, status } from './dom.js';
 import { Groups } from './groups.js';
 import { t, translate } from './i18n.js';
 import { Outbox } from './outbox.js';
@@ -144,6 +145,8 @@ async function enter() {
     names: namesOf,
     inFlight: (roomId) => current.outbox.inRoom(roomId).filter((i) => i.state === 'pending').length,
     onRetry: retry,
+    onActions: (record) =>
+      messageActions({ me: () => me.id, roomId: () => current.openId, reply: (target) => replyTo(target) }, record),
   });
   session.groups = new Groups({
     me: () => me,
@@ -317,6 +320,7 @@ function openRoom(roomId, { push = true, focus = true } = {}) {
   $('no-room').hidden = true;
   $('chat').classList.add('room-open');
   $('typing').textContent = '';
+  if (session.replyTo && session.replyTo.room_id !== roomId) replyTo(null);
   $('members-button').hidden = room.kind === 'direct';
   renderList();
   updateCreditAlert();
@@ -353,6 +357,33 @@ async function loadMembers(roomId) {
 }
 
 $('back').addEventListener('click', () => closeRoom());
+$('search').addEventListener('click', () => {
+  $('search-status').textContent = '';
+  openDialog($('search-dialog'), $('search-query'));
+});
+$('search-form').addEventListener('submit', async (event) => {
+  event.preventDefault();
+  const words = $('search-query').value.trim();
+  if (!words || !session) return;
+  try {
+    const page = await api.call('GET', `/v1/search/messages?q=${encodeURIComponent(words)}&limit=30`);
+    $('search-status').textContent = t('results', { n: page.items.length });
+    $('search-results').replaceChildren(
+      ...page.items.map((hit) => {
+        const room = session.rooms.get(hit.room_id);
+        const who = hit.sender_id === session.me.id ? t('you') : namesOf(hit.room_id).get(hit.sender_id) || t('unknownUser');
+        const button = el('button', { type: 'button' }, `${displayName(room) || t('unnamed')} — ${who}: ${hit.body.slice(0, 120)}`);
+        button.addEventListener('click', () => {
+          $('search-dialog').close();
+          if (session.rooms.has(hit.room_id)) openRoom(hit.room_id);
+        });
+        return el('li', {}, button);
+      }),
+    );
+  } catch (error) {
+    $('search-status').textContent = problemText(error);
+  }
+});
 $('new-group').addEventListener('click', () => session?.groups.newGroup());
 $('members-button').addEventListener('click', () => session?.openId && session.groups.showMembers(session.openId));
 window.addEventListener('popstate', () => {
@@ -462,12 +493,31 @@ $('composer').addEventListener('submit', (event) => {
   $('message-input').focus();
 });
 
+/** The message the next one answers (shown above the box until sent or cancelled). */
+function replyTo(record) {
+  if (!session) return;
+  session.replyTo = record ? { id: record.id, room_id: session.openId } : null;
+  $('reply-bar').hidden = !record;
+  if (record) {
+    const who = record.sender_id === session.me.id ? t('you') : namesOf(session.openId).get(record.sender_id) || t('unknownUser');
+    $('reply-text').textContent = t('replyingTo', { who, text: record.body.slice(0, 80) });
+    focus($('message-input'));
+  }
+}
+$('reply-cancel').addEventListener('click', () => {
+  replyTo(null);
+  $('message-input').focus();
+});
+
 function send(text) {
   if (!session?.openId) return;
+  const reply = session.replyTo?.room_id === session.openId ? session.replyTo.id : null;
+  replyTo(null);
   const item = {
     txn_id: api.uuid(),
     room_id: session.openId,
     body: text,
+    reply_to: reply,
     typed: Date.now(),
     state: 'pending',
   };
@@ -513,10 +563,9 @@ async function pump() {
 
 async function deliver(current, item) {
   try {
-    const posted = await api.call('POST', `/v1/rooms/${item.room_id}/messages`, {
-      txn_id: item.txn_id,
-      body: item.body,
-    });
+    const message = { txn_id: item.txn_id, body: item.body };
+    if (item.reply_to) message.reply_to = item.reply_to;
+    const posted = await api.call('POST', `/v1/rooms/${item.room_id}/messages`, message);
     current.outbox.remove(item.txn_id);
     current.timelines.confirmed(item.room_id, item.txn_id, posted);
     walletSoon();

@@ -44,19 +44,36 @@ export function status(text, ms = 6000) {
 }
 
 /** Opens a modal dialog; its [data-close] buttons and Escape close it; focus returns after. */
-export function openDialog(dialog, focus) {
+export function openDialog(dialog, first) {
   const opener = document.activeElement;
   if (!dialog.dataset.wired) {
     dialog.dataset.wired = '1';
     for (const button of dialog.querySelectorAll('[data-close]')) {
-      button.addEventListener('click', () => dialog.close());
+      button.addEventListener('click', () => closeDialog(dialog));
     }
     dialog.addEventListener('close', () => {
       const back = dialog.returnFocus;
-      if (back && back.isConnected) back.focus();
+      if (back && back.isConnected) setTimeout(() => focus(back), 0);
     });
   }
   dialog.returnFocus = opener;
   if (!dialog.open) dialog.showModal();
-  if (focus) focus.focus();
+  if (first) first.focus();
+}
+
+/**
+ * Closes a dialog after the event that asked for it. (Closed during a mouse click, Chromium
+ * left the element focused afterwards deaf to typing: keydown arrived, no text went in.)
+ */
+export function closeDialog(dialog) {
+  setTimeout(() => dialog.close(), 0);
+}
+
+/**
+ * Focuses `element`, afresh when it has focus already: after a modal dialog closed, Chromium
+ * gave the focus back to a text box whose caret took no typing until it was focused again.
+ */
+export function focus(element) {
+  if (document.activeElement === element) element.blur();
+  element.focus();
 }

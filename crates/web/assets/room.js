@@ -49,8 +49,18 @@ function fromServer(m) {
     created_at: m.created_at,
     edited_at: m.edited_at || null,
     redacted: Boolean(m.redacted),
+    reactions: m.reactions || [],
     state: 'sent',
   };
+}
+
+/** Adds `delta` to the count of `emoji` on `record`. */
+function react(record, emoji, delta) {
+  const reactions = (record.reactions || []).map((r) => ({ ...r }));
+  const known = reactions.find((r) => r.emoji === emoji);
+  if (known) known.count += delta;
+  else if (delta > 0) reactions.push({ emoji, count: delta });
+  record.reactions = reactions.filter((r) => r.count > 0);
 }
 
 export class Rooms {
@@ -59,8 +69,9 @@ export class Rooms {
    * `inFlight(roomId)` how many of this browser's sends to the room are unanswered;
    * `onRetry(txnId)` when the person asks to send a failed message again.
    */
-  constructor({ me, names, inFlight, onRetry }) {
+  constructor({ me, names, inFlight, onRetry, onActions }) {
     this.me = me;
+    this.onActions = onActions;
     this.names = names;
     this.inFlight = inFlight;
     this.onRetry = onRetry;
@@ -233,6 +244,19 @@ export class Rooms {
         if (record) Object.assign(record, { body: '', redacted: true });
         break;
       }
+      case 'ReactionAdded':
+      case 'ReactionRemoved': {
+        const record = timeline.byId.get(data.message_id);
+        if (!record) break;
+        const added = frame.type === 'ReactionAdded';
+        react(record, data.emoji, added ? 1 : -1);
+        if (data.user_id === this.me()) {
+          record.mine = new Set(record.mine || []);
+          if (added) record.mine.add(data.emoji);
+          else record.mine.delete(data.emoji);
+        }
+        break;
+      }
       default:
         timeline.noteSeq(frame.seq);
         return null;
@@ -251,6 +275,7 @@ export class Rooms {
       typed: item.typed,
       sender_id: this.me(),
       body: item.body,
+      reply_to: item.reply_to || null,
       created_at: new Date(item.typed).toISOString(),
       state: item.state,
       reason: item.reason,
@@ -368,9 +393,16 @@ export class Rooms {
     }
   }
 
+  /** A message of the open room by id (for replies and actions). */
+  message(id) {
+    return this.openId ? this.timeline(this.openId).byId.get(id) : undefined;
+  }
+
   element(record, names) {
     const mine = record.sender_id === this.me();
-    const key = `${record.id}|${record.txn_id}|${record.state}|${record.reason}|${record.body}|${record.redacted}|${record.edited_at}|${names.get(record.sender_id) || ''}`;
+    const parent = record.reply_to ? this.message(record.reply_to) : null;
+    const reactions = (record.reactions || []).map((r) => `${r.emoji}${r.count}`).join(',');
+    const key = `${record.id}|${record.txn_id}|${record.state}|${record.reason}|${record.body}|${record.redacted}|${record.edited_at}|${names.get(record.sender_id) || ''}|${reactions}|${parent ? parent.body : ''}`;
     if (record.el && record.el.dataset.key === key) return record.el;
     const item = el('li', { className: mine ? 'message mine' : 'message' });
     item.dataset.key = key;
@@ -392,7 +424,27 @@ export class Rooms {
     const body = record.redacted
       ? el('p', { className: 'body deleted' }, t('deleted'))
       : el('p', { className: 'body' }, record.body);
+    if (record.reply_to) {
+      const who = parent ? (parent.sender_id === this.me() ? t('you') : names.get(parent.sender_id) || t('unknownUser')) : '';
+      const text = parent ? (parent.redacted ? t('deleted') : parent.body.slice(0, 80)) : t('earlierMessage');
+      item.append(el('p', { className: 'quote' }, `↪ ${who ? `${who}: ` : ''}${text}`));
+    }
     item.append(meta, body);
+    if (record.reactions?.length && !record.redacted) {
+      item.append(
+        el(
+          'p',
+          { className: 'reactions' },
+          ...record.reactions.map((r) => el('span', { className: 'reaction' }, `${r.emoji} ${r.count}`)),
+        ),
+      );
+    }
+    if (record.id && !record.redacted) {
+      const actions = el('button', { type: 'button', className: 'quiet actions-button', attrs: { 'aria-haspopup': 'dialog' } }, '⋯');
+      actions.setAttribute('aria-label', t('messageActions', { who: mine ? t('you') : names.get(record.sender_id) || t('unknownUser') }));
+      actions.addEventListener('click', () => this.onActions(record));
+      meta.append(' ', actions);
+    }
     if (record.state === 'pending') {
       item.append(el('p', { className: 'state' }, t('pending')));
     } else if (record.state === 'failed') {
