@@ -165,12 +165,42 @@ export class Groups {
       });
     }
     openDialog(dialog, $('invite-nickname'));
+    await this.listMembers(roomId);
+  }
+
+  /** The member list; admins and owners get Remove and Ban beside the others (not owners). */
+  async listMembers(roomId) {
     try {
       const page = await call('GET', `/v1/rooms/${roomId}/members`);
+      const me = this.ctx.me().id;
+      const myRole = page.items.find((m) => m.user_id === me)?.role;
+      const moderator = myRole === 'owner' || myRole === 'admin';
       $('member-list').replaceChildren(
-        ...page.items.map((m) =>
-          el('li', { dataset: { userId: m.user_id } }, m.nickname || t('unknownUser'), el('span', { className: 'role' }, ` · ${t(`role_${m.role}`)}`)),
-        ),
+        ...page.items.map((m) => {
+          const name = m.nickname || t('unknownUser');
+          const item = el('li', { dataset: { userId: m.user_id } }, name, el('span', { className: 'role' }, ` · ${t(`role_${m.role}`)}`));
+          if (moderator && m.user_id !== me && m.role !== 'owner') {
+            const moderate = (label, method, path, body) => {
+              const button = el('button', { type: 'button', className: 'quiet' }, label);
+              button.setAttribute('aria-label', `${label}: ${name}`);
+              button.addEventListener('click', async () => {
+                try {
+                  await call(method, path, body);
+                  await this.listMembers(roomId);
+                } catch (failure) {
+                  $('members-error').textContent = failure.message;
+                }
+              });
+              return button;
+            };
+            item.append(
+              ' ',
+              moderate(t('remove'), 'DELETE', `/v1/rooms/${roomId}/members/${m.user_id}`),
+              moderate(t('ban'), 'POST', `/v1/rooms/${roomId}/bans`, { user_id: m.user_id }),
+            );
+          }
+          return item;
+        }),
       );
     } catch (failure) {
       $('members-error').textContent = failure.message;

@@ -116,6 +116,8 @@ const en = {
   role_owner: 'owner',
   role_admin: 'admin',
   role_member: 'member',
+  remove: 'Remove',
+  ban: 'Ban',
   error: 'Something went wrong: {detail}',
 };
 
@@ -234,6 +236,8 @@ const ko = {
   role_owner: '소유자',
   role_admin: '관리자',
   role_member: '멤버',
+  remove: '내보내기',
+  ban: '차단',
   error: '문제가 생겼습니다: {detail}',
 };
 
