@@ -408,7 +408,14 @@ function markReadSoon() {
     await api.call('POST', `/v1/rooms/${roomId}/read`, { seq }).catch(() => session?.marked.delete(roomId));
   }, 400);
 }
-document.addEventListener('visibilitychange', markReadSoon);
+document.addEventListener('visibilitychange', () => {
+  const room = session?.openId && session.rooms.get(session.openId);
+  if (room && document.visibilityState === 'visible' && room.unread) {
+    room.unread = 0;
+    renderList();
+  }
+  markReadSoon();
+});
 
 // ---- live events ----------------------------------------------------------------------------
 
