@@ -672,3 +672,74 @@ async fn a_user_has_at_most_five_open_payments() {
     })
     .await;
 }
+
+/// Impossible amounts are refused with a problem naming the field (or the remaining amount),
+/// never wrapped, never a panic or a 500.
+#[tokio::test(flavor = "multi_thread")]
+async fn impossible_amounts_are_refused_never_wrapped() {
+    let data = tempfile::tempdir().unwrap();
+    let api = start(&["--data-dir", data.path().to_str().unwrap()]);
+    let ada = api.person("Ada").await;
+    let payment = buy(&api, &ada, "buy-1").await;
+    for amount in [i64::MIN, -1, i64::MAX] {
+        let (status, problem) = confirm(&api, &ada, &payment, "approve-1", amount).await;
+        assert_eq!(
+            (status, field_names(&problem)),
+            (422, vec!["amount"]),
+            "{amount}: {problem}"
+        );
+    }
+    assert_eq!(
+        confirm(&api, &ada, &payment, "approve-1", 1000).await.0,
+        200
+    );
+    wait_for_balance(&api, &ada, 100).await;
+    let refunds = format!("/v1/payments/{}/refunds", payment["id"].as_str().unwrap());
+    let refund = |amount: Value| json!({"amount": amount, "reason": "changed my mind"});
+    let (status, _) = api
+        .call(Method::POST, &refunds, &ada.token, Some(refund(json!(300))))
+        .await;
+    assert_eq!(status, 201);
+    // 300 refunded before: 300 + i64::MAX would wrap.
+    let (status, problem) = api
+        .call(
+            Method::POST,
+            &refunds,
+            &ada.token,
+            Some(refund(json!(i64::MAX))),
+        )
+        .await;
+    assert_eq!(
+        (status, problem["type"].as_str()),
+        (409, Some("urn:msa:problem:refund-exceeds-remaining")),
+        "{problem}"
+    );
+    for amount in [json!(i64::MIN), json!(0)] {
+        let (status, problem) = api
+            .call(
+                Method::POST,
+                &refunds,
+                &ada.token,
+                Some(refund(amount.clone())),
+            )
+            .await;
+        assert_eq!(
+            (status, field_names(&problem)),
+            (422, vec!["amount"]),
+            "{amount}: {problem}"
+        );
+    }
+    for amount in [json!(1e30), json!("700"), json!(18446744073709551615u64)] {
+        let (status, problem) = api
+            .call(
+                Method::POST,
+                &refunds,
+                &ada.token,
+                Some(refund(amount.clone())),
+            )
+            .await;
+        assert_eq!(status, 422, "{amount}: {problem}");
+    }
+    let (_, wallet) = api.call(Method::GET, "/v1/wallet", &ada.token, None).await;
+    assert_eq!(wallet["balance"], 70, "{wallet}");
+}

@@ -248,7 +248,8 @@ struct NewPayment {
     params(("Idempotency-Key" = String, Header, description = "Names this request: a retry with the same key and body answers the first response")),
     responses((status = 201, description = "Requested; confirm it with the provider's payment key", body = PaymentView),
         (status = 400, description = "No or a bad Idempotency-Key", body = Problem), (status = 401, body = Problem),
-        (status = 409, description = "The key was used with another body", body = Problem), (status = 422, body = Problem)))]
+        (status = 409, description = "The key was used with another body", body = Problem), (status = 422, body = Problem),
+        (status = 429, description = "Too many open payments (requested or unknown) of this user: confirm or cancel one first", body = Problem)))]
 async fn request_payment(
     State(api): State<PaymentApi>,
     caller: Caller,
@@ -395,7 +396,7 @@ struct NewRefund {
     responses((status = 201, description = "Refunded", body = RefundView),
         (status = 202, description = "Reserved; the provider has not confirmed it yet (retried in the background)", body = RefundView),
         (status = 401, body = Problem), (status = 404, body = Problem),
-        (status = 409, description = "Over the remaining amount, outside the refund window, or the credits are spent", body = Problem),
+        (status = 409, description = "Over the remaining amount, outside the refund window, or the credits it bought are not all available (spent, or held by another refund): `credits-spent`", body = Problem),
         (status = 422, body = Problem), (status = 502, description = "The provider refused", body = Problem)))]
 async fn refund(
     State(api): State<PaymentApi>,
@@ -459,10 +460,10 @@ fn payment_of_order(order_id: &str) -> Result<Uuid, Problem> {
 }
 
 #[utoipa::path(post, path = "/v1/payments/webhooks/{provider}", tag = "payments",
-    params(("provider" = String, Path, description = "`sandbox` (signed: Sandbox-Timestamp and Sandbox-Signature headers, HMAC-SHA256 over `<timestamp>.<body>`) or `toss` (checked by looking the payment up)")),
+    params(("provider" = String, Path, description = "`sandbox` (signed: Sandbox-Timestamp and Sandbox-Signature headers, HMAC-SHA256 over `<timestamp>.<body>`) or `toss` (unsigned: must name our order id and payment key, then looked up when it could change the payment). A cancellation of an approved payment refunds it here too and takes its credits back (a debt when spent); an amount that disagrees with ours is recorded")),
     request_body = SandboxDelivery,
     responses((status = 200, description = "Handled (repeats and late deliveries change nothing)"),
-        (status = 400, body = Problem), (status = 401, description = "Bad signature or stale timestamp", body = Problem),
+        (status = 400, body = Problem), (status = 401, description = "Bad signature or stale timestamp; a Toss delivery of another payment key", body = Problem),
         (status = 404, body = Problem)))]
 async fn webhook(
     State(api): State<PaymentApi>,

@@ -49,7 +49,9 @@ impl Catalog {
             let amount: i64 = amount.parse().map_err(|_| bad())?;
             let currency_ok =
                 currency.len() == 3 && currency.chars().all(|c| c.is_ascii_uppercase());
-            if !valid_id || credits == 0 || amount <= 0 || !currency_ok {
+            // Credits are stored and summed as signed 64-bit numbers in the read models.
+            let credits_ok = credits > 0 && i64::try_from(credits).is_ok();
+            if !valid_id || !credits_ok || amount <= 0 || !currency_ok {
                 return Err(bad());
             }
             if products.iter().any(|p| p.id == id) {
@@ -96,6 +98,7 @@ mod tests {
             "a=1:-5:KRW",
             "a=1:5:krw",
             "a=1:5:KRW,a=2:9:KRW",
+            "a=9223372036854775808:5:KRW",
             "",
         ] {
             assert!(Catalog::parse(bad).is_err(), "{bad} was accepted");
