@@ -743,3 +743,41 @@ async fn impossible_amounts_are_refused_never_wrapped() {
     let (_, wallet) = api.call(Method::GET, "/v1/wallet", &ada.token, None).await;
     assert_eq!(wallet["balance"], 70, "{wallet}");
 }
+
+/// Ten messages sent at once with three credits left (the day's free ones): three are posted,
+/// seven answered 402, and the wallet never goes below zero.
+#[tokio::test(flavor = "multi_thread")]
+async fn parallel_sends_at_the_last_credits_spend_each_credit_once() {
+    let data = tempfile::tempdir().unwrap();
+    let api = start(&[
+        "--data-dir",
+        data.path().to_str().unwrap(),
+        "--free-messages-per-day",
+        "3",
+    ]);
+    let ada = api.person("Ada").await;
+    let (status, room) = api
+        .post(
+            &ada,
+            "/v1/rooms",
+            json!({"kind": "group", "name": "Notes", "members": []}),
+        )
+        .await;
+    assert_eq!(status, 201, "{room}");
+    let room = room["id"].as_str().unwrap();
+    let txn_ids: Vec<String> = (0..10).map(|n| format!("last-{n}")).collect();
+    let sends = txn_ids.iter().map(|txn| api.send(&ada, room, txn, "hi"));
+    let mut statuses: Vec<u16> = futures::future::join_all(sends)
+        .await
+        .into_iter()
+        .map(|(status, _)| status)
+        .collect();
+    statuses.sort();
+    assert_eq!(statuses, [201, 201, 201, 402, 402, 402, 402, 402, 402, 402]);
+    let (_, wallet) = api.call(Method::GET, "/v1/wallet", &ada.token, None).await;
+    assert_eq!(
+        (&wallet["balance"], &wallet["free_left_today"]),
+        (&json!(0), &json!(0)),
+        "{wallet}"
+    );
+}
