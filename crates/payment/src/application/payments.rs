@@ -705,7 +705,13 @@ impl Payments {
             let Some(last) = page.last() else { break };
             after = Some(*last);
             for payment_id in page {
-                let payment = self.load(payment_id).await?;
+                let payment = match self.load(payment_id).await {
+                    Ok(payment) => payment,
+                    Err(error) => {
+                        tracing::warn!(%payment_id, %error, "retrying a refund failed");
+                        continue;
+                    }
+                };
                 let view = PaymentView::of(payment_id, &payment);
                 for (refund_id, amount) in &payment.pending_refunds {
                     let holder = payment
