@@ -10,18 +10,22 @@
 // - Korean has no candidate to pick: Enter commits the last syllable and should send. Browsers
 //   deliver it differently: Chromium on macOS and Linux as keydown(composing) → compositionend →
 //   keydown(Enter), Windows' IME and Safari without that last keydown. So an Enter seen during a
-//   composition is remembered, and when the composition ends with Hangul the box is sent once
-//   the committed text is in it (a task later). Whichever of that and a following plain Enter
-//   comes first sends; the other finds the box empty and does nothing. One Enter, the whole
-//   text, sent once.
+//   composition is remembered, and when the composition ends with Hangul the box is sent
+//   shortly after (GRACE), unless the plain Enter that some platforms add comes first and sends
+//   it at once. Whichever comes first sends; the other finds nothing to do. One Enter, the
+//   whole text, sent once.
 // - Japanese and Chinese: Enter confirms the conversion candidate; sending then would cut the
 //   message short, so it only confirms, as in every chat app for those languages.
+
+/** How long an Enter that ended a Korean composition waits for the plain Enter some platforms add. */
+const GRACE = 300;
 
 const HANGUL = /[\u1100-\u11ff\u3130-\u318f\ua960-\ua97f\uac00-\ud7af\ud7b0-\ud7ff]/;
 
 export function composer(textarea, { onSend, onTyping }) {
   let composing = false;
   let enterWhileComposing = false;
+  let pending = 0;
 
   textarea.addEventListener('compositionstart', () => {
     composing = true;
@@ -31,7 +35,8 @@ export function composer(textarea, { onSend, onTyping }) {
     composing = false;
     const korean = HANGUL.test(event.data || '');
     if (enterWhileComposing && korean) {
-      setTimeout(() => submit({ enterCommitted: true }), 0);
+      clearTimeout(pending);
+      pending = setTimeout(() => submit({ enterCommitted: true }), GRACE);
     }
     enterWhileComposing = false;
   });
@@ -49,6 +54,7 @@ export function composer(textarea, { onSend, onTyping }) {
       return;
     }
     event.preventDefault();
+    clearTimeout(pending);
     submit();
   });
 
