@@ -16,9 +16,9 @@ pub use application::{ChatError, ChatService};
 /// in-process (the architecture test holds application services to this module).
 pub mod contract {
     pub use crate::adapters::history::{MessageView, RoomSummary};
-    pub use crate::adapters::http::{parse_new_message, NewMessage};
+    pub use crate::adapters::http::{parse_new_message, parse_new_room, NewMessage, NewRoom};
     pub use crate::application::{PostedMessage, RoomView};
-    pub use crate::domain::{MessageBody, Role, Room, RoomEvent, RoomKind};
+    pub use crate::domain::{MessageBody, Role, Room, RoomCommand, RoomEvent, RoomKind};
 }
 
 /// The chat context's own query-side tables (versions 3000 and up).

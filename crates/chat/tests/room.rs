@@ -29,15 +29,81 @@ fn body(text: &str) -> MessageBody {
 }
 
 #[test]
-fn the_creator_owns_a_group_room_and_each_event_takes_the_next_seq() {
+fn the_creator_owns_a_group_room_and_the_others_are_invited_not_made_members() {
     given::<Room>([])
         .when(RoomCommand::Create {
             kind: RoomKind::Group,
             name: Some("Tea".into()),
             creator: user(OWNER),
-            members: vec![user(MEMBER), user(OWNER)],
+            members: vec![user(MEMBER), user(OWNER), user(MEMBER)],
         })
-        .then([created()]);
+        .then([
+            RoomEvent::RoomCreated {
+                seq: 1,
+                kind: RoomKind::Group,
+                name: Some("Tea".into()),
+                creator: user(OWNER),
+                members: BTreeMap::from([(user(OWNER), Role::Owner)]),
+            },
+            RoomEvent::MemberInvited {
+                seq: 2,
+                user_id: user(MEMBER),
+                by: user(OWNER),
+            },
+        ]);
+}
+
+#[test]
+fn a_room_holds_a_bounded_number_of_members_and_invitations() {
+    use msa_chat::domain::room::MAX_MEMBERS;
+    let crowd: Vec<Uuid> = (10..10 + MAX_MEMBERS as u128).map(user).collect();
+    given::<Room>([])
+        .when(RoomCommand::Create {
+            kind: RoomKind::Group,
+            name: None,
+            creator: user(OWNER),
+            members: crowd.clone(),
+        })
+        .then_error(|e| *e == RoomError::Full);
+    let mut history = vec![created()];
+    history.extend(
+        crowd[..MAX_MEMBERS - 2]
+            .iter()
+            .zip(2..)
+            .map(|(invitee, seq)| RoomEvent::MemberInvited {
+                seq,
+                user_id: *invitee,
+                by: user(OWNER),
+            }),
+    );
+    given::<Room>(history)
+        .when(RoomCommand::Invite {
+            by: user(OWNER),
+            user_id: user(OUTSIDER),
+        })
+        .then_error(|e| *e == RoomError::Full);
+}
+
+#[test]
+fn nobody_moderates_themself_so_a_room_never_loses_its_last_owner() {
+    for command in [
+        RoomCommand::Ban {
+            by: user(OWNER),
+            user_id: user(OWNER),
+        },
+        RoomCommand::Kick {
+            by: user(OWNER),
+            user_id: user(OWNER),
+        },
+    ] {
+        given::<Room>([created()])
+            .when(command)
+            .then_error(|e| *e == RoomError::NotYourself);
+    }
+}
+
+#[test]
+fn each_event_takes_the_next_seq() {
     let message_id = user(100);
     given::<Room>([created()])
         .when(RoomCommand::Post {

@@ -3,7 +3,8 @@
 //!
 //! - checks access tokens against the user service's keys ([`RemoteKeys`]; cached, fetched again
 //!   for an unknown `kid`), so a bad token never reaches a service;
-//! - limits requests per client address and per user ([`limits`]; 429 with `Retry-After`);
+//! - limits requests per client address and per user, and password attempts per address
+//!   ([`RateLimits`], shared with the single server; 429 with `Retry-After`);
 //! - gives every request an `X-Request-Id` and a W3C `traceparent` (kept when the client sent
 //!   valid ones) and passes them on;
 //! - refuses bodies over the limit (413), and answers upstream time-outs (504) and unreachable
@@ -12,12 +13,12 @@
 //! - serves the web client at `/` (`msa_web`), the merged API reference at `/docs` and `/openapi.json`, `/healthz`
 //!   and `/readyz` (every service ready).
 
-pub mod limits;
+pub mod path;
 pub mod proxy;
 pub mod routes;
+pub mod tunnels;
 
 use std::net::SocketAddr;
-use std::num::NonZeroU32;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -29,9 +30,9 @@ use axum::{Json, Router};
 use msa_http::auth::TokenError;
 use msa_http::{Problem, RemoteKeys};
 use serde_json::{json, Value};
-use tower_http::cors::{AllowOrigin, CorsLayer};
 
-use limits::Limits;
+use msa_http::rate_limits::{RateLimitSettings, RateLimits};
+use path::RoutedPath;
 use routes::{owner, Owner};
 
 /// The services' base URLs.
@@ -58,8 +59,7 @@ impl Upstreams {
 #[derive(Debug, Clone)]
 pub struct GatewayConfig {
     pub upstreams: Upstreams,
-    pub requests_per_second_per_address: NonZeroU32,
-    pub requests_per_second_per_user: NonZeroU32,
+    pub rate_limits: RateLimitSettings,
     pub max_body_bytes: usize,
     pub upstream_timeout: Duration,
     /// Origins browsers may call from (`*` for any).
@@ -70,7 +70,8 @@ struct Gateway {
     config: GatewayConfig,
     client: reqwest::Client,
     keys: Arc<RemoteKeys>,
-    limits: Limits,
+    limits: RateLimits,
+    tunnels: Arc<tunnels::Tunnels>,
 }
 
 /// The gateway's app. Serve it with `into_make_service_with_connect_info::<SocketAddr>()`: rate
@@ -82,13 +83,11 @@ pub async fn app(config: GatewayConfig) -> Result<Router, String> {
         .redirect(reqwest::redirect::Policy::none())
         .build()
         .map_err(|e| e.to_string())?;
-    let cors = cors(&config.cors_origins)?;
+    let cors = msa_http::cors::policy(&config.cors_origins)?;
     let gateway = Arc::new(Gateway {
         keys: RemoteKeys::new(&config.upstreams.user, client.clone()),
-        limits: Limits::new(
-            config.requests_per_second_per_address,
-            config.requests_per_second_per_user,
-        ),
+        limits: RateLimits::new(config.rate_limits),
+        tunnels: tunnels::Tunnels::new(tunnels::PER_ADDRESS),
         client,
         config,
     });
@@ -128,34 +127,6 @@ pub async fn app(config: GatewayConfig) -> Result<Router, String> {
         .merge(msa_http::api_reference())
         .merge(msa_web::router())
         .layer(cors))
-}
-
-fn cors(origins: &[String]) -> Result<CorsLayer, String> {
-    let allow = if origins.iter().any(|o| o == "*") {
-        AllowOrigin::any()
-    } else {
-        let list = origins
-            .iter()
-            .map(|o| HeaderValue::from_str(o).map_err(|_| format!("not an origin: {o}")))
-            .collect::<Result<Vec<_>, _>>()?;
-        AllowOrigin::list(list)
-    };
-    Ok(CorsLayer::new()
-        .allow_origin(allow)
-        .allow_methods(tower_http::cors::Any)
-        .allow_headers([
-            header::AUTHORIZATION,
-            header::CONTENT_TYPE,
-            header::HeaderName::from_static("idempotency-key"),
-            header::HeaderName::from_static("x-request-id"),
-            header::HeaderName::from_static("traceparent"),
-        ])
-        .expose_headers([
-            header::LOCATION,
-            header::RETRY_AFTER,
-            header::HeaderName::from_static("x-request-id"),
-        ])
-        .max_age(Duration::from_secs(600)))
 }
 
 /// The client's `X-Request-Id` if it is a sane one, else a new one.
@@ -214,7 +185,14 @@ async fn route(
     trace: &str,
 ) -> Response {
     let (parts, body) = request.into_parts();
-    let Some(owner) = owner(&parts.method, parts.uri.path()) else {
+    let path = match RoutedPath::parse(parts.uri.path()) {
+        Ok(path) => path,
+        Err(error) => {
+            return Problem::new(StatusCode::BAD_REQUEST, "bad-path", error.to_string())
+                .into_response()
+        }
+    };
+    let Some(owner) = owner(&parts.method, &path) else {
         return Problem::not_found("no such resource").into_response();
     };
     let user = match bearer(&parts.headers) {
@@ -230,7 +208,11 @@ async fn route(
             Err(TokenError::Missing) => None,
         },
     };
-    if let Err(limited) = gateway.limits.check(client.ip(), user) {
+    if let Err(limited) =
+        gateway
+            .limits
+            .check_request(&parts.method, parts.uri.path(), client.ip(), user)
+    {
         return limited.into_response();
     }
     let mut extra = HeaderMap::new();
@@ -251,15 +233,19 @@ async fn route(
             extra.extend(proxy::header_pair("x-forwarded-host", host));
         }
     }
-    let path_and_query = parts
-        .uri
-        .path_and_query()
-        .map(|p| p.as_str())
-        .unwrap_or("/");
+    // The service gets the path that was routed, encoded again, never the raw one.
+    let path_and_query = match parts.uri.query() {
+        Some(query) => format!("{}?{query}", path.encoded()),
+        None => path.encoded(),
+    };
     let base = gateway.config.upstreams.base(owner);
     if proxy::is_websocket(&parts.headers) {
+        let Some(tunnel) = gateway.tunnels.open(client.ip()) else {
+            return Problem::too_many_requests("too many streams open from this address", 5)
+                .into_response();
+        };
         let url = format!("{base}{path_and_query}");
-        return proxy::websocket(&gateway.client, owner.name(), url, parts, extra).await;
+        return proxy::websocket(&gateway.client, owner.name(), url, parts, extra, tunnel).await;
     }
     let limit = gateway.config.max_body_bytes;
     let declared = parts

@@ -108,6 +108,7 @@ pub async fn websocket(
     url: String,
     mut parts: Parts,
     extra: HeaderMap,
+    held_while_open: impl Send + 'static,
 ) -> Response {
     let Some(client_side) = parts.extensions.remove::<OnUpgrade>() else {
         return Problem::new(
@@ -138,6 +139,7 @@ pub async fn websocket(
     };
     let service = service.to_owned();
     tokio::spawn(async move {
+        let _held = held_while_open;
         let mut client = match client_side.await {
             Ok(upgraded) => TokioIo::new(upgraded),
             Err(error) => {

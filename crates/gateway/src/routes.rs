@@ -1,7 +1,10 @@
-//! Which service owns a request: by path, and for the two paths user-chat shares with chat, by
-//! method. `/internal/…` belongs to no one here: it is the services' own network.
+//! Which service owns a request: by path, and for the paths user-chat shares with chat, by
+//! method. `/internal/…` belongs to no one here: it is the services' own network. Paths come
+//! parsed ([`RoutedPath`]), so what is matched here is what the service is sent.
 
 use axum::http::Method;
+
+use crate::path::RoutedPath;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Owner {
@@ -25,12 +28,14 @@ impl Owner {
 }
 
 /// The service that answers `method path`, if any.
-pub fn owner(method: &Method, path: &str) -> Option<Owner> {
-    let segments: Vec<&str> = path.trim_start_matches('/').split('/').collect();
+pub fn owner(method: &Method, path: &RoutedPath) -> Option<Owner> {
+    let segments: Vec<&str> = path.segments().collect();
     match segments.as_slice() {
-        [".well-known", "jwks.json"] => Some(Owner::User),
+        [".well-known", "jwks.json" | "revocations.json"] => Some(Owner::User),
         ["v1", "users" | "auth", ..] => Some(Owner::User),
         ["v1", "direct-chats" | "inbox"] => Some(Owner::UserChat),
+        ["v1", "rooms"] if method == Method::POST => Some(Owner::UserChat),
+        ["v1", "rooms", _, "invites"] => Some(Owner::UserChat),
         ["v1", "rooms", _, "messages"] if method == Method::POST => Some(Owner::UserChat),
         ["v1", "rooms", _, "members"] if method == Method::GET => Some(Owner::UserChat),
         ["v1", "rooms" | "search", ..] | ["v1", "stream"] => Some(Owner::Chat),
@@ -50,6 +55,9 @@ mod tests {
             (Method::GET, "/.well-known/jwks.json", Some(Owner::User)),
             (Method::POST, "/v1/auth/token", Some(Owner::User)),
             (Method::POST, "/v1/rooms/r1/messages", Some(Owner::UserChat)),
+            (Method::POST, "/v1/rooms", Some(Owner::UserChat)),
+            (Method::GET, "/v1/rooms", Some(Owner::Chat)),
+            (Method::POST, "/v1/rooms/r1/invites", Some(Owner::UserChat)),
             (Method::GET, "/v1/rooms/r1/messages", Some(Owner::Chat)),
             (Method::GET, "/v1/rooms/r1/members", Some(Owner::UserChat)),
             (Method::POST, "/v1/rooms/r1/members", Some(Owner::Chat)),
@@ -65,7 +73,8 @@ mod tests {
             (Method::GET, "/v1/nothing", None),
         ];
         for (method, path, expected) in cases {
-            assert_eq!(owner(&method, path), expected, "{method} {path}");
+            let routed = RoutedPath::parse(path).unwrap();
+            assert_eq!(owner(&method, &routed), expected, "{method} {path}");
         }
     }
 }

@@ -6,7 +6,7 @@ use serde::de::DeserializeOwned;
 use crate::{FieldError, Problem};
 
 /// A JSON request body. Unlike axum's `Json`, its rejections are problems: 415 without a JSON
-/// content type, 400 when the body is not JSON at all, 422 naming the field when the JSON does
+/// content type, 413 over the body limit, 400 when the body is not JSON at all, 422 naming the field when the JSON does
 /// not fit (wrong type, missing or unknown field; bodies should use
 /// `#[serde(deny_unknown_fields)]`).
 pub struct StrictJson<T>(pub T);
@@ -27,9 +27,17 @@ impl<T: DeserializeOwned, S: Send + Sync> FromRequest<S> for StrictJson<T> {
                 "send the body as application/json",
             ));
         }
-        let bytes = Bytes::from_request(request, state)
-            .await
-            .map_err(|e| Problem::bad_request(format!("cannot read the body: {e}")))?;
+        let bytes = Bytes::from_request(request, state).await.map_err(|e| {
+            if e.status() == axum::http::StatusCode::PAYLOAD_TOO_LARGE {
+                Problem::new(
+                    e.status(),
+                    "payload-too-large",
+                    format!("the body is too large: {e}"),
+                )
+            } else {
+                Problem::bad_request(format!("cannot read the body: {e}"))
+            }
+        })?;
         // First: is it JSON at all?
         let value: serde_json::Value = serde_json::from_slice(&bytes)
             .map_err(|e| Problem::bad_request(format!("the body is not valid JSON: {e}")))?;

@@ -12,16 +12,19 @@
 
 pub mod auth;
 pub mod client_address;
+pub mod cors;
 mod json;
 mod openapi;
 mod problem;
+pub mod rate_limits;
 mod remote_keys;
 pub mod revocations;
+pub mod service_identity;
 
+pub use client_address::{ClientAddress, TrustedProxies};
 pub use json::{page_cursor, page_limit, StrictJson, StrictQuery};
 pub use openapi::{api_reference, BearerAuth};
 pub use problem::{FieldError, Problem};
-pub use client_address::{ClientAddress, TrustedProxies};
 pub use remote_keys::RemoteKeys;
 pub use revocations::{RemoteRevocations, Revocation, RevocationList, Revocations};
 

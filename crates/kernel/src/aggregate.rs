@@ -28,6 +28,13 @@ pub trait Aggregate:
 
     fn decide(&self, command: &Self::Command) -> Result<Vec<Self::Event>, Self::Error>;
 
+    /// How much of a repository's state cache this state takes, in units of a small state (1).
+    /// A state that grows with what clients do (a room's members) says so, so the cache is
+    /// bounded by memory, not by a count of states.
+    fn weight(&self) -> usize {
+        1
+    }
+
     /// Folds events into a fresh state (what a load does without a snapshot).
     fn fold<'a>(events: impl IntoIterator<Item = &'a Self::Event>) -> Self {
         let mut state = Self::default();

@@ -1,7 +1,6 @@
 //! The command side in one call: load an aggregate, decide, append, snapshot.
 
 use std::marker::PhantomData;
-use std::num::NonZeroUsize;
 use std::sync::{Arc, Mutex};
 
 use chrono::Utc;
@@ -58,8 +57,33 @@ pub struct IdempotentOutcome {
 /// How many recently used aggregate states a repository keeps in memory by default.
 pub const DEFAULT_STATE_CACHE: usize = 10_000;
 
-/// Recently used states: `(state, version)` per stream, least recently used dropped first.
-type StateCache<A> = Mutex<lru::LruCache<StreamId, (A, u64)>>;
+/// Recently used states: `(state, version)` per stream, least recently used dropped first once
+/// their weights ([`Aggregate::weight`]) add up to more than the budget, so a few huge states
+/// (a room of a thousand members) cannot hold the memory of thousands of small ones.
+struct StateCache<A> {
+    entries: lru::LruCache<StreamId, (A, u64)>,
+    weight: usize,
+    budget: usize,
+}
+
+impl<A: Aggregate> StateCache<A> {
+    fn put(&mut self, stream_id: &StreamId, state: &A, version: u64) {
+        let weight = state.weight().max(1);
+        if let Some((old, _)) = self
+            .entries
+            .put(stream_id.clone(), (state.clone(), version))
+        {
+            self.weight -= old.weight().max(1);
+        }
+        self.weight += weight;
+        while self.weight > self.budget {
+            match self.entries.pop_lru() {
+                Some((_, (dropped, _))) => self.weight -= dropped.weight().max(1),
+                None => break,
+            }
+        }
+    }
+}
 
 /// Loads and saves aggregates of one kind through an [`EventStore`].
 ///
@@ -76,7 +100,7 @@ type StateCache<A> = Mutex<lru::LruCache<StreamId, (A, u64)>>;
 /// orders them.
 pub struct Repository<A> {
     store: Arc<dyn EventStore>,
-    cache: Option<Arc<StateCache<A>>>,
+    cache: Option<Arc<Mutex<StateCache<A>>>>,
     turns: Arc<Vec<tokio::sync::Mutex<()>>>,
     _aggregate: PhantomData<fn() -> A>,
 }
@@ -111,11 +135,16 @@ impl<A: Aggregate> Repository<A> {
         .with_state_cache(DEFAULT_STATE_CACHE)
     }
 
-    /// Keeps up to `capacity` states in memory; 0 turns the cache off (every load then starts from
-    /// the snapshot).
+    /// Keeps states of up to `capacity` weight in memory (that many states of weight 1); 0 turns
+    /// the cache off (every load then starts from the snapshot).
     pub fn with_state_cache(mut self, capacity: usize) -> Self {
-        self.cache = NonZeroUsize::new(capacity)
-            .map(|capacity| Arc::new(Mutex::new(lru::LruCache::new(capacity))));
+        self.cache = (capacity > 0).then(|| {
+            Arc::new(Mutex::new(StateCache {
+                entries: lru::LruCache::unbounded(),
+                weight: 0,
+                budget: capacity,
+            }))
+        });
         self
     }
 
@@ -132,7 +161,7 @@ impl<A: Aggregate> Repository<A> {
         let mut cache = cache
             .lock()
             .unwrap_or_else(|poisoned| poisoned.into_inner());
-        cache.get(stream_id).cloned()
+        cache.entries.get(stream_id).cloned()
     }
 
     fn remember(&self, stream_id: &StreamId, state: &A, version: u64) {
@@ -140,12 +169,9 @@ impl<A: Aggregate> Repository<A> {
             let mut cache = cache
                 .lock()
                 .unwrap_or_else(|poisoned| poisoned.into_inner());
-            match cache.get_mut(stream_id) {
+            match cache.entries.get(stream_id) {
                 Some(entry) if entry.1 >= version => {}
-                Some(entry) => *entry = (state.clone(), version),
-                None => {
-                    cache.put(stream_id.clone(), (state.clone(), version));
-                }
+                _ => cache.put(stream_id, state, version),
             }
         }
     }
@@ -389,4 +415,65 @@ pub fn decode<E: DomainEvent>(recorded: &RecordedEvent) -> Result<E, DecodeError
         schema_version: recorded.schema_version,
         reason,
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use serde::{Deserialize, Serialize};
+
+    use super::*;
+
+    /// A state whose weight is what it says.
+    #[derive(Debug, Default, Clone, Serialize, Deserialize)]
+    struct Heavy(usize);
+
+    #[derive(Debug, Clone, Serialize, Deserialize)]
+    enum Nothing {}
+
+    impl crate::DomainEvent for Nothing {
+        const CONTEXT: &'static str = "test";
+    }
+
+    impl Aggregate for Heavy {
+        const KIND: &'static str = "test.heavy";
+        type Command = ();
+        type Event = Nothing;
+        type Error = std::convert::Infallible;
+
+        fn apply(&mut self, _: &Nothing) {}
+
+        fn decide(&self, _: &()) -> Result<Vec<Nothing>, Self::Error> {
+            Ok(vec![])
+        }
+
+        fn weight(&self) -> usize {
+            self.0
+        }
+    }
+
+    #[test]
+    fn the_state_cache_is_bounded_by_weight_not_by_count() {
+        let mut cache = StateCache::<Heavy> {
+            entries: lru::LruCache::unbounded(),
+            weight: 0,
+            budget: 100,
+        };
+        let id = |n: usize| StreamId::new(Heavy::KIND, n);
+        for n in 0..50 {
+            cache.put(&id(n), &Heavy(1), 1);
+        }
+        assert_eq!((cache.entries.len(), cache.weight), (50, 50));
+        // Two heavy states push the least recently used light ones out.
+        cache.put(&id(100), &Heavy(40), 1);
+        cache.put(&id(101), &Heavy(40), 1);
+        assert!(cache.weight <= 100);
+        assert_eq!(cache.entries.len(), 20 + 2);
+        assert!(cache.entries.contains(&id(49)) && !cache.entries.contains(&id(0)));
+        // A state replaced by a lighter one gives its weight back.
+        cache.put(&id(100), &Heavy(1), 2);
+        assert_eq!(cache.weight, 20 + 40 + 1);
+        // One state heavier than the budget is not kept.
+        cache.put(&id(200), &Heavy(1000), 1);
+        assert!(cache.weight <= 100 && !cache.entries.contains(&id(200)));
+    }
 }

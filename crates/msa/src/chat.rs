@@ -7,9 +7,11 @@ use axum::Router;
 use msa_chat::adapters::history::History;
 use msa_chat::adapters::http::{internal_routes, routes, ChatApi};
 use msa_chat::adapters::live::LiveFeed;
+use msa_chat::adapters::live_limits::LiveLimitSettings;
 use msa_chat::adapters::search::Search;
 use msa_chat::ChatService;
 use msa_http::auth::TokenVerifier;
+use msa_http::service_identity::TrustedServices;
 use msa_kernel::ProjectionRunner;
 use tokio::sync::watch;
 use tokio::task::JoinHandle;
@@ -19,17 +21,18 @@ use crate::storage::ContextStores;
 /// The chat context, running.
 pub struct ChatContext {
     pub routes: Router,
-    /// Posting without the credit policy, for user-chat between microservices (`/internal`).
-    pub internal_routes: Router,
+    api: ChatApi,
     /// The use cases, for user-chat's in-process port.
     pub service: Arc<ChatService>,
     pub projections: JoinHandle<()>,
 }
 
-/// `verifier` checks the user service's access tokens (chat knows users only by their id).
+/// `verifier` checks the user service's access tokens (chat knows users only by their id);
+/// `live` bounds what one client may hold of the live stream.
 pub async fn start(
     stores: &ContextStores,
     verifier: Arc<TokenVerifier>,
+    live: LiveLimitSettings,
     stop: watch::Receiver<bool>,
 ) -> Result<ChatContext> {
     msa_chat::migrator()
@@ -52,22 +55,26 @@ pub async fn start(
         .ensure_tables(&search)
         .await
         .context("creating the chat search index")?;
-    let feed = LiveFeed::start(stores.events.clone(), stop.clone());
+    let feed = LiveFeed::start(stores.events.clone(), live, stop.clone());
     let projections = tokio::spawn(async move {
         tokio::join!(
             runner.run(&History, stop.clone()),
             runner.run(&search, stop)
         );
     });
-    let api = ChatApi {
-        service: service.clone(),
-        verifier,
-        feed,
-    };
+    let api = ChatApi::new(service.clone(), verifier, feed);
     Ok(ChatContext {
         service,
-        internal_routes: internal_routes(api.clone()),
-        routes: routes(api),
+        routes: routes(api.clone()),
+        api,
         projections,
     })
+}
+
+impl ChatContext {
+    /// Posting without the credit policy, for user-chat between microservices (`/internal`),
+    /// answered only to the services in `callers`.
+    pub fn internal_routes(&self, callers: Arc<TrustedServices>) -> Router {
+        internal_routes(self.api.clone(), callers)
+    }
 }

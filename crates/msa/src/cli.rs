@@ -211,6 +211,9 @@ pub struct ServeArgs {
     pub rate_limits: RateLimitArgs,
 
     #[command(flatten)]
+    pub cors: CorsArgs,
+
+    #[command(flatten)]
     pub services: ServiceUrls,
 
     #[command(flatten)]
@@ -421,6 +424,13 @@ pub struct GatewayArgs {
     #[arg(long, env = "MSA_UPSTREAM_TIMEOUT", default_value = "10s", value_parser = humantime::parse_duration)]
     pub upstream_timeout: Duration,
 
+    #[command(flatten)]
+    pub cors: CorsArgs,
+}
+
+/// The API's CORS policy, the same in the gateway and in `msa serve`.
+#[derive(Debug, Clone, Parser)]
+pub struct CorsArgs {
     /// Origins browsers may call the API from, comma-separated (`*`: any).
     #[arg(
         long,

@@ -1,7 +1,6 @@
 //! `msa gateway`: the API gateway in front of the microservices.
 
 use std::net::SocketAddr;
-use std::num::NonZeroU32;
 
 use anyhow::{Context, Result};
 use msa_gateway::{GatewayConfig, Upstreams};
@@ -30,13 +29,10 @@ pub async fn run(args: GatewayArgs) -> Result<()> {
             payment: args.payment,
             user_chat: args.user_chat,
         },
-        requests_per_second_per_address: NonZeroU32::new(args.rate_limit_per_address)
-            .context("MSA_RATE_LIMIT_PER_ADDRESS must be at least 1")?,
-        requests_per_second_per_user: NonZeroU32::new(args.rate_limit_per_user)
-            .context("MSA_RATE_LIMIT_PER_USER must be at least 1")?,
+        rate_limits: args.rate_limits.settings(),
         max_body_bytes: args.max_body_bytes,
         upstream_timeout: args.upstream_timeout,
-        cors_origins: args.cors_origins,
+        cors_origins: args.cors.cors_origins,
     };
     let app = msa_gateway::app(config)
         .await

@@ -8,6 +8,7 @@ mod chat;
 mod cli;
 mod consumers;
 mod dlq;
+mod edge;
 mod gateway;
 mod payment;
 mod projections;

@@ -99,6 +99,10 @@ pub async fn run(args: ServeArgs) -> Result<()> {
     if let Some(verifier) = started.edge_verifier {
         app = crate::edge::limited(app, args.rate_limits.settings(), verifier);
     }
+    // Outermost, so a browser's preflight is answered before anything else looks at it.
+    let cors = msa_http::cors::policy(&args.cors.cors_origins)
+        .map_err(|error| anyhow::anyhow!("MSA_CORS_ORIGINS (--cors-origins): {error}"))?;
+    let app = app.layer(cors);
     let listener = tokio::net::TcpListener::bind(args.listen)
         .await
         .with_context(|| format!("MSA_LISTEN: cannot listen on {}", args.listen))?;

@@ -6,9 +6,12 @@ use std::sync::Arc;
 use anyhow::{Context, Result};
 use async_trait::async_trait;
 use axum::Router;
-use msa_chat::contract::{MessageBody, PostedMessage, RoomKind, RoomSummary, RoomView};
+use msa_chat::contract::{
+    MessageBody, PostedMessage, RoomCommand, RoomKind, RoomSummary, RoomView,
+};
 use msa_chat::ChatService;
 use msa_http::auth::{Caller, TokenVerifier};
+use msa_http::service_identity::ServiceIdentity;
 use msa_http::Problem;
 use msa_payment::application::wallets::{Spent, Wallets};
 use msa_user::contract::{Nickname, ProfileView, PublicProfiles};
@@ -39,10 +42,27 @@ impl ChatPort for InProcessChat {
             .await?)
     }
 
-    async fn open_direct(&self, caller: &Caller, peer: Uuid) -> Result<(RoomView, bool), Problem> {
+    async fn create_room(
+        &self,
+        caller: &Caller,
+        kind: RoomKind,
+        name: Option<String>,
+        members: Vec<Uuid>,
+    ) -> Result<(RoomView, bool), Problem> {
         Ok(self
             .0
-            .create_room(caller.user_id, RoomKind::Direct, None, vec![peer])
+            .create_room(caller.user_id, kind, name, members)
+            .await?)
+    }
+
+    async fn invite(&self, caller: &Caller, room_id: Uuid, user_id: Uuid) -> Result<(), Problem> {
+        let command = RoomCommand::Invite {
+            by: caller.user_id,
+            user_id,
+        };
+        Ok(self
+            .0
+            .change_membership(caller.user_id, room_id, command)
             .await?)
     }
 
@@ -118,11 +138,13 @@ pub struct Ports {
     pub directory: Arc<dyn DirectoryPort>,
 }
 
-/// The ports answered over HTTP by the other services (microservices).
-pub fn remote_ports(urls: &ServiceUrls) -> Result<Ports> {
+/// The ports answered over HTTP by the other services (microservices); their `/internal`
+/// endpoints are called as `identity`.
+pub fn remote_ports(urls: &ServiceUrls, identity: Arc<ServiceIdentity>) -> Result<Ports> {
     let service = |name: &'static str| -> Result<Service> {
         let url = urls.require(name, "`serve user-chat`")?;
         Service::new(name, &url, urls.upstream_timeout)
+            .map(|service| service.with_identity(identity.clone()))
             .map_err(|error| anyhow::anyhow!("the {name} service's URL: {error}"))
     };
     Ok(Ports {

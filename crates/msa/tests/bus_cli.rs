@@ -102,7 +102,12 @@ async fn while_kafka_is_away_the_server_serves_says_so_once_and_events_flow_when
     };
     broker.cut();
     let data = tempfile::tempdir().unwrap();
-    let mut args = vec!["--data-dir", data.path().to_str().unwrap()];
+    let mut args = vec![
+        "--data-dir",
+        data.path().to_str().unwrap(),
+        "--metrics-listen",
+        "127.0.0.1:0",
+    ];
     let kafka = kafka_flags(&broker);
     args.extend(kafka.iter().map(String::as_str));
     let server = serve(&args);
@@ -168,9 +173,16 @@ async fn while_kafka_is_away_the_server_serves_says_so_once_and_events_flow_when
         "no flood:\n{log}"
     );
 
-    let metrics = reqwest::get(format!("{}/metrics", server.base))
+    // Metrics are not on the API's address, only on their own.
+    let on_api = reqwest::get(format!("{}/metrics", server.base))
         .await
         .unwrap();
+    assert_eq!(on_api.status(), 404);
+    let metrics_url = server
+        .metrics
+        .clone()
+        .expect("the metrics address is printed");
+    let metrics = reqwest::get(metrics_url).await.unwrap();
     assert_eq!(metrics.status(), 200);
     let metrics = metrics.text().await.unwrap();
     assert!(

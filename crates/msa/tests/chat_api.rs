@@ -28,7 +28,8 @@ async fn rooms_members_and_messages(api: &Api) {
         api.person("Cy").await,
     );
 
-    // A group room: the creator owns it, the others are members.
+    // A group room: the creator owns it, the others are invited (nobody is put in a room
+    // without consent) and are members once they join.
     let (status, room) = api
         .post(
             &ada,
@@ -38,6 +39,12 @@ async fn rooms_members_and_messages(api: &Api) {
         .await;
     assert_eq!(status, 201, "{room}");
     let room_id = room["id"].as_str().unwrap().to_owned();
+    assert_eq!(room["invited"], json!([bob.id]), "{room}");
+    let (status, refused) = api.send(&bob, &room_id, "early", "before joining").await;
+    assert_eq!(status, 403, "an invitee is not a member yet: {refused}");
+    let joins = format!("/v1/rooms/{room_id}/members");
+    assert_eq!(api.post(&bob, &joins, json!(null)).await.0, 204);
+    let (_, room) = api.get(&ada, &format!("/v1/rooms/{room_id}")).await;
     let role_of = |room: &Value, who: &Person| {
         room["members"]
             .as_array()
@@ -48,14 +55,15 @@ async fn rooms_members_and_messages(api: &Api) {
     };
     assert_eq!(role_of(&room, &ada), Some(json!("owner")));
     assert_eq!(role_of(&room, &bob), Some(json!("member")));
-    assert_eq!(room["last_seq"], 1);
+    assert_eq!(room["invited"], json!([]));
+    assert_eq!(room["last_seq"], 3, "created, invited, joined");
 
     // Messages: a txn_id makes a send safe to retry.
     let (status, first) = api.send(&bob, &room_id, "txn-1", "Shall we?").await;
     assert_eq!(status, 201, "{first}");
     assert_eq!(
         (first["seq"].as_i64(), first["sender_id"].as_str()),
-        (Some(2), Some(bob.id.as_str()))
+        (Some(4), Some(bob.id.as_str()))
     );
     let (status, retry) = api.send(&bob, &room_id, "txn-1", "Shall we?").await;
     assert_eq!((status, &retry), (200, &first));
@@ -238,7 +246,7 @@ async fn rooms_members_and_messages(api: &Api) {
     let (_, from_start) = api.get(&bob, &format!("{history}?after=0&limit=2")).await;
     assert_eq!(
         seqs(&from_start),
-        [2, 3],
+        [4, 5],
         "membership events have seqs but are not messages"
     );
     assert_eq!(api.get(&bob, &format!("{history}?before=x")).await.0, 422);
@@ -422,11 +430,11 @@ async fn rooms_members_and_messages(api: &Api) {
         (422, Some("reply_to"))
     );
 
-    // Unread counts: messages from others after my read marker.
+    // Unread counts: messages from others after my read marker, which my own post moved.
     let (_, rooms) = api.get(&bob, "/v1/rooms").await;
     assert_eq!(
-        rooms["items"][0]["unread"], 2,
-        "Ada's and Cy's messages: {rooms}"
+        rooms["items"][0]["unread"], 0,
+        "Bob replied after Ada's and Cy's messages: {rooms}"
     );
     let read = format!("/v1/rooms/{room_id}/read");
     assert_eq!(api.post(&bob, &read, json!({"seq": last})).await.0, 204);
@@ -574,6 +582,8 @@ async fn live_delivery_and_resume(api: &Api) {
         )
         .await;
     let room_id = room["id"].as_str().unwrap().to_owned();
+    let joins = format!("/v1/rooms/{room_id}/members");
+    assert_eq!(api.post(&bob, &joins, json!(null)).await.0, 204);
     let mut ada_stream = live::connect(api, &ada, None, false).await;
     let mut bob_stream = live::connect(api, &bob, None, true).await;
     let mut cy_stream = live::connect(api, &cy, None, false).await;
@@ -658,7 +668,8 @@ async fn live_delivery_and_resume(api: &Api) {
     // A non-member receives nothing of the room.
     let nothing = live::next_frame(&mut cy_stream).await;
     assert!(nothing.is_none(), "{nothing:?}");
-    // A room made with Cat in it reaches her open stream, and so does what is said there next.
+    // A room made with Cat invited reaches her open stream as the invitation; once she joins,
+    // so does what is said there next.
     let (_, with_cy) = api
         .post(
             &ada,
@@ -666,11 +677,19 @@ async fn live_delivery_and_resume(api: &Api) {
             json!({"kind": "group", "name": "Later", "members": [cy.id]}),
         )
         .await;
-    let created = live::next_frame(&mut cy_stream).await.expect("RoomCreated");
+    let invited = live::next_frame(&mut cy_stream)
+        .await
+        .expect("MemberInvited");
     assert_eq!(
-        (created["type"].as_str(), created["room_id"].as_str()),
-        (Some("RoomCreated"), with_cy["id"].as_str())
+        (invited["type"].as_str(), invited["room_id"].as_str()),
+        (Some("MemberInvited"), with_cy["id"].as_str())
     );
+    let joins = format!("/v1/rooms/{}/members", with_cy["id"].as_str().unwrap());
+    assert_eq!(api.post(&cy, &joins, json!(null)).await.0, 204);
+    let joined = live::next_frame(&mut cy_stream)
+        .await
+        .expect("MemberJoined");
+    assert_eq!(joined["type"], "MemberJoined");
     api.send(&ada, with_cy["id"].as_str().unwrap(), "later", "hello Cat")
         .await;
     let got = live::messages(&mut cy_stream, 1).await;
@@ -710,4 +729,91 @@ async fn live_delivery_and_resume_on_postgres() {
     };
     let api = Api::start(&["--database-url", &url, ALLOWANCE, MANY]);
     live_delivery_and_resume(&api).await;
+}
+
+/// The room list is ordered by the time of each room's last message (an old busy group below a
+/// direct chat that just got one), deleted messages are neither the preview nor unread, and my
+/// own message moves my read marker.
+#[tokio::test]
+async fn the_room_list_follows_activity_and_counts_only_live_messages_from_others() {
+    let data = tempfile::tempdir().unwrap();
+    let api = Api::start(&["--data-dir", data.path().to_str().unwrap(), ALLOWANCE, MANY]);
+    let (ada, bob, cy) = (
+        api.person("Ada").await,
+        api.person("Bob").await,
+        api.person("Cy").await,
+    );
+    let (_, group) = api
+        .post(
+            &ada,
+            "/v1/rooms",
+            json!({"kind": "group", "name": "Busy", "members": [bob.id]}),
+        )
+        .await;
+    let group = group["id"].as_str().unwrap().to_owned();
+    let joins = format!("/v1/rooms/{group}/members");
+    assert_eq!(api.post(&bob, &joins, json!(null)).await.0, 204);
+    // Many messages in the group: its seq runs far ahead of the direct room's.
+    for n in 0..20 {
+        api.send(&ada, &group, &format!("g-{n}"), "busy").await;
+    }
+    let (_, direct) = api
+        .post(&cy, "/v1/direct-chats", json!({"nickname": "Bob"}))
+        .await;
+    let direct = direct["id"].as_str().unwrap().to_owned();
+    let (_, last) = api.send(&cy, &direct, "d-1", "just now").await;
+    let order = || async {
+        let (_, rooms) = api.get(&bob, "/v1/rooms").await;
+        rooms["items"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|r| {
+                (
+                    r["id"].as_str().unwrap().to_owned(),
+                    r["unread"].as_i64().unwrap(),
+                )
+            })
+            .collect::<Vec<_>>()
+    };
+    eventually(|| async { order().await == vec![(direct.clone(), 1), (group.clone(), 20)] }).await;
+
+    // A deleted message is not unread, and not the preview.
+    let message = last["id"].as_str().unwrap();
+    let (status, _) = api
+        .call(
+            reqwest::Method::DELETE,
+            &format!("/v1/rooms/{direct}/messages/{message}"),
+            &cy.token,
+            None,
+        )
+        .await;
+    assert_eq!(status, 204);
+    eventually(|| async {
+        let (_, rooms) = api.get(&bob, "/v1/rooms").await;
+        let room = rooms["items"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|r| r["id"] == direct.as_str())
+            .cloned()
+            .unwrap();
+        room["unread"] == 0 && room["last_message"].is_null()
+    })
+    .await;
+
+    // Bob answers in the group: he has read it, so nothing there is unread for him.
+    api.send(&bob, &group, "b-1", "read it all").await;
+    eventually(|| async {
+        order()
+            .await
+            .iter()
+            .any(|(id, unread)| *id == group && *unread == 0)
+    })
+    .await;
+    assert_eq!(
+        order().await[0].0,
+        group,
+        "the group is the latest active now"
+    );
 }

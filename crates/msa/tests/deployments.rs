@@ -277,11 +277,14 @@ async fn scenario(api: &mut Api, restart: &mut dyn FnMut(&mut Api)) {
     assert_eq!(balance(api, &ada).await, Some(88));
 }
 
-const HASH_FLAGS: [&str; 4] = [
+const HASH_FLAGS: [&str; 6] = [
     "--password-hash-memory-kib",
     "64",
     "--password-hash-iterations",
     "1",
+    // Tests sign many people up from one address.
+    "--password-attempts-per-minute",
+    "100000",
 ];
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
@@ -337,8 +340,11 @@ async fn the_scenario_on_microservices_behind_the_gateway() {
     };
     let to = |flag: &str, port: u16| vec![flag.to_owned(), url(port)];
     let user_service = service("user", user, &HASH_FLAGS.map(String::from));
-    let chat_service = service("chat", chat, &to("--user", user));
+    let mut chat_flags = to("--user", user);
+    chat_flags.extend(to("--user-chat", user_chat));
+    let chat_service = service("chat", chat, &chat_flags);
     let mut payment_flags = to("--user", user);
+    payment_flags.extend(to("--user-chat", user_chat));
     payment_flags.extend(["--free-messages-per-day".into(), "2".into()]);
     let payment_service = service("payment", payment, &payment_flags);
     let mut user_chat_flags = to("--user", user);

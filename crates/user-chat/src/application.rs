@@ -2,8 +2,10 @@
 
 use std::sync::Arc;
 
+use std::collections::BTreeSet;
+
 use axum::http::StatusCode;
-use msa_chat::contract::{MessageBody, PostedMessage, RoomSummary, RoomView};
+use msa_chat::contract::{MessageBody, PostedMessage, RoomKind, RoomSummary, RoomView};
 use msa_http::auth::Caller;
 use msa_http::{FieldError, Problem};
 use msa_sql::SqlReadModelStore;
@@ -20,6 +22,13 @@ pub struct InboxItem {
     pub room: RoomSummary,
     /// The other member of a direct room (`null` for groups, or once they erased their account).
     pub peer: Option<Peer>,
+}
+
+/// Who is invited: a user id, or a nickname (case-insensitive).
+#[derive(Debug, Clone)]
+pub enum Invitee {
+    Id(Uuid),
+    Nickname(String),
 }
 
 pub struct UserChat {
@@ -45,9 +54,12 @@ impl UserChat {
     }
 
     /// The credit policy: spend the sender's credit (today's free allowance first), post, and if
-    /// chat refuses the post, give the credit back. Retries with the same `txn_id` cost nothing
-    /// more: the spend and the post are both idempotent by it. When chat cannot be reached the
-    /// outcome is unknown, so the spend stays and a retry with the same `txn_id` finishes the send.
+    /// chat refuses the post, give the credit back, but only a credit this very call spent: a
+    /// replayed spend belongs to an earlier call whose message may have been posted (a reused
+    /// `txn_id` with another body is refused by chat, and must not refund the first message).
+    /// Retries with the same `txn_id` cost nothing more: the spend and the post are both
+    /// idempotent by it. When chat cannot be reached the outcome is unknown, so the spend stays
+    /// and a retry with the same `txn_id` finishes the send.
     pub async fn send(
         &self,
         sender: &Caller,
@@ -57,14 +69,14 @@ impl UserChat {
         reply_to: Option<Uuid>,
     ) -> Result<(PostedMessage, bool), Problem> {
         let spend_key = format!("message:{room_id}:{txn_id}");
-        self.wallets.spend(sender, &spend_key).await?;
+        let spent = self.wallets.spend(sender, &spend_key).await?;
         match self
             .chat
             .post(sender, room_id, txn_id, body, reply_to)
             .await
         {
             Ok(posted) => Ok(posted),
-            Err(refusal) if refusal.status < 500 => {
+            Err(refusal) if refusal.status < 500 && !spent.replayed => {
                 if let Err(error) = self.wallets.refund_spend(sender, &spend_key).await {
                     tracing::error!(sender = %sender.user_id, spend_key, detail = %error.detail,
                         "a refused message's credit could not be given back");
@@ -101,7 +113,78 @@ impl UserChat {
                 "that is you; a direct chat is with someone else",
             )]));
         }
-        self.chat.open_direct(caller, peer.id).await
+        self.chat
+            .create_room(caller, RoomKind::Direct, None, vec![peer.id])
+            .await
+    }
+
+    /// Creates a room: a group with the others invited, or a direct room. Every member named
+    /// must be a user (422 naming the unknown ones): chat knows users only by id.
+    pub async fn create_room(
+        &self,
+        caller: &Caller,
+        kind: RoomKind,
+        name: Option<String>,
+        members: Vec<Uuid>,
+    ) -> Result<(RoomView, bool), Problem> {
+        self.all_exist("members", &members).await?;
+        self.chat.create_room(caller, kind, name, members).await
+    }
+
+    /// Invites a user, named by id or by nickname, to a room.
+    pub async fn invite(
+        &self,
+        caller: &Caller,
+        room_id: Uuid,
+        invitee: Invitee,
+    ) -> Result<(), Problem> {
+        let user_id = match invitee {
+            Invitee::Id(user_id) => {
+                self.all_exist("user_id", &[user_id]).await?;
+                user_id
+            }
+            Invitee::Nickname(nickname) => match self.directory.by_nickname(&nickname).await? {
+                Some(profile) => profile.id,
+                None => {
+                    return Err(Problem::new(
+                        StatusCode::NOT_FOUND,
+                        "not-found",
+                        format!("nobody is called {nickname}"),
+                    ))
+                }
+            },
+        };
+        self.chat.invite(caller, room_id, user_id).await
+    }
+
+    /// 422 naming `field` unless every id is an active user's. The profiles read model answers
+    /// for most; an id it does not know yet (a sign-up a moment ago) is asked of the directory.
+    async fn all_exist(&self, field: &str, ids: &[Uuid]) -> Result<(), Problem> {
+        let wanted: BTreeSet<Uuid> = ids.iter().copied().collect();
+        let known = read_models::known_users(&self.read_models, &wanted)
+            .await
+            .map_err(|e| Problem::internal(&e))?;
+        // At most this many are asked one by one (a list of random ids costs a few calls).
+        const LOOK_UPS: usize = 20;
+        let mut unknown = Vec::new();
+        for (n, id) in wanted.difference(&known).enumerate() {
+            if n >= LOOK_UPS || self.directory.profile(*id).await?.is_none() {
+                unknown.push(id.to_string());
+            }
+        }
+        if unknown.is_empty() {
+            return Ok(());
+        }
+        let shown = unknown
+            .iter()
+            .take(5)
+            .cloned()
+            .collect::<Vec<_>>()
+            .join(", ");
+        Err(Problem::invalid(vec![FieldError::new(
+            field,
+            format!("{} unknown user id(s): {shown}", unknown.len()),
+        )]))
     }
 
     /// My rooms, most recently active first, with the peer's profile for direct rooms.

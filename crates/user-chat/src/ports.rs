@@ -4,7 +4,7 @@
 //! called service checks it again.
 
 use async_trait::async_trait;
-use msa_chat::contract::{MessageBody, PostedMessage, RoomSummary, RoomView};
+use msa_chat::contract::{MessageBody, PostedMessage, RoomKind, RoomSummary, RoomView};
 use msa_http::auth::Caller;
 use msa_http::Problem;
 use msa_payment::contract::Spent;
@@ -24,8 +24,18 @@ pub trait ChatPort: Send + Sync {
         reply_to: Option<Uuid>,
     ) -> Result<(PostedMessage, bool), Problem>;
 
-    /// The direct room of the pair, created if there is none; whether this call created it.
-    async fn open_direct(&self, caller: &Caller, peer: Uuid) -> Result<(RoomView, bool), Problem>;
+    /// Creates a room for `caller`: a group with the others invited, or the direct room of the
+    /// pair (found if it exists); the room and whether this call created it.
+    async fn create_room(
+        &self,
+        caller: &Caller,
+        kind: RoomKind,
+        name: Option<String>,
+        members: Vec<Uuid>,
+    ) -> Result<(RoomView, bool), Problem>;
+
+    /// `caller` invites `user_id` to a room.
+    async fn invite(&self, caller: &Caller, room_id: Uuid, user_id: Uuid) -> Result<(), Problem>;
 
     /// The caller's rooms with their last message and unread count.
     async fn rooms_of(&self, caller: &Caller) -> Result<Vec<RoomSummary>, Problem>;

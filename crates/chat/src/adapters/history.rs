@@ -90,6 +90,7 @@ impl Projection<msa_sql::Tx> for History {
                 } => posted.push(
                     event,
                     seq,
+                    sender_id,
                     vec![
                         Text(message_id.to_string()),
                         Text(sender_id.to_string()),
@@ -114,12 +115,16 @@ struct PostedRun {
     messages: Vec<Vec<Bind>>,
     /// Each room's last seq in the run (a room's posts come in seq order, so the last one wins).
     last_seqs: BTreeMap<String, i64>,
+    /// Each sender's last post per room: whoever posts has read the room up to there.
+    read_up_to: BTreeMap<(String, String), i64>,
 }
 
 impl PostedRun {
-    fn push(&mut self, event: &RecordedEvent, seq: u64, message: Vec<Bind>) {
+    fn push(&mut self, event: &RecordedEvent, seq: u64, sender: Uuid, message: Vec<Bind>) {
         let room_id = event.stream_id.id();
         let seq = seq as i64;
+        self.read_up_to
+            .insert((room_id.to_owned(), sender.to_string()), seq);
         let mut row = vec![Text(room_id.to_owned()), Int(seq)];
         row.extend(message);
         row.push(Text(event.occurred_at.to_rfc3339()));
@@ -161,6 +166,25 @@ impl PostedRun {
             std::mem::take(&mut self.last_seqs)
                 .into_iter()
                 .map(|(room_id, seq)| vec![Text(room_id), Int(seq)])
+                .collect(),
+        )
+        .await
+        .map_err(ProjectionError::apply)?;
+        // Read markers are query-side state outside the generations (they move on reads too);
+        // they only ever move forward, so applying a post again changes nothing.
+        msa_sql::execute_rows(
+            tx,
+            |n| {
+                format!(
+                    "INSERT INTO chat_read_markers (room_id, user_id, seq) VALUES {}
+                     ON CONFLICT (room_id, user_id) DO UPDATE SET seq = excluded.seq
+                     WHERE chat_read_markers.seq < excluded.seq",
+                    msa_sql::placeholders(n, 3)
+                )
+            },
+            std::mem::take(&mut self.read_up_to)
+                .into_iter()
+                .map(|((room_id, user_id), seq)| vec![Text(room_id), Text(user_id), Int(seq)])
                 .collect(),
         )
         .await
@@ -429,11 +453,13 @@ pub struct RoomSummary {
     pub role: String,
     pub last_seq: i64,
     pub last_message: Option<MessageView>,
-    /// Messages from others after my read marker.
+    /// Messages from others after my read marker (which my own messages move), not deleted.
     pub unread: i64,
 }
 
-/// The rooms `user_id` is a member of, most recently active first.
+/// The rooms `user_id` is a member of, most recently active first (by the time of the last
+/// message not deleted, or the room's creation; ties by id). Deleted messages are neither the
+/// preview nor unread.
 pub async fn rooms_of(
     db: &SqlReadModelStore,
     user_id: Uuid,
@@ -443,12 +469,14 @@ pub async fn rooms_of(
                 l.seq AS l_seq, l.message_id AS l_message_id, l.sender_id AS l_sender_id, l.body AS l_body,
                 l.reply_to AS l_reply_to, l.created_at AS l_created_at, l.edited_at AS l_edited_at, l.redacted AS l_redacted,
                 (SELECT COUNT(*) FROM chat_messages u WHERE u.room_id = r.room_id AND u.sender_id <> m.user_id
+                   AND u.redacted = 0
                    AND u.seq > COALESCE((SELECT k.seq FROM chat_read_markers k
                                          WHERE k.room_id = r.room_id AND k.user_id = m.user_id), 0)) AS unread
          FROM chat_members m JOIN chat_rooms r ON r.room_id = m.room_id
          LEFT JOIN chat_messages l ON l.room_id = r.room_id
-              AND l.seq = (SELECT MAX(seq) FROM chat_messages x WHERE x.room_id = r.room_id)
-         WHERE m.user_id = $1 ORDER BY r.last_seq DESC, r.room_id",
+              AND l.seq = (SELECT MAX(seq) FROM chat_messages x WHERE x.room_id = r.room_id AND x.redacted = 0)
+         WHERE m.user_id = $1
+         ORDER BY COALESCE(l.created_at, r.created_at) DESC, r.room_id",
     )
     .bind(user_id.to_string())
     .fetch_all(db.pool())

@@ -8,6 +8,8 @@ use axum::response::IntoResponse;
 use axum::routing::{delete, get, post, put};
 use axum::{Json, Router};
 use msa_http::auth::{Caller, TokenVerifier};
+use msa_http::rate_limits::PerUserBudget;
+use msa_http::service_identity::{ServiceCaller, TrustedServices};
 use msa_http::{page_limit, BearerAuth, FieldError, Problem, StrictJson, StrictQuery};
 use serde::{Deserialize, Serialize};
 use utoipa::{IntoParams, OpenApi, ToSchema};
@@ -17,6 +19,7 @@ use crate::adapters::history::{MessageView, RoomSummary, Window};
 use crate::adapters::live::{self, LiveFeed};
 use crate::adapters::search::{self, SearchHit};
 use crate::application::{ChatError, ChatService, PostedMessage, RoomView};
+use crate::domain::room::MAX_MEMBERS;
 use crate::domain::{Emoji, MessageBody, Role, RoomCommand, RoomError, RoomKind};
 
 #[derive(Clone)]
@@ -24,6 +27,27 @@ pub struct ChatApi {
     pub service: Arc<ChatService>,
     pub verifier: Arc<TokenVerifier>,
     pub feed: Arc<LiveFeed>,
+    /// Edits and reactions cost no credit: each user gets [`CHANGES_PER_MINUTE`] of them.
+    pub changes: Arc<PerUserBudget>,
+}
+
+/// Edits and reactions a user may make a minute (messages cost credits; these do not).
+pub const CHANGES_PER_MINUTE: u32 = 30;
+
+impl ChatApi {
+    pub fn new(
+        service: Arc<ChatService>,
+        verifier: Arc<TokenVerifier>,
+        feed: Arc<LiveFeed>,
+    ) -> Self {
+        let per_minute = std::num::NonZeroU32::new(CHANGES_PER_MINUTE).expect("not zero");
+        Self {
+            service,
+            verifier,
+            feed,
+            changes: Arc::new(PerUserBudget::per_minute("edits and reactions", per_minute)),
+        }
+    }
 }
 
 impl FromRef<ChatApi> for Arc<TokenVerifier> {
@@ -32,22 +56,38 @@ impl FromRef<ChatApi> for Arc<TokenVerifier> {
     }
 }
 
+/// What the internal routes answer with: the API, and the services whose calls they take.
+#[derive(Clone)]
+struct InternalApi {
+    api: ChatApi,
+    callers: Arc<TrustedServices>,
+}
+
+impl FromRef<InternalApi> for Arc<TrustedServices> {
+    fn from_ref(internal: &InternalApi) -> Self {
+        internal.callers.clone()
+    }
+}
+
 /// Posting a message, for deployments where no credit policy stands in front of chat: the
 /// microservices' internal network (user-chat posts through it after spending a credit).
+/// Only `callers` (services proving who they are) are answered; an end user's token is 403.
 /// Not part of the public API; the gateway does not route `/internal`.
-pub fn internal_routes(api: ChatApi) -> Router {
+pub fn internal_routes(api: ChatApi, callers: Arc<TrustedServices>) -> Router {
     Router::new()
+        .route("/internal/v1/rooms", post(create_room))
+        .route("/internal/v1/rooms/{id}/invites", post(invite))
         .route("/internal/v1/rooms/{id}/messages", post(post_message))
-        .with_state(api)
+        .with_state(InternalApi { api, callers })
 }
 
 /// The public API. Clients post messages through user-chat (`POST /v1/rooms/{id}/messages`),
-/// which spends a credit first.
+/// which spends a credit first, and make rooms and invite through it (`POST /v1/rooms`,
+/// `POST /v1/rooms/{id}/invites`), which knows who exists.
 pub fn routes(api: ChatApi) -> Router {
     Router::new()
-        .route("/v1/rooms", post(create_room).get(my_rooms))
+        .route("/v1/rooms", get(my_rooms))
         .route("/v1/rooms/{id}", get(room))
-        .route("/v1/rooms/{id}/invites", post(invite))
         .route("/v1/rooms/{id}/members", post(join))
         .route("/v1/rooms/{id}/members/{user_id}", delete(remove_member))
         .route("/v1/rooms/{id}/members/{user_id}/role", put(set_role))
@@ -71,7 +111,7 @@ pub fn routes(api: ChatApi) -> Router {
 /// The chat context's part of the OpenAPI document.
 #[derive(OpenApi)]
 #[openapi(
-    paths(create_room, my_rooms, room, invite, join, remove_member, set_role, ban, history, mark_read,
+    paths(my_rooms, room, join, remove_member, set_role, ban, history, mark_read,
         edit, redact, edits, add_reaction, remove_reaction, search_messages),
     modifiers(&BearerAuth),
     tags((name = "rooms", description = "Rooms, members and messages"))
@@ -98,6 +138,10 @@ impl From<ChatError> for Problem {
                 RoomError::DirectRoom | RoomError::DirectNeedsOnePeer => {
                     Problem::invalid(vec![FieldError::new("kind", refusal.to_string())])
                 }
+                RoomError::Full => Problem::conflict("room-full", refusal.to_string()),
+                RoomError::NotYourself => {
+                    Problem::invalid(vec![FieldError::new("user_id", refusal.to_string())])
+                }
             },
             ChatError::MessageNotFound => Problem::not_found(error.to_string()),
             ChatError::TxnIdReused(_) => Problem::conflict("txn-id-reused", error.to_string()),
@@ -116,27 +160,22 @@ fn user_id(field: &str, raw: &str) -> Result<Uuid, Problem> {
         .map_err(|_| Problem::invalid(vec![FieldError::new(field, "not a user id (UUID)")]))
 }
 
+/// A room to create (the body user-chat takes at `POST /v1/rooms`).
 #[derive(Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
-struct NewRoom {
-    kind: RoomKind,
+pub struct NewRoom {
+    pub kind: RoomKind,
     /// A group room's name (1 to 100 characters).
-    name: Option<String>,
-    /// The other members: for `direct`, exactly one user.
+    pub name: Option<String>,
+    /// The others: for `direct`, exactly one user, a member at once; for `group`, users invited
+    /// (nobody is made a member without consent: each joins with `POST /v1/rooms/{id}/members`).
     #[serde(default)]
-    members: Vec<Uuid>,
+    pub members: Vec<Uuid>,
 }
 
-#[utoipa::path(post, path = "/v1/rooms", tag = "rooms", security(("bearer" = [])), request_body = NewRoom,
-    responses((status = 201, description = "Created", body = RoomView),
-        (status = 200, description = "The direct room of this pair already existed", body = RoomView),
-        (status = 401, body = Problem), (status = 422, body = Problem)))]
-async fn create_room(
-    State(api): State<ChatApi>,
-    caller: Caller,
-    StrictJson(body): StrictJson<NewRoom>,
-) -> Result<impl IntoResponse, Problem> {
-    let name = match body.name.map(|n| n.trim().to_owned()) {
+/// A room's name checked, and the members' count: a room to create.
+pub fn parse_new_room(room: NewRoom) -> Result<(RoomKind, Option<String>, Vec<Uuid>), Problem> {
+    let name = match room.name.map(|n| n.trim().to_owned()) {
         Some(name)
             if name.is_empty()
                 || name.chars().count() > 100
@@ -149,15 +188,45 @@ async fn create_room(
         }
         name => name,
     };
-    if body.members.len() > 1000 {
+    if room.members.len() >= MAX_MEMBERS {
         return Err(Problem::invalid(vec![FieldError::new(
             "members",
-            "at most 1000 at creation",
+            format!("at most {} at creation", MAX_MEMBERS - 1),
         )]));
     }
-    let (room, created) = api
+    Ok((room.kind, name, room.members))
+}
+
+/// A room a service creates for a user (user-chat, once it knows every member exists).
+#[derive(Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct NewRoomFor {
+    /// The user creating the room (the service vouches for it).
+    pub creator: Uuid,
+    pub kind: RoomKind,
+    pub name: Option<String>,
+    #[serde(default)]
+    pub members: Vec<Uuid>,
+}
+
+#[utoipa::path(post, path = "/internal/v1/rooms", tag = "rooms", security(("bearer" = [])), request_body = NewRoomFor,
+    responses((status = 201, description = "Created", body = RoomView),
+        (status = 200, description = "The direct room of this pair already existed", body = RoomView),
+        (status = 401, body = Problem), (status = 403, body = Problem), (status = 422, body = Problem)))]
+async fn create_room(
+    State(internal): State<InternalApi>,
+    _service: ServiceCaller,
+    StrictJson(body): StrictJson<NewRoomFor>,
+) -> Result<impl IntoResponse, Problem> {
+    let (kind, name, members) = parse_new_room(NewRoom {
+        kind: body.kind,
+        name: body.name,
+        members: body.members,
+    })?;
+    let (room, created) = internal
+        .api
         .service
-        .create_room(caller.user_id, body.kind, name, body.members)
+        .create_room(body.creator, kind, name, members)
         .await?;
     let status = msa_http::created_or_ok(created);
     Ok((
@@ -204,20 +273,31 @@ struct UserRef {
     user_id: Uuid,
 }
 
-#[utoipa::path(post, path = "/v1/rooms/{id}/invites", tag = "rooms", security(("bearer" = [])), params(("id" = Uuid, Path)), request_body = UserRef,
-    responses((status = 204, description = "Invited (admins and owners)"), (status = 403, body = Problem), (status = 404, body = Problem), (status = 409, body = Problem)))]
+/// An invitation a service makes for a user (user-chat, once it knows the invitee exists).
+#[derive(Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct InviteFor {
+    /// Who invites (the service vouches for it).
+    pub by: Uuid,
+    pub user_id: Uuid,
+}
+
+#[utoipa::path(post, path = "/internal/v1/rooms/{id}/invites", tag = "rooms", security(("bearer" = [])), params(("id" = Uuid, Path)), request_body = InviteFor,
+    responses((status = 204, description = "Invited (admins and owners)"), (status = 401, body = Problem), (status = 403, body = Problem), (status = 404, body = Problem), (status = 409, body = Problem)))]
 async fn invite(
-    State(api): State<ChatApi>,
-    caller: Caller,
+    State(internal): State<InternalApi>,
+    _service: ServiceCaller,
     Path(id): Path<String>,
-    StrictJson(body): StrictJson<UserRef>,
+    StrictJson(body): StrictJson<InviteFor>,
 ) -> Result<impl IntoResponse, Problem> {
     let command = RoomCommand::Invite {
-        by: caller.user_id,
+        by: body.by,
         user_id: body.user_id,
     };
-    api.service
-        .change_membership(caller.user_id, room_id(&id)?, command)
+    internal
+        .api
+        .service
+        .change_membership(body.by, room_id(&id)?, command)
         .await?;
     Ok(StatusCode::NO_CONTENT)
 }
@@ -353,22 +433,35 @@ pub struct NewMessage {
     pub reply_to: Option<Uuid>,
 }
 
-#[utoipa::path(post, path = "/internal/v1/rooms/{id}/messages", tag = "rooms", security(("bearer" = [])), params(("id" = Uuid, Path)), request_body = NewMessage,
+/// A message a service posts for a user (user-chat, after spending the sender's credit).
+#[derive(Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct NewMessageFor {
+    /// The user the message is from (the service vouches for it).
+    pub sender: Uuid,
+    /// The sender's id for this send (1 to 64 characters): a retry with the same one posts nothing new.
+    pub txn_id: Option<String>,
+    pub body: Option<String>,
+    pub reply_to: Option<Uuid>,
+}
+
+#[utoipa::path(post, path = "/internal/v1/rooms/{id}/messages", tag = "rooms", security(("bearer" = [])), params(("id" = Uuid, Path)), request_body = NewMessageFor,
     responses((status = 201, description = "Posted", body = PostedMessage),
         (status = 200, description = "A retry: the message this txn_id posted before", body = PostedMessage),
-        (status = 403, body = Problem), (status = 404, body = Problem),
+        (status = 401, body = Problem), (status = 403, description = "Not a trusted service, or the sender may not post here", body = Problem), (status = 404, body = Problem),
         (status = 409, description = "The txn_id was used for another message", body = Problem), (status = 422, body = Problem)))]
 async fn post_message(
-    State(api): State<ChatApi>,
-    caller: Caller,
+    State(internal): State<InternalApi>,
+    _service: ServiceCaller,
     Path(id): Path<String>,
-    StrictJson(body): StrictJson<NewMessage>,
+    StrictJson(body): StrictJson<NewMessageFor>,
 ) -> Result<impl IntoResponse, Problem> {
     let (txn_id, message) = parse_new_message(body.txn_id, body.body)?;
     let room = room_id(&id)?;
-    let (posted, new) = api
+    let (posted, new) = internal
+        .api
         .service
-        .post(caller.user_id, room, &txn_id, message, body.reply_to)
+        .post(body.sender, room, &txn_id, message, body.reply_to)
         .await?;
     let status = msa_http::created_or_ok(new);
     Ok((status, Json(posted)))
@@ -480,6 +573,7 @@ async fn edit(
 ) -> Result<impl IntoResponse, Problem> {
     let body = MessageBody::parse(&body.body)
         .map_err(|e| Problem::invalid(vec![FieldError::new("body", e.0)]))?;
+    api.changes.spend(caller.user_id)?;
     api.service
         .edit(caller.user_id, room_id(&id)?, message_id(&message)?, body)
         .await?;
@@ -531,6 +625,7 @@ async fn react(
 ) -> Result<(), Problem> {
     let emoji =
         Emoji::parse(emoji).map_err(|e| Problem::invalid(vec![FieldError::new("emoji", e.0)]))?;
+    api.changes.spend(caller.user_id)?;
     api.service
         .react(
             caller.user_id,
@@ -594,10 +689,10 @@ async fn search_messages(
     StrictQuery(query): StrictQuery<SearchQuery>,
 ) -> Result<impl IntoResponse, Problem> {
     let text = query.q.unwrap_or_default();
-    if text.trim().is_empty() || text.chars().count() > 200 {
+    if text.trim().is_empty() || text.chars().count() > 200 || text.chars().any(char::is_control) {
         return Err(Problem::invalid(vec![FieldError::new(
             "q",
-            "1 to 200 characters of words to find",
+            "1 to 200 characters of words to find, no control characters",
         )]));
     }
     let limit = page_limit(query.limit.as_deref())?;

@@ -31,6 +31,7 @@ use uuid::Uuid;
 
 use crate::adapters::history;
 use crate::adapters::http::ChatApi;
+use crate::adapters::live_limits::{LiveLimitSettings, LiveLimits, Slot, TOO_MANY_SOCKETS};
 use crate::adapters::live_routes::{Outgoing, Routes};
 use crate::domain::{MembershipChange, Room, RoomEvent};
 
@@ -46,6 +47,8 @@ const REDACTIONS_CATCH_UP: Duration = Duration::from_millis(500);
 const HEARTBEAT: Duration = Duration::from_secs(20);
 /// A client silent this long (no pong, no frame) is gone.
 const SILENCE: Duration = Duration::from_secs(60);
+/// The largest frame or message a client may send (auth with a token, typing notices).
+const MAX_CLIENT_MESSAGE: usize = 16 * 1024;
 /// Close code for "too slow / resume" (4000-4999 are the application's).
 const TOO_SLOW: u16 = 4000;
 /// Close code for "the token was revoked" (the user's sessions were revoked, or the account
@@ -86,6 +89,8 @@ pub struct LiveFeed {
     /// Where the tail has read up to (`None` until it found the end of the log): a
     /// connection without a cursor starts here.
     head: watch::Receiver<Option<LogPosition>>,
+    /// Sockets per address and per user, typing notices per user.
+    limits: Arc<LiveLimits>,
 }
 
 fn live_event(recorded: &RecordedEvent) -> Option<LiveEvent> {
@@ -103,13 +108,18 @@ fn live_event(recorded: &RecordedEvent) -> Option<LiveEvent> {
 
 impl LiveFeed {
     /// Starts the tail; it runs until `stop` turns true.
-    pub fn start(events: Arc<dyn EventStore>, mut stop: watch::Receiver<bool>) -> Arc<LiveFeed> {
+    pub fn start(
+        events: Arc<dyn EventStore>,
+        limits: LiveLimitSettings,
+        mut stop: watch::Receiver<bool>,
+    ) -> Arc<LiveFeed> {
         let routes = Arc::new(Routes::default());
         let (head_tx, head) = watch::channel(None);
         let feed = Arc::new(LiveFeed {
             events: events.clone(),
             routes: routes.clone(),
             head,
+            limits: LiveLimits::new(limits),
         });
         tokio::spawn(async move {
             let appended = events.appended();
@@ -210,6 +220,7 @@ pub struct StreamQuery {
 /// `{"type": "auth", "token": "<access token>"}`.
 pub async fn stream(
     State(state): State<ChatApi>,
+    PeerAddress(peer): PeerAddress,
     headers: HeaderMap,
     query: Result<Query<StreamQuery>, axum::extract::rejection::QueryRejection>,
     upgrade: Result<WebSocketUpgrade, axum::extract::ws::rejection::WebSocketUpgradeRejection>,
@@ -232,6 +243,21 @@ pub async fn stream(
         Some(Some(position)) => Some(position),
         None => None,
     };
+    // A cursor past the end of the log was never handed out (or belongs to another server):
+    // refused at once rather than waited for.
+    if let Some(position) = since {
+        match state.feed.events.last_committed_position().await {
+            Ok(end) if position > end => {
+                return Problem::invalid(vec![FieldError::new(
+                    "since",
+                    "a cursor after the end of the log; resume from a cursor this stream handed out, or omit it",
+                )])
+                .into_response()
+            }
+            Ok(_) => {}
+            Err(error) => return Problem::internal(&error).into_response(),
+        }
+    }
     let header_user = match headers.get(axum::http::header::AUTHORIZATION) {
         None => None,
         Some(value) => {
@@ -250,9 +276,30 @@ pub async fn stream(
         return Problem::bad_request("GET /v1/stream is a WebSocket: send the upgrade headers")
             .into_response();
     };
-    let upgrade = upgrade.read_buffer_size(msa_http::WEBSOCKET_READ_BUFFER);
+    // Counted from the upgrade, so unauthenticated sockets count too.
+    let Some(address_slot) = state.feed.limits.take_address(peer) else {
+        return Problem::too_many_requests("too many streams open from this address", 5)
+            .into_response();
+    };
+    let user_slot = match &header_user {
+        None => None,
+        Some(claims) => match state.feed.limits.take_user(claims.sub) {
+            Some(slot) => Some(slot),
+            None => {
+                return Problem::too_many_requests("too many streams open for this user", 5)
+                    .into_response()
+            }
+        },
+    };
+    // What clients send on the stream (auth, typing) is small: a larger frame is refused while
+    // it is read, before authentication too, instead of being buffered whole.
+    let upgrade = upgrade
+        .read_buffer_size(msa_http::WEBSOCKET_READ_BUFFER)
+        .max_message_size(MAX_CLIENT_MESSAGE)
+        .max_frame_size(MAX_CLIENT_MESSAGE);
     upgrade.on_upgrade(move |socket| async move {
-        if let Err(reason) = serve_socket(socket, state, header_user, since).await {
+        let _address_slot = address_slot;
+        if let Err(reason) = serve_socket(socket, state, header_user, user_slot, since).await {
             tracing::debug!(%reason, "stream ended");
         }
     })
@@ -294,6 +341,10 @@ impl Drop for Connected<'_> {
 struct Rooms {
     user_id: Uuid,
     rooms: HashSet<Uuid>,
+    /// While catching up from an old cursor: the rooms the user is in now. A join replayed from
+    /// the past opens only these, so someone kicked or banned since cannot reconnect with an
+    /// old cursor and read the room again. `None` once live.
+    member_now: Option<HashSet<Uuid>>,
 }
 
 impl Rooms {
@@ -307,7 +358,13 @@ impl Rooms {
             .find(|(user, _)| *user == self.user_id);
         match mine {
             Some((_, MembershipChange::Joined)) => {
-                self.rooms.insert(live.room_id);
+                if self
+                    .member_now
+                    .as_ref()
+                    .is_none_or(|now| now.contains(&live.room_id))
+                {
+                    self.rooms.insert(live.room_id);
+                }
                 true
             }
             // An invitation reaches the invitee, so a client can show it.
@@ -322,6 +379,7 @@ async fn serve_socket(
     mut socket: WebSocket,
     state: ChatApi,
     header_user: Option<Claims>,
+    user_slot: Option<Slot>,
     since: Option<LogPosition>,
 ) -> Result<(), String> {
     // Whoever follows the user context's events says when this token becomes void.
@@ -344,6 +402,21 @@ async fn serve_socket(
         },
     };
     let user_id = claims.sub;
+    let _user_slot = match user_slot {
+        Some(slot) => slot,
+        None => match state.feed.limits.take_user(user_id) {
+            Some(slot) => slot,
+            None => {
+                close(
+                    &mut socket,
+                    TOO_MANY_SOCKETS,
+                    "too many streams open for this user",
+                )
+                .await;
+                return Ok(());
+            }
+        },
+    };
     // Connect before catching up, so nothing appended meanwhile is missed: membership events
     // naming the user are routed to the connection from now on, its rooms' events once it
     // follows them (below), and catch-up reads the store past anything routed before that.
@@ -404,9 +477,11 @@ async fn serve_socket(
     let current = history::room_ids_of(db, user_id)
         .await
         .map_err(|e| e.to_string())?;
+    let current: HashSet<Uuid> = current.into_iter().collect();
     let mut rooms = Rooms {
         user_id,
-        rooms: current.into_iter().collect(),
+        rooms: current.clone(),
+        member_now: Some(current),
     };
     state
         .feed
@@ -459,6 +534,7 @@ async fn serve_socket(
         }
         sent = last;
     }
+    rooms.member_now = None;
     let mut heartbeat = tokio::time::interval(HEARTBEAT);
     let mut last_heard = tokio::time::Instant::now();
     loop {
@@ -492,7 +568,9 @@ async fn serve_socket(
                     let parsed: Value = serde_json::from_str(text.as_str()).unwrap_or(Value::Null);
                     if parsed["type"] == "typing" {
                         if let Some(room_id) = parsed["room_id"].as_str().and_then(|r| r.parse().ok()) {
-                            if rooms.rooms.contains(&room_id) {
+                            if rooms.rooms.contains(&room_id)
+                                && state.feed.limits.typing_allowed(user_id, room_id)
+                            {
                                 state.feed.routes.typing(Typing { room_id, user_id });
                             }
                         }
@@ -517,9 +595,29 @@ async fn serve_socket(
     }
 }
 
-/// Reads `{"type": "auth", "token": …}` within 10 s.
+/// The client's address as the socket's peer, when the server records it (the single server);
+/// behind the gateway every socket comes from the gateway, which counts addresses itself.
+pub struct PeerAddress(pub Option<std::net::IpAddr>);
+
+impl<S: Send + Sync> axum::extract::FromRequestParts<S> for PeerAddress {
+    type Rejection = std::convert::Infallible;
+
+    async fn from_request_parts(
+        parts: &mut axum::http::request::Parts,
+        _: &S,
+    ) -> Result<Self, Self::Rejection> {
+        Ok(PeerAddress(
+            parts
+                .extensions
+                .get::<axum::extract::ConnectInfo<std::net::SocketAddr>>()
+                .map(|info| info.0.ip()),
+        ))
+    }
+}
+
+/// Reads `{"type": "auth", "token": …}` within 5 s.
 async fn first_frame_auth(socket: &mut WebSocket, verifier: &TokenVerifier) -> Option<Claims> {
-    let frame = tokio::time::timeout(Duration::from_secs(10), socket.recv())
+    let frame = tokio::time::timeout(Duration::from_secs(5), socket.recv())
         .await
         .ok()??
         .ok()?;

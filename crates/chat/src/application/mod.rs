@@ -57,6 +57,9 @@ pub struct RoomView {
     pub kind: RoomKind,
     pub name: Option<String>,
     pub members: Vec<MemberView>,
+    /// Users invited and not yet joined.
+    #[serde(default)]
+    pub invited: Vec<Uuid>,
     pub last_seq: u64,
 }
 
@@ -80,6 +83,7 @@ impl RoomView {
                     role: *role,
                 })
                 .collect(),
+            invited: room.invited.iter().copied().collect(),
             last_seq: room.last_seq,
         }
     }

@@ -268,7 +268,15 @@ pub enum RoomError {
     NotTheSender,
     #[error("the message was deleted")]
     MessageGone,
+    #[error("a room holds at most {MAX_MEMBERS} members and pending invitations")]
+    Full,
+    #[error("moderate others; to go, leave the room")]
+    NotYourself,
 }
+
+/// Members and pending invitations a room may hold together (the cost of a room's fan-out and
+/// of its state grows with them).
+pub const MAX_MEMBERS: usize = 1_000;
 
 #[derive(Debug, Default, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Room {
@@ -311,10 +319,14 @@ impl Room {
         }
     }
 
-    /// `by` may act on `target`: at least admin, and above the target's role.
+    /// `by` may act on `target`: at least admin, above the target's role, and not on themself
+    /// (an owner banning themself would leave the room without an owner).
     fn may_moderate(&self, by: Uuid, target: Uuid) -> Result<(), RoomError> {
         self.group_only()?;
         let actor = self.member_role(by)?;
+        if by == target {
+            return Err(RoomError::NotYourself);
+        }
         let target = self.role_of(target).unwrap_or(Role::Member);
         if actor < Role::Admin || (actor != Role::Owner && actor <= target) {
             return Err(RoomError::Forbidden);
@@ -325,6 +337,10 @@ impl Room {
     fn owners(&self) -> usize {
         self.members.values().filter(|r| **r == Role::Owner).count()
     }
+
+    fn is_full(&self) -> bool {
+        self.members.len() + self.invited.len() >= MAX_MEMBERS
+    }
 }
 
 impl Aggregate for Room {
@@ -334,6 +350,12 @@ impl Aggregate for Room {
     type Command = RoomCommand;
     type Event = RoomEvent;
     type Error = RoomError;
+
+    /// A room's state grows with its members, invitations and bans (up to [`MAX_MEMBERS`] of
+    /// the first two): one unit per 16 of them.
+    fn weight(&self) -> usize {
+        1 + (self.members.len() + self.invited.len() + self.banned.len()) / 16
+    }
 
     fn apply(&mut self, event: &RoomEvent) {
         self.last_seq = event.seq();
@@ -388,24 +410,37 @@ impl Aggregate for Room {
                 }
                 let others: BTreeSet<Uuid> =
                     members.iter().copied().filter(|m| m != creator).collect();
-                let mut roles: BTreeMap<Uuid, Role> =
-                    others.iter().map(|m| (*m, Role::Member)).collect();
-                match kind {
+                if others.len() >= MAX_MEMBERS {
+                    return Err(RoomError::Full);
+                }
+                let mut roles = BTreeMap::from([(*creator, Role::Owner)]);
+                let invited = match kind {
                     RoomKind::Direct if others.len() != 1 => {
                         return Err(RoomError::DirectNeedsOnePeer)
                     }
-                    // Both ends of a direct room are equal.
-                    RoomKind::Direct => roles.values_mut().for_each(|r| *r = Role::Owner),
-                    RoomKind::Group => {}
-                }
-                roles.insert(*creator, Role::Owner);
-                RoomEvent::RoomCreated {
+                    // Both ends of a direct room are equal members from the start.
+                    RoomKind::Direct => {
+                        roles.extend(others.iter().map(|peer| (*peer, Role::Owner)));
+                        BTreeSet::new()
+                    }
+                    // Nobody is put in a group without consent: the others are invited.
+                    RoomKind::Group => others,
+                };
+                let mut events = vec![RoomEvent::RoomCreated {
                     seq,
                     kind: *kind,
                     name: name.clone(),
                     creator: *creator,
                     members: roles,
-                }
+                }];
+                events.extend(invited.into_iter().zip(seq + 1..).map(|(user_id, seq)| {
+                    RoomEvent::MemberInvited {
+                        seq,
+                        user_id,
+                        by: *creator,
+                    }
+                }));
+                return Ok(events);
             }
             RoomCommand::Invite { by, user_id } => {
                 self.group_only()?;
@@ -420,6 +455,9 @@ impl Aggregate for Room {
                 }
                 if self.invited.contains(user_id) {
                     return Ok(vec![]);
+                }
+                if self.is_full() {
+                    return Err(RoomError::Full);
                 }
                 RoomEvent::MemberInvited {
                     seq,

@@ -334,6 +334,16 @@ pub async fn run(args: BenchChatArgs) -> Result<()> {
         if status != 201 {
             bail!("creating a room: {status} {answer}");
         }
+        // The others were invited; each joins.
+        let joins = format!("/v1/rooms/{}/members", answer["id"].as_str().unwrap_or(""));
+        for member in &room[1..] {
+            let (status, answer) = bench
+                .call(reqwest::Method::POST, &joins, Some(&member.token), None)
+                .await?;
+            if status != 204 {
+                bail!("joining a room: {status} {answer}");
+            }
+        }
     }
     let sockets = each(users, 32, |i| {
         let (target, people) = (target.clone(), people.clone());

@@ -32,6 +32,8 @@ impl Api {
             "64",
             "--password-hash-iterations",
             "1",
+            "--password-attempts-per-minute",
+            "100000",
         ];
         args.extend(storage);
         Api {

@@ -9,11 +9,21 @@ use tokio_tungstenite::tungstenite::Message;
 
 use super::api::{Api, Person};
 
-type Socket =
+pub type Socket =
     tokio_tungstenite::WebSocketStream<tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>>;
 
 /// Opens the stream; the token goes in the header, or (as browsers do) in the first frame.
 pub async fn connect(api: &Api, who: &Person, since: Option<&str>, token_in_frame: bool) -> Socket {
+    connect_with_cursor(api, who, since, token_in_frame).await.0
+}
+
+/// [`connect`], and the cursor of the stream's `ready` frame (where it starts).
+pub async fn connect_with_cursor(
+    api: &Api,
+    who: &Person,
+    since: Option<&str>,
+    token_in_frame: bool,
+) -> (Socket, String) {
     let base = api.server.base.replacen("http://", "ws://", 1);
     let url = match since {
         Some(cursor) => format!("{base}/v1/stream?since={cursor}"),
@@ -35,7 +45,8 @@ pub async fn connect(api: &Api, who: &Person, since: Option<&str>, token_in_fram
     }
     let ready = next_frame(&mut socket).await.expect("a ready frame");
     assert_eq!(ready["type"], "ready", "{ready}");
-    socket
+    let cursor = ready["cursor"].as_str().unwrap().to_owned();
+    (socket, cursor)
 }
 
 /// The next JSON frame, or `None` after a quiet second.

@@ -10,6 +10,7 @@ use std::time::Duration;
 pub mod api;
 pub mod browser;
 pub mod live;
+pub mod microservices;
 
 pub fn msa() -> Command {
     let mut command = Command::new(env!("CARGO_BIN_EXE_msa"));
@@ -99,13 +100,20 @@ impl Drop for Running {
 pub struct Server {
     pub process: Running,
     pub base: String,
+    /// Where it serves `/metrics`, when it was asked to (`--metrics-listen`).
+    pub metrics: Option<String>,
 }
 
 /// Spawns `msa args…` and waits for the address it prints ("msa is serving on …").
 pub fn spawn_serving(args: &[&str]) -> Server {
     let (tx, rx) = std::sync::mpsc::channel();
     let tx = Mutex::new(tx);
+    let metrics = Arc::new(Mutex::new(None));
+    let metrics_printed = metrics.clone();
     let process = Running::spawn(args, move |line| {
+        if let Some(rest) = line.strip_prefix("msa metrics on ") {
+            *metrics_printed.lock().unwrap() = Some(rest.trim().to_owned());
+        }
         if let Some(rest) = line.strip_prefix("msa is serving on ") {
             let address = rest.split_whitespace().next().unwrap();
             let _ = tx
@@ -123,7 +131,13 @@ pub fn spawn_serving(args: &[&str]) -> Server {
                 process.log()
             )
         });
-    Server { process, base }
+    // Printed before the address to open, so known by now.
+    let metrics = metrics.lock().unwrap().clone();
+    Server {
+        process,
+        base,
+        metrics,
+    }
 }
 
 /// `msa serve` (the single server, or with a service name one service) on a free port.

@@ -7,15 +7,17 @@ use axum::http::header;
 use axum::response::IntoResponse;
 use axum::routing::{get, post};
 use axum::{Json, Router};
-use msa_chat::contract::{parse_new_message, NewMessage, PostedMessage, RoomView};
+use msa_chat::contract::{
+    parse_new_message, parse_new_room, NewMessage, NewRoom, PostedMessage, RoomView,
+};
 use msa_http::auth::{Caller, TokenVerifier};
-use msa_http::{BearerAuth, Problem, StrictJson};
+use msa_http::{BearerAuth, FieldError, Problem, StrictJson};
 use serde::{Deserialize, Serialize};
 use utoipa::{OpenApi, ToSchema};
 use uuid::Uuid;
 
 use crate::adapters::read_models::MemberProfile;
-use crate::application::{InboxItem, UserChat};
+use crate::application::{InboxItem, Invitee, UserChat};
 
 #[derive(Clone)]
 pub struct UserChatApi {
@@ -31,6 +33,8 @@ impl FromRef<UserChatApi> for Arc<TokenVerifier> {
 
 pub fn routes(api: UserChatApi) -> Router {
     Router::new()
+        .route("/v1/rooms", post(create_room))
+        .route("/v1/rooms/{id}/invites", post(invite))
         .route("/v1/rooms/{id}/messages", post(send))
         .route("/v1/rooms/{id}/members", get(members))
         .route("/v1/direct-chats", post(open_direct))
@@ -41,7 +45,7 @@ pub fn routes(api: UserChatApi) -> Router {
 /// user-chat's part of the OpenAPI document.
 #[derive(OpenApi)]
 #[openapi(
-    paths(send, members, open_direct, inbox),
+    paths(create_room, invite, send, members, open_direct, inbox),
     modifiers(&BearerAuth),
     tags((name = "user-chat", description = "Sending with message credits, direct chats by nickname, the inbox"))
 )]
@@ -72,6 +76,65 @@ async fn send(
         .await?;
     let status = msa_http::created_or_ok(new);
     Ok((status, Json(posted)))
+}
+
+#[utoipa::path(post, path = "/v1/rooms", tag = "user-chat", security(("bearer" = [])), request_body = NewRoom,
+    description = "A group: the creator owns it and the others are invited (each joins with POST /v1/rooms/{id}/members). A direct room: with exactly one other user, found if the pair has one. Every member must be a user.",
+    responses((status = 201, description = "Created", body = RoomView),
+        (status = 200, description = "The direct room of this pair already existed", body = RoomView),
+        (status = 401, body = Problem), (status = 422, description = "A bad name, too many members, or an id of nobody", body = Problem)))]
+async fn create_room(
+    State(api): State<UserChatApi>,
+    caller: Caller,
+    StrictJson(body): StrictJson<NewRoom>,
+) -> Result<impl IntoResponse, Problem> {
+    let (kind, name, members) = parse_new_room(body)?;
+    let (room, created) = api
+        .service
+        .create_room(&caller, kind, name, members)
+        .await?;
+    let status = msa_http::created_or_ok(created);
+    Ok((
+        status,
+        [(header::LOCATION, format!("/v1/rooms/{}", room.id))],
+        Json(room),
+    ))
+}
+
+/// Who to invite: `user_id`, or `nickname`.
+#[derive(Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+struct Invitation {
+    user_id: Option<Uuid>,
+    /// The person's nickname (case-insensitive), instead of their id.
+    nickname: Option<String>,
+}
+
+#[utoipa::path(post, path = "/v1/rooms/{id}/invites", tag = "user-chat", security(("bearer" = [])), params(("id" = Uuid, Path)), request_body = Invitation,
+    responses((status = 204, description = "Invited (admins and owners)"), (status = 401, body = Problem), (status = 403, body = Problem),
+        (status = 404, description = "No such room, or nobody has that nickname", body = Problem), (status = 409, body = Problem), (status = 422, body = Problem)))]
+async fn invite(
+    State(api): State<UserChatApi>,
+    caller: Caller,
+    Path(id): Path<String>,
+    StrictJson(body): StrictJson<Invitation>,
+) -> Result<impl IntoResponse, Problem> {
+    let invitee = match (body.user_id, body.nickname) {
+        (Some(user_id), None) => Invitee::Id(user_id),
+        (None, Some(nickname))
+            if !nickname.trim().is_empty() && nickname.chars().count() <= 100 =>
+        {
+            Invitee::Nickname(nickname.trim().to_owned())
+        }
+        _ => {
+            return Err(Problem::invalid(vec![FieldError::new(
+                "user_id",
+                "give either user_id or nickname (1 to 100 characters)",
+            )]))
+        }
+    };
+    api.service.invite(&caller, room_id(&id)?, invitee).await?;
+    Ok(axum::http::StatusCode::NO_CONTENT)
 }
 
 #[derive(Serialize, ToSchema)]

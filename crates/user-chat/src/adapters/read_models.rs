@@ -84,3 +84,33 @@ pub async fn peers_of(
         })
         .collect()
 }
+
+/// Which of `ids` have a profile here (active users this read model has seen).
+pub async fn known_users(
+    db: &SqlReadModelStore,
+    ids: &std::collections::BTreeSet<Uuid>,
+) -> Result<std::collections::BTreeSet<Uuid>, StoreError> {
+    let mut known = std::collections::BTreeSet::new();
+    let ids: Vec<String> = ids.iter().map(Uuid::to_string).collect();
+    // In slices, so a statement never holds more parameters than a database takes.
+    for slice in ids.chunks(500) {
+        let placeholders = (1..=slice.len())
+            .map(|n| format!("${n}"))
+            .collect::<Vec<_>>()
+            .join(", ");
+        let sql = format!("SELECT user_id FROM uc_profiles WHERE user_id IN ({placeholders})");
+        let mut query = sqlx::query(&sql);
+        for id in slice {
+            query = query.bind(id);
+        }
+        for row in query
+            .fetch_all(db.pool())
+            .await
+            .map_err(StoreError::backend)?
+        {
+            let id: String = row.try_get("user_id").map_err(StoreError::backend)?;
+            known.insert(id.parse().map_err(StoreError::backend)?);
+        }
+    }
+    Ok(known)
+}

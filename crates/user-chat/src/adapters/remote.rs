@@ -1,14 +1,16 @@
 //! user-chat's ports answered over HTTP, between microservices: chat's and payment's internal
-//! endpoints (on the caller's behalf, with the caller's access token) and the user service's
-//! public profiles. A problem document from a service is passed on as it is; a service that
-//! cannot be reached is a 503.
+//! endpoints (with user-chat's own service token, naming the user acted for), chat's public ones
+//! (with the caller's access token) and the user service's public profiles. A problem document
+//! from a service is passed on as it is; a service that cannot be reached is a 503.
 
+use std::sync::Arc;
 use std::time::Duration;
 
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
-use msa_chat::contract::{MessageBody, PostedMessage, RoomSummary, RoomView};
+use msa_chat::contract::{MessageBody, PostedMessage, RoomKind, RoomSummary, RoomView};
 use msa_http::auth::Caller;
+use msa_http::service_identity::ServiceIdentity;
 use msa_http::Problem;
 use msa_payment::contract::Spent;
 use msa_user::contract::ProfileView;
@@ -26,6 +28,8 @@ pub struct Service {
     name: &'static str,
     base: Url,
     client: reqwest::Client,
+    /// Who user-chat is to the service's `/internal` endpoints.
+    identity: Option<Arc<ServiceIdentity>>,
 }
 
 impl Service {
@@ -39,7 +43,29 @@ impl Service {
             .timeout(timeout)
             .build()
             .map_err(|e| e.to_string())?;
-        Ok(Self { name, base, client })
+        Ok(Self {
+            name,
+            base,
+            client,
+            identity: None,
+        })
+    }
+
+    /// Calls the service's `/internal` endpoints as `identity`.
+    pub fn with_identity(self, identity: Arc<ServiceIdentity>) -> Self {
+        Self {
+            identity: Some(identity),
+            ..self
+        }
+    }
+
+    /// A request to an `/internal` endpoint, with this service's token for the called one.
+    fn internal(&self, method: Method, segments: &[&str]) -> RequestBuilder {
+        let request = self.request(method, segments, None);
+        match &self.identity {
+            Some(identity) => request.bearer_auth(identity.token_for(self.name)),
+            None => request,
+        }
     }
 
     fn request(
@@ -116,23 +142,36 @@ impl ChatPort for RemoteChat {
         let room = room_id.to_string();
         let request = self
             .0
-            .request(
-                Method::POST,
-                &["internal", "v1", "rooms", &room, "messages"],
-                Some(sender),
-            )
-            .json(&json!({"txn_id": txn_id, "body": body.as_str(), "reply_to": reply_to}));
+            .internal(Method::POST, &["internal", "v1", "rooms", &room, "messages"])
+            .json(&json!({"sender": sender.user_id, "txn_id": txn_id, "body": body.as_str(), "reply_to": reply_to}));
         let (status, posted) = self.0.call(request).await?;
         Ok((posted, status == StatusCode::CREATED))
     }
 
-    async fn open_direct(&self, caller: &Caller, peer: Uuid) -> Result<(RoomView, bool), Problem> {
+    async fn create_room(
+        &self,
+        caller: &Caller,
+        kind: RoomKind,
+        name: Option<String>,
+        members: Vec<Uuid>,
+    ) -> Result<(RoomView, bool), Problem> {
         let request = self
             .0
-            .request(Method::POST, &["v1", "rooms"], Some(caller))
-            .json(&json!({"kind": "direct", "members": [peer]}));
+            .internal(Method::POST, &["internal", "v1", "rooms"])
+            .json(
+                &json!({"creator": caller.user_id, "kind": kind, "name": name, "members": members}),
+            );
         let (status, room) = self.0.call(request).await?;
         Ok((room, status == StatusCode::CREATED))
+    }
+
+    async fn invite(&self, caller: &Caller, room_id: Uuid, user_id: Uuid) -> Result<(), Problem> {
+        let room = room_id.to_string();
+        let request = self
+            .0
+            .internal(Method::POST, &["internal", "v1", "rooms", &room, "invites"])
+            .json(&json!({"by": caller.user_id, "user_id": user_id}));
+        self.0.call::<serde_json::Value>(request).await.map(drop)
     }
 
     async fn rooms_of(&self, caller: &Caller) -> Result<Vec<RoomSummary>, Problem> {
@@ -151,22 +190,26 @@ pub struct RemoteWallets(pub Service);
 #[async_trait]
 impl WalletPort for RemoteWallets {
     async fn spend(&self, user: &Caller, spend_key: &str) -> Result<Spent, Problem> {
+        let wallet = user.user_id.to_string();
         let request = self
             .0
-            .request(
+            .internal(
                 Method::POST,
-                &["internal", "v1", "wallet", "spends"],
-                Some(user),
+                &["internal", "v1", "wallets", &wallet, "spends"],
             )
             .json(&json!({ "spend_key": spend_key }));
-        Ok(self.0.call(request).await?.1)
+        let (status, spent): (_, Spent) = self.0.call(request).await?;
+        Ok(Spent {
+            replayed: status != StatusCode::CREATED,
+            ..spent
+        })
     }
 
     async fn refund_spend(&self, user: &Caller, spend_key: &str) -> Result<(), Problem> {
-        let request = self.0.request(
+        let wallet = user.user_id.to_string();
+        let request = self.0.internal(
             Method::DELETE,
-            &["internal", "v1", "wallet", "spends", spend_key],
-            Some(user),
+            &["internal", "v1", "wallets", &wallet, "spends", spend_key],
         );
         self.0.call::<serde_json::Value>(request).await.map(drop)
     }

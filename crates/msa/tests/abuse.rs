@@ -1,0 +1,631 @@
+//! The abuse suite: what an attacker tries, against the spawned single server and the gateway
+//! deployment, each case with the answer it must get. Every case here failed once (the trust
+//! issue's probes); each stays so it cannot come back.
+
+mod common;
+
+use common::api::{Api, Person};
+use common::microservices::Microservices;
+use serde_json::json;
+
+async fn free_left(api: &Api, who: &Person) -> i64 {
+    let (status, wallet) = api.get(who, "/v1/wallet").await;
+    assert_eq!(status, 200, "{wallet}");
+    wallet["free_left_today"].as_i64().unwrap()
+}
+
+async fn direct_room(api: &Api, from: &Person, to: &str) -> String {
+    let (status, room) = api
+        .post(from, "/v1/direct-chats", json!({"nickname": to}))
+        .await;
+    assert!(status == 201 || status == 200, "{status} {room}");
+    room["id"].as_str().unwrap().to_owned()
+}
+
+/// A used `txn_id` sent again with another body is refused (409), and the credit of the message
+/// that was posted under it stays spent: no refund for a spend an earlier call made.
+async fn a_reused_txn_id_gives_no_credit_back(api: &Api, prefix: &str) {
+    let mallory = api.person(&format!("{prefix}Mallory")).await;
+    let _victim = api.person(&format!("{prefix}Victim")).await;
+    let room = direct_room(api, &mallory, &format!("{prefix}Victim")).await;
+    let before = free_left(api, &mallory).await;
+    let (status, posted) = api.send(&mallory, &room, "t-1", "first").await;
+    assert_eq!(status, 201, "{posted}");
+    assert_eq!(free_left(api, &mallory).await, before - 1);
+    for n in 0..3 {
+        let (status, problem) = api
+            .send(&mallory, &room, "t-1", &format!("another body {n}"))
+            .await;
+        assert_eq!(status, 409, "{problem}");
+    }
+    assert_eq!(
+        free_left(api, &mallory).await,
+        before - 1,
+        "a refused replay gave the posted message's credit back"
+    );
+    // The same body again is the first message, answered again, and still costs one credit.
+    let (status, again) = api.send(&mallory, &room, "t-1", "first").await;
+    assert_eq!((status, &again["id"]), (200, &posted["id"]), "{again}");
+    assert_eq!(free_left(api, &mallory).await, before - 1);
+}
+
+/// A group room with `owner` and `members` (invited, then joined).
+async fn group(api: &Api, owner: &Person, members: &[&Person]) -> String {
+    let ids: Vec<&str> = members.iter().map(|m| m.id.as_str()).collect();
+    let (status, room) = api
+        .post(
+            owner,
+            "/v1/rooms",
+            json!({"kind": "group", "name": "Den", "members": ids}),
+        )
+        .await;
+    assert_eq!(status, 201, "{room}");
+    let room = room["id"].as_str().unwrap().to_owned();
+    for member in members {
+        let (status, answer) = api
+            .post(member, &format!("/v1/rooms/{room}/members"), json!(null))
+            .await;
+        assert_eq!(status, 204, "{answer}");
+    }
+    room
+}
+
+/// Nobody is put in a group without consent: the creator's list invites, and the invitee sees
+/// nothing of the room until they join.
+async fn a_room_creator_cannot_make_strangers_members(api: &Api) {
+    let (creator, stranger) = (api.person("Spammer").await, api.person("Stranger").await);
+    let (status, room) = api
+        .post(
+            &creator,
+            "/v1/rooms",
+            json!({"kind": "group", "name": "Buy now", "members": [stranger.id]}),
+        )
+        .await;
+    assert_eq!(status, 201, "{room}");
+    let room = room["id"].as_str().unwrap();
+    assert_eq!(api.send(&creator, room, "ad", "cheap credits").await.0, 201);
+    let (status, _) = api
+        .get(&stranger, &format!("/v1/rooms/{room}/messages"))
+        .await;
+    assert_eq!(status, 403, "an invitee reads nothing before joining");
+    let (_, rooms) = api.get(&stranger, "/v1/rooms").await;
+    assert_eq!(rooms["items"], json!([]), "{rooms}");
+    // Ids of nobody are refused, at creation and in invitations; a nickname invites too.
+    let nobody = uuid::Uuid::now_v7().to_string();
+    let (status, problem) = api
+        .post(
+            &creator,
+            "/v1/rooms",
+            json!({"kind": "group", "name": "Ghosts", "members": [stranger.id, nobody]}),
+        )
+        .await;
+    assert_eq!(status, 422, "{problem}");
+    assert_eq!(problem["errors"][0]["field"], "members", "{problem}");
+    let invites = format!("/v1/rooms/{room}/invites");
+    let (status, problem) = api
+        .post(&creator, &invites, json!({"user_id": nobody}))
+        .await;
+    assert_eq!(status, 422, "{problem}");
+    let other = api.person("Invitee").await;
+    let (status, problem) = api
+        .post(&creator, &invites, json!({"nickname": "invitee"}))
+        .await;
+    assert_eq!(status, 204, "{problem}");
+    let (_, view) = api.get(&creator, &format!("/v1/rooms/{room}")).await;
+    assert!(
+        view["invited"]
+            .as_array()
+            .unwrap()
+            .contains(&json!(other.id)),
+        "{view}"
+    );
+    let crowd: Vec<String> = (0..1000)
+        .map(|_| uuid::Uuid::now_v7().to_string())
+        .collect();
+    let (status, problem) = api
+        .post(
+            &creator,
+            "/v1/rooms",
+            json!({"kind": "group", "name": "Crowd", "members": crowd}),
+        )
+        .await;
+    assert_eq!(status, 422, "{problem}");
+}
+
+/// The last owner cannot ban or kick themself out of the room (which would leave it ownerless).
+async fn an_owner_cannot_ban_themself(api: &Api) {
+    let (owner, member) = (api.person("Owner").await, api.person("Member").await);
+    let room = group(api, &owner, &[&member]).await;
+    let (status, problem) = api
+        .post(
+            &owner,
+            &format!("/v1/rooms/{room}/bans"),
+            json!({"user_id": owner.id}),
+        )
+        .await;
+    assert_eq!(status, 422, "{problem}");
+    let (_, view) = api.get(&owner, &format!("/v1/rooms/{room}")).await;
+    assert!(
+        view["members"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|m| m["user_id"] == owner.id.as_str() && m["role"] == "owner"),
+        "{view}"
+    );
+}
+
+/// Someone kicked from a room who reconnects with a cursor from before cannot read what was
+/// said there: catch-up sends only the rooms the user is in now.
+async fn a_kicked_member_cannot_reread_the_room_with_an_old_cursor(api: &Api) {
+    let (owner, kicked) = (api.person("Host").await, api.person("Kicked").await);
+    let (_, old_cursor) = common::live::connect_with_cursor(api, &kicked, None, false).await;
+    let room = group(api, &owner, &[&kicked]).await;
+    assert_eq!(
+        api.send(&owner, &room, "s-1", "the secret plan").await.0,
+        201
+    );
+    let (status, answer) = api
+        .call(
+            reqwest::Method::DELETE,
+            &format!("/v1/rooms/{room}/members/{}", kicked.id),
+            &owner.token,
+            None,
+        )
+        .await;
+    assert_eq!(status, 204, "{answer}");
+    let mut socket = common::live::connect(api, &kicked, Some(&old_cursor), false).await;
+    let mut frames = Vec::new();
+    while let Some(frame) = common::live::next_frame(&mut socket).await {
+        frames.push(frame);
+    }
+    assert!(
+        !frames
+            .iter()
+            .any(|f| f["type"] == "MessagePosted" || f.to_string().contains("secret plan")),
+        "{frames:?}"
+    );
+}
+
+/// A cursor after the end of the log is refused at once (422), not waited on.
+async fn a_cursor_from_the_future_is_refused_at_once(api: &Api) {
+    use base64::Engine;
+    let who = api.person("Future").await;
+    let cursor = base64::engine::general_purpose::URL_SAFE_NO_PAD.encode("999999999:999999999");
+    let started = std::time::Instant::now();
+    let answer = api
+        .client
+        .get(format!("{}/v1/stream?since={cursor}", api.server.base))
+        .bearer_auth(&who.token)
+        .header("connection", "upgrade")
+        .header("upgrade", "websocket")
+        .header("sec-websocket-version", "13")
+        .header("sec-websocket-key", "dGhlIHNhbXBsZSBub25jZQ==")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(answer.status(), 422);
+    assert!(started.elapsed() < std::time::Duration::from_secs(2));
+}
+
+/// Edits and reactions cost no credit, so each user has a budget of them a minute.
+async fn edits_and_reactions_have_a_budget(api: &Api) {
+    let (ada, bob) = (api.person("Editor").await, api.person("Reader").await);
+    let room = direct_room(api, &ada, "Reader").await;
+    let (_, posted) = api.send(&ada, &room, "e-1", "draft").await;
+    let message = posted["id"].as_str().unwrap();
+    let path = format!("/v1/rooms/{room}/messages/{message}");
+    let mut statuses = Vec::new();
+    for n in 0..31 {
+        let (status, _) = api
+            .call(
+                reqwest::Method::PATCH,
+                &path,
+                &ada.token,
+                Some(json!({"body": format!("draft {n}")})),
+            )
+            .await;
+        statuses.push(status);
+    }
+    assert!(statuses[..30].iter().all(|s| *s == 204), "{statuses:?}");
+    assert_eq!(statuses[30], 429, "{statuses:?}");
+    // Another user's budget is their own.
+    let (status, _) = api
+        .call(
+            reqwest::Method::PUT,
+            &format!("{path}/reactions/👍"),
+            &bob.token,
+            None,
+        )
+        .await;
+    assert_eq!(status, 204);
+}
+
+/// A frame larger than the stream takes is refused while it is read, before authentication,
+/// and one user cannot hold sockets without bound.
+async fn the_stream_bounds_frames_and_sockets(api: &Api) {
+    use futures::{SinkExt, StreamExt};
+    use tokio_tungstenite::tungstenite::Message;
+    let url = format!(
+        "{}/v1/stream",
+        api.server.base.replacen("http://", "ws://", 1)
+    );
+    let (mut socket, _) = tokio_tungstenite::connect_async(&url).await.unwrap();
+    let _ = socket
+        .send(Message::text("x".repeat(8 * 1024 * 1024)))
+        .await;
+    let closed = tokio::time::timeout(std::time::Duration::from_secs(5), async {
+        loop {
+            match socket.next().await {
+                None | Some(Err(_)) | Some(Ok(Message::Close(_))) => return,
+                Some(Ok(_)) => {}
+            }
+        }
+    })
+    .await;
+    assert!(closed.is_ok(), "an 8 MB frame was taken");
+
+    let who = api.person("Hoarder").await;
+    let mut open = Vec::new();
+    for _ in 0..8 {
+        open.push(common::live::connect(api, &who, None, false).await);
+    }
+    let mut request =
+        tokio_tungstenite::tungstenite::client::IntoClientRequest::into_client_request(
+            url.as_str(),
+        )
+        .unwrap();
+    request.headers_mut().insert(
+        "authorization",
+        format!("Bearer {}", who.token).parse().unwrap(),
+    );
+    match tokio_tungstenite::connect_async(request).await {
+        Err(tokio_tungstenite::tungstenite::Error::Http(response)) => {
+            assert_eq!(response.status(), 429)
+        }
+        other => panic!("a ninth socket of one user opened: {:?}", other.map(|_| ())),
+    }
+}
+
+/// Bodies over the limit are 413, and a NUL in a search is a 422, never a 500.
+async fn malformed_input_is_refused_with_the_right_problem(api: &Api) {
+    let who = api.person("Fuzzer").await;
+    let huge = json!({"nickname": "x".repeat(3 * 1024 * 1024)});
+    // Its own connection: the server answers before reading the whole body, then closes it.
+    let request = reqwest::Client::new()
+        .patch(format!("{}/v1/users/me", api.server.base))
+        .bearer_auth(&who.token)
+        .json(&huge);
+    let (status, problem) = api.answer(request).await;
+    assert_eq!(status, 413, "{problem}");
+    let (status, problem) = api.get(&who, "/v1/search/messages?q=a%00b").await;
+    assert_eq!(status, 422, "{problem}");
+}
+
+/// A browser's CORS preflight is answered as the gateway answers it (one policy, both
+/// deployments), not with 405.
+async fn a_cors_preflight_is_answered(api: &Api) {
+    let answer = api
+        .client
+        .request(
+            reqwest::Method::OPTIONS,
+            format!("{}/v1/rooms", api.server.base),
+        )
+        .header("origin", "https://chat.example.com")
+        .header("access-control-request-method", "POST")
+        .header(
+            "access-control-request-headers",
+            "authorization, content-type",
+        )
+        .send()
+        .await
+        .unwrap();
+    assert!(answer.status().is_success(), "{}", answer.status());
+    assert!(answer.headers().contains_key("access-control-allow-origin"));
+}
+
+/// `/metrics` is not on the API's address, and the directory is for signed-in users.
+async fn operators_pages_and_the_directory_are_not_public(api: &Api) {
+    let metrics = reqwest::get(format!("{}/metrics", api.server.base))
+        .await
+        .unwrap();
+    assert_eq!(metrics.status(), 404);
+    let directory = reqwest::get(format!("{}/v1/users?query=", api.server.base))
+        .await
+        .unwrap();
+    assert_eq!(directory.status(), 401);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn abuse_of_the_single_server() {
+    let data = tempfile::tempdir().unwrap();
+    let api = Api::start(&["--data-dir", data.path().to_str().unwrap()]);
+    a_reused_txn_id_gives_no_credit_back(&api, "").await;
+    a_room_creator_cannot_make_strangers_members(&api).await;
+    an_owner_cannot_ban_themself(&api).await;
+    a_kicked_member_cannot_reread_the_room_with_an_old_cursor(&api).await;
+    a_cursor_from_the_future_is_refused_at_once(&api).await;
+    edits_and_reactions_have_a_budget(&api).await;
+    the_stream_bounds_frames_and_sockets(&api).await;
+    malformed_input_is_refused_with_the_right_problem(&api).await;
+    operators_pages_and_the_directory_are_not_public(&api).await;
+    a_cors_preflight_is_answered(&api).await;
+}
+
+/// Sign-ups and log-ins from one address are limited per minute in the single server too, so
+/// a flood of them cannot slow everyone's log-in down.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn one_address_cannot_flood_password_hashing() {
+    let data = tempfile::tempdir().unwrap();
+    let server = common::serve(&[
+        "--data-dir",
+        data.path().to_str().unwrap(),
+        "--password-hash-memory-kib",
+        "64",
+        "--password-hash-iterations",
+        "1",
+        "--password-attempts-per-minute",
+        "5",
+    ]);
+    let client = reqwest::Client::new();
+    let mut statuses = Vec::new();
+    for n in 0..8 {
+        let answer = client
+            .post(format!("{}/v1/users", server.base))
+            .json(&json!({"email": format!("flood{n}@example.com"), "password": "correct horse battery", "nickname": format!("Flood{n}")}))
+            .send()
+            .await
+            .unwrap();
+        if answer.status() == 429 {
+            assert!(answer.headers().contains_key("retry-after"));
+        }
+        statuses.push(answer.status().as_u16());
+    }
+    assert_eq!(statuses[..5], [201; 5], "{statuses:?}");
+    assert!(statuses[5..].iter().all(|s| *s == 429), "{statuses:?}");
+}
+
+/// Paths that, taken as they were spelled, lead out of a public prefix: refused before routing.
+const WALKS_AROUND: [&str; 9] = [
+    "/v1/rooms/x/../../../internal/v1/rooms/{room}/messages",
+    "/v1/rooms/x/%2e%2e/%2e%2e/%2e%2e/internal/v1/rooms/{room}/messages",
+    "/v1/rooms/x/%2E%2E/%2E%2E/%2E%2E/internal/v1/rooms/{room}/messages",
+    "/v1/rooms/x/.%2e/.%2e/.%2e/internal/v1/rooms/{room}/messages",
+    "/v1/rooms/x%2f..%2f..%2f..%2finternal/v1/rooms/{room}/messages",
+    "/v1/rooms/x/..%5c..%5c..%5cinternal/v1/rooms/{room}/messages",
+    "/v1/users/../../metrics",
+    "/v1/users/%2e%2e/%2e%2e/metrics",
+    "/v1/rooms//../internal/v1/rooms/{room}/messages",
+];
+
+/// Through the gateway no spelling of a dot segment reaches an internal endpoint or `/metrics`;
+/// each is a 400 problem and nothing is posted.
+async fn dot_segments_never_leave_the_public_api(deployment: &Microservices, api: &Api) {
+    let ada = api.person("Walker").await;
+    let _bob = api.person("Walked").await;
+    let room = direct_room(api, &ada, "Walked").await;
+    let before = free_left(api, &ada).await;
+    for path in WALKS_AROUND {
+        let path = path.replace("{room}", &room);
+        // A client that sends the path as spelled (reqwest would resolve the dots itself).
+        let answer = raw_request(&deployment.gateway, "POST", &path, &ada.token).await;
+        assert_eq!(answer.0, 400, "{path}: {}", answer.1);
+        assert!(
+            answer.1.contains("application/problem+json"),
+            "{path}: {}",
+            answer.1
+        );
+        let answer = raw_request(&deployment.gateway, "GET", &path, &ada.token).await;
+        assert_eq!(answer.0, 400, "{path}: {}", answer.1);
+    }
+    let (_, history) = api.get(&ada, &format!("/v1/rooms/{room}/messages")).await;
+    assert_eq!(history["items"], json!([]), "nothing was posted");
+    assert_eq!(free_left(api, &ada).await, before);
+}
+
+/// Internal endpoints answer services only: an end user who reaches one (a neighbour on the
+/// network, a proxy misconfigured) is refused with 403, and without a token with 401.
+async fn internal_endpoints_refuse_end_users(deployment: &Microservices, api: &Api) {
+    let eve = api.person("Eve").await;
+    let _bob = api.person("Bobby").await;
+    let room = direct_room(api, &eve, "Bobby").await;
+    let client = reqwest::Client::new();
+    let post = |token: Option<&str>| {
+        let mut request = client
+            .post(format!(
+                "{}/internal/v1/rooms/{room}/messages",
+                deployment.chat
+            ))
+            .json(&json!({"sender": eve.id, "txn_id": "free", "body": "free message"}));
+        if let Some(token) = token {
+            request = request.bearer_auth(token);
+        }
+        request
+    };
+    assert_eq!(api.answer(post(Some(&eve.token))).await.0, 403);
+    assert_eq!(api.answer(post(None)).await.0, 401);
+    assert_eq!(api.answer(post(Some("forged.token.here"))).await.0, 401);
+    let spend = client
+        .post(format!(
+            "{}/internal/v1/wallets/{}/spends",
+            deployment.payment, eve.id
+        ))
+        .bearer_auth(&eve.token)
+        .json(&json!({"spend_key": "mine"}));
+    assert_eq!(api.answer(spend).await.0, 403);
+    let refund = client
+        .delete(format!(
+            "{}/internal/v1/wallets/{}/spends/message:{room}:t",
+            deployment.payment, eve.id
+        ))
+        .bearer_auth(&eve.token);
+    assert_eq!(api.answer(refund).await.0, 403);
+    // And the way through user-chat, with the service's identity, still works.
+    let (status, posted) = api.send(&eve, &room, "paid", "a paid message").await;
+    assert_eq!(status, 201, "{posted}");
+}
+
+/// Sends `method path` with the path exactly as given (no URL parsing on the way) and returns
+/// the status and the raw response head and body.
+async fn raw_request(base: &str, method: &str, path: &str, token: &str) -> (u16, String) {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let address = base.trim_start_matches("http://");
+    let mut stream = tokio::net::TcpStream::connect(address).await.unwrap();
+    let body = r#"{"txn_id":"walk","body":"free"}"#;
+    let request = format!(
+        "{method} {path} HTTP/1.1\r\nhost: {address}\r\nauthorization: Bearer {token}\r\n\
+         content-type: application/json\r\ncontent-length: {}\r\nconnection: close\r\n\r\n{body}",
+        body.len()
+    );
+    stream.write_all(request.as_bytes()).await.unwrap();
+    let mut answer = String::new();
+    stream.read_to_string(&mut answer).await.unwrap();
+    let status = answer
+        .split_whitespace()
+        .nth(1)
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(0);
+    (status, answer)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn abuse_of_the_gateway_deployment() {
+    let Some((deployment, gateway)) = Microservices::start(&[]).await else {
+        return;
+    };
+    let api = Api::at(gateway);
+    dot_segments_never_leave_the_public_api(&deployment, &api).await;
+    internal_endpoints_refuse_end_users(&deployment, &api).await;
+    a_reused_txn_id_gives_no_credit_back(&api, "G").await;
+}
+
+/// The auth matrix: every route the API document says needs a token refuses, with 401 and
+/// `WWW-Authenticate: Bearer`, no token, an expired one, one signed with a key not the user
+/// service's, one with `alg: none`, a refresh token used as an access token, and garbage.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn every_route_of_the_single_server_refuses_bad_tokens() {
+    let data = tempfile::tempdir().unwrap();
+    let data = data.path().to_str().unwrap();
+    auth_matrix(&Api::start(&[
+        "--data-dir",
+        data,
+        "--access-token-ttl",
+        "1s",
+    ]))
+    .await;
+}
+
+/// The same matrix through the gateway (its own token checks, then each service's).
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn every_route_behind_the_gateway_refuses_bad_tokens() {
+    let Some((_deployment, gateway)) =
+        Microservices::start(&[("user", &["--access-token-ttl", "1s"])]).await
+    else {
+        return;
+    };
+    auth_matrix(&Api::at(gateway)).await;
+}
+
+/// Runs the matrix against a server whose access tokens live 1 s.
+async fn auth_matrix(api: &Api) {
+    use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+    use base64::Engine;
+    let email = "matrix@example.com";
+    let (status, _) = api
+        .call(
+            reqwest::Method::POST,
+            "/v1/users",
+            "",
+            Some(
+                json!({"email": email, "password": "correct horse battery", "nickname": "Matrix"}),
+            ),
+        )
+        .await;
+    assert_eq!(status, 201);
+    let (_, tokens) = api
+        .call(
+            reqwest::Method::POST,
+            "/v1/auth/token",
+            "",
+            Some(json!({"email": email, "password": "correct horse battery"})),
+        )
+        .await;
+    let access = tokens["access_token"].as_str().unwrap().to_owned();
+    let refresh = tokens["refresh_token"].as_str().unwrap().to_owned();
+    let (header, claims) = {
+        let mut parts = access.split('.');
+        (
+            parts.next().unwrap().to_owned(),
+            parts.next().unwrap().to_owned(),
+        )
+    };
+    let forged = format!("{header}.{claims}.{}", URL_SAFE_NO_PAD.encode([7u8; 64]));
+    let none_header = URL_SAFE_NO_PAD.encode(r#"{"alg":"none","typ":"JWT"}"#);
+    let alg_none = format!("{none_header}.{claims}.");
+    // Past its 1 s life and the 5 s leeway.
+    tokio::time::sleep(std::time::Duration::from_secs(7)).await;
+    let bad_tokens = [
+        ("none", None),
+        ("expired", Some(access.as_str())),
+        ("forged", Some(forged.as_str())),
+        ("alg none", Some(alg_none.as_str())),
+        ("refresh as access", Some(refresh.as_str())),
+        ("garbage", Some("not-a-token")),
+    ];
+
+    let document: serde_json::Value = reqwest::get(format!("{}/openapi.json", api.server.base))
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let mut checked = 0;
+    for (path, item) in document["paths"].as_object().unwrap() {
+        for (method, operation) in item.as_object().unwrap() {
+            let secured = operation["security"]
+                .as_array()
+                .is_some_and(|s| s.iter().any(|r| r.get("bearer").is_some()));
+            // Kakao's start takes a token only to link accounts; without one it starts a login.
+            if !secured || path.starts_with("/v1/auth/kakao") {
+                continue;
+            }
+            let concrete = path
+                .split('/')
+                .map(|segment| {
+                    if segment.starts_with('{') {
+                        uuid::Uuid::now_v7().to_string()
+                    } else {
+                        segment.to_owned()
+                    }
+                })
+                .collect::<Vec<_>>()
+                .join("/");
+            let method: reqwest::Method = method.to_uppercase().parse().unwrap();
+            for (kind, token) in bad_tokens {
+                let mut request = api
+                    .client
+                    .request(method.clone(), format!("{}{concrete}", api.server.base))
+                    .json(&json!({}));
+                if let Some(token) = token {
+                    request = request.bearer_auth(token);
+                }
+                let answer = request.send().await.unwrap();
+                assert_eq!(
+                    answer.status(),
+                    401,
+                    "{method} {path} with {kind} token: {:?}",
+                    answer.text().await
+                );
+                assert!(
+                    answer.headers().contains_key("www-authenticate"),
+                    "{method} {path}"
+                );
+                checked += 1;
+            }
+        }
+    }
+    assert!(
+        checked > 100,
+        "only {checked} checks: the document lists few routes"
+    );
+}

@@ -1,0 +1,104 @@
+//! The microservice deployment on loopback for a test: the four services on one PostgreSQL
+//! database (a schema each) and a tansu broker, behind `msa gateway`, every one a real process on
+//! its own port.
+
+use super::{free_port, kafka_flags, spawn_serving, Server};
+
+/// The password-hashing flags that keep sign-ups fast in tests.
+pub const HASH_FLAGS: [&str; 6] = [
+    "--password-hash-memory-kib",
+    "64",
+    "--password-hash-iterations",
+    "1",
+    // Tests sign many people up from one address.
+    "--password-attempts-per-minute",
+    "100000",
+];
+
+pub struct Microservices {
+    /// The gateway's base URL (its process is the [`Server`] `start` returns beside).
+    pub gateway: String,
+    /// Each service's own base URL (behind the gateway's back, as a neighbour on the network).
+    pub user: String,
+    pub chat: String,
+    pub payment: String,
+    pub user_chat: String,
+    _services: Vec<Server>,
+    _broker: msa_testkit::Broker,
+}
+
+impl Microservices {
+    /// Starts the deployment; `None` (outside CI) when PostgreSQL or tansu is missing. `extra`
+    /// flags go to the service they name (`("payment", ["--free-messages-per-day", "2"])`).
+    pub async fn start(extra: &[(&str, &[&str])]) -> Option<(Microservices, Server)> {
+        let database = msa_testkit::postgres_database().await?;
+        let broker = msa_testkit::Broker::start().await?;
+        let kafka = kafka_flags(&broker);
+        let ports: Vec<u16> = (0..4).map(|_| free_port()).collect();
+        let url = |port: u16| format!("http://127.0.0.1:{port}");
+        let (user, chat, payment, user_chat) =
+            (url(ports[0]), url(ports[1]), url(ports[2]), url(ports[3]));
+        let service = |name: &str, port: u16, flags: &[&str]| {
+            let listen = format!("127.0.0.1:{port}");
+            let mut args = vec![
+                "serve",
+                name,
+                "--listen",
+                &listen,
+                "--database-url",
+                &database,
+            ];
+            args.extend(kafka.iter().map(String::as_str));
+            args.extend(flags);
+            for (service, more) in extra {
+                if *service == name {
+                    args.extend(more.iter());
+                }
+            }
+            spawn_serving(&args)
+        };
+        let services = vec![
+            service("user", ports[0], &HASH_FLAGS),
+            service(
+                "chat",
+                ports[1],
+                &["--user", &user, "--user-chat", &user_chat],
+            ),
+            service(
+                "payment",
+                ports[2],
+                &["--user", &user, "--user-chat", &user_chat],
+            ),
+            service(
+                "user-chat",
+                ports[3],
+                &["--user", &user, "--chat", &chat, "--payment", &payment],
+            ),
+        ];
+        let gateway = spawn_serving(&[
+            "gateway",
+            "--listen",
+            "127.0.0.1:0",
+            "--user",
+            &user,
+            "--chat",
+            &chat,
+            "--payment",
+            &payment,
+            "--user-chat",
+            &user_chat,
+        ]);
+        Some((
+            Microservices {
+                gateway: gateway.base.clone(),
+                user,
+                chat,
+                payment,
+                user_chat,
+                _services: services,
+                _broker: broker,
+            },
+            gateway,
+        ))
+    }
+}
