@@ -781,3 +781,97 @@ async fn parallel_sends_at_the_last_credits_spend_each_credit_once() {
         "{wallet}"
     );
 }
+
+/// A stand-in for Toss's API that approves every confirmation as the order asked and counts
+/// look-ups (`GET /v1/payments/{key}`).
+async fn toss_stand_in() -> (String, std::sync::Arc<std::sync::atomic::AtomicUsize>) {
+    use axum::extract::{Path, State};
+    use axum::routing::{get, post};
+    use std::sync::atomic::{AtomicUsize, Ordering};
+    use std::sync::Arc;
+    let look_ups = Arc::new(AtomicUsize::new(0));
+    let object = |key: &str, order: &str, amount: i64| {
+        json!({"paymentKey": key, "orderId": order, "currency": "KRW", "status": "DONE",
+            "totalAmount": amount, "balanceAmount": amount,
+            "approvedAt": "2026-11-27T21:00:05+09:00"})
+    };
+    let app = axum::Router::new()
+        .route(
+            "/v1/payments/confirm",
+            post(move |axum::Json(body): axum::Json<Value>| async move {
+                axum::Json(object(
+                    body["paymentKey"].as_str().unwrap(),
+                    body["orderId"].as_str().unwrap(),
+                    body["amount"].as_i64().unwrap(),
+                ))
+            }),
+        )
+        .route(
+            "/v1/payments/{key}",
+            get(
+                |State(look_ups): State<Arc<AtomicUsize>>, Path(_key): Path<String>| async move {
+                    look_ups.fetch_add(1, Ordering::SeqCst);
+                    (
+                        axum::http::StatusCode::NOT_FOUND,
+                        axum::Json(json!({"code": "NOT_FOUND_PAYMENT", "message": "no"})),
+                    )
+                },
+            ),
+        )
+        .with_state(look_ups.clone());
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let address = listener.local_addr().unwrap();
+    tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
+    (format!("http://{address}"), look_ups)
+}
+
+/// Toss's deliveries are unsigned: one that does not name our payment key is refused before
+/// anything is asked of Toss, and one for a payment already decided asks nothing either.
+#[tokio::test(flavor = "multi_thread")]
+async fn unsigned_toss_deliveries_are_checked_before_any_look_up() {
+    let (toss, look_ups) = toss_stand_in().await;
+    let data = tempfile::tempdir().unwrap();
+    let api = Api::start(&[
+        "--data-dir",
+        data.path().to_str().unwrap(),
+        "--payment-provider",
+        "toss",
+        "--toss-secret-key",
+        "test_sk_stand_in",
+        "--toss-base-url",
+        &toss,
+    ]);
+    let ada = api.person("Ada").await;
+    let payment = buy(&api, &ada, "buy-1").await;
+    let (status, approved) = confirm(&api, &ada, &payment, "tkey_1", 1000).await;
+    assert_eq!(
+        (status, approved["status"].as_str()),
+        (200, Some("approved")),
+        "{approved}"
+    );
+    let delivery = |key: &str, status: &str| {
+        json!({"eventType": "PAYMENT_STATUS_CHANGED", "createdAt": "2026-11-27T21:00:06.000000",
+            "data": {"paymentKey": key, "orderId": payment["order_id"], "status": status}})
+    };
+    let webhooks = "/v1/payments/webhooks/toss";
+    for _ in 0..20 {
+        let (status, problem) = api
+            .call(
+                Method::POST,
+                webhooks,
+                "",
+                Some(delivery("tkey_forged", "CANCELED")),
+            )
+            .await;
+        assert_eq!(status, 401, "{problem}");
+        let (status, answer) = api
+            .call(Method::POST, webhooks, "", Some(delivery("tkey_1", "DONE")))
+            .await;
+        assert_eq!((status, answer["status"].as_str()), (200, Some("approved")));
+    }
+    assert_eq!(
+        look_ups.load(std::sync::atomic::Ordering::SeqCst),
+        0,
+        "no delivery made us ask Toss"
+    );
+}
