@@ -103,6 +103,15 @@ pub async fn start(
         .ensure_tables(&Directory)
         .await
         .context("creating the user directory")?;
+    // Existing nicknames take their look once (the directory lists them).
+    runner
+        .catch_up(&Directory)
+        .await
+        .context("bringing the user directory up to date")?;
+    service
+        .upgrade()
+        .await
+        .context("upgrading stored user data")?;
     // The deny list: brought up to date and loaded before the process serves, then followed.
     runner
         .ensure_tables(&RevocationsProjection)

@@ -51,11 +51,9 @@ impl UserService {
             .await;
         }
         if let Some(nickname) = &before.nickname {
-            self.release(
-                &Claim::stream(ClaimKind::Nickname, &nickname.normalized()),
-                user_id,
-            )
-            .await;
+            for claim in super::register::nickname_claims(nickname) {
+                self.release(&claim, user_id).await;
+            }
         }
         Ok(())
     }

@@ -7,6 +7,7 @@ pub mod profile;
 mod register;
 pub mod roles;
 mod sessions;
+mod upgrades;
 
 use std::sync::Arc;
 

@@ -5,7 +5,7 @@ use msa_kernel::{CommandError, Repository};
 use serde::Serialize;
 use uuid::Uuid;
 
-use super::register::take;
+use super::register::nickname_claims;
 use super::{UserService, UserServiceError};
 use crate::domain::{AvatarUrl, Bio, Claim, ClaimKind, Nickname, User, UserCommand, UserError};
 
@@ -145,14 +145,24 @@ impl UserService {
         let metadata = Self::metadata(Some(user_id));
         let renamed = change
             .nickname
-            .as_ref()
+            .clone()
             .filter(|n| Some(n.normalized()) != user.nickname.as_ref().map(Nickname::normalized));
-        let new_claim = renamed.map(|n| Claim::stream(ClaimKind::Nickname, &n.normalized()));
-        if let Some(claim) = &new_claim {
-            take(&self.claims, claim, user_id, &metadata)
-                .await?
-                .map_err(|_| UserServiceError::NicknameTaken)?;
-        }
+        // A new look too, unless the rename keeps it (Ada -> ada_): then only the exact form.
+        let old_look = user.nickname.as_ref().map(Nickname::look);
+        let new_claims: Vec<_> = match &renamed {
+            None => vec![],
+            Some(n) => nickname_claims(n)
+                .into_iter()
+                .filter(|claim| {
+                    Some(claim)
+                        != old_look
+                            .as_ref()
+                            .map(|look| Claim::stream(ClaimKind::NicknameLook, look))
+                            .as_ref()
+                })
+                .collect(),
+        };
+        self.take_all(&new_claims, user_id, &metadata).await?;
         let command = UserCommand::ChangeProfile {
             nickname: change.nickname,
             bio: change.bio,
@@ -165,7 +175,7 @@ impl UserService {
         {
             Ok(executed) => executed,
             Err(error) => {
-                if let Some(claim) = &new_claim {
+                for claim in &new_claims {
                     self.release(claim, user_id).await;
                 }
                 return Err(match error {
@@ -175,13 +185,12 @@ impl UserService {
                 });
             }
         };
-        if new_claim.is_some() {
-            if let Some(old) = &user.nickname {
-                self.release(
-                    &Claim::stream(ClaimKind::Nickname, &old.normalized()),
-                    user_id,
-                )
-                .await;
+        if let (Some(new), Some(old)) = (&renamed, &user.nickname) {
+            // Only what the new nickname does not hold again.
+            for (old_claim, new_claim) in nickname_claims(old).iter().zip(nickname_claims(new)) {
+                if *old_claim != new_claim {
+                    self.release(old_claim, user_id).await;
+                }
             }
         }
         ProfileView::of(&executed.state, true).ok_or(UserServiceError::NotFound)

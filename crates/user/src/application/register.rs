@@ -34,11 +34,8 @@ impl UserService {
         take(&self.claims, &email_claim, user_id, &metadata)
             .await?
             .map_err(|_| UserServiceError::EmailTaken)?;
-        let nickname_claim = Claim::stream(ClaimKind::Nickname, &nickname.normalized());
-        if let Err(refused) = take(&self.claims, &nickname_claim, user_id, &metadata)
-            .await
-            .and_then(|taken| taken.map_err(|_| UserServiceError::NicknameTaken))
-        {
+        let nickname_claims = nickname_claims(&nickname);
+        if let Err(refused) = self.take_all(&nickname_claims, user_id, &metadata).await {
             self.release(&email_claim, user_id).await;
             return Err(refused);
         }
@@ -60,7 +57,9 @@ impl UserService {
             .await
         {
             self.release(&email_claim, user_id).await;
-            self.release(&nickname_claim, user_id).await;
+            for claim in &nickname_claims {
+                self.release(claim, user_id).await;
+            }
             return Err(error.into());
         }
         Ok(Registration {
@@ -70,6 +69,28 @@ impl UserService {
             roles,
             registered_at,
         })
+    }
+
+    /// Takes every claim in `claims` for `user_id`, in order; when one is held by someone else,
+    /// gives back the ones taken and answers `NicknameTaken`.
+    pub(super) async fn take_all(
+        &self,
+        claims: &[msa_kernel::StreamId],
+        user_id: Uuid,
+        metadata: &msa_kernel::EventMetadata,
+    ) -> Result<(), UserServiceError> {
+        for (taken, claim) in claims.iter().enumerate() {
+            let outcome = take(&self.claims, claim, user_id, metadata)
+                .await
+                .and_then(|taken| taken.map_err(|_| UserServiceError::NicknameTaken));
+            if let Err(refused) = outcome {
+                for claim in &claims[..taken] {
+                    self.release(claim, user_id).await;
+                }
+                return Err(refused);
+            }
+        }
+        Ok(())
     }
 
     /// Gives a claim back. A failure only logs: the claim then stays with a user id that never
@@ -84,6 +105,14 @@ impl UserService {
             tracing::error!(%claim, %user_id, %error, "claim not released");
         }
     }
+}
+
+/// The claims that keep `nickname` unique: its exact (case-insensitive) form and its look.
+pub(super) fn nickname_claims(nickname: &Nickname) -> [msa_kernel::StreamId; 2] {
+    [
+        Claim::stream(ClaimKind::Nickname, &nickname.normalized()),
+        Claim::stream(ClaimKind::NicknameLook, &nickname.look()),
+    ]
 }
 
 /// Takes a claim for `user_id`: `Ok(Err(_))` when someone else holds it.

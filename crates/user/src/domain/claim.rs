@@ -13,6 +13,10 @@ use uuid::Uuid;
 pub enum ClaimKind {
     Email,
     Nickname,
+    /// What a nickname looks like ([`Nickname::look`](super::Nickname::look), its confusables
+    /// skeleton): look-alike nicknames collide on it. Taken beside the `Nickname` claim, which
+    /// exact look-ups use.
+    NicknameLook,
     /// A Kakao account id: one Kakao account signs in to one user.
     Kakao,
 }
@@ -22,6 +26,7 @@ impl ClaimKind {
         match self {
             ClaimKind::Email => "email",
             ClaimKind::Nickname => "nickname",
+            ClaimKind::NicknameLook => "nickname-look",
             ClaimKind::Kakao => "kakao",
         }
     }
