@@ -11,7 +11,10 @@
 //! From the moment a confirmation goes to the provider until it answers, the outcome is unknown
 //! to us, so that is the state: a crash in between leaves a payment that is resolved by a look-up.
 //! Refunds reserve their amount before the provider is asked, so concurrent refunds can never
-//! together exceed what was approved.
+//! together exceed what was approved; a refund carries the credits the buyer's wallet holds for
+//! it (held first, see `Wallet`). A cancellation the provider reports after approval is recorded
+//! as a refund requested and completed at once. A provider record of another order, amount or
+//! currency never approves a payment: it fails it and records the mismatch.
 
 use std::collections::BTreeMap;
 
