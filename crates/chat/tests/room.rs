@@ -294,3 +294,34 @@ fn a_reaction_is_added_once_and_removed_once() {
         .when(react(false, false))
         .then([]);
 }
+
+#[test]
+fn an_invitee_may_decline_and_is_then_no_longer_invited() {
+    let invited = RoomEvent::MemberInvited {
+        seq: 2,
+        user_id: user(OUTSIDER),
+        by: user(OWNER),
+    };
+    given::<Room>([created(), invited.clone()])
+        .when(RoomCommand::Decline {
+            user_id: user(OUTSIDER),
+        })
+        .then([RoomEvent::InviteDeclined {
+            seq: 3,
+            user_id: user(OUTSIDER),
+        }]);
+    let declined = RoomEvent::InviteDeclined {
+        seq: 3,
+        user_id: user(OUTSIDER),
+    };
+    given::<Room>([created(), invited, declined])
+        .when(RoomCommand::Join {
+            user_id: user(OUTSIDER),
+        })
+        .then_error(|e| *e == RoomError::NotInvited);
+    given::<Room>([created()])
+        .when(RoomCommand::Decline {
+            user_id: user(MEMBER),
+        })
+        .then_error(|e| *e == RoomError::AlreadyMember);
+}

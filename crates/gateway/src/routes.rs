@@ -38,7 +38,7 @@ pub fn owner(method: &Method, path: &RoutedPath) -> Option<Owner> {
         ["v1", "rooms", _, "invites"] => Some(Owner::UserChat),
         ["v1", "rooms", _, "messages"] if method == Method::POST => Some(Owner::UserChat),
         ["v1", "rooms", _, "members"] if method == Method::GET => Some(Owner::UserChat),
-        ["v1", "rooms" | "search", ..] | ["v1", "stream"] => Some(Owner::Chat),
+        ["v1", "rooms" | "search" | "invites", ..] | ["v1", "stream"] => Some(Owner::Chat),
         ["v1", "products" | "payments" | "wallet", ..] => Some(Owner::Payment),
         _ => None,
     }
@@ -62,6 +62,8 @@ mod tests {
             (Method::GET, "/v1/rooms/r1/members", Some(Owner::UserChat)),
             (Method::POST, "/v1/rooms/r1/members", Some(Owner::Chat)),
             (Method::GET, "/v1/stream", Some(Owner::Chat)),
+            (Method::GET, "/v1/invites", Some(Owner::Chat)),
+            (Method::DELETE, "/v1/invites/r1", Some(Owner::Chat)),
             (Method::GET, "/v1/inbox", Some(Owner::UserChat)),
             (
                 Method::POST,

@@ -6,6 +6,7 @@ use anyhow::{Context, Result};
 use axum::Router;
 use msa_chat::adapters::history::History;
 use msa_chat::adapters::http::{internal_routes, routes, ChatApi};
+use msa_chat::adapters::invites::Invites;
 use msa_chat::adapters::live::LiveFeed;
 use msa_chat::adapters::live_limits::LiveLimitSettings;
 use msa_chat::adapters::search::Search;
@@ -55,11 +56,16 @@ pub async fn start(
         .ensure_tables(&search)
         .await
         .context("creating the chat search index")?;
+    runner
+        .ensure_tables(&Invites)
+        .await
+        .context("creating the chat invitations table")?;
     let feed = LiveFeed::start(stores.events.clone(), live, stop.clone());
     let projections = tokio::spawn(async move {
         tokio::join!(
             runner.run(&History, stop.clone()),
-            runner.run(&search, stop)
+            runner.run(&search, stop.clone()),
+            runner.run(&Invites, stop)
         );
     });
     let api = ChatApi::new(service.clone(), verifier, feed);

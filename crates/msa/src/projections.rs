@@ -38,6 +38,11 @@ pub fn all() -> Vec<ProjectionSpec> {
         },
         ProjectionSpec {
             context: "chat",
+            name: "chat.invites",
+            projection: |_| Arc::new(msa_chat::adapters::invites::Invites),
+        },
+        ProjectionSpec {
+            context: "chat",
             name: "chat.search",
             projection: |backend| Arc::new(msa_chat::adapters::search::Search { backend }),
         },

@@ -817,3 +817,72 @@ async fn the_room_list_follows_activity_and_counts_only_live_messages_from_other
         "the group is the latest active now"
     );
 }
+
+/// Invitations are listed for the invitee (with who invited), and can be accepted or declined;
+/// the inviter sees the outcome on the stream.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn invitations_are_listed_and_can_be_accepted_or_declined() {
+    let data = tempfile::tempdir().unwrap();
+    let api = Api::start(&["--data-dir", data.path().to_str().unwrap(), ALLOWANCE, MANY]);
+    let (ada, bob, cy) = (
+        api.person("Ada").await,
+        api.person("Bob").await,
+        api.person("Cy").await,
+    );
+    let mut ada_stream = live::connect(&api, &ada, None, false).await;
+    let (_, room) = api
+        .post(
+            &ada,
+            "/v1/rooms",
+            json!({"kind": "group", "name": "Plans", "members": [bob.id, cy.id]}),
+        )
+        .await;
+    let room = room["id"].as_str().unwrap().to_owned();
+    let listed = |who: &Person| {
+        let token = who.token.clone();
+        let api = &api;
+        async move {
+            let (_, list) = api
+                .call(reqwest::Method::GET, "/v1/invites", &token, None)
+                .await;
+            list["items"].as_array().unwrap().clone()
+        }
+    };
+    eventually(|| async { listed(&bob).await.len() == 1 }).await;
+    let invitation = &listed(&bob).await[0];
+    assert_eq!(
+        (
+            invitation["room_id"].as_str(),
+            invitation["room_name"].as_str(),
+            invitation["invited_by"].as_str()
+        ),
+        (Some(room.as_str()), Some("Plans"), Some(ada.id.as_str()))
+    );
+
+    // Bob declines: the invitation is gone, Ada sees it, and Bob cannot join any more.
+    let decline = format!("/v1/invites/{room}");
+    let (status, _) = api
+        .call(reqwest::Method::DELETE, &decline, &bob.token, None)
+        .await;
+    assert_eq!(status, 204);
+    eventually(|| async { listed(&bob).await.is_empty() }).await;
+    let mut seen = Vec::new();
+    while let Some(frame) = live::next_frame(&mut ada_stream).await {
+        seen.push(frame["type"].as_str().unwrap_or_default().to_owned());
+    }
+    assert!(seen.contains(&"InviteDeclined".to_owned()), "{seen:?}");
+    let joins = format!("/v1/rooms/{room}/members");
+    assert_eq!(api.post(&bob, &joins, json!(null)).await.0, 403);
+    let (status, _) = api
+        .call(reqwest::Method::DELETE, &decline, &bob.token, None)
+        .await;
+    assert_eq!(status, 403, "declining twice: no longer invited");
+
+    // Cy accepts: a member, and no longer listed.
+    assert_eq!(api.post(&cy, &joins, json!(null)).await.0, 204);
+    eventually(|| async { listed(&cy).await.is_empty() }).await;
+    let (status, _) = api
+        .call(reqwest::Method::DELETE, &decline, &cy.token, None)
+        .await;
+    assert_eq!(status, 409, "a member leaves rather than declines");
+}

@@ -280,7 +280,7 @@ impl History {
                 format!("DELETE FROM {reactions} WHERE message_id = $1 AND user_id = $2 AND emoji = $3"),
                 vec![Text(message_id.to_string()), Text(user_id.to_string()), Text(emoji.as_str().to_owned())],
             )),
-            RoomEvent::MemberInvited { .. } => {}
+            RoomEvent::MemberInvited { .. } | RoomEvent::InviteDeclined { .. } => {}
         }
         for (sql, binds) in statements {
             msa_sql::execute(tx, &sql, binds)

@@ -16,6 +16,7 @@ use utoipa::{IntoParams, OpenApi, ToSchema};
 use uuid::Uuid;
 
 use crate::adapters::history::{MessageView, RoomSummary, Window};
+use crate::adapters::invites::{self, Invitation};
 use crate::adapters::live::{self, LiveFeed};
 use crate::adapters::search::{self, SearchHit};
 use crate::application::{ChatError, ChatService, PostedMessage, RoomView};
@@ -89,6 +90,8 @@ pub fn routes(api: ChatApi) -> Router {
         .route("/v1/rooms", get(my_rooms))
         .route("/v1/rooms/{id}", get(room))
         .route("/v1/rooms/{id}/members", post(join))
+        .route("/v1/invites", get(my_invitations))
+        .route("/v1/invites/{room_id}", delete(decline))
         .route("/v1/rooms/{id}/members/{user_id}", delete(remove_member))
         .route("/v1/rooms/{id}/members/{user_id}/role", put(set_role))
         .route("/v1/rooms/{id}/bans", post(ban))
@@ -111,7 +114,7 @@ pub fn routes(api: ChatApi) -> Router {
 /// The chat context's part of the OpenAPI document.
 #[derive(OpenApi)]
 #[openapi(
-    paths(my_rooms, room, join, remove_member, set_role, ban, history, mark_read,
+    paths(my_rooms, room, join, my_invitations, decline, remove_member, set_role, ban, history, mark_read,
         edit, redact, edits, add_reaction, remove_reaction, search_messages),
     modifiers(&BearerAuth),
     tags((name = "rooms", description = "Rooms, members and messages"))
@@ -298,6 +301,48 @@ async fn invite(
         .api
         .service
         .change_membership(body.by, room_id(&id)?, command)
+        .await?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+#[derive(Serialize, ToSchema)]
+struct InvitationList {
+    /// Open invitations, newest first (at most 100).
+    items: Vec<Invitation>,
+    next_cursor: Option<String>,
+}
+
+#[utoipa::path(get, path = "/v1/invites", tag = "rooms", security(("bearer" = [])),
+    description = "Rooms I am invited to and have not joined or declined, with who invited me. Accept with POST /v1/rooms/{id}/members, decline with DELETE /v1/invites/{room_id}.",
+    responses((status = 200, body = InvitationList), (status = 401, body = Problem)))]
+async fn my_invitations(
+    State(api): State<ChatApi>,
+    caller: Caller,
+) -> Result<impl IntoResponse, Problem> {
+    let items = invites::invitations_of(api.service.read_models(), caller.user_id)
+        .await
+        .map_err(|e| Problem::internal(&e))?;
+    Ok(Json(InvitationList {
+        items,
+        next_cursor: None,
+    }))
+}
+
+#[utoipa::path(delete, path = "/v1/invites/{room_id}", tag = "rooms", security(("bearer" = [])), params(("room_id" = Uuid, Path)),
+    description = "Declines an invitation: the room's members see `InviteDeclined` on the stream.",
+    responses((status = 204, description = "Declined"), (status = 401, body = Problem),
+        (status = 403, description = "Not invited to this room", body = Problem), (status = 404, body = Problem),
+        (status = 409, description = "Already a member (leave instead)", body = Problem)))]
+async fn decline(
+    State(api): State<ChatApi>,
+    caller: Caller,
+    Path(room): Path<String>,
+) -> Result<impl IntoResponse, Problem> {
+    let command = RoomCommand::Decline {
+        user_id: caller.user_id,
+    };
+    api.service
+        .change_membership(caller.user_id, room_id(&room)?, command)
         .await?;
     Ok(StatusCode::NO_CONTENT)
 }

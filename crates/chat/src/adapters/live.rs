@@ -368,7 +368,7 @@ impl Rooms {
                 true
             }
             // An invitation reaches the invitee, so a client can show it.
-            Some((_, MembershipChange::Invited)) => true,
+            Some((_, MembershipChange::Invited | MembershipChange::Declined)) => true,
             Some((_, MembershipChange::Left)) => self.rooms.remove(&live.room_id),
             None => self.rooms.contains(&live.room_id),
         }

@@ -72,6 +72,11 @@ pub enum RoomEvent {
         seq: u64,
         user_id: Uuid,
     },
+    /// An invitee said no: no longer invited.
+    InviteDeclined {
+        seq: u64,
+        user_id: Uuid,
+    },
     MemberLeft {
         seq: u64,
         user_id: Uuid,
@@ -132,6 +137,7 @@ impl RoomEvent {
             RoomEvent::RoomCreated { seq, .. }
             | RoomEvent::MemberInvited { seq, .. }
             | RoomEvent::MemberJoined { seq, .. }
+            | RoomEvent::InviteDeclined { seq, .. }
             | RoomEvent::MemberLeft { seq, .. }
             | RoomEvent::MemberKicked { seq, .. }
             | RoomEvent::MemberBanned { seq, .. }
@@ -153,6 +159,9 @@ impl RoomEvent {
                 .collect(),
             RoomEvent::MemberJoined { user_id, .. } => vec![(*user_id, MembershipChange::Joined)],
             RoomEvent::MemberInvited { user_id, .. } => vec![(*user_id, MembershipChange::Invited)],
+            RoomEvent::InviteDeclined { user_id, .. } => {
+                vec![(*user_id, MembershipChange::Declined)]
+            }
             RoomEvent::MemberLeft { user_id, .. }
             | RoomEvent::MemberKicked { user_id, .. }
             | RoomEvent::MemberBanned { user_id, .. } => vec![(*user_id, MembershipChange::Left)],
@@ -168,6 +177,8 @@ pub enum MembershipChange {
     Joined,
     /// Was invited: told, not yet a member.
     Invited,
+    /// Declined an invitation: told, never a member.
+    Declined,
     /// Is no longer a member (left, kicked or banned).
     Left,
 }
@@ -189,6 +200,10 @@ pub enum RoomCommand {
         user_id: Uuid,
     },
     Join {
+        user_id: Uuid,
+    },
+    /// An invitee turns the invitation down.
+    Decline {
         user_id: Uuid,
     },
     Leave {
@@ -377,6 +392,9 @@ impl Aggregate for Room {
                 self.invited.remove(user_id);
                 self.members.insert(*user_id, Role::Member);
             }
+            RoomEvent::InviteDeclined { user_id, .. } => {
+                self.invited.remove(user_id);
+            }
             RoomEvent::MemberLeft { user_id, .. } | RoomEvent::MemberKicked { user_id, .. } => {
                 self.members.remove(user_id);
             }
@@ -480,6 +498,21 @@ impl Aggregate for Room {
                     return Err(RoomError::NotInvited);
                 }
                 RoomEvent::MemberJoined {
+                    seq,
+                    user_id: *user_id,
+                }
+            }
+            RoomCommand::Decline { user_id } => {
+                if !self.exists() {
+                    return Err(RoomError::NotFound);
+                }
+                if self.is_member(*user_id) {
+                    return Err(RoomError::AlreadyMember);
+                }
+                if !self.invited.contains(user_id) {
+                    return Err(RoomError::NotInvited);
+                }
+                RoomEvent::InviteDeclined {
                     seq,
                     user_id: *user_id,
                 }
