@@ -190,6 +190,7 @@ async function enter() {
   await Promise.race([ready, new Promise((resolve) => setTimeout(resolve, 3000))]);
   if (current !== session) return;
   await loadInbox().catch((error) => status(t('error', { detail: problemText(error) })));
+  session.groups.load();
   const wanted = decodeURIComponent(location.hash.slice(1));
   if (wanted && session.rooms.has(wanted)) openRoom(wanted, { push: false });
   else $('new-direct').focus();

@@ -1,8 +1,10 @@
 // Group rooms: creating one, its members (invite, leave), and invitations to accept or decline.
 //
 // Nobody is put in a group without consent: the people named at creation or invited later get
-// an invitation (a MemberInvited event on their stream) and join by accepting it. The server
-// keeps no list of open invitations, so the page keeps the ones it saw (localStorage).
+// an invitation (a MemberInvited event on their stream) and join by accepting it. The page keeps
+// the invitations it saw (localStorage) and, where the server lists open invitations
+// (GET /v1/invites), takes that list as the truth; declining tells the server where it can
+// (DELETE /v1/invites/{room}).
 
 import { call } from './api.js';
 import { $, el, openDialog } from './dom.js';
@@ -39,6 +41,32 @@ export class Groups {
     } catch {
       // In memory only.
     }
+  }
+
+  /** The server's list of open invitations, where it has one (else the page's own stays). */
+  async load() {
+    let page;
+    try {
+      page = await call('GET', '/v1/invites');
+    } catch {
+      return;
+    }
+    const invites = [];
+    for (const item of page.items || []) {
+      const known = this.invites.find((i) => i.room_id === item.room_id);
+      let from = known?.from;
+      if (!from) {
+        try {
+          from = (await call('GET', `/v1/users/${item.invited_by}`)).nickname;
+        } catch {
+          from = t('unknownUser');
+        }
+      }
+      invites.push({ room_id: item.room_id, by: item.invited_by, from, room: item.room_name || null });
+    }
+    this.invites = invites;
+    this.save();
+    this.renderInvites();
   }
 
   /** A live MemberInvited naming this user. */
@@ -81,11 +109,15 @@ export class Groups {
             error.textContent = failure.message;
           }
         });
-        decline.addEventListener('click', () => this.settled(invite.room_id));
+        decline.addEventListener('click', async () => {
+          // Where the server has declining (else the invitation just leaves this page).
+          await call('DELETE', `/v1/invites/${invite.room_id}`).catch(() => {});
+          this.settled(invite.room_id);
+        });
         return el(
           'li',
           { className: 'invite', dataset: { roomId: invite.room_id } },
-          el('span', {}, t('invitedBy', { who: invite.from })),
+          el('span', {}, invite.room ? t('invitedTo', { who: invite.from, room: invite.room }) : t('invitedBy', { who: invite.from })),
           el('span', { className: 'actions' }, accept, decline),
           error,
         );
