@@ -20,12 +20,13 @@ fn help_lists_the_subcommands() {
 }
 
 #[tokio::test]
-async fn the_single_server_on_sqlite_serves_a_page_and_is_ready() {
+async fn the_single_server_on_sqlite_serves_the_web_client_and_is_ready() {
     let data = tempfile::tempdir().unwrap();
     let server = serve(&["--data-dir", data.path().to_str().unwrap()]);
     let (status, page) = get(&format!("{}/", server.base)).await;
     assert_eq!(status, 200);
-    assert!(page.contains("<h1>msa is running</h1>"), "{page}");
+    assert!(page.contains("<title>msa chat</title>"), "{page}");
+    assert!(page.contains("<script type=\"module\""), "{page}");
     let (status, ready) = get(&format!("{}/readyz", server.base)).await;
     assert_eq!(status, 200, "{ready}");
     let ready: Value = serde_json::from_str(&ready).unwrap();
