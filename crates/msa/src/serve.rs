@@ -207,8 +207,10 @@ async fn one(
         let user = args.services.require("user", &needed_by)?;
         crate::remote::verifier(&user, stop.clone()).await
     };
-    // The internal endpoints of chat and payment answer user-chat only.
+    // The internal endpoints of chat and payment answer user-chat only. (The user service's URL
+    // is asked for first: without it nothing can be checked.)
     let callers = |audience: &str| -> Result<Arc<TrustedServices>> {
+        args.services.require("user", &needed_by)?;
         let user_chat = args.services.require("user-chat", &needed_by)?;
         Ok(Arc::new(TrustedServices::new(
             audience,

@@ -886,3 +886,102 @@ async fn invitations_are_listed_and_can_be_accepted_or_declined() {
         .await;
     assert_eq!(status, 409, "a member leaves rather than declines");
 }
+
+/// Admins rename a group and set its topic, unban, and members see how far each has read.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn admins_change_details_and_unban_and_members_see_read_receipts() {
+    let data = tempfile::tempdir().unwrap();
+    let api = Api::start(&["--data-dir", data.path().to_str().unwrap(), ALLOWANCE, MANY]);
+    let (ada, bob, cy) = (
+        api.person("Ada").await,
+        api.person("Bob").await,
+        api.person("Cy").await,
+    );
+    let (_, room) = api
+        .post(
+            &ada,
+            "/v1/rooms",
+            json!({"kind": "group", "name": "Old", "members": [bob.id, cy.id]}),
+        )
+        .await;
+    let room = room["id"].as_str().unwrap().to_owned();
+    let joins = format!("/v1/rooms/{room}/members");
+    assert_eq!(api.post(&bob, &joins, json!(null)).await.0, 204);
+    let path = format!("/v1/rooms/{room}");
+    let change = |who: &Person, body: Value| {
+        let (token, path, api) = (who.token.clone(), path.clone(), &api);
+        async move {
+            api.call(reqwest::Method::PATCH, &path, &token, Some(body))
+                .await
+        }
+    };
+    let (status, view) = change(&ada, json!({"name": "New", "topic": "tea at 5"})).await;
+    assert_eq!(
+        (status, view["name"].as_str(), view["topic"].as_str()),
+        (200, Some("New"), Some("tea at 5"))
+    );
+    assert_eq!(
+        change(&bob, json!({"name": "Mine"})).await.0,
+        403,
+        "members do not"
+    );
+    assert_eq!(change(&ada, json!({"name": ""})).await.0, 422);
+    let (_, view) = change(&ada, json!({"topic": null})).await;
+    assert_eq!(
+        (view["name"].as_str(), &view["topic"]),
+        (Some("New"), &Value::Null)
+    );
+    eventually(|| async {
+        let (_, rooms) = api.get(&bob, "/v1/rooms").await;
+        rooms["items"][0]["name"] == "New"
+    })
+    .await;
+
+    // A banned invitee cannot join; unbanned and invited again, they can.
+    let bans = format!("/v1/rooms/{room}/bans");
+    assert_eq!(
+        api.post(&ada, &bans, json!({"user_id": cy.id})).await.0,
+        204
+    );
+    assert_eq!(api.post(&cy, &joins, json!(null)).await.0, 403);
+    let (status, _) = api
+        .call(
+            reqwest::Method::DELETE,
+            &format!("{bans}/{}", cy.id),
+            &bob.token,
+            None,
+        )
+        .await;
+    assert_eq!(status, 403, "members do not unban");
+    let (status, _) = api
+        .call(
+            reqwest::Method::DELETE,
+            &format!("{bans}/{}", cy.id),
+            &ada.token,
+            None,
+        )
+        .await;
+    assert_eq!(status, 204);
+    let invites = format!("/v1/rooms/{room}/invites");
+    assert_eq!(
+        api.post(&ada, &invites, json!({"user_id": cy.id})).await.0,
+        204
+    );
+    assert_eq!(api.post(&cy, &joins, json!(null)).await.0, 204);
+
+    // Read receipts: Bob posted, so he has read up to his message; Cy nothing yet.
+    let (_, posted) = api.send(&bob, &room, "r-1", "hello").await;
+    let seq = posted["seq"].as_i64().unwrap();
+    let markers = format!("/v1/rooms/{room}/read-markers");
+    eventually(|| async {
+        let (_, list) = api.get(&ada, &markers).await;
+        list["items"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|m| m["user_id"] == bob.id.as_str() && m["seq"] == seq)
+    })
+    .await;
+    let stranger = api.person("Stranger").await;
+    assert_eq!(api.get(&stranger, &markers).await.0, 403);
+}

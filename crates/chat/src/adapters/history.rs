@@ -280,7 +280,13 @@ impl History {
                 format!("DELETE FROM {reactions} WHERE message_id = $1 AND user_id = $2 AND emoji = $3"),
                 vec![Text(message_id.to_string()), Text(user_id.to_string()), Text(emoji.as_str().to_owned())],
             )),
-            RoomEvent::MemberInvited { .. } | RoomEvent::InviteDeclined { .. } => {}
+            RoomEvent::DetailsChanged { name, .. } => statements.push((
+                format!("UPDATE {rooms} SET name = $2 WHERE room_id = $1"),
+                vec![Text(room_id.clone()), name.into()],
+            )),
+            RoomEvent::MemberInvited { .. }
+            | RoomEvent::InviteDeclined { .. }
+            | RoomEvent::MemberUnbanned { .. } => {}
         }
         for (sql, binds) in statements {
             msa_sql::execute(tx, &sql, binds)
@@ -526,6 +532,30 @@ pub async fn room_ids_of(db: &SqlReadModelStore, user_id: Uuid) -> Result<Vec<Uu
             .await
             .map_err(StoreError::backend)?;
     Ok(ids.iter().filter_map(|id| id.parse().ok()).collect())
+}
+
+/// How far each member of `room_id` has read it (members who have read nothing: seq 0).
+pub async fn read_markers(
+    db: &SqlReadModelStore,
+    room_id: Uuid,
+) -> Result<Vec<(String, i64)>, StoreError> {
+    let rows = sqlx::query(
+        "SELECT m.user_id, COALESCE(k.seq, 0) AS seq FROM chat_members m
+         LEFT JOIN chat_read_markers k ON k.room_id = m.room_id AND k.user_id = m.user_id
+         WHERE m.room_id = $1 ORDER BY m.user_id",
+    )
+    .bind(room_id.to_string())
+    .fetch_all(db.pool())
+    .await
+    .map_err(StoreError::backend)?;
+    rows.iter()
+        .map(|row| {
+            Ok((
+                row.try_get("user_id").map_err(StoreError::backend)?,
+                row.try_get("seq").map_err(StoreError::backend)?,
+            ))
+        })
+        .collect()
 }
 
 /// Moves `user_id`'s read marker in `room_id` to `seq` (never backwards).

@@ -88,7 +88,9 @@ pub fn internal_routes(api: ChatApi, callers: Arc<TrustedServices>) -> Router {
 pub fn routes(api: ChatApi) -> Router {
     Router::new()
         .route("/v1/rooms", get(my_rooms))
-        .route("/v1/rooms/{id}", get(room))
+        .route("/v1/rooms/{id}", get(room).patch(change_details))
+        .route("/v1/rooms/{id}/bans/{user_id}", delete(unban))
+        .route("/v1/rooms/{id}/read-markers", get(read_markers))
         .route("/v1/rooms/{id}/members", post(join))
         .route("/v1/invites", get(my_invitations))
         .route("/v1/invites/{room_id}", delete(decline))
@@ -114,7 +116,7 @@ pub fn routes(api: ChatApi) -> Router {
 /// The chat context's part of the OpenAPI document.
 #[derive(OpenApi)]
 #[openapi(
-    paths(my_rooms, room, join, my_invitations, decline, remove_member, set_role, ban, history, mark_read,
+    paths(my_rooms, room, change_details, unban, read_markers, join, my_invitations, decline, remove_member, set_role, ban, history, mark_read,
         edit, redact, edits, add_reaction, remove_reaction, search_messages),
     modifiers(&BearerAuth),
     tags((name = "rooms", description = "Rooms, members and messages"))
@@ -268,6 +270,127 @@ async fn room(
     Ok(Json(
         api.service.room_view(caller.user_id, room_id(&id)?).await?,
     ))
+}
+
+/// A group's new name and topic; a field left out stays as it is, a `null` topic clears it.
+#[derive(Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+struct RoomDetails {
+    /// 1 to 100 visible characters.
+    name: Option<String>,
+    /// Up to 500 characters, no control characters but new lines.
+    #[serde(default, deserialize_with = "present")]
+    #[schema(value_type = Option<String>)]
+    topic: Option<Option<String>>,
+}
+
+/// A field that is there, even as `null` (`Some(None)`), apart from one left out (`None`).
+fn present<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Option<Option<String>>, D::Error> {
+    Ok(Some(Option::deserialize(d)?))
+}
+
+#[utoipa::path(patch, path = "/v1/rooms/{id}", tag = "rooms", security(("bearer" = [])), params(("id" = Uuid, Path)), request_body = RoomDetails,
+    description = "Admins and owners of a group change its name and topic; members see DetailsChanged on the stream.",
+    responses((status = 200, body = RoomView), (status = 401, body = Problem), (status = 403, body = Problem), (status = 404, body = Problem), (status = 422, body = Problem)))]
+async fn change_details(
+    State(api): State<ChatApi>,
+    caller: Caller,
+    Path(id): Path<String>,
+    StrictJson(body): StrictJson<RoomDetails>,
+) -> Result<impl IntoResponse, Problem> {
+    let room = room_id(&id)?;
+    let current = api.service.room_view(caller.user_id, room).await?;
+    let name = match body.name.map(|n| n.trim().to_owned()) {
+        Some(name)
+            if name.is_empty()
+                || name.chars().count() > 100
+                || name.chars().any(char::is_control) =>
+        {
+            return Err(Problem::invalid(vec![FieldError::new(
+                "name",
+                "1 to 100 visible characters",
+            )]))
+        }
+        Some(name) => Some(name),
+        None => current.name,
+    };
+    let topic = match body.topic {
+        None => current.topic,
+        Some(None) => None,
+        Some(Some(topic)) => {
+            let topic = topic.trim().to_owned();
+            if topic.chars().count() > 500 || topic.chars().any(|c| c.is_control() && c != '\n') {
+                return Err(Problem::invalid(vec![FieldError::new(
+                    "topic",
+                    "up to 500 characters, no control characters but new lines",
+                )]));
+            }
+            (!topic.is_empty()).then_some(topic)
+        }
+    };
+    let command = RoomCommand::ChangeDetails {
+        by: caller.user_id,
+        name,
+        topic,
+    };
+    api.service
+        .change_membership(caller.user_id, room, command)
+        .await?;
+    Ok(Json(api.service.room_view(caller.user_id, room).await?))
+}
+
+#[utoipa::path(delete, path = "/v1/rooms/{id}/bans/{user_id}", tag = "rooms", security(("bearer" = [])),
+    params(("id" = Uuid, Path), ("user_id" = Uuid, Path)),
+    responses((status = 204, description = "Unbanned (admins and owners): may be invited again"), (status = 401, body = Problem), (status = 403, body = Problem), (status = 404, body = Problem)))]
+async fn unban(
+    State(api): State<ChatApi>,
+    caller: Caller,
+    Path((id, user)): Path<(String, String)>,
+) -> Result<impl IntoResponse, Problem> {
+    let command = RoomCommand::Unban {
+        by: caller.user_id,
+        user_id: user_id("user_id", &user)?,
+    };
+    api.service
+        .change_membership(caller.user_id, room_id(&id)?, command)
+        .await?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+/// How far a member has read a room.
+#[derive(Serialize, ToSchema)]
+struct MemberReadMarker {
+    user_id: String,
+    /// The seq read up to (0: nothing yet).
+    seq: i64,
+}
+
+#[derive(Serialize, ToSchema)]
+struct ReadMarkers {
+    items: Vec<MemberReadMarker>,
+    next_cursor: Option<String>,
+}
+
+#[utoipa::path(get, path = "/v1/rooms/{id}/read-markers", tag = "rooms", security(("bearer" = [])), params(("id" = Uuid, Path)),
+    description = "Read receipts: how far each member has read the room; for members only.",
+    responses((status = 200, body = ReadMarkers), (status = 401, body = Problem), (status = 403, body = Problem), (status = 404, body = Problem)))]
+async fn read_markers(
+    State(api): State<ChatApi>,
+    caller: Caller,
+    Path(id): Path<String>,
+) -> Result<impl IntoResponse, Problem> {
+    let room = room_id(&id)?;
+    api.service.room_view(caller.user_id, room).await?;
+    let items = crate::adapters::history::read_markers(api.service.read_models(), room)
+        .await
+        .map_err(|e| Problem::internal(&e))?
+        .into_iter()
+        .map(|(user_id, seq)| MemberReadMarker { user_id, seq })
+        .collect();
+    Ok(Json(ReadMarkers {
+        items,
+        next_cursor: None,
+    }))
 }
 
 #[derive(Deserialize, ToSchema)]

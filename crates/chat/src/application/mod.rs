@@ -56,6 +56,9 @@ pub struct RoomView {
     pub id: Uuid,
     pub kind: RoomKind,
     pub name: Option<String>,
+    /// A group's topic (admins set it with the name).
+    #[serde(default)]
+    pub topic: Option<String>,
     pub members: Vec<MemberView>,
     /// Users invited and not yet joined.
     #[serde(default)]
@@ -75,6 +78,7 @@ impl RoomView {
             id,
             kind: room.kind.unwrap_or(RoomKind::Group),
             name: room.name.clone(),
+            topic: room.topic.clone(),
             members: room
                 .members
                 .iter()

@@ -97,6 +97,19 @@ pub enum RoomEvent {
         role: Role,
         by: Uuid,
     },
+    /// A banned user may be invited (and join) again.
+    MemberUnbanned {
+        seq: u64,
+        user_id: Uuid,
+        by: Uuid,
+    },
+    /// A group's name and topic, as an admin set them (`None`: no topic).
+    DetailsChanged {
+        seq: u64,
+        name: Option<String>,
+        topic: Option<String>,
+        by: Uuid,
+    },
     MessagePosted {
         seq: u64,
         message_id: Uuid,
@@ -142,6 +155,8 @@ impl RoomEvent {
             | RoomEvent::MemberKicked { seq, .. }
             | RoomEvent::MemberBanned { seq, .. }
             | RoomEvent::RoleChanged { seq, .. }
+            | RoomEvent::MemberUnbanned { seq, .. }
+            | RoomEvent::DetailsChanged { seq, .. }
             | RoomEvent::MessagePosted { seq, .. }
             | RoomEvent::MessageEdited { seq, .. }
             | RoomEvent::MessageRedacted { seq, .. }
@@ -222,6 +237,16 @@ pub enum RoomCommand {
         user_id: Uuid,
         role: Role,
     },
+    Unban {
+        by: Uuid,
+        user_id: Uuid,
+    },
+    /// Sets a group's name and topic (admins).
+    ChangeDetails {
+        by: Uuid,
+        name: Option<String>,
+        topic: Option<String>,
+    },
     Post {
         sender_id: Uuid,
         message_id: Uuid,
@@ -297,6 +322,8 @@ pub const MAX_MEMBERS: usize = 1_000;
 pub struct Room {
     pub kind: Option<RoomKind>,
     pub name: Option<String>,
+    #[serde(default)]
+    pub topic: Option<String>,
     pub members: BTreeMap<Uuid, Role>,
     pub invited: BTreeSet<Uuid>,
     pub banned: BTreeSet<Uuid>,
@@ -405,6 +432,13 @@ impl Aggregate for Room {
             }
             RoomEvent::RoleChanged { user_id, role, .. } => {
                 self.members.insert(*user_id, *role);
+            }
+            RoomEvent::MemberUnbanned { user_id, .. } => {
+                self.banned.remove(user_id);
+            }
+            RoomEvent::DetailsChanged { name, topic, .. } => {
+                self.name = name.clone();
+                self.topic = topic.clone();
             }
             RoomEvent::MessagePosted { .. }
             | RoomEvent::MessageEdited { .. }
@@ -550,6 +584,35 @@ impl Aggregate for Room {
                 RoomEvent::MemberBanned {
                     seq,
                     user_id: *user_id,
+                    by: *by,
+                }
+            }
+            RoomCommand::Unban { by, user_id } => {
+                self.group_only()?;
+                if self.member_role(*by)? < Role::Admin {
+                    return Err(RoomError::Forbidden);
+                }
+                if !self.banned.contains(user_id) {
+                    return Ok(vec![]);
+                }
+                RoomEvent::MemberUnbanned {
+                    seq,
+                    user_id: *user_id,
+                    by: *by,
+                }
+            }
+            RoomCommand::ChangeDetails { by, name, topic } => {
+                self.group_only()?;
+                if self.member_role(*by)? < Role::Admin {
+                    return Err(RoomError::Forbidden);
+                }
+                if self.name == *name && self.topic == *topic {
+                    return Ok(vec![]);
+                }
+                RoomEvent::DetailsChanged {
+                    seq,
+                    name: name.clone(),
+                    topic: topic.clone(),
                     by: *by,
                 }
             }
