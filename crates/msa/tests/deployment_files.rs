@@ -214,10 +214,20 @@ fn no_secret_is_committed_in_the_deployment_files() {
                 .flatten()
             {
                 for literal in strings(&generator["literals"]) {
-                    let key = literal.split('=').next().unwrap();
+                    let (key, value) = literal.split_once('=').unwrap_or((literal.as_str(), ""));
                     assert!(
                         !is_secret(key) && !key.contains("webhook"),
                         "{}: the secret `{key}` is committed as a literal",
+                        path.display()
+                    );
+                    // A URL with a password in it (user:password@host) is a secret too.
+                    let credentials = value
+                        .split_once("://")
+                        .and_then(|(_, rest)| rest.split_once('@'))
+                        .is_some_and(|(user, _)| user.contains(':'));
+                    assert!(
+                        !credentials,
+                        "{}: `{key}` commits a password in a URL",
                         path.display()
                     );
                 }
