@@ -13,6 +13,9 @@ use std::time::Duration;
 
 use common::api::Api;
 use common::browser::{self, until, Browser, Lab, Options, Role, Shown, ENTER, SHIFT, WAIT};
+
+/// Enter, as one key stroke wherever the focus is.
+const ENTER_KEY: char = '\u{E007}';
 use common::{free_port, spawn_serving, Server};
 use reqwest::Method;
 use serde_json::{json, Value};
@@ -429,67 +432,171 @@ async fn commit(browser: &Browser, text: &str) {
     browser.cdp("Input.insertText", json!({"text": text})).await;
 }
 
+/// How Chromium delivers the Enter that ends a composition, by platform.
+#[derive(Clone, Copy, Debug)]
+enum ImeEnter {
+    /// Windows and Linux (and CDP's own IME): keydown with keyCode 229 (isComposing, key
+    /// "Process"), then the composition ends; no other keydown.
+    ComposingKeydownOnly,
+    /// macOS: keydown with keyCode 229 (isComposing, key "Enter"), the composition ends, then
+    /// keydown Enter (keyCode 13, isComposing false).
+    ComposingKeydownThenEnter,
+}
+
+/// Types `syllables` as a Korean input method does (each syllable composed jamo by jamo,
+/// committed when the next starts; the last still composing), then presses Enter once, as
+/// `platform` delivers it.
+async fn type_korean_and_press_enter(browser: &Browser, syllables: &[&[&str]], platform: ImeEnter) {
+    let (last, before) = syllables.split_last().unwrap();
+    for steps in before {
+        compose(browser, steps).await;
+        commit(browser, steps.last().unwrap()).await;
+    }
+    compose(browser, last).await;
+    let key = match platform {
+        ImeEnter::ComposingKeydownOnly => "Process",
+        ImeEnter::ComposingKeydownThenEnter => "Enter",
+    };
+    browser
+        .cdp(
+            "Input.dispatchKeyEvent",
+            json!({"type": "rawKeyDown", "windowsVirtualKeyCode": 229, "key": key,
+                   "code": "Enter"}),
+        )
+        .await;
+    commit(browser, last.last().unwrap()).await;
+    if let ImeEnter::ComposingKeydownThenEnter = platform {
+        browser.keys(ENTER).await;
+    }
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn korean_composed_with_an_input_method_and_enter_sends_one_whole_message() {
+async fn korean_composed_with_an_input_method_and_one_enter_sends_one_whole_message() {
     browser::run("korean_ime", |lab: Arc<Lab>| async move {
         let data = tempfile::tempdir().unwrap();
         let server = single_server(data.path(), 0, &[]);
         // The Korean UI (browser language ko): the controls carry Korean names.
         let ada = Person::signs_up(&lab, &server.base, "Ada", Options::korean()).await;
-        let api = Api::at(server);
-        api.person("Bob").await;
         for button in [KO.log_out, KO.buy_credits] {
             ada.browser.get(Role::Button, button).await;
         }
+        let api = Api::at(server);
+        api.person("Bob").await;
         ada.opens_a_direct_chat_with("Bob").await;
         let field = ada.browser.get(Role::TextBox, KO.message).await;
         field.click().await.unwrap();
         let field = serde_json::to_value(&field).unwrap();
-
-        // 안녕하세요, syllable by syllable: each is composed from its jamo and committed when
-        // the next one starts; the last is still composing when Enter comes.
-        let syllables: [(&[&str], &str); 4] = [
-            (&["ㅇ", "아", "안"], "안"),
-            (&["ㄴ", "녀", "녕"], "녕"),
-            (&["ㅎ", "하"], "하"),
-            (&["ㅅ", "세"], "세"),
-        ];
-        for (steps, syllable) in syllables {
-            compose(&ada.browser, steps).await;
-            commit(&ada.browser, syllable).await;
-        }
-        compose(&ada.browser, &["ㅇ", "요"]).await;
-        // Enter while composing, as Chromium delivers it: keydown with keyCode 229
-        // (isComposing; its key is "Enter" on macOS, "Process" elsewhere: the stricter one
-        // here), the composition ends, then the Enter itself (isComposing false).
-        ada.browser
-            .cdp(
-                "Input.dispatchKeyEvent",
-                json!({"type": "rawKeyDown", "windowsVirtualKeyCode": 229, "key": "Enter",
-                       "code": "Enter"}),
-            )
-            .await;
-        commit(&ada.browser, "요").await;
         let value = "return arguments[0].value";
-        let typed = ada.browser.script(value, vec![field.clone()]).await;
-        assert_eq!(typed, "안녕하세요", "the message box before the Enter");
-        let before = ada.messages().await.unwrap();
-        assert!(before.is_empty(), "sent before the Enter: {before:?}");
-        ada.browser.keys(ENTER).await;
 
-        ada.sees_once("안녕하세요", Some("sent")).await;
+        // Composing alone sends nothing: the whole word waits in the box.
+        compose(&ada.browser, &["ㅇ", "아", "안"]).await;
+        commit(&ada.browser, "안").await;
+        compose(&ada.browser, &["ㄴ", "녀"]).await;
+        tokio::time::sleep(Duration::from_millis(300)).await;
+        assert_eq!(ada.browser.script(value, vec![field.clone()]).await, "안녀");
+        let none = ada.messages().await.unwrap();
+        assert!(none.is_empty(), "sent while composing: {none:?}");
+        commit(&ada.browser, "녀").await;
+        // Select all and delete: the box is empty again.
+        ada.browser.keys("\u{E009}a\u{E000}\u{E003}").await;
+        assert_eq!(ada.browser.script(value, vec![field.clone()]).await, "");
+
+        let words: [(&str, &[&[&str]], ImeEnter); 2] = [
+            (
+                "안녕하세요",
+                &[
+                    &["ㅇ", "아", "안"],
+                    &["ㄴ", "녀", "녕"],
+                    &["ㅎ", "하"],
+                    &["ㅅ", "세"],
+                    &["ㅇ", "요"],
+                ],
+                ImeEnter::ComposingKeydownOnly,
+            ),
+            (
+                "반가워요",
+                &[
+                    &["ㅂ", "바", "반"],
+                    &["ㄱ", "가"],
+                    &["ㅇ", "우", "워"],
+                    &["ㅇ", "요"],
+                ],
+                ImeEnter::ComposingKeydownThenEnter,
+            ),
+        ];
+        for (word, syllables, platform) in words {
+            type_korean_and_press_enter(&ada.browser, syllables, platform).await;
+            ada.sees_once(word, Some("sent")).await;
+            // Nothing more comes of that one Enter: no second copy, no stray syllable.
+            tokio::time::sleep(Duration::from_millis(700)).await;
+            ada.sees_once(word, Some("sent")).await;
+            let left = ada.browser.script(value, vec![field.clone()]).await;
+            assert_eq!(left, "", "the box after {word:?} ({platform:?})");
+        }
+
+        let shown: Vec<Option<String>> = ada
+            .messages()
+            .await
+            .unwrap()
+            .into_iter()
+            .map(|m| m.body)
+            .collect();
+        assert_eq!(
+            shown,
+            [Some("안녕하세요".to_owned()), Some("반가워요".to_owned())]
+        );
         let token = ada.token(&api).await;
         let room = only_room(&api, &token).await;
-        tokio::time::sleep(Duration::from_millis(500)).await;
-        let bodies = history_bodies(&api, &token, &room).await;
-        assert_eq!(bodies, ["안녕하세요"], "exactly one whole message was sent");
-        let left = ada.browser.script(value, vec![field]).await;
+        let mut bodies = history_bodies(&api, &token, &room).await;
+        bodies.sort();
         assert_eq!(
-            left, "",
-            "the message box after sending (nothing left behind)"
+            bodies,
+            ["반가워요", "안녕하세요"],
+            "exactly the two whole messages"
         );
-        let shown = ada.messages().await.unwrap();
-        assert_eq!(shown.len(), 1, "{shown:?}");
+    })
+    .await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn someone_using_only_the_keyboard_signs_up_opens_a_chat_and_sends() {
+    browser::run("keyboard_only", |lab: Arc<Lab>| async move {
+        let data = tempfile::tempdir().unwrap();
+        let api = Api::at(single_server(data.path(), 0, &[]));
+        api.person("Bob").await;
+        let ada = lab.browser("Ada", Options::default()).await;
+        ada.open(&format!("{}/", api.server.base)).await;
+        ada.get(Role::TextBox, EN.email).await;
+        // Tab from the top of the page to each control, type, and Enter on the buttons.
+        let typing = [
+            (EN.email, "ada@example.com"),
+            (EN.password, PASSWORD),
+            (EN.nickname, "Ada"),
+        ];
+        for (field, text) in typing {
+            ada.tab_to(Role::TextBox, field).await;
+            ada.keys(text).await;
+        }
+        ada.tab_to(Role::Button, EN.sign_up).await;
+        ada.stroke(ENTER_KEY).await;
+        ada.get(Role::Region, EN.rooms).await;
+        ada.tab_to(Role::Button, EN.new_direct_chat).await;
+        ada.stroke(ENTER_KEY).await;
+        ada.tab_to(Role::TextBox, EN.nickname).await;
+        ada.keys("Bob").await;
+        ada.stroke(ENTER_KEY).await;
+        ada.get(Role::Log, EN.messages).await;
+        ada.tab_to(Role::TextBox, EN.message).await;
+        ada.keys("typed without a mouse").await;
+        ada.stroke(ENTER_KEY).await;
+        let person = Person {
+            browser: ada,
+            names: &EN,
+            email: email_of("Ada"),
+        };
+        person
+            .sees_once("typed without a mouse", Some("sent"))
+            .await;
     })
     .await;
 }
@@ -531,10 +638,12 @@ async fn problems_on(lab: &Lab, browser: &Browser, view: &str, check: Check) -> 
     }
 }
 
-/// Visits every view (signed out, the room list, a room, buying credits) and checks each.
+/// Visits every view (signed out, the room list, the new direct chat dialog, a room, a room
+/// offering credits, buying credits) and checks each.
 async fn every_view(lab: &Lab, options: Options, check: Check) -> Vec<String> {
     let data = tempfile::tempdir().unwrap();
-    let api = Api::at(single_server(data.path(), 0, &[]));
+    let free = ["--free-messages-per-day", "1"];
+    let api = Api::at(single_server(data.path(), 0, &free));
     let base = api.server.base.clone();
     api.person("Bob").await;
     let browser = lab.browser("Ada", options).await;
@@ -555,13 +664,27 @@ async fn every_view(lab: &Lab, options: Options, check: Check) -> Vec<String> {
     ada.sees_the_room_list().await;
     problems.extend(problems_on(lab, &ada.browser, "the room list", check).await);
 
-    ada.opens_a_direct_chat_with("Bob").await;
+    ada.browser.press(EN.new_direct_chat).await;
+    ada.browser.get(Role::Button, EN.open_chat).await;
+    problems.extend(problems_on(lab, &ada.browser, "the new direct chat dialog", check).await);
+    ada.browser.fill(EN.nickname, "Bob").await;
+    ada.browser.press(EN.open_chat).await;
+    ada.browser.get(Role::Log, EN.messages).await;
     ada.sends("a message, so the room is not empty").await;
     ada.sees_once("a message, so the room is not empty", Some("sent"))
         .await;
     problems.extend(problems_on(lab, &ada.browser, "a room", check).await);
 
-    ada.browser.press(EN.buy_credits).await;
+    // The free allowance is 1 here: the next message is refused and the page offers credits.
+    ada.sends("one too many").await;
+    ada.sees_once("one too many", Some("failed")).await;
+    let offer = ada
+        .browser
+        .get_within("//*[@role='alert']", Role::Button, EN.buy_credits)
+        .await;
+    problems.extend(problems_on(lab, &ada.browser, "a room offering credits", check).await);
+
+    offer.click().await.unwrap();
     ada.browser.get(Role::Button, EN.pay).await;
     problems.extend(problems_on(lab, &ada.browser, "buying credits", check).await);
     problems
@@ -706,6 +829,28 @@ async fn logging_out_ends_the_session() {
             .unwrap();
         assert_eq!(answer.status(), 200, "a fresh refresh cookie");
         drop(server);
+    })
+    .await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn two_people_talk_live_through_the_gateway() {
+    let Some((_services, gateway)) = common::microservices::Microservices::start(&[]).await else {
+        return;
+    };
+    let ready = format!("{}/readyz", gateway.base);
+    common::api::within(Duration::from_secs(60), "the gateway ready", || async {
+        reqwest::get(&ready)
+            .await
+            .is_ok_and(|answer| answer.status() == 200)
+    })
+    .await;
+    browser::run("gateway_two_people_live", |lab: Arc<Lab>| async move {
+        let (ada, _bob) = two_people_talk(&lab, &gateway.base).await;
+        ada.browser.reload().await;
+        ada.sees_the_room_list().await;
+        ada.opens_the_room("Bob").await;
+        ada.sees_once("how are you?", None).await;
     })
     .await;
 }

@@ -497,11 +497,46 @@ impl Browser {
     }
 
     async fn extension(&self, method: http::Method, path: String, body: Option<Value>) -> Value {
+        self.try_extension(method, path, body)
+            .await
+            .unwrap_or_else(|error| panic!("{}: {error}", self.name))
+    }
+
+    async fn try_extension(
+        &self,
+        method: http::Method,
+        path: String,
+        body: Option<Value>,
+    ) -> Result<Value, String> {
         let command = Extension { method, path, body };
         self.client
             .issue_cmd(command)
             .await
-            .unwrap_or_else(|error| panic!("{}: {error}", self.name))
+            .map_err(|error| error.to_string())
+    }
+
+    /// An element's accessible name and role as Chromium computes them (an `Err` when the
+    /// element went away meanwhile: the page re-rendered it).
+    async fn accessible(&self, element: &Element) -> Result<(String, String), String> {
+        let id = element.element_id().to_string();
+        let label = self
+            .try_extension(
+                http::Method::GET,
+                format!("element/{id}/computedlabel"),
+                None,
+            )
+            .await?;
+        let role = self
+            .try_extension(
+                http::Method::GET,
+                format!("element/{id}/computedrole"),
+                None,
+            )
+            .await?;
+        Ok((
+            label.as_str().unwrap_or_default().trim().to_owned(),
+            role.as_str().unwrap_or_default().to_owned(),
+        ))
     }
 
     /// A DevTools protocol command on the page (e.g. `Input.imeSetComposition`).
@@ -536,25 +571,7 @@ impl Browser {
                 seen.push("one that is not displayed".to_owned());
                 continue;
             }
-            let id = element.element_id().to_string();
-            let label = self
-                .extension(
-                    http::Method::GET,
-                    format!("element/{id}/computedlabel"),
-                    None,
-                )
-                .await;
-            let computed = self
-                .extension(
-                    http::Method::GET,
-                    format!("element/{id}/computedrole"),
-                    None,
-                )
-                .await;
-            let (label, computed) = (
-                label.as_str().unwrap_or_default().trim().to_owned(),
-                computed.as_str().unwrap_or_default().to_owned(),
-            );
+            let (label, computed) = self.accessible(&element).await?;
             if label == name
                 && (role.computed().is_empty() || role.computed().contains(&computed.as_str()))
             {
@@ -626,6 +643,58 @@ impl Browser {
             .send_keys(keys)
             .await
             .unwrap_or_else(|error| panic!("{}: keys: {error}", self.name));
+    }
+
+    /// Presses `key` (a WebDriver key code, e.g. [`TAB`]) wherever the focus is, as a
+    /// keyboard does (no element is chosen for it).
+    pub async fn stroke(&self, key: char) {
+        use fantoccini::actions::{InputSource, KeyAction, KeyActions};
+        let actions = KeyActions::new("keyboard".to_owned())
+            .then(KeyAction::Down { value: key })
+            .then(KeyAction::Up { value: key });
+        self.client
+            .perform_actions(actions)
+            .await
+            .unwrap_or_else(|error| panic!("{}: key {key:?}: {error}", self.name));
+    }
+
+    /// The accessible name and role of the focused element (`None` when nothing is focused).
+    pub async fn focused(&self) -> Option<(String, String)> {
+        let element = self.client.active_element().await.ok()?;
+        self.accessible(&element).await.ok()
+    }
+
+    /// Presses Tab (at most 30 times) until the element of `role` named `name` has the focus,
+    /// as someone using the keyboard alone does; fails naming every stop on the way.
+    pub async fn tab_to(&self, role: Role, name: &str) {
+        let mut stops = Vec::new();
+        for _ in 0..30 {
+            // Give the page a moment to move the focus itself (a dialog opening, say).
+            tokio::time::sleep(Duration::from_millis(50)).await;
+            // (`None` when the focused element was re-rendered while being read: read again.)
+            let mut focus = self.focused().await;
+            for _ in 0..20 {
+                if focus.is_some() {
+                    break;
+                }
+                tokio::time::sleep(Duration::from_millis(50)).await;
+                focus = self.focused().await;
+            }
+            if let Some((label, computed)) = focus {
+                if label == name
+                    && (role.computed().is_empty() || role.computed().contains(&computed.as_str()))
+                {
+                    return;
+                }
+                stops.push(format!("{computed} {label:?}"));
+            }
+            self.stroke(TAB).await;
+        }
+        panic!(
+            "{}: Tab never reached the {role:?} named {name:?}; the focus went through {}",
+            self.name,
+            stops.join(", ")
+        );
     }
 
     /// The messages the message log (role `log` named `log_name`) shows now, oldest first.
@@ -765,5 +834,7 @@ impl Shown {
 
 /// The WebDriver key code of Enter.
 pub const ENTER: &str = "\u{E007}";
+/// The WebDriver key code of Tab.
+pub const TAB: char = '\u{E004}';
 /// Shift (held until the end of the keys sent).
 pub const SHIFT: &str = "\u{E008}";
