@@ -629,3 +629,73 @@ async fn auth_matrix(api: &Api) {
         "only {checked} checks: the document lists few routes"
     );
 }
+
+/// The last column of the auth matrix, another user's token: every route about a room, a
+/// message or a payment, called by someone who is not in the room and does not own the payment,
+/// changes nothing and shows nothing (never a 2xx).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn no_route_lets_a_stranger_at_another_users_room_message_or_payment() {
+    let data = tempfile::tempdir().unwrap();
+    let api = Api::start(&["--data-dir", data.path().to_str().unwrap()]);
+    let (ada, bob, eve) = (
+        api.person("Ada").await,
+        api.person("Bob").await,
+        api.person("Eve").await,
+    );
+    let room = group(&api, &ada, &[&bob]).await;
+    let (_, message) = api.send(&ada, &room, "m-1", "private").await;
+    let message = message["id"].as_str().unwrap().to_owned();
+    let (status, payment) = api.request_payment(&ada, "idor-1", "credits-100").await;
+    assert_eq!(status, 201, "{payment}");
+    let payment = payment["id"].as_str().unwrap().to_owned();
+
+    let document: serde_json::Value = reqwest::get(format!("{}/openapi.json", api.server.base))
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let mut checked = 0;
+    for (path, item) in document["paths"].as_object().unwrap() {
+        let about_rooms = path.starts_with("/v1/rooms/{id}") || path.starts_with("/v1/invites/");
+        let about_payments = path.starts_with("/v1/payments/{id}");
+        if !about_rooms && !about_payments {
+            continue;
+        }
+        let concrete = path
+            .replace("{id}", if about_rooms { &room } else { &payment })
+            .replace("{room_id}", &room)
+            .replace("{message_id}", &message)
+            .replace("{user_id}", &ada.id)
+            .replace("{emoji}", "%F0%9F%91%8D");
+        for method in item.as_object().unwrap().keys() {
+            let method: reqwest::Method = method.to_uppercase().parse().unwrap();
+            // Bodies that would be valid, so a refusal is about who asks, not what they sent.
+            let body = json!({
+                "txn_id": "eve-1", "body": "from eve", "user_id": eve.id, "seq": 1,
+                "role": "owner", "name": "Eve's", "payment_key": "approve-eve", "amount": 1000,
+                "reason": "mine now"
+            });
+            let request = api
+                .client
+                .request(method.clone(), format!("{}{concrete}", api.server.base))
+                .bearer_auth(&eve.token)
+                .header("idempotency-key", "eve-1")
+                .json(&body);
+            let answer = request.send().await.unwrap();
+            let status = answer.status().as_u16();
+            assert!(
+                !(200..300).contains(&status),
+                "{method} {path} answered {status} to a stranger: {:?}",
+                answer.text().await
+            );
+            checked += 1;
+        }
+    }
+    assert!(checked >= 15, "only {checked} routes checked");
+    // And nothing changed: the room has one message, the payment is still only requested.
+    let (_, history) = api.get(&ada, &format!("/v1/rooms/{room}/messages")).await;
+    assert_eq!(history["items"].as_array().unwrap().len(), 1, "{history}");
+    let (_, mine) = api.get(&ada, &format!("/v1/payments/{payment}")).await;
+    assert_eq!(mine["status"], "requested", "{mine}");
+}
