@@ -160,7 +160,14 @@ pub struct TrustedServices {
     audience: String,
     callers: HashMap<String, TrustedCaller>,
     client: reqwest::Client,
+    /// Tokens that checked out, by their exact text: a caller sends the same token for a minute,
+    /// and an Ed25519 check on every internal call would cost more than the rest of it. Only the
+    /// expiry is checked again.
+    verified: Mutex<HashMap<String, (String, u64)>>,
 }
+
+/// Verified service tokens remembered (a few callers, one token each at a time).
+const VERIFIED_TOKENS: usize = 64;
 
 impl TrustedServices {
     /// `callers`: (service name, base URL) pairs.
@@ -179,6 +186,7 @@ impl TrustedServices {
                 })
                 .collect(),
             client,
+            verified: Mutex::default(),
         }
     }
 
@@ -189,6 +197,32 @@ impl TrustedServices {
 
     /// Checks a service token; the calling service's name.
     pub async fn verify(&self, token: &str) -> Result<String, ServiceTokenError> {
+        let now = jsonwebtoken::get_current_timestamp();
+        let remembered = self
+            .verified
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .get(token)
+            .cloned();
+        if let Some((name, exp)) = remembered {
+            if now <= exp + LEEWAY {
+                return Ok(name);
+            }
+        }
+        let (name, exp) = self.check(token).await?;
+        let mut verified = self.verified.lock().unwrap_or_else(|p| p.into_inner());
+        if verified.len() >= VERIFIED_TOKENS {
+            verified.retain(|_, (_, exp)| now <= *exp + LEEWAY);
+            if verified.len() >= VERIFIED_TOKENS {
+                verified.clear();
+            }
+        }
+        verified.insert(token.to_owned(), (name.clone(), exp));
+        Ok(name)
+    }
+
+    /// The full check: issuer, key, signature, audience, expiry, role.
+    async fn check(&self, token: &str) -> Result<(String, u64), ServiceTokenError> {
         let invalid = |e: jsonwebtoken::errors::Error| ServiceTokenError::Invalid(e.to_string());
         let header = jsonwebtoken::decode_header(token).map_err(invalid)?;
         // Only the claims' issuer says which caller's keys to use; read it unverified, then
@@ -227,7 +261,7 @@ impl TrustedServices {
         if claims.sub != *name || !claims.roles.iter().any(|r| r == SERVICE_ROLE) {
             return Err(ServiceTokenError::NotAService);
         }
-        Ok(claims.sub)
+        Ok((claims.sub, claims.exp))
     }
 }
 
