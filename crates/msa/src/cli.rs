@@ -79,6 +79,17 @@ pub struct StorageArgs {
     /// side); mind the server's max_connections across every process.
     #[arg(long, env = "MSA_DATABASE_POOL_SIZE", default_value_t = 10, value_parser = clap::value_parser!(u32).range(2..=1000))]
     pub database_pool_size: u32,
+
+    /// File holding the master key (32 bytes, base64; make one with `openssl rand -base64 32`)
+    /// that encrypts the stored keys: token signing keys and personal-data keys. Without it (or
+    /// MSA_MASTER_KEY) one is generated into the data directory (`master.key`), with a warning.
+    #[arg(long, env = "MSA_MASTER_KEY_FILE")]
+    pub master_key_file: Option<PathBuf>,
+
+    /// The master key itself (base64), for platforms that pass secrets as environment variables;
+    /// prefer MSA_MASTER_KEY_FILE, and never put it on a command line.
+    #[arg(long, env = "MSA_MASTER_KEY", hide_env_values = true)]
+    pub master_key: Option<String>,
 }
 
 /// The event bus: in-process by default, Kafka when brokers are given.
@@ -303,12 +314,6 @@ pub struct PaymentArgs {
 /// Settings of the user context.
 #[derive(Debug, Clone, Args)]
 pub struct UserArgs {
-    /// Proxies whose X-Forwarded-For names the client (addresses or networks, comma-separated),
-    /// for the login throttle per client address: the gateway's network in the microservice
-    /// deployment, a reverse proxy's address. From any other peer the header is ignored.
-    #[arg(long, env = "MSA_TRUSTED_PROXIES", default_value = msa_http::TrustedProxies::LOOPBACK)]
-    pub trusted_proxies: String,
-
     /// Proxies whose X-Forwarded-For names the client (addresses or networks, comma-separated),
     /// for the login throttle per client address: the gateway's network in the microservice
     /// deployment, a reverse proxy's address. From any other peer the header is ignored.

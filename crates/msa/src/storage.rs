@@ -57,10 +57,47 @@ pub async fn open(storage: &StorageArgs, context: &'static str) -> Result<Contex
     }
 }
 
+/// Makes `dir` (and its parents) if missing, readable by this user only (0700): it holds the
+/// databases and the keys.
+pub fn private_dir(dir: &Path) -> Result<()> {
+    std::fs::create_dir_all(dir)
+        .with_context(|| format!("MSA_DATA_DIR: cannot create {}", dir.display()))?;
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        std::fs::set_permissions(dir, std::fs::Permissions::from_mode(0o700)).with_context(
+            || format!("MSA_DATA_DIR: cannot make {} private (0700)", dir.display()),
+        )?;
+    }
+    Ok(())
+}
+
+/// Makes `file` if missing, readable by this user only (0600). SQLite gives its `-wal` and
+/// `-shm` files the database file's mode.
+pub fn private_file(file: &Path) -> Result<()> {
+    let mut options = std::fs::OpenOptions::new();
+    options.create(true).append(true);
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
+        options.mode(0o600);
+        options
+            .open(file)
+            .with_context(|| format!("cannot create {}", file.display()))?;
+        std::fs::set_permissions(file, std::fs::Permissions::from_mode(0o600))
+            .with_context(|| format!("cannot make {} private (0600)", file.display()))?;
+    }
+    #[cfg(not(unix))]
+    options
+        .open(file)
+        .with_context(|| format!("cannot create {}", file.display()))?;
+    Ok(())
+}
+
 async fn open_sqlite(data_dir: &Path, context: &'static str) -> Result<ContextStores> {
-    std::fs::create_dir_all(data_dir)
-        .with_context(|| format!("MSA_DATA_DIR: cannot create {}", data_dir.display()))?;
+    private_dir(data_dir)?;
     let events_path = data_dir.join(format!("{context}.events.sqlite"));
+    private_file(&events_path)?;
     let events = SqliteEventStore::open(&events_path)
         .await
         .with_context(|| {
@@ -70,6 +107,7 @@ async fn open_sqlite(data_dir: &Path, context: &'static str) -> Result<ContextSt
             )
         })?;
     let query_path = data_dir.join(format!("{context}.query.sqlite"));
+    private_file(&query_path)?;
     let read_models =
         SqlReadModelStore::connect(&format!("sqlite://{}?mode=rwc", query_path.display()))
             .await
@@ -91,17 +129,74 @@ async fn open_sqlite(data_dir: &Path, context: &'static str) -> Result<ContextSt
 pub async fn open_key_vault(storage: &StorageArgs, context: &str) -> Result<SqlReadModelStore> {
     let url = match &storage.database_url {
         Some(url) => with_search_path(url, &schema_of(context)),
-        None => format!(
-            "sqlite://{}?mode=rwc",
-            storage
-                .data_dir
-                .join(format!("{context}.keys.sqlite"))
-                .display()
-        ),
+        None => {
+            private_dir(&storage.data_dir)?;
+            let path = storage.data_dir.join(format!("{context}.keys.sqlite"));
+            private_file(&path)?;
+            format!("sqlite://{}?mode=rwc", path.display())
+        }
     };
     SqlReadModelStore::connect_with(&url, 2)
         .await
         .with_context(|| format!("opening the {context} key vault"))
+}
+
+/// Where a generated master key is kept when the operator gives none.
+const GENERATED_MASTER_KEY: &str = "master.key";
+
+/// The operator's master key (MSA_MASTER_KEY, or the file MSA_MASTER_KEY_FILE names), or for a
+/// bare local run (SQLite) one generated into the data directory, said loudly: kept beside the
+/// data, it protects copies of the databases (backups, a dump), not a machine whose data
+/// directory is read. On PostgreSQL without one the keys stay in clear, said loudly too: a key
+/// generated into a container's file system would be lost with the container, and every stored
+/// key with it.
+pub fn master_key(storage: &StorageArgs) -> Result<Arc<msa_user::adapters::master_key::MasterKey>> {
+    use msa_user::adapters::master_key::MasterKey;
+    let (text, from) = match (&storage.master_key, &storage.master_key_file) {
+        (Some(key), _) => (key.clone(), "MSA_MASTER_KEY".to_owned()),
+        (None, Some(file)) => (
+            std::fs::read_to_string(file)
+                .with_context(|| format!("MSA_MASTER_KEY_FILE: cannot read {}", file.display()))?,
+            format!("MSA_MASTER_KEY_FILE ({})", file.display()),
+        ),
+        (None, None) if storage.database_url.is_some() => {
+            tracing::warn!(
+                "NO MASTER KEY GIVEN: the token signing and personal-data keys are stored in \
+                 clear in PostgreSQL. Give one with MSA_MASTER_KEY_FILE (32 random bytes, \
+                 base64) to encrypt them; they are encrypted at the next start"
+            );
+            return Ok(Arc::new(MasterKey::none()));
+        }
+        (None, None) => {
+            private_dir(&storage.data_dir)?;
+            let file = storage.data_dir.join(GENERATED_MASTER_KEY);
+            if !file.exists() {
+                private_file(&file)?;
+                std::fs::write(&file, MasterKey::generate())
+                    .with_context(|| format!("cannot write {}", file.display()))?;
+                tracing::warn!(
+                    file = %file.display(),
+                    "NO MASTER KEY GIVEN: generated one into the data directory. The stored keys \
+                     (token signing, personal data) are encrypted under it; keep it with the data \
+                     and give it with MSA_MASTER_KEY_FILE in production, stored apart from the data"
+                );
+            } else {
+                tracing::warn!(
+                    file = %file.display(),
+                    "no master key given: using the one generated into the data directory \
+                     (set MSA_MASTER_KEY_FILE in production)"
+                );
+            }
+            (
+                std::fs::read_to_string(&file)
+                    .with_context(|| format!("cannot read {}", file.display()))?,
+                format!("the generated {}", file.display()),
+            )
+        }
+    };
+    MasterKey::from_base64(&text)
+        .map(Arc::new)
+        .map_err(|error| anyhow::anyhow!("{from}: {error}"))
 }
 
 /// The schema a context uses in a shared PostgreSQL database.

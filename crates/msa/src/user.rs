@@ -34,7 +34,12 @@ pub async fn sealed_events(
         .run(key_vault.pool())
         .await
         .context("migrating the user context's key vault")?;
-    Ok(msa_user::sealed_events(stores.events.clone(), key_vault))
+    let master = crate::storage::master_key(storage)?;
+    Ok(msa_user::sealed_events(
+        stores.events.clone(),
+        key_vault,
+        master,
+    ))
 }
 
 /// Kakao Login's settings, when a client id is configured.
@@ -87,7 +92,11 @@ pub async fn start(
         access: args.access_token_ttl,
         refresh: args.refresh_token_ttl,
     };
-    let tokens = Tokens::open(stores.read_models.clone(), lifetimes)
+    keys.seal_stored()
+        .await
+        .context("encrypting the personal-data keys stored in clear")?;
+    let master = crate::storage::master_key(storage)?;
+    let tokens = Tokens::open(stores.read_models.clone(), lifetimes, &master)
         .await
         .context("loading the token signing keys")?;
     let verifier = Arc::new(tokens.verifier());

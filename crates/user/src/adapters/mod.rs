@@ -4,6 +4,7 @@
 pub mod directory;
 pub mod http;
 pub mod kakao;
+pub mod master_key;
 pub mod passwords;
 pub mod personal_data;
 pub mod revocations;

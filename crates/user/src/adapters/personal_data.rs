@@ -26,6 +26,7 @@ use serde_json::Value;
 use sqlx::Row;
 use tokio::sync::Notify;
 
+use crate::adapters::master_key::MasterKey;
 use crate::domain::User;
 use msa_kernel::Aggregate;
 
@@ -47,18 +48,52 @@ fn store_error(error: impl std::fmt::Display) -> StoreError {
     StoreError::Backend(error.to_string().into())
 }
 
-/// The per-user keys, in the user context's query database.
+/// The per-user keys, in the user context's key vault, each stored encrypted under the master
+/// key.
 pub struct PersonalDataKeys {
     db: Arc<SqlReadModelStore>,
+    master: Arc<MasterKey>,
     random: SystemRandom,
 }
 
+/// What a subject's stored key is bound to (the master key's associated data).
+fn label(subject: &str) -> String {
+    format!("personal_data_key:{subject}")
+}
+
 impl PersonalDataKeys {
-    pub fn new(db: Arc<SqlReadModelStore>) -> Self {
+    pub fn new(db: Arc<SqlReadModelStore>, master: Arc<MasterKey>) -> Self {
         Self {
             db,
+            master,
             random: SystemRandom::new(),
         }
+    }
+
+    /// Encrypts under the master key the keys an earlier version stored in clear.
+    pub async fn seal_stored(&self) -> Result<usize, StoreError> {
+        let rows = sqlx::query("SELECT subject, key FROM personal_data_keys")
+            .fetch_all(self.db.pool())
+            .await
+            .map_err(store_error)?;
+        let mut sealed = 0;
+        for row in &rows {
+            let stored: &str = row.get("key");
+            if !MasterKey::is_clear(stored) || !self.master.encrypts() {
+                continue;
+            }
+            let subject: &str = row.get("subject");
+            let key = self.master.open(&label(subject), stored)?;
+            sqlx::query("UPDATE personal_data_keys SET key = $1 WHERE subject = $2 AND key = $3")
+                .bind(self.master.seal(&label(subject), &key)?)
+                .bind(subject)
+                .bind(stored)
+                .execute(self.db.pool())
+                .await
+                .map_err(store_error)?;
+            sealed += 1;
+        }
+        Ok(sealed)
     }
 
     /// The subject's key, created on first use.
@@ -76,7 +111,7 @@ impl PersonalDataKeys {
              ON CONFLICT (subject) DO NOTHING",
         )
         .bind(subject)
-        .bind(STANDARD.encode(&key))
+        .bind(self.master.seal(&label(subject), &key)?)
         .bind(Utc::now().to_rfc3339())
         .execute(self.db.pool())
         .await
@@ -104,10 +139,11 @@ impl PersonalDataKeys {
         let rows = query.fetch_all(self.db.pool()).await.map_err(store_error)?;
         rows.iter()
             .map(|row| {
-                let key = STANDARD
-                    .decode(row.get::<&str, _>("key"))
-                    .map_err(store_error)?;
-                Ok((row.get::<String, _>("subject"), key))
+                let subject = row.get::<String, _>("subject");
+                let key = self
+                    .master
+                    .open(&label(&subject), row.get::<&str, _>("key"))?;
+                Ok((subject, key))
             })
             .collect()
     }

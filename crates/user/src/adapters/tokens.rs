@@ -4,7 +4,7 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use base64::engine::general_purpose::{STANDARD, URL_SAFE_NO_PAD};
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use base64::Engine;
 use chrono::Utc;
 use jsonwebtoken::{Algorithm, EncodingKey, Header};
@@ -17,6 +17,7 @@ use sha2::{Digest, Sha256};
 use sqlx::Row;
 use uuid::Uuid;
 
+use crate::adapters::master_key::MasterKey;
 use crate::domain::Role;
 
 /// How long tokens live.
@@ -78,6 +79,11 @@ fn store_error(error: impl std::error::Error + Send + Sync + 'static) -> StoreEr
     StoreError::backend(error)
 }
 
+/// What a stored signing key is bound to (the master key's associated data).
+fn signing_label(kid: &str) -> String {
+    format!("signing_key:{kid}")
+}
+
 fn digest(token: &str) -> String {
     Sha256::digest(token.as_bytes())
         .iter()
@@ -86,13 +92,15 @@ fn digest(token: &str) -> String {
 }
 
 impl Tokens {
-    /// Loads the signing keys, creating the first one if there is none.
+    /// Loads the signing keys (stored encrypted under `master`; any an earlier version stored in
+    /// clear are encrypted now), creating the first one if there is none.
     pub async fn open(
         db: Arc<SqlReadModelStore>,
         lifetimes: TokenLifetimes,
+        master: &MasterKey,
     ) -> Result<Self, StoreError> {
         let random = SystemRandom::new();
-        let mut keys = Self::load_keys(&db).await?;
+        let mut keys = Self::load_keys(&db, master).await?;
         if keys.is_empty() {
             let pkcs8 = Ed25519KeyPair::generate_pkcs8(&random)
                 .map_err(|_| StoreError::Backend("cannot generate an Ed25519 key".into()))?;
@@ -104,12 +112,12 @@ impl Tokens {
                 "INSERT INTO signing_keys (kid, private_key, created_at) VALUES ($1, $2, $3)",
             )
             .bind(&kid)
-            .bind(STANDARD.encode(pkcs8.as_ref()))
+            .bind(master.seal(&signing_label(&kid), pkcs8.as_ref())?)
             .bind(Utc::now().to_rfc3339())
             .execute(db.pool())
             .await
             .map_err(store_error)?;
-            keys = Self::load_keys(&db).await?;
+            keys = Self::load_keys(&db, master).await?;
         }
         let mut jwks = Jwks::default();
         for (kid, pkcs8) in &keys {
@@ -132,22 +140,32 @@ impl Tokens {
         })
     }
 
-    /// Every key, oldest first.
-    async fn load_keys(db: &SqlReadModelStore) -> Result<Vec<(String, Vec<u8>)>, StoreError> {
+    /// Every key, oldest first; keys found in clear are encrypted in place.
+    async fn load_keys(
+        db: &SqlReadModelStore,
+        master: &MasterKey,
+    ) -> Result<Vec<(String, Vec<u8>)>, StoreError> {
         let rows =
             sqlx::query("SELECT kid, private_key FROM signing_keys ORDER BY created_at, kid")
                 .fetch_all(db.pool())
                 .await
                 .map_err(store_error)?;
-        rows.iter()
-            .map(|row| {
-                let kid: String = row.get("kid");
-                let key = STANDARD
-                    .decode(row.get::<&str, _>("private_key"))
+        let mut keys = Vec::with_capacity(rows.len());
+        for row in &rows {
+            let kid: String = row.get("kid");
+            let stored: &str = row.get("private_key");
+            let key = master.open(&signing_label(&kid), stored)?;
+            if MasterKey::is_clear(stored) && master.encrypts() {
+                sqlx::query("UPDATE signing_keys SET private_key = $1 WHERE kid = $2")
+                    .bind(master.seal(&signing_label(&kid), &key)?)
+                    .bind(&kid)
+                    .execute(db.pool())
+                    .await
                     .map_err(store_error)?;
-                Ok((kid, key))
-            })
-            .collect()
+            }
+            keys.push((kid, key));
+        }
+        Ok(keys)
     }
 
     /// How long a refresh token lives (the web client's session cookie lasts as long).

@@ -150,7 +150,8 @@ impl UserService {
 pub fn sealed_events(
     raw: Arc<dyn EventStore>,
     key_vault: Arc<SqlReadModelStore>,
+    master: Arc<crate::adapters::master_key::MasterKey>,
 ) -> (Arc<ShreddingStore>, Arc<PersonalDataKeys>) {
-    let keys = Arc::new(PersonalDataKeys::new(key_vault));
+    let keys = Arc::new(PersonalDataKeys::new(key_vault, master));
     (Arc::new(ShreddingStore::new(raw, keys.clone())), keys)
 }

@@ -1,0 +1,104 @@
+//! Where the keys live: the data directory is 0700, every file in it 0600, and the token signing
+//! and personal-data keys are stored encrypted under the master key (generated into the data
+//! directory for a bare run, or given by the operator); a wrong master key stops the start.
+
+mod common;
+
+use std::os::unix::fs::PermissionsExt;
+use std::path::Path;
+
+use common::api::Api;
+use common::msa;
+
+/// Every file of `dir`, as bytes (the SQLite files with their WAL).
+fn everything_in(dir: &Path) -> Vec<u8> {
+    let mut bytes = Vec::new();
+    for entry in std::fs::read_dir(dir).unwrap() {
+        bytes.extend(std::fs::read(entry.unwrap().path()).unwrap());
+    }
+    bytes
+}
+
+fn contains(haystack: &[u8], needle: &str) -> bool {
+    haystack
+        .windows(needle.len())
+        .any(|window| window == needle.as_bytes())
+}
+
+fn mode(path: &Path) -> u32 {
+    std::fs::metadata(path).unwrap().permissions().mode() & 0o777
+}
+
+#[tokio::test]
+async fn keys_are_private_files_and_encrypted_under_the_master_key() {
+    let root = tempfile::tempdir().unwrap();
+    let data = root.path().join("data");
+    let api = Api::start(&["--data-dir", data.to_str().unwrap()]);
+    let ada = api.person("Ada").await;
+    assert!(!ada.token.is_empty());
+    assert!(
+        api.server.process.log().contains("NO MASTER KEY GIVEN"),
+        "a bare run says loudly that it generated the master key"
+    );
+
+    assert_eq!(mode(&data), 0o700, "the data directory");
+    for entry in std::fs::read_dir(&data).unwrap() {
+        let path = entry.unwrap().path();
+        assert_eq!(mode(&path), 0o600, "{}", path.display());
+    }
+    assert!(data.join("master.key").exists());
+    assert!(data.join("user.keys.sqlite").exists());
+
+    // Ed25519 PKCS#8 as ring makes it starts with these bytes (base64): the signing key in clear.
+    let stored = everything_in(&data);
+    assert!(
+        !contains(&stored, "MFMCAQEwBQYDK2VwBCIEI"),
+        "a signing key in clear"
+    );
+    assert!(
+        contains(&stored, "mk1:"),
+        "keys sealed under the master key"
+    );
+}
+
+#[tokio::test]
+async fn the_operators_master_key_opens_the_keys_and_another_does_not() {
+    let root = tempfile::tempdir().unwrap();
+    let data = root.path().join("data");
+    let key_file = root.path().join("master.key");
+    std::fs::write(&key_file, "AAECAwQFBgcICQoLDA0ODxAREhMUFRYXGBkaGxwdHh8=\n").unwrap();
+    let storage = [
+        "--data-dir",
+        data.to_str().unwrap(),
+        "--master-key-file",
+        key_file.to_str().unwrap(),
+    ];
+    let mut api = Api::start(&storage);
+    api.person("Ada").await;
+    assert!(!api.server.process.log().contains("NO MASTER KEY GIVEN"));
+    assert!(!data.join("master.key").exists(), "none generated");
+    api.server.process.kill();
+    // The same key: the keys open (the signing key signs, Ada's data reads).
+    api = Api::start(&storage);
+    let (status, _) = api
+        .call(
+            reqwest::Method::POST,
+            "/v1/auth/token",
+            "",
+            Some(serde_json::json!({"email": "ada@example.com", "password": "correct horse battery"})),
+        )
+        .await;
+    assert_eq!(status, 200);
+    api.server.process.kill();
+
+    // Another key: the start stops and says why.
+    std::fs::write(&key_file, "HwECAwQFBgcICQoLDA0ODxAREhMUFRYXGBkaGxwdHh8=").unwrap();
+    let output = msa()
+        .args(["serve", "--listen", "127.0.0.1:0"])
+        .args(storage)
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(!output.status.success());
+    assert!(stderr.contains("MSA_MASTER_KEY_FILE"), "{stderr}");
+}
