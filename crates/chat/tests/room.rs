@@ -325,3 +325,46 @@ fn an_invitee_may_decline_and_is_then_no_longer_invited() {
         })
         .then_error(|e| *e == RoomError::AlreadyMember);
 }
+
+/// History applies a deletion a moment after it is appended; until then it still reports the
+/// message as there. The room itself remembers its recent deletions, so an edit or a reaction
+/// right after a deletion is refused, and the text never comes back.
+#[test]
+fn a_deleted_message_stays_deleted_while_history_catches_up() {
+    let posted = RoomEvent::MessagePosted {
+        seq: 2,
+        message_id: user(100),
+        sender_id: user(MEMBER),
+        body: body("secret"),
+        reply_to: None,
+    };
+    let deleted = RoomEvent::MessageRedacted {
+        seq: 3,
+        message_id: user(100),
+        by: user(OWNER),
+    };
+    // What history says a moment after the deletion: not deleted.
+    let stale = facts(MEMBER, false);
+    given::<Room>([created(), posted.clone(), deleted.clone()])
+        .when(RoomCommand::Edit {
+            editor: user(MEMBER),
+            message: stale,
+            body: body("secret again"),
+        })
+        .then_error(|e| *e == RoomError::MessageGone);
+    given::<Room>([created(), posted.clone(), deleted.clone()])
+        .when(RoomCommand::React {
+            user_id: user(OWNER),
+            message: stale,
+            emoji: msa_chat::domain::Emoji::parse("👍").unwrap(),
+            present: false,
+            add: true,
+        })
+        .then_error(|e| *e == RoomError::MessageGone);
+    given::<Room>([created(), posted, deleted])
+        .when(RoomCommand::Redact {
+            by: user(MEMBER),
+            message: stale,
+        })
+        .then([]);
+}

@@ -5,7 +5,7 @@
 //! same in a room of ten messages as in one of a hundred thousand (the repository decides on a
 //! cached state; snapshots every 100 events bound a cold load).
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::{BTreeMap, BTreeSet, VecDeque};
 
 use msa_kernel::{Aggregate, DomainEvent};
 use serde::{Deserialize, Serialize};
@@ -52,7 +52,9 @@ impl Role {
     }
 }
 
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+/// The room's events: stored, published on `chat.events`, and sent on the stream (the frames' `type`
+/// and `data`; the AsyncAPI document at `/asyncapi.json` is made from this schema).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(tag = "type", content = "data")]
 pub enum RoomEvent {
     RoomCreated {
@@ -328,7 +330,16 @@ pub struct Room {
     pub invited: BTreeSet<Uuid>,
     pub banned: BTreeSet<Uuid>,
     pub last_seq: u64,
+    /// The last [`RECENT_REDACTIONS`] messages deleted here. Commands about a message are decided
+    /// with facts read from history, which lags the log a moment; a deletion that history has not
+    /// applied yet is known here, so an edit or a reaction right after it is refused instead of
+    /// bringing the text back. (Older deletions are long applied; the set stays bounded.)
+    #[serde(default)]
+    pub recently_redacted: VecDeque<Uuid>,
 }
+
+/// Deleted messages a room remembers in its state.
+pub const RECENT_REDACTIONS: usize = 128;
 
 impl Room {
     pub fn exists(&self) -> bool {
@@ -380,6 +391,11 @@ impl Room {
         self.members.values().filter(|r| **r == Role::Owner).count()
     }
 
+    /// Whether the message is deleted: by the facts given, or by a deletion this room made lately.
+    fn is_gone(&self, message: &MessageFacts) -> bool {
+        message.redacted || self.recently_redacted.contains(&message.message_id)
+    }
+
     fn is_full(&self) -> bool {
         self.members.len() + self.invited.len() >= MAX_MEMBERS
     }
@@ -396,7 +412,11 @@ impl Aggregate for Room {
     /// A room's state grows with its members, invitations and bans (up to [`MAX_MEMBERS`] of
     /// the first two): one unit per 16 of them.
     fn weight(&self) -> usize {
-        1 + (self.members.len() + self.invited.len() + self.banned.len()) / 16
+        1 + (self.members.len()
+            + self.invited.len()
+            + self.banned.len()
+            + self.recently_redacted.len())
+            / 16
     }
 
     fn apply(&mut self, event: &RoomEvent) {
@@ -440,9 +460,14 @@ impl Aggregate for Room {
                 self.name = name.clone();
                 self.topic = topic.clone();
             }
+            RoomEvent::MessageRedacted { message_id, .. } => {
+                self.recently_redacted.push_back(*message_id);
+                if self.recently_redacted.len() > RECENT_REDACTIONS {
+                    self.recently_redacted.pop_front();
+                }
+            }
             RoomEvent::MessagePosted { .. }
             | RoomEvent::MessageEdited { .. }
-            | RoomEvent::MessageRedacted { .. }
             | RoomEvent::ReactionAdded { .. }
             | RoomEvent::ReactionRemoved { .. } => {}
         }
@@ -641,7 +666,7 @@ impl Aggregate for Room {
                 body,
             } => {
                 self.member_role(*editor)?;
-                if message.redacted {
+                if self.is_gone(message) {
                     return Err(RoomError::MessageGone);
                 }
                 if message.sender_id != *editor {
@@ -655,7 +680,7 @@ impl Aggregate for Room {
             }
             RoomCommand::Redact { by, message } => {
                 let role = self.member_role(*by)?;
-                if message.redacted {
+                if self.is_gone(message) {
                     return Ok(vec![]);
                 }
                 // The sender, or a moderator.
@@ -676,7 +701,7 @@ impl Aggregate for Room {
                 add,
             } => {
                 self.member_role(*user_id)?;
-                if message.redacted {
+                if self.is_gone(message) {
                     return Err(RoomError::MessageGone);
                 }
                 let (message_id, user_id, emoji) = (message.message_id, *user_id, emoji.clone());
