@@ -639,7 +639,8 @@ async fn problems_on(lab: &Lab, browser: &Browser, view: &str, check: Check) -> 
 }
 
 /// Visits every view (signed out, the room list, the new direct chat dialog, a room, a room
-/// offering credits, buying credits) and checks each.
+/// offering credits, buying credits, the account, search and message-actions dialogs, a new
+/// group and its members) and checks each.
 async fn every_view(lab: &Lab, options: Options, check: Check) -> Vec<String> {
     let data = tempfile::tempdir().unwrap();
     let free = ["--free-messages-per-day", "1"];
@@ -687,7 +688,72 @@ async fn every_view(lab: &Lab, options: Options, check: Check) -> Vec<String> {
     offer.click().await.unwrap();
     ada.browser.get(Role::Button, EN.pay).await;
     problems.extend(problems_on(lab, &ada.browser, "buying credits", check).await);
+    closes_the_dialog(&ada.browser, Role::Button, EN.pay).await;
+
+    // The dialogs opened from the header and from a message.
+    let dialogs = [
+        (
+            "Account",
+            Role::Button,
+            "Change password",
+            "the account dialog",
+        ),
+        ("Search messages", Role::Button, "Find", "the search dialog"),
+    ];
+    for (opener, role, inside, view) in dialogs {
+        // On a phone the room list and a room are separate screens.
+        if !ada.browser.shows(Role::Button, opener).await
+            && ada.browser.shows(Role::Button, "Back to rooms").await
+        {
+            ada.browser.press("Back to rooms").await;
+        }
+        ada.browser.press(opener).await;
+        ada.browser.get(role, inside).await;
+        problems.extend(problems_on(lab, &ada.browser, view, check).await);
+        closes_the_dialog(&ada.browser, role, inside).await;
+    }
+    if !ada.browser.shows(Role::Log, EN.messages).await {
+        ada.opens_the_room("Bob").await;
+    }
+    let actions = until("a message's actions button", WAIT, || async {
+        ada.browser
+            .client
+            .find(fantoccini::Locator::Css("#messages .actions-button"))
+            .await
+            .map_err(|e| e.to_string())
+    })
+    .await;
+    actions.click().await.unwrap();
+    ada.browser.get(Role::Button, "Reply").await;
+    problems.extend(problems_on(lab, &ada.browser, "a message's actions", check).await);
+    closes_the_dialog(&ada.browser, Role::Button, "Reply").await;
+
+    // A group room and its members.
+    if ada.browser.shows(Role::Button, "Back to rooms").await {
+        ada.browser.press("Back to rooms").await;
+    }
+    ada.browser.press("New group").await;
+    ada.browser.fill("Group name", "Team").await;
+    problems.extend(problems_on(lab, &ada.browser, "the new group dialog", check).await);
+    ada.browser.press("Create").await;
+    ada.browser.press("Members").await;
+    ada.browser.get(Role::TextBox, "Invite by nickname").await;
+    problems.extend(problems_on(lab, &ada.browser, "a group's members", check).await);
     problems
+}
+
+/// Closes the open dialog with Escape, as a keyboard user does, and waits until the control
+/// of `role` named `inside` (in it) is gone.
+async fn closes_the_dialog(browser: &Browser, role: Role, inside: &str) {
+    browser.stroke('\u{E00C}').await;
+    let what = format!("the dialog with {inside:?} closed by Escape");
+    until(&what, WAIT, || async {
+        match browser.find(role, inside).await {
+            Ok(_) => Err("still open".to_owned()),
+            Err(_) => Ok(()),
+        }
+    })
+    .await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
