@@ -452,6 +452,21 @@ pub enum UsersCommand {
     GrantAdmin(UserRoleArgs),
     /// Take the admin role away; the account's access tokens are void at once.
     RevokeAdmin(UserRoleArgs),
+    /// Add a new token signing key and list the keys. Restart the user service's instances to
+    /// sign with it; the JWKS serves every stored key, so earlier tokens keep verifying.
+    RotateSigningKey(StorageArgs),
+    /// Remove an older signing key (by kid) once the tokens it signed have expired (the access
+    /// token lifetime after the rotation), then restart the user service's instances.
+    RetireSigningKey(RetireKeyArgs),
+}
+
+#[derive(Debug, Clone, Args)]
+pub struct RetireKeyArgs {
+    /// The key's id (`kid`), as `rotate-signing-key` lists it.
+    pub kid: String,
+
+    #[command(flatten)]
+    pub storage: StorageArgs,
 }
 
 #[derive(Debug, Clone, Args)]

@@ -49,6 +49,12 @@ async fn main() -> ExitCode {
         Command::Payments(PaymentsCommand::Reconcile(args)) => payment::reconcile(args).await,
         Command::Users(UsersCommand::GrantAdmin(args)) => user::change_admin(args, true).await,
         Command::Users(UsersCommand::RevokeAdmin(args)) => user::change_admin(args, false).await,
+        Command::Users(UsersCommand::RotateSigningKey(args)) => {
+            user::rotate_signing_key(args).await
+        }
+        Command::Users(UsersCommand::RetireSigningKey(args)) => {
+            user::retire_signing_key(args).await
+        }
         Command::Bench(BenchCommand::Store(args)) => bench::store::run(args).await,
         Command::Bench(BenchCommand::Bus(args)) => bench::bus::run(args).await,
         Command::Bench(BenchCommand::Chat(args)) => bench::chat::run(args).await,

@@ -192,3 +192,46 @@ pub async fn change_admin(args: crate::cli::UserRoleArgs, grant: bool) -> Result
     println!("{} (user {user_id}) {done}", email.as_str());
     Ok(())
 }
+
+/// The user context's query database, migrated (where the signing keys are).
+async fn signing_key_store(storage: &StorageArgs) -> Result<ContextStores> {
+    let stores = crate::storage::open(storage, "user").await?;
+    msa_user::migrator()
+        .run(stores.read_models.pool())
+        .await
+        .context("migrating the user context's query database")?;
+    Ok(stores)
+}
+
+/// `msa users rotate-signing-key`.
+pub async fn rotate_signing_key(storage: StorageArgs) -> Result<()> {
+    let stores = signing_key_store(&storage).await?;
+    let master = crate::storage::master_key(&storage)?;
+    let kid = Tokens::add_signing_key(&stores.read_models, &master).await?;
+    for (key, created_at) in Tokens::signing_keys(&stores.read_models).await? {
+        let note = if key == kid {
+            "  (new: signs after a restart)"
+        } else {
+            ""
+        };
+        println!("{key}  {created_at}{note}");
+    }
+    println!(
+        "restart the user service's instances to sign with {kid}; retire older keys with \
+         `msa users retire-signing-key KID` once the access-token lifetime has passed"
+    );
+    Ok(())
+}
+
+/// `msa users retire-signing-key KID`.
+pub async fn retire_signing_key(args: crate::cli::RetireKeyArgs) -> Result<()> {
+    let stores = signing_key_store(&args.storage).await?;
+    if !Tokens::retire_signing_key(&stores.read_models, &args.kid).await? {
+        anyhow::bail!("no signing key {}", args.kid);
+    }
+    println!(
+        "signing key {} removed; restart the user service's instances so their JWKS drops it",
+        args.kid
+    );
+    Ok(())
+}

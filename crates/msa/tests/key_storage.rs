@@ -102,3 +102,90 @@ async fn the_operators_master_key_opens_the_keys_and_another_does_not() {
     assert!(!output.status.success());
     assert!(stderr.contains("MSA_MASTER_KEY_FILE"), "{stderr}");
 }
+
+/// The `kid` in an access token's header.
+fn kid_of(token: &str) -> String {
+    use base64::Engine;
+    let header = token.split('.').next().unwrap();
+    let json = base64::engine::general_purpose::URL_SAFE_NO_PAD
+        .decode(header)
+        .unwrap();
+    serde_json::from_slice::<serde_json::Value>(&json).unwrap()["kid"]
+        .as_str()
+        .unwrap()
+        .to_owned()
+}
+
+#[tokio::test]
+async fn the_signing_key_rotates_with_both_keys_served_until_the_old_one_is_retired() {
+    let root = tempfile::tempdir().unwrap();
+    let data = root.path().join("data");
+    let storage = ["--data-dir", data.to_str().unwrap()];
+    let mut api = Api::start(&storage);
+    let ada = api.person("Ada").await;
+    let old_kid = kid_of(&ada.token);
+    api.server.process.kill();
+
+    let users = |args: &[&str]| {
+        let mut command = msa();
+        command.arg("users").args(args).args(storage);
+        command.output().unwrap()
+    };
+    let rotated = users(&["rotate-signing-key"]);
+    common::succeeded(&rotated);
+    let listed = String::from_utf8_lossy(&rotated.stdout).to_string();
+    assert!(listed.contains(&old_kid), "{listed}");
+    // The newest key cannot be retired.
+    let new_kid = listed
+        .lines()
+        .find(|line| line.contains("(new"))
+        .unwrap()
+        .split_whitespace()
+        .next()
+        .unwrap()
+        .to_owned();
+    assert!(!users(&["retire-signing-key", &new_kid]).status.success());
+
+    api = Api::start(&storage);
+    let jwks: serde_json::Value =
+        reqwest::get(format!("{}/.well-known/jwks.json", api.server.base))
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+    let kids: Vec<_> = jwks["keys"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|k| k["kid"].clone())
+        .collect();
+    assert_eq!(
+        kids,
+        [serde_json::json!(old_kid), serde_json::json!(new_kid)]
+    );
+    // Tokens of the old key still verify; new ones are signed with the new key.
+    assert_eq!(api.get(&ada, "/v1/users/me").await.0, 200);
+    let (_, tokens) = api
+        .call(
+            reqwest::Method::POST,
+            "/v1/auth/token",
+            "",
+            Some(serde_json::json!({"email": "ada@example.com", "password": "correct horse battery"})),
+        )
+        .await;
+    let fresh = tokens["access_token"].as_str().unwrap().to_owned();
+    assert_eq!(kid_of(&fresh), new_kid);
+    api.server.process.kill();
+
+    // Retired: the old key's tokens are refused, the new key's are not.
+    common::succeeded(&users(&["retire-signing-key", &old_kid]));
+    api = Api::start(&storage);
+    assert_eq!(api.get(&ada, "/v1/users/me").await.0, 401);
+    assert_eq!(
+        api.call(reqwest::Method::GET, "/v1/users/me", &fresh, None)
+            .await
+            .0,
+        200
+    );
+}

@@ -102,21 +102,10 @@ impl Tokens {
         let random = SystemRandom::new();
         let mut keys = Self::load_keys(&db, master).await?;
         if keys.is_empty() {
-            let pkcs8 = Ed25519KeyPair::generate_pkcs8(&random)
-                .map_err(|_| StoreError::Backend("cannot generate an Ed25519 key".into()))?;
-            let kid = Uuid::now_v7().simple().to_string();
             // Two instances starting at once on an empty database may both generate one. Each
             // signs with the last key it loaded and publishes the keys it loaded at open, so the
             // first one's JWKS lacks the second's key until it opens again.
-            sqlx::query(
-                "INSERT INTO signing_keys (kid, private_key, created_at) VALUES ($1, $2, $3)",
-            )
-            .bind(&kid)
-            .bind(master.seal(&signing_label(&kid), pkcs8.as_ref())?)
-            .bind(Utc::now().to_rfc3339())
-            .execute(db.pool())
-            .await
-            .map_err(store_error)?;
+            Self::add_signing_key(&db, master).await?;
             keys = Self::load_keys(&db, master).await?;
         }
         let mut jwks = Jwks::default();
@@ -138,6 +127,56 @@ impl Tokens {
             lifetimes,
             random,
         })
+    }
+
+    /// Adds a new signing key (the operator's rotation, `msa users rotate-signing-key`):
+    /// instances sign with the newest key they loaded at start, and publish every stored key in
+    /// the JWKS, so tokens signed with an older key verify until that key is retired.
+    pub async fn add_signing_key(
+        db: &SqlReadModelStore,
+        master: &MasterKey,
+    ) -> Result<String, StoreError> {
+        let pkcs8 = Ed25519KeyPair::generate_pkcs8(&SystemRandom::new())
+            .map_err(|_| StoreError::Backend("cannot generate an Ed25519 key".into()))?;
+        let kid = Uuid::now_v7().simple().to_string();
+        sqlx::query("INSERT INTO signing_keys (kid, private_key, created_at) VALUES ($1, $2, $3)")
+            .bind(&kid)
+            .bind(master.seal(&signing_label(&kid), pkcs8.as_ref())?)
+            .bind(Utc::now().to_rfc3339())
+            .execute(db.pool())
+            .await
+            .map_err(store_error)?;
+        Ok(kid)
+    }
+
+    /// The stored signing keys' ids and creation times, oldest first.
+    pub async fn signing_keys(db: &SqlReadModelStore) -> Result<Vec<(String, String)>, StoreError> {
+        let rows = sqlx::query("SELECT kid, created_at FROM signing_keys ORDER BY created_at, kid")
+            .fetch_all(db.pool())
+            .await
+            .map_err(store_error)?;
+        Ok(rows
+            .iter()
+            .map(|row| (row.get("kid"), row.get("created_at")))
+            .collect())
+    }
+
+    /// Removes a signing key other than the newest (`msa users retire-signing-key`): tokens it
+    /// signed are refused once the instances have restarted and the others fetched the JWKS
+    /// again. Whether it was removed.
+    pub async fn retire_signing_key(db: &SqlReadModelStore, kid: &str) -> Result<bool, StoreError> {
+        let keys = Self::signing_keys(db).await?;
+        if keys.last().is_some_and(|(newest, _)| newest == kid) {
+            return Err(StoreError::Backend(
+                "the newest signing key signs new tokens: rotate first".into(),
+            ));
+        }
+        let removed = sqlx::query("DELETE FROM signing_keys WHERE kid = $1")
+            .bind(kid)
+            .execute(db.pool())
+            .await
+            .map_err(store_error)?;
+        Ok(removed.rows_affected() == 1)
     }
 
     /// Every key, oldest first; keys found in clear are encrypted in place.
