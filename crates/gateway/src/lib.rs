@@ -195,7 +195,7 @@ async fn route(
     let Some(owner) = owner(&parts.method, &path) else {
         return Problem::not_found("no such resource").into_response();
     };
-    let user = match bearer(&parts.headers) {
+    let user = match msa_http::auth::bearer_token(&parts.headers) {
         None => None,
         Some(token) => match gateway.keys.verify(token).await {
             Ok(claims) => Some(claims.sub),
@@ -269,14 +269,6 @@ async fn route(
     };
     let url = format!("{base}{path_and_query}");
     proxy::forward(&gateway.client, owner.name(), url, &parts, extra, body).await
-}
-
-fn bearer(headers: &HeaderMap) -> Option<&str> {
-    let value = headers.get(header::AUTHORIZATION)?.to_str().ok()?;
-    value
-        .strip_prefix("Bearer ")
-        .or_else(|| value.strip_prefix("bearer "))
-        .map(str::trim)
 }
 
 /// Every service's API document, merged (their `/internal` paths left out).

@@ -239,6 +239,16 @@ pub struct Caller {
     pub token: String,
 }
 
+/// The token of an `Authorization: Bearer <token>` header (either spelling of the scheme),
+/// trimmed; `None` without one.
+pub fn bearer_token(headers: &axum::http::HeaderMap) -> Option<&str> {
+    let value = headers.get(header::AUTHORIZATION)?.to_str().ok()?;
+    value
+        .strip_prefix("Bearer ")
+        .or_else(|| value.strip_prefix("bearer "))
+        .map(str::trim)
+}
+
 impl Caller {
     pub fn is_admin(&self) -> bool {
         self.roles.iter().any(|r| r == "admin")
@@ -253,17 +263,9 @@ where
     type Rejection = Problem;
 
     async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, Self::Rejection> {
-        let token = parts
-            .headers
-            .get(header::AUTHORIZATION)
-            .and_then(|v| v.to_str().ok())
-            .and_then(|v| {
-                v.strip_prefix("Bearer ")
-                    .or_else(|| v.strip_prefix("bearer "))
-            })
-            .ok_or(TokenError::Missing)?;
+        let token = bearer_token(&parts.headers).ok_or(TokenError::Missing)?;
         let claims = Arc::<TokenVerifier>::from_ref(state)
-            .verify_fetching(token.trim())
+            .verify_fetching(token)
             .await?;
         Ok(Caller {
             user_id: claims.sub,

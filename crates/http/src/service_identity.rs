@@ -13,13 +13,12 @@ use std::sync::{Arc, Mutex, RwLock};
 use std::time::{Duration, Instant};
 
 use axum::extract::{FromRef, FromRequestParts};
-use axum::http::header;
 use axum::http::request::Parts;
 use jsonwebtoken::{Algorithm, DecodingKey, EncodingKey, Header, Validation};
 use ring::signature::KeyPair;
 use serde::{Deserialize, Serialize};
 
-use crate::auth::{Jwk, Jwks};
+use crate::auth::{bearer_token, Jwk, Jwks};
 use crate::Problem;
 
 /// Where a calling service publishes its public keys (not routed by the gateway).
@@ -336,17 +335,9 @@ where
     type Rejection = Problem;
 
     async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, Self::Rejection> {
-        let token = parts
-            .headers
-            .get(header::AUTHORIZATION)
-            .and_then(|v| v.to_str().ok())
-            .and_then(|v| {
-                v.strip_prefix("Bearer ")
-                    .or_else(|| v.strip_prefix("bearer "))
-            })
-            .ok_or(ServiceTokenError::Missing)?;
+        let token = bearer_token(&parts.headers).ok_or(ServiceTokenError::Missing)?;
         let name = Arc::<TrustedServices>::from_ref(state)
-            .verify(token.trim())
+            .verify(token)
             .await?;
         Ok(ServiceCaller { name })
     }

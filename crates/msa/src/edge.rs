@@ -8,11 +8,10 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use axum::extract::{ConnectInfo, Request, State};
-use axum::http::header;
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 use axum::Router;
-use msa_http::auth::TokenVerifier;
+use msa_http::auth::{bearer_token, TokenVerifier};
 use msa_http::rate_limits::{RateLimitSettings, RateLimits};
 
 struct Edge {
@@ -51,15 +50,8 @@ async fn limit(
     }
     // A user is counted only by a token that checks out: a forged `sub` cannot spend someone
     // else's allowance.
-    let user = request
-        .headers()
-        .get(header::AUTHORIZATION)
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| {
-            v.strip_prefix("Bearer ")
-                .or_else(|| v.strip_prefix("bearer "))
-        })
-        .and_then(|token| edge.verifier.verify(token.trim()).ok())
+    let user = bearer_token(request.headers())
+        .and_then(|token| edge.verifier.verify(token).ok())
         .map(|claims| claims.sub);
     if let Err(limited) =
         edge.limits

@@ -178,21 +178,21 @@ pub struct NewRoom {
     pub members: Vec<Uuid>,
 }
 
+/// A group's name: 1 to 100 visible characters, trimmed.
+fn room_name(raw: &str) -> Result<String, Problem> {
+    let name = raw.trim();
+    if name.is_empty() || name.chars().count() > 100 || name.chars().any(char::is_control) {
+        return Err(Problem::invalid(vec![FieldError::new(
+            "name",
+            "1 to 100 visible characters",
+        )]));
+    }
+    Ok(name.to_owned())
+}
+
 /// A room's name checked, and the members' count: a room to create.
 pub fn parse_new_room(room: NewRoom) -> Result<(RoomKind, Option<String>, Vec<Uuid>), Problem> {
-    let name = match room.name.map(|n| n.trim().to_owned()) {
-        Some(name)
-            if name.is_empty()
-                || name.chars().count() > 100
-                || name.chars().any(char::is_control) =>
-        {
-            return Err(Problem::invalid(vec![FieldError::new(
-                "name",
-                "1 to 100 visible characters",
-            )]))
-        }
-        name => name,
-    };
+    let name = room.name.as_deref().map(room_name).transpose()?;
     if room.members.len() >= MAX_MEMBERS {
         return Err(Problem::invalid(vec![FieldError::new(
             "members",
@@ -300,18 +300,8 @@ async fn change_details(
 ) -> Result<impl IntoResponse, Problem> {
     let room = room_id(&id)?;
     let current = api.service.room_view(caller.user_id, room).await?;
-    let name = match body.name.map(|n| n.trim().to_owned()) {
-        Some(name)
-            if name.is_empty()
-                || name.chars().count() > 100
-                || name.chars().any(char::is_control) =>
-        {
-            return Err(Problem::invalid(vec![FieldError::new(
-                "name",
-                "1 to 100 visible characters",
-            )]))
-        }
-        Some(name) => Some(name),
+    let name = match body.name.as_deref() {
+        Some(name) => Some(room_name(name)?),
         None => current.name,
     };
     let topic = match body.topic {
