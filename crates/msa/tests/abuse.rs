@@ -336,11 +336,44 @@ async fn operators_pages_and_the_directory_are_not_public(api: &Api) {
     assert_eq!(directory.status(), 401);
 }
 
+/// Two sends with one `txn_id` at once, the first refused late (a `reply_to` chat waits for and
+/// never finds), the second with a good body: every message posted is paid for. (The first call
+/// refunded its spend while the second, replaying that spend, got its body posted: free messages.)
+async fn a_txn_id_raced_by_two_sends_posts_nothing_for_free(api: &Api, prefix: &str) {
+    let racer = api.person(&format!("{prefix}Racer")).await;
+    let _peer = api.person(&format!("{prefix}Peer")).await;
+    let room = direct_room(api, &racer, &format!("{prefix}Peer")).await;
+    let before = free_left(api, &racer).await;
+    let mut posted = 0;
+    for n in 0..4 {
+        let txn = format!("race-{n}");
+        let path = format!("/v1/rooms/{room}/messages");
+        let late_refusal = api.post(
+            &racer,
+            &path,
+            json!({"txn_id": txn, "body": "A", "reply_to": uuid::Uuid::now_v7()}),
+        );
+        let good = async {
+            tokio::time::sleep(std::time::Duration::from_millis(150)).await;
+            api.post(&racer, &path, json!({"txn_id": txn, "body": "B"}))
+                .await
+        };
+        let ((first, _), (second, _)) = tokio::join!(late_refusal, good);
+        posted += [first, second].iter().filter(|s| **s == 201).count() as i64;
+    }
+    assert_eq!(
+        before - free_left(api, &racer).await,
+        posted,
+        "every message posted is paid for"
+    );
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn abuse_of_the_single_server() {
     let data = tempfile::tempdir().unwrap();
     let api = Api::start(&["--data-dir", data.path().to_str().unwrap()]);
     a_reused_txn_id_gives_no_credit_back(&api, "").await;
+    a_txn_id_raced_by_two_sends_posts_nothing_for_free(&api, "").await;
     a_room_creator_cannot_make_strangers_members(&api).await;
     an_owner_cannot_ban_themself(&api).await;
     a_kicked_member_cannot_reread_the_room_with_an_old_cursor(&api).await;
@@ -497,6 +530,7 @@ async fn abuse_of_the_gateway_deployment() {
     dot_segments_never_leave_the_public_api(&deployment, &api).await;
     internal_endpoints_refuse_end_users(&deployment, &api).await;
     a_reused_txn_id_gives_no_credit_back(&api, "G").await;
+    a_txn_id_raced_by_two_sends_posts_nothing_for_free(&api, "G").await;
 }
 
 /// The auth matrix: every route the API document says needs a token refuses, with 401 and

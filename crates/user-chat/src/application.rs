@@ -31,11 +31,16 @@ pub enum Invitee {
     Nickname(String),
 }
 
+/// Stripes of the turns sends with one sender and `txn_id` take (fixed memory; two sends rarely
+/// share one).
+const SEND_STRIPES: usize = 1024;
+
 pub struct UserChat {
     chat: Arc<dyn ChatPort>,
     wallets: Arc<dyn WalletPort>,
     directory: Arc<dyn DirectoryPort>,
     read_models: Arc<SqlReadModelStore>,
+    sends: Vec<tokio::sync::Mutex<()>>,
 }
 
 impl UserChat {
@@ -50,7 +55,18 @@ impl UserChat {
             wallets,
             directory,
             read_models,
+            sends: (0..SEND_STRIPES)
+                .map(|_| tokio::sync::Mutex::new(()))
+                .collect(),
         }
+    }
+
+    /// The turn of sends with this sender and `txn_id` (a stripe of them).
+    fn send_turn(&self, sender: Uuid, txn_id: &str) -> &tokio::sync::Mutex<()> {
+        use std::hash::{Hash, Hasher};
+        let mut hasher = std::collections::hash_map::DefaultHasher::new();
+        (sender, txn_id).hash(&mut hasher);
+        &self.sends[hasher.finish() as usize % SEND_STRIPES]
     }
 
     /// The credit policy: spend the sender's credit (today's free allowance first), post, and if
@@ -60,6 +76,11 @@ impl UserChat {
     /// Retries with the same `txn_id` cost nothing more: the spend and the post are both
     /// idempotent by it. When chat cannot be reached the outcome is unknown, so the spend stays
     /// and a retry with the same `txn_id` finishes the send.
+    ///
+    /// Sends with one sender and `txn_id` take turns: otherwise a call whose new spend chat
+    /// refused (a bad `reply_to`) could give the credit back while a concurrent call, replaying
+    /// that spend, got its own body posted under the same `txn_id`: a message for free. In turn,
+    /// the second call finds the spend refunded (and is refused) or the first call's message.
     pub async fn send(
         &self,
         sender: &Caller,
@@ -69,6 +90,7 @@ impl UserChat {
         reply_to: Option<Uuid>,
     ) -> Result<(PostedMessage, bool), Problem> {
         let spend_key = format!("message:{room_id}:{txn_id}");
+        let _turn = self.send_turn(sender.user_id, txn_id).lock().await;
         let spent = self.wallets.spend(sender, &spend_key).await?;
         match self
             .chat
