@@ -10,7 +10,8 @@
 //! - refuses bodies over the limit (413), and answers upstream time-outs (504) and unreachable
 //!   services (503) as problem+json;
 //! - tunnels the chat WebSocket (`/v1/stream`) byte for byte;
-//! - serves the web client at `/` (`msa_web`), the merged API reference at `/docs` and `/openapi.json`, `/healthz`
+//! - serves the web client at `/` (`msa_web`), the merged API reference at `/docs` and `/openapi.json`, the
+//!   merged AsyncAPI document (the stream's frames, the topics' events) at `/asyncapi.json`, `/healthz`
 //!   and `/readyz` (every service ready).
 
 pub mod path;
@@ -18,7 +19,7 @@ pub mod proxy;
 pub mod routes;
 pub mod tunnels;
 
-use std::net::SocketAddr;
+use std::net::{IpAddr, SocketAddr};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -28,7 +29,7 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use axum::{Json, Router};
 use msa_http::auth::TokenError;
-use msa_http::{Problem, RemoteKeys};
+use msa_http::{Problem, RemoteKeys, TrustedProxies};
 use serde_json::{json, Value};
 
 use msa_http::rate_limits::{RateLimitSettings, RateLimits};
@@ -64,6 +65,9 @@ pub struct GatewayConfig {
     pub upstream_timeout: Duration,
     /// Origins browsers may call from (`*` for any).
     pub cors_origins: Vec<String>,
+    /// Proxies in front of the gateway whose `X-Forwarded-For` names the client (none: the
+    /// gateway is the edge and its peer is the client).
+    pub trusted_proxies: TrustedProxies,
 }
 
 struct Gateway {
@@ -122,6 +126,7 @@ pub async fn app(config: GatewayConfig) -> Result<Router, String> {
         )
         .route("/readyz", get(readiness))
         .route("/openapi.json", get(api_document))
+        .route("/asyncapi.json", get(events_document))
         .fallback(proxy)
         .with_state(gateway)
         .merge(msa_http::api_reference())
@@ -170,6 +175,12 @@ async fn proxy(
 ) -> Response {
     let id = request_id(request.headers());
     let trace = traceparent(request.headers());
+    // Behind a load balancer or an ingress, the client is who they say it is.
+    let client = gateway
+        .config
+        .trusted_proxies
+        .client(Some(client.ip()), request.headers())
+        .unwrap_or(client.ip());
     let mut response = route(&gateway, client, request, &id, &trace).await;
     if let Ok(value) = HeaderValue::from_str(&id) {
         response.headers_mut().insert("x-request-id", value);
@@ -179,7 +190,7 @@ async fn proxy(
 
 async fn route(
     gateway: &Gateway,
-    client: SocketAddr,
+    client: IpAddr,
     request: Request,
     id: &str,
     trace: &str,
@@ -211,17 +222,14 @@ async fn route(
     if let Err(limited) =
         gateway
             .limits
-            .check_request(&parts.method, parts.uri.path(), client.ip(), user)
+            .check_request(&parts.method, parts.uri.path(), client, user)
     {
         return limited.into_response();
     }
     let mut extra = HeaderMap::new();
     extra.extend(proxy::header_pair("x-request-id", id));
     extra.extend(proxy::header_pair("traceparent", trace));
-    extra.extend(proxy::header_pair(
-        "x-forwarded-for",
-        &client.ip().to_string(),
-    ));
+    extra.extend(proxy::header_pair("x-forwarded-for", &client.to_string()));
     // What the browser addressed, for the user service's session cookie (its Secure flag and
     // its same-site check): a proxy in front of the gateway may have said already.
     if !parts.headers.contains_key("x-forwarded-host") {
@@ -240,7 +248,7 @@ async fn route(
     };
     let base = gateway.config.upstreams.base(owner);
     if proxy::is_websocket(&parts.headers) {
-        let Some(tunnel) = gateway.tunnels.open(client.ip()) else {
+        let Some(tunnel) = gateway.tunnels.open(client) else {
             return Problem::too_many_requests("too many streams open from this address", 5)
                 .into_response();
         };
@@ -322,6 +330,36 @@ async fn api_document(State(gateway): State<Arc<Gateway>>) -> Response {
         {
             all.extend(tags.iter().cloned());
         }
+    }
+    Json(merged).into_response()
+}
+
+/// Every service's AsyncAPI document (the chat stream's frames, each context's topics), merged.
+async fn events_document(State(gateway): State<Arc<Gateway>>) -> Response {
+    let mut merged = msa_http::asyncapi::document(
+        "What msa sends besides HTTP answers, behind one gateway: the chat stream's WebSocket \
+         frames (`/v1/stream`, tunnelled by the gateway) and each context's events on Kafka \
+         (`<context>.events`, the envelope in headers; `<context>.events.dlq`).",
+    );
+    for owner in Owner::ALL {
+        let url = format!("{}/asyncapi.json", gateway.config.upstreams.base(owner));
+        let document: Value = match gateway.client.get(&url).send().await {
+            Ok(answer) if answer.status().is_success() => match answer.json().await {
+                Ok(document) => document,
+                Err(error) => return Problem::internal(&error).into_response(),
+            },
+            _ => {
+                return Problem::unavailable(
+                    format!(
+                        "the {} service's AsyncAPI document is unavailable",
+                        owner.name()
+                    ),
+                    2,
+                )
+                .into_response()
+            }
+        };
+        msa_http::asyncapi::merge(&mut merged, &document);
     }
     Json(merged).into_response()
 }

@@ -431,6 +431,12 @@ pub struct GatewayArgs {
 
     #[command(flatten)]
     pub cors: CorsArgs,
+
+    /// Proxies in front of the gateway (a load balancer, an ingress) whose X-Forwarded-For names
+    /// the client, for the limits per client address (addresses or networks, comma-separated).
+    /// Empty: none, the gateway is the edge.
+    #[arg(long, env = "MSA_TRUSTED_PROXIES", default_value = "")]
+    pub trusted_proxies: String,
 }
 
 /// The API's CORS policy, the same in the gateway and in `msa serve`.

@@ -13,17 +13,26 @@ use axum::response::{IntoResponse, Response};
 use axum::Router;
 use msa_http::auth::{bearer_token, TokenVerifier};
 use msa_http::rate_limits::{RateLimitSettings, RateLimits};
+use msa_http::TrustedProxies;
 
 struct Edge {
     limits: RateLimits,
     verifier: Arc<TokenVerifier>,
+    /// A reverse proxy in front whose `X-Forwarded-For` names the client.
+    proxies: TrustedProxies,
 }
 
 /// `app` behind the rate limits. Serve it with connect info (the client's address).
-pub fn limited(app: Router, settings: RateLimitSettings, verifier: Arc<TokenVerifier>) -> Router {
+pub fn limited(
+    app: Router,
+    settings: RateLimitSettings,
+    verifier: Arc<TokenVerifier>,
+    proxies: TrustedProxies,
+) -> Router {
     let edge = Arc::new(Edge {
         limits: RateLimits::new(settings),
         verifier,
+        proxies,
     });
     let shrinking = Arc::downgrade(&edge);
     tokio::spawn(async move {
@@ -53,9 +62,13 @@ async fn limit(
     let user = bearer_token(request.headers())
         .and_then(|token| edge.verifier.verify(token).ok())
         .map(|claims| claims.sub);
+    let client = edge
+        .proxies
+        .client(Some(client.ip()), request.headers())
+        .unwrap_or(client.ip());
     if let Err(limited) =
         edge.limits
-            .check_request(request.method(), request.uri().path(), client.ip(), user)
+            .check_request(request.method(), request.uri().path(), client, user)
     {
         return limited.into_response();
     }

@@ -33,6 +33,8 @@ pub async fn run(args: GatewayArgs) -> Result<()> {
         max_body_bytes: args.max_body_bytes,
         upstream_timeout: args.upstream_timeout,
         cors_origins: args.cors.cors_origins,
+        trusted_proxies: msa_http::TrustedProxies::parse(&args.trusted_proxies)
+            .map_err(|error| anyhow::anyhow!("MSA_TRUSTED_PROXIES (--trusted-proxies): {error}"))?,
     };
     let app = msa_gateway::app(config)
         .await

@@ -28,7 +28,8 @@ const PLACEHOLDER_PAGE: &str = r#"<!doctype html>
 <body style="font-family: system-ui, sans-serif; max-width: 40rem; margin: 4rem auto">
 <h1>msa is running</h1>
 <p>The user, chat, payment and user-chat APIs answer under <code>/v1</code>: their reference is at
-<a href="/docs/">/docs</a>, the document behind it at <a href="/openapi.json">/openapi.json</a>.
+<a href="/docs/">/docs</a>, the document behind it at <a href="/openapi.json">/openapi.json</a>;
+the WebSocket stream's frames and the Kafka topics' events at <a href="/asyncapi.json">/asyncapi.json</a> (AsyncAPI 3.0).
 This process is one service of the microservice deployment: the web client is served by the
 gateway (and by the single server, <code>msa serve</code>).</p>
 <p>Health: <a href="/healthz">/healthz</a> (alive), <a href="/readyz">/readyz</a> (stores answer; the bus is reported),
@@ -54,6 +55,7 @@ pub async fn run(args: ServeArgs) -> Result<()> {
         None => storage::CONTEXTS.to_vec(),
         Some(service) => vec![service.context()],
     };
+    let events_document = crate::asyncapi::document(&contexts);
     let mut stores = Vec::with_capacity(contexts.len());
     for context in contexts {
         stores.push(storage::open(&args.storage, context).await?);
@@ -93,11 +95,14 @@ pub async fn run(args: ServeArgs) -> Result<()> {
     let mut app = app(
         started.routes,
         started.document,
+        events_document,
         readiness,
         args.service.is_none(),
     );
     if let Some(verifier) = started.edge_verifier {
-        app = crate::edge::limited(app, args.rate_limits.settings(), verifier);
+        let proxies = msa_http::TrustedProxies::parse(&args.user.trusted_proxies)
+            .map_err(|error| anyhow::anyhow!("MSA_TRUSTED_PROXIES (--trusted-proxies): {error}"))?;
+        app = crate::edge::limited(app, args.rate_limits.settings(), verifier, proxies);
     }
     // Outermost, so a browser's preflight is answered before anything else looks at it.
     let cors = msa_http::cors::policy(&args.cors.cors_origins)
@@ -300,10 +305,12 @@ async fn one(
 fn app(
     routes: Router,
     document: utoipa::openapi::OpenApi,
+    events_document: Value,
     readiness: Readiness,
     web_client: bool,
 ) -> Router {
     let document = Arc::new(document);
+    let events_document = Arc::new(events_document);
     let front = if web_client {
         msa_web::router()
     } else {
@@ -313,6 +320,11 @@ fn app(
         .route(
             "/openapi.json",
             get(move || std::future::ready(Json(document.as_ref().clone()))),
+        )
+        // The stream's frames and the bus's events (AsyncAPI 3.0; `crate::asyncapi`).
+        .route(
+            "/asyncapi.json",
+            get(move || std::future::ready(Json(events_document.as_ref().clone()))),
         )
         .route(
             "/healthz",

@@ -733,3 +733,34 @@ async fn no_route_lets_a_stranger_at_another_users_room_message_or_payment() {
     let (_, mine) = api.get(&ada, &format!("/v1/payments/{payment}")).await;
     assert_eq!(mine["status"], "requested", "{mine}");
 }
+
+/// Behind a load balancer the gateway counts each client by the address the balancer names,
+/// never all clients as one (and, from a peer it does not trust, it believes no such header).
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn behind_a_trusted_proxy_the_gateway_limits_each_client_not_all_together() {
+    let limits: &[&str] = &[
+        "--trusted-proxies",
+        "127.0.0.1/8",
+        "--password-attempts-per-minute",
+        "3",
+    ];
+    let Some((_deployment, gateway)) = Microservices::start(&[("gateway", limits)]).await else {
+        return;
+    };
+    let client = reqwest::Client::new();
+    let attempt = |from: &'static str, n: usize| {
+        let request = client
+            .post(format!("{}/v1/auth/token", gateway.base))
+            .header("x-forwarded-for", from)
+            .json(&json!({"email": format!("nobody{n}@example.com"), "password": "wrong wrong wrong"}));
+        async move { request.send().await.unwrap().status().as_u16() }
+    };
+    let mut first = Vec::new();
+    for n in 0..4 {
+        first.push(attempt("198.51.100.1", n).await);
+    }
+    assert!(first[..3].iter().all(|s| *s != 429), "{first:?}");
+    assert_eq!(first[3], 429, "{first:?}");
+    // Another client behind the same balancer has a budget of its own.
+    assert_ne!(attempt("198.51.100.2", 9).await, 429);
+}

@@ -29,7 +29,8 @@ pub struct Microservices {
 
 impl Microservices {
     /// Starts the deployment; `None` (outside CI) when PostgreSQL or tansu is missing. `extra`
-    /// flags go to the service they name (`("payment", ["--free-messages-per-day", "2"])`).
+    /// flags go to the process they name (`("payment", ["--free-messages-per-day", "2"])`,
+    /// `("gateway", …)`).
     pub async fn start(extra: &[(&str, &[&str])]) -> Option<(Microservices, Server)> {
         let database = msa_testkit::postgres_database().await?;
         let broker = msa_testkit::Broker::start().await?;
@@ -75,7 +76,7 @@ impl Microservices {
                 &["--user", &user, "--chat", &chat, "--payment", &payment],
             ),
         ];
-        let gateway = spawn_serving(&[
+        let mut gateway_args = vec![
             "gateway",
             "--listen",
             "127.0.0.1:0",
@@ -87,7 +88,13 @@ impl Microservices {
             &payment,
             "--user-chat",
             &user_chat,
-        ]);
+        ];
+        for (service, more) in extra {
+            if *service == "gateway" {
+                gateway_args.extend(more.iter());
+            }
+        }
+        let gateway = spawn_serving(&gateway_args);
         Some((
             Microservices {
                 gateway: gateway.base.clone(),
