@@ -181,7 +181,7 @@ pub fn master_key(storage: &StorageArgs) -> Result<Arc<msa_user::adapters::maste
                      and give it with MSA_MASTER_KEY_FILE in production, stored apart from the data"
                 );
             } else {
-                tracing::warn!(
+                tracing::debug!(
                     file = %file.display(),
                     "no master key given: using the one generated into the data directory \
                      (set MSA_MASTER_KEY_FILE in production)"
