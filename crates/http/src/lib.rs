@@ -8,8 +8,10 @@
 //! - [`auth`]: access tokens (EdDSA JWTs) checked against the user service's public keys, and the
 //!   [`auth::Caller`] extractor; [`RemoteKeys`], those keys fetched from the user service by the
 //!   processes that do not issue tokens (the other services, the gateway).
-//! - [`api_reference`]: Swagger UI at `/docs` over the process's `/openapi.json`.
+//! - [`api_reference`]: Swagger UI at `/docs` over the process's `/openapi.json`; [`asyncapi`]: the
+//!   helpers that assemble `/asyncapi.json` (the stream's frames, the bus's events).
 
+pub mod asyncapi;
 pub mod auth;
 pub mod client_address;
 pub mod cors;

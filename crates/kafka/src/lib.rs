@@ -19,7 +19,7 @@ mod subscription;
 pub use admin::ensure_topics;
 pub use context::QuietContext;
 pub use dead_letters::KafkaDeadLetters;
-pub use envelope::{event_from_message, headers_of};
+pub use envelope::{event_from_message, headers_of, DEAD_LETTER_HEADERS, HEADERS};
 pub use probe::BrokerProbe;
 pub use publisher::KafkaPublisher;
 pub use subscription::KafkaSubscription;

@@ -1,5 +1,6 @@
 //! Real-time delivery: one WebSocket per client at `GET /v1/stream`, carrying the events of all
-//! the client's rooms as JSON frames `{room_id, seq, type, cursor, data}`.
+//! the client's rooms as JSON frames `{room_id, seq, type, cursor, occurred_at, data}` (the frames
+//! are the types in `live_frames`, from which `/asyncapi.json` describes them).
 //!
 //! One task ([`LiveFeed`]) follows the chat context's global log and routes each room event to
 //! the connections of the room's members (`live_routes`), its frame serialized once. A
@@ -25,13 +26,15 @@ use msa_http::{FieldError, Problem};
 use msa_kernel::repository::decode;
 use msa_kernel::{Aggregate, EventStore, LogPosition, Lookout, RecordedEvent};
 use serde::Deserialize;
-use serde_json::{json, Value};
 use tokio::sync::watch;
 use uuid::Uuid;
 
 use crate::adapters::history;
 use crate::adapters::http::ChatApi;
-use crate::adapters::live_limits::{LiveLimitSettings, LiveLimits, Slot, TOO_MANY_SOCKETS};
+use crate::adapters::live_frames::{
+    ClientFrame, EventFrame, ServerFrame, REVOKED, TOO_MANY_SOCKETS, TOO_SLOW, UNAUTHORIZED,
+};
+use crate::adapters::live_limits::{LiveLimitSettings, LiveLimits, Slot};
 use crate::adapters::live_routes::{Outgoing, Routes};
 use crate::domain::{MembershipChange, Room, RoomEvent};
 
@@ -49,11 +52,6 @@ const HEARTBEAT: Duration = Duration::from_secs(20);
 const SILENCE: Duration = Duration::from_secs(60);
 /// The largest frame or message a client may send (auth with a token, typing notices).
 const MAX_CLIENT_MESSAGE: usize = 16 * 1024;
-/// Close code for "too slow / resume" (4000-4999 are the application's).
-const TOO_SLOW: u16 = 4000;
-/// Close code for "the token was revoked" (the user's sessions were revoked, or the account
-/// closed): log in again.
-const REVOKED: u16 = 4401;
 
 /// A room event as it goes out.
 #[derive(Debug, Clone)]
@@ -70,7 +68,7 @@ impl LiveEvent {
     /// The event's frame as sent.
     fn text(&self) -> Utf8Bytes {
         self.text
-            .get_or_init(|| frame(self).to_string().into())
+            .get_or_init(|| frame(self).to_text().into())
             .clone()
     }
 }
@@ -189,25 +187,13 @@ fn decode_cursor(cursor: &str) -> Option<LogPosition> {
 }
 
 /// The frame of one room event.
-fn frame(live: &LiveEvent) -> Value {
-    let (kind, mut data) = match serde_json::to_value(&live.event) {
-        Ok(Value::Object(mut tagged)) => (
-            tagged.remove("type").unwrap_or(Value::Null),
-            tagged.remove("data").unwrap_or(Value::Null),
-        ),
-        _ => (Value::Null, Value::Null),
-    };
-    if let Value::Object(fields) = &mut data {
-        fields.remove("seq");
-    }
-    json!({
-        "room_id": live.room_id,
-        "seq": live.event.seq(),
-        "type": kind,
-        "cursor": encode_cursor(live.position),
-        "occurred_at": live.occurred_at,
-        "data": data,
-    })
+fn frame(live: &LiveEvent) -> EventFrame {
+    EventFrame::new(
+        live.room_id,
+        encode_cursor(live.position),
+        live.occurred_at,
+        &live.event,
+    )
 }
 
 #[derive(Deserialize)]
@@ -314,10 +300,6 @@ async fn close(socket: &mut WebSocket, code: u16, reason: &'static str) {
         .await;
 }
 
-async fn send(socket: &mut WebSocket, value: &Value) -> Result<(), String> {
-    send_text(socket, value.to_string().into()).await
-}
-
 async fn send_text(socket: &mut WebSocket, text: Utf8Bytes) -> Result<(), String> {
     socket
         .send(Message::Text(text))
@@ -393,7 +375,7 @@ async fn serve_socket(
             None => {
                 close(
                     &mut socket,
-                    4001,
+                    UNAUTHORIZED,
                     "unauthorized: send {\"type\":\"auth\",\"token\":...} first",
                 )
                 .await;
@@ -487,11 +469,10 @@ async fn serve_socket(
         .feed
         .routes
         .follow(inbox.id, rooms.rooms.iter().copied());
-    send(
-        &mut socket,
-        &json!({"type": "ready", "cursor": encode_cursor(sent)}),
-    )
-    .await?;
+    let ready = ServerFrame::Ready {
+        cursor: encode_cursor(sent),
+    };
+    send_text(&mut socket, ready.to_text().into()).await?;
     // Catch up from the store: what the client missed, up to wherever the feed has got to.
     // Bodies deleted since are not sent again (the store keeps the facts, history the redaction).
     let mut redacted: HashMap<Uuid, HashSet<String>> = HashMap::new();
@@ -521,10 +502,8 @@ async fn serve_socket(
                             }
                         };
                         if gone.contains(&message_id.to_string()) {
-                            let mut value = frame(&event);
-                            value["data"]["body"] = json!("");
-                            value["data"]["redacted"] = json!(true);
-                            send(&mut socket, &value).await?;
+                            let redacted = frame(&event).redacted();
+                            send_text(&mut socket, redacted.to_text().into()).await?;
                             continue;
                         }
                     }
@@ -549,7 +528,8 @@ async fn serve_socket(
                 }
                 Some(Outgoing::Typing(notice)) => {
                     if notice.user_id != user_id && rooms.rooms.contains(&notice.room_id) {
-                        send(&mut socket, &json!({"type": "typing", "room_id": notice.room_id, "user_id": notice.user_id})).await?;
+                        let typing = ServerFrame::Typing { room_id: notice.room_id, user_id: notice.user_id };
+                        send_text(&mut socket, typing.to_text().into()).await?;
                     }
                 }
                 None if inbox.too_slow() => {
@@ -565,14 +545,11 @@ async fn serve_socket(
                 None | Some(Err(_)) | Some(Ok(Message::Close(_))) => return Ok(()),
                 Some(Ok(Message::Text(text))) => {
                     last_heard = tokio::time::Instant::now();
-                    let parsed: Value = serde_json::from_str(text.as_str()).unwrap_or(Value::Null);
-                    if parsed["type"] == "typing" {
-                        if let Some(room_id) = parsed["room_id"].as_str().and_then(|r| r.parse().ok()) {
-                            if rooms.rooms.contains(&room_id)
-                                && state.feed.limits.typing_allowed(user_id, room_id)
-                            {
-                                state.feed.routes.typing(Typing { room_id, user_id });
-                            }
+                    if let Some(ClientFrame::Typing { room_id }) = ClientFrame::parse(text.as_str()) {
+                        if rooms.rooms.contains(&room_id)
+                            && state.feed.limits.typing_allowed(user_id, room_id)
+                        {
+                            state.feed.routes.typing(Typing { room_id, user_id });
                         }
                     }
                 }
@@ -624,9 +601,8 @@ async fn first_frame_auth(socket: &mut WebSocket, verifier: &TokenVerifier) -> O
     let Message::Text(text) = frame else {
         return None;
     };
-    let parsed: Value = serde_json::from_str(text.as_str()).ok()?;
-    if parsed["type"] != "auth" {
+    let Some(ClientFrame::Auth { token }) = ClientFrame::parse(text.as_str()) else {
         return None;
-    }
-    verifier.verify(parsed["token"].as_str()?).ok()
+    };
+    verifier.verify(&token).ok()
 }

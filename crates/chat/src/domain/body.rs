@@ -3,7 +3,7 @@ use serde::{Deserialize, Serialize};
 use super::Invalid;
 
 /// What a message says: 1 to 4,000 characters, not only whitespace.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(transparent)]
 pub struct MessageBody(String);
 

@@ -3,7 +3,7 @@ use serde::{Deserialize, Serialize};
 use super::Invalid;
 
 /// A reaction: one emoji (with its modifiers and joiners), or a shortcode like `:tada:`.
-#[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(transparent)]
 pub struct Emoji(String);
 

@@ -4,7 +4,7 @@ use super::Invalid;
 
 /// An email address as the user typed it (trimmed). Two emails are the same account when their
 /// [`normalized`](Email::normalized) forms are equal.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(transparent)]
 pub struct Email(String);
 

@@ -10,7 +10,7 @@ use super::Invalid;
 /// Security Profile: the letters and digits of scripts in current use) and the separators
 /// ` - _ . '`; no invisible or bidirectional-control characters. Unique among users
 /// case-insensitively, and by look: see [`Nickname::look`].
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(transparent)]
 pub struct Nickname(String);
 

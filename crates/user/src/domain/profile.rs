@@ -3,7 +3,7 @@ use serde::{Deserialize, Serialize};
 use super::Invalid;
 
 /// A few words a user says about themselves: at most 500 characters.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(transparent)]
 pub struct Bio(String);
 
@@ -24,7 +24,7 @@ impl Bio {
 }
 
 /// Where a user's picture is: an `https://` URL of at most 2048 characters.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(transparent)]
 pub struct AvatarUrl(String);
 

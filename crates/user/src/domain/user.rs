@@ -7,7 +7,8 @@ use uuid::Uuid;
 
 use super::{AvatarUrl, Bio, Email, Nickname};
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
+#[schema(as = UserRole)]
 #[serde(rename_all = "snake_case")]
 pub enum Role {
     User,
@@ -23,7 +24,7 @@ impl Role {
     }
 }
 
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(tag = "type", content = "data")]
 pub enum UserEvent {
     UserRegistered {
