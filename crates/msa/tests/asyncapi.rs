@@ -31,6 +31,19 @@ async fn document(base: &str) -> Value {
     let document: Value = serde_json::from_str(&text).expect("the document is JSON");
     assert_eq!(document["asyncapi"], "3.0.0", "{document}");
     every_reference_resolves(&document, &document);
+    for (id, message) in document["components"]["messages"].as_object().unwrap() {
+        assert!(
+            message["name"].is_string() && message["summary"].is_string(),
+            "{id}: {message}"
+        );
+        assert!(message["payload"].is_object(), "{id}");
+    }
+    for (id, operation) in document["operations"].as_object().unwrap() {
+        assert!(
+            ["send", "receive"].contains(&operation["action"].as_str().unwrap()),
+            "{id}"
+        );
+    }
     document
 }
 

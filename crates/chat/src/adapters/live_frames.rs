@@ -148,7 +148,7 @@ pub fn asyncapi() -> Value {
     let mut add = |key: String, title: String, summary: Value, payload: Value, outgoing: bool| {
         let id = format!("stream.{key}");
         part["components"]["messages"][&id] = json!({
-            "name": title,
+            "name": key,
             "title": title,
             "summary": summary,
             "contentType": "application/json",
@@ -183,11 +183,17 @@ pub fn asyncapi() -> Value {
         add(kind.clone(), kind, summary, payload, true);
     }
     for (kind, variant) in tagged_variants(&server) {
-        let summary = variant.get("description").cloned().unwrap_or(Value::Null);
+        let summary = variant
+            .get("description")
+            .cloned()
+            .unwrap_or(json!(format!("The {kind} frame.")));
         add(kind.clone(), kind, summary, variant, true);
     }
     for (kind, variant) in tagged_variants(&client) {
-        let summary = variant.get("description").cloned().unwrap_or(Value::Null);
+        let summary = variant
+            .get("description")
+            .cloned()
+            .unwrap_or(json!(format!("The {kind} frame.")));
         add(
             format!("client.{kind}"),
             format!("client {kind}"),
