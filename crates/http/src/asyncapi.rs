@@ -83,7 +83,11 @@ pub fn event_payloads<T: ToSchema>(context: &str, document: &mut Value) -> Vec<(
     tagged_variants(&schema)
         .into_iter()
         .map(|(tag, variant)| {
-            let mut data = variant["properties"]["data"].clone();
+            // A variant without fields is stored with an empty object.
+            let mut data = match &variant["properties"]["data"] {
+                Value::Null => json!({"type": "object"}),
+                data => data.clone(),
+            };
             if let Some(description) = variant.get("description") {
                 data["description"] = description.clone();
             }

@@ -38,6 +38,10 @@ async fn document(base: &str) -> Value {
         );
         assert!(message["payload"].is_object(), "{id}");
     }
+    // A schema is an object (a variant without fields once left `null` here).
+    for (id, schema) in document["components"]["schemas"].as_object().unwrap() {
+        assert!(schema.is_object(), "{id}: {schema}");
+    }
     for (id, operation) in document["operations"].as_object().unwrap() {
         assert!(
             ["send", "receive"].contains(&operation["action"].as_str().unwrap()),
