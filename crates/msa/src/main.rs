@@ -2,6 +2,7 @@
 //!
 //! This file only parses the command line and hands over; each subcommand lives in its own module.
 
+mod asyncapi;
 mod bench;
 mod bus;
 mod chat;
