@@ -119,6 +119,17 @@ async fn a_room_creator_cannot_make_strangers_members(api: &Api) {
             .contains(&json!(other.id)),
         "{view}"
     );
+    // A name that shows nothing, or reorders what follows, is not a name.
+    for name in ["\u{200B}", "\u{3164}", "\u{2800}", "\u{202E}evil"] {
+        let (status, problem) = api
+            .post(
+                &creator,
+                "/v1/rooms",
+                json!({"kind": "group", "name": name}),
+            )
+            .await;
+        assert_eq!(status, 422, "{name:?}: {problem}");
+    }
     let crowd: Vec<String> = (0..1000)
         .map(|_| uuid::Uuid::now_v7().to_string())
         .collect();

@@ -20,6 +20,7 @@ use crate::adapters::invites::{self, Invitation};
 use crate::adapters::live::{self, LiveFeed};
 use crate::adapters::search::{self, SearchHit};
 use crate::application::{ChatError, ChatService, PostedMessage, RoomView};
+use crate::domain::body;
 use crate::domain::room::MAX_MEMBERS;
 use crate::domain::{Emoji, MessageBody, Role, RoomCommand, RoomError, RoomKind};
 
@@ -178,10 +179,13 @@ pub struct NewRoom {
     pub members: Vec<Uuid>,
 }
 
-/// A group's name: 1 to 100 visible characters, trimmed.
+/// A group's name: 1 to 100 characters that show something, no control or reordering ones.
 fn room_name(raw: &str) -> Result<String, Problem> {
     let name = raw.trim();
-    if name.is_empty() || name.chars().count() > 100 || name.chars().any(char::is_control) {
+    if !body::shows_something(name)
+        || name.chars().count() > 100
+        || name.chars().any(|c| c.is_control() || body::reorders(c))
+    {
         return Err(Problem::invalid(vec![FieldError::new(
             "name",
             "1 to 100 visible characters",
