@@ -63,13 +63,15 @@ impl Nickname {
         self.0.to_lowercase()
     }
 
-    /// What the nickname looks like: its UTS 39 confusables skeleton, case folded, without
+    /// What the nickname looks like: its UTS 39 confusables skeleton, then case folded, without
     /// separators. Two nicknames that could be taken for each other (`paypal` and `pаypal` with
-    /// a Cyrillic а, `Ada` and `ada_`, `g00gle` and `google`) have the same look; uniqueness is
-    /// claimed on it.
+    /// a Cyrillic а, `Ada` and `ada_`, `g00gle` and `google`, `moIIy` with capital i and
+    /// `molly`) have the same look; uniqueness is claimed on it. The skeleton is taken before
+    /// folding case, since a capital I looks like an l, not like an i; names that differ only
+    /// in case collide on their lower-case claim.
     pub fn look(&self) -> String {
-        let lower: String = self.0.nfkc().collect::<String>().to_lowercase();
-        let skeleton: String = unicode_security::skeleton(&lower).collect();
+        let folded: String = self.0.nfkc().collect();
+        let skeleton: String = unicode_security::skeleton(&folded).collect();
         skeleton
             .to_lowercase()
             .chars()
@@ -123,5 +125,7 @@ mod tests {
         assert_ne!(look("Ada"), look("Bob"));
         assert_eq!(look("paypal"), look("p\u{0430}ypal"));
         assert_eq!(look("рауре"), look("paype"));
+        assert_eq!(look("molliea"), look("moIIiea"), "capital I for l");
+        assert_eq!(look("mollea"), look("mo11ea"), "digit 1 for l");
     }
 }
