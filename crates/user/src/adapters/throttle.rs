@@ -4,9 +4,11 @@
 //!   address locks that address out of that account for twice as long as the last (1 s, 2 s,
 //!   4 s … up to 15 min). The owner, from another address, is not affected.
 //! - Per account, from all addresses together: at most 100 failures in 15 minutes; past that the
-//!   account takes no login from anyone until the 15 minutes are over. One address cannot reach
-//!   it (its own locks allow about 15 failures in 15 minutes, and the edge's limit on password
-//!   attempts per address fewer still): only guessing spread over many addresses can.
+//!   account takes no login from a new address until the 15 minutes are over. An address the
+//!   account logged in from lately (the last 30 days, up to 8) is never held by the ceiling, so
+//!   guessing spread over many addresses cannot lock the owner out of their own devices.
+//! - An IPv6 client counts by its /64 (what one subscriber gets): a block of addresses is one
+//!   guesser, not millions.
 //!
 //! Kept in memory, per process: a deployment with several user-service instances should route
 //! logins for one email to one instance, or accept a few more guesses per instance.
@@ -25,6 +27,20 @@ pub const ACCOUNT_CEILING: u32 = 100;
 pub const ACCOUNT_WINDOW: Duration = Duration::from_secs(15 * 60);
 /// Above this many tracked entries, those whose lock or window has ended are dropped.
 const PRUNE_ABOVE: usize = 100_000;
+/// Addresses an account logged in from that the ceiling never holds: how many, how long.
+const KNOWN_ADDRESSES: usize = 8;
+const KNOWN_FOR: Duration = Duration::from_secs(30 * 24 * 3600);
+
+/// The address a client counts as: an IPv6 one by its /64.
+fn counted(client: Option<IpAddr>) -> Option<IpAddr> {
+    match client? {
+        IpAddr::V6(v6) => {
+            let prefix = u128::from(v6) & (u128::MAX << 64);
+            Some(IpAddr::V6(prefix.into()))
+        }
+        v4 => Some(v4),
+    }
+}
 
 /// Who tries: an account (its normalized email) from a client address (`None`: unknown).
 type Attempt = (String, Option<IpAddr>);
@@ -38,6 +54,19 @@ pub struct LoginThrottle {
 struct State {
     pairs: HashMap<Attempt, Failures>,
     accounts: HashMap<String, Window>,
+    /// Addresses each account logged in from lately, newest last.
+    known: HashMap<String, Vec<(IpAddr, Instant)>>,
+}
+
+impl State {
+    fn knows(&self, account: &str, client: Option<IpAddr>, now: Instant) -> bool {
+        let Some(client) = client else { return false };
+        self.known.get(account).is_some_and(|known| {
+            known
+                .iter()
+                .any(|(address, at)| *address == client && now.duration_since(*at) < KNOWN_FOR)
+        })
+    }
 }
 
 struct Failures {
@@ -61,11 +90,15 @@ impl LoginThrottle {
 
     /// `Err(seconds)` while `account` is locked for `client` (or for everyone).
     pub fn check(&self, account: &str, client: Option<IpAddr>) -> Result<(), u64> {
+        let client = counted(client);
         let state = self.state();
         let now = Instant::now();
         if let Some(window) = state.accounts.get(account) {
             let ends = window.started + ACCOUNT_WINDOW;
-            if window.failures >= ACCOUNT_CEILING && ends > now {
+            if window.failures >= ACCOUNT_CEILING
+                && ends > now
+                && !state.knows(account, client, now)
+            {
                 return Err(seconds_until(ends));
             }
         }
@@ -80,6 +113,7 @@ impl LoginThrottle {
     }
 
     pub fn failed(&self, account: &str, client: Option<IpAddr>) {
+        let client = counted(client);
         let mut state = self.state();
         let now = Instant::now();
         if state.pairs.len() > PRUNE_ABOVE {
@@ -121,7 +155,25 @@ impl LoginThrottle {
     /// A success from `client` ends that address's locks on the account. The account's window
     /// stays: the owner logging in does not give guessers elsewhere a fresh ceiling.
     pub fn succeeded(&self, account: &str, client: Option<IpAddr>) {
-        self.state().pairs.remove(&(account.to_owned(), client));
+        let client = counted(client);
+        let mut state = self.state();
+        state.pairs.remove(&(account.to_owned(), client));
+        if let Some(client) = client {
+            if state.known.len() > PRUNE_ABOVE {
+                let now = Instant::now();
+                state.known.retain(|_, known| {
+                    known
+                        .iter()
+                        .any(|(_, at)| now.duration_since(*at) < KNOWN_FOR)
+                });
+            }
+            let known = state.known.entry(account.to_owned()).or_default();
+            known.retain(|(address, _)| *address != client);
+            known.push((client, Instant::now()));
+            if known.len() > KNOWN_ADDRESSES {
+                known.remove(0);
+            }
+        }
     }
 }
 
@@ -160,5 +212,41 @@ mod tests {
         let anyone = address("198.51.100.9");
         assert!(throttle.check("ada@example.com", anyone).unwrap_err() > 800);
         assert!(throttle.check("bob@example.com", anyone).is_ok());
+    }
+
+    #[test]
+    fn the_ceiling_never_holds_an_address_the_owner_logged_in_from() {
+        let throttle = LoginThrottle::default();
+        let home = address("198.51.100.9");
+        throttle.succeeded("ada@example.com", home);
+        // Guessing from many addresses reaches the ceiling.
+        for n in 0..ACCOUNT_CEILING {
+            let guesser = Some(IpAddr::from([203, 0, 113, (n % 250) as u8 + 1]));
+            throttle.failed("ada@example.com", guesser);
+        }
+        assert!(throttle
+            .check("ada@example.com", address("192.0.2.44"))
+            .is_err());
+        assert!(
+            throttle.check("ada@example.com", home).is_ok(),
+            "the owner's own address is not locked out"
+        );
+    }
+
+    #[test]
+    fn an_ipv6_block_counts_as_one_address() {
+        let throttle = LoginThrottle::default();
+        for n in 1..=FREE_FAILURES {
+            throttle.failed("ada@example.com", address(&format!("2001:db8::{n:x}")));
+        }
+        assert!(
+            throttle
+                .check("ada@example.com", address("2001:db8::ffff"))
+                .is_err(),
+            "another address of the same /64 is the same guesser"
+        );
+        assert!(throttle
+            .check("ada@example.com", address("2001:db8:0:1::1"))
+            .is_ok());
     }
 }
