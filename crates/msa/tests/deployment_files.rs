@@ -145,6 +145,13 @@ fn from_environment(value: &str) -> bool {
     else {
         return false;
     };
+    // `${NAME:?message}` (or `${NAME?message}`): required, whatever the message says.
+    let name_end = inner
+        .find(|c: char| !(c.is_ascii_alphanumeric() || c == '_'))
+        .unwrap_or(inner.len());
+    if inner[name_end..].starts_with(":?") || inner[name_end..].starts_with('?') {
+        return true;
+    }
     match inner.split_once(":-").or_else(|| inner.split_once('-')) {
         Some((_, default)) => default.is_empty(),
         None => true,
@@ -350,4 +357,31 @@ fn a_server_reachable_from_other_machines_never_defaults_to_the_sandbox() {
         std::time::Duration::from_secs(10),
     );
     assert!(!server.process.log().contains("webhook secret:"));
+}
+
+/// The user service keeps its signing and personal-data keys encrypted under a master key in
+/// every shipped deployment (on PostgreSQL a service without one stores them in clear).
+#[test]
+fn every_deployment_gives_the_user_service_a_master_key() {
+    let compose = &yaml_documents(&root().join("docker-compose.yaml"))[0];
+    let key = compose["services"]["user"]["environment"]["MSA_MASTER_KEY"]
+        .as_str()
+        .unwrap_or_default();
+    assert!(
+        from_environment(key) && key.contains(":?"),
+        "compose's user service must require MSA_MASTER_KEY from the environment, got {key:?}"
+    );
+    let user = &yaml_documents(&root().join("deploy/k8s/user.yaml"));
+    let given = user.iter().any(|document| {
+        document["spec"]["template"]["spec"]["containers"]
+            .as_sequence()
+            .into_iter()
+            .flatten()
+            .flat_map(|c| c["env"].as_sequence().into_iter().flatten())
+            .any(|v| v["name"] == "MSA_MASTER_KEY" && v["valueFrom"]["secretKeyRef"].is_mapping())
+    });
+    assert!(
+        given,
+        "deploy/k8s/user.yaml must take MSA_MASTER_KEY from a Secret"
+    );
 }
