@@ -309,6 +309,13 @@ async fn malformed_input_is_refused_with_the_right_problem(api: &Api) {
         .json(&huge);
     let (status, problem) = api.answer(request).await;
     assert_eq!(status, 413, "{problem}");
+    // Also where the body is read raw (a provider's webhook): a problem, not plain text.
+    let request = reqwest::Client::new()
+        .post(format!("{}/v1/payments/webhooks/sandbox", api.server.base))
+        .header("content-type", "application/json")
+        .body(vec![b' '; 3 * 1024 * 1024]);
+    let (status, problem) = api.answer(request).await;
+    assert_eq!(status, 413, "{problem}");
     let (status, problem) = api.get(&who, "/v1/search/messages?q=a%00b").await;
     assert_eq!(status, 422, "{problem}");
 }

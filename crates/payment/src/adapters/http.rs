@@ -469,8 +469,21 @@ async fn webhook(
     State(api): State<PaymentApi>,
     Path(provider): Path<String>,
     headers: HeaderMap,
-    body: Bytes,
+    body: Result<Bytes, axum::extract::rejection::BytesRejection>,
 ) -> Result<impl IntoResponse, Problem> {
+    // Over the body limit (or unreadable): a problem like every other refusal, not plain text.
+    let body = body.map_err(|rejection| {
+        let kind = if rejection.status() == StatusCode::PAYLOAD_TOO_LARGE {
+            "payload-too-large"
+        } else {
+            "bad-request"
+        };
+        Problem::new(
+            rejection.status(),
+            kind,
+            format!("cannot read the body: {rejection}"),
+        )
+    })?;
     if provider != api.payments.provider_name() {
         return Err(Problem::not_found(format!(
             "this deployment takes payments through `{}`, not `{provider}`",
