@@ -67,15 +67,22 @@ struct StateCache<A> {
 }
 
 impl<A: Aggregate> StateCache<A> {
-    fn put(&mut self, stream_id: &StreamId, state: &A, version: u64) {
+    /// Keeps `state` at `version` unless a later one is kept already; then drops the least
+    /// recently used states until the weights fit the budget.
+    fn remember(&mut self, stream_id: &StreamId, state: &A, version: u64) {
         let weight = state.weight().max(1);
-        if let Some((old, _)) = self
-            .entries
-            .put(stream_id.clone(), (state.clone(), version))
-        {
-            self.weight -= old.weight().max(1);
+        match self.entries.get_mut(stream_id) {
+            Some(entry) if entry.1 >= version => return,
+            Some(entry) => {
+                let (old, _) = std::mem::replace(entry, (state.clone(), version));
+                self.weight = self.weight + weight - old.weight().max(1);
+            }
+            None => {
+                self.entries
+                    .put(stream_id.clone(), (state.clone(), version));
+                self.weight += weight;
+            }
         }
-        self.weight += weight;
         while self.weight > self.budget {
             match self.entries.pop_lru() {
                 Some((_, (dropped, _))) => self.weight -= dropped.weight().max(1),
@@ -169,10 +176,7 @@ impl<A: Aggregate> Repository<A> {
             let mut cache = cache
                 .lock()
                 .unwrap_or_else(|poisoned| poisoned.into_inner());
-            match cache.entries.get(stream_id) {
-                Some(entry) if entry.1 >= version => {}
-                _ => cache.put(stream_id, state, version),
-            }
+            cache.remember(stream_id, state, version);
         }
     }
 
@@ -460,20 +464,20 @@ mod tests {
         };
         let id = |n: usize| StreamId::new(Heavy::KIND, n);
         for n in 0..50 {
-            cache.put(&id(n), &Heavy(1), 1);
+            cache.remember(&id(n), &Heavy(1), 1);
         }
         assert_eq!((cache.entries.len(), cache.weight), (50, 50));
         // Two heavy states push the least recently used light ones out.
-        cache.put(&id(100), &Heavy(40), 1);
-        cache.put(&id(101), &Heavy(40), 1);
+        cache.remember(&id(100), &Heavy(40), 1);
+        cache.remember(&id(101), &Heavy(40), 1);
         assert!(cache.weight <= 100);
         assert_eq!(cache.entries.len(), 20 + 2);
         assert!(cache.entries.contains(&id(49)) && !cache.entries.contains(&id(0)));
         // A state replaced by a lighter one gives its weight back.
-        cache.put(&id(100), &Heavy(1), 2);
+        cache.remember(&id(100), &Heavy(1), 2);
         assert_eq!(cache.weight, 20 + 40 + 1);
         // One state heavier than the budget is not kept.
-        cache.put(&id(200), &Heavy(1000), 1);
+        cache.remember(&id(200), &Heavy(1000), 1);
         assert!(cache.weight <= 100 && !cache.entries.contains(&id(200)));
     }
 }
