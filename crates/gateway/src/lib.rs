@@ -91,7 +91,7 @@ pub async fn app(config: GatewayConfig) -> Result<Router, String> {
     let gateway = Arc::new(Gateway {
         keys: RemoteKeys::new(&config.upstreams.user, client.clone()),
         limits: RateLimits::new(config.rate_limits),
-        tunnels: tunnels::Tunnels::new(tunnels::PER_ADDRESS),
+        tunnels: tunnels::Tunnels::new(config.rate_limits.streams_per_address),
         client,
         config,
     });

@@ -6,9 +6,6 @@ use std::collections::HashMap;
 use std::net::IpAddr;
 use std::sync::{Arc, Mutex};
 
-/// Tunnels one address may hold open.
-pub const PER_ADDRESS: usize = 32;
-
 pub struct Tunnels {
     limit: usize,
     open: Mutex<HashMap<IpAddr, usize>>,

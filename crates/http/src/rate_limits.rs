@@ -23,6 +23,8 @@ pub struct RateLimitSettings {
     pub per_user: NonZeroU32,
     /// Password-hashing requests per minute per client address (bursts of the same number).
     pub password_attempts_per_minute: NonZeroU32,
+    /// Chat streams (WebSockets) one client address may hold open, authenticated or not.
+    pub streams_per_address: usize,
 }
 
 pub struct RateLimits {
@@ -160,6 +162,7 @@ mod tests {
             per_address: NonZeroU32::new(1000).unwrap(),
             per_user: NonZeroU32::new(1000).unwrap(),
             password_attempts_per_minute: NonZeroU32::new(3).unwrap(),
+            streams_per_address: 32,
         });
         let address = IpAddr::from([192, 0, 2, 1]);
         for _ in 0..3 {

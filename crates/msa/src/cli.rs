@@ -187,6 +187,10 @@ pub struct RateLimitArgs {
     /// a password, which costs tens of milliseconds of a core).
     #[arg(long, env = "MSA_PASSWORD_ATTEMPTS_PER_MINUTE", default_value_t = 30, value_parser = clap::value_parser!(u32).range(1..))]
     pub password_attempts_per_minute: u32,
+
+    /// Chat streams (WebSockets) a client address may hold open, counted from the upgrade.
+    #[arg(long, env = "MSA_STREAMS_PER_ADDRESS", default_value_t = 32, value_parser = clap::value_parser!(u32).range(1..))]
+    pub streams_per_address: u32,
 }
 
 impl RateLimitArgs {
@@ -197,6 +201,7 @@ impl RateLimitArgs {
             per_address: at_least_one(self.rate_limit_per_address),
             per_user: at_least_one(self.rate_limit_per_user),
             password_attempts_per_minute: at_least_one(self.password_attempts_per_minute),
+            streams_per_address: self.streams_per_address as usize,
         }
     }
 }

@@ -156,7 +156,10 @@ async fn everything(
     let chat = crate::chat::start(
         storage::context(stores, "chat")?,
         user.verifier.clone(),
-        LiveLimitSettings::default(),
+        LiveLimitSettings {
+            per_address: Some(args.rate_limits.streams_per_address as usize),
+            ..LiveLimitSettings::default()
+        },
         stop.clone(),
     )
     .await?;
