@@ -341,6 +341,13 @@ pub struct UserArgs {
     #[arg(long, env = "MSA_REFRESH_TOKEN_TTL", default_value = "30days", value_parser = humantime::parse_duration)]
     pub refresh_token_ttl: Duration,
 
+    /// How long an erased account's nickname (and its look-alikes) stays held before someone
+    /// else may register it, e.g. 30days: people who knew the erased user by it should not meet
+    /// a stranger under it. Decided from the erasure's time on every sign-up or rename, so a
+    /// change applies to names held already. 0s frees it at once.
+    #[arg(long, env = "MSA_NICKNAME_HOLD", default_value = "30days", value_parser = humantime::parse_duration)]
+    pub nickname_hold: Duration,
+
     /// Kakao app REST API key; set it to enable Kakao Login (/v1/auth/kakao/start).
     #[arg(long, env = "MSA_KAKAO_CLIENT_ID")]
     pub kakao_client_id: Option<String>,

@@ -101,7 +101,10 @@ pub async fn start(
         .context("loading the token signing keys")?;
     let verifier = Arc::new(tokens.verifier());
     let kakao = kakao_config(args)?.map(|config| Kakao::new(config, stores.read_models.clone()));
-    let service = UserService::new(events, keys, stores.read_models.clone(), passwords, tokens);
+    let nickname_hold = chrono::Duration::from_std(args.nickname_hold)
+        .context("MSA_NICKNAME_HOLD (--nickname-hold) is too long")?;
+    let service = UserService::new(events, keys, stores.read_models.clone(), passwords, tokens)
+        .with_nickname_hold(nickname_hold);
     let service = Arc::new(match kakao {
         Some(kakao) => service.with_kakao(kakao),
         None => service,

@@ -181,8 +181,11 @@ async fn user_chat(api: &Api) {
             .any(|m| m["nickname"].is_null())
     })
     .await;
+    // The inbox still names the erased person by id, without a nickname (a deleted account).
     let (_, inbox) = api.call(Method::GET, "/v1/inbox", &ada.token, None).await;
-    assert!(inbox["items"][0]["peer"].is_null(), "{inbox}");
+    let peer = &inbox["items"][0]["peer"];
+    assert_eq!(peer["user_id"], bob.id.as_str(), "{inbox}");
+    assert!(peer["nickname"].is_null(), "{inbox}");
 }
 
 #[tokio::test(flavor = "multi_thread")]

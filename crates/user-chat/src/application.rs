@@ -20,7 +20,8 @@ use crate::ports::{ChatPort, DirectoryPort, WalletPort};
 pub struct InboxItem {
     #[serde(flatten)]
     pub room: RoomSummary,
-    /// The other member of a direct room (`null` for groups, or once they erased their account).
+    /// The other member of a direct room (`null` for groups); its `nickname` is `null` once they
+    /// erased their account.
     pub peer: Option<Peer>,
 }
 

@@ -102,18 +102,27 @@ fn a_deactivated_account_accepts_no_changes() {
         .then_error(|e| *e == UserError::NotRegistered);
 }
 
+/// A take now, under the default hold.
+fn take(user_id: Uuid) -> ClaimCommand {
+    ClaimCommand::Take {
+        user_id,
+        at: Utc::now(),
+        erasure_hold: msa_user::application::NICKNAME_HOLD,
+    }
+}
+
 #[test]
 fn a_claim_has_one_holder_at_a_time() {
     let bob = Uuid::from_u128(2);
     given::<Claim>([])
-        .when(ClaimCommand::Take { user_id: ada() })
+        .when(take(ada()))
         .then([ClaimEvent::ClaimTaken { user_id: ada() }]);
     given::<Claim>([ClaimEvent::ClaimTaken { user_id: ada() }])
-        .when(ClaimCommand::Take { user_id: bob })
+        .when(take(bob))
         .then_error(|e| *e == ClaimError::Taken { holder: ada() });
     // Taking one's own claim again is a no-op; releasing someone else's too.
     given::<Claim>([ClaimEvent::ClaimTaken { user_id: ada() }])
-        .when(ClaimCommand::Take { user_id: ada() })
+        .when(take(ada()))
         .then([]);
     given::<Claim>([ClaimEvent::ClaimTaken { user_id: ada() }])
         .when(ClaimCommand::Release { user_id: bob })
@@ -122,8 +131,60 @@ fn a_claim_has_one_holder_at_a_time() {
         ClaimEvent::ClaimTaken { user_id: ada() },
         ClaimEvent::ClaimReleased { user_id: ada() },
     ])
-    .when(ClaimCommand::Take { user_id: bob })
+    .when(take(bob))
     .then([ClaimEvent::ClaimTaken { user_id: bob }]);
+}
+
+#[test]
+fn an_erased_holders_claim_is_held_for_the_hold_after_the_erasure() {
+    let bob = Uuid::from_u128(2);
+    let erased_at = Utc.with_ymd_and_hms(2026, 11, 24, 9, 0, 0).unwrap();
+    let erased = || {
+        [
+            ClaimEvent::ClaimTaken { user_id: ada() },
+            ClaimEvent::ClaimReleasedOnErasure {
+                user_id: ada(),
+                erased_at,
+            },
+        ]
+    };
+    let take_at = |days: i64| ClaimCommand::Take {
+        user_id: bob,
+        at: erased_at + chrono::Duration::days(days),
+        erasure_hold: chrono::Duration::days(30),
+    };
+    given::<Claim>([ClaimEvent::ClaimTaken { user_id: ada() }])
+        .when(ClaimCommand::ReleaseOnErasure {
+            user_id: ada(),
+            at: erased_at,
+        })
+        .then([ClaimEvent::ClaimReleasedOnErasure {
+            user_id: ada(),
+            erased_at,
+        }]);
+    let until = erased_at + chrono::Duration::days(30);
+    given::<Claim>(erased())
+        .when(take_at(29))
+        .then_error(|e| *e == ClaimError::Held { until });
+    given::<Claim>(erased())
+        .when(take_at(30))
+        .then([ClaimEvent::ClaimTaken { user_id: bob }]);
+    // The hold is read when a take is decided: a shorter setting frees it sooner.
+    given::<Claim>(erased())
+        .when(ClaimCommand::Take {
+            user_id: bob,
+            at: erased_at + chrono::Duration::seconds(2),
+            erasure_hold: chrono::Duration::seconds(1),
+        })
+        .then([ClaimEvent::ClaimTaken { user_id: bob }]);
+    // Only an erasure holds: a plain release (a rename) frees the claim at once, and a release
+    // on erasure by someone who does not hold the claim changes nothing.
+    given::<Claim>([ClaimEvent::ClaimTaken { user_id: bob }])
+        .when(ClaimCommand::ReleaseOnErasure {
+            user_id: ada(),
+            at: erased_at,
+        })
+        .then([]);
 }
 
 #[test]

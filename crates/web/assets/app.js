@@ -249,14 +249,16 @@ function inboxSoon(tries = 6) {
 
 function displayName(room) {
   if (!room) return '';
-  if (room.kind === 'direct') return room.peer?.nickname || t('unknownUser');
+  // A direct room is bound to the peer's id: once they erased their account it says so, whoever
+  // has their nickname now.
+  if (room.kind === 'direct') return room.peer ? room.peer.nickname || t('deletedAccount') : t('unknownUser');
   return room.name || t('unnamed');
 }
 
 function namesOf(roomId) {
   const names = new Map(session.members.get(roomId) || []);
   const room = session.rooms.get(roomId);
-  if (room?.peer) names.set(room.peer.user_id, room.peer.nickname);
+  if (room?.peer) names.set(room.peer.user_id, room.peer.nickname || t('deletedAccount'));
   names.set(session.me.id, session.me.nickname);
   return names;
 }
@@ -350,7 +352,7 @@ async function loadMembers(roomId) {
   try {
     const page = await api.call('GET', `/v1/rooms/${roomId}/members`);
     if (!session) return;
-    session.members.set(roomId, new Map(page.items.filter((m) => m.nickname).map((m) => [m.user_id, m.nickname])));
+    session.members.set(roomId, new Map(page.items.map((m) => [m.user_id, m.nickname || t('deletedAccount')])));
     if (session.openId === roomId) session.timelines.render();
   } catch {
     // Names show as "Someone" until the next try.

@@ -6,11 +6,13 @@ use serde::Serialize;
 use sqlx::Row;
 use uuid::Uuid;
 
-/// The other person of a direct room.
+/// The other person of a direct room. A direct room is bound to the two user ids it was opened
+/// with, never to a nickname: once the other person erased their account `nickname` is `null`
+/// (shown as a deleted account), whoever holds that nickname later.
 #[derive(Debug, Clone, PartialEq, Serialize, utoipa::ToSchema)]
 pub struct Peer {
     pub user_id: Uuid,
-    pub nickname: String,
+    pub nickname: Option<String>,
     pub avatar_url: Option<String>,
 }
 
@@ -52,7 +54,8 @@ pub async fn members(
         .collect()
 }
 
-/// For each direct room of `me`, the other member with a profile (one query for the inbox).
+/// For each direct room of `me`, the other member with their profile if they still have one (one
+/// query for the inbox).
 pub async fn peers_of(
     db: &SqlReadModelStore,
     me: Uuid,
@@ -62,7 +65,7 @@ pub async fn peers_of(
          FROM uc_members mine
          JOIN uc_rooms r ON r.room_id = mine.room_id AND r.kind = 'direct'
          JOIN uc_members other ON other.room_id = mine.room_id AND other.user_id <> mine.user_id
-         JOIN uc_profiles p ON p.user_id = other.user_id
+         LEFT JOIN uc_profiles p ON p.user_id = other.user_id
          WHERE mine.user_id = $1",
     )
     .bind(me.to_string())

@@ -24,11 +24,23 @@ pub struct Export {
 
 impl UserService {
     /// Deactivates the account and erases its personal data: the events stay, but the key that
-    /// opens their personal fields is destroyed. The email and nickname become free again.
+    /// opens their personal fields is destroyed. The email becomes free again at once, the
+    /// nickname (and its look) after the nickname hold (`--nickname-hold`): whoever knew this
+    /// person by it must not meet a stranger under it the next day.
     pub async fn erase(&self, user_id: Uuid) -> Result<(), UserServiceError> {
+        self.erase_account(user_id, true).await
+    }
+
+    /// Erases the account; its nickname is held only if `hold_nickname`.
+    pub(super) async fn erase_account(
+        &self,
+        user_id: Uuid,
+        hold_nickname: bool,
+    ) -> Result<(), UserServiceError> {
         let stream = Repository::<User>::stream_id(user_id);
         let before = self.users.load(&stream).await?.state;
-        let command = UserCommand::Erase { at: Utc::now() };
+        let at = Utc::now();
+        let command = UserCommand::Erase { at };
         match self
             .users
             .execute(&stream, &command, &Self::metadata(Some(user_id)))
@@ -52,7 +64,11 @@ impl UserService {
         }
         if let Some(nickname) = &before.nickname {
             for claim in super::register::nickname_claims(nickname) {
-                self.release(&claim, user_id).await;
+                if hold_nickname {
+                    self.release_on_erasure(&claim, user_id, at).await;
+                } else {
+                    self.release(&claim, user_id).await;
+                }
             }
         }
         Ok(())

@@ -3,7 +3,6 @@
 use msa_kernel::{CommandError, Repository};
 use uuid::Uuid;
 
-use super::register::take;
 use super::{ProfileView, UserService, UserServiceError};
 use crate::adapters::kakao::{Kakao, KakaoAccount, KakaoError};
 use crate::adapters::tokens::TokenPair;
@@ -66,7 +65,7 @@ impl UserService {
     ) -> Result<ProfileView, UserServiceError> {
         self.active_user(user_id).await?;
         let metadata = Self::metadata(Some(user_id));
-        take(&self.claims, claim, user_id, &metadata)
+        self.take(claim, user_id, &metadata)
             .await?
             .map_err(|_| UserServiceError::KakaoTaken)?;
         let command = UserCommand::LinkKakao {
@@ -128,12 +127,10 @@ impl UserService {
         let registered = self.register(email, password, nickname).await?;
         let user_id = registered.user_id;
         let metadata = Self::metadata(Some(user_id));
-        if take(&self.claims, claim, user_id, &metadata)
-            .await?
-            .is_err()
-        {
-            // Another first login with this Kakao account won the race: use that account.
-            self.erase(user_id).await?;
+        if self.take(claim, user_id, &metadata).await?.is_err() {
+            // Another first login with this Kakao account won the race: use that account. The
+            // account made for nothing is erased without holding its nickname: nobody knew it.
+            self.erase_account(user_id, false).await?;
             return Box::pin(self.log_in_with_kakao(account, claim)).await;
         }
         let command = UserCommand::LinkKakao {

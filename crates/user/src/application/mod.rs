@@ -88,7 +88,12 @@ pub struct UserService {
     tokens: Tokens,
     throttle: LoginThrottle,
     kakao: Option<Kakao>,
+    /// How long an erased user's nickname stays held (`--nickname-hold`).
+    nickname_hold: chrono::Duration,
 }
+
+/// How long an erased user's nickname stays held unless configured otherwise.
+pub const NICKNAME_HOLD: chrono::Duration = chrono::Duration::days(30);
 
 impl UserService {
     /// `events` must seal personal data: a [`ShreddingStore`] over `keys` (see
@@ -116,7 +121,15 @@ impl UserService {
             tokens,
             throttle: LoginThrottle::default(),
             kakao: None,
+            nickname_hold: NICKNAME_HOLD,
         }
+    }
+
+    /// Holds an erased user's nickname for `hold` (default [`NICKNAME_HOLD`]) before anyone
+    /// else may take it.
+    pub fn with_nickname_hold(mut self, hold: chrono::Duration) -> Self {
+        self.nickname_hold = hold;
+        self
     }
 
     /// Enables Kakao Login.

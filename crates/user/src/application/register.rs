@@ -31,7 +31,7 @@ impl UserService {
         let password_hash = self.passwords.hash(password.expose()).await;
         let metadata = Self::metadata(Some(user_id));
         let email_claim = Claim::stream(ClaimKind::Email, &email.normalized());
-        take(&self.claims, &email_claim, user_id, &metadata)
+        self.take(&email_claim, user_id, &metadata)
             .await?
             .map_err(|_| UserServiceError::EmailTaken)?;
         let nickname_claims = nickname_claims(&nickname);
@@ -80,7 +80,8 @@ impl UserService {
         metadata: &msa_kernel::EventMetadata,
     ) -> Result<(), UserServiceError> {
         for (taken, claim) in claims.iter().enumerate() {
-            let outcome = take(&self.claims, claim, user_id, metadata)
+            let outcome = self
+                .take(claim, user_id, metadata)
                 .await
                 .and_then(|taken| taken.map_err(|_| UserServiceError::NicknameTaken));
             if let Err(refused) = outcome {
@@ -107,6 +108,26 @@ impl UserService {
     }
 }
 
+impl UserService {
+    /// Gives a claim back on the holder's erasure at `at`: held for the nickname hold. A failure
+    /// only logs, as in [`UserService::release`].
+    pub(super) async fn release_on_erasure(
+        &self,
+        claim: &msa_kernel::StreamId,
+        user_id: Uuid,
+        at: DateTime<Utc>,
+    ) {
+        let command = ClaimCommand::ReleaseOnErasure { user_id, at };
+        if let Err(error) = self
+            .claims
+            .execute(claim, &command, &Self::metadata(Some(user_id)))
+            .await
+        {
+            tracing::error!(%claim, %user_id, %error, "claim not released");
+        }
+    }
+}
+
 /// The claims that keep `nickname` unique: its exact (case-insensitive) form and its look.
 pub(super) fn nickname_claims(nickname: &Nickname) -> [msa_kernel::StreamId; 2] {
     [
@@ -115,19 +136,24 @@ pub(super) fn nickname_claims(nickname: &Nickname) -> [msa_kernel::StreamId; 2] 
     ]
 }
 
-/// Takes a claim for `user_id`: `Ok(Err(_))` when someone else holds it.
-pub(super) async fn take(
-    claims: &Repository<Claim>,
-    claim: &msa_kernel::StreamId,
-    user_id: Uuid,
-    metadata: &msa_kernel::EventMetadata,
-) -> Result<Result<(), ClaimError>, UserServiceError> {
-    match claims
-        .execute(claim, &ClaimCommand::Take { user_id }, metadata)
-        .await
-    {
-        Ok(_) => Ok(Ok(())),
-        Err(CommandError::Domain(taken)) => Ok(Err(taken)),
-        Err(other) => Err(other.into()),
+impl UserService {
+    /// Takes a claim for `user_id`: `Ok(Err(_))` when someone else holds it, or it is held after
+    /// its last holder's erasure (only nickname claims are released that way).
+    pub(super) async fn take(
+        &self,
+        claim: &msa_kernel::StreamId,
+        user_id: Uuid,
+        metadata: &msa_kernel::EventMetadata,
+    ) -> Result<Result<(), ClaimError>, UserServiceError> {
+        let command = ClaimCommand::Take {
+            user_id,
+            at: Utc::now(),
+            erasure_hold: self.nickname_hold,
+        };
+        match self.claims.execute(claim, &command, metadata).await {
+            Ok(_) => Ok(Ok(())),
+            Err(CommandError::Domain(taken)) => Ok(Err(taken)),
+            Err(other) => Err(other.into()),
+        }
     }
 }

@@ -40,10 +40,7 @@ impl UserService {
                     .map_err(msa_kernel::StoreError::backend)?;
             let claim = Claim::stream(ClaimKind::NicknameLook, &nickname.look());
             let metadata = Self::metadata(Some(user_id));
-            if super::register::take(&self.claims, &claim, user_id, &metadata)
-                .await?
-                .is_err()
-            {
+            if self.take(&claim, user_id, &metadata).await?.is_err() {
                 shared += 1;
             }
         }

@@ -2,7 +2,14 @@
 //! index, so each normalized email and nickname is its own tiny aggregate, a `Claim`, whose
 //! stream the store's version guard serializes: of any number of concurrent sign-ups taking one
 //! claim, exactly one append succeeds and the others, decided again on the new state, are refused.
+//!
+//! A nickname is not free the moment its holder erases their account: others knew that person by
+//! it, and a stranger answering to it would inherit their trust. Erasure releases a claim with the
+//! time it happened (`ClaimReleasedOnErasure`), and a take within the hold after that is refused
+//! (`ClaimError::Held`). The hold is the operator's setting, passed with each take, so the claim's
+//! events decide it, not a timer: changing the setting applies to every claim at once.
 
+use chrono::{DateTime, Duration, Utc};
 use msa_kernel::{Aggregate, DomainEvent, StreamId};
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
@@ -35,8 +42,18 @@ impl ClaimKind {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(tag = "type", content = "data")]
 pub enum ClaimEvent {
-    ClaimTaken { user_id: Uuid },
-    ClaimReleased { user_id: Uuid },
+    ClaimTaken {
+        user_id: Uuid,
+    },
+    ClaimReleased {
+        user_id: Uuid,
+    },
+    /// The holder erased their account at `erased_at`: the claim is free once the hold after
+    /// that has passed.
+    ClaimReleasedOnErasure {
+        user_id: Uuid,
+        erased_at: DateTime<Utc>,
+    },
 }
 
 impl DomainEvent for ClaimEvent {
@@ -45,19 +62,37 @@ impl DomainEvent for ClaimEvent {
 
 #[derive(Debug, Clone)]
 pub enum ClaimCommand {
-    Take { user_id: Uuid },
-    Release { user_id: Uuid },
+    /// Take the claim at `at`; a claim released by an erasure stays held for `erasure_hold`.
+    Take {
+        user_id: Uuid,
+        at: DateTime<Utc>,
+        erasure_hold: Duration,
+    },
+    Release {
+        user_id: Uuid,
+    },
+    /// The holder's account was erased at `at`.
+    ReleaseOnErasure {
+        user_id: Uuid,
+        at: DateTime<Utc>,
+    },
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum ClaimError {
     #[error("already taken")]
     Taken { holder: Uuid },
+    /// Its last holder erased their account; free from `until`.
+    #[error("held after an erasure until {until}")]
+    Held { until: DateTime<Utc> },
 }
 
 #[derive(Debug, Default, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Claim {
     pub holder: Option<Uuid>,
+    /// When the last holder erased their account, if that is how it was released.
+    #[serde(default)]
+    pub erased_at: Option<DateTime<Utc>>,
 }
 
 impl Claim {
@@ -79,24 +114,47 @@ impl Aggregate for Claim {
 
     fn apply(&mut self, event: &ClaimEvent) {
         match event {
-            ClaimEvent::ClaimTaken { user_id } => self.holder = Some(*user_id),
+            ClaimEvent::ClaimTaken { user_id } => {
+                self.holder = Some(*user_id);
+                self.erased_at = None;
+            }
             ClaimEvent::ClaimReleased { .. } => self.holder = None,
+            ClaimEvent::ClaimReleasedOnErasure { erased_at, .. } => {
+                self.holder = None;
+                self.erased_at = Some(*erased_at);
+            }
         }
     }
 
     fn decide(&self, command: &ClaimCommand) -> Result<Vec<ClaimEvent>, ClaimError> {
         match (command, self.holder) {
             // Taking one's own claim again changes nothing (a retried sign-up).
-            (ClaimCommand::Take { user_id }, Some(holder)) if holder == *user_id => Ok(vec![]),
+            (ClaimCommand::Take { user_id, .. }, Some(holder)) if holder == *user_id => Ok(vec![]),
             (ClaimCommand::Take { .. }, Some(holder)) => Err(ClaimError::Taken { holder }),
-            (ClaimCommand::Take { user_id }, None) => {
-                Ok(vec![ClaimEvent::ClaimTaken { user_id: *user_id }])
-            }
+            (
+                ClaimCommand::Take {
+                    user_id,
+                    at,
+                    erasure_hold,
+                },
+                None,
+            ) => match self.erased_at.map(|erased_at| erased_at + *erasure_hold) {
+                Some(until) if *at < until => Err(ClaimError::Held { until }),
+                _ => Ok(vec![ClaimEvent::ClaimTaken { user_id: *user_id }]),
+            },
             (ClaimCommand::Release { user_id }, Some(holder)) if holder == *user_id => {
                 Ok(vec![ClaimEvent::ClaimReleased { user_id: *user_id }])
             }
+            (ClaimCommand::ReleaseOnErasure { user_id, at }, Some(holder))
+                if holder == *user_id =>
+            {
+                Ok(vec![ClaimEvent::ClaimReleasedOnErasure {
+                    user_id: *user_id,
+                    erased_at: *at,
+                }])
+            }
             // Releasing what one does not hold changes nothing.
-            (ClaimCommand::Release { .. }, _) => Ok(vec![]),
+            (ClaimCommand::Release { .. } | ClaimCommand::ReleaseOnErasure { .. }, _) => Ok(vec![]),
         }
     }
 }
