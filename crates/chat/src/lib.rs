@@ -17,6 +17,7 @@ pub use application::{ChatError, ChatService};
 pub mod contract {
     pub use crate::adapters::history::{MessageView, RoomSummary};
     pub use crate::adapters::http::{parse_new_message, parse_new_room, NewMessage, NewRoom};
+    pub use crate::application::sends::{SendOutcome, SendRef, MAX_SENDS_ASKED};
     pub use crate::application::{PostedMessage, RoomView};
     pub use crate::domain::{MessageBody, Role, Room, RoomCommand, RoomEvent, RoomKind};
 }

@@ -10,6 +10,7 @@ use msa_chat::adapters::invites::Invites;
 use msa_chat::adapters::live::LiveFeed;
 use msa_chat::adapters::live_limits::LiveLimitSettings;
 use msa_chat::adapters::search::Search;
+use msa_chat::application::sends::Sends;
 use msa_chat::ChatService;
 use msa_http::auth::TokenVerifier;
 use msa_http::service_identity::TrustedServices;
@@ -25,6 +26,8 @@ pub struct ChatContext {
     api: ChatApi,
     /// The use cases, for user-chat's in-process port.
     pub service: Arc<ChatService>,
+    /// What chat's store says of sends, for user-chat's send recovery in-process.
+    pub sends: Arc<Sends>,
     pub projections: JoinHandle<()>,
 }
 
@@ -71,6 +74,7 @@ pub async fn start(
     let api = ChatApi::new(service.clone(), verifier, feed);
     Ok(ChatContext {
         service,
+        sends: Arc::new(Sends::new(stores.events.clone())),
         routes: routes(api.clone()),
         api,
         projections,
@@ -78,9 +82,11 @@ pub async fn start(
 }
 
 impl ChatContext {
-    /// Posting without the credit policy, for user-chat between microservices (`/internal`),
-    /// answered only to the services in `callers`.
+    /// Posting without the credit policy, and what became of sends, for user-chat between
+    /// microservices (`/internal`), answered only to the services in `callers`.
     pub fn internal_routes(&self, callers: Arc<TrustedServices>) -> Router {
-        internal_routes(self.api.clone(), callers)
+        internal_routes(self.api.clone(), callers.clone()).merge(
+            msa_chat::adapters::sends_http::internal_routes(self.sends.clone(), callers),
+        )
     }
 }

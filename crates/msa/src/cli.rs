@@ -243,6 +243,30 @@ pub struct ServeArgs {
 
     #[command(flatten)]
     pub payment: PaymentArgs,
+
+    #[command(flatten)]
+    pub user_chat: UserChatArgs,
+}
+
+/// Settings of user-chat.
+#[derive(Debug, Clone, Args)]
+pub struct UserChatArgs {
+    /// How long after a message's credit was spent a send that has not finished (its post failed,
+    /// was never made, or its answer was lost) is settled without the client, e.g. 60s: chat
+    /// says whether its message exists; if not, the send is withdrawn (a later retry of the same
+    /// txn_id is refused) and the credit given back. Settled within this plus a sixth of it (at
+    /// most 10 s more), while chat and payment answer. Keep it longer than a send takes (two calls
+    /// of at most MSA_UPSTREAM_TIMEOUT each).
+    #[arg(long, env = "MSA_SEND_RECOVERY_AFTER", default_value = "60s", value_parser = humantime::parse_duration)]
+    pub send_recovery_after: Duration,
+}
+
+impl UserChatArgs {
+    pub fn recovery(&self) -> msa_user_chat::send_recovery::RecoverySettings {
+        msa_user_chat::send_recovery::RecoverySettings {
+            after: self.send_recovery_after,
+        }
+    }
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]

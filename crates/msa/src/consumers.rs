@@ -3,7 +3,7 @@
 //!
 //! Core contexts react to no other context; a core context may follow its own events (the
 //! payment context's wallet process manager). user-chat keeps its read models from user and chat
-//! events.
+//! events, and the spends of message credits from payment's wallet events (its send recovery).
 
 use std::sync::Arc;
 
@@ -12,6 +12,7 @@ use msa_kernel::EventStore;
 use msa_payment::application::wallet_credits::{WalletCredits, CONSUMER as WALLET_CREDITS};
 use msa_payment::application::wallets::Wallets;
 use msa_user_chat::adapters::members::{Members, CONSUMER as MEMBERS};
+use msa_user_chat::adapters::open_spends::{OpenSpends, CONSUMER as OPEN_SPENDS};
 use msa_user_chat::adapters::profiles::{Profiles, CONSUMER as PROFILES};
 use msa_user_chat::ports::DirectoryPort;
 
@@ -59,6 +60,12 @@ pub fn all(deps: ConsumerDeps) -> Vec<ConsumerSpec> {
             home: "user-chat",
             sources: &["chat"],
             handler: Arc::new(Members),
+        });
+        specs.push(ConsumerSpec {
+            name: OPEN_SPENDS,
+            home: "user-chat",
+            sources: &["payment"],
+            handler: Arc::new(OpenSpends),
         });
     }
     specs

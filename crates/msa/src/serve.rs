@@ -168,7 +168,7 @@ async fn everything(
         user.verifier.clone(),
         &args.payment,
         args.listen,
-        stop,
+        stop.clone(),
     )
     .await?;
     let directory =
@@ -176,19 +176,22 @@ async fn everything(
     let user_chat = crate::user_chat::start(
         storage::context(stores, "user-chat")?,
         chat.service.clone(),
+        chat.sends.clone(),
         payment.wallets.clone(),
         directory.clone(),
         user.verifier.clone(),
+        args.user_chat.recovery(),
+        stop,
     )
     .await?;
-    let mut tasks = vec![user.projections, chat.projections];
+    let mut tasks = vec![user.projections, chat.projections, user_chat.recovery];
     tasks.extend(payment.tasks);
     Ok(Started {
         routes: user
             .routes
             .merge(chat.routes)
             .merge(payment.routes)
-            .merge(user_chat),
+            .merge(user_chat.routes),
         document: api_document(),
         tasks,
         edge_verifier: Some(user.verifier.clone()),
@@ -284,13 +287,18 @@ async fn one(
                 Arc::new(ServiceIdentity::generate("user-chat").map_err(|e| anyhow::anyhow!(e))?);
             let ports = crate::user_chat::remote_ports(&args.services, identity.clone())?;
             consumers.directory = Some(ports.directory.clone());
-            let routes = crate::user_chat::start_with(stores, ports, verifier().await?)
-                .await?
-                .merge(identity.jwks_route());
+            let user_chat = crate::user_chat::start_with(
+                stores,
+                ports,
+                verifier().await?,
+                args.user_chat.recovery(),
+                stop.clone(),
+            )
+            .await?;
             (
-                routes,
+                user_chat.routes.merge(identity.jwks_route()),
                 msa_user_chat::adapters::http::UserChatApiDoc::openapi(),
-                vec![],
+                vec![user_chat.recovery],
             )
         }
     };

@@ -6,6 +6,7 @@ use std::sync::Arc;
 use anyhow::{Context, Result};
 use async_trait::async_trait;
 use axum::Router;
+use msa_chat::application::sends::{SendOutcome, SendRef, Sends};
 use msa_chat::contract::{
     MessageBody, PostedMessage, RoomCommand, RoomKind, RoomSummary, RoomView,
 };
@@ -18,13 +19,17 @@ use msa_user::contract::{Nickname, ProfileView, PublicProfiles};
 use msa_user_chat::adapters::http::{routes, UserChatApi};
 use msa_user_chat::adapters::remote::{RemoteChat, RemoteDirectory, RemoteWallets, Service};
 use msa_user_chat::ports::{ChatPort, DirectoryPort, WalletPort};
+use msa_user_chat::send_recovery::{RecoverySettings, SendRecovery};
 use msa_user_chat::UserChat;
+use tokio::sync::watch;
+use tokio::task::JoinHandle;
 use uuid::Uuid;
 
 use crate::cli::{ServiceUrls, StorageArgs};
 use crate::storage::ContextStores;
 
-struct InProcessChat(Arc<ChatService>);
+/// Chat's use cases, and what its store says of sends (for the send recovery).
+struct InProcessChat(Arc<ChatService>, Arc<Sends>);
 
 #[async_trait]
 impl ChatPort for InProcessChat {
@@ -40,6 +45,14 @@ impl ChatPort for InProcessChat {
             .0
             .post(sender.user_id, room_id, txn_id, body, reply_to)
             .await?)
+    }
+
+    async fn send_outcomes(&self, sends: &[SendRef]) -> Result<Vec<SendOutcome>, Problem> {
+        Ok(self.1.outcomes(sends).await?)
+    }
+
+    async fn withdraw_send(&self, send: &SendRef) -> Result<SendOutcome, Problem> {
+        Ok(self.1.withdraw(send).await?)
     }
 
     async fn create_room(
@@ -79,8 +92,8 @@ impl WalletPort for InProcessWallets {
         Ok(self.0.spend(user.user_id, spend_key).await?)
     }
 
-    async fn refund_spend(&self, user: &Caller, spend_key: &str) -> Result<(), Problem> {
-        Ok(self.0.refund_spend(user.user_id, spend_key).await?)
+    async fn refund_spend(&self, user_id: Uuid, spend_key: &str) -> Result<(), Problem> {
+        Ok(self.0.refund_spend(user_id, spend_key).await?)
     }
 }
 
@@ -115,20 +128,30 @@ pub async fn directory(
     Ok(Arc::new(InProcessDirectory(PublicProfiles::new(events))))
 }
 
-/// user-chat's routes over the in-process core services (the single server).
+/// user-chat, running: its routes and the send recovery.
+pub struct UserChatContext {
+    pub routes: Router,
+    pub recovery: JoinHandle<()>,
+}
+
+/// user-chat over the in-process core services (the single server).
+#[allow(clippy::too_many_arguments)]
 pub async fn start(
     stores: &ContextStores,
     chat: Arc<ChatService>,
+    sends: Arc<Sends>,
     wallets: Arc<Wallets>,
     directory: Arc<dyn DirectoryPort>,
     verifier: Arc<TokenVerifier>,
-) -> Result<Router> {
+    recovery: RecoverySettings,
+    stop: watch::Receiver<bool>,
+) -> Result<UserChatContext> {
     let ports = Ports {
-        chat: Arc::new(InProcessChat(chat)),
+        chat: Arc::new(InProcessChat(chat, sends)),
         wallets: Arc::new(InProcessWallets(wallets)),
         directory,
     };
-    start_with(stores, ports, verifier).await
+    start_with(stores, ports, verifier, recovery, stop).await
 }
 
 /// user-chat's ports.
@@ -154,23 +177,35 @@ pub fn remote_ports(urls: &ServiceUrls, identity: Arc<ServiceIdentity>) -> Resul
     })
 }
 
+/// user-chat over `ports`: its routes, and the send recovery running until `stop`.
 pub async fn start_with(
     stores: &ContextStores,
     ports: Ports,
     verifier: Arc<TokenVerifier>,
-) -> Result<Router> {
+    recovery: RecoverySettings,
+    stop: watch::Receiver<bool>,
+) -> Result<UserChatContext> {
     msa_user_chat::migrator()
         .run(stores.read_models.pool())
         .await
         .context("migrating user-chat's query database")?;
+    let recovery = Arc::new(SendRecovery::new(
+        ports.chat.clone(),
+        ports.wallets.clone(),
+        stores.read_models.clone(),
+        recovery,
+    ));
     let service = UserChat::new(
         ports.chat,
         ports.wallets,
         ports.directory,
         stores.read_models.clone(),
     );
-    Ok(routes(UserChatApi {
-        service: Arc::new(service),
-        verifier,
-    }))
+    Ok(UserChatContext {
+        routes: routes(UserChatApi {
+            service: Arc::new(service),
+            verifier,
+        }),
+        recovery: tokio::spawn(async move { recovery.run(stop).await }),
+    })
 }

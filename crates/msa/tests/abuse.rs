@@ -511,6 +511,24 @@ async fn internal_endpoints_refuse_end_users(deployment: &Microservices, api: &A
         ))
         .bearer_auth(&eve.token);
     assert_eq!(api.answer(refund).await.0, 403);
+    // Asking what became of sends, or withdrawing one (which would let its credit be given back
+    // by the recovery), is user-chat's alone too.
+    let send = json!({"sender_id": eve.id, "room_id": room, "txn_id": "paid"});
+    for (path, body) in [
+        ("outcomes", json!({ "sends": [send.clone()] })),
+        ("withdrawals", send.clone()),
+    ] {
+        for token in [Some(eve.token.as_str()), None] {
+            let mut request = client
+                .post(format!("{}/internal/v1/sends/{path}", deployment.chat))
+                .json(&body);
+            if let Some(token) = token {
+                request = request.bearer_auth(token);
+            }
+            let expected = if token.is_some() { 403 } else { 401 };
+            assert_eq!(api.answer(request).await.0, expected, "{path}");
+        }
+    }
     // And the way through user-chat, with the service's identity, still works.
     let (status, posted) = api.send(&eve, &room, "paid", "a paid message").await;
     assert_eq!(status, 201, "{posted}");

@@ -16,7 +16,7 @@ pub mod domain;
 /// architecture test holds application services to this module).
 pub mod contract {
     pub use crate::application::wallets::{Spent, WalletView};
-    pub use crate::domain::{FundedBy, PaymentEvent, WalletEvent};
+    pub use crate::domain::{FundedBy, PaymentEvent, Wallet, WalletEvent};
 }
 
 /// The payment context's own query-side tables (versions 4000 and up).

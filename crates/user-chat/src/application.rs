@@ -93,7 +93,7 @@ impl UserChat {
         body: MessageBody,
         reply_to: Option<Uuid>,
     ) -> Result<(PostedMessage, bool), Problem> {
-        let spend_key = format!("message:{room_id}:{txn_id}");
+        let spend_key = crate::adapters::open_spends::spend_key(room_id, txn_id);
         let _turn = self.send_turn(sender.user_id, txn_id).lock().await;
         let spent = self.wallets.spend(sender, &spend_key).await?;
         match self
@@ -103,7 +103,7 @@ impl UserChat {
         {
             Ok(posted) => Ok(posted),
             Err(refusal) if refusal.status < 500 && !spent.replayed => {
-                if let Err(error) = self.wallets.refund_spend(sender, &spend_key).await {
+                if let Err(error) = self.wallets.refund_spend(sender.user_id, &spend_key).await {
                     tracing::error!(sender = %sender.user_id, spend_key, detail = %error.detail,
                         "a refused message's credit could not be given back");
                 }

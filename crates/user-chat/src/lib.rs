@@ -4,8 +4,10 @@
 //!   HTTP to internal endpoints between microservices; the adapters live in the composition root);
 //! - [`application`]: the credit policy for sending (spend, post, refund the spend if the post is
 //!   refused), direct chats by nickname, the inbox and member lists with profiles;
+//! - [`send_recovery`]: the process manager that completes or refunds every send left half-done
+//!   (a credit spent, no post), from the wallet events and what chat's store says of the send;
 //! - [`adapters`]: HTTP, and the consumers that keep its read models (profiles from user events,
-//!   room members from chat events).
+//!   room members from chat events, open spends from wallet events).
 //!
 //! It uses the core services only through their `contract` modules (checked by
 //! `crates/msa/tests/architecture.rs`).
@@ -13,6 +15,7 @@
 pub mod adapters;
 pub mod application;
 pub mod ports;
+pub mod send_recovery;
 
 pub use application::UserChat;
 

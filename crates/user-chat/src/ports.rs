@@ -24,6 +24,20 @@ pub trait ChatPort: Send + Sync {
         reply_to: Option<Uuid>,
     ) -> Result<(PostedMessage, bool), Problem>;
 
+    /// What became of each send (at most `MAX_SENDS_ASKED`), in the order asked: posted,
+    /// withdrawn, or open. Asked as user-chat, not on a user's behalf.
+    async fn send_outcomes(
+        &self,
+        sends: &[msa_chat::contract::SendRef],
+    ) -> Result<Vec<msa_chat::contract::SendOutcome>, Problem>;
+
+    /// Withdraws a send that has not posted, so it never will; answers what it is now (posted or
+    /// withdrawn). Asked as user-chat.
+    async fn withdraw_send(
+        &self,
+        send: &msa_chat::contract::SendRef,
+    ) -> Result<msa_chat::contract::SendOutcome, Problem>;
+
     /// Creates a room for `caller`: a group with the others invited, or the direct room of the
     /// pair (found if it exists); the room and whether this call created it.
     async fn create_room(
@@ -46,8 +60,9 @@ pub trait WalletPort: Send + Sync {
     /// Spends one message's credit (402 when none is left), idempotent by `spend_key`.
     async fn spend(&self, user: &Caller, spend_key: &str) -> Result<Spent, Problem>;
 
-    /// Gives a spend back (idempotent).
-    async fn refund_spend(&self, user: &Caller, spend_key: &str) -> Result<(), Problem>;
+    /// Gives a spend of `user_id`'s wallet back (idempotent). Asked as user-chat: by the send
+    /// that spent it, or by the recovery of a send left half-done.
+    async fn refund_spend(&self, user_id: Uuid, spend_key: &str) -> Result<(), Problem>;
 }
 
 #[async_trait]

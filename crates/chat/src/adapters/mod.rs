@@ -6,3 +6,4 @@ pub mod live_frames;
 pub mod live_limits;
 pub mod live_routes;
 pub mod search;
+pub mod sends_http;

@@ -1,6 +1,8 @@
 //! The chat context's use cases. They take the caller's user id (from the access token, or from
 //! user-chat in-process) and domain values, so HTTP is only one way in.
 
+pub mod sends;
+
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -268,7 +270,7 @@ impl ChatService {
         .map(|b| format!("{b:02x}"))
         .collect();
         let key = IdempotencyKey {
-            scope: format!("chat.send:{sender_id}"),
+            scope: sends::send_scope(sender_id),
             key: txn_id.to_owned(),
             fingerprint,
         };

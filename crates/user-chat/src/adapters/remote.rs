@@ -148,6 +148,41 @@ impl ChatPort for RemoteChat {
         Ok((posted, status == StatusCode::CREATED))
     }
 
+    async fn send_outcomes(
+        &self,
+        sends: &[msa_chat::contract::SendRef],
+    ) -> Result<Vec<msa_chat::contract::SendOutcome>, Problem> {
+        #[derive(Deserialize)]
+        struct Outcomes {
+            items: Vec<msa_chat::contract::SendOutcome>,
+        }
+        let request = self
+            .0
+            .internal(Method::POST, &["internal", "v1", "sends", "outcomes"])
+            .json(&json!({ "sends": sends }));
+        let (_, outcomes): (_, Outcomes) = self.0.call(request).await?;
+        if outcomes.items.len() != sends.len() {
+            return Err(Problem::internal(&format!(
+                "chat answered {} outcomes for {} sends",
+                outcomes.items.len(),
+                sends.len()
+            )));
+        }
+        Ok(outcomes.items)
+    }
+
+    async fn withdraw_send(
+        &self,
+        send: &msa_chat::contract::SendRef,
+    ) -> Result<msa_chat::contract::SendOutcome, Problem> {
+        let request = self
+            .0
+            .internal(Method::POST, &["internal", "v1", "sends", "withdrawals"])
+            .json(send);
+        let (_, outcome) = self.0.call(request).await?;
+        Ok(outcome)
+    }
+
     async fn create_room(
         &self,
         caller: &Caller,
@@ -205,8 +240,8 @@ impl WalletPort for RemoteWallets {
         })
     }
 
-    async fn refund_spend(&self, user: &Caller, spend_key: &str) -> Result<(), Problem> {
-        let wallet = user.user_id.to_string();
+    async fn refund_spend(&self, user_id: Uuid, spend_key: &str) -> Result<(), Problem> {
+        let wallet = user_id.to_string();
         let request = self.0.internal(
             Method::DELETE,
             &["internal", "v1", "wallets", &wallet, "spends", spend_key],

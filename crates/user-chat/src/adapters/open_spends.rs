@@ -1,0 +1,194 @@
+//! `user-chat.open-spends`: keeps `uc_open_spends`, the message credits spent whose send may
+//! be unfinished, from the payment context's wallet events. A message's spend
+//! (`payment.MessageSpent` with a key `message:<room>:<txn_id>`) adds a row; its refund
+//! (`payment.SpendRefunded`) removes it; the send recovery removes the rows of sends it found
+//! posted or gave back. The wallet's events come in order, so a spend is never seen after its
+//! refund; repeats are absorbed by the inbox and by the statements themselves.
+
+use async_trait::async_trait;
+use chrono::{DateTime, Utc};
+use msa_chat::contract::SendRef;
+use msa_kernel::consumer::{EventHandler, HandlerError};
+use msa_kernel::repository::decode;
+use msa_kernel::{Aggregate, RecordedEvent, StoreError};
+use msa_payment::contract::{Wallet, WalletEvent};
+use msa_sql::SqlReadModelStore;
+use sqlx::Row;
+use uuid::Uuid;
+
+pub const CONSUMER: &str = "user-chat.open-spends";
+
+/// The spend key user-chat gives a message's credit: `message:<room>:<txn_id>`.
+pub fn spend_key(room_id: Uuid, txn_id: &str) -> String {
+    format!("message:{room_id}:{txn_id}")
+}
+
+/// The room and `txn_id` of a message's spend key; `None` for any other key.
+pub fn send_of(spend_key: &str) -> Option<(Uuid, &str)> {
+    let rest = spend_key.strip_prefix("message:")?;
+    let (room, txn_id) = rest.split_once(':')?;
+    Some((room.parse().ok()?, txn_id))
+}
+
+pub struct OpenSpends;
+
+#[async_trait]
+impl EventHandler<msa_sql::Tx> for OpenSpends {
+    fn name(&self) -> &str {
+        CONSUMER
+    }
+
+    /// Spends and their refunds; not purchases, holds or payments.
+    fn wants(&self, event: &RecordedEvent) -> bool {
+        event.stream_id.category() == Wallet::KIND
+            && matches!(
+                event.event_type.as_str(),
+                "payment.MessageSpent" | "payment.SpendRefunded"
+            )
+    }
+
+    async fn handle(
+        &self,
+        tx: &mut msa_sql::Tx,
+        event: &RecordedEvent,
+    ) -> Result<(), HandlerError> {
+        if event.stream_id.category() != Wallet::KIND {
+            return Ok(());
+        }
+        let user_id = event.stream_id.id().to_owned();
+        match decode::<WalletEvent>(event).map_err(HandlerError::new)? {
+            WalletEvent::MessageSpent { spend_key, .. } => {
+                let Some((room_id, txn_id)) = send_of(&spend_key) else {
+                    return Ok(());
+                };
+                sqlx::query(
+                    "INSERT INTO uc_open_spends (user_id, spend_key, room_id, txn_id, spent_at)
+                     VALUES ($1, $2, $3, $4, $5) ON CONFLICT (user_id, spend_key) DO NOTHING",
+                )
+                .bind(user_id)
+                .bind(&spend_key)
+                .bind(room_id.to_string())
+                .bind(txn_id)
+                .bind(event.occurred_at.timestamp_millis())
+                .execute(&mut **tx)
+                .await
+                .map_err(HandlerError::new)?;
+            }
+            WalletEvent::SpendRefunded { spend_key, .. } => {
+                sqlx::query("DELETE FROM uc_open_spends WHERE user_id = $1 AND spend_key = $2")
+                    .bind(user_id)
+                    .bind(&spend_key)
+                    .execute(&mut **tx)
+                    .await
+                    .map_err(HandlerError::new)?;
+            }
+            _ => {}
+        }
+        Ok(())
+    }
+}
+
+/// A spend whose send may be unfinished.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct OpenSpend {
+    pub user_id: Uuid,
+    pub spend_key: String,
+    pub room_id: Uuid,
+    pub txn_id: String,
+    pub spent_at: i64,
+}
+
+impl OpenSpend {
+    /// The send that made this spend.
+    pub fn send(&self) -> SendRef {
+        SendRef {
+            sender_id: self.user_id,
+            room_id: self.room_id,
+            txn_id: self.txn_id.clone(),
+        }
+    }
+}
+
+/// Up to `limit` spends made before `before`, oldest first, after `after` (the last of the
+/// page before).
+pub async fn spent_before(
+    db: &SqlReadModelStore,
+    before: DateTime<Utc>,
+    after: Option<&OpenSpend>,
+    limit: u32,
+) -> Result<Vec<OpenSpend>, StoreError> {
+    let (at, user, key) = after.map_or((i64::MIN, String::new(), String::new()), |last| {
+        (
+            last.spent_at,
+            last.user_id.to_string(),
+            last.spend_key.clone(),
+        )
+    });
+    let rows = sqlx::query(
+        "SELECT user_id, spend_key, room_id, txn_id, spent_at FROM uc_open_spends
+         WHERE spent_at < $1
+           AND (spent_at > $2 OR (spent_at = $2 AND (user_id > $3 OR (user_id = $3 AND spend_key > $4))))
+         ORDER BY spent_at, user_id, spend_key LIMIT $5",
+    )
+    .bind(before.timestamp_millis())
+    .bind(at)
+    .bind(user)
+    .bind(key)
+    .bind(i64::from(limit))
+    .fetch_all(db.pool())
+    .await
+    .map_err(StoreError::backend)?;
+    rows.iter()
+        .map(|row| {
+            let uuid = |column: &str| -> Result<Uuid, StoreError> {
+                row.try_get::<String, _>(column)
+                    .map_err(StoreError::backend)?
+                    .parse()
+                    .map_err(StoreError::backend)
+            };
+            Ok(OpenSpend {
+                user_id: uuid("user_id")?,
+                spend_key: row.try_get("spend_key").map_err(StoreError::backend)?,
+                room_id: uuid("room_id")?,
+                txn_id: row.try_get("txn_id").map_err(StoreError::backend)?,
+                spent_at: row.try_get("spent_at").map_err(StoreError::backend)?,
+            })
+        })
+        .collect()
+}
+
+/// Forgets spends whose send is finished (posted, or given back).
+pub async fn forget(db: &SqlReadModelStore, spends: &[&OpenSpend]) -> Result<(), StoreError> {
+    if spends.is_empty() {
+        return Ok(());
+    }
+    let mut tx = db.pool().begin().await.map_err(StoreError::backend)?;
+    for spend in spends {
+        let deleted =
+            sqlx::query("DELETE FROM uc_open_spends WHERE user_id = $1 AND spend_key = $2")
+                .bind(spend.user_id.to_string())
+                .bind(&spend.spend_key)
+                .execute(&mut *tx)
+                .await;
+        if let Err(error) = deleted {
+            // Rolled back, never dropped (a dropped transaction may linger in the pool).
+            tx.rollback().await.map_err(StoreError::backend)?;
+            return Err(StoreError::backend(error));
+        }
+    }
+    tx.commit().await.map_err(StoreError::backend)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_message_spend_key_names_its_room_and_txn_id() {
+        let room = Uuid::now_v7();
+        let key = spend_key(room, "t:1");
+        assert_eq!(send_of(&key), Some((room, "t:1")));
+        assert_eq!(send_of("message:not-a-room:t"), None);
+        assert_eq!(send_of("other:x"), None);
+    }
+}
