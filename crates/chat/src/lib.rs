@@ -18,7 +18,7 @@ pub mod contract {
     pub use crate::adapters::history::{MessageView, RoomSummary};
     pub use crate::adapters::http::{parse_new_message, parse_new_room, NewMessage, NewRoom};
     pub use crate::application::sends::{SendOutcome, SendRef, MAX_SENDS_ASKED};
-    pub use crate::application::{PostedMessage, RoomView};
+    pub use crate::application::{PostedMessage, RoomPage, RoomView};
     pub use crate::domain::{MessageBody, Role, Room, RoomCommand, RoomEvent, RoomKind};
 }
 

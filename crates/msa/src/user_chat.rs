@@ -8,7 +8,7 @@ use async_trait::async_trait;
 use axum::Router;
 use msa_chat::application::sends::{SendOutcome, SendRef, Sends};
 use msa_chat::contract::{
-    MessageBody, PostedMessage, RoomCommand, RoomKind, RoomSummary, RoomView,
+    MessageBody, PostedMessage, RoomCommand, RoomKind, RoomPage, RoomView,
 };
 use msa_chat::ChatService;
 use msa_http::auth::{Caller, TokenVerifier};
@@ -79,8 +79,13 @@ impl ChatPort for InProcessChat {
             .await?)
     }
 
-    async fn rooms_of(&self, caller: &Caller) -> Result<Vec<RoomSummary>, Problem> {
-        Ok(self.0.rooms_of(caller.user_id).await?)
+    async fn rooms_of(
+        &self,
+        caller: &Caller,
+        cursor: Option<&str>,
+        limit: u32,
+    ) -> Result<RoomPage, Problem> {
+        Ok(self.0.rooms_of(caller.user_id, cursor, limit).await?)
     }
 }
 

@@ -329,8 +329,9 @@ async fn rooms_members_and_messages(api: &Api) {
     assert_eq!(edits["items"], json!([]));
     assert_eq!(edit("back?").await, 410);
 
-    // A message just sent can be replied to, reacted to and edited at once: a command about a
-    // message history does not show yet waits for it a moment instead of answering 404.
+    // A message just sent can be replied to, reacted to, edited and deleted at once, and once
+    // deleted it stays deleted: commands about a message are decided on the room's and the
+    // message's streams, never on history (which applies them a moment later).
     for round in 0..5 {
         let (status, sent) = api
             .send(&bob, &room_id, &format!("fresh-{round}"), "just sent")
@@ -358,12 +359,47 @@ async fn rooms_members_and_messages(api: &Api) {
         assert_eq!(
             call(
                 reqwest::Method::PATCH,
-                fresh,
+                fresh.clone(),
                 Some(json!({"body": "edited"}))
             )
             .await,
             204
         );
+        assert_eq!(call(reqwest::Method::DELETE, fresh.clone(), None).await, 204);
+        assert_eq!(
+            call(
+                reqwest::Method::PATCH,
+                fresh.clone(),
+                Some(json!({"body": "back from the dead"}))
+            )
+            .await,
+            410,
+            "an edit right after the deletion"
+        );
+        assert_eq!(
+            call(reqwest::Method::PUT, format!("{fresh}/reactions/:tada:"), None).await,
+            410
+        );
+        assert_eq!(call(reqwest::Method::DELETE, fresh, None).await, 204);
+    }
+    // An id that names no post: another room's message, or a seq of this room that is not a
+    // message (its creation), or past its end.
+    let (status, direct) = api
+        .post(&bob, "/v1/rooms", json!({"kind": "direct", "members": [ada.id]}))
+        .await;
+    assert!(status == 201 || status == 200, "{direct}");
+    let (status, other) = api
+        .send(&bob, direct["id"].as_str().unwrap(), "other-room", "elsewhere")
+        .await;
+    assert_eq!(status, 201, "{other}");
+    let first_in_other_room = other["id"].as_str().unwrap();
+    let elsewhere = format!("/v1/rooms/{room_id}/messages/{first_in_other_room}");
+    assert_eq!(call(reqwest::Method::PATCH, elsewhere, Some(json!({"body": "x"}))).await, 404);
+    let room_uuid: uuid::Uuid = room_id.parse().unwrap();
+    for seq in [1, 1_000_000] {
+        let forged = msa_chat::domain::MessageId::new(room_uuid, seq);
+        let path = format!("/v1/rooms/{room_id}/messages/{forged}/reactions/:tada:");
+        assert_eq!(call(reqwest::Method::PUT, path, None).await, 404, "seq {seq}");
     }
 
     // Search, in my rooms only, without deleted bodies.
@@ -816,6 +852,37 @@ async fn the_room_list_follows_activity_and_counts_only_live_messages_from_other
         group,
         "the group is the latest active now"
     );
+
+    // The list comes a page at a time, in the same order, in both lists; a cursor not given
+    // out is named.
+    for list in ["/v1/rooms", "/v1/inbox"] {
+        let (status, first) = api.get(&bob, &format!("{list}?limit=1")).await;
+        assert_eq!(status, 200, "{first}");
+        assert_eq!(first["items"][0]["id"], group.as_str(), "{list}: {first}");
+        let cursor = first["next_cursor"].as_str().expect("a next page").to_owned();
+        let (_, second) = api
+            .get(&bob, &format!("{list}?limit=1&cursor={cursor}"))
+            .await;
+        assert_eq!(second["items"][0]["id"], direct.as_str(), "{list}: {second}");
+        let cursor = second["next_cursor"].as_str().unwrap_or_default().to_owned();
+        let (_, rest) = api
+            .get(&bob, &format!("{list}?limit=1&cursor={cursor}"))
+            .await;
+        assert_eq!(
+            (rest["items"].clone(), rest["next_cursor"].clone()),
+            (json!([]), Value::Null),
+            "{list}"
+        );
+        for bad in ["cursor=nope", "cursor=%27%3B--", "limit=0", "limit=101"] {
+            let (status, problem) = api.get(&bob, &format!("{list}?{bad}")).await;
+            let field = if bad.starts_with("cursor") { "cursor" } else { "limit" };
+            assert_eq!(
+                (status, problem["errors"][0]["field"].as_str()),
+                (422, Some(field)),
+                "{list}?{bad}: {problem}"
+            );
+        }
+    }
 }
 
 /// Invitations are listed for the invitee (with who invited), and can be accepted or declined;

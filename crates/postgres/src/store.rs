@@ -348,6 +348,22 @@ impl EventStore for PgEventStore {
         rows.iter().map(|row| self.decode_row(row)).collect()
     }
 
+    async fn read_event(
+        &self,
+        stream_id: &StreamId,
+        version: u64,
+    ) -> Result<Option<RecordedEvent>, StoreError> {
+        let row = sqlx::query(&format!(
+            "SELECT {EVENT_COLUMNS} FROM events WHERE stream_id = $1 AND version = $2"
+        ))
+        .bind(stream_id.as_str())
+        .bind(version as i64)
+        .fetch_optional(&self.pool)
+        .await
+        .map_err(StoreError::backend)?;
+        row.map(|row| self.decode_row(&row)).transpose()
+    }
+
     async fn read_all(
         &self,
         after: LogPosition,

@@ -72,6 +72,13 @@ async fn appends_keep_per_stream_order(stores: TestStores) {
     assert_eq!(read[4].payload, json!({ "amount": 4 }));
     let tail = stores.events.read_stream(&a, 3).await.unwrap();
     assert_eq!(tail.iter().map(|e| e.version).collect::<Vec<_>>(), [4, 5]);
+    // One event by its version: that stream's, none past the end or at 0.
+    let third = stores.events.read_event(&a, 3).await.unwrap().unwrap();
+    assert_eq!((third.stream_id.clone(), third.version), (a.clone(), 3));
+    assert_eq!(third.payload, json!({ "amount": 2 }));
+    assert!(stores.events.read_event(&a, 6).await.unwrap().is_none());
+    assert!(stores.events.read_event(&a, 0).await.unwrap().is_none());
+    assert!(stores.events.read_event(&b, 4).await.unwrap().is_none());
     // A multi-event append lands as consecutive versions.
     let batch = stores
         .events

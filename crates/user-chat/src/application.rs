@@ -213,20 +213,27 @@ impl UserChat {
         )]))
     }
 
-    /// My rooms, most recently active first, with the peer's profile for direct rooms.
-    pub async fn inbox(&self, caller: &Caller) -> Result<Vec<InboxItem>, Problem> {
-        let rooms = self.chat.rooms_of(caller).await?;
+    /// A page of my rooms, most recently active first, with the peer's profile for direct
+    /// rooms, and where the next page starts.
+    pub async fn inbox(
+        &self,
+        caller: &Caller,
+        cursor: Option<&str>,
+        limit: u32,
+    ) -> Result<(Vec<InboxItem>, Option<String>), Problem> {
+        let page = self.chat.rooms_of(caller, cursor, limit).await?;
         let mut peers = read_models::peers_of(&self.read_models, caller.user_id)
             .await
             .map_err(|e| Problem::internal(&e))?;
-        let items = rooms
+        let items = page
+            .items
             .into_iter()
             .map(|room| InboxItem {
                 peer: peers.remove(&room.id),
                 room,
             })
             .collect::<Vec<_>>();
-        Ok(items)
+        Ok((items, page.next_cursor))
     }
 
     /// A room's members with their profiles; only for members.

@@ -4,7 +4,7 @@
 //! called service checks it again.
 
 use async_trait::async_trait;
-use msa_chat::contract::{MessageBody, PostedMessage, RoomKind, RoomSummary, RoomView};
+use msa_chat::contract::{MessageBody, PostedMessage, RoomKind, RoomPage, RoomView};
 use msa_http::auth::Caller;
 use msa_http::Problem;
 use msa_payment::contract::Spent;
@@ -51,8 +51,14 @@ pub trait ChatPort: Send + Sync {
     /// `caller` invites `user_id` to a room.
     async fn invite(&self, caller: &Caller, room_id: Uuid, user_id: Uuid) -> Result<(), Problem>;
 
-    /// The caller's rooms with their last message and unread count.
-    async fn rooms_of(&self, caller: &Caller) -> Result<Vec<RoomSummary>, Problem>;
+    /// A page of the caller's rooms with their last message and unread count, after `cursor`
+    /// (chat's `next_cursor` of the page before), at most `limit` (1 to 100).
+    async fn rooms_of(
+        &self,
+        caller: &Caller,
+        cursor: Option<&str>,
+        limit: u32,
+    ) -> Result<RoomPage, Problem>;
 }
 
 #[async_trait]

@@ -13,7 +13,7 @@ use serde::{Deserialize, Serialize};
 use sqlx::Row;
 use uuid::Uuid;
 
-use crate::domain::{Room, RoomEvent};
+use crate::domain::{room_of, Message, Room, RoomEvent};
 
 pub struct History;
 
@@ -58,7 +58,7 @@ impl Projection<msa_sql::Tx> for History {
     }
 
     fn wants(&self, event: &RecordedEvent) -> bool {
-        event.stream_id.category() == Room::KIND
+        matches!(event.stream_id.category(), Room::KIND | Message::KIND)
     }
 
     async fn apply(
@@ -202,7 +202,11 @@ impl History {
         event: &RecordedEvent,
         change: RoomEvent,
     ) -> Result<(), ProjectionError> {
-        let room_id = event.stream_id.id().to_owned();
+        let room_id = room_of(&event.stream_id)
+            .ok_or_else(|| {
+                ProjectionError::apply(format!("{} is no room's stream", event.stream_id))
+            })?
+            .to_string();
         let (rooms, members, messages) = (
             tables.table("chat_rooms"),
             tables.table("chat_members"),
@@ -213,10 +217,15 @@ impl History {
             tables.table("chat_reactions"),
         );
         let at = event.occurred_at.to_rfc3339();
-        let mut statements: Vec<(String, Vec<Bind>)> = vec![(
-            format!("UPDATE {rooms} SET last_seq = $2 WHERE room_id = $1"),
-            vec![Text(room_id.clone()), Int(change.seq() as i64)],
-        )];
+        // A room's own events move its seq; a message's changes (on the message's stream)
+        // carry the message's seq and leave the room's as it is.
+        let mut statements: Vec<(String, Vec<Bind>)> = Vec::new();
+        if event.stream_id.category() == Room::KIND {
+            statements.push((
+                format!("UPDATE {rooms} SET last_seq = $2 WHERE room_id = $1"),
+                vec![Text(room_id.clone()), Int(change.seq() as i64)],
+            ));
+        }
         let member_upsert = format!(
             "INSERT INTO {members} (room_id, user_id, role) VALUES ($1, $2, $3)
              ON CONFLICT (room_id, user_id) DO UPDATE SET role = excluded.role"
@@ -387,23 +396,26 @@ async fn add_reactions(
     Ok(())
 }
 
-/// What history knows of one message: (sender, redacted), if it is in `room_id`.
-pub async fn message_facts(
+/// Where history has a message of `room_id` (its seq) and whether it was deleted: for messages
+/// whose ids do not name their place (posted before they did), long applied.
+pub async fn message_place(
     db: &SqlReadModelStore,
     room_id: Uuid,
     message_id: Uuid,
-) -> Result<Option<(Uuid, bool)>, StoreError> {
+) -> Result<Option<(u64, bool)>, StoreError> {
     let row = sqlx::query(
-        "SELECT sender_id, redacted FROM chat_messages WHERE message_id = $1 AND room_id = $2",
+        "SELECT seq, redacted FROM chat_messages WHERE message_id = $1 AND room_id = $2",
     )
     .bind(message_id.to_string())
     .bind(room_id.to_string())
     .fetch_optional(db.pool())
     .await
     .map_err(StoreError::backend)?;
-    Ok(row.and_then(|row| {
-        let sender: Uuid = row.get::<String, _>("sender_id").parse().ok()?;
-        Some((sender, row.get::<i64, _>("redacted") != 0))
+    Ok(row.map(|row| {
+        (
+            row.get::<i64, _>("seq") as u64,
+            row.get::<i64, _>("redacted") != 0,
+        )
     }))
 }
 
@@ -461,17 +473,71 @@ pub struct RoomSummary {
     pub last_message: Option<MessageView>,
     /// Messages from others after my read marker (which my own messages move), not deleted.
     pub unread: i64,
+    /// When the room was last active: its last message not deleted, or its creation.
+    pub active_at: String,
 }
 
-/// The rooms `user_id` is a member of, most recently active first (by the time of the last
-/// message not deleted, or the room's creation; ties by id). Deleted messages are neither the
-/// preview nor unread.
+/// Where a page of the room list ended: the last room's activity and id (the list's order), so
+/// the next page starts after it even while rooms become active meanwhile. Opaque to clients.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RoomCursor {
+    active_at: String,
+    room_id: Uuid,
+}
+
+impl RoomCursor {
+    pub fn after(room: &RoomSummary) -> Option<Self> {
+        Some(Self {
+            active_at: room.active_at.clone(),
+            room_id: room.id.parse().ok()?,
+        })
+    }
+}
+
+impl std::fmt::Display for RoomCursor {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        use base64::Engine;
+        let text = format!("{}|{}", self.active_at, self.room_id);
+        f.write_str(&base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(text))
+    }
+}
+
+impl std::str::FromStr for RoomCursor {
+    type Err = ();
+
+    fn from_str(raw: &str) -> Result<Self, ()> {
+        use base64::Engine;
+        let bytes = base64::engine::general_purpose::URL_SAFE_NO_PAD
+            .decode(raw)
+            .map_err(|_| ())?;
+        let text = String::from_utf8(bytes).map_err(|_| ())?;
+        let (active_at, room_id) = text.split_once('|').ok_or(())?;
+        chrono::DateTime::parse_from_rfc3339(active_at).map_err(|_| ())?;
+        Ok(Self {
+            active_at: active_at.to_owned(),
+            room_id: room_id.parse().map_err(|_| ())?,
+        })
+    }
+}
+
+/// A page of the rooms `user_id` is a member of, most recently active first (by the time of the
+/// last message not deleted, or the room's creation; ties by id), after `after`. Deleted
+/// messages are neither the preview nor unread.
 pub async fn rooms_of(
     db: &SqlReadModelStore,
     user_id: Uuid,
+    after: Option<&RoomCursor>,
+    limit: u32,
 ) -> Result<Vec<RoomSummary>, StoreError> {
-    let rows = sqlx::query(
-        "SELECT r.room_id, r.kind, r.name, r.last_seq, m.role,
+    let page = if after.is_some() {
+        "WHERE q.active_at < $2 OR (q.active_at = $2 AND q.room_id > $3)"
+    } else {
+        ""
+    };
+    let limit_at = if after.is_some() { "$4" } else { "$2" };
+    let sql = format!(
+        "SELECT * FROM (
+         SELECT r.room_id, r.kind, r.name, r.last_seq, m.role, COALESCE(l.created_at, r.created_at) AS active_at,
                 l.seq AS l_seq, l.message_id AS l_message_id, l.sender_id AS l_sender_id, l.body AS l_body,
                 l.reply_to AS l_reply_to, l.created_at AS l_created_at, l.edited_at AS l_edited_at, l.redacted AS l_redacted,
                 (SELECT COUNT(*) FROM chat_messages u WHERE u.room_id = r.room_id AND u.sender_id <> m.user_id
@@ -481,13 +547,22 @@ pub async fn rooms_of(
          FROM chat_members m JOIN chat_rooms r ON r.room_id = m.room_id
          LEFT JOIN chat_messages l ON l.room_id = r.room_id
               AND l.seq = (SELECT MAX(seq) FROM chat_messages x WHERE x.room_id = r.room_id AND x.redacted = 0)
-         WHERE m.user_id = $1
-         ORDER BY COALESCE(l.created_at, r.created_at) DESC, r.room_id",
-    )
-    .bind(user_id.to_string())
-    .fetch_all(db.pool())
-    .await
-    .map_err(StoreError::backend)?;
+         WHERE m.user_id = $1) q
+         {page}
+         ORDER BY q.active_at DESC, q.room_id
+         LIMIT {limit_at}"
+    );
+    let mut query = sqlx::query(&sql).bind(user_id.to_string());
+    if let Some(after) = after {
+        query = query
+            .bind(after.active_at.clone())
+            .bind(after.room_id.to_string());
+    }
+    let rows = query
+        .bind(i64::from(limit))
+        .fetch_all(db.pool())
+        .await
+        .map_err(StoreError::backend)?;
     Ok(rows
         .iter()
         .map(|row| {
@@ -511,6 +586,7 @@ pub async fn rooms_of(
                 role: row.get("role"),
                 last_seq: row.get("last_seq"),
                 unread: row.get("unread"),
+                active_at: row.get("active_at"),
             }
         })
         .collect())

@@ -15,11 +15,11 @@ use serde::{Deserialize, Serialize};
 use utoipa::{IntoParams, OpenApi, ToSchema};
 use uuid::Uuid;
 
-use crate::adapters::history::{MessageView, RoomSummary, Window};
+use crate::adapters::history::{MessageView, Window};
 use crate::adapters::invites::{self, Invitation};
 use crate::adapters::live::{self, LiveFeed};
 use crate::adapters::search::{self, SearchHit};
-use crate::application::{ChatError, ChatService, PostedMessage, RoomView};
+use crate::application::{ChatError, ChatService, PostedMessage, RoomPage, RoomView};
 use crate::domain::body;
 use crate::domain::room::MAX_MEMBERS;
 use crate::domain::{Emoji, MessageBody, Role, RoomCommand, RoomError, RoomKind};
@@ -145,6 +145,9 @@ impl From<ChatError> for Problem {
                     Problem::invalid(vec![FieldError::new("kind", refusal.to_string())])
                 }
                 RoomError::Full => Problem::conflict("room-full", refusal.to_string()),
+                RoomError::TooManyReactions => {
+                    Problem::conflict("too-many-reactions", refusal.to_string())
+                }
                 RoomError::NotYourself => {
                     Problem::invalid(vec![FieldError::new("user_id", refusal.to_string())])
                 }
@@ -245,23 +248,32 @@ async fn create_room(
     ))
 }
 
-#[derive(Serialize, ToSchema)]
-struct RoomList {
-    items: Vec<RoomSummary>,
-    next_cursor: Option<String>,
+/// A page of a list: after the `next_cursor` of the previous page.
+#[derive(Deserialize, IntoParams)]
+#[serde(deny_unknown_fields)]
+#[into_params(parameter_in = Query)]
+pub struct PageQuery {
+    /// `next_cursor` of the previous page.
+    pub cursor: Option<String>,
+    /// 1 to 100 (default 50).
+    #[param(value_type = Option<u32>)]
+    pub limit: Option<String>,
 }
 
-#[utoipa::path(get, path = "/v1/rooms", tag = "rooms", security(("bearer" = [])),
-    responses((status = 200, description = "My rooms, most recently active first, with the last message", body = RoomList), (status = 401, body = Problem)))]
+#[utoipa::path(get, path = "/v1/rooms", tag = "rooms", security(("bearer" = [])), params(PageQuery),
+    responses((status = 200, description = "My rooms, most recently active first (by `active_at`, ties by id), with the last message; a page at a time", body = RoomPage),
+        (status = 401, body = Problem), (status = 422, body = Problem)))]
 async fn my_rooms(
     State(api): State<ChatApi>,
     caller: Caller,
+    StrictQuery(query): StrictQuery<PageQuery>,
 ) -> Result<impl IntoResponse, Problem> {
-    let items = api.service.rooms_of(caller.user_id).await?;
-    Ok(Json(RoomList {
-        items,
-        next_cursor: None,
-    }))
+    let limit = page_limit(query.limit.as_deref())?;
+    let page = api
+        .service
+        .rooms_of(caller.user_id, query.cursor.as_deref(), limit)
+        .await?;
+    Ok(Json(page))
 }
 
 #[utoipa::path(get, path = "/v1/rooms/{id}", tag = "rooms", security(("bearer" = [])), params(("id" = Uuid, Path)),

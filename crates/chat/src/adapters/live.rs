@@ -24,7 +24,7 @@ use base64::Engine;
 use msa_http::auth::{Claims, TokenVerifier};
 use msa_http::{FieldError, Problem};
 use msa_kernel::repository::decode;
-use msa_kernel::{Aggregate, EventStore, LogPosition, Lookout, RecordedEvent};
+use msa_kernel::{EventStore, LogPosition, Lookout, RecordedEvent};
 use serde::Deserialize;
 use tokio::sync::watch;
 use uuid::Uuid;
@@ -36,7 +36,7 @@ use crate::adapters::live_frames::{
 };
 use crate::adapters::live_limits::{LiveLimitSettings, LiveLimits, Slot};
 use crate::adapters::live_routes::{Outgoing, Routes};
-use crate::domain::{MembershipChange, Room, RoomEvent};
+use crate::domain::{room_of, MembershipChange, RoomEvent};
 
 /// How many events a connection's route holds for it before it counts as too slow.
 const BUFFER: usize = 4096;
@@ -92,12 +92,9 @@ pub struct LiveFeed {
 }
 
 fn live_event(recorded: &RecordedEvent) -> Option<LiveEvent> {
-    if recorded.stream_id.category() != Room::KIND {
-        return None;
-    }
     Some(LiveEvent {
         position: recorded.position,
-        room_id: recorded.stream_id.id().parse().ok()?,
+        room_id: room_of(&recorded.stream_id)?,
         event: decode::<RoomEvent>(recorded).ok()?,
         occurred_at: recorded.occurred_at,
         text: std::sync::OnceLock::new(),

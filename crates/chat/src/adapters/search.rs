@@ -13,7 +13,7 @@ use serde::Serialize;
 use sqlx::Row;
 use uuid::Uuid;
 
-use crate::domain::{Room, RoomEvent};
+use crate::domain::{Message, Room, RoomEvent};
 
 pub struct Search {
     pub backend: Backend,
@@ -46,7 +46,7 @@ impl Projection<msa_sql::Tx> for Search {
     }
 
     fn wants(&self, event: &RecordedEvent) -> bool {
-        event.stream_id.category() == Room::KIND
+        matches!(event.stream_id.category(), Room::KIND | Message::KIND)
     }
 
     async fn apply(

@@ -4,26 +4,22 @@
 pub mod sends;
 
 use std::sync::Arc;
-use std::time::{Duration, Instant};
 
 use chrono::{DateTime, Utc};
 use msa_http::FieldError;
 use msa_kernel::repository::IdempotencyKey;
+use msa_kernel::repository::decode;
 use msa_kernel::{CommandError, EventMetadata, EventStore, Repository, StoreError};
 use msa_sql::SqlReadModelStore;
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 use uuid::Uuid;
 
-use crate::adapters::history::{self, MessageView, RoomSummary, Window};
+use crate::adapters::history::{self, MessageView, RoomCursor, RoomSummary, Window};
 use crate::domain::{
-    DirectPair, DirectPairCommand, Emoji, MessageBody, MessageFacts, Role, Room, RoomCommand,
-    RoomError, RoomKind,
+    DirectPair, DirectPairCommand, Earlier, Emoji, Message, MessageBody, MessageCommand,
+    MessageId, Posted, Role, Room, RoomCommand, RoomError, RoomEvent, RoomKind,
 };
-
-/// How long a command about a message waits for history to show a message it does not know
-/// yet (see `ChatService::message_facts`); an unknown id answers 404 after this.
-const HISTORY_CATCH_UP: Duration = Duration::from_millis(500);
 
 #[derive(Debug, thiserror::Error)]
 pub enum ChatError {
@@ -95,6 +91,13 @@ impl RoomView {
     }
 }
 
+/// A page of my rooms, and where the next one starts (`None`: this was the last).
+#[derive(Debug, Clone, Serialize, Deserialize, utoipa::ToSchema)]
+pub struct RoomPage {
+    pub items: Vec<RoomSummary>,
+    pub next_cursor: Option<String>,
+}
+
 /// A posted message, as the sender gets it back (also on a retry with the same `txn_id`).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct PostedMessage {
@@ -108,7 +111,9 @@ pub struct PostedMessage {
 }
 
 pub struct ChatService {
+    events: Arc<dyn EventStore>,
     rooms: Repository<Room>,
+    messages: Repository<Message>,
     pairs: Repository<DirectPair>,
     read_models: Arc<SqlReadModelStore>,
 }
@@ -121,7 +126,9 @@ impl ChatService {
     pub fn new(events: Arc<dyn EventStore>, read_models: Arc<SqlReadModelStore>) -> Self {
         Self {
             rooms: Repository::new(events.clone()),
-            pairs: Repository::new(events),
+            messages: Repository::new(events.clone()),
+            pairs: Repository::new(events.clone()),
+            events,
             read_models,
         }
     }
@@ -249,15 +256,14 @@ impl ChatService {
         reply_to: Option<Uuid>,
     ) -> Result<(PostedMessage, bool), ChatError> {
         if let Some(original) = reply_to {
-            // A reply names a message of the same room (one history already has).
-            if self.message_facts(room_id, original).await?.is_none() {
+            // A reply names a message of the same room.
+            if let Err(ChatError::MessageNotFound) = self.posted(room_id, original, None).await {
                 return Err(ChatError::Invalid(vec![FieldError::new(
                     "reply_to",
                     "no such message in this room",
                 )]));
             }
         }
-        let message_id = Uuid::now_v7();
         let fingerprint: String = Sha256::digest(
             format!(
                 "{room_id}\n{}\n{}",
@@ -275,8 +281,8 @@ impl ChatService {
             fingerprint,
         };
         let command = RoomCommand::Post {
+            room_id,
             sender_id,
-            message_id,
             body: body.clone(),
             reply_to,
         };
@@ -290,7 +296,7 @@ impl ChatService {
                 key,
                 |state, _| {
                     serde_json::to_value(PostedMessage {
-                        id: message_id,
+                        id: MessageId::new(room_id, state.last_seq),
                         room_id,
                         seq: state.last_seq,
                         sender_id,
@@ -323,54 +329,62 @@ impl ChatService {
         Ok(history::messages(&self.read_models, room_id, window, limit).await?)
     }
 
-    /// A message's sender and whether it was deleted, from history. A message posted a moment ago
-    /// may not be there yet (history is a projection, milliseconds behind): a miss waits for it a
-    /// little before it counts, so a client that reacts to, edits or replies to a message right
-    /// after sending it is not told that it does not exist.
-    async fn message_facts(
+    /// The post of `message_id` in `room_id`, from the room's stream: the event at the version
+    /// the id names (ids name their room and seq: `MessageId`). A message from before ids did
+    /// is placed by history (long applied), which also says what happened to it then, as
+    /// [`Earlier`] facts for `reaction` (the caller's reaction a command is about).
+    async fn posted(
         &self,
         room_id: Uuid,
         message_id: Uuid,
-    ) -> Result<Option<(Uuid, bool)>, ChatError> {
-        let deadline = Instant::now() + HISTORY_CATCH_UP;
-        let mut pause = Duration::from_millis(5);
-        loop {
-            let facts = history::message_facts(&self.read_models, room_id, message_id).await?;
-            let left = deadline.saturating_duration_since(Instant::now());
-            if facts.is_some() || left.is_zero() {
-                return Ok(facts);
+        reaction: Option<(Uuid, &Emoji)>,
+    ) -> Result<Posted, ChatError> {
+        let (seq, earlier) = match MessageId::seq_in(room_id, message_id) {
+            Some(seq) => (seq, None),
+            None => {
+                let (seq, redacted) =
+                    history::message_place(&self.read_models, room_id, message_id)
+                        .await?
+                        .ok_or(ChatError::MessageNotFound)?;
+                let reacted = match reaction {
+                    Some((user_id, emoji)) => {
+                        history::has_reaction(&self.read_models, message_id, user_id, emoji.as_str())
+                            .await?
+                    }
+                    None => false,
+                };
+                (seq, Some(Earlier { redacted, reacted }))
             }
-            // The last look is at the deadline, so the whole catch-up time is waited.
-            tokio::time::sleep(pause.min(left)).await;
-            pause *= 2;
+        };
+        let event = self
+            .events
+            .read_event(&Repository::<Room>::stream_id(room_id), seq)
+            .await?
+            .ok_or(ChatError::MessageNotFound)?;
+        match decode::<RoomEvent>(&event).map_err(StoreError::from)? {
+            RoomEvent::MessagePosted {
+                message_id: id,
+                sender_id,
+                ..
+            } if id == message_id => Ok(Posted {
+                message_id,
+                seq,
+                sender_id,
+                earlier,
+            }),
+            _ => Err(ChatError::MessageNotFound),
         }
     }
 
-    /// What history knows of a message, for a command about it.
-    async fn facts(&self, room_id: Uuid, message_id: Uuid) -> Result<MessageFacts, ChatError> {
-        let (sender_id, redacted) = self
-            .message_facts(room_id, message_id)
-            .await?
-            .ok_or(ChatError::MessageNotFound)?;
-        Ok(MessageFacts {
-            message_id,
-            sender_id,
-            redacted,
-        })
-    }
-
-    async fn on_room(
+    async fn on_message(
         &self,
         caller: Uuid,
         room_id: Uuid,
-        command: RoomCommand,
+        seq: u64,
+        command: MessageCommand,
     ) -> Result<(), ChatError> {
-        self.rooms
-            .execute(
-                &Repository::<Room>::stream_id(room_id),
-                &command,
-                &metadata(caller),
-            )
+        self.messages
+            .execute(&Message::stream(room_id, seq), &command, &metadata(caller))
             .await?;
         Ok(())
     }
@@ -384,17 +398,13 @@ impl ChatService {
         body: MessageBody,
     ) -> Result<(), ChatError> {
         self.member_of(room_id, caller).await?;
-        let message = self.facts(room_id, message_id).await?;
-        self.on_room(
-            caller,
-            room_id,
-            RoomCommand::Edit {
-                editor: caller,
-                message,
-                body,
-            },
-        )
-        .await
+        let posted = self.posted(room_id, message_id, None).await?;
+        let command = MessageCommand::Edit {
+            editor: caller,
+            posted,
+            body,
+        };
+        self.on_message(caller, room_id, posted.seq, command).await
     }
 
     /// Deletes a message's body (the sender, or a moderator).
@@ -404,17 +414,15 @@ impl ChatService {
         room_id: Uuid,
         message_id: Uuid,
     ) -> Result<(), ChatError> {
-        self.member_of(room_id, caller).await?;
-        let message = self.facts(room_id, message_id).await?;
-        self.on_room(
-            caller,
-            room_id,
-            RoomCommand::Redact {
-                by: caller,
-                message,
-            },
-        )
-        .await
+        let room = self.member_of(room_id, caller).await?;
+        let role = room.role_of(caller).unwrap_or(Role::Member);
+        let posted = self.posted(room_id, message_id, None).await?;
+        let command = MessageCommand::Redact {
+            by: caller,
+            role,
+            posted,
+        };
+        self.on_message(caller, room_id, posted.seq, command).await
     }
 
     /// Adds (or removes) the caller's `emoji` reaction: at most one per user and emoji.
@@ -427,21 +435,16 @@ impl ChatService {
         add: bool,
     ) -> Result<(), ChatError> {
         self.member_of(room_id, caller).await?;
-        let message = self.facts(room_id, message_id).await?;
-        let present =
-            history::has_reaction(&self.read_models, message_id, caller, emoji.as_str()).await?;
-        self.on_room(
-            caller,
-            room_id,
-            RoomCommand::React {
-                user_id: caller,
-                message,
-                emoji,
-                present,
-                add,
-            },
-        )
-        .await
+        let posted = self
+            .posted(room_id, message_id, Some((caller, &emoji)))
+            .await?;
+        let command = MessageCommand::React {
+            user_id: caller,
+            posted,
+            emoji,
+            add,
+        };
+        self.on_message(caller, room_id, posted.seq, command).await
     }
 
     /// A message's earlier bodies, oldest first.
@@ -452,7 +455,7 @@ impl ChatService {
         message_id: Uuid,
     ) -> Result<Vec<history::EarlierBody>, ChatError> {
         self.member_of(room_id, caller).await?;
-        self.facts(room_id, message_id).await?;
+        self.posted(room_id, message_id, None).await?;
         Ok(history::edits_of(&self.read_models, message_id).await?)
     }
 
@@ -463,8 +466,29 @@ impl ChatService {
         Ok(history::mark_read(&self.read_models, room_id, caller, seq).await?)
     }
 
-    /// The caller's rooms, most recently active first.
-    pub async fn rooms_of(&self, caller: Uuid) -> Result<Vec<RoomSummary>, ChatError> {
-        Ok(history::rooms_of(&self.read_models, caller).await?)
+    /// A page of the caller's rooms, most recently active first, after `cursor` (the
+    /// `next_cursor` of the page before).
+    pub async fn rooms_of(
+        &self,
+        caller: Uuid,
+        cursor: Option<&str>,
+        limit: u32,
+    ) -> Result<RoomPage, ChatError> {
+        let after = cursor
+            .map(|raw| {
+                raw.parse::<RoomCursor>().map_err(|()| {
+                    ChatError::Invalid(vec![FieldError::new(
+                        "cursor",
+                        "not a cursor this API gave out",
+                    )])
+                })
+            })
+            .transpose()?;
+        let items = history::rooms_of(&self.read_models, caller, after.as_ref(), limit).await?;
+        let next_cursor = (items.len() == limit as usize)
+            .then(|| items.last().and_then(RoomCursor::after))
+            .flatten()
+            .map(|cursor| cursor.to_string());
+        Ok(RoomPage { items, next_cursor })
     }
 }

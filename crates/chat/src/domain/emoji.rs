@@ -3,7 +3,9 @@ use serde::{Deserialize, Serialize};
 use super::Invalid;
 
 /// A reaction: one emoji (with its modifiers and joiners), or a shortcode like `:tada:`.
-#[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize, utoipa::ToSchema)]
+#[derive(
+    Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize, utoipa::ToSchema,
+)]
 #[serde(transparent)]
 pub struct Emoji(String);
 

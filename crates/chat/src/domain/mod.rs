@@ -4,14 +4,16 @@
 pub mod body;
 pub mod direct_pair;
 pub mod emoji;
+pub mod message;
+pub mod message_id;
 pub mod room;
 
 pub use body::MessageBody;
 pub use direct_pair::{DirectPair, DirectPairCommand, DirectPairEvent, PairTaken};
 pub use emoji::Emoji;
-pub use room::{
-    MembershipChange, MessageFacts, Role, Room, RoomCommand, RoomError, RoomEvent, RoomKind,
-};
+pub use message::{room_of, Earlier, Message, MessageCommand, Posted};
+pub use message_id::MessageId;
+pub use room::{MembershipChange, Role, Room, RoomCommand, RoomError, RoomEvent, RoomKind};
 
 /// A value that did not parse, with why.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]

@@ -5,13 +5,13 @@
 //! same in a room of ten messages as in one of a hundred thousand (the repository decides on a
 //! cached state; snapshots every 100 events bound a cold load).
 
-use std::collections::{BTreeMap, BTreeSet, VecDeque};
+use std::collections::{BTreeMap, BTreeSet};
 
 use msa_kernel::{Aggregate, DomainEvent};
 use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
-use super::{Emoji, MessageBody};
+use super::{Emoji, MessageBody, MessageId};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "snake_case")]
@@ -120,7 +120,9 @@ pub enum RoomEvent {
         #[serde(default, skip_serializing_if = "Option::is_none")]
         reply_to: Option<Uuid>,
     },
-    /// A new body for a message; earlier bodies stay in the history of edits.
+    /// A new body for a message; earlier bodies stay in the history of edits. This and the
+    /// message's other changes below are stored on the message's own stream (`Message`) with the
+    /// message's `seq` (changes stored before messages had streams carry the room's next `seq`).
     MessageEdited {
         seq: u64,
         message_id: Uuid,
@@ -249,39 +251,14 @@ pub enum RoomCommand {
         name: Option<String>,
         topic: Option<String>,
     },
+    /// Posts a message; its id names the room and the post's `seq` ([`MessageId`]). Changes to
+    /// a message after that are the `Message` aggregate's.
     Post {
+        room_id: Uuid,
         sender_id: Uuid,
-        message_id: Uuid,
         body: MessageBody,
         reply_to: Option<Uuid>,
     },
-    /// Messages are not part of the room's state (it would grow with history), so commands on a
-    /// message carry the facts the application read about it: who sent it, whether it is gone.
-    Edit {
-        editor: Uuid,
-        message: MessageFacts,
-        body: MessageBody,
-    },
-    Redact {
-        by: Uuid,
-        message: MessageFacts,
-    },
-    React {
-        user_id: Uuid,
-        message: MessageFacts,
-        emoji: Emoji,
-        /// Whether the user has this reaction on the message already.
-        present: bool,
-        add: bool,
-    },
-}
-
-/// What the application knows about the message a command is about.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct MessageFacts {
-    pub message_id: Uuid,
-    pub sender_id: Uuid,
-    pub redacted: bool,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -310,6 +287,8 @@ pub enum RoomError {
     NotTheSender,
     #[error("the message was deleted")]
     MessageGone,
+    #[error("at most {} different reactions per person on a message", super::message::MAX_REACTIONS_PER_USER)]
+    TooManyReactions,
     #[error("a room holds at most {MAX_MEMBERS} members and pending invitations")]
     Full,
     #[error("moderate others; to go, leave the room")]
@@ -330,16 +309,7 @@ pub struct Room {
     pub invited: BTreeSet<Uuid>,
     pub banned: BTreeSet<Uuid>,
     pub last_seq: u64,
-    /// The last [`RECENT_REDACTIONS`] messages deleted here. Commands about a message are decided
-    /// with facts read from history, which lags the log a moment; a deletion that history has not
-    /// applied yet is known here, so an edit or a reaction right after it is refused instead of
-    /// bringing the text back. (Older deletions are long applied; the set stays bounded.)
-    #[serde(default)]
-    pub recently_redacted: VecDeque<Uuid>,
 }
-
-/// Deleted messages a room remembers in its state.
-pub const RECENT_REDACTIONS: usize = 128;
 
 impl Room {
     pub fn exists(&self) -> bool {
@@ -391,11 +361,6 @@ impl Room {
         self.members.values().filter(|r| **r == Role::Owner).count()
     }
 
-    /// Whether the message is deleted: by the facts given, or by a deletion this room made lately.
-    fn is_gone(&self, message: &MessageFacts) -> bool {
-        message.redacted || self.recently_redacted.contains(&message.message_id)
-    }
-
     fn is_full(&self) -> bool {
         self.members.len() + self.invited.len() >= MAX_MEMBERS
     }
@@ -412,11 +377,7 @@ impl Aggregate for Room {
     /// A room's state grows with its members, invitations and bans (up to [`MAX_MEMBERS`] of
     /// the first two): one unit per 16 of them.
     fn weight(&self) -> usize {
-        1 + (self.members.len()
-            + self.invited.len()
-            + self.banned.len()
-            + self.recently_redacted.len())
-            / 16
+        1 + (self.members.len() + self.invited.len() + self.banned.len()) / 16
     }
 
     fn apply(&mut self, event: &RoomEvent) {
@@ -460,14 +421,9 @@ impl Aggregate for Room {
                 self.name = name.clone();
                 self.topic = topic.clone();
             }
-            RoomEvent::MessageRedacted { message_id, .. } => {
-                self.recently_redacted.push_back(*message_id);
-                if self.recently_redacted.len() > RECENT_REDACTIONS {
-                    self.recently_redacted.pop_front();
-                }
-            }
             RoomEvent::MessagePosted { .. }
             | RoomEvent::MessageEdited { .. }
+            | RoomEvent::MessageRedacted { .. }
             | RoomEvent::ReactionAdded { .. }
             | RoomEvent::ReactionRemoved { .. } => {}
         }
@@ -660,77 +616,16 @@ impl Aggregate for Room {
                     by: *by,
                 }
             }
-            RoomCommand::Edit {
-                editor,
-                message,
-                body,
-            } => {
-                self.member_role(*editor)?;
-                if self.is_gone(message) {
-                    return Err(RoomError::MessageGone);
-                }
-                if message.sender_id != *editor {
-                    return Err(RoomError::NotTheSender);
-                }
-                RoomEvent::MessageEdited {
-                    seq,
-                    message_id: message.message_id,
-                    body: body.clone(),
-                }
-            }
-            RoomCommand::Redact { by, message } => {
-                let role = self.member_role(*by)?;
-                if self.is_gone(message) {
-                    return Ok(vec![]);
-                }
-                // The sender, or a moderator.
-                if message.sender_id != *by && role < Role::Admin {
-                    return Err(RoomError::Forbidden);
-                }
-                RoomEvent::MessageRedacted {
-                    seq,
-                    message_id: message.message_id,
-                    by: *by,
-                }
-            }
-            RoomCommand::React {
-                user_id,
-                message,
-                emoji,
-                present,
-                add,
-            } => {
-                self.member_role(*user_id)?;
-                if self.is_gone(message) {
-                    return Err(RoomError::MessageGone);
-                }
-                let (message_id, user_id, emoji) = (message.message_id, *user_id, emoji.clone());
-                match (*add, *present) {
-                    (true, true) | (false, false) => return Ok(vec![]),
-                    (true, false) => RoomEvent::ReactionAdded {
-                        seq,
-                        message_id,
-                        user_id,
-                        emoji,
-                    },
-                    (false, true) => RoomEvent::ReactionRemoved {
-                        seq,
-                        message_id,
-                        user_id,
-                        emoji,
-                    },
-                }
-            }
             RoomCommand::Post {
+                room_id,
                 sender_id,
-                message_id,
                 body,
                 reply_to,
             } => {
                 self.member_role(*sender_id)?;
                 RoomEvent::MessagePosted {
                     seq,
-                    message_id: *message_id,
+                    message_id: MessageId::new(*room_id, seq),
                     sender_id: *sender_id,
                     body: body.clone(),
                     reply_to: *reply_to,

@@ -393,8 +393,8 @@ async fn measure(
             let room = worker + (iteration % owned as u64) as u32 * workers;
             Box::pin(async move {
                 let command = RoomCommand::Post {
+                    room_id: Uuid::from_u128(u128::from(room % rooms) + 1),
                     sender_id: POSTER,
-                    message_id: Uuid::now_v7(),
                     body: body(),
                     reply_to: None,
                 };

@@ -8,7 +8,7 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
-use msa_chat::contract::{MessageBody, PostedMessage, RoomKind, RoomSummary, RoomView};
+use msa_chat::contract::{MessageBody, PostedMessage, RoomKind, RoomPage, RoomView};
 use msa_http::auth::Caller;
 use msa_http::service_identity::ServiceIdentity;
 use msa_http::Problem;
@@ -209,14 +209,21 @@ impl ChatPort for RemoteChat {
         self.0.call::<serde_json::Value>(request).await.map(drop)
     }
 
-    async fn rooms_of(&self, caller: &Caller) -> Result<Vec<RoomSummary>, Problem> {
-        #[derive(Deserialize)]
-        struct Page {
-            items: Vec<RoomSummary>,
-        }
-        let request = self.0.request(Method::GET, &["v1", "rooms"], Some(caller));
-        let (_, page): (_, Page) = self.0.call(request).await?;
-        Ok(page.items)
+    async fn rooms_of(
+        &self,
+        caller: &Caller,
+        cursor: Option<&str>,
+        limit: u32,
+    ) -> Result<RoomPage, Problem> {
+        let limit = limit.to_string();
+        let mut query = vec![("limit", limit.as_str())];
+        query.extend(cursor.map(|cursor| ("cursor", cursor)));
+        let request = self
+            .0
+            .request(Method::GET, &["v1", "rooms"], Some(caller))
+            .query(&query);
+        let (_, page): (_, RoomPage) = self.0.call(request).await?;
+        Ok(page)
     }
 }
 
