@@ -16,6 +16,7 @@ use msa_payment::adapters::ledger::Ledger;
 use msa_payment::adapters::payment_list::PaymentList;
 use msa_payment::adapters::sandbox::SandboxProvider;
 use msa_payment::adapters::toss::TossProvider;
+use msa_payment::adapters::uncredited::Uncredited;
 use msa_payment::adapters::webhook_signature::WebhookSecret;
 use msa_payment::application::payments::{PaymentSettings, Payments};
 use msa_payment::application::provider::PaymentProvider;
@@ -137,13 +138,18 @@ pub async fn start(
         .ensure_tables(&Holds)
         .await
         .context("creating the refund holds table")?;
+    runner
+        .ensure_tables(&Uncredited)
+        .await
+        .context("creating the uncredited payments table")?;
     let projections = {
         let stop = stop.clone();
         tokio::spawn(async move {
             tokio::join!(
                 runner.run(&PaymentList, stop.clone()),
                 runner.run(&Ledger, stop.clone()),
-                runner.run(&Holds, stop)
+                runner.run(&Holds, stop.clone()),
+                runner.run(&Uncredited, stop)
             );
         })
     };

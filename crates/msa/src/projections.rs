@@ -61,6 +61,11 @@ pub fn all() -> Vec<ProjectionSpec> {
             name: "payment.holds",
             projection: |_| Arc::new(msa_payment::adapters::holds::Holds),
         },
+        ProjectionSpec {
+            context: "payment",
+            name: "payment.uncredited",
+            projection: |_| Arc::new(msa_payment::adapters::uncredited::Uncredited),
+        },
     ]
 }
 

@@ -12,6 +12,7 @@ use chrono::Utc;
 use msa_kernel::{ProjectionRunner, Repository, Upcasters};
 use msa_payment::adapters::holds::Holds;
 use msa_payment::adapters::payment_list::PaymentList;
+use msa_payment::adapters::uncredited::Uncredited;
 use msa_payment::application::payments::{PaymentSettings, Payments};
 use msa_payment::application::provider::{
     Cancellation, Confirmation, PaymentProvider, ProviderError, ProviderRecord,
@@ -123,10 +124,12 @@ async fn setups(settings: PaymentSettings) -> Vec<(&'static str, Setup)> {
         let runner = ProjectionRunner::new(stores.events.clone(), stores.read_models.clone());
         runner.ensure_tables(&PaymentList).await.unwrap();
         runner.ensure_tables(&Holds).await.unwrap();
+        runner.ensure_tables(&Uncredited).await.unwrap();
         tokio::spawn(async move {
             tokio::join!(
                 runner.run(&PaymentList, stopped.clone()),
-                runner.run(&Holds, stopped)
+                runner.run(&Holds, stopped.clone()),
+                runner.run(&Uncredited, stopped)
             );
         });
         setups.push((

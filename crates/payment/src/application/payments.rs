@@ -1,6 +1,8 @@
 //! Payment use cases: request a product, confirm with the provider, cancel, refund, take a
 //! webhook's report, resolve what the provider left unknown, reconcile with its records.
 
+mod uncredited;
+
 use std::sync::Arc;
 
 use chrono::{DateTime, Duration, Utc};
@@ -660,8 +662,9 @@ impl Payments {
     }
 
     /// One round of background work: resolves every unknown payment, retries refunds the
-    /// provider has not confirmed, expires payments requested long ago and never confirmed, and
-    /// releases credits held for refunds that never reached their payment. Each list is paged
+    /// provider has not confirmed, expires payments requested long ago and never confirmed,
+    /// credits approved payments the wallet process manager left uncredited, and releases
+    /// credits held for refunds that never reached their payment. Each list is paged
     /// through to its end, so no payment waits behind others; one that fails is logged and the
     /// round goes on.
     pub async fn sweep(&self) -> Result<(), PaymentsError> {
@@ -730,6 +733,9 @@ impl Payments {
                 }
             }
         }
+        // An approval the wallet process manager had this long to credit and did not.
+        self.credit_uncredited(now - self.settings.hold_timeout)
+            .await?;
         self.release_stranded_holds(now).await
     }
 
