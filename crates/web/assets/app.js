@@ -213,10 +213,19 @@ async function refreshAll() {
 
 async function loadInbox() {
   const current = session;
-  const inbox = await api.call('GET', '/v1/inbox');
-  if (current !== session) return;
-  const rooms = new Map(inbox.items.map((room) => [room.id, room]));
-  const order = inbox.items.map((room) => room.id);
+  // The inbox comes a page at a time; the list holds up to 1,000 rooms (ten pages).
+  const items = [];
+  let cursor = null;
+  for (let page = 0; page < 10; page += 1) {
+    const query = cursor ? `?limit=100&cursor=${encodeURIComponent(cursor)}` : '?limit=100';
+    const inbox = await api.call('GET', `/v1/inbox${query}`);
+    if (current !== session) return;
+    items.push(...inbox.items);
+    cursor = inbox.next_cursor;
+    if (!cursor) break;
+  }
+  const rooms = new Map(items.map((room) => [room.id, room]));
+  const order = items.map((room) => room.id);
   // A room opened here that the inbox (a projection) does not show yet stays.
   for (const [id, room] of session.rooms) {
     if (room.placeholder && !rooms.has(id)) {
