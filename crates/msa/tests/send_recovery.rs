@@ -215,6 +215,64 @@ async fn single_server_killed_between_spend_and_post_refunds_after_restart() {
     refunded_once(&api, &ada, &room, "cut").await;
 }
 
+/// Two single servers on one PostgreSQL database (two instances of every context, user-chat's
+/// recovery included): a send cut by the death of the instance that made it is refunded once,
+/// whichever instance sweeps, also after the dead one is started again.
+#[tokio::test(flavor = "multi_thread")]
+async fn two_instances_on_postgres_refund_a_cut_send_once() {
+    let Some(url) = msa_testkit::postgres_database().await else {
+        eprintln!("skipped: PostgreSQL missing");
+        return;
+    };
+    let flags = [
+        "--database-url",
+        url.as_str(),
+        "--send-recovery-after",
+        RECOVERY_AFTER,
+    ];
+    let mut first = Api::start(&flags);
+    let second = Api::start(&flags);
+    let (ada, _bob) = (first.person("Ada").await, first.person("Bob").await);
+    let room = open_direct(&first, &ada, "Bob").await;
+
+    // Chat's appends wait for a lock another session holds; the instance posting dies meanwhile.
+    use sqlx::Connection;
+    let mut lock = sqlx::PgConnection::connect(&url).await.unwrap();
+    sqlx::query("BEGIN").execute(&mut lock).await.unwrap();
+    sqlx::query("LOCK TABLE msa_chat.events IN SHARE MODE")
+        .execute(&mut lock)
+        .await
+        .unwrap();
+    let sending = {
+        let (client, base, token, room) = (
+            first.client.clone(),
+            first.server.base.clone(),
+            ada.token.clone(),
+            room.clone(),
+        );
+        tokio::spawn(async move {
+            client
+                .post(format!("{base}/v1/rooms/{room}/messages"))
+                .bearer_auth(token)
+                .json(&json!({"txn_id": "cut", "body": "body cut"}))
+                .send()
+                .await
+        })
+    };
+    within(Duration::from_secs(10), "the credit spent", || async {
+        spend_entries(&second, &ada, &room, "cut").await == (1, 0)
+    })
+    .await;
+    first.server.process.kill();
+    assert!(sending.await.unwrap().is_err(), "the send had no answer");
+    sqlx::query("ROLLBACK").execute(&mut lock).await.unwrap();
+
+    // Both instances run the recovery from here.
+    first = Api::start(&flags);
+    refunded_once(&second, &ada, &room, "cut").await;
+    assert_eq!(spend_entries(&first, &ada, &room, "cut").await, (1, 1));
+}
+
 // ---------------------------------------------------------------------------------------------
 // The microservices (PostgreSQL, Kafka), with faults between user-chat and the services it calls
 
