@@ -457,6 +457,14 @@ async fn microservices_settle_every_half_done_send() {
     let (status, first) = api.send(&ada, &room, "first", "body first").await;
     assert_eq!(status, 201, "{first}");
 
+    // Refused by chat (a reply to nothing): refunded at once by the send, and once only.
+    let reply =
+        json!({"txn_id": "refused", "body": "body refused", "reply_to": uuid::Uuid::now_v7()});
+    let (status, refused) = api
+        .post(&ada, &format!("/v1/rooms/{room}/messages"), reply)
+        .await;
+    assert_eq!(status, 422, "{refused}");
+
     // Chat's answer to the post is lost: the message exists, the client got a 503. The recovery
     // leaves the spend alone, and the client's retry answers the first message.
     deployment.to_chat.set(Fault::LoseAnswers).await;
@@ -522,6 +530,8 @@ async fn microservices_settle_every_half_done_send() {
     for txn_id in ["spend-lost", "down-abandoned", "cut"] {
         refunded_once(api, &ada, &room, txn_id).await;
     }
+    // The refused one stays refunded once, whatever the recovery did since.
+    assert_eq!(spend_entries(api, &ada, &room, "refused").await, (1, 1));
     // ...and every one with a message left spent, its message there once.
     for txn_id in ["first", "answer-lost", "down-retried"] {
         completed_once(api, &ada, &room, txn_id).await;
