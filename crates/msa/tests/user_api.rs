@@ -640,7 +640,8 @@ async fn only_the_operator_makes_admins_and_an_address_does_not_carry_the_role()
         )
         .await;
     assert_eq!(erased.status, 204);
-    assert_eq!(api.sign_up("root@example.com", "root").await.status, 201);
+    // The address is free at once (the nickname is held after an erasure: another one).
+    assert_eq!(api.sign_up("root@example.com", "root2").await.status, 201);
     let newcomer = api
         .log_in("root@example.com", "correct horse battery")
         .await;
@@ -888,8 +889,9 @@ async fn erasure_shreds_personal_data_and_export_shows_it_all_before(api: Api, s
         .collect();
     assert_eq!(nicknames, [json!("Finn")], "{}", page.body);
 
-    // The email and nickname are free again.
-    assert_eq!(api.sign_up("erin@example.com", "Erin").await.status, 201);
+    // The email is free again at once; the nickname is held (--nickname-hold, 30 days here).
+    assert_eq!(api.sign_up("other@example.com", "Erin").await.status, 409);
+    assert_eq!(api.sign_up("erin@example.com", "Erin 2").await.status, 201);
 }
 
 #[tokio::test]
