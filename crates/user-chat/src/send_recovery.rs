@@ -63,7 +63,7 @@ impl RecoverySettings {
 /// What one round did.
 #[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
 pub struct Recovered {
-    /// Spends whose message exists.
+    /// Spends whose message exists (nearly all: sends that finished as usual).
     pub completed: usize,
     /// Spends given back.
     pub refunded: usize,
@@ -141,13 +141,16 @@ impl SendRecovery {
                         tracing::info!("the send recovery works again");
                     }
                     warned = false;
-                    if recovered != Recovered::default() {
+                    // Most spends looked at had their message: only refunds and failures are news.
+                    if recovered.refunded > 0 || recovered.failed > 0 {
                         tracing::info!(
                             completed = recovered.completed,
                             refunded = recovered.refunded,
                             failed = recovered.failed,
-                            "half-done sends recovered"
+                            "half-done sends settled"
                         );
+                    } else if recovered.completed > 0 {
+                        tracing::debug!(completed = recovered.completed, "sends found complete");
                     }
                 }
                 Err(error) if !warned => {
@@ -221,7 +224,8 @@ impl SendRecovery {
         };
         match outcome {
             SendOutcome::Posted { .. } => {
-                metrics::counter!("msa_user_chat_sends_recovered_total", "outcome" => "completed")
+                // Nearly every spend ends here: its send posted as usual.
+                metrics::counter!("msa_user_chat_sends_settled_total", "outcome" => "posted")
                     .increment(1);
                 Ok(Settled::Completed)
             }
@@ -229,7 +233,7 @@ impl SendRecovery {
                 self.wallets
                     .refund_spend(spend.user_id, &spend.spend_key)
                     .await?;
-                metrics::counter!("msa_user_chat_sends_recovered_total", "outcome" => "refunded")
+                metrics::counter!("msa_user_chat_sends_settled_total", "outcome" => "refunded")
                     .increment(1);
                 tracing::info!(user_id = %spend.user_id, spend_key = %spend.spend_key,
                     "a send that never posted was given its credit back");
