@@ -15,6 +15,10 @@ pub use application::{ChatError, ChatService};
 /// What other services may use of the chat context: its events, DTOs and the use cases they call
 /// in-process (the architecture test holds application services to this module).
 pub mod contract {
+    pub use crate::adapters::export::{
+        ChatRecords, ExportedMessage, ExportedReaction, ExportedReadMarker, ExportedRoom,
+        RecordPage,
+    };
     pub use crate::adapters::history::{MessageView, RoomSummary};
     pub use crate::adapters::http::{parse_new_message, parse_new_room, NewMessage, NewRoom};
     pub use crate::application::sends::{SendOutcome, SendRef, MAX_SENDS_ASKED};

@@ -32,6 +32,8 @@ pub fn owner(method: &Method, path: &RoutedPath) -> Option<Owner> {
     let segments: Vec<&str> = path.segments().collect();
     match segments.as_slice() {
         [".well-known", "jwks.json" | "revocations.json"] => Some(Owner::User),
+        // A person's export is composed by user-chat from every service's part.
+        ["v1", "users", "me", "export"] => Some(Owner::UserChat),
         ["v1", "users" | "auth", ..] => Some(Owner::User),
         ["v1", "direct-chats" | "inbox"] => Some(Owner::UserChat),
         ["v1", "rooms"] if method == Method::POST => Some(Owner::UserChat),
@@ -54,6 +56,8 @@ mod tests {
             (Method::POST, "/v1/users", Some(Owner::User)),
             (Method::GET, "/.well-known/jwks.json", Some(Owner::User)),
             (Method::POST, "/v1/auth/token", Some(Owner::User)),
+            (Method::GET, "/v1/users/me", Some(Owner::User)),
+            (Method::GET, "/v1/users/me/export", Some(Owner::UserChat)),
             (Method::POST, "/v1/rooms/r1/messages", Some(Owner::UserChat)),
             (Method::POST, "/v1/rooms", Some(Owner::UserChat)),
             (Method::GET, "/v1/rooms", Some(Owner::Chat)),

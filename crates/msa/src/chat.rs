@@ -85,8 +85,15 @@ impl ChatContext {
     /// Posting without the credit policy, and what became of sends, for user-chat between
     /// microservices (`/internal`), answered only to the services in `callers`.
     pub fn internal_routes(&self, callers: Arc<TrustedServices>) -> Router {
-        internal_routes(self.api.clone(), callers.clone()).merge(
-            msa_chat::adapters::sends_http::internal_routes(self.sends.clone(), callers),
-        )
+        internal_routes(self.api.clone(), callers.clone())
+            .merge(msa_chat::adapters::sends_http::internal_routes(
+                self.sends.clone(),
+                callers.clone(),
+            ))
+            // A person's records, for user-chat's export.
+            .merge(msa_chat::adapters::export::internal_routes(
+                self.service.clone(),
+                callers,
+            ))
     }
 }

@@ -19,6 +19,7 @@ mod storage;
 mod telemetry;
 mod user;
 mod user_chat;
+mod user_chat_export;
 
 use std::process::ExitCode;
 

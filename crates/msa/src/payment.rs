@@ -196,6 +196,11 @@ pub async fn start(
 }
 
 impl PaymentContext {
+    /// The payment use cases, for user-chat's in-process export port.
+    pub fn payments(&self) -> Arc<Payments> {
+        self.api.payments.clone()
+    }
+
     /// Spending credits, for user-chat between microservices (`/internal`), answered only to
     /// the services in `callers`.
     pub fn internal_routes(&self, callers: Arc<TrustedServices>) -> Router {

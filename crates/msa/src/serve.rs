@@ -184,6 +184,13 @@ async fn everything(
         stop,
     )
     .await?;
+    // A person's export: user-chat's, over the services in this process.
+    let export = crate::user_chat_export::in_process(
+        user.service.clone(),
+        chat.service.clone(),
+        payment.payments(),
+        user.verifier.clone(),
+    );
     let mut tasks = vec![user.projections, chat.projections, user_chat.recovery];
     tasks.extend(payment.tasks);
     Ok(Started {
@@ -191,7 +198,8 @@ async fn everything(
             .routes
             .merge(chat.routes)
             .merge(payment.routes)
-            .merge(user_chat.routes),
+            .merge(user_chat.routes)
+            .merge(export),
         document: api_document(),
         tasks,
         edge_verifier: Some(user.verifier.clone()),
@@ -239,7 +247,8 @@ async fn one(
         ServiceName::User => {
             let user = crate::user::start(&args.storage, stores, &args.user, stop.clone()).await?;
             (
-                user.routes,
+                // user-chat asks for the account's part of an export here.
+                user.routes.merge(user.account_export),
                 msa_user::adapters::http::UserApiDoc::openapi(),
                 vec![user.projections],
             )
@@ -287,16 +296,19 @@ async fn one(
                 Arc::new(ServiceIdentity::generate("user-chat").map_err(|e| anyhow::anyhow!(e))?);
             let ports = crate::user_chat::remote_ports(&args.services, identity.clone())?;
             consumers.directory = Some(ports.directory.clone());
+            let verifier = verifier().await?;
+            let export =
+                crate::user_chat_export::remote(&args.services, identity.clone(), verifier.clone())?;
             let user_chat = crate::user_chat::start_with(
                 stores,
                 ports,
-                verifier().await?,
+                verifier,
                 args.user_chat.recovery(),
                 stop.clone(),
             )
             .await?;
             (
-                user_chat.routes.merge(identity.jwks_route()),
+                user_chat.routes.merge(export).merge(identity.jwks_route()),
                 msa_user_chat::adapters::http::UserChatApiDoc::openapi(),
                 vec![user_chat.recovery],
             )

@@ -8,7 +8,7 @@ use msa_http::auth::TokenVerifier;
 use msa_http::TrustedProxies;
 use msa_kernel::ProjectionRunner;
 use msa_user::adapters::directory::Directory;
-use msa_user::adapters::http::{routes, UserApi};
+use msa_user::adapters::http::{account_export_routes, routes, UserApi};
 use msa_user::adapters::kakao::{Kakao, KakaoConfig};
 use msa_user::adapters::passwords::{HashCost, Passwords};
 use msa_user::adapters::personal_data::{PersonalDataKeys, ShreddingStore};
@@ -67,6 +67,10 @@ const DENY_LIST_MARGIN: std::time::Duration = std::time::Duration::from_secs(60)
 /// The user context, running.
 pub struct UserContext {
     pub routes: Router,
+    /// The account's part of a person's export at `/v1/users/me/export`: mounted only by
+    /// `serve user` (in the single server user-chat serves that path, asking [`Self::service`]).
+    pub account_export: Router,
+    pub service: Arc<UserService>,
     /// Checks the access tokens this context issues; every other context uses it.
     pub verifier: Arc<TokenVerifier>,
     pub projections: JoinHandle<()>,
@@ -152,15 +156,18 @@ pub async fn start(
             follower
         );
     });
+    let api = UserApi {
+        service: service.clone(),
+        verifier: verifier.clone(),
+        trusted_proxies: Arc::new(
+            TrustedProxies::parse(&args.trusted_proxies)
+                .map_err(|e| anyhow::anyhow!("MSA_TRUSTED_PROXIES (--trusted-proxies): {e}"))?,
+        ),
+    };
     Ok(UserContext {
-        routes: routes(UserApi {
-            service,
-            verifier: verifier.clone(),
-            trusted_proxies: Arc::new(
-                TrustedProxies::parse(&args.trusted_proxies)
-                    .map_err(|e| anyhow::anyhow!("MSA_TRUSTED_PROXIES (--trusted-proxies): {e}"))?,
-            ),
-        }),
+        routes: routes(api.clone()),
+        account_export: account_export_routes(api),
+        service,
         verifier,
         projections,
     })

@@ -400,6 +400,7 @@ async fn abuse_of_the_single_server() {
     the_stream_bounds_frames_and_sockets(&api).await;
     malformed_input_is_refused_with_the_right_problem(&api).await;
     operators_pages_and_the_directory_are_not_public(&api).await;
+    an_erased_accounts_export_is_refused(&api, "").await;
     a_cors_preflight_is_answered(&api).await;
 }
 
@@ -534,6 +535,49 @@ async fn internal_endpoints_refuse_end_users(deployment: &Microservices, api: &A
     assert_eq!(status, 201, "{posted}");
 }
 
+/// The export's internal record routes answer services only: an end user asking chat or payment
+/// for someone's records with their own token is 403 (401 without one), for any part; the
+/// gateway does not route them at all.
+async fn export_records_answer_services_only(deployment: &Microservices, api: &Api) {
+    let (eve, bob) = (api.person("Evelyn").await, api.person("Bobbie").await);
+    let client = reqwest::Client::new();
+    for (base, part) in [
+        (&deployment.chat, "messages"),
+        (&deployment.chat, "rooms"),
+        (&deployment.chat, "reactions"),
+        (&deployment.chat, "read_markers"),
+        (&deployment.payment, "payments"),
+        (&deployment.payment, "ledger"),
+    ] {
+        for whose in [&bob.id, &eve.id] {
+            let url = format!("{base}/internal/v1/users/{whose}/records/{part}");
+            let with_token = client.get(&url).bearer_auth(&eve.token);
+            assert_eq!(api.answer(with_token).await.0, 403, "{url}");
+            assert_eq!(api.answer(client.get(&url)).await.0, 401, "{url}");
+        }
+    }
+    let (status, _) = api
+        .get(&eve, &format!("/internal/v1/users/{}/records/messages", bob.id))
+        .await;
+    assert_eq!(status, 404, "the gateway routes no /internal path");
+}
+
+/// An erased account has nothing to export: its tokens are refused (401) everywhere, the
+/// export's included, as documented.
+async fn an_erased_accounts_export_is_refused(api: &Api, prefix: &str) {
+    let gone = api.person(&format!("{prefix}Gone")).await;
+    let (status, export) = api.get(&gone, "/v1/users/me/export").await;
+    assert_eq!(status, 200, "{export}");
+    let (status, _) = api
+        .call(reqwest::Method::DELETE, "/v1/users/me", &gone.token, None)
+        .await;
+    assert_eq!(status, 204);
+    common::api::eventually(|| async {
+        api.get(&gone, "/v1/users/me/export").await.0 == 401
+    })
+    .await;
+}
+
 /// Sends `method path` with the path exactly as given (no URL parsing on the way) and returns
 /// the status and the raw response head and body.
 async fn raw_request(base: &str, method: &str, path: &str, token: &str) -> (u16, String) {
@@ -565,6 +609,8 @@ async fn abuse_of_the_gateway_deployment() {
     let api = Api::at(gateway);
     dot_segments_never_leave_the_public_api(&deployment, &api).await;
     internal_endpoints_refuse_end_users(&deployment, &api).await;
+    export_records_answer_services_only(&deployment, &api).await;
+    an_erased_accounts_export_is_refused(&api, "G").await;
     a_reused_txn_id_gives_no_credit_back(&api, "G").await;
     a_txn_id_raced_by_two_sends_posts_nothing_for_free(&api, "G").await;
 }

@@ -6,6 +6,7 @@
 //!   refused), direct chats by nickname, the inbox and member lists with profiles;
 //! - [`send_recovery`]: the process manager that completes or refunds every send left half-done
 //!   (a credit spent, no post), from the wallet events and what chat's store says of the send;
+//! - [`export`]: a person's export, composed of every core service's part of it;
 //! - [`adapters`]: HTTP, and the consumers that keep its read models (profiles from user events,
 //!   room members from chat events, open spends from wallet events).
 //!
@@ -14,6 +15,7 @@
 
 pub mod adapters;
 pub mod application;
+pub mod export;
 pub mod ports;
 pub mod send_recovery;
 

@@ -1,3 +1,4 @@
+pub mod export;
 pub mod history;
 pub mod http;
 pub mod invites;

@@ -19,6 +19,7 @@ use uuid::Uuid;
 use crate::adapters::ledger::{self, LedgerEntry};
 use crate::adapters::payment_list::PaymentView;
 use crate::adapters::webhook_signature::{WebhookSecret, SIGNATURE_HEADER, TIMESTAMP_HEADER};
+use crate::application::payments::export::{self, PaymentRecordPage, PaymentRecords};
 use crate::application::payments::{Payments, RefundView};
 use crate::application::wallets::{WalletView, Wallets};
 use crate::application::PaymentsError;
@@ -77,7 +78,52 @@ pub fn internal_routes(api: PaymentApi, callers: Arc<TrustedServices>) -> Router
             "/internal/v1/wallets/{user_id}/spends/{spend_key}",
             axum::routing::delete(refund_spend),
         )
+        .route("/internal/v1/users/{user_id}/records/{part}", get(records))
         .with_state(InternalApi { api, callers })
+}
+
+#[derive(Deserialize, IntoParams)]
+#[serde(deny_unknown_fields)]
+#[into_params(parameter_in = Query)]
+struct RecordsQuery {
+    /// `next_cursor` of the previous page.
+    cursor: Option<String>,
+    /// 1 to 1,000 (default 500).
+    #[param(value_type = Option<u32>)]
+    limit: Option<String>,
+}
+
+/// A person's payments (with refunds) or ledger lines, a page at a time: user-chat's export
+/// between microservices (in the single server it calls [`Payments::records`] in-process).
+#[utoipa::path(get, path = "/internal/v1/users/{user_id}/records/{part}", tag = "payments", security(("bearer" = [])),
+    params(("user_id" = Uuid, Path), ("part" = String, Path, description = "payments or ledger"), RecordsQuery),
+    description = "For services only (user-chat's export between microservices). Items are ExportedPayment or LedgerEntry by part, newest first.",
+    responses((status = 200, body = PaymentRecordPage), (status = 401, body = Problem),
+        (status = 403, description = "Not a service", body = Problem), (status = 404, body = Problem), (status = 422, body = Problem)))]
+async fn records(
+    State(internal): State<InternalApi>,
+    _service: ServiceCaller,
+    Path((user_id, part)): Path<(String, String)>,
+    StrictQuery(query): StrictQuery<RecordsQuery>,
+) -> Result<impl IntoResponse, Problem> {
+    let user_id = wallet_owner(&user_id)?;
+    let part = PaymentRecords::parse(&part).ok_or_else(|| Problem::not_found("no such part"))?;
+    let limit = match query.limit.as_deref().map(str::parse::<u32>) {
+        None => 500,
+        Some(Ok(limit @ 1..=export::MAX_PAGE)) => limit,
+        Some(_) => {
+            return Err(Problem::invalid(vec![FieldError::new(
+                "limit",
+                format!("a whole number from 1 to {}", export::MAX_PAGE),
+            )]))
+        }
+    };
+    let page = internal
+        .api
+        .payments
+        .records(user_id, part, query.cursor.as_deref(), limit)
+        .await?;
+    Ok(Json(page))
 }
 
 #[derive(Deserialize)]

@@ -1,6 +1,8 @@
 //! Payment use cases: request a product, confirm with the provider, cancel, refund, take a
-//! webhook's report, resolve what the provider left unknown, reconcile with its records.
+//! webhook's report, resolve what the provider left unknown, reconcile with its records; a
+//! person's payments for their export ([`export`]).
 
+pub mod export;
 mod uncredited;
 
 use std::sync::Arc;

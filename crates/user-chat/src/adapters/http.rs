@@ -45,7 +45,7 @@ pub fn routes(api: UserChatApi) -> Router {
 /// user-chat's part of the OpenAPI document.
 #[derive(OpenApi)]
 #[openapi(
-    paths(create_room, invite, send, members, open_direct, inbox),
+    paths(create_room, invite, send, members, open_direct, inbox, crate::adapters::export_http::export),
     modifiers(&BearerAuth),
     tags((name = "user-chat", description = "Sending with message credits, direct chats by nickname, the inbox"))
 )]

@@ -60,7 +60,7 @@ impl Service {
     }
 
     /// A request to an `/internal` endpoint, with this service's token for the called one.
-    fn internal(&self, method: Method, segments: &[&str]) -> RequestBuilder {
+    pub(crate) fn internal(&self, method: Method, segments: &[&str]) -> RequestBuilder {
         let request = self.request(method, segments, None);
         match &self.identity {
             Some(identity) => request.bearer_auth(identity.token_for(self.name)),
@@ -68,7 +68,7 @@ impl Service {
         }
     }
 
-    fn request(
+    pub(crate) fn request(
         &self,
         method: Method,
         segments: &[&str],
@@ -87,7 +87,7 @@ impl Service {
     }
 
     /// Sends and reads a JSON answer with its status; a non-2xx answer is the service's problem.
-    async fn call<T: DeserializeOwned>(
+    pub(crate) async fn call<T: DeserializeOwned>(
         &self,
         request: RequestBuilder,
     ) -> Result<(StatusCode, T), Problem> {

@@ -17,8 +17,8 @@ use uuid::Uuid;
 use crate::adapters::directory::{self, DirectoryPage};
 use crate::adapters::tokens::TokenPair;
 use crate::adapters::web_session;
+use crate::application::KakaoOutcome;
 use crate::application::ProfileView;
-use crate::application::{Export, KakaoOutcome};
 use crate::application::{ProfileChange, UserService, UserServiceError};
 use crate::domain::{AvatarUrl, Bio, Email, Invalid, Nickname, Password};
 use msa_http::auth::Jwks;
@@ -47,7 +47,6 @@ pub fn routes(api: UserApi) -> Router {
     Router::new()
         .route("/v1/users", post(register).get(search))
         .route("/v1/users/me", get(me).patch(change_profile).delete(erase))
-        .route("/v1/users/me/export", get(export))
         .route("/v1/users/me/password", axum::routing::put(change_password))
         .route("/v1/users/{id}", get(public_profile))
         .route("/v1/users/by-nickname/{nickname}", get(profile_by_nickname))
@@ -65,10 +64,21 @@ pub fn routes(api: UserApi) -> Router {
         .with_state(api)
 }
 
+/// The user context's part of a person's export (profile, account history, sessions), for the
+/// caller's own token: user-chat composes the whole export (`GET /v1/users/me/export`, where the
+/// gateway sends clients) and calls this one, mounted only where the user service runs alone. In
+/// the single server user-chat asks [`UserService::export`](crate::UserService::export)
+/// in-process and serves the path itself.
+pub fn account_export_routes(api: UserApi) -> Router {
+    Router::new()
+        .route("/v1/users/me/export", get(export))
+        .with_state(api)
+}
+
 /// The user context's part of the OpenAPI document.
 #[derive(OpenApi)]
 #[openapi(
-    paths(register, search, me, change_profile, erase, export, change_password, public_profile, profile_by_nickname, log_in, refresh, log_out,
+    paths(register, search, me, change_profile, erase, change_password, public_profile, profile_by_nickname, log_in, refresh, log_out,
         kakao_start, kakao_callback, jwks, revocations, log_out_everywhere),
     modifiers(&BearerAuth),
     tags((name = "users", description = "Accounts, profiles and the user directory"),
@@ -339,8 +349,8 @@ async fn erase(State(api): State<UserApi>, caller: Caller) -> Result<impl IntoRe
     Ok(StatusCode::NO_CONTENT)
 }
 
-#[utoipa::path(get, path = "/v1/users/me/export", tag = "users", security(("bearer" = [])),
-    responses((status = 200, description = "Every personal datum held, the event history included", body = Export), (status = 401, body = Problem)))]
+/// The account's part of the export (not in the API document: clients get the whole export from
+/// user-chat at this path).
 async fn export(State(api): State<UserApi>, caller: Caller) -> Result<impl IntoResponse, Problem> {
     Ok(Json(api.service.export(caller.user_id).await?))
 }
