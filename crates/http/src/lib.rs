@@ -21,6 +21,7 @@ mod problem;
 pub mod rate_limits;
 mod remote_keys;
 pub mod revocations;
+pub mod server;
 pub mod service_identity;
 
 pub use client_address::{ClientAddress, TrustedProxies};

@@ -191,6 +191,11 @@ pub struct RateLimitArgs {
     /// Chat streams (WebSockets) a client address may hold open, counted from the upgrade.
     #[arg(long, env = "MSA_STREAMS_PER_ADDRESS", default_value_t = 32, value_parser = clap::value_parser!(u32).range(1..))]
     pub streams_per_address: u32,
+
+    /// How long a connection may take to send a request's headers before it is closed (a
+    /// client trickling them holds a connection for nothing), e.g. 10s.
+    #[arg(long, env = "MSA_HEADER_READ_TIMEOUT", default_value = "10s", value_parser = humantime::parse_duration)]
+    pub header_read_timeout: Duration,
 }
 
 impl RateLimitArgs {
@@ -202,6 +207,14 @@ impl RateLimitArgs {
             per_user: at_least_one(self.rate_limit_per_user),
             password_attempts_per_minute: at_least_one(self.password_attempts_per_minute),
             streams_per_address: self.streams_per_address as usize,
+        }
+    }
+
+    /// How the edge's HTTP server treats connections.
+    pub fn server(&self) -> msa_http::server::ServerSettings {
+        msa_http::server::ServerSettings {
+            header_read_timeout: self.header_read_timeout,
+            ..Default::default()
         }
     }
 }

@@ -1,6 +1,5 @@
 //! `msa gateway`: the API gateway in front of the microservices.
 
-use std::net::SocketAddr;
 
 use anyhow::{Context, Result};
 use msa_gateway::{GatewayConfig, Upstreams};
@@ -45,11 +44,8 @@ pub async fn run(args: GatewayArgs) -> Result<()> {
     let address = listener.local_addr()?;
     println!("msa is serving on http://{address}/ (the gateway; Ctrl-C stops)");
     tracing::info!(%address, "gateway listening");
-    axum::serve(
-        listener,
-        app.into_make_service_with_connect_info::<SocketAddr>(),
-    )
-    .with_graceful_shutdown(crate::serve::shutdown_signal())
-    .await
-    .context("serving HTTP")
+    let server = args.rate_limits.server();
+    msa_http::server::serve(listener, app, server, crate::serve::shutdown_signal())
+        .await
+        .context("serving HTTP")
 }

@@ -123,13 +123,10 @@ pub async fn run(args: ServeArgs) -> Result<()> {
     }
     tracing::info!(%address, "listening");
     // Peer addresses are recorded: the limits per address (requests, stream sockets) use them.
-    axum::serve(
-        listener,
-        app.into_make_service_with_connect_info::<std::net::SocketAddr>(),
-    )
-    .with_graceful_shutdown(shutdown_signal())
-    .await
-    .context("serving HTTP")?;
+    let server = args.rate_limits.server();
+    msa_http::server::serve(listener, app, server, shutdown_signal())
+        .await
+        .context("serving HTTP")?;
     let _ = stop_background.send(true);
     for task in consumers.into_iter().chain(started.tasks) {
         let _ = task.await;

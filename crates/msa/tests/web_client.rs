@@ -947,3 +947,71 @@ async fn a_failing_browser_test_leaves_a_screenshot_of_each_browser() {
         assert!(html.contains(&format!("{name} was here")), "{html}");
     }
 }
+
+/// Opens the room called `name` in `who`'s room list, clicking again if the list was redrawn
+/// between finding the room and clicking it.
+async fn open_room_steadily(who: &Person, name: &str) {
+    let rooms = browser::xpath(Role::Region, who.names.rooms);
+    until(&format!("the room {name:?} opened"), WAIT, || async {
+        let room = who.browser.find_within(&rooms, Role::Button, name).await?;
+        room.click().await.map_err(|e| e.to_string())
+    })
+    .await;
+    who.browser.get(Role::Log, who.names.messages).await;
+}
+
+/// A direct room stays bound to the person it was opened with: once they erase their account
+/// the room list shows a deleted account there, and after the nickname hold a stranger who takes
+/// the nickname gets a new room, never the old one (issue 27 item 6).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_erased_peer_shows_as_a_deleted_account_not_the_next_holder_of_the_name() {
+    browser::run("erased_peer", |lab: Arc<Lab>| async move {
+        let data = tempfile::tempdir().unwrap();
+        let server = single_server(data.path(), 0, &["--nickname-hold", "2s"]);
+        let (ada, bob) = two_people_talk(&lab, &server.base).await;
+        let client = reqwest::Client::new();
+        let tokens: Value = client
+            .post(format!("{}/v1/auth/token", server.base))
+            .json(&json!({"email": bob.email, "password": PASSWORD}))
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        let erased = client
+            .delete(format!("{}/v1/users/me", server.base))
+            .bearer_auth(tokens["access_token"].as_str().unwrap())
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(erased.status(), 204);
+        // The hold passes; a stranger takes the nickname.
+        tokio::time::sleep(Duration::from_millis(2_500)).await;
+        let stranger = client
+            .post(format!("{}/v1/users", server.base))
+            .json(
+                &json!({"email": "stranger@example.com", "password": PASSWORD, "nickname": "Bob"}),
+            )
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(stranger.status(), 201);
+
+        ada.browser.reload().await;
+        open_room_steadily(&ada, "Deleted account").await;
+        ada.sees_once("hello Ada", None).await;
+        // A direct chat with "Bob" now is a new room with the stranger.
+        ada.opens_a_direct_chat_with("Bob").await;
+        ada.sends("who are you?").await;
+        ada.sees_once("who are you?", Some("sent")).await;
+        let shown = ada.messages().await.unwrap();
+        assert!(
+            shown.iter().all(|m| m.body.as_deref() != Some("hello Ada")),
+            "the new room holds the old conversation"
+        );
+        open_room_steadily(&ada, "Deleted account").await;
+        ada.sees_once("hello Ada", None).await;
+    })
+    .await;
+}
