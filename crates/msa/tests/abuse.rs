@@ -298,6 +298,83 @@ async fn the_stream_bounds_frames_and_sockets(api: &Api) {
     }
 }
 
+/// A body that names a key twice would mean one thing to a reader keeping the first and another
+/// to one keeping the last: refused, naming the key, wherever it is parsed.
+async fn a_body_naming_a_key_twice_is_refused(api: &Api) {
+    let (who, _) = (api.person("Twice").await, api.person("Thrice").await);
+    let room = direct_room(api, &who, "Thrice").await;
+    let answer = |method: reqwest::Method, path: String, body: &'static str| {
+        let request = reqwest::Client::new()
+            .request(method, format!("{}{path}", api.server.base))
+            .bearer_auth(&who.token)
+            .header("content-type", "application/json")
+            .body(body);
+        api.answer(request)
+    };
+    for (method, path, body, key) in [
+        (
+            reqwest::Method::POST,
+            format!("/v1/rooms/{room}/messages"),
+            r#"{"txn_id": "twice", "body": "a", "body": "b"}"#,
+            "body",
+        ),
+        (
+            reqwest::Method::PATCH,
+            "/v1/users/me".to_owned(),
+            r#"{"bio": {"x": 1}, "nickname": "One", "nickname": "Two"}"#,
+            "nickname",
+        ),
+        (
+            reqwest::Method::POST,
+            "/v1/payments".to_owned(),
+            r#"{"product_id": "credits-100", "idempotency": {"a": 1, "a": 2}}"#,
+            "a",
+        ),
+    ] {
+        let (status, problem) = answer(method, path.clone(), body).await;
+        assert_eq!(
+            (status, problem["errors"][0]["field"].as_str()),
+            (422, Some(key)),
+            "{path}: {problem}"
+        );
+    }
+}
+
+/// A client that sends a request's headers a byte at a time (slowloris) is cut off after the
+/// header read timeout instead of holding its connection for as long as it likes; a client
+/// that keeps to it is served.
+async fn a_trickled_request_is_cut_off(base: &str) {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let address = base.trim_start_matches("http://");
+    let mut trickle = tokio::net::TcpStream::connect(address).await.unwrap();
+    trickle.write_all(b"GET /healthz HTTP/1.1\r\nhost: x\r\n").await.unwrap();
+    let started = std::time::Instant::now();
+    let mut rest = Vec::new();
+    let closed = tokio::time::timeout(std::time::Duration::from_secs(20), async {
+        // A header line every 300 ms, never the blank line that ends them.
+        loop {
+            tokio::time::sleep(std::time::Duration::from_millis(300)).await;
+            if trickle.write_all(b"x-slow: 1\r\n").await.is_err() {
+                return;
+            }
+            let mut buffer = [0u8; 256];
+            match tokio::time::timeout(std::time::Duration::from_millis(1), trickle.read(&mut buffer)).await {
+                Ok(Ok(0)) | Ok(Err(_)) => return,
+                Ok(Ok(n)) => rest.extend_from_slice(&buffer[..n]),
+                Err(_) => {}
+            }
+        }
+    })
+    .await;
+    assert!(
+        closed.is_ok(),
+        "a connection trickling its headers was still open after 20 s"
+    );
+    assert!(started.elapsed() >= std::time::Duration::from_millis(900), "cut off too early");
+    let healthy = reqwest::get(format!("{base}/healthz")).await.unwrap();
+    assert_eq!(healthy.status(), 200);
+}
+
 /// Bodies over the limit are 413, and a NUL in a search is a 422, never a 500.
 async fn malformed_input_is_refused_with_the_right_problem(api: &Api) {
     let who = api.person("Fuzzer").await;
@@ -389,7 +466,14 @@ async fn a_txn_id_raced_by_two_sends_posts_nothing_for_free(api: &Api, prefix: &
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn abuse_of_the_single_server() {
     let data = tempfile::tempdir().unwrap();
-    let api = Api::start(&["--data-dir", data.path().to_str().unwrap()]);
+    let api = Api::start(&[
+        "--data-dir",
+        data.path().to_str().unwrap(),
+        "--header-read-timeout",
+        "1s",
+    ]);
+    a_trickled_request_is_cut_off(&api.server.base).await;
+    a_body_naming_a_key_twice_is_refused(&api).await;
     a_reused_txn_id_gives_no_credit_back(&api, "").await;
     a_txn_id_raced_by_two_sends_posts_nothing_for_free(&api, "").await;
     a_room_creator_cannot_make_strangers_members(&api).await;
@@ -603,10 +687,13 @@ async fn raw_request(base: &str, method: &str, path: &str, token: &str) -> (u16,
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn abuse_of_the_gateway_deployment() {
-    let Some((deployment, gateway)) = Microservices::start(&[]).await else {
+    let timeout: &[&str] = &["--header-read-timeout", "1s"];
+    let Some((deployment, gateway)) = Microservices::start(&[("gateway", timeout)]).await else {
         return;
     };
     let api = Api::at(gateway);
+    a_trickled_request_is_cut_off(&deployment.gateway).await;
+    a_body_naming_a_key_twice_is_refused(&api).await;
     dot_segments_never_leave_the_public_api(&deployment, &api).await;
     internal_endpoints_refuse_end_users(&deployment, &api).await;
     export_records_answer_services_only(&deployment, &api).await;
