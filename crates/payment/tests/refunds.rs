@@ -20,7 +20,8 @@ use msa_payment::application::provider::{
 use msa_payment::application::wallets::Wallets;
 use msa_payment::application::PaymentsError;
 use msa_payment::domain::{
-    Catalog, PaymentStatus, ProviderVerdict, Wallet, WalletError, WalletEvent, DEFAULT_CATALOG,
+    Catalog, HeldCredits, Payment, PaymentCommand, PaymentStatus, ProviderVerdict, Wallet,
+    WalletError, WalletEvent, DEFAULT_CATALOG,
 };
 use msa_testkit::TestStores;
 use uuid::Uuid;
@@ -413,6 +414,87 @@ async fn a_hold_stranded_by_a_crash_is_released_by_the_sweeper_after_its_time() 
         setup.payments.sweep().await.unwrap();
         let wallet = setup.wallets.wallet(buyer).await.unwrap();
         assert_eq!((wallet.balance, wallet.held), (0, 0), "{backend}");
+    }
+}
+
+/// The payment decided a refund and the wallet never followed (the process died right after the
+/// verdict and the wallet process manager's event was dead-lettered): the sweeper settles a
+/// completed refund's hold and releases a failed one's, once.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_hold_whose_refund_was_decided_is_finished_by_the_sweeper() {
+    let settings = PaymentSettings {
+        hold_timeout: chrono::Duration::milliseconds(500),
+        ..PaymentSettings::default()
+    };
+    for (backend, setup) in setups(settings).await {
+        let payments = Repository::<Payment>::new(setup.stores.events.clone());
+        let mut decided = Vec::new();
+        for completes in [true, false] {
+            let buyer = Uuid::now_v7();
+            let payment = setup.bought(buyer, &format!("approve-{completes}")).await;
+            let refund_id = Uuid::now_v7();
+            setup
+                .wallets
+                .hold_for_refund(buyer, payment, refund_id, 100, false)
+                .await
+                .unwrap();
+            let stream = Repository::<Payment>::stream_id(payment);
+            let meta = msa_kernel::EventMetadata::new_conversation(None);
+            let request = PaymentCommand::RequestRefund {
+                refund_id,
+                amount: 1000,
+                reason: "changed my mind".into(),
+                caller: buyer,
+                caller_is_admin: false,
+                now: Utc::now(),
+                window: chrono::Duration::days(7),
+                held: Some(HeldCredits {
+                    credits: 100,
+                    valid_until: Utc::now() + chrono::Duration::seconds(30),
+                }),
+            };
+            payments.execute(&stream, &request, &meta).await.unwrap();
+            let verdict = if completes {
+                PaymentCommand::CompleteRefund { refund_id }
+            } else {
+                PaymentCommand::FailRefund {
+                    refund_id,
+                    code: "NOT_CANCELABLE_PAYMENT".into(),
+                    message: "no".into(),
+                }
+            };
+            payments.execute(&stream, &verdict, &meta).await.unwrap();
+            assert_eq!(setup.wallets.wallet(buyer).await.unwrap().held, 100);
+            decided.push((buyer, if completes { (0, 0) } else { (100, 0) }));
+        }
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+        for (buyer, expected) in decided {
+            loop {
+                setup.payments.sweep().await.unwrap();
+                let wallet = setup.wallets.wallet(buyer).await.unwrap();
+                if (wallet.balance, wallet.held) == expected {
+                    break;
+                }
+                assert!(
+                    std::time::Instant::now() < deadline,
+                    "{backend}: {wallet:?}"
+                );
+                tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+            }
+            setup.payments.sweep().await.unwrap();
+            let ends = setup
+                .wallet_events(buyer)
+                .await
+                .into_iter()
+                .filter(|event| {
+                    matches!(
+                        event,
+                        WalletEvent::HoldSettled { .. } | WalletEvent::HoldReleased { .. }
+                    )
+                })
+                .count();
+            assert_eq!(ends, 1, "{backend}: the hold ended once");
+        }
     }
 }
 

@@ -3,6 +3,7 @@
 //! person's payments for their export ([`export`]).
 
 pub mod export;
+mod decided_holds;
 mod uncredited;
 
 use std::sync::Arc;
@@ -743,7 +744,8 @@ impl Payments {
 
     /// Releases the credits held for refunds that never reached their payment. A hold is usable
     /// for `hold_timeout` (the payment refuses a refund with an older hold), so once that has
-    /// passed the payment's events decide: no such refund, and none can come.
+    /// passed the payment's events decide: no such refund, and none can come. A hold whose refund
+    /// the payment decided and the wallet never followed is settled or released by the verdict.
     async fn release_stranded_holds(&self, now: DateTime<Utc>) -> Result<(), PaymentsError> {
         let before = now - self.settings.hold_timeout - self.settings.hold_timeout;
         let mut after = None;
@@ -756,7 +758,14 @@ impl Payments {
             for hold in page {
                 let payment = self.payments.load(&stream(hold.payment_id)).await?.state;
                 if payment.held_refunds.contains_key(&hold.refund_id) {
-                    continue; // the refund's outcome settles or releases it
+                    // The refund's verdict settles or releases it; one the wallet never followed
+                    // (a crash, a dead letter) is finished here.
+                    if !payment.pending_refunds.contains_key(&hold.refund_id) {
+                        if let Err(error) = self.finish_decided_hold(&hold).await {
+                            tracing::warn!(refund_id = %hold.refund_id, %error, "finishing a decided refund's hold failed");
+                        }
+                    }
+                    continue;
                 }
                 tracing::warn!(refund_id = %hold.refund_id, payment_id = %hold.payment_id, "releasing credits held for a refund that never reached its payment");
                 if let Err(error) = self
