@@ -603,6 +603,44 @@ pub enum BenchCommand {
     /// server or the gateway): send throughput and latency, delivery latency to the other
     /// members' WebSockets, beside a bare HTTP round trip (`/healthz`) at the same concurrency.
     Chat(BenchChatArgs),
+    /// Message search latency (p50/p99 per query shape) on a large history loaded into a fresh
+    /// chat store and search index, beside reading the searcher's rooms on the same database.
+    Search(BenchSearchArgs),
+}
+
+#[derive(Debug, Clone, Args)]
+pub struct BenchSearchArgs {
+    /// Which database to measure (its event store and search index).
+    #[arg(long, env = "MSA_BENCH_STORE", value_enum, default_value_t = StoreKind::Sqlite)]
+    pub store: StoreKind,
+
+    /// PostgreSQL to measure (with --store postgres); the run uses a fresh schema and drops it.
+    #[arg(
+        long,
+        env = "MSA_DATABASE_URL",
+        default_value = "postgres://postgres@127.0.0.1:5432/postgres"
+    )]
+    pub database_url: String,
+
+    /// Messages loaded before measuring (appended as events, then indexed by the projection).
+    #[arg(long, env = "MSA_BENCH_MESSAGES", default_value_t = 1_000_000, value_parser = clap::value_parser!(u64).range(1_000..))]
+    pub messages: u64,
+
+    /// Rooms the messages are spread over, evenly.
+    #[arg(long, env = "MSA_BENCH_ROOMS", default_value_t = 1_000, value_parser = clap::value_parser!(u32).range(1..=1_000_000))]
+    pub rooms: u32,
+
+    /// Rooms the searcher is a member of (the others' messages are there but not theirs to find).
+    #[arg(long, env = "MSA_BENCH_MEMBER_OF", default_value_t = 100, value_parser = clap::value_parser!(u32).range(1..))]
+    pub member_of: u32,
+
+    /// Searches run per query shape (one after another; the first page of 50 hits each).
+    #[arg(long, env = "MSA_BENCH_QUERIES", default_value_t = 100, value_parser = clap::value_parser!(u32).range(1..=100_000))]
+    pub queries: u32,
+
+    /// Print one JSON object instead of the table.
+    #[arg(long, env = "MSA_BENCH_JSON")]
+    pub json: bool,
 }
 
 #[derive(Debug, Clone, Args)]

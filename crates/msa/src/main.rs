@@ -60,6 +60,7 @@ async fn main() -> ExitCode {
         Command::Bench(BenchCommand::Store(args)) => bench::store::run(args).await,
         Command::Bench(BenchCommand::Bus(args)) => bench::bus::run(args).await,
         Command::Bench(BenchCommand::Chat(args)) => bench::chat::run(args).await,
+        Command::Bench(BenchCommand::Search(args)) => bench::search::run(args).await,
     };
     match outcome {
         Ok(()) => ExitCode::SUCCESS,

@@ -395,6 +395,33 @@ async fn malformed_input_is_refused_with_the_right_problem(api: &Api) {
     assert_eq!(status, 413, "{problem}");
     let (status, problem) = api.get(&who, "/v1/search/messages?q=a%00b").await;
     assert_eq!(status, 422, "{problem}");
+    // A huge search (10,000 characters, half Korean: 50 KB escaped, under the 64 KB a URI may
+    // hold) and one of query syntax and LIKE wildcards only: refused or answered, never a 500.
+    let huge = "엔".repeat(5_000) + &"x".repeat(5_000);
+    let path = format!("/v1/search/messages?q={}", urlencode(&huge));
+    let (status, problem) = api.get(&who, &path).await;
+    assert_eq!(
+        (status, problem["errors"][0]["field"].as_str()),
+        (422, Some("q")),
+        "{problem}"
+    );
+    let syntax = r#"" * OR NEAR( % _ \\ ^ : AND NOT {a b} col:x"#;
+    let path = format!("/v1/search/messages?q={}", urlencode(syntax));
+    let (status, problem) = api.get(&who, &path).await;
+    assert_eq!((status, &problem["items"]), (200, &json!([])), "{problem}");
+}
+
+/// Percent-encodes every byte of `text` but ASCII letters and digits.
+fn urlencode(text: &str) -> String {
+    text.bytes()
+        .map(|b| {
+            if b.is_ascii_alphanumeric() {
+                (b as char).to_string()
+            } else {
+                format!("%{b:02X}")
+            }
+        })
+        .collect()
 }
 
 /// A browser's CORS preflight is answered as the gateway answers it (one policy, both

@@ -7,10 +7,11 @@ use axum::http::{header, StatusCode};
 use axum::response::IntoResponse;
 use axum::routing::{delete, get, post, put};
 use axum::{Json, Router};
+use chrono::{DateTime, Utc};
 use msa_http::auth::{Caller, TokenVerifier};
 use msa_http::rate_limits::PerUserBudget;
 use msa_http::service_identity::{ServiceCaller, TrustedServices};
-use msa_http::{page_limit, BearerAuth, FieldError, Problem, StrictJson, StrictQuery};
+use msa_http::{page_cursor, page_limit, BearerAuth, FieldError, Problem, StrictJson, StrictQuery};
 use serde::{Deserialize, Serialize};
 use utoipa::{IntoParams, OpenApi, ToSchema};
 use uuid::Uuid;
@@ -18,7 +19,7 @@ use uuid::Uuid;
 use crate::adapters::history::{MessageView, Window};
 use crate::adapters::invites::{self, Invitation};
 use crate::adapters::live::{self, LiveFeed};
-use crate::adapters::search::{self, SearchHit};
+use crate::adapters::search::{MessageSearch, SearchHit, SearchText, Searched};
 use crate::application::{ChatError, ChatService, PostedMessage, RoomPage, RoomView};
 use crate::domain::body;
 use crate::domain::room::MAX_MEMBERS;
@@ -841,8 +842,24 @@ async fn remove_reaction(
 #[serde(deny_unknown_fields)]
 #[into_params(parameter_in = Query)]
 struct SearchQuery {
-    /// The words to find (all of them), 1 to 200 characters.
+    /// The words to find, 1 to 200 characters, at most 16 words. Each word is found anywhere in a
+    /// message, as written (case aside): `엔진룸` finds `엔진룸에서`, `deplo` finds `deployed`.
+    /// Nothing in it is query syntax (`"`, `*`, `OR`, `%`, `_` are looked for as they are).
     q: Option<String>,
+    /// Only this room (one I am a member of).
+    #[param(value_type = Option<Uuid>)]
+    room: Option<String>,
+    /// Only messages this user sent.
+    #[param(value_type = Option<Uuid>)]
+    sender: Option<String>,
+    /// Only messages posted before this instant (RFC 3339).
+    #[param(value_type = Option<String>, format = DateTime, example = "2026-11-23T22:58:00Z")]
+    before: Option<String>,
+    /// Only messages posted after this instant (RFC 3339).
+    #[param(value_type = Option<String>, format = DateTime, example = "2026-11-23T22:58:00Z")]
+    after: Option<String>,
+    /// `next_cursor` of the previous page (the same other parameters).
+    cursor: Option<String>,
     /// 1 to 100 (default 50).
     #[param(value_type = Option<u32>)]
     limit: Option<String>,
@@ -850,31 +867,79 @@ struct SearchQuery {
 
 #[derive(Serialize, ToSchema)]
 struct SearchPage {
+    /// Newest first.
     items: Vec<SearchHit>,
     next_cursor: Option<String>,
 }
 
+/// An instant of a query parameter, RFC 3339; anything else names the field.
+fn instant(field: &str, raw: Option<&str>) -> Result<Option<DateTime<Utc>>, Problem> {
+    raw.map(|raw| {
+        DateTime::parse_from_rfc3339(raw)
+            .map(|at| at.with_timezone(&Utc))
+            .map_err(|_| {
+                Problem::invalid(vec![FieldError::new(
+                    field,
+                    "an RFC 3339 instant, e.g. 2026-11-23T22:58:00Z",
+                )])
+            })
+    })
+    .transpose()
+}
+
 #[utoipa::path(get, path = "/v1/search/messages", tag = "rooms", security(("bearer" = [])), params(SearchQuery),
-    responses((status = 200, description = "Messages in my rooms with all the words, best first", body = SearchPage),
-        (status = 401, body = Problem), (status = 422, body = Problem)))]
+    description = "Searches the messages of the rooms I am a member of now (not rooms I left), newest first. Deleted messages are never found; an edited one is found by its new body only. Words of one or two characters are looked for without the index: alone, they read my rooms' messages newest first, so they are slower on a large history.",
+    responses((status = 200, description = "Messages in my rooms with all the words, newest first", body = SearchPage),
+        (status = 401, body = Problem), (status = 422, description = "A parameter is not valid: the field is named", body = Problem),
+        (status = 503, description = "The search index is being rebuilt after an upgrade (Retry-After)", body = Problem)))]
 async fn search_messages(
     State(api): State<ChatApi>,
     caller: Caller,
     StrictQuery(query): StrictQuery<SearchQuery>,
 ) -> Result<impl IntoResponse, Problem> {
-    let text = query.q.unwrap_or_default();
-    if text.trim().is_empty() || text.chars().count() > 200 || text.chars().any(char::is_control) {
-        return Err(Problem::invalid(vec![FieldError::new(
-            "q",
-            "1 to 200 characters of words to find, no control characters",
-        )]));
+    let text = SearchText::parse(query.q.as_deref().unwrap_or_default())
+        .map_err(|rule| Problem::invalid(vec![FieldError::new("q", rule)]))?;
+    let room = query
+        .room
+        .as_deref()
+        .map(|raw| {
+            raw.parse::<Uuid>().map_err(|_| {
+                Problem::invalid(vec![FieldError::new("room", "not a room id (UUID)")])
+            })
+        })
+        .transpose()?;
+    let sender = query
+        .sender
+        .as_deref()
+        .map(|raw| user_id("sender", raw))
+        .transpose()?;
+    let before = instant("before", query.before.as_deref())?;
+    let after = instant("after", query.after.as_deref())?;
+    if let (Some(before), Some(after)) = (before, after) {
+        if after >= before {
+            return Err(Problem::invalid(vec![FieldError::new(
+                "after",
+                "must be earlier than before",
+            )]));
+        }
     }
-    let limit = page_limit(query.limit.as_deref())?;
-    let items = search::search(api.service.read_models(), caller.user_id, &text, limit)
-        .await
-        .map_err(|e| Problem::internal(&e))?;
-    Ok(Json(SearchPage {
-        items,
-        next_cursor: None,
-    }))
+    let search = MessageSearch {
+        text,
+        room,
+        sender,
+        before,
+        after,
+        cursor: page_cursor::<i64>(query.cursor.as_deref())?,
+        limit: page_limit(query.limit.as_deref())?,
+    };
+    match api.service.search(caller.user_id, &search).await? {
+        Searched::Found(found) => Ok(Json(SearchPage {
+            items: found.hits,
+            next_cursor: found.next_cursor.map(|id| id.to_string()),
+        })),
+        Searched::Rebuilding => Err(Problem::unavailable(
+            "the search index is being rebuilt after an upgrade; try again shortly",
+            5,
+        )),
+    }
 }

@@ -16,6 +16,7 @@ use sha2::{Digest, Sha256};
 use uuid::Uuid;
 
 use crate::adapters::history::{self, MessageView, RoomCursor, RoomSummary, Window};
+use crate::adapters::search::{self, MessageSearch, Searched};
 use crate::domain::{
     DirectPair, DirectPairCommand, Earlier, Emoji, Message, MessageBody, MessageCommand,
     MessageId, Posted, Role, Room, RoomCommand, RoomError, RoomEvent, RoomKind,
@@ -490,5 +491,12 @@ impl ChatService {
             .flatten()
             .map(|cursor| cursor.to_string());
         Ok(RoomPage { items, next_cursor })
+    }
+
+    /// Messages holding every word of `query`, in the rooms `caller` is a member of now (a
+    /// former member's rooms are not searched), newest first; redacted messages are gone from
+    /// the index and edited ones are found by their new body.
+    pub async fn search(&self, caller: Uuid, query: &MessageSearch) -> Result<Searched, ChatError> {
+        Ok(search::search(&self.read_models, caller, query).await?)
     }
 }

@@ -2,6 +2,7 @@
 
 pub mod bus;
 pub mod chat;
+pub mod search;
 pub mod store;
 
 use std::time::Duration;
