@@ -16,8 +16,8 @@ pub use application::{ChatError, ChatService};
 /// in-process (the architecture test holds application services to this module).
 pub mod contract {
     pub use crate::adapters::export::{
-        ChatRecords, ExportedMessage, ExportedReaction, ExportedReadMarker, ExportedRoom,
-        RecordPage,
+        ChatRecords, ExportedInvitation, ExportedMessage, ExportedReaction, ExportedReadMarker,
+        ExportedRoom, RecordPage,
     };
     pub use crate::adapters::history::{MessageView, RoomSummary};
     pub use crate::adapters::http::{parse_new_message, parse_new_room, NewMessage, NewRoom};

@@ -657,6 +657,7 @@ async fn export_records_answer_services_only(deployment: &Microservices, api: &A
         (&deployment.chat, "rooms"),
         (&deployment.chat, "reactions"),
         (&deployment.chat, "read_markers"),
+        (&deployment.chat, "invitations"),
         (&deployment.payment, "payments"),
         (&deployment.payment, "ledger"),
     ] {

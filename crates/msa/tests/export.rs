@@ -1,7 +1,8 @@
 //! A person's export (`GET /v1/users/me/export`, issue 27 item 8) on the single server (SQLite)
 //! and behind the gateway (PostgreSQL, Kafka, one process per service): one JSON document with
 //! everything the system keeps about them (profile, account history, sessions, rooms, messages
-//! they sent with earlier bodies, reactions, read markers, payments with refunds, ledger lines),
+//! they sent with earlier bodies, reactions, read markers, open invitations, payments with
+//! refunds, ledger lines),
 //! shaped as the API document says, paged through (more messages than a page holds), and never
 //! holding anyone else's data.
 
@@ -247,6 +248,16 @@ async fn everything_about_a_person_and_nobody_else(api: &Api) {
         assert!(!text.contains(hers), "{hers} in Bob's export");
     }
     assert_eq!(bobs["reactions"][0]["message_id"], first_id.as_str());
+
+    // Cy, invited to Ada's group and not answering, finds the invitation in his.
+    let (status, cys) = export(api, &cy).await;
+    assert_eq!(status, 200);
+    assert_eq!(
+        cys["invitations"],
+        json!([{"room_id": group, "invited_by": ada.id, "invited_at": cys["invitations"][0]["invited_at"]}])
+    );
+    assert!(cys["messages"].as_array().unwrap().is_empty());
+    assert_eq!(document["invitations"], json!([]));
 }
 
 #[tokio::test(flavor = "multi_thread")]

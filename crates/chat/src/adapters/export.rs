@@ -1,6 +1,6 @@
 //! What chat keeps about one person, for their export (`GET /v1/users/me/export`, composed by
 //! user-chat): the rooms they are in, the messages they sent (with the earlier bodies of edited
-//! ones), their reactions and their read markers. Read from the history tables a page at a time,
+//! ones), their reactions, their read markers and their open invitations. Read from the history tables a page at a time,
 //! so a person with 100,000 messages is exported in pages of at most [`MAX_PAGE`] rows, never
 //! one allocation; each page is keyed by what the rows are ordered by, so paging costs no
 //! offset scans. There is no index by sender: a full export walks the message table in id order
@@ -39,14 +39,16 @@ pub enum ChatRecords {
     Messages,
     Reactions,
     ReadMarkers,
+    Invitations,
 }
 
 impl ChatRecords {
-    pub const ALL: [ChatRecords; 4] = [
+    pub const ALL: [ChatRecords; 5] = [
         ChatRecords::Rooms,
         ChatRecords::Messages,
         ChatRecords::Reactions,
         ChatRecords::ReadMarkers,
+        ChatRecords::Invitations,
     ];
 
     /// Its name in the export document and its path segment.
@@ -56,6 +58,7 @@ impl ChatRecords {
             ChatRecords::Messages => "messages",
             ChatRecords::Reactions => "reactions",
             ChatRecords::ReadMarkers => "read_markers",
+            ChatRecords::Invitations => "invitations",
         }
     }
 
@@ -123,6 +126,14 @@ pub struct ExportedReadMarker {
     pub seq: i64,
 }
 
+/// An invitation to a room the person has not answered yet.
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+pub struct ExportedInvitation {
+    pub room_id: Uuid,
+    pub invited_by: Uuid,
+    pub invited_at: String,
+}
+
 /// A cursor that does not come from this part's pages.
 #[derive(Debug)]
 pub struct BadCursor;
@@ -176,6 +187,11 @@ pub async fn page(
              ORDER BY room_id LIMIT $3",
             vec![user, after.to_owned()],
         ),
+        ChatRecords::Invitations => (
+            "SELECT room_id, invited_by, invited_at FROM chat_invites
+             WHERE user_id = $1 AND room_id > $2 ORDER BY room_id LIMIT $3",
+            vec![user, after.to_owned()],
+        ),
     };
     if part != ChatRecords::Reactions && cursor.is_some_and(|c| c.parse::<Uuid>().is_err()) {
         return Ok(Err(BadCursor));
@@ -201,6 +217,7 @@ pub async fn page(
             items(&rows, reaction, |r| format!("{}:{}", r.message_id, r.emoji))?
         }
         ChatRecords::ReadMarkers => items(&rows, read_marker, |r| r.room_id.to_string())?,
+        ChatRecords::Invitations => items(&rows, invitation, |i| i.room_id.to_string())?,
     };
     Ok(Ok(RecordPage {
         items,
@@ -286,6 +303,14 @@ fn read_marker(row: &AnyRow) -> Result<ExportedReadMarker, StoreError> {
     Ok(ExportedReadMarker {
         room_id: id(row, "room_id")?,
         seq: row.try_get("seq").map_err(StoreError::backend)?,
+    })
+}
+
+fn invitation(row: &AnyRow) -> Result<ExportedInvitation, StoreError> {
+    Ok(ExportedInvitation {
+        room_id: id(row, "room_id")?,
+        invited_by: id(row, "invited_by")?,
+        invited_at: text(row, "invited_at")?,
     })
 }
 
@@ -382,8 +407,8 @@ pub fn records_limit(raw: Option<&str>) -> Result<u32, Problem> {
 }
 
 #[utoipa::path(get, path = "/internal/v1/users/{user_id}/records/{part}", tag = "rooms", security(("bearer" = [])),
-    params(("user_id" = Uuid, Path), ("part" = String, Path, description = "rooms, messages, reactions or read_markers"), RecordsQuery),
-    description = "For services only (user-chat's export between microservices): a page of what chat keeps about one person. Items are ExportedRoom, ExportedMessage, ExportedReaction or ExportedReadMarker by part.",
+    params(("user_id" = Uuid, Path), ("part" = String, Path, description = "rooms, messages, reactions, read_markers or invitations"), RecordsQuery),
+    description = "For services only (user-chat's export between microservices): a page of what chat keeps about one person. Items are ExportedRoom, ExportedMessage, ExportedReaction, ExportedReadMarker or ExportedInvitation by part.",
     responses((status = 200, body = RecordPage), (status = 401, body = Problem),
         (status = 403, description = "Not a service", body = Problem), (status = 404, body = Problem), (status = 422, body = Problem)))]
 async fn records(

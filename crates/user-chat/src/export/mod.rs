@@ -1,7 +1,7 @@
 //! A person's export (`GET /v1/users/me/export`): everything the system keeps about them, in one
 //! JSON document ([`PersonalExport`] is its schema). user-chat owns none of it: the user service
 //! gives the account's part (profile, account history, sessions), chat the rooms, sent messages,
-//! reactions and read markers, payment the payments with their refunds and the ledger, each
+//! reactions, read markers and open invitations, payment the payments with their refunds and the ledger, each
 //! through its port ([`ports`]).
 //!
 //! The document is streamed, not built: the account's part and the first page of every other
@@ -18,7 +18,8 @@ use std::sync::Arc;
 use chrono::{DateTime, Utc};
 use futures::Stream;
 use msa_chat::contract::{
-    ChatRecords, ExportedMessage, ExportedReaction, ExportedReadMarker, ExportedRoom,
+    ChatRecords, ExportedInvitation, ExportedMessage, ExportedReaction, ExportedReadMarker,
+    ExportedRoom,
 };
 use msa_http::auth::Caller;
 use msa_http::Problem;
@@ -59,6 +60,8 @@ pub struct PersonalExport {
     messages: Vec<ExportedMessage>,
     reactions: Vec<ExportedReaction>,
     read_markers: Vec<ExportedReadMarker>,
+    /// Invitations to rooms they have not answered yet.
+    invitations: Vec<ExportedInvitation>,
     /// Their payments, each with its refunds.
     payments: Vec<ExportedPayment>,
     /// Their credit wallet's ledger lines.
@@ -73,11 +76,12 @@ enum Part {
 }
 
 impl Part {
-    const ALL: [Part; 6] = [
+    const ALL: [Part; 7] = [
         Part::Chat(ChatRecords::Rooms),
         Part::Chat(ChatRecords::Messages),
         Part::Chat(ChatRecords::Reactions),
         Part::Chat(ChatRecords::ReadMarkers),
+        Part::Chat(ChatRecords::Invitations),
         Part::Payment(PaymentRecords::Payments),
         Part::Payment(PaymentRecords::Ledger),
     ];
