@@ -18,6 +18,7 @@ pub mod path;
 pub mod proxy;
 pub mod routes;
 pub mod tunnels;
+pub mod upstreams;
 
 use std::net::{IpAddr, SocketAddr};
 use std::sync::Arc;
@@ -35,28 +36,9 @@ use serde_json::{json, Value};
 use msa_http::rate_limits::{RateLimitSettings, RateLimits};
 use path::RoutedPath;
 use routes::{owner, Owner};
+pub use upstreams::Upstreams;
 
 /// The services' base URLs.
-#[derive(Debug, Clone)]
-pub struct Upstreams {
-    pub user: String,
-    pub chat: String,
-    pub payment: String,
-    pub user_chat: String,
-}
-
-impl Upstreams {
-    fn base(&self, owner: Owner) -> &str {
-        let base = match owner {
-            Owner::User => &self.user,
-            Owner::Chat => &self.chat,
-            Owner::Payment => &self.payment,
-            Owner::UserChat => &self.user_chat,
-        };
-        base.trim_end_matches('/')
-    }
-}
-
 #[derive(Debug, Clone)]
 pub struct GatewayConfig {
     pub upstreams: Upstreams,
@@ -89,14 +71,14 @@ pub async fn app(config: GatewayConfig) -> Result<Router, String> {
         .map_err(|e| e.to_string())?;
     let cors = msa_http::cors::policy(&config.cors_origins)?;
     let gateway = Arc::new(Gateway {
-        keys: RemoteKeys::new(&config.upstreams.user, client.clone()),
+        keys: RemoteKeys::new(config.upstreams.user.first(), client.clone()),
         limits: RateLimits::new(config.rate_limits),
         tunnels: tunnels::Tunnels::new(config.rate_limits.streams_per_address),
         client,
         config,
     });
     let revocations = msa_http::RemoteRevocations::new(
-        &gateway.config.upstreams.user,
+        gateway.config.upstreams.user.first(),
         gateway.client.clone(),
         gateway.keys.verifier().revocations().clone(),
     );
@@ -109,6 +91,13 @@ pub async fn app(config: GatewayConfig) -> Result<Router, String> {
         tokio::time::sleep(Duration::from_secs(1)).await;
     }
     tokio::spawn(async move { revocations.follow().await });
+    tokio::spawn(
+        gateway
+            .config
+            .upstreams
+            .clone()
+            .check_forever(gateway.client.clone()),
+    );
     let shrinking = Arc::downgrade(&gateway);
     tokio::spawn(async move {
         loop {
@@ -246,13 +235,13 @@ async fn route(
         Some(query) => format!("{}?{query}", path.encoded()),
         None => path.encoded(),
     };
-    let base = gateway.config.upstreams.base(owner);
+    let instances = gateway.config.upstreams.of(owner);
     if proxy::is_websocket(&parts.headers) {
         let Some(tunnel) = gateway.tunnels.open(client) else {
             return Problem::too_many_requests("too many streams open from this address", 5)
                 .into_response();
         };
-        let url = format!("{base}{path_and_query}");
+        let url = format!("{}{path_and_query}", instances.pick());
         return proxy::websocket(&gateway.client, owner.name(), url, parts, extra, tunnel).await;
     }
     let limit = gateway.config.max_body_bytes;
@@ -275,8 +264,23 @@ async fn route(
     let Ok(body) = axum::body::to_bytes(body, limit).await else {
         return too_large();
     };
-    let url = format!("{base}{path_and_query}");
-    proxy::forward(&gateway.client, owner.name(), url, &parts, extra, body).await
+    // An instance that cannot be reached never saw the request: the next one gets it.
+    let mut tries = instances.len();
+    loop {
+        let base = instances.pick();
+        let url = format!("{base}{path_and_query}");
+        match proxy::send(&gateway.client, url, &parts, extra.clone(), body.clone()).await {
+            Ok(answer) => return proxy::pass_on(owner.name(), answer).await,
+            Err(error) if error.is_connect() => {
+                instances.unreachable(base);
+                tries -= 1;
+                if tries == 0 {
+                    return proxy::failed(owner.name(), &error);
+                }
+            }
+            Err(error) => return proxy::failed(owner.name(), &error),
+        }
+    }
 }
 
 /// Every service's API document, merged (their `/internal` paths left out).
@@ -288,7 +292,7 @@ async fn api_document(State(gateway): State<Arc<Gateway>>) -> Response {
         "paths": {}, "components": {"schemas": {}, "securitySchemes": {}}, "tags": [],
     });
     for owner in Owner::ALL {
-        let url = format!("{}/openapi.json", gateway.config.upstreams.base(owner));
+        let url = format!("{}/openapi.json", gateway.config.upstreams.of(owner).pick());
         let document: Value = match gateway.client.get(&url).send().await {
             Ok(answer) if answer.status().is_success() => match answer.json().await {
                 Ok(document) => document,
@@ -342,7 +346,10 @@ async fn events_document(State(gateway): State<Arc<Gateway>>) -> Response {
          (`<context>.events`, the envelope in headers; `<context>.events.dlq`).",
     );
     for owner in Owner::ALL {
-        let url = format!("{}/asyncapi.json", gateway.config.upstreams.base(owner));
+        let url = format!(
+            "{}/asyncapi.json",
+            gateway.config.upstreams.of(owner).pick()
+        );
         let document: Value = match gateway.client.get(&url).send().await {
             Ok(answer) if answer.status().is_success() => match answer.json().await {
                 Ok(document) => document,
@@ -369,7 +376,7 @@ async fn readiness(State(gateway): State<Arc<Gateway>>) -> Response {
     let mut ready = true;
     let mut services = serde_json::Map::new();
     for owner in Owner::ALL {
-        let url = format!("{}/readyz", gateway.config.upstreams.base(owner));
+        let url = format!("{}/readyz", gateway.config.upstreams.of(owner).pick());
         let ok = matches!(
             gateway.client.get(&url).timeout(Duration::from_secs(2)).send().await,
             Ok(answer) if answer.status().is_success()

@@ -31,31 +31,26 @@ fn end_to_end(headers: &HeaderMap) -> HeaderMap {
         .collect()
 }
 
-/// Sends the request to `url` (the service's base, the path and the query) and relays the answer.
-pub async fn forward(
+/// Sends the request to `url` (the service's base, the path and the query).
+pub async fn send(
     client: &reqwest::Client,
-    service: &str,
     url: String,
     parts: &Parts,
     extra: HeaderMap,
     body: axum::body::Bytes,
-) -> Response {
+) -> Result<reqwest::Response, reqwest::Error> {
     let mut headers = end_to_end(&parts.headers);
     headers.extend(extra);
-    let sent = client
+    client
         .request(parts.method.clone(), url)
         .headers(headers)
         .body(body)
         .send()
-        .await;
-    match sent {
-        Ok(answer) => pass_on(service, answer).await,
-        Err(error) => failed(service, &error),
-    }
+        .await
 }
 
 /// The service's answer as the client gets it: its status, its end-to-end headers, its body.
-async fn pass_on(service: &str, answer: reqwest::Response) -> Response {
+pub async fn pass_on(service: &str, answer: reqwest::Response) -> Response {
     let status = answer.status();
     let headers = end_to_end(answer.headers());
     match answer.bytes().await {
@@ -69,7 +64,7 @@ async fn pass_on(service: &str, answer: reqwest::Response) -> Response {
     }
 }
 
-fn failed(service: &str, error: &reqwest::Error) -> Response {
+pub fn failed(service: &str, error: &reqwest::Error) -> Response {
     tracing::warn!(service, error = %error, "upstream call failed");
     if error.is_timeout() {
         Problem::new(

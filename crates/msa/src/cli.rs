@@ -451,19 +451,23 @@ pub struct GatewayArgs {
     #[arg(long, env = "MSA_LISTEN", default_value = "127.0.0.1:8080")]
     pub listen: SocketAddr,
 
-    /// The user service's base URL.
+    /// The user service's base URL; several, comma-separated, for several instances (taken in
+    /// turn, each left out while its /readyz fails or it cannot be reached).
     #[arg(long = "user", env = "MSA_USER_URL")]
     pub user: String,
 
-    /// The chat service's base URL.
+    /// The chat service's base URL; several, comma-separated, for several instances (taken in
+    /// turn, each left out while its /readyz fails or it cannot be reached).
     #[arg(long = "chat", env = "MSA_CHAT_URL")]
     pub chat: String,
 
-    /// The payment service's base URL.
+    /// The payment service's base URL; several, comma-separated, for several instances (taken in
+    /// turn, each left out while its /readyz fails or it cannot be reached).
     #[arg(long = "payment", env = "MSA_PAYMENT_URL")]
     pub payment: String,
 
-    /// The user-chat service's base URL.
+    /// The user-chat service's base URL; several, comma-separated, for several instances (taken in
+    /// turn, each left out while its /readyz fails or it cannot be reached).
     #[arg(long = "user-chat", env = "MSA_USER_CHAT_URL")]
     pub user_chat: String,
 

@@ -1,6 +1,5 @@
 //! `msa gateway`: the API gateway in front of the microservices.
 
-
 use anyhow::{Context, Result};
 use msa_gateway::{GatewayConfig, Upstreams};
 
@@ -8,26 +7,31 @@ use crate::cli::GatewayArgs;
 
 pub async fn run(args: GatewayArgs) -> Result<()> {
     let _metrics = crate::telemetry::metrics()?;
-    for (setting, url) in [
-        ("MSA_USER_URL (--user)", &args.user),
-        ("MSA_CHAT_URL (--chat)", &args.chat),
-        ("MSA_PAYMENT_URL (--payment)", &args.payment),
-        ("MSA_USER_CHAT_URL (--user-chat)", &args.user_chat),
-    ] {
-        let parsed =
-            url::Url::parse(url).with_context(|| format!("{setting}: not a URL: {url}"))?;
-        anyhow::ensure!(
-            matches!(parsed.scheme(), "http" | "https"),
-            "{setting}: not an http(s) URL: {url}"
-        );
-    }
+    let instances = |setting: &str, list: &str| -> Result<Vec<String>> {
+        let urls: Vec<String> = list
+            .split(',')
+            .map(str::trim)
+            .filter(|url| !url.is_empty())
+            .map(str::to_owned)
+            .collect();
+        anyhow::ensure!(!urls.is_empty(), "{setting}: no URL given");
+        for url in &urls {
+            let parsed =
+                url::Url::parse(url).with_context(|| format!("{setting}: not a URL: {url}"))?;
+            anyhow::ensure!(
+                matches!(parsed.scheme(), "http" | "https"),
+                "{setting}: not an http(s) URL: {url}"
+            );
+        }
+        Ok(urls)
+    };
     let config = GatewayConfig {
-        upstreams: Upstreams {
-            user: args.user,
-            chat: args.chat,
-            payment: args.payment,
-            user_chat: args.user_chat,
-        },
+        upstreams: Upstreams::new(
+            instances("MSA_USER_URL (--user)", &args.user)?,
+            instances("MSA_CHAT_URL (--chat)", &args.chat)?,
+            instances("MSA_PAYMENT_URL (--payment)", &args.payment)?,
+            instances("MSA_USER_CHAT_URL (--user-chat)", &args.user_chat)?,
+        ),
         rate_limits: args.rate_limits.settings(),
         max_body_bytes: args.max_body_bytes,
         upstream_timeout: args.upstream_timeout,

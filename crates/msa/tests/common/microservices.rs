@@ -23,6 +23,10 @@ pub struct Microservices {
     pub chat: String,
     pub payment: String,
     pub user_chat: String,
+    /// Every chat instance's base URL (`chat` is the first; the gateway takes them in turn).
+    pub chats: Vec<String>,
+    /// The other chat instances' processes, by their place in `chats` less one.
+    pub more_chats: Vec<Server>,
     _services: Vec<Server>,
     _broker: msa_testkit::Broker,
 }
@@ -32,6 +36,15 @@ impl Microservices {
     /// flags go to the process they name (`("payment", ["--free-messages-per-day", "2"])`,
     /// `("gateway", …)`).
     pub async fn start(extra: &[(&str, &[&str])]) -> Option<(Microservices, Server)> {
+        Self::start_scaled(extra, 1).await
+    }
+
+    /// As [`Microservices::start`], with `chats` instances of chat on the one database (user-chat
+    /// posts to the first; the gateway balances across all).
+    pub async fn start_scaled(
+        extra: &[(&str, &[&str])],
+        chats: usize,
+    ) -> Option<(Microservices, Server)> {
         let database = msa_testkit::postgres_database().await?;
         let broker = msa_testkit::Broker::start().await?;
         let kafka = kafka_flags(&broker);
@@ -76,6 +89,18 @@ impl Microservices {
                 &["--user", &user, "--chat", &chat, "--payment", &payment],
             ),
         ];
+        let more_chats: Vec<Server> = (1..chats)
+            .map(|_| {
+                service(
+                    "chat",
+                    free_port(),
+                    &["--user", &user, "--user-chat", &user_chat],
+                )
+            })
+            .collect();
+        let mut chat_bases = vec![chat.clone()];
+        chat_bases.extend(more_chats.iter().map(|server| server.base.clone()));
+        let chat_list = chat_bases.join(",");
         let mut gateway_args = vec![
             "gateway",
             "--listen",
@@ -83,7 +108,7 @@ impl Microservices {
             "--user",
             &user,
             "--chat",
-            &chat,
+            &chat_list,
             "--payment",
             &payment,
             "--user-chat",
@@ -102,6 +127,8 @@ impl Microservices {
                 chat,
                 payment,
                 user_chat,
+                chats: chat_bases,
+                more_chats,
                 _services: services,
                 _broker: broker,
             },
