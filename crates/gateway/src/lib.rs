@@ -50,6 +50,8 @@ pub struct GatewayConfig {
     /// Proxies in front of the gateway whose `X-Forwarded-For` names the client (none: the
     /// gateway is the edge and its peer is the client).
     pub trusted_proxies: TrustedProxies,
+    /// How the web client at `/` is served (which payment window it may open).
+    pub web_client: msa_web::WebClient,
 }
 
 struct Gateway {
@@ -70,6 +72,7 @@ pub async fn app(config: GatewayConfig) -> Result<Router, String> {
         .build()
         .map_err(|e| e.to_string())?;
     let cors = msa_http::cors::policy(&config.cors_origins)?;
+    let web_client = config.web_client.clone();
     let gateway = Arc::new(Gateway {
         keys: RemoteKeys::new(config.upstreams.user.first(), client.clone()),
         limits: RateLimits::new(config.rate_limits),
@@ -119,7 +122,7 @@ pub async fn app(config: GatewayConfig) -> Result<Router, String> {
         .fallback(proxy)
         .with_state(gateway)
         .merge(msa_http::api_reference())
-        .merge(msa_web::router())
+        .merge(msa_web::router(web_client))
         .layer(cors))
 }
 

@@ -312,6 +312,12 @@ pub struct PaymentArgs {
     #[arg(long, env = "MSA_TOSS_BASE_URL", default_value = msa_payment::adapters::toss::TOSS_BASE_URL)]
     pub toss_base_url: String,
 
+    /// Toss Payments client key (test_ck_… or live_ck_…; public: the browser's SDK shows it to
+    /// Toss). With --payment-provider toss the web client opens Toss's payment window with it,
+    /// and its Content-Security-Policy admits Toss's hosts; without it the page cannot pay.
+    #[arg(long, env = "MSA_TOSS_CLIENT_KEY")]
+    pub toss_client_key: Option<String>,
+
     /// How long a call to the provider may take before its outcome counts as unknown, e.g. 10s.
     #[arg(long, env = "MSA_PROVIDER_TIMEOUT", default_value = "10s", value_parser = humantime::parse_duration)]
     pub provider_timeout: Duration,
@@ -490,6 +496,12 @@ pub struct GatewayArgs {
     /// Empty: none, the gateway is the edge.
     #[arg(long, env = "MSA_TRUSTED_PROXIES", default_value = "")]
     pub trusted_proxies: String,
+
+    /// Toss Payments client key (test_ck_… or live_ck_…), when the payment service takes
+    /// payments through Toss: the web client served here opens Toss's payment window with it,
+    /// and its Content-Security-Policy admits Toss's hosts. Empty or absent: neither.
+    #[arg(long, env = "MSA_TOSS_CLIENT_KEY")]
+    pub toss_client_key: Option<String>,
 }
 
 /// The API's CORS policy, the same in the gateway and in `msa serve`.

@@ -18,7 +18,7 @@ use serde_json::{json, Value};
 use tokio::sync::watch;
 use tokio::task::JoinHandle;
 
-use crate::cli::{ServeArgs, ServiceName};
+use crate::cli::{PaymentArgs, ProviderKind, ServeArgs, ServiceName};
 use crate::consumers::ConsumerDeps;
 use crate::storage::{self, ContextStores};
 
@@ -92,12 +92,16 @@ pub async fn run(args: ServeArgs) -> Result<()> {
         );
         tokio::spawn(async move { axum::serve(listener, metrics).await });
     }
+    let web_client = match args.service {
+        None => Some(web_client(&args.payment)?),
+        Some(_) => None,
+    };
     let mut app = app(
         started.routes,
         started.document,
         events_document,
         readiness,
-        args.service.is_none(),
+        web_client,
     );
     if let Some(verifier) = started.edge_verifier {
         let proxies = msa_http::TrustedProxies::parse(&args.user.trusted_proxies)
@@ -320,6 +324,27 @@ async fn one(
     })
 }
 
+/// What the single server's web client is told: Toss's client key when payments go through
+/// Toss (it then opens Toss's payment window, and its CSP admits Toss's hosts).
+fn web_client(payment: &PaymentArgs) -> Result<msa_web::WebClient> {
+    let key = payment
+        .toss_client_key
+        .as_deref()
+        .filter(|key| !key.trim().is_empty());
+    match (payment.payment_provider, key) {
+        (Some(ProviderKind::Toss), Some(key)) => msa_web::WebClient::with_toss(key)
+            .map_err(|error| anyhow::anyhow!("MSA_TOSS_CLIENT_KEY (--toss-client-key): {error}")),
+        (Some(ProviderKind::Toss), None) => {
+            tracing::warn!(
+                "payments go through Toss but MSA_TOSS_CLIENT_KEY (--toss-client-key) is not set: \
+                 the web client cannot open Toss's payment window"
+            );
+            Ok(msa_web::WebClient::new())
+        }
+        _ => Ok(msa_web::WebClient::new()),
+    }
+}
+
 /// The process's HTTP app: the services' routes and what every process answers. The single
 /// server (`web_client`) serves the web client at `/`; a lone service a page saying what it is.
 fn app(
@@ -327,14 +352,13 @@ fn app(
     document: utoipa::openapi::OpenApi,
     events_document: Value,
     readiness: Readiness,
-    web_client: bool,
+    web_client: Option<msa_web::WebClient>,
 ) -> Router {
     let document = Arc::new(document);
     let events_document = Arc::new(events_document);
-    let front = if web_client {
-        msa_web::router()
-    } else {
-        Router::new().route("/", get(|| async { Html(PLACEHOLDER_PAGE) }))
+    let front = match web_client {
+        Some(client) => msa_web::router(client),
+        None => Router::new().route("/", get(|| async { Html(PLACEHOLDER_PAGE) })),
     };
     Router::new()
         .route(

@@ -375,39 +375,59 @@ async fn scrolling_back_reaches_the_first_of_many_messages() {
         ada.sees_once(&format!("message {MANY}"), None).await;
         let log = ada.browser.get(Role::Log, EN.messages).await;
         let log = serde_json::to_value(&log).unwrap();
-        // Scroll to the top again and again, as a reader going back does, until the start.
-        let what = "the beginning of the conversation (#history-start)";
-        until(what, Duration::from_secs(60), || {
-            let log = log.clone();
-            let browser = &ada.browser;
-            async move {
-                let at_start = browser
-                    .script(
-                        "const log = arguments[0];
-                         log.scrollTop = 0;
-                         log.dispatchEvent(new Event('scroll'));
-                         return !!document.getElementById('history-start');",
-                        vec![log],
-                    )
-                    .await;
-                (at_start == true)
-                    .then_some(())
-                    .ok_or_else(|| "not there yet".to_owned())
+        // Scroll to the top again and again, as a reader going back does, until the start. The
+        // page holds a window of the messages, not all of them: each view shows a run of
+        // consecutive messages, oldest first, never too many; together they are every message.
+        let mut seen = std::collections::BTreeSet::new();
+        let deadline = std::time::Instant::now() + Duration::from_secs(60);
+        loop {
+            let view = ada
+                .browser
+                .script(
+                    "const log = arguments[0];
+                     log.scrollTop = 0;
+                     log.dispatchEvent(new Event('scroll'));
+                     return [!!document.getElementById('history-start'),
+                             [...log.querySelectorAll('[data-message-id] .body')].map(e => e.textContent)];",
+                    vec![log.clone()],
+                )
+                .await;
+            let numbers: Vec<usize> = view[1]
+                .as_array()
+                .unwrap()
+                .iter()
+                .map(|text| {
+                    let text = text.as_str().unwrap();
+                    text.strip_prefix("message ")
+                        .and_then(|n| n.parse().ok())
+                        .unwrap_or_else(|| panic!("a message {text:?} nobody sent"))
+                })
+                .collect();
+            assert!(
+                numbers.windows(2).all(|pair| pair[1] == pair[0] + 1),
+                "a view shows consecutive messages, oldest first, each once: {numbers:?}"
+            );
+            assert!(
+                numbers.len() <= 100,
+                "the page keeps a window of messages, not {} of them",
+                numbers.len()
+            );
+            seen.extend(numbers);
+            if view[0] == true && seen.contains(&1) {
+                break;
             }
-        })
-        .await;
-        let texts: Vec<String> = ada
-            .messages()
-            .await
-            .unwrap()
-            .iter()
-            .map(|m| m.body.clone().unwrap_or_else(|| m.text.clone()))
-            .map(|t| t.trim().to_owned())
-            .collect();
-        let expected: Vec<String> = (1..=MANY).map(|n| format!("message {n}")).collect();
+            assert!(
+                std::time::Instant::now() < deadline,
+                "not within 60 s: the beginning of the conversation (#history-start); \
+                 seen {} messages",
+                seen.len()
+            );
+            tokio::time::sleep(Duration::from_millis(200)).await;
+        }
+        let expected: std::collections::BTreeSet<usize> = (1..=MANY).collect();
         assert_eq!(
-            texts, expected,
-            "the room shows every message once, oldest first"
+            seen, expected,
+            "scrolling back showed every message of the room"
         );
     })
     .await;
@@ -946,6 +966,580 @@ async fn a_failing_browser_test_leaves_a_screenshot_of_each_browser() {
         let html = std::fs::read_to_string(folder.join(format!("{name}.html"))).unwrap();
         assert!(html.contains(&format!("{name} was here")), "{html}");
     }
+}
+
+/// The XPath of the message in the log whose text is `body`.
+fn message_saying(body: &str) -> String {
+    assert!(!body.contains('\''), "a body without quotes: {body}");
+    format!("//*[@role='log']//li[p[contains(@class, 'body') and normalize-space()='{body}']]")
+}
+
+impl Person {
+    /// Opens the actions of the message saying `body`: its "⋯" button, named after its sender
+    /// (`sender`: a nickname, or "You").
+    async fn opens_the_actions_of(&self, body: &str, sender: &str) {
+        let name = format!("Actions for the message from {sender}");
+        let button = self
+            .browser
+            .get_within(&message_saying(body), Role::Button, &name)
+            .await;
+        button.click().await.unwrap();
+        self.browser.get(Role::Button, "Reply").await;
+    }
+
+    /// Waits until the message saying `body` shows `detail` in it (a reaction, a quote…).
+    async fn sees_in(&self, body: &str, detail: &str) -> Shown {
+        let what = format!("{}: {detail:?} in the message {body:?}", self.browser.name);
+        until(&what, WAIT, || async {
+            let all = self.messages().await?;
+            let message = all
+                .iter()
+                .find(|m| m.says(body))
+                .ok_or_else(|| format!("{} messages, none says {body:?}", all.len()))?;
+            message
+                .text
+                .contains(detail)
+                .then(|| message.clone())
+                .ok_or_else(|| format!("it shows {:?}", message.text))
+        })
+        .await
+    }
+
+    /// Waits until no message says `body` any more.
+    async fn no_longer_sees(&self, body: &str) {
+        let what = format!("{}: {body:?} gone from the room", self.browser.name);
+        until(&what, WAIT, || async {
+            let all = self.messages().await?;
+            match all.iter().find(|m| m.says(body)) {
+                Some(still) => Err(format!("still shown: {still:?}")),
+                None => Ok(()),
+            }
+        })
+        .await
+    }
+
+    /// The text of the element with `id` now.
+    async fn text_of(&self, id: &str) -> String {
+        let text = self
+            .browser
+            .script(
+                "const e = document.getElementById(arguments[0]); return e ? e.textContent : null;",
+                vec![json!(id)],
+            )
+            .await;
+        text.as_str().unwrap_or_default().trim().to_owned()
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn messages_are_reacted_to_replied_to_edited_and_deleted_in_both_browsers() {
+    browser::run("message_actions", |lab: Arc<Lab>| async move {
+        let data = tempfile::tempdir().unwrap();
+        let server = single_server(data.path(), 0, &[]);
+        let (ada, bob) = two_people_talk(&lab, &server.base).await;
+
+        // React: Bob likes Ada's question; both see the count.
+        bob.opens_the_actions_of("how are you?", "Ada").await;
+        bob.browser.press("React 👍").await;
+        bob.sees_in("how are you?", "👍 1").await;
+        ada.sees_in("how are you?", "👍 1").await;
+
+        // Reply: Bob answers that question; the answer quotes it, for both.
+        bob.opens_the_actions_of("how are you?", "Ada").await;
+        bob.browser.press("Reply").await;
+        until("Bob's reply bar", WAIT, || async {
+            let bar = bob.text_of("reply-text").await;
+            (bar == "Replying to Ada: how are you?")
+                .then_some(())
+                .ok_or(bar)
+        })
+        .await;
+        bob.sends("fine, thanks").await;
+        bob.sees_in("fine, thanks", "↪ Ada: how are you?").await;
+        ada.sees_in("fine, thanks", "↪ You: how are you?").await;
+
+        // Edit: Ada rewrites her question; both see the new text, marked edited, and the
+        // reply quotes it as it is now.
+        ada.opens_the_actions_of("how are you?", "You").await;
+        ada.browser.press("Edit").await;
+        ada.browser.fill("Edit message", "how have you been?").await;
+        ada.browser.press("Save").await;
+        for person in [&ada, &bob] {
+            person.sees_in("how have you been?", "edited").await;
+            person.no_longer_sees("how are you?").await;
+            person.sees_in("fine, thanks", "how have you been?").await;
+        }
+
+        // Delete: Ada deletes her greeting; in its place both see that it was deleted.
+        let greeting = ada.sees_once("hello Bob", None).await;
+        ada.opens_the_actions_of("hello Bob", "You").await;
+        ada.browser.press("Delete").await;
+        for person in [&ada, &bob] {
+            person.no_longer_sees("hello Bob").await;
+            let deleted = person.sees_once("Message deleted", None).await;
+            assert_eq!(deleted.id, greeting.id, "{}", person.browser.name);
+        }
+
+        // Typing: while Ada types (a while after her last typing notice), Bob is told.
+        tokio::time::sleep(Duration::from_secs(3)).await;
+        assert_eq!(
+            bob.text_of("typing").await,
+            "",
+            "a typing notice before any typing"
+        );
+        ada.browser.fill(EN.message, "I am wri").await;
+        until("Bob told that Ada is typing", WAIT, || async {
+            let notice = bob.text_of("typing").await;
+            (notice == "Ada is typing…").then_some(()).ok_or(notice)
+        })
+        .await;
+    })
+    .await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn search_finds_a_message_and_opens_its_room() {
+    browser::run("search", |lab: Arc<Lab>| async move {
+        let data = tempfile::tempdir().unwrap();
+        let api = Api::at(single_server(data.path(), 0, &[]));
+        api.person("Bob").await;
+        let ada = Person::signs_up(&lab, &api.server.base, "Ada", Options::default()).await;
+        ada.opens_a_direct_chat_with("Bob").await;
+        ada.sends("the blue whale sings at dawn").await;
+        ada.sends("nothing to see here").await;
+        ada.sees_once("nothing to see here", Some("sent")).await;
+        if ada.browser.shows(Role::Button, "Back to rooms").await {
+            ada.browser.press("Back to rooms").await;
+        }
+
+        ada.browser.press("Search messages").await;
+        ada.browser.fill("Words to find", "whale").await;
+        // Search reads a projection: ask again until it has the message.
+        let hit = until("a search result for \"whale\"", WAIT, || async {
+            ada.browser.press("Find").await;
+            tokio::time::sleep(Duration::from_millis(300)).await;
+            let results = browser::xpath(Role::Any, "Search messages");
+            let buttons = ada
+                .browser
+                .client
+                .find_all(fantoccini::Locator::XPath(&format!(
+                    "{results}//ul[@id='search-results']//button"
+                )))
+                .await
+                .map_err(|e| e.to_string())?;
+            let mut texts = Vec::new();
+            for button in buttons {
+                texts.push(button.text().await.map_err(|e| e.to_string())?);
+            }
+            match texts.as_slice() {
+                [one] => Ok(one.clone()),
+                _ => Err(format!("{texts:?}")),
+            }
+        })
+        .await;
+        assert!(hit.contains("the blue whale sings at dawn"), "{hit}");
+        assert!(hit.starts_with("Bob"), "the result names its room: {hit}");
+        assert_eq!(ada.text_of("search-status").await, "1 found");
+
+        let result = ada
+            .browser
+            .get_within("//ul[@id='search-results']", Role::Button, &hit)
+            .await;
+        result.click().await.unwrap();
+        ada.browser.get(Role::Log, EN.messages).await;
+        ada.sees_once("the blue whale sings at dawn", None).await;
+        assert_eq!(ada.text_of("room-title").await, "Bob");
+
+        // Words nobody wrote find nothing.
+        ada.browser.press("Search messages").await;
+        ada.browser.fill("Words to find", "narwhal").await;
+        ada.browser.press("Find").await;
+        until("\"0 found\"", WAIT, || async {
+            let status = ada.text_of("search-status").await;
+            (status == "0 found").then_some(()).ok_or(status)
+        })
+        .await;
+    })
+    .await;
+}
+
+/// Bob's read marker in `room` (the seq he has read up to; 0: none).
+async fn read_marker(api: &Api, bob: &common::api::Person, room: &str) -> u64 {
+    let (status, markers) = api
+        .get(bob, &format!("/v1/rooms/{room}/read-markers"))
+        .await;
+    assert_eq!(status, 200, "{markers}");
+    markers["items"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .find(|m| m["user_id"] == bob.id.as_str())
+        .and_then(|m| m["seq"].as_u64())
+        .unwrap_or(0)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_read_marker_follows_what_is_read_and_a_burst_stays_light() {
+    const SEEDED: usize = 120;
+    const BURST: usize = 400;
+    browser::run("read_marker_and_burst", |lab: Arc<Lab>| async move {
+        let data = tempfile::tempdir().unwrap();
+        // A burst from one sender: the per-user and per-address limits lifted for it.
+        let flags = [
+            "--free-messages-per-day",
+            "10000",
+            "--rate-limit-per-user",
+            "1000000",
+            "--rate-limit-per-address",
+            "1000000",
+        ];
+        let api = Api::at(single_server(data.path(), 0, &flags));
+        let ada = api.person("Ada").await;
+        let bob_api = api.person("Bob").await;
+        let (status, room) = api
+            .post(&ada, "/v1/direct-chats", json!({"nickname": "Bob"}))
+            .await;
+        assert_eq!(status, 201, "{room}");
+        let room = room["id"].as_str().unwrap().to_owned();
+        let send = |n: usize, body: String| {
+            let (api, ada, room) = (&api, &ada, &room);
+            async move {
+                let (status, posted) = api.send(ada, room, &format!("t-{n}"), &body).await;
+                assert_eq!(status, 201, "{posted}");
+                posted["seq"].as_u64().unwrap()
+            }
+        };
+        let mut last = 0;
+        for n in 1..=SEEDED {
+            last = send(n, format!("message {n}")).await;
+        }
+
+        // Bob opens the room at its newest message: his marker moves there.
+        let bob = Person::logs_in(&lab, &api.server.base, "Bob", Options::default()).await;
+        bob.opens_the_room("Ada").await;
+        bob.sees_once(&format!("message {SEEDED}"), None).await;
+        common::api::within(WAIT, "Bob's marker at the newest message", || async {
+            read_marker(&api, &bob_api, &room).await == last
+        })
+        .await;
+
+        // Scrolled back to earlier messages, Bob has not read one that arrives meanwhile.
+        let log = serde_json::to_value(bob.browser.get(Role::Log, EN.messages).await).unwrap();
+        let scroll = |to_top: bool| {
+            let log = log.clone();
+            let browser = &bob.browser;
+            async move {
+                browser
+                    .script(
+                        "const log = arguments[0];
+                         log.scrollTop = arguments[1] ? 0 : log.scrollHeight;
+                         log.dispatchEvent(new Event('scroll'));",
+                        vec![log, json!(to_top)],
+                    )
+                    .await;
+            }
+        };
+        for _ in 0..5 {
+            scroll(true).await;
+            tokio::time::sleep(Duration::from_millis(200)).await;
+        }
+        let unseen = send(SEEDED + 1, "while you were reading".into()).await;
+        tokio::time::sleep(Duration::from_secs(2)).await;
+        assert_eq!(
+            read_marker(&api, &bob_api, &room).await,
+            last,
+            "the marker moved to a message Bob never had on screen"
+        );
+        // Back at the bottom he sees it, and the marker follows.
+        until("Bob back at the newest message", WAIT, || async {
+            scroll(false).await;
+            let shown = bob.messages().await?;
+            shown
+                .iter()
+                .any(|m| m.says("while you were reading"))
+                .then_some(())
+                .ok_or_else(|| format!("{} shown, not the new one", shown.len()))
+        })
+        .await;
+        common::api::within(WAIT, "Bob's marker at the message he scrolled to", || async {
+            read_marker(&api, &bob_api, &room).await == unseen
+        })
+        .await;
+
+        // A burst: the page keeps a window of messages in the DOM and says a summary to screen
+        // readers, not every message.
+        bob.browser
+            .script(
+                "window.announced = [];
+                 new MutationObserver(() => {
+                     const text = document.getElementById('announcer').textContent;
+                     if (text) window.announced.push(text);
+                 }).observe(document.getElementById('announcer'), {childList: true, characterData: true, subtree: true});",
+                vec![],
+            )
+            .await;
+        for n in 1..=BURST {
+            send(SEEDED + 1 + n, format!("burst {n}")).await;
+        }
+        bob.sees_once(&format!("burst {BURST}"), None).await;
+        tokio::time::sleep(Duration::from_secs(2)).await;
+        let shown = bob.messages().await.unwrap();
+        assert!(
+            shown.len() <= 100,
+            "{} messages in the DOM after a burst of {BURST}",
+            shown.len()
+        );
+        let announced = bob.browser.script("return window.announced", vec![]).await;
+        let announced: Vec<String> = serde_json::from_value(announced).unwrap();
+        assert!(
+            !announced.is_empty() && announced.len() <= 20,
+            "{} announcements of a burst of {BURST}: {announced:?}",
+            announced.len()
+        );
+        assert!(
+            announced
+                .iter()
+                .any(|a| a.ends_with("new messages from Ada")),
+            "a summary of the burst: {announced:?}"
+        );
+    })
+    .await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_shell_opens_from_the_service_worker_while_the_server_is_down() {
+    browser::run("offline_shell", |lab: Arc<Lab>| async move {
+        let data = tempfile::tempdir().unwrap();
+        let mut server = single_server(data.path(), 0, &[]);
+        let ada = Person::signs_up(&lab, &server.base, "Ada", Options::default()).await;
+        until(
+            "the service worker in control of the page",
+            WAIT,
+            || async {
+                let controlled = ada
+                    .browser
+                    .script("return !!navigator.serviceWorker.controller", vec![])
+                    .await;
+                (controlled == true)
+                    .then_some(())
+                    .ok_or_else(|| "not yet".to_owned())
+            },
+        )
+        .await;
+
+        server.process.kill();
+        ada.browser.reload().await;
+        // The page and its scripts came from the worker's cache: they run, and say that the
+        // server cannot be reached (the session could not be resumed).
+        ada.sees_the_sign_in_form().await;
+        until(
+            "the page saying the server is unreachable",
+            WAIT,
+            || async {
+                let said = ada.text_of("auth-error").await;
+                (said == "The server cannot be reached. Try again in a moment.")
+                    .then_some(())
+                    .ok_or(said)
+            },
+        )
+        .await;
+        assert_eq!(
+            ada.browser.script("return document.title", vec![]).await,
+            "msa chat"
+        );
+    })
+    .await;
+}
+
+/// A stand-in for Toss's API (`--toss-base-url`): approves every confirmation as asked and
+/// keeps the bodies of the confirmations it was sent.
+async fn toss_stand_in() -> (String, Arc<std::sync::Mutex<Vec<Value>>>) {
+    use axum::routing::post;
+    let confirmations = Arc::new(std::sync::Mutex::new(Vec::new()));
+    let seen = confirmations.clone();
+    let app = axum::Router::new().route(
+        "/v1/payments/confirm",
+        post(move |axum::Json(body): axum::Json<Value>| {
+            let seen = seen.clone();
+            async move {
+                seen.lock().unwrap().push(body.clone());
+                axum::Json(
+                    json!({"paymentKey": body["paymentKey"], "orderId": body["orderId"],
+                    "currency": "KRW", "status": "DONE", "totalAmount": body["amount"],
+                    "balanceAmount": body["amount"], "approvedAt": "2026-12-06T21:00:05+09:00"}),
+                )
+            }
+        }),
+    );
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let address = listener.local_addr().unwrap();
+    tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
+    (format!("http://{address}"), confirmations)
+}
+
+/// Toss's payment window itself (Toss's SDK and pages) is not reachable here; what the page does
+/// around it is: it asks for Toss's SDK under a policy that admits it (and only under Toss), and
+/// handles the URLs Toss sends the browser back to: a success confirms the payment it names
+/// with the key Toss gave (never for another order or amount), a failure cancels it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn back_from_tosss_payment_window_the_page_confirms_or_gives_up_the_payment() {
+    const CLIENT_KEY: &str = "test_ck_stand_in_0123456789";
+    let (toss, confirmations) = toss_stand_in().await;
+    browser::run("toss_return", |lab: Arc<Lab>| async move {
+        let data = tempfile::tempdir().unwrap();
+        let toss_flags = [
+            "--payment-provider",
+            "toss",
+            "--toss-secret-key",
+            "test_sk_stand_in",
+            "--toss-base-url",
+            &toss,
+            "--toss-client-key",
+            CLIENT_KEY,
+        ];
+        let api = Api::at(single_server(data.path(), 0, &toss_flags));
+        let base = api.server.base.clone();
+        let page = reqwest::get(format!("{base}/")).await.unwrap();
+        let csp = page.headers()["content-security-policy"]
+            .to_str()
+            .unwrap()
+            .to_owned();
+        assert!(
+            csp.contains("script-src 'self' https://js.tosspayments.com;"),
+            "{csp}"
+        );
+        assert!(
+            csp.contains("frame-src https://*.tosspayments.com"),
+            "{csp}"
+        );
+
+        let ada = Person::signs_up(&lab, &base, "Ada", Options::default()).await;
+        let token = ada.token(&api).await;
+        let (_, me) = api.call(Method::GET, "/v1/users/me", &token, None).await;
+        let ada_api = common::api::Person {
+            id: me["id"].as_str().unwrap().to_owned(),
+            token,
+        };
+        let payment_status = |id: String| {
+            let (api, ada_api) = (&api, &ada_api);
+            async move {
+                let (_, payment) = api.get(ada_api, &format!("/v1/payments/{id}")).await;
+                payment["status"].as_str().unwrap_or_default().to_owned()
+            }
+        };
+
+        // Pay: the page goes for Toss's SDK (its host is cut off here: no window opens, and
+        // the page gives the payment up, saying so). The policy let the request go.
+        ada.browser.cdp("Network.enable", json!({})).await;
+        ada.browser
+            .cdp("Network.setBlockedURLs", json!({"urls": ["*tosspayments.com*"]}))
+            .await;
+        ada.browser
+            .script(
+                "window.refused = [];
+                 document.addEventListener('securitypolicyviolation', e => window.refused.push(e.blockedURI));",
+                vec![],
+            )
+            .await;
+        ada.browser.press(EN.buy_credits).await;
+        ada.browser.press(EN.pay).await;
+        until("the page saying Toss's window could not be loaded", WAIT, || async {
+            let said = ada.text_of("buy-error").await;
+            said.contains("Toss’s payment window could not be loaded")
+                .then_some(())
+                .ok_or(said)
+        })
+        .await;
+        let asked = ada
+            .browser
+            .script(
+                "return [...document.scripts].map(s => s.src).filter(s => s.includes('tosspayments'))",
+                vec![],
+            )
+            .await;
+        assert_eq!(asked, json!(["https://js.tosspayments.com/v2/standard"]));
+        let refused = ada.browser.script("return window.refused", vec![]).await;
+        assert_eq!(refused, json!([]), "the CSP refused Toss's SDK");
+        let (_, payments) = api.get(&ada_api, "/v1/payments").await;
+        assert_eq!(payments["items"][0]["status"], "canceled", "{payments}");
+        ada.browser.stroke('\u{E00C}').await;
+
+        // A payment, as the page requests it before going to Toss's window.
+        let requested = |key: &'static str| {
+            let (api, ada_api) = (&api, &ada_api);
+            async move {
+                let (status, payment) = api.request_payment(ada_api, key, "credits-100").await;
+                assert_eq!(status, 201, "{payment}");
+                payment
+            }
+        };
+        let back_from_toss = |query: String| {
+            let browser = &ada.browser;
+            let base = &base;
+            async move {
+                browser.open(&format!("{base}/?{query}")).await;
+            }
+        };
+
+        // A success URL for another amount confirms nothing.
+        let payment = requested("toss-tampered").await;
+        let (id, order) = (payment["id"].as_str().unwrap(), payment["order_id"].as_str().unwrap());
+        back_from_toss(format!(
+            "toss=success&payment={id}&paymentType=NORMAL&paymentKey=tkey_tampered&orderId={order}&amount=1"
+        ))
+        .await;
+        until("the page refusing a changed return URL", WAIT, || async {
+            let said = ada.text_of("status").await;
+            said.contains("another order or amount").then_some(()).ok_or(said)
+        })
+        .await;
+        assert_eq!(payment_status(id.to_owned()).await, "requested");
+        assert!(confirmations.lock().unwrap().is_empty(), "confirmed a changed return");
+
+        // A failure URL: the payment is given up, with Toss's reason shown.
+        let payment = requested("toss-failed").await;
+        let (id, order) = (payment["id"].as_str().unwrap(), payment["order_id"].as_str().unwrap());
+        back_from_toss(format!(
+            "toss=fail&payment={id}&code=PAY_PROCESS_CANCELED&message=The%20buyer%20canceled&orderId={order}"
+        ))
+        .await;
+        until("the page saying why the payment failed", WAIT, || async {
+            let said = ada.text_of("status").await;
+            (said == "The payment was not approved: The buyer canceled")
+                .then_some(())
+                .ok_or(said)
+        })
+        .await;
+        until("the failed payment canceled", WAIT, || async {
+            let status = payment_status(id.to_owned()).await;
+            (status == "canceled").then_some(()).ok_or(status)
+        })
+        .await;
+
+        // The success URL Toss sends: the page confirms with Toss's key, and the credits arrive.
+        let payment = requested("toss-paid").await;
+        let (id, order) = (payment["id"].as_str().unwrap(), payment["order_id"].as_str().unwrap());
+        back_from_toss(format!(
+            "toss=success&payment={id}&paymentType=NORMAL&paymentKey=tkey_paid&orderId={order}&amount=1000"
+        ))
+        .await;
+        until("#balance showing 100 credits", WAIT, || async {
+            let shown = ada.text_of("balance").await;
+            (shown == "100").then_some(()).ok_or(shown)
+        })
+        .await;
+        assert_eq!(payment_status(id.to_owned()).await, "approved");
+        let sent = confirmations.lock().unwrap().clone();
+        assert_eq!(
+            sent,
+            [json!({"paymentKey": "tkey_paid", "orderId": order, "amount": 1000})],
+            "what Toss was asked to confirm"
+        );
+        // The return URL is taken off the address, so a reload repeats nothing.
+        let address = ada.browser.script("return location.href", vec![]).await;
+        assert_eq!(address, json!(format!("{base}/")));
+    })
+    .await;
 }
 
 /// Opens the room called `name` in `who`'s room list, clicking again if the list was redrawn

@@ -4,10 +4,11 @@ import { account } from './account.js';
 import { messageActions } from './actions.js';
 import * as api from './api.js';
 import { composer } from './composer.js';
-import { buyCredits, loadWallet, walletSoon } from './credits.js';
-import { $, announce, el, focus, openDialog, status } from './dom.js';
+import { buyCredits, loadWallet, tossReturn, walletSoon } from './credits.js';
+import { $, el, focus, openDialog, status } from './dom.js';
 import { Groups } from './groups.js';
 import { t, translate } from './i18n.js';
+import { News } from './news.js';
 import { Outbox } from './outbox.js';
 import { Rooms } from './room.js';
 import { Stream } from './stream.js';
@@ -32,6 +33,9 @@ function newSession(me) {
     retryTimer: 0,
     backoff: 500,
     marked: new Map(),
+    /** The newest seq the reader has had on screen, per room (the read marker follows it). */
+    seen: new Map(),
+    news: new News(),
     typingSent: 0,
     stream: null,
     timelines: null,
@@ -124,6 +128,7 @@ api.onSignedOut(() => {
 function leave() {
   if (!session) return;
   session.stream.stop();
+  session.news.clear();
   clearTimeout(session.retryTimer);
   session.timelines.clear();
   session = null;
@@ -147,6 +152,10 @@ async function enter() {
     onRetry: retry,
     onActions: (record) =>
       messageActions({ me: () => me.id, roomId: () => current.openId, reply: (target) => replyTo(target) }, record),
+    onSeen: (roomId, seq) => {
+      if (seq > (current.seen.get(roomId) || 0)) current.seen.set(roomId, seq);
+      markReadSoon();
+    },
   });
   session.groups = new Groups({
     me: () => me,
@@ -195,6 +204,8 @@ async function enter() {
   if (wanted && session.rooms.has(wanted)) openRoom(wanted, { push: false });
   else $('new-direct').focus();
   pump();
+  // Back from Toss's payment window: confirm (or give up) the payment it names.
+  tossReturn(afterPayment);
 }
 
 /** After a fresh (not resumed) stream start: reload what may have been missed. */
@@ -202,9 +213,10 @@ async function refreshAll() {
   await loadInbox().catch(() => {});
   if (!session) return;
   const open = session.openId;
+  // What was missed may be more than a page: the open room starts again from its newest page.
   for (const [roomId, timeline] of session.timelines.timelines) {
     if (roomId !== open) session.timelines.timelines.delete(roomId);
-    else timeline.loaded = false;
+    else timeline.reset();
   }
   if (open) session.timelines.open(open).catch(() => {});
 }
@@ -241,6 +253,22 @@ async function loadInbox() {
   }
   renderList();
   if (session.openId) $('room-title').textContent = displayName(session.rooms.get(session.openId));
+}
+
+let listFrame = 0;
+let listTimer = 0;
+/** Draws the room list once in the next animation frame (a burst of messages is one draw). */
+function renderListSoon() {
+  if (listFrame) return;
+  const run = () => {
+    cancelAnimationFrame(listFrame);
+    clearTimeout(listTimer);
+    listFrame = 0;
+    if (session) renderList();
+  };
+  listFrame = requestAnimationFrame(run);
+  // A hidden page gets no animation frames.
+  listTimer = setTimeout(run, 250);
 }
 
 let inboxTimer = 0;
@@ -332,13 +360,13 @@ function openRoom(roomId, { push = true, focus = true } = {}) {
   $('no-room').hidden = true;
   $('chat').classList.add('room-open');
   $('typing').textContent = '';
+  session.news.clear();
   if (session.replyTo && session.replyTo.room_id !== roomId) replyTo(null);
   $('members-button').hidden = room.kind === 'direct';
   renderList();
   updateCreditAlert();
   session.timelines
     .open(roomId)
-    .then(() => markReadSoon())
     .catch((error) => status(t('error', { detail: problemText(error) })));
   if (room.kind !== 'direct') loadMembers(roomId);
   if (focus) $('message-input').focus();
@@ -348,6 +376,7 @@ function closeRoom({ push = true } = {}) {
   if (!session?.openId) return;
   const roomId = session.openId;
   session.openId = null;
+  session.news.clear();
   session.timelines.close();
   $('room').hidden = true;
   $('no-room').hidden = false;
@@ -409,12 +438,18 @@ $('room').addEventListener('keydown', (event) => {
 });
 
 let readTimer = 0;
+/**
+ * Moves the open room's read marker to the newest message the reader has had on screen (not
+ * the newest there is: someone reading earlier messages has not read the ones below), at most
+ * once per 400 ms however many messages come. A hidden page reads nothing.
+ */
 function markReadSoon() {
-  clearTimeout(readTimer);
+  if (readTimer) return;
   readTimer = setTimeout(async () => {
+    readTimer = 0;
     if (!session?.openId || document.visibilityState !== 'visible') return;
     const roomId = session.openId;
-    const seq = session.timelines.newestSeq(roomId);
+    const seq = session.seen.get(roomId) || 0;
     if (!seq || (session.marked.get(roomId) || 0) >= seq) return;
     session.marked.set(roomId, seq);
     await api.call('POST', `/v1/rooms/${roomId}/read`, { seq }).catch(() => session?.marked.delete(roomId));
@@ -426,6 +461,7 @@ document.addEventListener('visibilitychange', () => {
     room.unread = 0;
     renderList();
   }
+  if (document.visibilityState === 'visible') session?.timelines.seen();
   markReadSoon();
 });
 
@@ -472,17 +508,16 @@ function onFrame(frame) {
     const mine = data.sender_id === session.me.id;
     if (!mine && !open) room.unread = (room.unread || 0) + 1;
     bump(frame.room_id);
-    renderList();
+    renderListSoon();
     if (!mine && added && session.openId === frame.room_id) {
       const who = namesOf(frame.room_id).get(data.sender_id) || t('unknownUser');
-      announce(t('newMessageFrom', { who, text: data.body }));
-      markReadSoon();
+      session.news.add(who, data.body);
     }
     if (session.openId === frame.room_id) $('typing').textContent = '';
   } else if ((frame.type === 'MessageRedacted' || frame.type === 'MessageEdited') && room.last_message?.id === data.message_id) {
     if (frame.type === 'MessageRedacted') room.last_message.redacted = true;
     else room.last_message.body = data.body;
-    renderList();
+    renderListSoon();
   }
 }
 

@@ -28,9 +28,13 @@ self.addEventListener('fetch', (event) => {
   const request = event.request;
   const url = new URL(request.url);
   if (request.method !== 'GET' || url.origin !== self.location.origin) return;
+  // Kept answers are matched by URL alone: the server's answers vary by Origin (CORS) and
+  // encoding, and a module script's request carries an Origin that the worker's own request
+  // (when it kept the file) did not, so a match by Vary found nothing offline.
+  const kept = (key) => caches.match(key, { ignoreVary: true });
   if (url.pathname.startsWith('/assets/')) {
     // Versioned: a cached copy is the right one.
-    event.respondWith(caches.match(request).then((hit) => hit || fetch(request)));
+    event.respondWith(kept(request).then((hit) => hit || fetch(request)));
   } else if (request.mode === 'navigate' && (url.pathname === '/' || url.pathname === '/index.html')) {
     // The page: the network's when it answers (a new version shows at once), else the kept one.
     event.respondWith(
@@ -42,8 +46,10 @@ self.addEventListener('fetch', (event) => {
           }
           return response;
         })
-        .catch(() => caches.match('/')),
+        .catch(() => kept('/')),
     );
+  } else if (url.pathname === '/manifest.webmanifest') {
+    event.respondWith(fetch(request).catch(() => kept('/manifest.webmanifest')));
   }
   // Everything else (the API, /v1/stream, /docs) is not touched.
 });

@@ -14,11 +14,16 @@
 //! - **Security headers** on every answer: a strict Content-Security-Policy (scripts, styles,
 //!   images and connections only from this origin, its WebSocket included; no inline script, no
 //!   eval; no framing), `X-Content-Type-Options: nosniff`, `Referrer-Policy: no-referrer`.
+//! - **The payment window it may open** ([`WebClient`]): with Toss configured the page is given
+//!   Toss's client key (a `<meta>` in `index.html`) and its CSP admits Toss's hosts, for Toss's
+//!   SDK and payment window; otherwise (the sandbox) it admits no other host at all.
 
 use std::collections::HashMap;
 use std::sync::{Mutex, OnceLock};
 
-use axum::extract::Path;
+use std::sync::Arc;
+
+use axum::extract::{Path, State};
 use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
@@ -36,28 +41,92 @@ const SERVICE_WORKER: &str = "sw.js";
 const MANIFEST: &str = "manifest.webmanifest";
 const VERSION_PLACEHOLDER: &str = "__VERSION__";
 const ASSET_LIST_PLACEHOLDER: &str = "__ASSETS__";
+const TOSS_CLIENT_KEY_PLACEHOLDER: &str = "__TOSS_CLIENT_KEY__";
+
+/// Toss's hosts, admitted by the CSP only when Toss is configured: its SDK
+/// (`js.tosspayments.com`), the SDK's calls and the payment window (`*.tosspayments.com`), and
+/// the Toss app's pages the window may go through (`*.toss.im`).
+pub const TOSS_SCRIPT_HOST: &str = "https://js.tosspayments.com";
+const TOSS_HOSTS: &str = "https://*.tosspayments.com https://*.toss.im";
+
+/// How the page is served: which payment window it can open (see the module's documentation).
+#[derive(Debug, Clone, Default)]
+pub struct WebClient {
+    toss_client_key: Option<String>,
+}
+
+impl WebClient {
+    /// A page that pays only without a window (the sandbox): no other host in its CSP.
+    pub fn new() -> WebClient {
+        WebClient::default()
+    }
+
+    /// A page that opens Toss's payment window with `client_key` (Toss's public client key,
+    /// `test_ck_…` or `live_ck_…`; never the secret key).
+    pub fn with_toss(client_key: &str) -> Result<WebClient, String> {
+        let key = client_key.trim();
+        if key.is_empty() || key.len() > 200 {
+            return Err("the Toss client key is empty or too long".into());
+        }
+        if !key
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-')
+        {
+            return Err("the Toss client key holds characters a key never has".into());
+        }
+        if key.contains("_sk_") {
+            return Err(
+                "that is a secret key (…_sk_…): the page gets the client key (…_ck_…)".into(),
+            );
+        }
+        Ok(WebClient {
+            toss_client_key: Some(key.to_owned()),
+        })
+    }
+
+    pub fn toss(&self) -> bool {
+        self.toss_client_key.is_some()
+    }
+
+    /// The page's ETag: the version, and which configuration filled it in.
+    fn etag(&self, version: &str) -> String {
+        match &self.toss_client_key {
+            None => format!("\"{version}\""),
+            Some(key) => {
+                let digest = Sha256::digest(key.as_bytes());
+                let short: String = digest[..4].iter().map(|b| format!("{b:02x}")).collect();
+                format!("\"{version}-toss-{short}\"")
+            }
+        }
+    }
+}
 
 /// The web client's routes: `/`, `/index.html`, `/sw.js`, `/manifest.webmanifest`,
 /// `/assets/<version>/<file>`. Merge it into an app before its fallback.
-pub fn router() -> Router {
+pub fn router(client: WebClient) -> Router {
+    let client = Arc::new(client);
+    type Client = State<Arc<WebClient>>;
     Router::new()
         .route(
             "/",
-            get(|headers: HeaderMap| async move { page(&headers, INDEX) }),
+            get(|State(c): Client, headers: HeaderMap| async move { page(&c, &headers, INDEX) }),
         )
         .route(
             "/index.html",
-            get(|headers: HeaderMap| async move { page(&headers, INDEX) }),
+            get(|State(c): Client, headers: HeaderMap| async move { page(&c, &headers, INDEX) }),
         )
         .route(
             "/sw.js",
-            get(|headers: HeaderMap| async move { page(&headers, SERVICE_WORKER) }),
+            get(|State(c): Client, headers: HeaderMap| async move {
+                page(&c, &headers, SERVICE_WORKER)
+            }),
         )
         .route(
             "/manifest.webmanifest",
-            get(|headers: HeaderMap| async move { page(&headers, MANIFEST) }),
+            get(|State(c): Client, headers: HeaderMap| async move { page(&c, &headers, MANIFEST) }),
         )
         .route("/assets/{version}/{*file}", get(asset))
+        .with_state(client)
 }
 
 /// The digest of every embedded file: changes whenever any file does.
@@ -96,12 +165,12 @@ fn asset_urls(version: &str) -> Vec<String> {
 }
 
 /// A page-level file: its placeholders filled, `no-cache` with an ETag of the version.
-fn page(headers: &HeaderMap, name: &str) -> Response {
+fn page(client: &WebClient, headers: &HeaderMap, name: &str) -> Response {
     let Some(file) = Assets::get(name) else {
-        return not_found(headers);
+        return not_found(client, headers);
     };
     let version = version();
-    let etag = format!("\"{version}\"");
+    let etag = client.etag(&version);
     if headers
         .get(header::IF_NONE_MATCH)
         .and_then(|v| v.to_str().ok())
@@ -111,7 +180,7 @@ fn page(headers: &HeaderMap, name: &str) -> Response {
         response
             .headers_mut()
             .insert(header::ETAG, header_value(&etag));
-        secure(&mut response, headers);
+        secure(&mut response, client, headers);
         return response;
     }
     let text = String::from_utf8_lossy(&file.data)
@@ -126,8 +195,13 @@ fn page(headers: &HeaderMap, name: &str) -> Response {
                     .collect::<Vec<_>>()
                     .join(",")
             ),
+        )
+        // Checked by `WebClient::with_toss` to hold nothing HTML would read as markup.
+        .replace(
+            TOSS_CLIENT_KEY_PLACEHOLDER,
+            client.toss_client_key.as_deref().unwrap_or_default(),
         );
-    let mut response = body(headers, name, text.into_bytes(), None);
+    let mut response = body(client, headers, name, text.into_bytes(), None);
     let h = response.headers_mut();
     h.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-cache"));
     h.insert(header::ETAG, header_value(&etag));
@@ -138,16 +212,26 @@ fn page(headers: &HeaderMap, name: &str) -> Response {
     response
 }
 
-async fn asset(Path((requested, file)): Path<(String, String)>, headers: HeaderMap) -> Response {
+async fn asset(
+    State(client): State<Arc<WebClient>>,
+    Path((requested, file)): Path<(String, String)>,
+    headers: HeaderMap,
+) -> Response {
     if [INDEX, SERVICE_WORKER, MANIFEST].contains(&file.as_str()) {
-        return not_found(&headers);
+        return not_found(&client, &headers);
     }
     let Some(embedded) = Assets::get(&file) else {
-        return not_found(&headers);
+        return not_found(&client, &headers);
     };
     let current = requested == version();
     let cache_key = current.then_some(file.as_str());
-    let mut response = body(&headers, &file, embedded.data.into_owned(), cache_key);
+    let mut response = body(
+        &client,
+        &headers,
+        &file,
+        embedded.data.into_owned(),
+        cache_key,
+    );
     // An old version's URL gets today's file, but must not be kept as if it were the old one.
     let cache = if current {
         "public, max-age=31536000, immutable"
@@ -162,7 +246,13 @@ async fn asset(Path((requested, file)): Path<(String, String)>, headers: HeaderM
 
 /// The file's bytes with its content type, gzip-compressed when the browser takes it and it is
 /// text; `cache_key` names a file whose compressed form may be kept (release builds).
-fn body(headers: &HeaderMap, name: &str, bytes: Vec<u8>, cache_key: Option<&str>) -> Response {
+fn body(
+    client: &WebClient,
+    headers: &HeaderMap,
+    name: &str,
+    bytes: Vec<u8>,
+    cache_key: Option<&str>,
+) -> Response {
     let content_type = content_type(name);
     let gzip = content_type.starts_with("text/")
         || content_type.starts_with("application/")
@@ -192,7 +282,7 @@ fn body(headers: &HeaderMap, name: &str, bytes: Vec<u8>, cache_key: Option<&str>
     if encoded {
         h.insert(header::CONTENT_ENCODING, HeaderValue::from_static("gzip"));
     }
-    secure(&mut response, headers);
+    secure(&mut response, client, headers);
     response
 }
 
@@ -238,9 +328,9 @@ fn content_type(name: &str) -> &'static str {
     }
 }
 
-fn not_found(headers: &HeaderMap) -> Response {
+fn not_found(client: &WebClient, headers: &HeaderMap) -> Response {
     let mut response = (StatusCode::NOT_FOUND, "not found").into_response();
-    secure(&mut response, headers);
+    secure(&mut response, client, headers);
     response
 }
 
@@ -250,7 +340,9 @@ fn header_value(text: &str) -> HeaderValue {
 
 /// The Content-Security-Policy of the client's pages. The WebSocket is named with the page's
 /// own host (a browser may not count `ws:` as `'self'`), when the Host header is a plain host.
-pub fn content_security_policy(host: Option<&str>) -> String {
+/// With `toss`, Toss's SDK may load from its host, call and frame Toss's hosts, and a form may
+/// go to them (the payment window); nothing else from another host, and still no inline script.
+pub fn content_security_policy(host: Option<&str>, toss: bool) -> String {
     let sockets = host
         .filter(|host| {
             !host.is_empty()
@@ -261,19 +353,29 @@ pub fn content_security_policy(host: Option<&str>) -> String {
         })
         .map(|host| format!(" ws://{host} wss://{host}"))
         .unwrap_or_default();
+    let (scripts, hosts, frames) = if toss {
+        (
+            format!(" {TOSS_SCRIPT_HOST}"),
+            format!(" {TOSS_HOSTS}"),
+            format!(" frame-src {TOSS_HOSTS};"),
+        )
+    } else {
+        Default::default()
+    };
     format!(
-        "default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self' data:; \
-         font-src 'self'; connect-src 'self'{sockets}; manifest-src 'self'; worker-src 'self'; \
-         base-uri 'none'; form-action 'self'; frame-ancestors 'none'"
+        "default-src 'none'; script-src 'self'{scripts}; style-src 'self'; \
+         img-src 'self' data:{hosts}; font-src 'self'; connect-src 'self'{sockets}{hosts};{frames} \
+         manifest-src 'self'; worker-src 'self'; base-uri 'none'; form-action 'self'{hosts}; \
+         frame-ancestors 'none'"
     )
 }
 
-fn secure(response: &mut Response, request: &HeaderMap) {
+fn secure(response: &mut Response, client: &WebClient, request: &HeaderMap) {
     let host = request.get(header::HOST).and_then(|v| v.to_str().ok());
     let h = response.headers_mut();
     h.insert(
         header::CONTENT_SECURITY_POLICY,
-        header_value(&content_security_policy(host)),
+        header_value(&content_security_policy(host, client.toss())),
     );
     h.insert(
         header::X_CONTENT_TYPE_OPTIONS,
@@ -298,11 +400,15 @@ mod tests {
     use tower::ServiceExt;
 
     async fn get(uri: &str, headers: &[(&str, &str)]) -> Response {
+        get_from(WebClient::new(), uri, headers).await
+    }
+
+    async fn get_from(client: WebClient, uri: &str, headers: &[(&str, &str)]) -> Response {
         let mut request = Request::get(uri).header("host", "127.0.0.1:8080");
         for (name, value) in headers {
             request = request.header(*name, *value);
         }
-        router()
+        router(client)
             .oneshot(request.body(Body::empty()).unwrap())
             .await
             .unwrap()
@@ -410,7 +516,91 @@ mod tests {
 
     #[test]
     fn a_strange_host_is_left_out_of_the_policy() {
-        let csp = content_security_policy(Some("evil.com; script-src *"));
+        let csp = content_security_policy(Some("evil.com; script-src *"), false);
         assert!(!csp.contains("evil"), "{csp}");
+    }
+
+    /// The directives of a policy, by name.
+    fn directives(csp: &str) -> HashMap<String, Vec<String>> {
+        csp.split(';')
+            .filter_map(|d| {
+                let mut words = d.split_whitespace();
+                let name = words.next()?.to_owned();
+                Some((name, words.map(str::to_owned).collect()))
+            })
+            .collect()
+    }
+
+    #[tokio::test]
+    async fn only_a_page_configured_for_toss_admits_tosss_hosts() {
+        let sandbox = get("/", &[]).await;
+        let csp = sandbox.headers()["content-security-policy"]
+            .to_str()
+            .unwrap()
+            .to_owned();
+        assert!(!csp.contains("toss"), "{csp}");
+        assert!(!csp.contains("https:"), "no other host at all: {csp}");
+        let html = text(sandbox).await;
+        assert!(
+            html.contains(r#"<meta name="msa-toss-client-key" content="">"#),
+            "{html}"
+        );
+
+        let toss = WebClient::with_toss("test_ck_D5GePWvyJnrK0W0k6q8gLzN97Eoq").unwrap();
+        let page = get_from(toss.clone(), "/", &[]).await;
+        let csp = page.headers()["content-security-policy"]
+            .to_str()
+            .unwrap()
+            .to_owned();
+        let d = directives(&csp);
+        assert_eq!(d["script-src"], ["'self'", TOSS_SCRIPT_HOST], "{csp}");
+        for name in ["connect-src", "frame-src", "form-action"] {
+            assert!(
+                d[name].contains(&"https://*.tosspayments.com".to_owned()),
+                "{name}: {csp}"
+            );
+        }
+        assert_eq!(d["default-src"], ["'none'"]);
+        assert_eq!(d["frame-ancestors"], ["'none'"]);
+        assert_eq!(d["style-src"], ["'self'"], "{csp}");
+        assert!(!csp.contains("unsafe"), "{csp}");
+        assert!(
+            d["connect-src"].contains(&"ws://127.0.0.1:8080".to_owned()),
+            "{csp}"
+        );
+        let etag = page.headers()["etag"].to_str().unwrap().to_owned();
+        assert_ne!(
+            etag,
+            format!("\"{}\"", version()),
+            "another page, another tag"
+        );
+        let html = text(page).await;
+        assert!(
+            html.contains(
+                r#"<meta name="msa-toss-client-key" content="test_ck_D5GePWvyJnrK0W0k6q8gLzN97Eoq">"#
+            ),
+            "{html}"
+        );
+        // Every answer carries the page's policy, assets too.
+        let asset = get_from(toss, &format!("/assets/{}/app.js", version()), &[]).await;
+        assert!(asset.headers()["content-security-policy"]
+            .to_str()
+            .unwrap()
+            .contains(TOSS_SCRIPT_HOST));
+    }
+
+    #[test]
+    fn a_toss_client_key_is_checked() {
+        assert!(WebClient::with_toss("live_ck_abc-DEF_123").is_ok());
+        for bad in [
+            "",
+            "   ",
+            "a\"><script>",
+            "test_ck_x y",
+            "test_sk_secret",
+            &"k".repeat(201),
+        ] {
+            assert!(WebClient::with_toss(bad).is_err(), "{bad:?}");
+        }
     }
 }
