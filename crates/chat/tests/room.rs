@@ -107,7 +107,7 @@ fn nobody_moderates_themself_so_a_room_never_loses_its_last_owner() {
 #[test]
 fn each_event_takes_the_next_seq_and_a_message_id_names_its_room_and_seq() {
     let room_id = user(50);
-    let message_id = MessageId::new(room_id, 2);
+    let message_id = MessageId::of(room_id, 2);
     given::<Room>([created()])
         .when(RoomCommand::Post {
             room_id,

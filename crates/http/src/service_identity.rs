@@ -147,9 +147,10 @@ impl From<ServiceTokenError> for Problem {
     }
 }
 
-/// One trusted caller: its name and its keys, fetched from its base URL.
+/// One trusted caller: its name and its keys, fetched from its instances' base URLs (each
+/// instance makes its own key at start).
 struct TrustedCaller {
-    url: String,
+    urls: Vec<String>,
     keys: RwLock<HashMap<String, DecodingKey>>,
     fetched_at: tokio::sync::Mutex<Option<Instant>>,
 }
@@ -169,7 +170,8 @@ pub struct TrustedServices {
 const VERIFIED_TOKENS: usize = 64;
 
 impl TrustedServices {
-    /// `callers`: (service name, base URL) pairs.
+    /// `callers`: (service name, base URL) pairs; a caller running as several instances gives
+    /// their URLs comma-separated.
     pub fn new(audience: &str, callers: &[(&str, &str)], client: reqwest::Client) -> Self {
         Self {
             audience: audience.to_owned(),
@@ -177,7 +179,12 @@ impl TrustedServices {
                 .iter()
                 .map(|(name, url)| {
                     let caller = TrustedCaller {
-                        url: format!("{}{SERVICE_JWKS_PATH}", url.trim_end_matches('/')),
+                        urls: url
+                            .split(',')
+                            .map(str::trim)
+                            .filter(|url| !url.is_empty())
+                            .map(|url| format!("{}{SERVICE_JWKS_PATH}", url.trim_end_matches('/')))
+                            .collect(),
                         keys: RwLock::default(),
                         fetched_at: tokio::sync::Mutex::new(None),
                     };
@@ -279,31 +286,42 @@ impl TrustedCaller {
             return;
         }
         *fetched_at = Some(Instant::now());
-        let fetched = async {
-            client
-                .get(&self.url)
-                .send()
-                .await?
-                .error_for_status()?
-                .json::<Jwks>()
-                .await
-        };
-        match fetched.await {
-            Ok(jwks) => {
-                let keys = jwks
-                    .keys
-                    .iter()
-                    .filter(|k| k.kty == "OKP" && k.crv == "Ed25519")
-                    .filter_map(|k| {
-                        Some((k.kid.clone(), DecodingKey::from_ed_components(&k.x).ok()?))
-                    })
-                    .collect();
-                *self.keys.write().unwrap_or_else(|p| p.into_inner()) = keys;
-            }
-            Err(error) => {
-                tracing::warn!(url = %self.url, error = %error.without_url(), "cannot fetch a calling service's keys")
+        // Every instance's keys; an instance that does not answer keeps the keys it had.
+        let mut keys = self.keys.read().unwrap_or_else(|p| p.into_inner()).clone();
+        let mut all_answered = true;
+        let mut fetched_keys = HashMap::new();
+        for url in &self.urls {
+            let fetched = async {
+                client
+                    .get(url)
+                    .send()
+                    .await?
+                    .error_for_status()?
+                    .json::<Jwks>()
+                    .await
+            };
+            match fetched.await {
+                Ok(jwks) => fetched_keys.extend(
+                    jwks.keys
+                        .iter()
+                        .filter(|k| k.kty == "OKP" && k.crv == "Ed25519")
+                        .filter_map(|k| {
+                            Some((k.kid.clone(), DecodingKey::from_ed_components(&k.x).ok()?))
+                        }),
+                ),
+                Err(error) => {
+                    all_answered = false;
+                    tracing::warn!(%url, error = %error.without_url(), "cannot fetch a calling service's keys")
+                }
             }
         }
+        if all_answered {
+            // Keys of instances gone since are dropped once every instance has answered.
+            keys = fetched_keys;
+        } else {
+            keys.extend(fetched_keys);
+        }
+        *self.keys.write().unwrap_or_else(|p| p.into_inner()) = keys;
     }
 }
 
@@ -392,5 +410,27 @@ mod tests {
             Err(ServiceTokenError::NotAService)
         );
         assert!(chat.verify("not-a-token").await.is_err());
+    }
+
+    /// user-chat as two instances: each makes its own key, and chat, given both URLs, takes
+    /// the tokens of either.
+    #[tokio::test]
+    async fn every_instance_of_a_trusted_service_is_taken() {
+        let (one, two) = (
+            Arc::new(ServiceIdentity::generate("user-chat").unwrap()),
+            Arc::new(ServiceIdentity::generate("user-chat").unwrap()),
+        );
+        let urls = format!("{}, {}", publish(&one).await, publish(&two).await);
+        let chat = TrustedServices::new("chat", &[("user-chat", &urls)], reqwest::Client::new());
+        assert_eq!(
+            chat.verify(&one.token_for("chat")).await.unwrap(),
+            "user-chat"
+        );
+        assert_eq!(
+            chat.verify(&two.token_for("chat")).await.unwrap(),
+            "user-chat"
+        );
+        let impostor = ServiceIdentity::generate("user-chat").unwrap();
+        assert!(chat.verify(&impostor.token_for("chat")).await.is_err());
     }
 }

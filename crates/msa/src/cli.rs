@@ -146,7 +146,8 @@ pub struct ServiceUrls {
     pub payment: Option<String>,
 
     /// The user-chat service's base URL: chat and payment take `/internal` calls only from it,
-    /// checked with the keys it publishes there (`/.well-known/service-jwks.json`).
+    /// checked with the keys it publishes there (`/.well-known/service-jwks.json`). Several
+    /// user-chat instances: every instance's URL, comma-separated (each has its own key).
     #[arg(long = "user-chat", env = "MSA_USER_CHAT_URL")]
     pub user_chat: Option<String>,
 

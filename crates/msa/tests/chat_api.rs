@@ -402,7 +402,7 @@ async fn rooms_members_and_messages(api: &Api) {
     let first_in_other_room = other["id"].as_str().unwrap().to_owned();
     // (Named in a reply: a reply costs no edit budget.)
     let room_uuid: uuid::Uuid = room_id.parse().unwrap();
-    let forged = |seq| msa_chat::domain::MessageId::new(room_uuid, seq).to_string();
+    let forged = |seq| msa_chat::domain::MessageId::of(room_uuid, seq).to_string();
     for (n, stray) in [first_in_other_room, forged(1), forged(1_000_000)]
         .into_iter()
         .enumerate()

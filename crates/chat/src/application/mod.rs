@@ -297,7 +297,7 @@ impl ChatService {
                 key,
                 |state, _| {
                     serde_json::to_value(PostedMessage {
-                        id: MessageId::new(room_id, state.last_seq),
+                        id: MessageId::of(room_id, state.last_seq),
                         room_id,
                         seq: state.last_seq,
                         sender_id,

@@ -17,7 +17,7 @@ pub struct MessageId;
 
 impl MessageId {
     /// The id of the message posted in `room_id` with `seq`.
-    pub fn new(room_id: Uuid, seq: u64) -> Uuid {
+    pub fn of(room_id: Uuid, seq: u64) -> Uuid {
         let seq = seq & MAX_SEQ;
         let mut bytes = [0u8; 16];
         bytes[..6].copy_from_slice(&(seq >> 12).to_be_bytes()[2..]);
@@ -59,14 +59,14 @@ mod tests {
     fn an_id_names_its_room_and_seq() {
         let room = Uuid::now_v7();
         for seq in [1, 2, 255, 256, 4_095, 4_096, 1 << 40, MAX_SEQ] {
-            let id = MessageId::new(room, seq);
+            let id = MessageId::of(room, seq);
             assert_eq!(id.get_version_num(), 8);
             assert_eq!(id.get_variant(), uuid::Variant::RFC4122);
             assert_eq!(MessageId::seq_in(room, id), Some(seq), "{seq}");
             assert_eq!(MessageId::seq_in(Uuid::now_v7(), id), None);
         }
         assert_eq!(MessageId::seq_in(room, Uuid::now_v7()), None);
-        assert!(MessageId::new(room, 9) < MessageId::new(room, 10));
-        assert!(MessageId::new(room, 255) < MessageId::new(room, 4_096));
+        assert!(MessageId::of(room, 9) < MessageId::of(room, 10));
+        assert!(MessageId::of(room, 255) < MessageId::of(room, 4_096));
     }
 }

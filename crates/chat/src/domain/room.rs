@@ -625,7 +625,7 @@ impl Aggregate for Room {
                 self.member_role(*sender_id)?;
                 RoomEvent::MessagePosted {
                     seq,
-                    message_id: MessageId::new(*room_id, seq),
+                    message_id: MessageId::of(*room_id, seq),
                     sender_id: *sender_id,
                     body: body.clone(),
                     reply_to: *reply_to,
