@@ -628,6 +628,14 @@ async function deliver(current, item) {
     if (error.status === 0 || error.status === 401 || error.status === 408 || error.status === 429 || error.status >= 500) {
       return 'later';
     }
+    if (error.status === 409 && error.problem?.type?.endsWith('spend-refunded')) {
+      // While this page could not reach the server, the server gave this send up (nothing was
+      // posted, the credit came back): it goes again as a new send, under a new txn_id.
+      const txnId = api.uuid();
+      current.outbox.update(item.txn_id, { txn_id: txnId });
+      current.timelines.rekeyed(item.room_id, item.txn_id, txnId);
+      return 'again';
+    }
     const reason = error.status === 402 ? 'out-of-credits' : error.problem?.type || `http-${error.status}`;
     current.outbox.update(item.txn_id, { state: 'failed', reason });
     current.timelines.marked(item.room_id, item.txn_id, 'failed', reason);

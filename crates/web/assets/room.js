@@ -486,6 +486,17 @@ export class Rooms {
     if (this.openId === roomId) this.renderSoon();
   }
 
+  /** A send that goes again under a new txn_id: its echo follows it (one element still). */
+  rekeyed(roomId, oldTxn, newTxn) {
+    const timeline = this.timeline(roomId);
+    const record = timeline.byTxn.get(oldTxn);
+    if (!record) return;
+    timeline.byTxn.delete(oldTxn);
+    record.txn_id = newTxn;
+    timeline.byTxn.set(newTxn, record);
+    if (this.openId === roomId) this.renderSoon();
+  }
+
   /** A send's new state (pending again, or failed with a reason). */
   marked(roomId, txnId, state, reason) {
     const timeline = this.timeline(roomId);
