@@ -237,6 +237,8 @@ pub struct Caller {
     /// The access token itself, for calls made on the caller's behalf (user-chat relays it to
     /// the services it calls, which check it again).
     pub token: String,
+    /// When the token was issued (Unix ms).
+    pub issued_at_ms: i64,
 }
 
 /// The token of an `Authorization: Bearer <token>` header (either spelling of the scheme),
@@ -269,6 +271,7 @@ where
             .await?;
         Ok(Caller {
             user_id: claims.sub,
+            issued_at_ms: claims.issued_at_ms(),
             roles: claims.roles,
             token: token.trim().to_owned(),
         })

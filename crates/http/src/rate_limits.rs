@@ -39,6 +39,7 @@ pub struct RateLimits {
 pub fn hashes_a_password(method: &Method, path: &str) -> bool {
     method == Method::POST && (path == "/v1/users" || path == "/v1/auth/token")
         || method == Method::PUT && path == "/v1/users/me/password"
+        || method == Method::DELETE && path == "/v1/users/me"
 }
 
 impl RateLimits {

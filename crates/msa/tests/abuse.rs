@@ -298,6 +298,42 @@ async fn the_stream_bounds_frames_and_sockets(api: &Api) {
     }
 }
 
+/// Bodies over the limit are 413, and a NUL in a search is a 422, never a 500.
+async fn malformed_input_is_refused_with_the_right_problem(api: &Api) {
+    let who = api.person("Fuzzer").await;
+    let huge = json!({"nickname": "x".repeat(3 * 1024 * 1024)});
+    // Its own connection: the server answers before reading the whole body, then closes it.
+    let request = reqwest::Client::new()
+        .patch(format!("{}/v1/users/me", api.server.base))
+        .bearer_auth(&who.token)
+        .json(&huge);
+    let (status, problem) = api.answer(request).await;
+    assert_eq!(status, 413, "{problem}");
+    // Also where the body is read raw (a provider's webhook): a problem, not plain text.
+    let request = reqwest::Client::new()
+        .post(format!("{}/v1/payments/webhooks/sandbox", api.server.base))
+        .header("content-type", "application/json")
+        .body(vec![b' '; 3 * 1024 * 1024]);
+    let (status, problem) = api.answer(request).await;
+    assert_eq!(status, 413, "{problem}");
+    let (status, problem) = api.get(&who, "/v1/search/messages?q=a%00b").await;
+    assert_eq!(status, 422, "{problem}");
+    // A huge search (10,000 characters, half Korean: 50 KB escaped, under the 64 KB a URI may
+    // hold) and one of query syntax and LIKE wildcards only: refused or answered, never a 500.
+    let huge = "엔".repeat(5_000) + &"x".repeat(5_000);
+    let path = format!("/v1/search/messages?q={}", urlencode(&huge));
+    let (status, problem) = api.get(&who, &path).await;
+    assert_eq!(
+        (status, problem["errors"][0]["field"].as_str()),
+        (422, Some("q")),
+        "{problem}"
+    );
+    let syntax = r#"" * OR NEAR( % _ \\ ^ : AND NOT {a b} col:x"#;
+    let path = format!("/v1/search/messages?q={}", urlencode(syntax));
+    let (status, problem) = api.get(&who, &path).await;
+    assert_eq!((status, &problem["items"]), (200, &json!([])), "{problem}");
+}
+
 /// A body that names a key twice would mean one thing to a reader keeping the first and another
 /// to one keeping the last: refused, naming the key, wherever it is parsed.
 async fn a_body_naming_a_key_twice_is_refused(api: &Api) {
@@ -373,42 +409,6 @@ async fn a_trickled_request_is_cut_off(base: &str) {
     assert!(started.elapsed() >= std::time::Duration::from_millis(900), "cut off too early");
     let healthy = reqwest::get(format!("{base}/healthz")).await.unwrap();
     assert_eq!(healthy.status(), 200);
-}
-
-/// Bodies over the limit are 413, and a NUL in a search is a 422, never a 500.
-async fn malformed_input_is_refused_with_the_right_problem(api: &Api) {
-    let who = api.person("Fuzzer").await;
-    let huge = json!({"nickname": "x".repeat(3 * 1024 * 1024)});
-    // Its own connection: the server answers before reading the whole body, then closes it.
-    let request = reqwest::Client::new()
-        .patch(format!("{}/v1/users/me", api.server.base))
-        .bearer_auth(&who.token)
-        .json(&huge);
-    let (status, problem) = api.answer(request).await;
-    assert_eq!(status, 413, "{problem}");
-    // Also where the body is read raw (a provider's webhook): a problem, not plain text.
-    let request = reqwest::Client::new()
-        .post(format!("{}/v1/payments/webhooks/sandbox", api.server.base))
-        .header("content-type", "application/json")
-        .body(vec![b' '; 3 * 1024 * 1024]);
-    let (status, problem) = api.answer(request).await;
-    assert_eq!(status, 413, "{problem}");
-    let (status, problem) = api.get(&who, "/v1/search/messages?q=a%00b").await;
-    assert_eq!(status, 422, "{problem}");
-    // A huge search (10,000 characters, half Korean: 50 KB escaped, under the 64 KB a URI may
-    // hold) and one of query syntax and LIKE wildcards only: refused or answered, never a 500.
-    let huge = "엔".repeat(5_000) + &"x".repeat(5_000);
-    let path = format!("/v1/search/messages?q={}", urlencode(&huge));
-    let (status, problem) = api.get(&who, &path).await;
-    assert_eq!(
-        (status, problem["errors"][0]["field"].as_str()),
-        (422, Some("q")),
-        "{problem}"
-    );
-    let syntax = r#"" * OR NEAR( % _ \\ ^ : AND NOT {a b} col:x"#;
-    let path = format!("/v1/search/messages?q={}", urlencode(syntax));
-    let (status, problem) = api.get(&who, &path).await;
-    assert_eq!((status, &problem["items"]), (200, &json!([])), "{problem}");
 }
 
 /// Percent-encodes every byte of `text` but ASCII letters and digits.
@@ -681,7 +681,7 @@ async fn an_erased_accounts_export_is_refused(api: &Api, prefix: &str) {
     let (status, export) = api.get(&gone, "/v1/users/me/export").await;
     assert_eq!(status, 200, "{export}");
     let (status, _) = api
-        .call(reqwest::Method::DELETE, "/v1/users/me", &gone.token, None)
+        .call(reqwest::Method::DELETE, "/v1/users/me", &gone.token, Some(json!({"password": "correct horse battery"})))
         .await;
     assert_eq!(status, 204);
     common::api::eventually(|| async {

@@ -636,7 +636,8 @@ async fn only_the_operator_makes_admins_and_an_address_does_not_carry_the_role()
         .send(
             api.client
                 .delete(api.url("/v1/users/me"))
-                .bearer_auth(&admin_token),
+                .bearer_auth(&admin_token)
+                .json(&json!({"password": "correct horse battery"})),
         )
         .await;
     assert_eq!(erased.status, 204);
@@ -830,11 +831,33 @@ async fn erasure_shreds_personal_data_and_export_shows_it_all_before(api: Api, s
     .await;
 
     // Erasure.
+    // A token alone does not delete an account: the password confirms it.
+    for (body, problem) in [
+        (json!({}), "required: the account's password confirms its deletion"),
+        (json!({"password": "not it"}), "does not match"),
+    ] {
+        let refused = api
+            .send(
+                api.client
+                    .delete(api.url("/v1/users/me"))
+                    .bearer_auth(&token)
+                    .json(&body),
+            )
+            .await;
+        assert_eq!(
+            (refused.status, refused.body["errors"][0]["field"].as_str()),
+            (422, Some("password")),
+            "{}",
+            refused.body
+        );
+        assert_eq!(refused.body["errors"][0]["message"], problem);
+    }
     let erased = api
         .send(
             api.client
                 .delete(api.url("/v1/users/me"))
-                .bearer_auth(&token),
+                .bearer_auth(&token)
+                .json(&json!({"password": "correct horse battery"})),
         )
         .await;
     assert_eq!(erased.status, 204);

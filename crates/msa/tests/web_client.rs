@@ -1576,6 +1576,7 @@ async fn an_erased_peer_shows_as_a_deleted_account_not_the_next_holder_of_the_na
         let erased = client
             .delete(format!("{}/v1/users/me", server.base))
             .bearer_auth(tokens["access_token"].as_str().unwrap())
+            .json(&serde_json::json!({"password": PASSWORD}))
             .send()
             .await
             .unwrap();

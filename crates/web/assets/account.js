@@ -61,11 +61,15 @@ export function account(ctx) {
     $('delete-account').addEventListener('click', async () => {
       if (!$('confirm-delete').checked) return;
       try {
-        await api.call('DELETE', '/v1/users/me');
+        // The password confirms it (an account made with Kakao has none: it is left out).
+        const password = $('delete-password').value;
+        await api.call('DELETE', '/v1/users/me', password ? { password } : {});
+        $('delete-password').value = '';
         dialog.close();
         ctx.deleted();
       } catch (failure) {
-        say(failure.message);
+        const fields = failure.problem?.errors;
+        say(fields?.length ? fields.map((f) => f.message).join('; ') : failure.message);
       }
     });
   };

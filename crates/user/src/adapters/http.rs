@@ -19,7 +19,7 @@ use crate::adapters::tokens::TokenPair;
 use crate::adapters::web_session;
 use crate::application::KakaoOutcome;
 use crate::application::ProfileView;
-use crate::application::{ProfileChange, UserService, UserServiceError};
+use crate::application::{ErasureConfirmation, ProfileChange, UserService, UserServiceError};
 use crate::domain::{AvatarUrl, Bio, Email, Invalid, Nickname, Password};
 use msa_http::auth::Jwks;
 
@@ -108,6 +108,7 @@ impl From<UserServiceError> for Problem {
             }
             UserServiceError::NotFound => Problem::not_found(error.to_string()),
             UserServiceError::Busy => Problem::unavailable(error.to_string(), 1),
+            UserServiceError::StaleLogIn(_) => Problem::forbidden(error.to_string()),
             UserServiceError::Store(error) => Problem::internal(&error),
         }
     }
@@ -342,10 +343,30 @@ async fn log_out(
     }
 }
 
-#[utoipa::path(delete, path = "/v1/users/me", tag = "users", security(("bearer" = [])),
-    responses((status = 204, description = "Deactivated; personal data erased (crypto-shredded)"), (status = 401, body = Problem)))]
-async fn erase(State(api): State<UserApi>, caller: Caller) -> Result<impl IntoResponse, Problem> {
-    api.service.erase(caller.user_id).await?;
+/// What confirms an account's deletion.
+#[derive(Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+struct ErasureRequest {
+    /// The account's password (an account made with Kakao has none: it deletes within
+    /// minutes of a log-in instead).
+    password: Option<String>,
+}
+
+#[utoipa::path(delete, path = "/v1/users/me", tag = "users", security(("bearer" = [])), request_body = ErasureRequest,
+    description = "Deletes my account: deactivated at once, personal data erased (crypto-shredded). Confirmed with the password, so a token alone (a stolen one) cannot do it; an account without a password (Kakao) within 10 minutes of a log-in.",
+    responses((status = 204, description = "Deactivated; personal data erased"), (status = 401, body = Problem),
+        (status = 403, description = "An account without a password, logged in too long ago", body = Problem),
+        (status = 422, description = "The password is missing or does not match", body = Problem)))]
+async fn erase(
+    State(api): State<UserApi>,
+    caller: Caller,
+    StrictJson(request): StrictJson<ErasureRequest>,
+) -> Result<impl IntoResponse, Problem> {
+    let confirmation = ErasureConfirmation {
+        password: request.password,
+        token_issued_at_ms: caller.issued_at_ms,
+    };
+    api.service.erase(caller.user_id, confirmation).await?;
     Ok(StatusCode::NO_CONTENT)
 }
 

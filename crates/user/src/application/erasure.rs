@@ -22,12 +22,56 @@ pub struct Export {
     pub sessions: Vec<Value>,
 }
 
+/// How a person confirms deleting their account, so that an access token alone (a stolen
+/// one) cannot: their password, or for an account without one (made with Kakao) a log-in
+/// within [`FRESH_LOG_IN_MINUTES`].
+#[derive(Debug)]
+pub struct ErasureConfirmation {
+    pub password: Option<String>,
+    /// When the access token used was issued (Unix ms).
+    pub token_issued_at_ms: i64,
+}
+
+/// How recent a log-in deletes an account without a password.
+pub const FRESH_LOG_IN_MINUTES: i64 = 10;
+
 impl UserService {
     /// Deactivates the account and erases its personal data: the events stay, but the key that
     /// opens their personal fields is destroyed. The email becomes free again at once, the
     /// nickname (and its look) after the nickname hold (`--nickname-hold`): whoever knew this
     /// person by it must not meet a stranger under it the next day.
-    pub async fn erase(&self, user_id: Uuid) -> Result<(), UserServiceError> {
+    pub async fn erase(
+        &self,
+        user_id: Uuid,
+        confirmation: ErasureConfirmation,
+    ) -> Result<(), UserServiceError> {
+        let user = self.active_user(user_id).await?;
+        match (&user.password_hash, &confirmation.password) {
+            (Some(_), None) => {
+                return Err(UserServiceError::Invalid(vec![msa_http::FieldError::new(
+                    "password",
+                    "required: the account's password confirms its deletion",
+                )]))
+            }
+            (Some(_), Some(password)) => {
+                if !self
+                    .passwords
+                    .verify(password, user.password_hash.as_deref())
+                    .await
+                {
+                    return Err(UserServiceError::Invalid(vec![msa_http::FieldError::new(
+                        "password",
+                        "does not match",
+                    )]));
+                }
+            }
+            (None, _) => {
+                let age_ms = Utc::now().timestamp_millis() - confirmation.token_issued_at_ms;
+                if age_ms > FRESH_LOG_IN_MINUTES * 60_000 {
+                    return Err(UserServiceError::StaleLogIn(FRESH_LOG_IN_MINUTES));
+                }
+            }
+        }
         self.erase_account(user_id, true).await
     }
 

@@ -24,7 +24,7 @@ use crate::adapters::tokens::Tokens;
 use crate::domain::{Claim, User};
 use profile::PublicProfiles;
 
-pub use erasure::Export;
+pub use erasure::{ErasureConfirmation, Export, FRESH_LOG_IN_MINUTES};
 pub use kakao::KakaoOutcome;
 pub use profile::{ProfileChange, ProfileView};
 pub use register::Registration;
@@ -53,6 +53,9 @@ pub enum UserServiceError {
     Deactivated,
     #[error("the account is busy; try again")]
     Busy,
+    /// Deleting an account without a password (made with Kakao) needs a log-in moments ago.
+    #[error("log in again, then delete the account within {0} minutes of logging in")]
+    StaleLogIn(i64),
     #[error("Kakao login is not configured on this server")]
     KakaoNotConfigured,
     #[error("this Kakao account is linked to another user")]
