@@ -268,7 +268,7 @@ async fn route(
         return too_large();
     };
     // An instance that cannot be reached never saw the request: the next one gets it.
-    let mut tries = instances.len();
+    let mut tries = instances.count();
     loop {
         let base = instances.pick();
         let url = format!("{base}{path_and_query}");

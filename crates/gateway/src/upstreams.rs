@@ -96,7 +96,8 @@ impl Instances {
         })
     }
 
-    pub fn len(&self) -> usize {
+    /// How many instances (at least one).
+    pub fn count(&self) -> usize {
         self.instances.len()
     }
 
