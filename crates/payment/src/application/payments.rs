@@ -2,8 +2,8 @@
 //! webhook's report, resolve what the provider left unknown, reconcile with its records; a
 //! person's payments for their export ([`export`]).
 
-pub mod export;
 mod decided_holds;
+pub mod export;
 mod uncredited;
 
 use std::sync::Arc;
