@@ -136,7 +136,9 @@ fn duplicate_key(error: &serde_json::Error) -> Option<String> {
 
 impl<'de> serde::Deserialize<'de> for UniqueKeys {
     fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
-        deserializer.deserialize_any(UniqueKeysVisitor).map(UniqueKeys)
+        deserializer
+            .deserialize_any(UniqueKeysVisitor)
+            .map(UniqueKeys)
     }
 }
 
@@ -228,7 +230,8 @@ mod tests {
 
     #[test]
     fn everything_else_parses_as_serde_json_does() {
-        let body = r#"{"a": [1, -2, 3.5, true, null, "t"], "b": {"a": {}}, "c": 18446744073709551615}"#;
+        let body =
+            r#"{"a": [1, -2, 3.5, true, null, "t"], "b": {"a": {}}, "c": 18446744073709551615}"#;
         assert_eq!(
             parse(body),
             Ok(serde_json::from_str::<serde_json::Value>(body).unwrap())

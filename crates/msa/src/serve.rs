@@ -298,8 +298,11 @@ async fn one(
             let ports = crate::user_chat::remote_ports(&args.services, identity.clone())?;
             consumers.directory = Some(ports.directory.clone());
             let verifier = verifier().await?;
-            let export =
-                crate::user_chat_export::remote(&args.services, identity.clone(), verifier.clone())?;
+            let export = crate::user_chat_export::remote(
+                &args.services,
+                identity.clone(),
+                verifier.clone(),
+            )?;
             let user_chat = crate::user_chat::start_with(
                 stores,
                 ports,

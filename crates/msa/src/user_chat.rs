@@ -7,9 +7,7 @@ use anyhow::{Context, Result};
 use async_trait::async_trait;
 use axum::Router;
 use msa_chat::application::sends::{SendOutcome, SendRef, Sends};
-use msa_chat::contract::{
-    MessageBody, PostedMessage, RoomCommand, RoomKind, RoomPage, RoomView,
-};
+use msa_chat::contract::{MessageBody, PostedMessage, RoomCommand, RoomKind, RoomPage, RoomView};
 use msa_chat::ChatService;
 use msa_http::auth::{Caller, TokenVerifier};
 use msa_http::service_identity::ServiceIdentity;

@@ -383,7 +383,10 @@ async fn a_trickled_request_is_cut_off(base: &str) {
     use tokio::io::{AsyncReadExt, AsyncWriteExt};
     let address = base.trim_start_matches("http://");
     let mut trickle = tokio::net::TcpStream::connect(address).await.unwrap();
-    trickle.write_all(b"GET /healthz HTTP/1.1\r\nhost: x\r\n").await.unwrap();
+    trickle
+        .write_all(b"GET /healthz HTTP/1.1\r\nhost: x\r\n")
+        .await
+        .unwrap();
     let started = std::time::Instant::now();
     let mut rest = Vec::new();
     let closed = tokio::time::timeout(std::time::Duration::from_secs(20), async {
@@ -394,7 +397,12 @@ async fn a_trickled_request_is_cut_off(base: &str) {
                 return;
             }
             let mut buffer = [0u8; 256];
-            match tokio::time::timeout(std::time::Duration::from_millis(1), trickle.read(&mut buffer)).await {
+            match tokio::time::timeout(
+                std::time::Duration::from_millis(1),
+                trickle.read(&mut buffer),
+            )
+            .await
+            {
                 Ok(Ok(0)) | Ok(Err(_)) => return,
                 Ok(Ok(n)) => rest.extend_from_slice(&buffer[..n]),
                 Err(_) => {}
@@ -406,7 +414,10 @@ async fn a_trickled_request_is_cut_off(base: &str) {
         closed.is_ok(),
         "a connection trickling its headers was still open after 20 s"
     );
-    assert!(started.elapsed() >= std::time::Duration::from_millis(900), "cut off too early");
+    assert!(
+        started.elapsed() >= std::time::Duration::from_millis(900),
+        "cut off too early"
+    );
     let healthy = reqwest::get(format!("{base}/healthz")).await.unwrap();
     assert_eq!(healthy.status(), 200);
 }
@@ -669,7 +680,10 @@ async fn export_records_answer_services_only(deployment: &Microservices, api: &A
         }
     }
     let (status, _) = api
-        .get(&eve, &format!("/internal/v1/users/{}/records/messages", bob.id))
+        .get(
+            &eve,
+            &format!("/internal/v1/users/{}/records/messages", bob.id),
+        )
         .await;
     assert_eq!(status, 404, "the gateway routes no /internal path");
 }
@@ -681,13 +695,16 @@ async fn an_erased_accounts_export_is_refused(api: &Api, prefix: &str) {
     let (status, export) = api.get(&gone, "/v1/users/me/export").await;
     assert_eq!(status, 200, "{export}");
     let (status, _) = api
-        .call(reqwest::Method::DELETE, "/v1/users/me", &gone.token, Some(json!({"password": "correct horse battery"})))
+        .call(
+            reqwest::Method::DELETE,
+            "/v1/users/me",
+            &gone.token,
+            Some(json!({"password": "correct horse battery"})),
+        )
         .await;
     assert_eq!(status, 204);
-    common::api::eventually(|| async {
-        api.get(&gone, "/v1/users/me/export").await.0 == 401
-    })
-    .await;
+    common::api::eventually(|| async { api.get(&gone, "/v1/users/me/export").await.0 == 401 })
+        .await;
 }
 
 /// Sends `method path` with the path exactly as given (no URL parsing on the way) and returns

@@ -296,7 +296,11 @@ async fn rooms_members_and_messages(api: &Api) {
         .iter()
         .map(|edit| edit["body"].as_str().unwrap())
         .collect();
-    assert_eq!(earlier, ["message 4", "message 4, corrected"], "oldest first");
+    assert_eq!(
+        earlier,
+        ["message 4", "message 4, corrected"],
+        "oldest first"
+    );
     let unknown = format!("/v1/rooms/{room_id}/messages/01a20d49-b793-726d-81e9-4fc681e97995");
     assert_eq!(
         call(reqwest::Method::PATCH, unknown, Some(json!({"body": "x"}))).await,
@@ -372,7 +376,10 @@ async fn rooms_members_and_messages(api: &Api) {
             .await,
             204
         );
-        assert_eq!(call(reqwest::Method::DELETE, fresh.clone(), None).await, 204);
+        assert_eq!(
+            call(reqwest::Method::DELETE, fresh.clone(), None).await,
+            204
+        );
         assert_eq!(
             call(
                 reqwest::Method::PATCH,
@@ -384,7 +391,12 @@ async fn rooms_members_and_messages(api: &Api) {
             "an edit right after the deletion"
         );
         assert_eq!(
-            call(reqwest::Method::PUT, format!("{fresh}/reactions/:tada:"), None).await,
+            call(
+                reqwest::Method::PUT,
+                format!("{fresh}/reactions/:tada:"),
+                None
+            )
+            .await,
             410
         );
         assert_eq!(call(reqwest::Method::DELETE, fresh, None).await, 204);
@@ -392,11 +404,20 @@ async fn rooms_members_and_messages(api: &Api) {
     // An id that names no post: another room's message, or a seq of this room that is not a
     // message (its creation), or past its end.
     let (status, direct) = api
-        .post(&bob, "/v1/rooms", json!({"kind": "direct", "members": [ada.id]}))
+        .post(
+            &bob,
+            "/v1/rooms",
+            json!({"kind": "direct", "members": [ada.id]}),
+        )
         .await;
     assert!(status == 201 || status == 200, "{direct}");
     let (status, other) = api
-        .send(&bob, direct["id"].as_str().unwrap(), "other-room", "elsewhere")
+        .send(
+            &bob,
+            direct["id"].as_str().unwrap(),
+            "other-room",
+            "elsewhere",
+        )
         .await;
     assert_eq!(status, 201, "{other}");
     let first_in_other_room = other["id"].as_str().unwrap().to_owned();
@@ -875,12 +896,22 @@ async fn the_room_list_follows_activity_and_counts_only_live_messages_from_other
         let (status, first) = api.get(&bob, &format!("{list}?limit=1")).await;
         assert_eq!(status, 200, "{first}");
         assert_eq!(first["items"][0]["id"], group.as_str(), "{list}: {first}");
-        let cursor = first["next_cursor"].as_str().expect("a next page").to_owned();
+        let cursor = first["next_cursor"]
+            .as_str()
+            .expect("a next page")
+            .to_owned();
         let (_, second) = api
             .get(&bob, &format!("{list}?limit=1&cursor={cursor}"))
             .await;
-        assert_eq!(second["items"][0]["id"], direct.as_str(), "{list}: {second}");
-        let cursor = second["next_cursor"].as_str().unwrap_or_default().to_owned();
+        assert_eq!(
+            second["items"][0]["id"],
+            direct.as_str(),
+            "{list}: {second}"
+        );
+        let cursor = second["next_cursor"]
+            .as_str()
+            .unwrap_or_default()
+            .to_owned();
         let (_, rest) = api
             .get(&bob, &format!("{list}?limit=1&cursor={cursor}"))
             .await;
@@ -891,7 +922,11 @@ async fn the_room_list_follows_activity_and_counts_only_live_messages_from_other
         );
         for bad in ["cursor=nope", "cursor=%27%3B--", "limit=0", "limit=101"] {
             let (status, problem) = api.get(&bob, &format!("{list}?{bad}")).await;
-            let field = if bad.starts_with("cursor") { "cursor" } else { "limit" };
+            let field = if bad.starts_with("cursor") {
+                "cursor"
+            } else {
+                "limit"
+            };
             assert_eq!(
                 (status, problem["errors"][0]["field"].as_str()),
                 (422, Some(field)),

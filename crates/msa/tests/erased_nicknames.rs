@@ -53,7 +53,12 @@ async fn nicknames_of_erased_users_are_held(api: &Api) {
     .await;
 
     let (status, _) = api
-        .call(Method::DELETE, "/v1/users/me", &bob.token, Some(json!({"password": "correct horse battery"})))
+        .call(
+            Method::DELETE,
+            "/v1/users/me",
+            &bob.token,
+            Some(json!({"password": "correct horse battery"})),
+        )
         .await;
     assert_eq!(status, 204);
     let erased = Instant::now();

@@ -74,7 +74,12 @@ async fn look_alike_nicknames_collide_and_invisible_text_is_refused() {
     // Released by an erasure, the look is held too (for --nickname-hold, 30 days here): a
     // look-alike of the erased name is still refused.
     let (status, _) = api
-        .call(Method::DELETE, "/v1/users/me", &paypal.token, Some(json!({"password": "correct horse battery"})))
+        .call(
+            Method::DELETE,
+            "/v1/users/me",
+            &paypal.token,
+            Some(json!({"password": "correct horse battery"})),
+        )
         .await;
     assert_eq!(status, 204);
     assert_eq!(rename(&api, &bob.token, "p\u{0430}ypal").await.0, 409);

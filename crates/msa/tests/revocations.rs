@@ -101,7 +101,12 @@ async fn scenario(api: &Api) -> Vec<String> {
 
     // Erasure.
     let (status, _) = api
-        .call(Method::DELETE, "/v1/users/me", &ada.token, Some(json!({"password": "correct horse battery"})))
+        .call(
+            Method::DELETE,
+            "/v1/users/me",
+            &ada.token,
+            Some(json!({"password": "correct horse battery"})),
+        )
         .await;
     assert_eq!(status, 204);
     refused_everywhere(api, &ada.token, "after erasure").await;

@@ -26,7 +26,9 @@ async fn two_chat_instances_deliver_each_others_messages_and_the_gateway_skips_a
     let mut second = Api::at(deployment.more_chats.remove(0));
     let mut stream = live::connect(&second, &bob, None, false).await;
     for n in 0..3 {
-        let (status, sent) = api.send(&ada, &room, &format!("across-{n}"), "across").await;
+        let (status, sent) = api
+            .send(&ada, &room, &format!("across-{n}"), "across")
+            .await;
         assert_eq!(status, 201, "{sent}");
     }
     let got = live::messages(&mut stream, 3).await;

@@ -833,7 +833,10 @@ async fn erasure_shreds_personal_data_and_export_shows_it_all_before(api: Api, s
     // Erasure.
     // A token alone does not delete an account: the password confirms it.
     for (body, problem) in [
-        (json!({}), "required: the account's password confirms its deletion"),
+        (
+            json!({}),
+            "required: the account's password confirms its deletion",
+        ),
         (json!({"password": "not it"}), "does not match"),
     ] {
         let refused = api

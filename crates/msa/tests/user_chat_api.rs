@@ -169,7 +169,12 @@ async fn user_chat(api: &Api) {
     .await;
     // Erased: still a member, no profile any more.
     let (status, _) = api
-        .call(Method::DELETE, "/v1/users/me", &bob.token, Some(json!({"password": "correct horse battery"})))
+        .call(
+            Method::DELETE,
+            "/v1/users/me",
+            &bob.token,
+            Some(json!({"password": "correct horse battery"})),
+        )
         .await;
     assert_eq!(status, 204);
     eventually(|| async {

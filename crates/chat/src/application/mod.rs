@@ -7,8 +7,8 @@ use std::sync::Arc;
 
 use chrono::{DateTime, Utc};
 use msa_http::FieldError;
-use msa_kernel::repository::IdempotencyKey;
 use msa_kernel::repository::decode;
+use msa_kernel::repository::IdempotencyKey;
 use msa_kernel::{CommandError, EventMetadata, EventStore, Repository, StoreError};
 use msa_sql::SqlReadModelStore;
 use serde::{Deserialize, Serialize};
@@ -18,8 +18,8 @@ use uuid::Uuid;
 use crate::adapters::history::{self, MessageView, RoomCursor, RoomSummary, Window};
 use crate::adapters::search::{self, MessageSearch, Searched};
 use crate::domain::{
-    DirectPair, DirectPairCommand, Earlier, Emoji, Message, MessageBody, MessageCommand,
-    MessageId, Posted, Role, Room, RoomCommand, RoomError, RoomEvent, RoomKind,
+    DirectPair, DirectPairCommand, Earlier, Emoji, Message, MessageBody, MessageCommand, MessageId,
+    Posted, Role, Room, RoomCommand, RoomError, RoomEvent, RoomKind,
 };
 
 #[derive(Debug, thiserror::Error)]
@@ -349,8 +349,13 @@ impl ChatService {
                         .ok_or(ChatError::MessageNotFound)?;
                 let reacted = match reaction {
                     Some((user_id, emoji)) => {
-                        history::has_reaction(&self.read_models, message_id, user_id, emoji.as_str())
-                            .await?
+                        history::has_reaction(
+                            &self.read_models,
+                            message_id,
+                            user_id,
+                            emoji.as_str(),
+                        )
+                        .await?
                     }
                     None => false,
                 };

@@ -48,7 +48,11 @@ pub enum MessageCommand {
         body: MessageBody,
     },
     /// The sender, or a moderator (the caller's role in the room), deletes the message's body.
-    Redact { by: Uuid, role: Role, posted: Posted },
+    Redact {
+        by: Uuid,
+        role: Role,
+        posted: Posted,
+    },
     /// Adds or removes the user's `emoji` reaction: at most one per user and emoji.
     React {
         user_id: Uuid,

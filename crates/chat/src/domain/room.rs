@@ -287,7 +287,10 @@ pub enum RoomError {
     NotTheSender,
     #[error("the message was deleted")]
     MessageGone,
-    #[error("at most {} different reactions per person on a message", super::message::MAX_REACTIONS_PER_USER)]
+    #[error(
+        "at most {} different reactions per person on a message",
+        super::message::MAX_REACTIONS_PER_USER
+    )]
     TooManyReactions,
     #[error("a room holds at most {MAX_MEMBERS} members and pending invitations")]
     Full,
