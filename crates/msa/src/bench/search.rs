@@ -216,6 +216,11 @@ impl Words {
     }
 }
 
+/// The id of room number `room`.
+fn room_id(room: u32) -> Uuid {
+    Uuid::from_u128(room as u128 + 1)
+}
+
 /// SplitMix64's finalizer: a well-spread hash of `x`.
 fn mix(mut x: u64) -> u64 {
     x = (x ^ (x >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
@@ -337,9 +342,11 @@ async fn load(events: Arc<dyn EventStore>, args: &BenchSearchArgs) -> Result<()>
             let (rooms, member_of, messages) = (args.rooms, args.member_of, args.messages);
             tokio::spawn(async move {
                 let metadata = EventMetadata::new_conversation(Some("system:bench".into()));
-                for room in (worker..rooms).step_by(workers as usize) {
-                    let mut words = Words(0x9E37_79B9_7F4A_7C15 ^ (room as u64 + 1));
-                    let stream = Repository::<Room>::stream_id(Uuid::from_u128(room as u128 + 1));
+                let mine: Vec<u32> = (worker..rooms).step_by(workers as usize).collect();
+                // Where each room stands: its stream's version, its words, what it still posts.
+                let mut rooms_left: Vec<(u32, u64, Words, u64)> = Vec::new();
+                for &room in &mine {
+                    let stream = Repository::<Room>::stream_id(room_id(room));
                     let member = if room < member_of { SEARCHER } else { OTHER };
                     let created = RoomEvent::RoomCreated {
                         seq: 1,
@@ -350,37 +357,46 @@ async fn load(events: Arc<dyn EventStore>, args: &BenchSearchArgs) -> Result<()>
                             .into_iter()
                             .collect(),
                     };
+                    events
+                        .append(&stream, 0, vec![encode(&created, &metadata)?], None)
+                        .await?;
                     // The last room takes what does not divide evenly.
                     let count = if room == rooms - 1 {
                         messages - per_room * (rooms as u64 - 1)
                     } else {
                         per_room
                     };
-                    let mut version = 0;
-                    let mut batch = vec![encode(&created, &metadata)?];
-                    for i in 0..count {
-                        let n = room as u64 * per_room + i;
-                        let posted = RoomEvent::MessagePosted {
-                            seq: version + batch.len() as u64 + 1,
-                            message_id: Uuid::now_v7(),
-                            sender_id: POSTER,
-                            body: words.body(n),
-                            reply_to: None,
-                        };
-                        batch.push(encode(&posted, &metadata)?);
-                        if batch.len() == 500 {
-                            let len = batch.len() as u64;
-                            events
-                                .append(&stream, version, std::mem::take(&mut batch), None)
-                                .await?;
-                            version += len;
-                            appended.fetch_add(len, Ordering::Relaxed);
+                    let words = Words(0x9E37_79B9_7F4A_7C15 ^ (room as u64 + 1));
+                    rooms_left.push((room, 1, words, count));
+                }
+                // Rounds of up to CHUNK messages a room, so every room's messages are spread
+                // over the whole log as they would be in a live system (the searcher's rooms
+                // are neither all old nor all new).
+                const CHUNK: u64 = 100;
+                while rooms_left.iter().any(|(.., left)| *left > 0) {
+                    for (room, version, words, left) in rooms_left.iter_mut() {
+                        if *left == 0 {
+                            continue;
                         }
-                    }
-                    if !batch.is_empty() {
-                        let len = batch.len() as u64;
-                        events.append(&stream, version, batch, None).await?;
-                        appended.fetch_add(len, Ordering::Relaxed);
+                        let take = (*left).min(CHUNK);
+                        let batch = (0..take)
+                            .map(|i| {
+                                let seq = *version + i + 1;
+                                let posted = RoomEvent::MessagePosted {
+                                    seq,
+                                    message_id: Uuid::now_v7(),
+                                    sender_id: POSTER,
+                                    body: words.body(*room as u64 * per_room + seq),
+                                    reply_to: None,
+                                };
+                                encode(&posted, &metadata)
+                            })
+                            .collect::<Result<Vec<_>, _>>()?;
+                        let stream = Repository::<Room>::stream_id(room_id(*room));
+                        events.append(&stream, *version, batch, None).await?;
+                        *version += take;
+                        *left -= take;
+                        appended.fetch_add(take, Ordering::Relaxed);
                     }
                 }
                 anyhow::Ok(())
@@ -510,7 +526,7 @@ pub async fn run(args: BenchSearchArgs) -> Result<()> {
     for shape in SHAPES {
         let mut query = MessageSearch {
             text: SearchText::parse(shape.q).map_err(anyhow::Error::msg)?,
-            room: shape.one_room.then(|| Uuid::from_u128(1)),
+            room: shape.one_room.then(|| room_id(0)),
             sender: None,
             before: None,
             after: None,
