@@ -420,7 +420,17 @@ pub async fn search(
             if let Some(cursor) = search.cursor {
                 conditions.push(format!("m.id < {}", next(&mut binds, Int(cursor))));
             }
-            (format!("{messages} m"), "m.id".to_owned())
+            // With words the index knows, PostgreSQL is kept from walking the primary key
+            // backwards and testing every row (`+ 0` is no index's order): it guesses a word is
+            // common and hopes to fill the page early, so a word found nowhere read all
+            // 1,000,000 rows (1.6 s at p50). Through the trigram index a search costs what it
+            // finds instead.
+            let order = if backend == Backend::Postgres && !indexed.is_empty() {
+                "m.id + 0"
+            } else {
+                "m.id"
+            };
+            (format!("{messages} m"), order.to_owned())
         }
     };
     let like = match db.backend() {
