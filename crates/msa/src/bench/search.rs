@@ -207,7 +207,7 @@ impl Words {
         for (i, (word, every)) in PLANTED.iter().enumerate() {
             // Each word's messages are picked by a hash of its own, so two words meet in about
             // the product of their shares.
-            if mix(n ^ ((i as u64 + 1) << 40)) % every == 0 {
+            if mix(n ^ ((i as u64 + 1) << 40)).is_multiple_of(*every) {
                 let at = (self.next() % (words.len() as u64 + 1)) as usize;
                 words.insert(at, word);
             }
