@@ -298,7 +298,10 @@ export class Rooms {
       this.scrolledSoon();
       return;
     }
-    const following = below < AT_END && end === timeline.length;
+    // At the bottom the reader keeps following, even if messages came after this window was
+    // drawn (they are drawn in the next frame); one who was not, follows once the window
+    // reaches the newest message.
+    const following = below < AT_END && (this.following || end === timeline.length);
     if (following !== this.following) {
       this.following = following;
       this.top = following ? null : timeline.at(start);
