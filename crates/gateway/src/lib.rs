@@ -291,7 +291,7 @@ async fn api_document(State(gateway): State<Arc<Gateway>>) -> Response {
     let mut merged = json!({
         "openapi": "3.1.0",
         "info": {"title": "msa", "version": env!("CARGO_PKG_VERSION"),
-                 "description": "A chat platform with user accounts and paid message credits, behind one gateway. Errors are RFC 9457 application/problem+json; ids are UUIDv7; times RFC 3339 UTC. The WebSocket stream (`GET /v1/stream`: its frames, close codes, resuming) and the Kafka topics' events are described by the AsyncAPI document at `/asyncapi.json`."},
+                 "description": "A chat platform with user accounts and paid message credits, behind one gateway. Errors are RFC 9457 application/problem+json; ids are UUIDv7 (a message id is a UUIDv8 naming its room and seq); times RFC 3339 UTC. The WebSocket stream (`GET /v1/stream`: its frames, close codes, resuming) and the Kafka topics' events are described by the AsyncAPI document at `/asyncapi.json`."},
         "paths": {}, "components": {"schemas": {}, "securitySchemes": {}}, "tags": [],
     });
     for owner in Owner::ALL {

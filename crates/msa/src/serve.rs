@@ -403,7 +403,8 @@ pub fn api_document() -> utoipa::openapi::OpenApi {
     document.info.version = env!("CARGO_PKG_VERSION").into();
     document.info.description = Some(
         "A chat platform with user accounts and paid message credits. Errors are RFC 9457 \
-         application/problem+json; ids are UUIDv7; times RFC 3339 UTC. The WebSocket stream \
+         application/problem+json; ids are UUIDv7 (a message id is a UUIDv8 naming its room \
+         and seq); times RFC 3339 UTC. The WebSocket stream \
          (`GET /v1/stream`: its frames, close codes, resuming) and the Kafka topics' events are \
          described by the AsyncAPI document at `/asyncapi.json`."
             .into(),
