@@ -305,6 +305,77 @@ async fn a_reload_keeps_the_session_and_the_history() {
     .await;
 }
 
+/// The account dialog changes the nickname and the picture; both are the server's after a
+/// reload, and an address that is not https:// is refused with the field's reason shown.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_account_dialog_changes_the_nickname_and_the_picture() {
+    browser::run("account_profile", |lab: Arc<Lab>| async move {
+        let data = tempfile::tempdir().unwrap();
+        let server = single_server(data.path(), 0, &[]);
+        let ada = Person::signs_up(&lab, &server.base, "Ada", Options::default()).await;
+        ada.sees_the_room_list().await;
+        let picture = "Picture (an https:// address)";
+        ada.browser.press("Account").await;
+        ada.browser
+            .fill(picture, "http://example.com/ada.png")
+            .await;
+        ada.browser.press("Save").await;
+        until("the refusal shown", WAIT, || async {
+            let shown = ada
+                .browser
+                .script(
+                    "return document.getElementById('account-status').textContent",
+                    vec![],
+                )
+                .await;
+            let shown = shown.as_str().unwrap_or_default().to_owned();
+            if shown.contains("https://") {
+                Ok(())
+            } else {
+                Err(format!("status {shown:?}"))
+            }
+        })
+        .await;
+        ada.browser
+            .fill(picture, "https://example.com/ada.png")
+            .await;
+        ada.browser.fill(ada.names.nickname, "Ada2").await;
+        ada.browser.press("Save").await;
+        until("saved", WAIT, || async {
+            let shown = ada
+                .browser
+                .script(
+                    "return document.getElementById('account-status').textContent",
+                    vec![],
+                )
+                .await;
+            let shown = shown.as_str().unwrap_or_default().to_owned();
+            if shown == "Saved." {
+                Ok(())
+            } else {
+                Err(format!("status {shown:?}"))
+            }
+        })
+        .await;
+        ada.browser.reload().await;
+        ada.sees_the_room_list().await;
+        ada.browser.press("Account").await;
+        for (field, expected) in [
+            (picture, "https://example.com/ada.png"),
+            (ada.names.nickname, "Ada2"),
+        ] {
+            let value = ada
+                .browser
+                .get(Role::TextBox, field)
+                .await
+                .prop("value")
+                .await;
+            assert_eq!(value.ok().flatten().as_deref(), Some(expected), "{field}");
+        }
+    })
+    .await;
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_message_sent_while_the_server_is_down_arrives_exactly_once() {
     const TEXT: &str = "sent while the server was down";

@@ -16,12 +16,17 @@ export function account(ctx) {
     $('profile-form').addEventListener('submit', async (event) => {
       event.preventDefault();
       const nickname = $('profile-nickname').value.trim();
-      if (!nickname || nickname === ctx.me().nickname) return;
+      const avatar = $('profile-avatar').value.trim();
+      const change = {};
+      if (nickname && nickname !== ctx.me().nickname) change.nickname = nickname;
+      if (avatar && avatar !== (ctx.me().avatar_url || '')) change.avatar_url = avatar;
+      if (!Object.keys(change).length) return;
       try {
-        ctx.renamed(await api.call('PATCH', '/v1/users/me', { nickname }));
+        ctx.renamed(await api.call('PATCH', '/v1/users/me', change));
         say(t('saved'));
       } catch (failure) {
-        say(failure.message);
+        const fields = failure.problem?.errors;
+        say(fields?.length ? fields.map((f) => f.message).join('; ') : failure.message);
       }
     });
     $('password-form').addEventListener('submit', async (event) => {
@@ -78,6 +83,7 @@ export function account(ctx) {
     wire();
   }
   $('profile-nickname').value = ctx.me().nickname;
+  $('profile-avatar').value = ctx.me().avatar_url || '';
   $('account-email').textContent = ctx.me().email || '';
   $('confirm-delete').checked = false;
   $('delete-account').disabled = true;
