@@ -19,7 +19,7 @@ pub mod contract {
         ChatRecords, ExportedInvitation, ExportedMessage, ExportedReaction, ExportedReadMarker,
         ExportedRoom, RecordPage,
     };
-    pub use crate::adapters::history::{MessageView, RoomSummary};
+    pub use crate::adapters::history::{MessageView, RoomCursor, RoomSummary};
     pub use crate::adapters::http::{parse_new_message, parse_new_room, NewMessage, NewRoom};
     pub use crate::application::sends::{SendOutcome, SendRef, MAX_SENDS_ASKED};
     pub use crate::application::{PostedMessage, RoomPage, RoomView};

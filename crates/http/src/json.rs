@@ -92,32 +92,6 @@ impl<T: DeserializeOwned, S: Send + Sync> axum::extract::FromRequestParts<S> for
     }
 }
 
-/// The `limit` of a list: 1 to 100, 50 when not given (every list endpoint's convention).
-pub fn page_limit(raw: Option<&str>) -> Result<u32, Problem> {
-    match raw.map(str::parse::<u32>) {
-        None => Ok(50),
-        Some(Ok(limit @ 1..=100)) => Ok(limit),
-        Some(_) => Err(Problem::invalid(vec![FieldError::new(
-            "limit",
-            "a whole number from 1 to 100",
-        )])),
-    }
-}
-
-/// The `cursor` of a list, as this API gave it out (`T`: what the endpoint's cursors encode);
-/// anything else names the field.
-pub fn page_cursor<T: std::str::FromStr>(raw: Option<&str>) -> Result<Option<T>, Problem> {
-    raw.map(|raw| {
-        raw.parse::<T>().map_err(|_| {
-            Problem::invalid(vec![FieldError::new(
-                "cursor",
-                "not a cursor this API gave out",
-            )])
-        })
-    })
-    .transpose()
-}
-
 /// A JSON value whose objects name each key once. serde_json keeps the last of repeated keys
 /// without a word, so `{"amount": 1, "amount": 1000}` would mean one thing to a reader that keeps
 /// the first (a proxy, a log, another service's parser) and another here: such a body is refused,

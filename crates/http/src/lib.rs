@@ -17,6 +17,7 @@ pub mod client_address;
 pub mod cors;
 mod json;
 mod openapi;
+mod page;
 mod problem;
 pub mod rate_limits;
 mod remote_keys;
@@ -25,8 +26,9 @@ pub mod server;
 pub mod service_identity;
 
 pub use client_address::{ClientAddress, TrustedProxies};
-pub use json::{page_cursor, page_limit, StrictJson, StrictQuery};
+pub use json::{StrictJson, StrictQuery};
 pub use openapi::{api_reference, BearerAuth};
+pub use page::{next_cursor, page_cursor, page_limit, PageQuery, RecordsQuery, MAX_RECORDS};
 pub use problem::{FieldError, Problem};
 pub use remote_keys::RemoteKeys;
 pub use revocations::{RemoteRevocations, Revocation, RevocationList, Revocations};

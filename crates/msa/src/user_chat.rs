@@ -83,7 +83,8 @@ impl ChatPort for InProcessChat {
         cursor: Option<&str>,
         limit: u32,
     ) -> Result<RoomPage, Problem> {
-        Ok(self.0.rooms_of(caller.user_id, cursor, limit).await?)
+        let after = msa_http::page_cursor(cursor)?;
+        Ok(self.0.rooms_of(caller.user_id, after, limit).await?)
     }
 }
 

@@ -17,20 +17,20 @@ use axum::response::IntoResponse;
 use axum::routing::get;
 use axum::{Json, Router};
 use msa_http::service_identity::{ServiceCaller, TrustedServices};
-use msa_http::{FieldError, Problem, StrictQuery};
+use msa_http::{FieldError, Problem, RecordsQuery, StrictQuery};
 use msa_kernel::StoreError;
 use msa_sql::SqlReadModelStore;
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 use sqlx::any::AnyRow;
 use sqlx::Row;
-use utoipa::{IntoParams, ToSchema};
+use utoipa::ToSchema;
 use uuid::Uuid;
 
 use crate::ChatService;
 
 /// The most rows a page holds.
-pub const MAX_PAGE: u32 = 1_000;
+pub const MAX_PAGE: u32 = msa_http::MAX_RECORDS;
 
 /// A part of what chat keeps about a person.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -383,29 +383,6 @@ pub fn internal_routes(chat: Arc<ChatService>, callers: Arc<TrustedServices>) ->
         .with_state(Records { chat, callers })
 }
 
-#[derive(Deserialize, IntoParams)]
-#[serde(deny_unknown_fields)]
-#[into_params(parameter_in = Query)]
-pub struct RecordsQuery {
-    /// `next_cursor` of the previous page.
-    pub cursor: Option<String>,
-    /// 1 to 1,000 (default 500).
-    #[param(value_type = Option<u32>)]
-    pub limit: Option<String>,
-}
-
-/// The `limit` of a records page: 1 to [`MAX_PAGE`], 500 when not given.
-pub fn records_limit(raw: Option<&str>) -> Result<u32, Problem> {
-    match raw.map(str::parse::<u32>) {
-        None => Ok(500),
-        Some(Ok(limit @ 1..=MAX_PAGE)) => Ok(limit),
-        Some(_) => Err(Problem::invalid(vec![FieldError::new(
-            "limit",
-            format!("a whole number from 1 to {MAX_PAGE}"),
-        )])),
-    }
-}
-
 #[utoipa::path(get, path = "/internal/v1/users/{user_id}/records/{part}", tag = "rooms", security(("bearer" = [])),
     params(("user_id" = Uuid, Path), ("part" = String, Path, description = "rooms, messages, reactions, read_markers or invitations"), RecordsQuery),
     description = "For services only (user-chat's export between microservices): a page of what chat keeps about one person. Items are ExportedRoom, ExportedMessage, ExportedReaction, ExportedReadMarker or ExportedInvitation by part.",
@@ -421,7 +398,7 @@ async fn records(
         .parse()
         .map_err(|_| Problem::invalid(vec![FieldError::new("user_id", "a user id (UUID)")]))?;
     let part = ChatRecords::parse(&part).ok_or_else(|| Problem::not_found("no such part"))?;
-    let limit = records_limit(query.limit.as_deref())?;
+    let limit = query.limit()?;
     match page(
         records.chat.read_models(),
         user_id,

@@ -11,7 +11,9 @@ use chrono::{DateTime, Utc};
 use msa_http::auth::{Caller, TokenVerifier};
 use msa_http::rate_limits::PerUserBudget;
 use msa_http::service_identity::{ServiceCaller, TrustedServices};
-use msa_http::{page_cursor, page_limit, BearerAuth, FieldError, Problem, StrictJson, StrictQuery};
+use msa_http::{
+    page_cursor, page_limit, BearerAuth, FieldError, PageQuery, Problem, StrictJson, StrictQuery,
+};
 use serde::{Deserialize, Serialize};
 use utoipa::{IntoParams, OpenApi, ToSchema};
 use uuid::Uuid;
@@ -249,18 +251,6 @@ async fn create_room(
     ))
 }
 
-/// A page of a list: after the `next_cursor` of the previous page.
-#[derive(Deserialize, IntoParams)]
-#[serde(deny_unknown_fields)]
-#[into_params(parameter_in = Query)]
-pub struct PageQuery {
-    /// `next_cursor` of the previous page.
-    pub cursor: Option<String>,
-    /// 1 to 100 (default 50).
-    #[param(value_type = Option<u32>)]
-    pub limit: Option<String>,
-}
-
 #[utoipa::path(get, path = "/v1/rooms", tag = "rooms", security(("bearer" = [])), params(PageQuery),
     responses((status = 200, description = "My rooms, most recently active first (by `active_at`, ties by id), with the last message; a page at a time", body = RoomPage),
         (status = 401, body = Problem), (status = 422, body = Problem)))]
@@ -269,10 +259,9 @@ async fn my_rooms(
     caller: Caller,
     StrictQuery(query): StrictQuery<PageQuery>,
 ) -> Result<impl IntoResponse, Problem> {
-    let limit = page_limit(query.limit.as_deref())?;
     let page = api
         .service
-        .rooms_of(caller.user_id, query.cursor.as_deref(), limit)
+        .rooms_of(caller.user_id, query.cursor()?, query.limit()?)
         .await?;
     Ok(Json(page))
 }

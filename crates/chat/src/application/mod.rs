@@ -472,29 +472,18 @@ impl ChatService {
         Ok(history::mark_read(&self.read_models, room_id, caller, seq).await?)
     }
 
-    /// A page of the caller's rooms, most recently active first, after `cursor` (the
+    /// A page of the caller's rooms, most recently active first, after `after` (the
     /// `next_cursor` of the page before).
     pub async fn rooms_of(
         &self,
         caller: Uuid,
-        cursor: Option<&str>,
+        after: Option<RoomCursor>,
         limit: u32,
     ) -> Result<RoomPage, ChatError> {
-        let after = cursor
-            .map(|raw| {
-                raw.parse::<RoomCursor>().map_err(|()| {
-                    ChatError::Invalid(vec![FieldError::new(
-                        "cursor",
-                        "not a cursor this API gave out",
-                    )])
-                })
-            })
-            .transpose()?;
         let items = history::rooms_of(&self.read_models, caller, after.as_ref(), limit).await?;
-        let next_cursor = (items.len() == limit as usize)
-            .then(|| items.last().and_then(RoomCursor::after))
-            .flatten()
-            .map(|cursor| cursor.to_string());
+        let next_cursor = msa_http::next_cursor(&items, limit, |last| {
+            RoomCursor::after(last).map(|cursor| cursor.to_string())
+        });
         Ok(RoomPage { items, next_cursor })
     }
 

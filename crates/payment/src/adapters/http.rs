@@ -11,15 +11,17 @@ use axum::{Json, Router};
 use chrono::{DateTime, Utc};
 use msa_http::auth::{Caller, TokenVerifier};
 use msa_http::service_identity::{ServiceCaller, TrustedServices};
-use msa_http::{page_cursor, page_limit, BearerAuth, FieldError, Problem, StrictJson, StrictQuery};
+use msa_http::{
+    next_cursor, BearerAuth, FieldError, PageQuery, Problem, RecordsQuery, StrictJson, StrictQuery,
+};
 use serde::{Deserialize, Serialize};
-use utoipa::{IntoParams, OpenApi, ToSchema};
+use utoipa::{OpenApi, ToSchema};
 use uuid::Uuid;
 
 use crate::adapters::ledger::{self, LedgerEntry};
 use crate::adapters::payment_list::PaymentView;
 use crate::adapters::webhook_signature::{WebhookSecret, SIGNATURE_HEADER, TIMESTAMP_HEADER};
-use crate::application::payments::export::{self, PaymentRecordPage, PaymentRecords};
+use crate::application::payments::export::{PaymentRecordPage, PaymentRecords};
 use crate::application::payments::{Payments, RefundView};
 use crate::application::wallets::{WalletView, Wallets};
 use crate::application::PaymentsError;
@@ -82,17 +84,6 @@ pub fn internal_routes(api: PaymentApi, callers: Arc<TrustedServices>) -> Router
         .with_state(InternalApi { api, callers })
 }
 
-#[derive(Deserialize, IntoParams)]
-#[serde(deny_unknown_fields)]
-#[into_params(parameter_in = Query)]
-struct RecordsQuery {
-    /// `next_cursor` of the previous page.
-    cursor: Option<String>,
-    /// 1 to 1,000 (default 500).
-    #[param(value_type = Option<u32>)]
-    limit: Option<String>,
-}
-
 /// A person's payments (with refunds) or ledger lines, a page at a time: user-chat's export
 /// between microservices (in the single server it calls [`Payments::records`] in-process).
 #[utoipa::path(get, path = "/internal/v1/users/{user_id}/records/{part}", tag = "payments", security(("bearer" = [])),
@@ -108,16 +99,7 @@ async fn records(
 ) -> Result<impl IntoResponse, Problem> {
     let user_id = wallet_owner(&user_id)?;
     let part = PaymentRecords::parse(&part).ok_or_else(|| Problem::not_found("no such part"))?;
-    let limit = match query.limit.as_deref().map(str::parse::<u32>) {
-        None => 500,
-        Some(Ok(limit @ 1..=export::MAX_PAGE)) => limit,
-        Some(_) => {
-            return Err(Problem::invalid(vec![FieldError::new(
-                "limit",
-                format!("a whole number from 1 to {}", export::MAX_PAGE),
-            )]))
-        }
-    };
+    let limit = query.limit()?;
     let page = internal
         .api
         .payments
@@ -320,17 +302,6 @@ async fn request_payment(
     ))
 }
 
-#[derive(Deserialize, IntoParams)]
-#[serde(deny_unknown_fields)]
-#[into_params(parameter_in = Query)]
-struct PageQuery {
-    /// `next_cursor` of the previous page.
-    cursor: Option<String>,
-    /// 1 to 100 (default 50).
-    #[param(value_type = Option<u32>)]
-    limit: Option<String>,
-}
-
 #[derive(Serialize, ToSchema)]
 struct PaymentPage {
     items: Vec<PaymentView>,
@@ -345,15 +316,12 @@ async fn my_payments(
     caller: Caller,
     StrictQuery(query): StrictQuery<PageQuery>,
 ) -> Result<impl IntoResponse, Problem> {
-    let limit = page_limit(query.limit.as_deref())?;
-    let before = page_cursor::<Uuid>(query.cursor.as_deref())?;
+    let limit = query.limit()?;
     let items = api
         .payments
-        .payments_of(caller.user_id, before, limit)
+        .payments_of(caller.user_id, query.cursor::<Uuid>()?, limit)
         .await?;
-    let next_cursor = (items.len() == limit as usize)
-        .then(|| items.last().map(|p| p.id.to_string()))
-        .flatten();
+    let next_cursor = next_cursor(&items, limit, |p| Some(p.id.to_string()));
     Ok(Json(PaymentPage { items, next_cursor }))
 }
 
@@ -611,13 +579,15 @@ async fn wallet_ledger(
     caller: Caller,
     StrictQuery(query): StrictQuery<PageQuery>,
 ) -> Result<impl IntoResponse, Problem> {
-    let limit = page_limit(query.limit.as_deref())?;
-    let before = page_cursor::<i64>(query.cursor.as_deref())?;
-    let items = ledger::entries(api.payments.read_models(), caller.user_id, before, limit)
-        .await
-        .map_err(|e| Problem::internal(&e))?;
-    let next_cursor = (items.len() == limit as usize)
-        .then(|| items.last().map(|e| e.entry.to_string()))
-        .flatten();
+    let limit = query.limit()?;
+    let items = ledger::entries(
+        api.payments.read_models(),
+        caller.user_id,
+        query.cursor::<i64>()?,
+        limit,
+    )
+    .await
+    .map_err(|e| Problem::internal(&e))?;
+    let next_cursor = next_cursor(&items, limit, |e| Some(e.entry.to_string()));
     Ok(Json(LedgerPage { items, next_cursor }))
 }

@@ -11,9 +11,9 @@ use msa_chat::contract::{
     parse_new_message, parse_new_room, NewMessage, NewRoom, PostedMessage, RoomView,
 };
 use msa_http::auth::{Caller, TokenVerifier};
-use msa_http::{page_limit, BearerAuth, FieldError, Problem, StrictJson, StrictQuery};
+use msa_http::{BearerAuth, FieldError, PageQuery, Problem, StrictJson, StrictQuery};
 use serde::{Deserialize, Serialize};
-use utoipa::{IntoParams, OpenApi, ToSchema};
+use utoipa::{OpenApi, ToSchema};
 use uuid::Uuid;
 
 use crate::adapters::read_models::MemberProfile;
@@ -191,30 +191,17 @@ struct Inbox {
     next_cursor: Option<String>,
 }
 
-/// A page of the inbox: after the `next_cursor` of the previous page.
-#[derive(Deserialize, IntoParams)]
-#[serde(deny_unknown_fields)]
-#[into_params(parameter_in = Query)]
-struct InboxQuery {
-    /// `next_cursor` of the previous page.
-    cursor: Option<String>,
-    /// 1 to 100 (default 50).
-    #[param(value_type = Option<u32>)]
-    limit: Option<String>,
-}
-
-#[utoipa::path(get, path = "/v1/inbox", tag = "user-chat", security(("bearer" = [])), params(InboxQuery),
+#[utoipa::path(get, path = "/v1/inbox", tag = "user-chat", security(("bearer" = [])), params(PageQuery),
     responses((status = 200, description = "My rooms, most recently active first (by `active_at`, ties by id): last message, unread count, the other person of a direct room; a page at a time", body = Inbox),
         (status = 401, body = Problem), (status = 422, body = Problem)))]
 async fn inbox(
     State(api): State<UserChatApi>,
     caller: Caller,
-    StrictQuery(query): StrictQuery<InboxQuery>,
+    StrictQuery(query): StrictQuery<PageQuery>,
 ) -> Result<impl IntoResponse, Problem> {
-    let limit = page_limit(query.limit.as_deref())?;
     let (items, next_cursor) = api
         .service
-        .inbox(&caller, query.cursor.as_deref(), limit)
+        .inbox(&caller, query.cursor.as_deref(), query.limit()?)
         .await?;
     Ok(Json(Inbox { items, next_cursor }))
 }

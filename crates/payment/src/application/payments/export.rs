@@ -16,7 +16,7 @@ use crate::application::PaymentsError;
 use crate::domain::PaymentEvent;
 
 /// The most items a page holds.
-pub const MAX_PAGE: u32 = 1_000;
+pub const MAX_PAGE: u32 = msa_http::MAX_RECORDS;
 
 /// A part of what payment keeps about a person.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
