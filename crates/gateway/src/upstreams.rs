@@ -57,7 +57,7 @@ impl Upstreams {
                         client.get(&url).timeout(CHECK_TIMEOUT).send().await,
                         Ok(answer) if answer.status().is_success()
                     );
-                    if instance.healthy.swap(ready, Ordering::Relaxed) != ready {
+                    if instances.mark(&instance.base, ready) {
                         tracing::warn!(service = owner.name(), base = %instance.base, ready, "instance readiness changed");
                     }
                 }
@@ -81,7 +81,8 @@ struct Instance {
 }
 
 impl Instances {
-    /// At least one base URL; each counts as healthy until a check or a call says otherwise.
+    /// At least one base URL; none counts as ready before its first check (requests are still
+    /// sent, in turn, meanwhile).
     pub fn new(bases: Vec<String>) -> Arc<Self> {
         assert!(!bases.is_empty(), "a service needs at least one instance");
         Arc::new(Self {
@@ -89,7 +90,7 @@ impl Instances {
                 .into_iter()
                 .map(|base| Instance {
                     base: base.trim_end_matches('/').to_owned(),
-                    healthy: AtomicBool::new(true),
+                    healthy: AtomicBool::new(false),
                 })
                 .collect(),
             next: AtomicUsize::new(0),
@@ -99,6 +100,13 @@ impl Instances {
     /// How many instances (at least one).
     pub fn count(&self) -> usize {
         self.instances.len()
+    }
+
+    /// Whether an instance was ready at its last check (and has not failed a call since).
+    pub fn any_ready(&self) -> bool {
+        self.instances
+            .iter()
+            .any(|instance| instance.healthy.load(Ordering::Relaxed))
     }
 
     /// The first instance's base (for what any instance answers alike: the user service's keys).
@@ -121,9 +129,15 @@ impl Instances {
 
     /// An instance could not be reached: out of the rotation until its next good check.
     pub fn unreachable(&self, base: &str) {
-        if let Some(instance) = self.instances.iter().find(|i| i.base == base) {
-            instance.healthy.store(false, Ordering::Relaxed);
-        }
+        self.mark(base, false);
+    }
+
+    /// Puts an instance in or out of the rotation; whether that changed anything.
+    fn mark(&self, base: &str, ready: bool) -> bool {
+        self.instances
+            .iter()
+            .find(|instance| instance.base == base)
+            .is_some_and(|instance| instance.healthy.swap(ready, Ordering::Relaxed) != ready)
     }
 }
 
@@ -134,6 +148,12 @@ mod tests {
     #[test]
     fn healthy_instances_take_turns_and_an_unreachable_one_is_skipped() {
         let instances = Instances::new(vec!["http://a/".into(), "http://b".into()]);
+        assert!(
+            !instances.any_ready(),
+            "none is ready before its first check"
+        );
+        instances.mark("http://a", true);
+        instances.mark("http://b", true);
         let picks: Vec<_> = (0..4).map(|_| instances.pick().to_owned()).collect();
         assert_eq!(picks, ["http://a", "http://b", "http://a", "http://b"]);
         instances.unreachable("http://a");
