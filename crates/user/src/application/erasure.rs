@@ -54,16 +54,7 @@ impl UserService {
                 )]))
             }
             (Some(_), Some(password)) => {
-                if !self
-                    .passwords
-                    .verify(password, user.password_hash.as_deref())
-                    .await
-                {
-                    return Err(UserServiceError::Invalid(vec![msa_http::FieldError::new(
-                        "password",
-                        "does not match",
-                    )]));
-                }
+                self.password_confirms(&user, password, "password").await?
             }
             (None, _) => {
                 let age_ms = Utc::now().timestamp_millis() - confirmation.token_issued_at_ms;

@@ -71,6 +71,26 @@ impl UserService {
             .await?)
     }
 
+    /// `given` is the account's password; otherwise `field` does not match (a refusal naming it).
+    pub(super) async fn password_confirms(
+        &self,
+        user: &crate::domain::User,
+        given: &str,
+        field: &str,
+    ) -> Result<(), UserServiceError> {
+        if self
+            .passwords
+            .verify(given, user.password_hash.as_deref())
+            .await
+        {
+            return Ok(());
+        }
+        Err(UserServiceError::Invalid(vec![msa_http::FieldError::new(
+            field,
+            "does not match",
+        )]))
+    }
+
     /// Changes the caller's password after checking the current one; every session ends (other
     /// devices must log in again with the new password).
     pub async fn change_password(
@@ -80,16 +100,8 @@ impl UserService {
         new: crate::domain::Password,
     ) -> Result<(), UserServiceError> {
         let user = self.active_user(user_id).await?;
-        if !self
-            .passwords
-            .verify(current, user.password_hash.as_deref())
-            .await
-        {
-            return Err(UserServiceError::Invalid(vec![msa_http::FieldError::new(
-                "current_password",
-                "does not match",
-            )]));
-        }
+        self.password_confirms(&user, current, "current_password")
+            .await?;
         let password_hash = self.passwords.hash(new.expose()).await;
         let command = crate::domain::UserCommand::ChangePassword {
             password_hash,
