@@ -2,7 +2,7 @@
 
 import * as api from './api.js';
 import { $, el, openDialog } from './dom.js';
-import { money, t, when } from './i18n.js';
+import { money, problemText, t, when } from './i18n.js';
 
 /**
  * `ctx`: `me()` the profile (with email), `renamed(profile)`, `deleted()`, `walletChanged()`.
@@ -25,8 +25,7 @@ export function account(ctx) {
         ctx.renamed(await api.call('PATCH', '/v1/users/me', change));
         say(t('saved'));
       } catch (failure) {
-        const fields = failure.problem?.errors;
-        say(fields?.length ? fields.map((f) => f.message).join('; ') : failure.message);
+        say(problemText(failure));
       }
     });
     $('password-form').addEventListener('submit', async (event) => {
@@ -42,8 +41,7 @@ export function account(ctx) {
         $('new-password').value = '';
         say(t('passwordChanged'));
       } catch (failure) {
-        const fields = failure.problem?.errors;
-        say(fields?.length ? fields.map((f) => f.message).join('; ') : failure.message);
+        say(problemText(failure));
       }
     });
     $('export-data').addEventListener('click', async () => {
@@ -73,8 +71,7 @@ export function account(ctx) {
         dialog.close();
         ctx.deleted();
       } catch (failure) {
-        const fields = failure.problem?.errors;
-        say(fields?.length ? fields.map((f) => f.message).join('; ') : failure.message);
+        say(problemText(failure));
       }
     });
   };

@@ -7,7 +7,7 @@ import { composer } from './composer.js';
 import { buyCredits, loadWallet, tossReturn, walletSoon } from './credits.js';
 import { $, el, focus, openDialog, status } from './dom.js';
 import { Groups } from './groups.js';
-import { t, translate } from './i18n.js';
+import { problemText, t, translate } from './i18n.js';
 import { News } from './news.js';
 import { Outbox } from './outbox.js';
 import { Rooms } from './room.js';
@@ -56,15 +56,6 @@ function showAuth(message = '') {
   show('auth');
   $('auth-error').textContent = message;
   $('password').value = '';
-}
-
-function problemText(error) {
-  if (error.status === 0 || error.network) return t('tryLater');
-  const fields = error.problem?.errors;
-  if (Array.isArray(fields) && fields.length) {
-    return fields.map((f) => `${f.field}: ${f.message}`).join('; ');
-  }
-  return error.message;
 }
 
 function authBusy(busy) {

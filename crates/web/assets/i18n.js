@@ -306,3 +306,13 @@ export function money(amount, currency) {
     return `${amount} ${currency}`;
   }
 }
+
+/** What a refused or failed request says to a person: the fields at fault, or the problem. */
+export function problemText(error) {
+  if (error.status === 0 || error.network) return t('tryLater');
+  const fields = error.problem?.errors;
+  if (Array.isArray(fields) && fields.length) {
+    return fields.map((f) => `${f.field}: ${f.message}`).join('; ');
+  }
+  return error.message;
+}
