@@ -241,20 +241,27 @@ impl<A: Aggregate> Repository<A> {
         result: impl Fn(&A, &[A::Event]) -> Value + Send + Sync,
     ) -> Result<IdempotentOutcome, CommandError<A::Error>> {
         // The key is not looked up first: a new key (the common case) costs no read. A used one
-        // shows itself when its record will not insert, and the events go with it.
+        // shows itself when its record will not insert, and the events go with it. The result
+        // of the decision that was appended is the answer (made once, kept for it).
+        let last_result = std::sync::Mutex::new(None);
         let executed = self
             .execute_with(stream_id, command, metadata, |state, events| {
+                let value = result(state, events);
+                *last_result.lock().unwrap_or_else(|p| p.into_inner()) = Some(value.clone());
                 Some(IdempotencyRecord {
                     scope: key.scope.clone(),
                     key: key.key.clone(),
                     fingerprint: key.fingerprint.clone(),
-                    result: result(state, events),
+                    result: value,
                 })
             })
             .await;
         match executed {
             Ok(executed) => Ok(IdempotentOutcome {
-                result: result(&executed.state, &executed.events),
+                result: last_result
+                    .into_inner()
+                    .unwrap_or_else(|p| p.into_inner())
+                    .unwrap_or_else(|| result(&executed.state, &executed.events)),
                 replayed: false,
             }),
             // A retry, or a concurrent request with the same key that won: answer what it stored.

@@ -77,18 +77,12 @@ pub trait EventStore: Send + Sync {
 
     /// The event of `stream_id` at `version`, upcast, if the stream has it (one indexed read: a
     /// command that needs one fact of a long stream, such as a message's sender in its room,
-    /// reads only that). The default reads the stream's rest; stores override it.
+    /// reads only that).
     async fn read_event(
         &self,
         stream_id: &StreamId,
         version: u64,
-    ) -> Result<Option<RecordedEvent>, StoreError> {
-        if version == 0 {
-            return Ok(None);
-        }
-        let events = self.read_stream(stream_id, version - 1).await?;
-        Ok(events.into_iter().next().filter(|e| e.version == version))
-    }
+    ) -> Result<Option<RecordedEvent>, StoreError>;
 
     /// Up to `limit` events of the global log after `after`, in log order, upcast. Never returns an
     /// event while an earlier one may still commit: what a reader has passed stays passed.

@@ -177,6 +177,13 @@ impl EventStore for Counting {
     ) -> Result<Vec<RecordedEvent>, StoreError> {
         self.inner.read_stream(stream_id, after_version).await
     }
+    async fn read_event(
+        &self,
+        stream_id: &StreamId,
+        version: u64,
+    ) -> Result<Option<RecordedEvent>, StoreError> {
+        self.inner.read_event(stream_id, version).await
+    }
     async fn read_all(
         &self,
         after: LogPosition,

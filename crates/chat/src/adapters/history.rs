@@ -36,10 +36,9 @@ pub const HISTORY_TABLES: &[TableSpec] = &[
             "CREATE UNIQUE INDEX {table}_by_id ON {table} (message_id)",
         ],
     },
-    // Earlier bodies of edited messages (gone with a redaction). `seq` keys an edit in its room:
-    // the room's seq of an edit stored on the room's stream (before messages had streams), or
-    // the negated log position of one stored on its message's stream (unique, and apart from any
-    // room seq). Edits are listed by `edited_at`.
+    // Earlier bodies of edited messages (gone with a redaction). `seq` is the edit's log position
+    // (edits stored on the room's stream before messages had streams were keyed by their room
+    // seq, which is below any later position): unique, and in the order the edits were made.
     TableSpec {
         name: "chat_message_edits",
         create: &["CREATE TABLE {table} (room_id TEXT NOT NULL, seq BIGINT NOT NULL, message_id TEXT NOT NULL, body TEXT NOT NULL, edited_at TEXT NOT NULL, PRIMARY KEY (room_id, seq))"],
@@ -257,20 +256,15 @@ impl History {
             }
             // Written with its run of posts, see `apply_all`.
             RoomEvent::MessagePosted { .. } => return Ok(()),
-            RoomEvent::MessageEdited { seq, message_id, body } => {
+            RoomEvent::MessageEdited { message_id, body, .. } => {
                 let id = Text(message_id.to_string());
-                let key = if event.stream_id.category() == Room::KIND {
-                    seq as i64
-                } else {
-                    -event.position.position
-                };
                 // The body being replaced goes to the edits.
                 statements.push((
                     format!(
                         "INSERT INTO {edits} (room_id, seq, message_id, body, edited_at)
                          SELECT room_id, $3, message_id, body, $2 FROM {messages} WHERE message_id = $1 AND redacted = 0"
                     ),
-                    vec![id.clone(), Text(at.clone()), Int(key)],
+                    vec![id.clone(), Text(at.clone()), Int(event.position.position)],
                 ));
                 statements.push((
                     format!("UPDATE {messages} SET body = $2, edited_at = $3 WHERE message_id = $1 AND redacted = 0"),
@@ -676,7 +670,7 @@ pub async fn edits_of(
     message_id: Uuid,
 ) -> Result<Vec<EarlierBody>, StoreError> {
     let rows = sqlx::query(
-        "SELECT body, edited_at FROM chat_message_edits WHERE message_id = $1 ORDER BY edited_at, seq",
+        "SELECT body, edited_at FROM chat_message_edits WHERE message_id = $1 ORDER BY seq",
     )
     .bind(message_id.to_string())
     .fetch_all(db.pool())

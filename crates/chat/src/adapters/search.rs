@@ -80,8 +80,13 @@ impl Projection<msa_sql::Tx> for Search {
         }
     }
 
+    /// Posts, edits and deletions only: another event would cut a run of posts in two.
     fn wants(&self, event: &RecordedEvent) -> bool {
         matches!(event.stream_id.category(), Room::KIND | Message::KIND)
+            && matches!(
+                event.event_type.as_str(),
+                "chat.MessagePosted" | "chat.MessageEdited" | "chat.MessageRedacted"
+            )
     }
 
     async fn apply(

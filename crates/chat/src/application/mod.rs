@@ -258,11 +258,15 @@ impl ChatService {
     ) -> Result<(PostedMessage, bool), ChatError> {
         if let Some(original) = reply_to {
             // A reply names a message of the same room.
-            if let Err(ChatError::MessageNotFound) = self.posted(room_id, original, None).await {
-                return Err(ChatError::Invalid(vec![FieldError::new(
-                    "reply_to",
-                    "no such message in this room",
-                )]));
+            match self.posted(room_id, original, None).await {
+                Ok(_) => {}
+                Err(ChatError::MessageNotFound) => {
+                    return Err(ChatError::Invalid(vec![FieldError::new(
+                        "reply_to",
+                        "no such message in this room",
+                    )]))
+                }
+                Err(other) => return Err(other),
             }
         }
         let fingerprint: String = Sha256::digest(
@@ -295,9 +299,14 @@ impl ChatService {
                 &command,
                 &metadata(sender_id),
                 key,
-                |state, _| {
+                |state, events| {
+                    // The id the room gave the post (it names the room and the seq).
+                    let id = match events.first() {
+                        Some(RoomEvent::MessagePosted { message_id, .. }) => *message_id,
+                        _ => MessageId::of(room_id, state.last_seq),
+                    };
                     serde_json::to_value(PostedMessage {
-                        id: MessageId::of(room_id, state.last_seq),
+                        id,
                         room_id,
                         seq: state.last_seq,
                         sender_id,

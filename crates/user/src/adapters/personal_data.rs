@@ -303,6 +303,15 @@ impl EventStore for ShreddingStore {
         self.open_all(events).await
     }
 
+    async fn read_event(
+        &self,
+        stream_id: &StreamId,
+        version: u64,
+    ) -> Result<Option<RecordedEvent>, StoreError> {
+        let event = self.inner.read_event(stream_id, version).await?;
+        Ok(self.open_all(event.into_iter().collect()).await?.pop())
+    }
+
     async fn read_all(
         &self,
         after: LogPosition,
