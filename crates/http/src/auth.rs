@@ -33,6 +33,10 @@ pub struct Claims {
     /// voids the tokens issued before it, and a login right after one must not count as before.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub iat_ms: Option<i64>,
+    /// When the person logged in (Unix seconds; OpenID Connect's `auth_time`): refreshing makes
+    /// new tokens, never a new log-in. Absent from tokens issued before it was carried.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub auth_time: Option<i64>,
 }
 
 impl Claims {
@@ -237,8 +241,9 @@ pub struct Caller {
     /// The access token itself, for calls made on the caller's behalf (user-chat relays it to
     /// the services it calls, which check it again).
     pub token: String,
-    /// When the token was issued (Unix ms).
-    pub issued_at_ms: i64,
+    /// When the person logged in to get this token (Unix seconds), however often it was
+    /// refreshed since; `None` for tokens that do not say.
+    pub logged_in_at: Option<i64>,
 }
 
 /// The token of an `Authorization: Bearer <token>` header (either spelling of the scheme),
@@ -271,7 +276,7 @@ where
             .await?;
         Ok(Caller {
             user_id: claims.sub,
-            issued_at_ms: claims.issued_at_ms(),
+            logged_in_at: claims.auth_time,
             roles: claims.roles,
             token: token.trim().to_owned(),
         })
@@ -299,6 +304,7 @@ pub(crate) mod tests {
         let mut header = Header::new(Algorithm::EdDSA);
         header.kid = Some(kid.into());
         let claims = Claims {
+            auth_time: None,
             iss: ISSUER.into(),
             sub: Uuid::now_v7(),
             roles: Vec::new(),

@@ -210,6 +210,7 @@ mod tests {
 
     fn claims(user: Uuid, iat_ms: i64) -> Claims {
         Claims {
+            auth_time: None,
             iss: crate::auth::ISSUER.into(),
             sub: user,
             roles: vec![],

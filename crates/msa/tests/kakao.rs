@@ -240,6 +240,51 @@ async fn kakao_login_creates_an_account_logs_in_again_and_links_to_an_existing_o
         "{other_me}"
     );
 
+    // An account made with Kakao has no password: it is deleted within minutes of a log-in,
+    // which its tokens carry (`auth_time`) and a refresh does not renew.
+    let logged_in_at = |token: &str| -> i64 {
+        use base64::Engine;
+        let payload = token.split('.').nth(1).unwrap();
+        let bytes = base64::engine::general_purpose::URL_SAFE_NO_PAD
+            .decode(payload)
+            .unwrap();
+        serde_json::from_slice::<Value>(&bytes).unwrap()["auth_time"]
+            .as_i64()
+            .expect("auth_time in an access token")
+    };
+    let first_login = logged_in_at(other["access_token"].as_str().unwrap());
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs() as i64;
+    assert!((now - first_login).abs() <= 60, "{first_login} vs {now}");
+    tokio::time::sleep(std::time::Duration::from_millis(1100)).await;
+    let refreshed: Value = client
+        .http
+        .post(format!("{}/v1/auth/refresh", server.base))
+        .json(&json!({"refresh_token": other["refresh_token"]}))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let refreshed_token = refreshed["access_token"].as_str().expect("refreshed");
+    assert_eq!(
+        logged_in_at(refreshed_token),
+        first_login,
+        "a refresh is no log-in"
+    );
+    let erased = client
+        .http
+        .delete(format!("{}/v1/users/me", server.base))
+        .bearer_auth(refreshed_token)
+        .json(&json!({}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(erased.status(), 204, "a log-in moments ago deletes it");
+
     // A logged-in user links a Kakao account; then that Kakao account logs them in.
     let signed_up = client
         .http

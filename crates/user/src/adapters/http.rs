@@ -108,7 +108,7 @@ impl From<UserServiceError> for Problem {
             }
             UserServiceError::NotFound => Problem::not_found(error.to_string()),
             UserServiceError::Busy => Problem::unavailable(error.to_string(), 1),
-            UserServiceError::StaleLogIn(_) => Problem::forbidden(error.to_string()),
+            UserServiceError::StaleLogIn => Problem::forbidden(error.to_string()),
             UserServiceError::Store(error) => Problem::internal(&error),
         }
     }
@@ -347,15 +347,15 @@ async fn log_out(
 #[derive(Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 struct ErasureRequest {
-    /// The account's password (an account made with Kakao has none: it deletes within
-    /// minutes of a log-in instead).
+    /// The account's password (an account linked to Kakao may leave it out within 10 minutes
+    /// of a log-in).
     password: Option<String>,
 }
 
 #[utoipa::path(delete, path = "/v1/users/me", tag = "users", security(("bearer" = [])), request_body = ErasureRequest,
-    description = "Deletes my account: deactivated at once, personal data erased (crypto-shredded). Confirmed with the password, so a token alone (a stolen one) cannot do it; an account without a password (Kakao) within 10 minutes of a log-in.",
+    description = "Deletes my account: deactivated at once, personal data erased (crypto-shredded). Confirmed with the password, so a token alone (a stolen one) cannot do it; an account linked to Kakao may instead delete within 10 minutes of a log-in (its tokens' `auth_time`, which a refresh does not renew).",
     responses((status = 204, description = "Deactivated; personal data erased"), (status = 401, body = Problem),
-        (status = 403, description = "An account without a password, logged in too long ago", body = Problem),
+        (status = 403, description = "No password given, and the log-in was too long ago", body = Problem),
         (status = 422, description = "The password is missing or does not match", body = Problem)))]
 async fn erase(
     State(api): State<UserApi>,
@@ -364,7 +364,7 @@ async fn erase(
 ) -> Result<impl IntoResponse, Problem> {
     let confirmation = ErasureConfirmation {
         password: request.password,
-        token_issued_at_ms: caller.issued_at_ms,
+        logged_in_at: caller.logged_in_at,
     };
     api.service.erase(caller.user_id, confirmation).await?;
     Ok(StatusCode::NO_CONTENT)

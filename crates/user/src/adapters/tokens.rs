@@ -221,8 +221,13 @@ impl Tokens {
         TokenVerifier::new(&self.jwks)
     }
 
-    pub fn access_token(&self, user_id: Uuid, roles: &[Role]) -> String {
+    /// An access token for a session of `family` (whose UUIDv7 id says when its log-in was).
+    pub fn access_token(&self, user_id: Uuid, roles: &[Role], family: Uuid) -> String {
         let issued = Utc::now();
+        let logged_in = family
+            .get_timestamp()
+            .map(|at| at.to_unix().0 as i64)
+            .unwrap_or(issued.timestamp());
         let now = issued.timestamp();
         let claims = Claims {
             iss: ISSUER.into(),
@@ -231,6 +236,7 @@ impl Tokens {
             iat: now,
             exp: now + self.lifetimes.access.as_secs() as i64,
             iat_ms: Some(issued.timestamp_millis()),
+            auth_time: Some(logged_in),
         };
         let mut header = Header::new(Algorithm::EdDSA);
         header.kid = Some(self.signing.kid.clone());
@@ -252,12 +258,14 @@ impl Tokens {
             .map_err(|_| StoreError::Backend("no randomness".into()))?;
         let refresh_token = URL_SAFE_NO_PAD.encode(bytes);
         let expires_at = Utc::now().timestamp() + self.lifetimes.refresh.as_secs() as i64;
+        // A log-in starts a family; its UUIDv7 id holds the log-in's time.
+        let family = family.unwrap_or_else(Uuid::now_v7);
         sqlx::query(
             "INSERT INTO refresh_tokens (token_hash, family_id, user_id, issued_at, expires_at)
              VALUES ($1, $2, $3, $4, $5)",
         )
         .bind(digest(&refresh_token))
-        .bind(family.unwrap_or_else(Uuid::now_v7).to_string())
+        .bind(family.to_string())
         .bind(user_id.to_string())
         .bind(Utc::now().to_rfc3339())
         .bind(expires_at)
@@ -265,7 +273,7 @@ impl Tokens {
         .await
         .map_err(store_error)?;
         Ok(TokenPair {
-            access_token: self.access_token(user_id, roles),
+            access_token: self.access_token(user_id, roles, family),
             refresh_token,
             token_type: "Bearer",
             expires_in: self.lifetimes.access.as_secs(),

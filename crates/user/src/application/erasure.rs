@@ -23,13 +23,14 @@ pub struct Export {
 }
 
 /// How a person confirms deleting their account, so that an access token alone (a stolen
-/// one) cannot: their password, or for an account without one (made with Kakao) a log-in
-/// within [`FRESH_LOG_IN_MINUTES`].
+/// one) cannot: their password, or for an account linked to Kakao (one made with Kakao has a
+/// password nobody was told) a log-in within [`FRESH_LOG_IN_MINUTES`] (refreshing the session
+/// does not count as one).
 #[derive(Debug)]
 pub struct ErasureConfirmation {
     pub password: Option<String>,
-    /// When the access token used was issued (Unix ms).
-    pub token_issued_at_ms: i64,
+    /// When the session's log-in was (Unix seconds), as the access token says.
+    pub logged_in_at: Option<i64>,
 }
 
 /// How recent a log-in deletes an account without a password.
@@ -46,21 +47,22 @@ impl UserService {
         confirmation: ErasureConfirmation,
     ) -> Result<(), UserServiceError> {
         let user = self.active_user(user_id).await?;
-        match (&user.password_hash, &confirmation.password) {
-            (Some(_), None) => {
+        match (&confirmation.password, &user.kakao_id) {
+            (Some(password), _) => self.password_confirms(&user, password, "password").await?,
+            // An account made with Kakao has a password nobody was told.
+            (None, Some(_)) => {
+                let fresh = confirmation
+                    .logged_in_at
+                    .is_some_and(|at| Utc::now().timestamp() - at <= FRESH_LOG_IN_MINUTES * 60);
+                if !fresh {
+                    return Err(UserServiceError::StaleLogIn);
+                }
+            }
+            (None, None) => {
                 return Err(UserServiceError::Invalid(vec![msa_http::FieldError::new(
                     "password",
                     "required: the account's password confirms its deletion",
                 )]))
-            }
-            (Some(_), Some(password)) => {
-                self.password_confirms(&user, password, "password").await?
-            }
-            (None, _) => {
-                let age_ms = Utc::now().timestamp_millis() - confirmation.token_issued_at_ms;
-                if age_ms > FRESH_LOG_IN_MINUTES * 60_000 {
-                    return Err(UserServiceError::StaleLogIn(FRESH_LOG_IN_MINUTES));
-                }
             }
         }
         self.erase_account(user_id, true).await

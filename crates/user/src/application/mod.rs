@@ -24,7 +24,7 @@ use crate::adapters::tokens::Tokens;
 use crate::domain::{Claim, User};
 use profile::PublicProfiles;
 
-pub use erasure::{ErasureConfirmation, Export, FRESH_LOG_IN_MINUTES};
+pub use erasure::{ErasureConfirmation, Export};
 pub use kakao::KakaoOutcome;
 pub use profile::{ProfileChange, ProfileView};
 pub use register::Registration;
@@ -54,8 +54,11 @@ pub enum UserServiceError {
     #[error("the account is busy; try again")]
     Busy,
     /// Deleting an account without a password (made with Kakao) needs a log-in moments ago.
-    #[error("log in again, then delete the account within {0} minutes of logging in")]
-    StaleLogIn(i64),
+    #[error(
+        "log in again, then delete the account within {} minutes of logging in",
+        erasure::FRESH_LOG_IN_MINUTES
+    )]
+    StaleLogIn,
     #[error("Kakao login is not configured on this server")]
     KakaoNotConfigured,
     #[error("this Kakao account is linked to another user")]
