@@ -62,12 +62,14 @@ struct Gateway {
     tunnels: Arc<tunnels::Tunnels>,
 }
 
-/// The gateway's app. Serve it with `into_make_service_with_connect_info::<SocketAddr>()`: rate
-/// limits key on the client's address. Waits until the user service's deny list is loaded (see
+/// The gateway's app. Serve it with `msa_http::server::serve` (handlers see the peer's address:
+/// rate limits key on the client's address). Waits until the user service's deny list is loaded (see
 /// [`msa_http::revocations`]), then polls it, so a revoked token is refused at the edge too.
 pub async fn app(config: GatewayConfig) -> Result<Router, String> {
+    // A service must answer, and go on sending, within the upstream timeout; a long answer
+    // that keeps coming (a streamed export) is not cut off as a whole.
     let client = reqwest::Client::builder()
-        .timeout(config.upstream_timeout)
+        .read_timeout(config.upstream_timeout)
         .redirect(reqwest::redirect::Policy::none())
         .build()
         .map_err(|e| e.to_string())?;
@@ -273,7 +275,7 @@ async fn route(
         let base = instances.pick();
         let url = format!("{base}{path_and_query}");
         match proxy::send(&gateway.client, url, &parts, extra.clone(), body.clone()).await {
-            Ok(answer) => return proxy::pass_on(owner.name(), answer).await,
+            Ok(answer) => return proxy::pass_on(answer),
             Err(error) if error.is_connect() => {
                 instances.unreachable(base);
                 tries -= 1;

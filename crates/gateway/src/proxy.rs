@@ -49,19 +49,19 @@ pub async fn send(
         .await
 }
 
-/// The service's answer as the client gets it: its status, its end-to-end headers, its body.
-pub async fn pass_on(service: &str, answer: reqwest::Response) -> Response {
+/// The service's answer as the client gets it: its status, its end-to-end headers, its body
+/// passed on as it arrives (a streamed answer, a person's export, is never held whole here).
+pub fn pass_on(answer: reqwest::Response) -> Response {
     let status = answer.status();
-    let headers = end_to_end(answer.headers());
-    match answer.bytes().await {
-        Ok(bytes) => {
-            let mut response = Response::new(Body::from(bytes));
-            *response.status_mut() = status;
-            *response.headers_mut() = headers;
-            response
-        }
-        Err(error) => failed(service, &error),
+    let mut headers = end_to_end(answer.headers());
+    // The body goes on unchanged: a length the service declared still holds.
+    if let Some(length) = answer.headers().get(header::CONTENT_LENGTH) {
+        headers.insert(header::CONTENT_LENGTH, length.clone());
     }
+    let mut response = Response::new(Body::from_stream(answer.bytes_stream()));
+    *response.status_mut() = status;
+    *response.headers_mut() = headers;
+    response
 }
 
 pub fn failed(service: &str, error: &reqwest::Error) -> Response {
@@ -122,7 +122,7 @@ pub async fn websocket(
         Err(error) => return failed(service, &error),
     };
     if answer.status() != StatusCode::SWITCHING_PROTOCOLS {
-        return pass_on(service, answer).await;
+        return pass_on(answer);
     }
     // The service's 101 (its Sec-WebSocket-Accept answers the client's own key), as it is.
     let mut response = Response::new(Body::empty());
