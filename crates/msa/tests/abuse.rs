@@ -512,6 +512,8 @@ async fn abuse_of_the_single_server() {
     ]);
     a_trickled_request_is_cut_off(&api.server.base).await;
     a_body_naming_a_key_twice_is_refused(&api).await;
+    message_commands_take_only_posts_of_their_room(&api).await;
+    a_member_kicked_a_moment_ago_changes_no_message(&api).await;
     a_reused_txn_id_gives_no_credit_back(&api, "").await;
     a_txn_id_raced_by_two_sends_posts_nothing_for_free(&api, "").await;
     a_room_creator_cannot_make_strangers_members(&api).await;
@@ -557,6 +559,124 @@ async fn one_address_cannot_flood_password_hashing() {
     }
     assert_eq!(statuses[..5], [201; 5], "{statuses:?}");
     assert!(statuses[5..].iter().all(|s| *s == 429), "{statuses:?}");
+}
+
+/// Guessing a password through the account's deletion counts with the other password attempts
+/// of the address: a stolen token cannot try passwords at will.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn deleting_an_account_cannot_be_used_to_guess_its_password() {
+    let data = tempfile::tempdir().unwrap();
+    let server = common::serve(&[
+        "--data-dir",
+        data.path().to_str().unwrap(),
+        "--password-hash-memory-kib",
+        "64",
+        "--password-hash-iterations",
+        "1",
+        "--password-attempts-per-minute",
+        "5",
+    ]);
+    let api = Api::at(server);
+    let victim = api.person("Guessed").await; // a sign-up and a log-in: 2 attempts
+    let mut statuses = Vec::new();
+    for n in 0..5 {
+        let guess = json!({"password": format!("guess {n}")});
+        let (status, _) = api
+            .call(
+                reqwest::Method::DELETE,
+                "/v1/users/me",
+                &victim.token,
+                Some(guess),
+            )
+            .await;
+        statuses.push(status);
+    }
+    assert_eq!(statuses, [422, 422, 422, 429, 429], "{statuses:?}");
+    let (status, _) = api.get(&victim, "/v1/users/me").await;
+    assert_eq!(status, 200, "the account is still there");
+}
+
+/// Commands about a message name a post of that room: another room's message, a seq of the
+/// room that is not a post (its creation) and one past its end are 404, and change nothing.
+async fn message_commands_take_only_posts_of_their_room(api: &Api) {
+    let (ada, bea) = (api.person("Forger").await, api.person("Forged").await);
+    let room = direct_room(api, &ada, "Forged").await;
+    let other = group(api, &bea, &[]).await;
+    let (_, elsewhere) = api.send(&bea, &other, "f-1", "not in that room").await;
+    let room_id: uuid::Uuid = room.parse().unwrap();
+    let ids = [
+        elsewhere["id"].as_str().unwrap().to_owned(),
+        msa_chat::domain::MessageId::of(room_id, 1).to_string(),
+        msa_chat::domain::MessageId::of(room_id, 1_000_000).to_string(),
+    ];
+    for id in &ids {
+        let message = format!("/v1/rooms/{room}/messages/{id}");
+        for (method, path, body) in [
+            (
+                reqwest::Method::PATCH,
+                message.clone(),
+                Some(json!({"body": "forged"})),
+            ),
+            (reqwest::Method::DELETE, message.clone(), None),
+            (
+                reqwest::Method::PUT,
+                format!("{message}/reactions/:tada:"),
+                None,
+            ),
+            (reqwest::Method::GET, format!("{message}/edits"), None),
+        ] {
+            let (status, problem) = api.call(method.clone(), &path, &ada.token, body).await;
+            assert_eq!(status, 404, "{method} {path}: {problem}");
+        }
+    }
+    common::api::eventually(|| async {
+        let (_, history) = api.get(&bea, &format!("/v1/rooms/{other}/messages")).await;
+        history["items"][0]["body"] == "not in that room"
+            && history["items"][0]["edited_at"].is_null()
+    })
+    .await;
+}
+
+/// A member kicked a moment ago changes nothing of the room's messages, their own included.
+async fn a_member_kicked_a_moment_ago_changes_no_message(api: &Api) {
+    let (owner, kicked) = (api.person("Kicker").await, api.person("Kickee").await);
+    let room = group(api, &owner, &[&kicked]).await;
+    let (_, mine) = api.send(&kicked, &room, "k-1", "my words").await;
+    let message = format!("/v1/rooms/{room}/messages/{}", mine["id"].as_str().unwrap());
+    let (status, _) = api
+        .call(
+            reqwest::Method::DELETE,
+            &format!("/v1/rooms/{room}/members/{}", kicked.id),
+            &owner.token,
+            None,
+        )
+        .await;
+    assert_eq!(status, 204);
+    for (method, path, body) in [
+        (
+            reqwest::Method::PATCH,
+            message.clone(),
+            Some(json!({"body": "changed after"})),
+        ),
+        (
+            reqwest::Method::PUT,
+            format!("{message}/reactions/:tada:"),
+            None,
+        ),
+        (reqwest::Method::DELETE, message.clone(), None),
+    ] {
+        let (status, problem) = api.call(method.clone(), &path, &kicked.token, body).await;
+        assert_eq!(status, 403, "{method} {path}: {problem}");
+    }
+    common::api::eventually(|| async {
+        let (_, history) = api.get(&owner, &format!("/v1/rooms/{room}/messages")).await;
+        history["items"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|m| m["body"] == "my words" && m["reactions"] == json!([]))
+    })
+    .await;
 }
 
 /// Paths that, taken as they were spelled, lead out of a public prefix: refused before routing.
@@ -732,13 +852,21 @@ async fn raw_request(base: &str, method: &str, path: &str, token: &str) -> (u16,
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn abuse_of_the_gateway_deployment() {
-    let timeout: &[&str] = &["--header-read-timeout", "1s"];
+    // (Many people sign up from this one address.)
+    let timeout: &[&str] = &[
+        "--header-read-timeout",
+        "1s",
+        "--password-attempts-per-minute",
+        "100000",
+    ];
     let Some((deployment, gateway)) = Microservices::start(&[("gateway", timeout)]).await else {
         return;
     };
     let api = Api::at(gateway);
     a_trickled_request_is_cut_off(&deployment.gateway).await;
     a_body_naming_a_key_twice_is_refused(&api).await;
+    message_commands_take_only_posts_of_their_room(&api).await;
+    a_member_kicked_a_moment_ago_changes_no_message(&api).await;
     dot_segments_never_leave_the_public_api(&deployment, &api).await;
     internal_endpoints_refuse_end_users(&deployment, &api).await;
     export_records_answer_services_only(&deployment, &api).await;
