@@ -79,6 +79,16 @@ pub struct Jwks {
     pub keys: Vec<Jwk>,
 }
 
+impl Jwks {
+    /// The set's Ed25519 keys by `kid`, ready to verify with (other keys are passed over).
+    pub fn ed25519_keys(&self) -> impl Iterator<Item = (String, DecodingKey)> + '_ {
+        self.keys
+            .iter()
+            .filter(|k| k.kty == "OKP" && k.crv == "Ed25519")
+            .filter_map(|k| Some((k.kid.clone(), DecodingKey::from_ed_components(&k.x).ok()?)))
+    }
+}
+
 /// Why a token was refused; every variant answers 401.
 #[derive(Debug, thiserror::Error)]
 pub enum TokenError {
@@ -154,12 +164,7 @@ impl TokenVerifier {
     /// Swaps in a new key set (after the issuer rotated its keys). Keys that are not Ed25519 JWKs
     /// are ignored.
     pub fn replace_keys(&self, jwks: &Jwks) {
-        let keys = jwks
-            .keys
-            .iter()
-            .filter(|k| k.kty == "OKP" && k.crv == "Ed25519")
-            .filter_map(|k| Some((k.kid.clone(), DecodingKey::from_ed_components(&k.x).ok()?)))
-            .collect();
+        let keys = jwks.ed25519_keys().collect();
         *self.keys.write().unwrap_or_else(|p| p.into_inner()) = keys;
         // A token signed with a key that is gone must not pass on an earlier check.
         self.remembered().clear();

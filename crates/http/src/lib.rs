@@ -28,7 +28,9 @@ pub mod service_identity;
 pub use client_address::{ClientAddress, TrustedProxies};
 pub use json::{StrictJson, StrictQuery};
 pub use openapi::{api_reference, BearerAuth};
-pub use page::{next_cursor, page_cursor, page_limit, PageQuery, RecordsQuery, MAX_RECORDS};
+pub use page::{
+    next_cursor, page_cursor, page_limit, PageQuery, RecordsQuery, MAX_RECORDS, RECORDS_PAGE,
+};
 pub use problem::{FieldError, Problem};
 pub use remote_keys::RemoteKeys;
 pub use revocations::{RemoteRevocations, Revocation, RevocationList, Revocations};

@@ -45,9 +45,12 @@ pub struct RecordsQuery {
 /// The most rows a page of records holds.
 pub const MAX_RECORDS: u32 = 1_000;
 
+/// The rows a page of records holds when the caller does not say (what user-chat asks for).
+pub const RECORDS_PAGE: u32 = 500;
+
 impl RecordsQuery {
     pub fn limit(&self) -> Result<u32, Problem> {
-        limit_within(self.limit.as_deref(), 500, MAX_RECORDS)
+        limit_within(self.limit.as_deref(), RECORDS_PAGE, MAX_RECORDS)
     }
 }
 

@@ -288,10 +288,9 @@ impl TrustedCaller {
         *fetched_at = Some(Instant::now());
         // Every instance's keys; an instance that does not answer keeps the keys it had.
         let mut keys = self.keys.read().unwrap_or_else(|p| p.into_inner()).clone();
-        let mut all_answered = true;
-        let mut fetched_keys = HashMap::new();
-        for url in &self.urls {
-            let fetched = async {
+        // All at once: one instance that does not answer must not hold up the others.
+        let fetches = self.urls.iter().map(|url| async move {
+            let jwks = async {
                 client
                     .get(url)
                     .send()
@@ -300,15 +299,13 @@ impl TrustedCaller {
                     .json::<Jwks>()
                     .await
             };
-            match fetched.await {
-                Ok(jwks) => fetched_keys.extend(
-                    jwks.keys
-                        .iter()
-                        .filter(|k| k.kty == "OKP" && k.crv == "Ed25519")
-                        .filter_map(|k| {
-                            Some((k.kid.clone(), DecodingKey::from_ed_components(&k.x).ok()?))
-                        }),
-                ),
+            (url, jwks.await)
+        });
+        let mut all_answered = true;
+        let mut fetched_keys = HashMap::new();
+        for (url, fetched) in futures::future::join_all(fetches).await {
+            match fetched {
+                Ok(jwks) => fetched_keys.extend(jwks.ed25519_keys()),
                 Err(error) => {
                     all_answered = false;
                     tracing::warn!(%url, error = %error.without_url(), "cannot fetch a calling service's keys")

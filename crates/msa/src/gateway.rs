@@ -38,14 +38,7 @@ pub async fn run(args: GatewayArgs) -> Result<()> {
         cors_origins: args.cors.cors_origins,
         trusted_proxies: msa_http::TrustedProxies::parse(&args.trusted_proxies)
             .map_err(|error| anyhow::anyhow!("MSA_TRUSTED_PROXIES (--trusted-proxies): {error}"))?,
-        web_client: match args.toss_client_key.as_deref().map(str::trim) {
-            Some(key) if !key.is_empty() => {
-                msa_web::WebClient::with_toss(key).map_err(|error| {
-                    anyhow::anyhow!("MSA_TOSS_CLIENT_KEY (--toss-client-key): {error}")
-                })?
-            }
-            _ => msa_web::WebClient::new(),
-        },
+        web_client: crate::cli::web_client(args.toss_client_key.as_deref())?,
     };
     let app = msa_gateway::app(config)
         .await

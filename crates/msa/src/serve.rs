@@ -295,14 +295,11 @@ async fn one(
             }
             let identity =
                 Arc::new(ServiceIdentity::generate("user-chat").map_err(|e| anyhow::anyhow!(e))?);
-            let ports = crate::user_chat::remote_ports(&args.services, identity.clone())?;
+            let services = crate::user_chat::remote_services(&args.services, identity.clone())?;
+            let ports = crate::user_chat::remote_ports(&services);
             consumers.directory = Some(ports.directory.clone());
             let verifier = verifier().await?;
-            let export = crate::user_chat_export::remote(
-                &args.services,
-                identity.clone(),
-                verifier.clone(),
-            )?;
+            let export = crate::user_chat_export::remote(&services, verifier.clone());
             let user_chat = crate::user_chat::start_with(
                 stores,
                 ports,
@@ -330,14 +327,12 @@ async fn one(
 /// What the single server's web client is told: Toss's client key when payments go through
 /// Toss (it then opens Toss's payment window, and its CSP admits Toss's hosts).
 fn web_client(payment: &PaymentArgs) -> Result<msa_web::WebClient> {
-    let key = payment
-        .toss_client_key
-        .as_deref()
-        .filter(|key| !key.trim().is_empty());
-    match (payment.payment_provider, key) {
-        (Some(ProviderKind::Toss), Some(key)) => msa_web::WebClient::with_toss(key)
-            .map_err(|error| anyhow::anyhow!("MSA_TOSS_CLIENT_KEY (--toss-client-key): {error}")),
-        (Some(ProviderKind::Toss), None) => {
+    let key = payment.toss_client_key.as_deref();
+    match payment.payment_provider {
+        Some(ProviderKind::Toss) if crate::cli::toss_key(key).is_some() => {
+            crate::cli::web_client(key)
+        }
+        Some(ProviderKind::Toss) => {
             tracing::warn!(
                 "payments go through Toss but MSA_TOSS_CLIENT_KEY (--toss-client-key) is not set: \
                  the web client cannot open Toss's payment window"

@@ -165,20 +165,38 @@ pub struct Ports {
     pub directory: Arc<dyn DirectoryPort>,
 }
 
-/// The ports answered over HTTP by the other services (microservices); their `/internal`
-/// endpoints are called as `identity`.
-pub fn remote_ports(urls: &ServiceUrls, identity: Arc<ServiceIdentity>) -> Result<Ports> {
+/// The other services as `serve user-chat` calls them (one client each, shared by every port
+/// over it); their `/internal` endpoints are called as `identity`.
+pub struct RemoteServices {
+    pub user: Service,
+    pub chat: Service,
+    pub payment: Service,
+}
+
+pub fn remote_services(
+    urls: &ServiceUrls,
+    identity: Arc<ServiceIdentity>,
+) -> Result<RemoteServices> {
     let service = |name: &'static str| -> Result<Service> {
         let url = urls.require(name, "`serve user-chat`")?;
         Service::new(name, &url, urls.upstream_timeout)
             .map(|service| service.with_identity(identity.clone()))
             .map_err(|error| anyhow::anyhow!("the {name} service's URL: {error}"))
     };
-    Ok(Ports {
-        chat: Arc::new(RemoteChat(service("chat")?)),
-        wallets: Arc::new(RemoteWallets(service("payment")?)),
-        directory: Arc::new(RemoteDirectory(service("user")?)),
+    Ok(RemoteServices {
+        user: service("user")?,
+        chat: service("chat")?,
+        payment: service("payment")?,
     })
+}
+
+/// The ports answered over HTTP by the other services (microservices).
+pub fn remote_ports(services: &RemoteServices) -> Ports {
+    Ports {
+        chat: Arc::new(RemoteChat(services.chat.clone())),
+        wallets: Arc::new(RemoteWallets(services.payment.clone())),
+        directory: Arc::new(RemoteDirectory(services.user.clone())),
+    }
 }
 
 /// user-chat over `ports`: its routes, and the send recovery running until `stop`.

@@ -10,13 +10,11 @@ use axum::Router;
 use msa_chat::adapters::export::{self as chat_export, BadCursor, ChatRecords};
 use msa_chat::ChatService;
 use msa_http::auth::{Caller, TokenVerifier};
-use msa_http::service_identity::ServiceIdentity;
 use msa_http::{FieldError, Problem};
 use msa_payment::application::payments::export::PaymentRecords;
 use msa_payment::application::payments::Payments;
 use msa_user::UserService;
 use msa_user_chat::adapters::export_http::{routes, ExportApi};
-use msa_user_chat::adapters::remote::Service;
 use msa_user_chat::adapters::remote_records::{
     RemoteAccountRecords, RemoteChatRecords, RemotePaymentRecords,
 };
@@ -27,10 +25,8 @@ use msa_user_chat::export::Exports;
 use serde_json::{Map, Value};
 use uuid::Uuid;
 
-use crate::cli::ServiceUrls;
-
 /// Items a page holds in-process.
-const PAGE: u32 = 500;
+const PAGE: u32 = msa_http::RECORDS_PAGE;
 
 struct InProcessAccount(Arc<UserService>);
 
@@ -107,26 +103,16 @@ pub fn in_process(
     })
 }
 
-/// The export's route in `serve user-chat`: the other services asked over HTTP, chat's and
-/// payment's internal endpoints as `identity`.
-pub fn remote(
-    urls: &ServiceUrls,
-    identity: Arc<ServiceIdentity>,
-    verifier: Arc<TokenVerifier>,
-) -> Result<Router> {
-    let service = |name: &'static str| -> Result<Service> {
-        let url = urls.require(name, "`serve user-chat`")?;
-        Service::new(name, &url, urls.upstream_timeout)
-            .map(|service| service.with_identity(identity.clone()))
-            .map_err(|error| anyhow::anyhow!("the {name} service's URL: {error}"))
-    };
+/// The export's route in `serve user-chat`: the other services asked over HTTP (chat's and
+/// payment's internal endpoints as user-chat).
+pub fn remote(services: &crate::user_chat::RemoteServices, verifier: Arc<TokenVerifier>) -> Router {
     let exports = Exports::new(
-        Arc::new(RemoteAccountRecords(service("user")?)),
-        Arc::new(RemoteChatRecords(service("chat")?)),
-        Arc::new(RemotePaymentRecords(service("payment")?)),
+        Arc::new(RemoteAccountRecords(services.user.clone())),
+        Arc::new(RemoteChatRecords(services.chat.clone())),
+        Arc::new(RemotePaymentRecords(services.payment.clone())),
     );
-    Ok(routes(ExportApi {
+    routes(ExportApi {
         exports: Arc::new(exports),
         verifier,
-    }))
+    })
 }

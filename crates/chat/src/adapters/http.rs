@@ -553,6 +553,11 @@ async fn ban(
     Ok(StatusCode::NO_CONTENT)
 }
 
+/// Whether `txn_id` is one a send takes: 1 to 64 characters, no control characters.
+pub fn is_txn_id(txn_id: &str) -> bool {
+    !txn_id.is_empty() && txn_id.len() <= 64 && !txn_id.chars().any(char::is_control)
+}
+
 /// A send's `txn_id` and body, checked as chat checks them (every invalid field named).
 pub fn parse_new_message(
     txn_id: Option<String>,
@@ -560,7 +565,7 @@ pub fn parse_new_message(
 ) -> Result<(String, MessageBody), Problem> {
     let mut errors = Vec::new();
     let txn_id = match txn_id {
-        Some(t) if !t.is_empty() && t.len() <= 64 && !t.chars().any(char::is_control) => Some(t),
+        Some(t) if is_txn_id(&t) => Some(t),
         Some(_) => {
             errors.push(FieldError::new("txn_id", "1 to 64 characters"));
             None

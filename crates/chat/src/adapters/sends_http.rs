@@ -46,10 +46,9 @@ struct Outcomes {
     items: Vec<SendOutcome>,
 }
 
-/// A `txn_id` as a send takes it (1 to 64 characters, no control characters).
+/// A `txn_id` as a send takes it.
 fn check(send: &SendRef, field: &str) -> Result<(), Problem> {
-    let txn = &send.txn_id;
-    if txn.is_empty() || txn.len() > 64 || txn.chars().any(char::is_control) {
+    if !super::http::is_txn_id(&send.txn_id) {
         return Err(Problem::invalid(vec![FieldError::new(
             field,
             "a txn_id of 1 to 64 characters",

@@ -14,9 +14,6 @@ use uuid::Uuid;
 use super::remote::Service;
 use crate::export::ports::{AccountRecordsPort, ChatRecordsPort, PaymentRecordsPort, RecordPage};
 
-/// How many items user-chat asks for a page (the services take up to 1,000).
-const PAGE: &str = "500";
-
 /// A page of a person's records at a service's internal endpoint.
 async fn records_page(
     service: &Service,
@@ -25,10 +22,11 @@ async fn records_page(
     cursor: Option<&str>,
 ) -> Result<RecordPage, Problem> {
     let user = user_id.to_string();
-    let mut query = vec![("limit", PAGE)];
-    if let Some(cursor) = cursor {
-        query.push(("cursor", cursor));
-    }
+    // No limit: the services' page of records (`msa_http::RECORDS_PAGE`).
+    let query: Vec<(&str, &str)> = cursor
+        .map(|cursor| ("cursor", cursor))
+        .into_iter()
+        .collect();
     let request = service
         .internal(
             Method::GET,
