@@ -222,7 +222,8 @@ impl UserChat {
         limit: u32,
     ) -> Result<(Vec<InboxItem>, Option<String>), Problem> {
         let page = self.chat.rooms_of(caller, cursor, limit).await?;
-        let mut peers = read_models::peers_of(&self.read_models, caller.user_id)
+        let rooms: Vec<&str> = page.items.iter().map(|room| room.id.as_str()).collect();
+        let mut peers = read_models::peers_of(&self.read_models, caller.user_id, &rooms)
             .await
             .map_err(|e| Problem::internal(&e))?;
         let items = page

@@ -10,8 +10,9 @@ use chrono::{DateTime, Utc};
 use msa_chat::contract::SendRef;
 use msa_kernel::consumer::{EventHandler, HandlerError};
 use msa_kernel::repository::decode;
-use msa_kernel::{Aggregate, RecordedEvent, StoreError};
+use msa_kernel::{Aggregate, ReadModelStore, RecordedEvent, StoreError};
 use msa_payment::contract::{Wallet, WalletEvent};
+use msa_sql::Bind::Text;
 use msa_sql::SqlReadModelStore;
 use sqlx::Row;
 use uuid::Uuid;
@@ -157,26 +158,40 @@ pub async fn spent_before(
         .collect()
 }
 
-/// Forgets spends whose send is finished (posted, or given back).
+/// Forgets spends whose send is finished (posted, or given back), in runs of rows per statement.
 pub async fn forget(db: &SqlReadModelStore, spends: &[&OpenSpend]) -> Result<(), StoreError> {
     if spends.is_empty() {
         return Ok(());
     }
-    let mut tx = db.pool().begin().await.map_err(StoreError::backend)?;
-    for spend in spends {
-        let deleted =
-            sqlx::query("DELETE FROM uc_open_spends WHERE user_id = $1 AND spend_key = $2")
-                .bind(spend.user_id.to_string())
-                .bind(&spend.spend_key)
-                .execute(&mut *tx)
-                .await;
-        if let Err(error) = deleted {
-            // Rolled back, never dropped (a dropped transaction may linger in the pool).
-            tx.rollback().await.map_err(StoreError::backend)?;
-            return Err(StoreError::backend(error));
+    let rows = spends
+        .iter()
+        .map(|spend| {
+            vec![
+                Text(spend.user_id.to_string()),
+                Text(spend.spend_key.clone()),
+            ]
+        })
+        .collect();
+    let mut tx = db.begin().await?;
+    let deleted = msa_sql::execute_rows(
+        &mut tx,
+        |n| {
+            format!(
+                "DELETE FROM uc_open_spends WHERE (user_id, spend_key) IN (VALUES {})",
+                msa_sql::placeholders(n, 2)
+            )
+        },
+        rows,
+    )
+    .await;
+    match deleted {
+        Ok(_) => db.commit(tx).await,
+        // Rolled back, never dropped (a dropped transaction may linger in the pool).
+        Err(error) => {
+            db.rollback(tx).await?;
+            Err(StoreError::backend(error))
         }
     }
-    tx.commit().await.map_err(StoreError::backend)
 }
 
 #[cfg(test)]

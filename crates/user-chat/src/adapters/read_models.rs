@@ -54,24 +54,37 @@ pub async fn members(
         .collect()
 }
 
-/// For each direct room of `me`, the other member with their profile if they still have one (one
+/// For each direct room of `me` among `rooms` (a page of the inbox), the other member with their profile if they still have one (one
 /// query for the inbox).
 pub async fn peers_of(
     db: &SqlReadModelStore,
     me: Uuid,
+    rooms: &[&str],
 ) -> Result<std::collections::HashMap<String, Peer>, StoreError> {
-    let rows = sqlx::query(
+    if rooms.is_empty() {
+        return Ok(Default::default());
+    }
+    let sql = format!(
         "SELECT other.room_id, other.user_id, p.nickname, p.avatar_url
          FROM uc_members mine
          JOIN uc_rooms r ON r.room_id = mine.room_id AND r.kind = 'direct'
          JOIN uc_members other ON other.room_id = mine.room_id AND other.user_id <> mine.user_id
          LEFT JOIN uc_profiles p ON p.user_id = other.user_id
-         WHERE mine.user_id = $1",
-    )
-    .bind(me.to_string())
-    .fetch_all(db.pool())
-    .await
-    .map_err(StoreError::backend)?;
+         WHERE mine.user_id = $1 AND mine.room_id IN ({})",
+        (2..rooms.len() + 2)
+            .map(|n| format!("${n}"))
+            .collect::<Vec<_>>()
+            .join(", ")
+    );
+    let query = rooms
+        .iter()
+        .fold(sqlx::query(&sql).bind(me.to_string()), |query, room| {
+            query.bind(room.to_string())
+        });
+    let rows = query
+        .fetch_all(db.pool())
+        .await
+        .map_err(StoreError::backend)?;
     rows.iter()
         .map(|row| {
             let peer = Peer {
