@@ -769,6 +769,20 @@ pub struct BenchBusArgs {
     pub json: bool,
 }
 
+/// Toss's client key as given (`--toss-client-key`): `None` when absent or blank.
+pub fn toss_key(key: Option<&str>) -> Option<&str> {
+    key.map(str::trim).filter(|key| !key.is_empty())
+}
+
+/// The web client a process serves: with Toss's payment window when a Toss client key is given.
+pub fn web_client(toss_client_key: Option<&str>) -> anyhow::Result<msa_web::WebClient> {
+    match toss_key(toss_client_key) {
+        Some(key) => msa_web::WebClient::with_toss(key)
+            .map_err(|error| anyhow::anyhow!("MSA_TOSS_CLIENT_KEY (--toss-client-key): {error}")),
+        None => Ok(msa_web::WebClient::new()),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use clap::CommandFactory;
@@ -795,19 +809,5 @@ mod tests {
         }
         Cli::command().debug_assert();
         check(&Cli::command(), "msa");
-    }
-}
-
-/// Toss's client key as given (`--toss-client-key`): `None` when absent or blank.
-pub fn toss_key(key: Option<&str>) -> Option<&str> {
-    key.map(str::trim).filter(|key| !key.is_empty())
-}
-
-/// The web client a process serves: with Toss's payment window when a Toss client key is given.
-pub fn web_client(toss_client_key: Option<&str>) -> anyhow::Result<msa_web::WebClient> {
-    match toss_key(toss_client_key) {
-        Some(key) => msa_web::WebClient::with_toss(key)
-            .map_err(|error| anyhow::anyhow!("MSA_TOSS_CLIENT_KEY (--toss-client-key): {error}")),
-        None => Ok(msa_web::WebClient::new()),
     }
 }
