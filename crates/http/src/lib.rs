@@ -11,6 +11,7 @@
 //! - [`api_reference`]: Swagger UI at `/docs` over the process's `/openapi.json`; [`asyncapi`]: the
 //!   helpers that assemble `/asyncapi.json` (the stream's frames, the bus's events).
 
+pub mod admission;
 pub mod asyncapi;
 pub mod auth;
 pub mod client_address;

@@ -92,6 +92,14 @@ impl Problem {
         }
     }
 
+    /// The process is working on as much as it can take: come back after a second.
+    pub fn overloaded(detail: impl Into<String>) -> Self {
+        Self {
+            retry_after: Some(1),
+            ..Self::new(StatusCode::SERVICE_UNAVAILABLE, "overloaded", detail)
+        }
+    }
+
     /// A failure of ours: logged in full, answered without internals.
     pub fn internal(error: &dyn std::fmt::Display) -> Self {
         let reference = uuid::Uuid::now_v7();

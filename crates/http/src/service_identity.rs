@@ -59,7 +59,8 @@ pub struct ServiceIdentity {
     kid: String,
     key: EncodingKey,
     jwk: Jwk,
-    minted: Mutex<HashMap<String, (String, Instant)>>,
+    /// By audience: the token and its `exp`.
+    minted: Mutex<HashMap<String, (String, u64)>>,
 }
 
 impl ServiceIdentity {
@@ -95,12 +96,16 @@ impl ServiceIdentity {
     /// A token for calling `audience` (a service name).
     pub fn token_for(&self, audience: &str) -> String {
         let mut minted = self.minted.lock().unwrap_or_else(|p| p.into_inner());
-        if let Some((token, at)) = minted.get(audience) {
-            if at.elapsed() < LIFETIME / 2 {
+        let now = jsonwebtoken::get_current_timestamp();
+        // Reused while half its life is left by the wall clock the receiver checks `exp` with
+        // (not by a monotonic one: after a step of the machine's clock a token still young by
+        // the monotonic clock can be expired to every receiver).
+        if let Some((token, exp)) = minted.get(audience) {
+            let left = exp.saturating_sub(now);
+            if left > LIFETIME.as_secs() / 2 && left <= LIFETIME.as_secs() {
                 return token.clone();
             }
         }
-        let now = jsonwebtoken::get_current_timestamp();
         let claims = ServiceClaims {
             iss: issuer(&self.name),
             sub: self.name.clone(),
@@ -113,7 +118,7 @@ impl ServiceIdentity {
         header.kid = Some(self.kid.clone());
         let token = jsonwebtoken::encode(&header, &claims, &self.key)
             .expect("an Ed25519 key signs any claims");
-        minted.insert(audience.to_owned(), (token.clone(), Instant::now()));
+        minted.insert(audience.to_owned(), (token.clone(), claims.exp));
         token
     }
 

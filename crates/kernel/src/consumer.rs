@@ -17,18 +17,34 @@ use crate::{ReadModelStore, RecordedEvent, StoreError};
 
 /// Why a handler could not handle an event.
 #[derive(Debug, thiserror::Error)]
-#[error("{0}")]
-pub struct HandlerError(pub String);
+#[error("{message}")]
+pub struct HandlerError {
+    message: String,
+    /// The consumer's own database failed (unreachable, full, locked): the event is not at
+    /// fault, so it is tried again until the database answers, never dead-lettered.
+    store_failed: bool,
+}
 
 impl HandlerError {
     pub fn new(error: impl std::fmt::Display) -> Self {
-        Self(error.to_string())
+        Self {
+            message: error.to_string(),
+            store_failed: false,
+        }
+    }
+
+    /// Whether the consumer's database failed rather than the handling of the event.
+    pub fn store_failed(&self) -> bool {
+        self.store_failed
     }
 }
 
 impl From<StoreError> for HandlerError {
     fn from(error: StoreError) -> Self {
-        Self::new(error)
+        Self {
+            store_failed: matches!(error, StoreError::Backend(_)),
+            message: error.to_string(),
+        }
     }
 }
 
@@ -238,16 +254,25 @@ impl<R: ReadModelStore> Consumer<R> {
                 continue;
             }
             uncommitted = None;
-            let outcome = match self.deliver(handler, &delivery).await {
-                Ok(outcome) => outcome,
-                Err(error) => {
-                    // Neither handled nor dead-lettered (the query database or the dead-letter
-                    // topic failed): do not commit, so the event comes again.
-                    tracing::error!(consumer = handler.name(), %error, "delivery not settled; it will be retried");
-                    tokio::time::sleep(Duration::from_secs(1)).await;
-                    continue;
+            // Neither handled nor dead-lettered (the dead letters could not be written): the
+            // same event again, not the next one (the subscription has moved past it).
+            let outcome = loop {
+                match self.deliver(handler, &delivery, &stop).await {
+                    Ok(outcome) => break Some(outcome),
+                    Err(error) => {
+                        tracing::error!(consumer = handler.name(), %error, "delivery not settled; retrying it");
+                        tokio::select! {
+                            _ = tokio::time::sleep(Duration::from_secs(1)) => {}
+                            _ = stop.changed() => {}
+                        }
+                        if *stop.borrow() {
+                            break None;
+                        }
+                    }
                 }
             };
+            // Stopping before it settled: uncommitted, it comes again after the restart.
+            let Some(outcome) = outcome else { break };
             metrics::counter!(
                 "msa_consumer_events_total",
                 "consumer" => handler.name().to_owned(),
@@ -262,15 +287,34 @@ impl<R: ReadModelStore> Consumer<R> {
     }
 
     /// Handles one delivery: attempts with backoff, then the dead letters.
+    /// The consumer's own database failing is not the event's fault: such attempts are repeated
+    /// (at the longest delay) until it answers or `stop`, and are not counted.
     pub async fn deliver(
         &self,
         handler: &dyn EventHandler<R::Tx>,
         delivery: &Delivery,
+        stop: &watch::Receiver<bool>,
     ) -> Result<Outcome, BusError> {
         let mut attempt = 1;
         loop {
             match self.handle_once(handler, &delivery.event).await {
                 Ok(outcome) => return Ok(outcome),
+                Err(error) if error.store_failed() => {
+                    if *stop.borrow() {
+                        return Err(BusError::Unavailable(format!(
+                            "stopping while the consumer's database fails: {error}"
+                        )));
+                    }
+                    tracing::warn!(
+                        consumer = handler.name(), event_id = %delivery.event.event_id,
+                        event_type = %delivery.event.event_type, %error,
+                        "the consumer's database failed; retrying"
+                    );
+                    tokio::time::sleep(
+                        self.retry.delay_after(attempt.max(self.retry.max_attempts)),
+                    )
+                    .await;
+                }
                 Err(error) if attempt < self.retry.max_attempts => {
                     tracing::warn!(
                         consumer = handler.name(), event_id = %delivery.event.event_id,

@@ -55,6 +55,12 @@ pub enum Command {
     /// Measure the system; each benchmark reports a same-run baseline and the ratio to it.
     #[command(subcommand)]
     Bench(BenchCommand),
+    /// Start a deployment of its own, put the chat load on it, inject faults (kills, PostgreSQL
+    /// restarts, broker outages, partitions, a full disk, clock steps), then audit it from
+    /// outside: every acknowledged send in history once and on every member's stream once,
+    /// every spend posted or refunded, every wallet equal to its ledger, no dead letter. Exits
+    /// non-zero on any loss, duplicate, stuck spend or mismatch.
+    Chaos(ChaosArgs),
 }
 
 impl Default for Command {
@@ -273,12 +279,31 @@ pub struct UserChatArgs {
     /// of at most MSA_UPSTREAM_TIMEOUT each).
     #[arg(long, env = "MSA_SEND_RECOVERY_AFTER", default_value = "60s", value_parser = humantime::parse_duration)]
     pub send_recovery_after: Duration,
+
+    /// Sends (POST /v1/rooms/{id}/messages) this process works on at once. More wait up to
+    /// MSA_SEND_QUEUE_WAIT for a place, then are refused (503 with Retry-After) instead of
+    /// queuing until they time out. About the sends per second the deployment takes times the
+    /// send latency you accept (`msa bench chat` shows both).
+    #[arg(long, env = "MSA_SENDS_IN_FLIGHT", default_value_t = 128, value_parser = clap::value_parser!(u32).range(1..=100_000))]
+    pub sends_in_flight: u32,
+
+    /// How long a send may wait for a place among MSA_SENDS_IN_FLIGHT before it is refused,
+    /// e.g. 100ms.
+    #[arg(long, env = "MSA_SEND_QUEUE_WAIT", default_value = "100ms", value_parser = humantime::parse_duration)]
+    pub send_queue_wait: Duration,
 }
 
 impl UserChatArgs {
     pub fn recovery(&self) -> msa_user_chat::send_recovery::RecoverySettings {
         msa_user_chat::send_recovery::RecoverySettings {
             after: self.send_recovery_after,
+        }
+    }
+
+    pub fn admission(&self) -> msa_http::admission::AdmissionSettings {
+        msa_http::admission::AdmissionSettings {
+            in_flight: self.sends_in_flight as usize,
+            wait: self.send_queue_wait,
         }
     }
 }
@@ -691,6 +716,88 @@ pub struct BenchChatArgs {
     /// Print one JSON object instead of the table.
     #[arg(long, env = "MSA_BENCH_JSON")]
     pub json: bool,
+}
+
+#[derive(Debug, Clone, Args)]
+pub struct ChaosArgs {
+    /// Which deployment to start and break.
+    #[arg(long, env = "MSA_CHAOS_DEPLOYMENT", value_enum, default_value_t = ChaosDeployment::Single)]
+    pub deployment: ChaosDeployment,
+
+    /// The kinds of fault to inject, comma-separated; each as often as the deployment has
+    /// targets (a kill of each process, a partition of each service). Without it: every kind
+    /// the deployment has and this machine can make (disk needs root for a tmpfs, clock needs
+    /// Debian's faketime package); named kinds are required.
+    #[arg(long, env = "MSA_CHAOS_FAULTS", value_enum, value_delimiter = ',')]
+    pub faults: Vec<FaultKind>,
+
+    /// How long to keep the load on, faults following each other in a shuffled order, e.g.
+    /// 10m. Without it: each fault once, in order, then the audit.
+    #[arg(long, env = "MSA_CHAOS_DURATION", value_parser = humantime::parse_duration)]
+    pub duration: Option<Duration>,
+
+    /// Pause between the end of one fault and the start of the next, e.g. 5s.
+    #[arg(long, env = "MSA_CHAOS_FAULT_GAP", default_value = "5s", value_parser = humantime::parse_duration)]
+    pub fault_gap: Duration,
+
+    /// People sending (each signs up, buys credits with the sandbox provider, joins a room).
+    #[arg(long, env = "MSA_CHAOS_USERS", default_value_t = 40, value_parser = clap::value_parser!(u32).range(2..=10_000))]
+    pub users: u32,
+
+    /// Members per room.
+    #[arg(long, env = "MSA_CHAOS_ROOM_SIZE", default_value_t = 4, value_parser = clap::value_parser!(u32).range(2..=1000))]
+    pub room_size: u32,
+
+    /// Messages per second offered by all people together (each on a schedule, a failed send
+    /// tried again with the same txn_id for up to 30 s).
+    #[arg(long, env = "MSA_CHAOS_RATE", default_value_t = 100, value_parser = clap::value_parser!(u32).range(1..=100_000))]
+    pub rate: u32,
+
+    /// How long the audit waits after the load for the system to settle (refunds of sends left
+    /// half-done, streams catching up) before it counts what is still wrong, e.g. 120s.
+    #[arg(long, env = "MSA_CHAOS_SETTLE", default_value = "120s", value_parser = humantime::parse_duration)]
+    pub settle: Duration,
+
+    /// PostgreSQL's server programs (initdb, postgres, pg_ctl) for the microservices' own
+    /// cluster. Default: the newest under /usr/lib/postgresql.
+    #[arg(long, env = "MSA_CHAOS_POSTGRES_BIN")]
+    pub postgres_bin: Option<PathBuf>,
+
+    /// The tansu broker for the microservices. Default: `tansu` on the PATH or in ~/.cargo/bin.
+    #[arg(long, env = "MSA_CHAOS_TANSU")]
+    pub tansu: Option<PathBuf>,
+
+    /// Keep the run's directory (every process's log) instead of removing it.
+    #[arg(long, env = "MSA_CHAOS_KEEP")]
+    pub keep: bool,
+
+    /// Print the report as one JSON object instead of the table.
+    #[arg(long, env = "MSA_CHAOS_JSON")]
+    pub json: bool,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum ChaosDeployment {
+    /// `msa serve` on SQLite with the in-process bus.
+    Single,
+    /// PostgreSQL, a tansu broker, the four services and the gateway.
+    Microservices,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum FaultKind {
+    /// SIGKILL of each process (the server; each service and the gateway), started again at once.
+    Kill,
+    /// PostgreSQL stopped as by a crash and started 5 s later (microservices).
+    Postgres,
+    /// The broker unreachable for 10 s (microservices).
+    Broker,
+    /// Each service's port blocked for 10 s (microservices).
+    Partition,
+    /// The SQLite directory's filesystem full for 10 s (single server).
+    Disk,
+    /// Every process's wall clock stepped 2 minutes ahead for 10 s, then back.
+    Clock,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]

@@ -5,6 +5,7 @@
 mod asyncapi;
 mod bench;
 mod bus;
+mod chaos;
 mod chat;
 mod cli;
 mod consumers;
@@ -61,6 +62,7 @@ async fn main() -> ExitCode {
         Command::Bench(BenchCommand::Bus(args)) => bench::bus::run(args).await,
         Command::Bench(BenchCommand::Chat(args)) => bench::chat::run(args).await,
         Command::Bench(BenchCommand::Search(args)) => bench::search::run(args).await,
+        Command::Chaos(args) => chaos::run(args).await,
     };
     match outcome {
         Ok(()) => ExitCode::SUCCESS,

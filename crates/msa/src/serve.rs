@@ -181,7 +181,7 @@ async fn everything(
         payment.wallets.clone(),
         directory.clone(),
         user.verifier.clone(),
-        args.user_chat.recovery(),
+        &args.user_chat,
         stop,
     )
     .await?;
@@ -304,7 +304,7 @@ async fn one(
                 stores,
                 ports,
                 verifier,
-                args.user_chat.recovery(),
+                &args.user_chat,
                 stop.clone(),
             )
             .await?;

@@ -9,6 +9,7 @@ use axum::Router;
 use msa_chat::application::sends::{SendOutcome, SendRef, Sends};
 use msa_chat::contract::{MessageBody, PostedMessage, RoomCommand, RoomKind, RoomPage, RoomView};
 use msa_chat::ChatService;
+use msa_http::admission::Admission;
 use msa_http::auth::{Caller, TokenVerifier};
 use msa_http::service_identity::ServiceIdentity;
 use msa_http::Problem;
@@ -17,13 +18,13 @@ use msa_user::contract::{Nickname, ProfileView, PublicProfiles};
 use msa_user_chat::adapters::http::{routes, UserChatApi};
 use msa_user_chat::adapters::remote::{RemoteChat, RemoteDirectory, RemoteWallets, Service};
 use msa_user_chat::ports::{ChatPort, DirectoryPort, WalletPort};
-use msa_user_chat::send_recovery::{RecoverySettings, SendRecovery};
+use msa_user_chat::send_recovery::SendRecovery;
 use msa_user_chat::UserChat;
 use tokio::sync::watch;
 use tokio::task::JoinHandle;
 use uuid::Uuid;
 
-use crate::cli::{ServiceUrls, StorageArgs};
+use crate::cli::{ServiceUrls, StorageArgs, UserChatArgs};
 use crate::storage::ContextStores;
 
 /// Chat's use cases, and what its store says of sends (for the send recovery).
@@ -147,7 +148,7 @@ pub async fn start(
     wallets: Arc<Wallets>,
     directory: Arc<dyn DirectoryPort>,
     verifier: Arc<TokenVerifier>,
-    recovery: RecoverySettings,
+    settings: &UserChatArgs,
     stop: watch::Receiver<bool>,
 ) -> Result<UserChatContext> {
     let ports = Ports {
@@ -155,7 +156,7 @@ pub async fn start(
         wallets: Arc::new(InProcessWallets(wallets)),
         directory,
     };
-    start_with(stores, ports, verifier, recovery, stop).await
+    start_with(stores, ports, verifier, settings, stop).await
 }
 
 /// user-chat's ports.
@@ -204,7 +205,7 @@ pub async fn start_with(
     stores: &ContextStores,
     ports: Ports,
     verifier: Arc<TokenVerifier>,
-    recovery: RecoverySettings,
+    settings: &UserChatArgs,
     stop: watch::Receiver<bool>,
 ) -> Result<UserChatContext> {
     msa_user_chat::migrator()
@@ -215,7 +216,7 @@ pub async fn start_with(
         ports.chat.clone(),
         ports.wallets.clone(),
         stores.read_models.clone(),
-        recovery,
+        settings.recovery(),
     ));
     let service = UserChat::new(
         ports.chat,
@@ -227,6 +228,7 @@ pub async fn start_with(
         routes: routes(UserChatApi {
             service: Arc::new(service),
             verifier,
+            admission: Arc::new(Admission::new("sends", settings.admission())),
         }),
         recovery: tokio::spawn(async move { recovery.run(stop).await }),
     })

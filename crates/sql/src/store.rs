@@ -7,7 +7,7 @@ use msa_kernel::relay::Leases;
 use msa_kernel::{LogPosition, ReadModelStore, StoreError, TableSpec};
 use sqlx::any::AnyPoolOptions;
 use sqlx::AnyPool;
-use sqlx::{Any, Executor, Row};
+use sqlx::{Any, Connection, Executor, Row};
 use uuid::Uuid;
 
 /// A transaction on the query database.
@@ -59,6 +59,11 @@ impl SqlReadModelStore {
             Backend::Postgres => options.max_connections(max_connections.max(1)),
         }
         .acquire_timeout(Duration::from_secs(30))
+        // sqlx counts a transaction open until its COMMIT or ROLLBACK succeeds. When SQLite ends
+        // a transaction itself (a COMMIT failing on a full disk rolls back), both fail and the
+        // count stays at one: every later BEGIN on that connection would fail for good. Such a
+        // connection is closed, and a new one opened, instead of handed out again.
+        .before_acquire(|conn, _| Box::pin(async move { Ok(!conn.is_in_transaction()) }))
         .connect(url)
         .await
         .map_err(backend_error)?;

@@ -33,6 +33,9 @@ struct Report {
     delivery_p50_ms: f64,
     delivery_p99_ms: f64,
     failed_sends: u64,
+    /// Sends the deployment refused early (503 `overloaded`, 429): nothing was spent.
+    refused_sends: u64,
+    refused_per_sec: f64,
     /// WebSockets that closed before the end: messages to them are missing from the deliveries.
     streams_closed_early: usize,
     baseline_requests_per_sec: f64,
@@ -43,18 +46,19 @@ struct Report {
 }
 
 #[derive(Clone)]
-struct User {
-    id: String,
-    token: String,
+pub(crate) struct User {
+    pub id: String,
+    pub token: String,
 }
 
-struct Bench {
-    target: String,
-    client: reqwest::Client,
+/// A client of a deployment's public API (also `msa chaos`'s).
+pub(crate) struct Bench {
+    pub target: String,
+    pub client: reqwest::Client,
 }
 
 impl Bench {
-    async fn call(
+    pub async fn call(
         &self,
         method: reqwest::Method,
         path: &str,
@@ -74,7 +78,7 @@ impl Bench {
     }
 
     /// Sends `request` and reads its status and JSON answer (`null` when it is not JSON).
-    async fn answer(request: reqwest::RequestBuilder, path: &str) -> Result<(u16, Value)> {
+    pub async fn answer(request: reqwest::RequestBuilder, path: &str) -> Result<(u16, Value)> {
         let response = request
             .send()
             .await
@@ -84,7 +88,7 @@ impl Bench {
         Ok((status, serde_json::from_str(&text).unwrap_or(Value::Null)))
     }
 
-    async fn sign_up(&self, email: &str, nickname: &str) -> Result<User> {
+    pub async fn sign_up(&self, email: &str, nickname: &str) -> Result<User> {
         let password = "bench password 1234";
         let (status, created) = self
             .call(
@@ -118,7 +122,7 @@ impl Bench {
     }
 
     /// Buys the largest credit pack through the sandbox provider and waits for the credits.
-    async fn buy_credits(&self, user: &User, key: &str) -> Result<()> {
+    pub async fn buy_credits(&self, user: &User, key: &str) -> Result<()> {
         let (_, products) = self
             .call(reqwest::Method::GET, "/v1/products", None, None)
             .await?;
@@ -201,6 +205,7 @@ struct Sender {
     clock: Instant,
     sends: Arc<Mutex<Latencies>>,
     failed: Arc<std::sync::atomic::AtomicU64>,
+    refused: Arc<std::sync::atomic::AtomicU64>,
 }
 
 impl Sender {
@@ -223,12 +228,25 @@ impl Sender {
                 let key = format!("bench-{}-more-{n}", self.user.id);
                 let _ = self.bench.buy_credits(&self.user, &key).await;
             }
+            Ok((429 | 503, problem)) if is_refusal(&problem) => {
+                self.refused
+                    .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                // As fast as acknowledged, a refused user waits a moment rather than spinning.
+                tokio::time::sleep(Duration::from_millis(50)).await;
+            }
             _ => {
                 self.failed
                     .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
             }
         }
     }
+}
+
+/// Whether a problem says the deployment refused the send early, with nothing spent.
+fn is_refusal(problem: &Value) -> bool {
+    problem["type"]
+        .as_str()
+        .is_some_and(|kind| kind.ends_with(":overloaded") || kind.ends_with(":too-many-requests"))
 }
 
 /// When another member's message was sent (microseconds on the bench's clock, the start of its
@@ -275,8 +293,45 @@ async fn each_second(sends: Arc<Mutex<Latencies>>, deliveries: Arc<Mutex<Latenci
     }
 }
 
+/// Puts `people` in rooms of `room_size` (the first of each makes it and invites the others, who
+/// join); returns the rooms' ids.
+pub(crate) async fn make_rooms(
+    bench: &Bench,
+    people: &[User],
+    room_size: usize,
+) -> Result<Vec<String>> {
+    let mut rooms = Vec::new();
+    for room in people.chunks(room_size) {
+        let members: Vec<&str> = room[1..].iter().map(|u| u.id.as_str()).collect();
+        let (status, answer) = bench
+            .call(
+                reqwest::Method::POST,
+                "/v1/rooms",
+                Some(&room[0].token),
+                Some(json!({"kind": "group", "name": "bench", "members": members})),
+            )
+            .await?;
+        if status != 201 {
+            bail!("creating a room: {status} {answer}");
+        }
+        // The others were invited; each joins.
+        let id = answer["id"].as_str().unwrap_or_default().to_owned();
+        let joins = format!("/v1/rooms/{id}/members");
+        for member in &room[1..] {
+            let (status, answer) = bench
+                .call(reqwest::Method::POST, &joins, Some(&member.token), None)
+                .await?;
+            if status != 204 {
+                bail!("joining a room: {status} {answer}");
+            }
+        }
+        rooms.push(id);
+    }
+    Ok(rooms)
+}
+
 /// Runs `f(i)` for `0..n`, `at_once` at a time.
-async fn each<T, F, Fut>(n: usize, at_once: usize, f: F) -> Result<Vec<T>>
+pub(crate) async fn each<T, F, Fut>(n: usize, at_once: usize, f: F) -> Result<Vec<T>>
 where
     F: Fn(usize) -> Fut,
     Fut: std::future::Future<Output = Result<T>>,
@@ -321,30 +376,7 @@ pub async fn run(args: BenchChatArgs) -> Result<()> {
     })
     .await?;
     let people = Arc::new(people);
-    for room in people.chunks(args.room_size as usize) {
-        let members: Vec<&str> = room[1..].iter().map(|u| u.id.as_str()).collect();
-        let (status, answer) = bench
-            .call(
-                reqwest::Method::POST,
-                "/v1/rooms",
-                Some(&room[0].token),
-                Some(json!({"kind": "group", "name": "bench", "members": members})),
-            )
-            .await?;
-        if status != 201 {
-            bail!("creating a room: {status} {answer}");
-        }
-        // The others were invited; each joins.
-        let joins = format!("/v1/rooms/{}/members", answer["id"].as_str().unwrap_or(""));
-        for member in &room[1..] {
-            let (status, answer) = bench
-                .call(reqwest::Method::POST, &joins, Some(&member.token), None)
-                .await?;
-            if status != 204 {
-                bail!("joining a room: {status} {answer}");
-            }
-        }
-    }
+    make_rooms(&bench, &people, args.room_size as usize).await?;
     let sockets = each(users, 32, |i| {
         let (target, people) = (target.clone(), people.clone());
         async move { open_stream(&target, &people[i]).await }
@@ -419,6 +451,7 @@ pub async fn run(args: BenchChatArgs) -> Result<()> {
 
     eprintln!("sending: {users} users for {:?}…", args.duration);
     let failed = Arc::new(std::sync::atomic::AtomicU64::new(0));
+    let refused = Arc::new(std::sync::atomic::AtomicU64::new(0));
     let until = Instant::now() + args.duration;
     let started = Instant::now();
     let progress = tokio::spawn(each_second(sends.clone(), deliveries.clone()));
@@ -429,8 +462,13 @@ pub async fn run(args: BenchChatArgs) -> Result<()> {
         .map(|rate| Duration::from_secs_f64(users as f64 / rate as f64));
     let senders: Vec<_> = (0..users)
         .map(|i| {
-            let (bench, people, sends, failed) =
-                (bench.clone(), people.clone(), sends.clone(), failed.clone());
+            let (bench, people, sends, failed, refused) = (
+                bench.clone(),
+                people.clone(),
+                sends.clone(),
+                failed.clone(),
+                refused.clone(),
+            );
             tokio::spawn(async move {
                 let user = &people[i];
                 let rooms = bench
@@ -449,6 +487,7 @@ pub async fn run(args: BenchChatArgs) -> Result<()> {
                     clock,
                     sends,
                     failed,
+                    refused,
                 });
                 let mut n = 0u64;
                 match pace {
@@ -513,6 +552,8 @@ pub async fn run(args: BenchChatArgs) -> Result<()> {
         delivery_p50_ms: deliveries.quantile_ms(0.50),
         delivery_p99_ms: deliveries.quantile_ms(0.99),
         failed_sends: failed.load(std::sync::atomic::Ordering::Relaxed),
+        refused_sends: refused.load(std::sync::atomic::Ordering::Relaxed),
+        refused_per_sec: refused.load(std::sync::atomic::Ordering::Relaxed) as f64 / elapsed,
         streams_closed_early: closed_early,
         baseline_requests_per_sec: baseline_per_sec,
         baseline_p50_ms: baseline.quantile_ms(0.50),
@@ -539,12 +580,13 @@ pub async fn run(args: BenchChatArgs) -> Result<()> {
         println!("{:<40} {:>10}/s", "offered", rate);
     }
     println!(
-        "{:<40} {:>10.0}/s   p50 {:>7.2} ms   p99 {:>7.2} ms   ({} sent, {} failed)",
+        "{:<40} {:>10.0}/s   p50 {:>7.2} ms   p99 {:>7.2} ms   ({} sent, {} refused, {} failed)",
         "send (spend, post, acknowledge)",
         report.sends_per_sec,
         report.send_p50_ms,
         report.send_p99_ms,
         report.sent,
+        report.refused_sends,
         report.failed_sends
     );
     println!(

@@ -10,6 +10,7 @@ use axum::{Json, Router};
 use msa_chat::contract::{
     parse_new_message, parse_new_room, NewMessage, NewRoom, PostedMessage, RoomView,
 };
+use msa_http::admission::Admission;
 use msa_http::auth::{Caller, TokenVerifier};
 use msa_http::{BearerAuth, FieldError, PageQuery, Problem, StrictJson, StrictQuery};
 use serde::{Deserialize, Serialize};
@@ -23,6 +24,8 @@ use crate::application::{InboxItem, Invitee, UserChat};
 pub struct UserChatApi {
     pub service: Arc<UserChat>,
     pub verifier: Arc<TokenVerifier>,
+    /// How many sends are worked on at once; the rest are refused early.
+    pub admission: Arc<Admission>,
 }
 
 impl FromRef<UserChatApi> for Arc<TokenVerifier> {
@@ -62,7 +65,8 @@ fn room_id(raw: &str) -> Result<Uuid, Problem> {
         (status = 200, description = "A retry: the message this txn_id posted before", body = PostedMessage),
         (status = 402, description = "No free messages left today and no credits", body = Problem),
         (status = 403, body = Problem), (status = 404, body = Problem),
-        (status = 409, description = "The txn_id was used for another message", body = Problem), (status = 422, body = Problem)))]
+        (status = 409, description = "The txn_id was used for another message", body = Problem), (status = 422, body = Problem),
+        (status = 503, description = "More sends at once than the server takes: try again after Retry-After (nothing was spent)", body = Problem)))]
 async fn send(
     State(api): State<UserChatApi>,
     caller: Caller,
@@ -70,6 +74,8 @@ async fn send(
     StrictJson(body): StrictJson<NewMessage>,
 ) -> Result<impl IntoResponse, Problem> {
     let (txn_id, message) = parse_new_message(body.txn_id, body.body)?;
+    // Before the credit is spent: a send refused here has not begun.
+    let _place = api.admission.enter().await?;
     let (posted, new) = api
         .service
         .send(&caller, room_id(&id)?, &txn_id, message, body.reply_to)

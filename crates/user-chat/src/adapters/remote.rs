@@ -118,6 +118,26 @@ impl Service {
         )
     }
 
+    /// [`call`](Self::call) for a request made with [`internal`](Self::internal): a 401 there
+    /// refuses user-chat's service token, not the user's, so the user is told the service is
+    /// unavailable (and the operator why, in the log).
+    pub(crate) async fn call_internal<T: DeserializeOwned>(
+        &self,
+        request: RequestBuilder,
+    ) -> Result<(StatusCode, T), Problem> {
+        self.call(request).await.map_err(|problem| {
+            if problem.status != StatusCode::UNAUTHORIZED.as_u16() {
+                return problem;
+            }
+            tracing::error!(service = self.name, detail = %problem.detail,
+                "the service refused user-chat's service token");
+            Problem::unavailable(
+                format!("the {} service is unavailable; try again", self.name),
+                2,
+            )
+        })
+    }
+
     fn unreachable(&self, error: reqwest::Error) -> Problem {
         tracing::warn!(service = self.name, error = %error.without_url(), "service call failed");
         Problem::unavailable(
@@ -144,7 +164,7 @@ impl ChatPort for RemoteChat {
             .0
             .internal(Method::POST, &["internal", "v1", "rooms", &room, "messages"])
             .json(&json!({"sender": sender.user_id, "txn_id": txn_id, "body": body.as_str(), "reply_to": reply_to}));
-        let (status, posted) = self.0.call(request).await?;
+        let (status, posted) = self.0.call_internal(request).await?;
         Ok((posted, status == StatusCode::CREATED))
     }
 
@@ -160,7 +180,7 @@ impl ChatPort for RemoteChat {
             .0
             .internal(Method::POST, &["internal", "v1", "sends", "outcomes"])
             .json(&json!({ "sends": sends }));
-        let (_, outcomes): (_, Outcomes) = self.0.call(request).await?;
+        let (_, outcomes): (_, Outcomes) = self.0.call_internal(request).await?;
         if outcomes.items.len() != sends.len() {
             return Err(Problem::internal(&format!(
                 "chat answered {} outcomes for {} sends",
@@ -179,7 +199,7 @@ impl ChatPort for RemoteChat {
             .0
             .internal(Method::POST, &["internal", "v1", "sends", "withdrawals"])
             .json(send);
-        let (_, outcome) = self.0.call(request).await?;
+        let (_, outcome) = self.0.call_internal(request).await?;
         Ok(outcome)
     }
 
@@ -196,7 +216,7 @@ impl ChatPort for RemoteChat {
             .json(
                 &json!({"creator": caller.user_id, "kind": kind, "name": name, "members": members}),
             );
-        let (status, room) = self.0.call(request).await?;
+        let (status, room) = self.0.call_internal(request).await?;
         Ok((room, status == StatusCode::CREATED))
     }
 
@@ -206,7 +226,10 @@ impl ChatPort for RemoteChat {
             .0
             .internal(Method::POST, &["internal", "v1", "rooms", &room, "invites"])
             .json(&json!({"by": caller.user_id, "user_id": user_id}));
-        self.0.call::<serde_json::Value>(request).await.map(drop)
+        self.0
+            .call_internal::<serde_json::Value>(request)
+            .await
+            .map(drop)
     }
 
     async fn rooms_of(
@@ -240,7 +263,7 @@ impl WalletPort for RemoteWallets {
                 &["internal", "v1", "wallets", &wallet, "spends"],
             )
             .json(&json!({ "spend_key": spend_key }));
-        let (status, spent): (_, Spent) = self.0.call(request).await?;
+        let (status, spent): (_, Spent) = self.0.call_internal(request).await?;
         Ok(Spent {
             replayed: status != StatusCode::CREATED,
             ..spent
@@ -253,7 +276,10 @@ impl WalletPort for RemoteWallets {
             Method::DELETE,
             &["internal", "v1", "wallets", &wallet, "spends", spend_key],
         );
-        self.0.call::<serde_json::Value>(request).await.map(drop)
+        self.0
+            .call_internal::<serde_json::Value>(request)
+            .await
+            .map(drop)
     }
 }
 

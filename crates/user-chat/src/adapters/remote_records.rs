@@ -33,7 +33,7 @@ async fn records_page(
             &["internal", "v1", "users", &user, "records", part],
         )
         .query(&query);
-    let (_, page) = service.call(request).await?;
+    let (_, page) = service.call_internal(request).await?;
     Ok(page)
 }
 

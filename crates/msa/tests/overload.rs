@@ -1,0 +1,90 @@
+//! Back-pressure: sends past what the server works on at once are refused early (503
+//! `overloaded` with Retry-After, problem+json) before anything is spent, and go through when
+//! tried again.
+
+mod common;
+
+use common::api::Api;
+use serde_json::json;
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn sends_past_the_admission_limit_are_refused_early_and_spend_nothing() {
+    let data = tempfile::tempdir().unwrap();
+    let api = Api::start(&[
+        "--data-dir",
+        data.path().to_str().unwrap(),
+        "--sends-in-flight",
+        "1",
+        "--send-queue-wait",
+        "1ms",
+        "--rate-limit-per-user",
+        "100000",
+        "--rate-limit-per-address",
+        "100000",
+    ]);
+    let (ada, _bob) = (api.person("Ada").await, api.person("Bob").await);
+    let (status, room) = api
+        .post(&ada, "/v1/direct-chats", json!({"nickname": "Bob"}))
+        .await;
+    assert!(status == 201 || status == 200, "{room}");
+    let room = room["id"].as_str().unwrap().to_owned();
+    let url = format!("{}/v1/rooms/{room}/messages", api.server.base);
+
+    // Twenty sends at once; the free allowance (20 a day) pays for every one that is taken.
+    let sends = (0..20).map(|n| {
+        let request = api
+            .client
+            .post(&url)
+            .bearer_auth(&ada.token)
+            .json(&json!({"txn_id": format!("burst-{n}"), "body": format!("burst {n}")}));
+        async move {
+            let answer = request.send().await.unwrap();
+            let status = answer.status().as_u16();
+            let retry_after = answer.headers().get("retry-after").cloned();
+            let kind = answer.headers().get("content-type").cloned();
+            let body: serde_json::Value = answer.json().await.unwrap();
+            (n, status, retry_after, kind, body)
+        }
+    });
+    let answers = futures::future::join_all(sends).await;
+    let mut refused = Vec::new();
+    for (n, status, retry_after, kind, body) in &answers {
+        match status {
+            201 => {}
+            503 => {
+                assert_eq!(body["type"], "urn:msa:problem:overloaded", "{body}");
+                assert_eq!(kind.as_ref().unwrap(), "application/problem+json");
+                assert!(retry_after.is_some(), "a 503 without Retry-After: {body}");
+                refused.push(*n);
+            }
+            other => panic!("send {n}: {other} {body}"),
+        }
+    }
+    assert!(
+        !refused.is_empty(),
+        "twenty sends at once with one place and a 1 ms wait: none was refused"
+    );
+
+    // A refused send spent nothing: the ledger holds one spend per message posted.
+    let taken = answers.len() - refused.len();
+    let (_, ledger) = api.get(&ada, "/v1/wallet/ledger?limit=100").await;
+    let spends = ledger["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|e| e["kind"] == "message_spent")
+        .count();
+    assert_eq!(spends, taken, "{ledger}");
+
+    // Tried again one at a time, each refused send goes through.
+    for n in &refused {
+        let (status, sent) = api
+            .send(&ada, &room, &format!("burst-{n}"), &format!("burst {n}"))
+            .await;
+        assert_eq!(status, 201, "{sent}");
+    }
+    let (_, history) = api
+        .get(&ada, &format!("/v1/rooms/{room}/messages?limit=100"))
+        .await;
+    assert_eq!(history["items"].as_array().unwrap().len(), 20, "{history}");
+}
