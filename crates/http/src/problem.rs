@@ -100,6 +100,17 @@ impl Problem {
         }
     }
 
+    /// A storage failure: 503 with Retry-After while the database is away (full, unreachable,
+    /// restarting: the same request may succeed shortly), else a failure of ours.
+    pub fn storage(error: &msa_kernel::StoreError) -> Self {
+        if error.is_unavailable() {
+            tracing::warn!(%error, "storage unavailable; the request is refused");
+            Self::unavailable("storage is unavailable right now; try again shortly", 2)
+        } else {
+            Self::internal(error)
+        }
+    }
+
     /// A failure of ours: logged in full, answered without internals.
     pub fn internal(error: &dyn std::fmt::Display) -> Self {
         let reference = uuid::Uuid::now_v7();

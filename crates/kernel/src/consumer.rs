@@ -42,7 +42,7 @@ impl HandlerError {
 impl From<StoreError> for HandlerError {
     fn from(error: StoreError) -> Self {
         Self {
-            store_failed: matches!(error, StoreError::Backend(_)),
+            store_failed: !matches!(error, StoreError::Decode(_)),
             message: error.to_string(),
         }
     }

@@ -110,7 +110,7 @@ impl DirectoryPort for InProcessDirectory {
         self.0
             .by_id(user_id)
             .await
-            .map_err(|e| Problem::internal(&e))
+            .map_err(|e| Problem::storage(&e))
     }
 
     async fn by_nickname(&self, nickname: &str) -> Result<Option<ProfileView>, Problem> {
@@ -120,7 +120,7 @@ impl DirectoryPort for InProcessDirectory {
         self.0
             .by_nickname(&nickname)
             .await
-            .map_err(|e| Problem::internal(&e))
+            .map_err(|e| Problem::storage(&e))
     }
 }
 

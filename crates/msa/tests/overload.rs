@@ -4,7 +4,7 @@
 
 mod common;
 
-use common::api::Api;
+use common::api::{eventually, Api};
 use serde_json::json;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
@@ -65,16 +65,19 @@ async fn sends_past_the_admission_limit_are_refused_early_and_spend_nothing() {
         "twenty sends at once with one place and a 1 ms wait: none was refused"
     );
 
-    // A refused send spent nothing: the ledger holds one spend per message posted.
+    // A refused send spent nothing: the ledger holds one spend per message posted (the ledger
+    // and history are read models: they follow the events within moments).
     let taken = answers.len() - refused.len();
-    let (_, ledger) = api.get(&ada, "/v1/wallet/ledger?limit=100").await;
-    let spends = ledger["items"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .filter(|e| e["kind"] == "message_spent")
-        .count();
-    assert_eq!(spends, taken, "{ledger}");
+    let spends = || async {
+        let (_, ledger) = api.get(&ada, "/v1/wallet/ledger?limit=100").await;
+        ledger["items"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter(|e| e["kind"] == "message_spent")
+            .count()
+    };
+    eventually(|| async { spends().await == taken }).await;
 
     // Tried again one at a time, each refused send goes through.
     for n in &refused {
@@ -83,8 +86,11 @@ async fn sends_past_the_admission_limit_are_refused_early_and_spend_nothing() {
             .await;
         assert_eq!(status, 201, "{sent}");
     }
-    let (_, history) = api
-        .get(&ada, &format!("/v1/rooms/{room}/messages?limit=100"))
-        .await;
-    assert_eq!(history["items"].as_array().unwrap().len(), 20, "{history}");
+    let history = format!("/v1/rooms/{room}/messages?limit=100");
+    eventually(|| async {
+        let (_, history) = api.get(&ada, &history).await;
+        history["items"].as_array().unwrap().len() == 20
+    })
+    .await;
+    assert_eq!(spends().await, 20);
 }

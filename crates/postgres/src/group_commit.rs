@@ -115,7 +115,7 @@ fn committer(pool: PgPool, appended: Arc<Notify>) -> mpsc::UnboundedSender<Pendi
 async fn alone(pool: &PgPool, pending: Pending) {
     let rows = match pool.acquire().await {
         Ok(mut conn) => pending.statement().execute(&mut conn).await,
-        Err(error) => Err(StoreError::backend(error).into()),
+        Err(error) => Err(msa_sql::store_error(error).into()),
     };
     reply(pending, rows);
 }
@@ -137,7 +137,7 @@ fn reply(pending: Pending, rows: Result<Option<Vec<PgRow>>, AppendError>) {
 async fn together(pool: &PgPool, group: Vec<Pending>) {
     let mut tx = match pool.begin().await {
         Ok(tx) => tx,
-        Err(error) => return answer_all(group, &StoreError::backend(error)),
+        Err(error) => return answer_all(group, &msa_sql::store_error(error)),
     };
     let mut stored = Vec::with_capacity(group.len());
     for pending in &group {
@@ -155,7 +155,7 @@ async fn together(pool: &PgPool, group: Vec<Pending>) {
     }
     if let Err(error) = tx.commit().await {
         // Whether it committed is unknown: the callers hear so, as from a failed single append.
-        return answer_all(group, &StoreError::backend(error));
+        return answer_all(group, &msa_sql::store_error(error));
     }
     for (pending, rows) in group.into_iter().zip(stored) {
         let rows = pending.statement().outcome(Ok(rows));
@@ -168,10 +168,18 @@ pub(crate) fn stopped() -> StoreError {
     StoreError::Backend("the store's committer has stopped".into())
 }
 
+/// Each caller of a group hears why it failed, unavailable or not.
+fn copy(error: &StoreError) -> StoreError {
+    let copied = std::io::Error::other(error.to_string());
+    if error.is_unavailable() {
+        StoreError::unavailable(copied)
+    } else {
+        StoreError::backend(copied)
+    }
+}
+
 fn answer_all(group: Vec<Pending>, error: &StoreError) {
     for pending in group {
-        let _ = pending
-            .answer
-            .send(Err(StoreError::Backend(error.to_string().into()).into()));
+        let _ = pending.answer.send(Err(copy(error).into()));
     }
 }

@@ -4,9 +4,11 @@
 
 mod bind;
 mod dead_letters;
+mod errors;
 mod store;
 
 pub use bind::{execute, execute_rows, placeholders, Bind};
+pub use errors::store_error;
 pub use store::{Backend, SqlReadModelStore, Tx};
 
 /// The query side's schema, embedded in the binary. Its versions (1000 and up) never collide with

@@ -10,6 +10,8 @@ use sqlx::AnyPool;
 use sqlx::{Any, Connection, Executor, Row};
 use uuid::Uuid;
 
+use crate::store_error;
+
 /// A transaction on the query database.
 pub type Tx = sqlx::Transaction<'static, Any>;
 
@@ -25,10 +27,6 @@ pub enum Backend {
 pub struct SqlReadModelStore {
     pool: AnyPool,
     backend: Backend,
-}
-
-fn backend_error(error: sqlx::Error) -> StoreError {
-    StoreError::backend(error)
 }
 
 impl SqlReadModelStore {
@@ -66,7 +64,7 @@ impl SqlReadModelStore {
         .before_acquire(|conn, _| Box::pin(async move { Ok(!conn.is_in_transaction()) }))
         .connect(url)
         .await
-        .map_err(backend_error)?;
+        .map_err(store_error)?;
         crate::migrator()
             .run(&pool)
             .await
@@ -97,15 +95,15 @@ impl ReadModelStore for SqlReadModelStore {
             Backend::Sqlite => self.pool.begin_with("BEGIN IMMEDIATE").await,
             Backend::Postgres => self.pool.begin().await,
         }
-        .map_err(backend_error)
+        .map_err(store_error)
     }
 
     async fn commit(&self, tx: Tx) -> Result<(), StoreError> {
-        tx.commit().await.map_err(backend_error)
+        tx.commit().await.map_err(store_error)
     }
 
     async fn rollback(&self, tx: Tx) -> Result<(), StoreError> {
-        tx.rollback().await.map_err(backend_error)
+        tx.rollback().await.map_err(store_error)
     }
 
     async fn live_generation(
@@ -118,7 +116,7 @@ impl ReadModelStore for SqlReadModelStore {
             .bind(projection)
             .fetch_optional(&mut **tx)
             .await
-            .map_err(backend_error)?;
+            .map_err(store_error)?;
         Ok(live.flatten().map(|g| g as u32))
     }
 
@@ -133,9 +131,9 @@ impl ReadModelStore for SqlReadModelStore {
             .bind(projection)
             .fetch_optional(&mut **tx)
             .await
-            .map_err(backend_error)?;
+            .map_err(store_error)?;
         let Some(row) = row else { return Ok(None) };
-        let live: Option<i64> = row.try_get(2).map_err(backend_error)?;
+        let live: Option<i64> = row.try_get(2).map_err(store_error)?;
         Ok(live.map(|generation| (generation as u32, checkpoint_of(Some(row)))))
     }
 
@@ -145,7 +143,7 @@ impl ReadModelStore for SqlReadModelStore {
                 .bind(projection)
                 .fetch_optional(&self.pool)
                 .await
-                .map_err(backend_error)?;
+                .map_err(store_error)?;
         Ok(latest.unwrap_or(0) as u32)
     }
 
@@ -162,7 +160,7 @@ impl ReadModelStore for SqlReadModelStore {
         .bind(generation as i64)
         .fetch_optional(&mut **tx)
         .await
-        .map_err(backend_error)?;
+        .map_err(store_error)?;
         Ok(checkpoint_of(row))
     }
 
@@ -186,7 +184,7 @@ impl ReadModelStore for SqlReadModelStore {
         .bind(position.position)
         .execute(&mut **tx)
         .await
-        .map_err(backend_error)?;
+        .map_err(store_error)?;
         Ok(())
     }
 
@@ -201,11 +199,11 @@ impl ReadModelStore for SqlReadModelStore {
             let physical = physical_table(table.name, generation);
             tx.execute(format!("DROP TABLE IF EXISTS {physical}").as_str())
                 .await
-                .map_err(backend_error)?;
+                .map_err(store_error)?;
             for statement in table.create {
                 tx.execute(statement.replace("{table}", &physical).as_str())
                     .await
-                    .map_err(backend_error)?;
+                    .map_err(store_error)?;
             }
         }
         sqlx::query("DELETE FROM projection_checkpoints WHERE name = $1 AND generation = $2")
@@ -213,7 +211,7 @@ impl ReadModelStore for SqlReadModelStore {
             .bind(generation as i64)
             .execute(&mut *tx)
             .await
-            .map_err(backend_error)?;
+            .map_err(store_error)?;
         sqlx::query(
             "INSERT INTO projections (name, live_generation, latest_generation) VALUES ($1, NULL, $2)
              ON CONFLICT (name) DO UPDATE SET latest_generation = excluded.latest_generation",
@@ -222,7 +220,7 @@ impl ReadModelStore for SqlReadModelStore {
         .bind(generation as i64)
         .execute(&mut *tx)
         .await
-        .map_err(backend_error)?;
+        .map_err(store_error)?;
         self.commit(tx).await
     }
 
@@ -237,7 +235,7 @@ impl ReadModelStore for SqlReadModelStore {
         for table in tables {
             tx.execute(format!("DROP VIEW IF EXISTS {}", table.name).as_str())
                 .await
-                .map_err(backend_error)?;
+                .map_err(store_error)?;
             tx.execute(
                 format!(
                     "CREATE VIEW {} AS SELECT * FROM {}",
@@ -247,7 +245,7 @@ impl ReadModelStore for SqlReadModelStore {
                 .as_str(),
             )
             .await
-            .map_err(backend_error)?;
+            .map_err(store_error)?;
             if let Some(previous) = previous.filter(|&p| p != generation) {
                 tx.execute(
                     format!(
@@ -257,7 +255,7 @@ impl ReadModelStore for SqlReadModelStore {
                     .as_str(),
                 )
                 .await
-                .map_err(backend_error)?;
+                .map_err(store_error)?;
             }
         }
         sqlx::query("UPDATE projections SET live_generation = $1 WHERE name = $2")
@@ -265,13 +263,13 @@ impl ReadModelStore for SqlReadModelStore {
             .bind(projection)
             .execute(&mut *tx)
             .await
-            .map_err(backend_error)?;
+            .map_err(store_error)?;
         sqlx::query("DELETE FROM projection_checkpoints WHERE name = $1 AND generation <> $2")
             .bind(projection)
             .bind(generation as i64)
             .execute(&mut *tx)
             .await
-            .map_err(backend_error)?;
+            .map_err(store_error)?;
         self.commit(tx).await
     }
 
@@ -290,7 +288,7 @@ impl ReadModelStore for SqlReadModelStore {
         .bind(Utc::now().to_rfc3339())
         .execute(&mut **tx)
         .await
-        .map_err(backend_error)?;
+        .map_err(store_error)?;
         Ok(inserted.rows_affected() == 1)
     }
 }
@@ -334,7 +332,7 @@ impl SqlReadModelStore {
             .bind(projection)
             .fetch_optional(self.pool())
             .await
-            .map_err(backend_error)?;
+            .map_err(store_error)?;
         Ok(checkpoint_of(row))
     }
 
@@ -349,7 +347,7 @@ impl SqlReadModelStore {
             .bind(projection)
             .fetch_optional(self.pool())
             .await
-            .map_err(backend_error)?;
+            .map_err(store_error)?;
         Ok(live.flatten().map(|g| g as u32))
     }
 
@@ -361,7 +359,7 @@ impl SqlReadModelStore {
                 .bind(event_id.to_string())
                 .fetch_optional(self.pool())
                 .await
-                .map_err(backend_error)?;
+                .map_err(store_error)?;
         Ok(found.is_some())
     }
 }
@@ -381,7 +379,7 @@ impl Leases for SqlReadModelStore {
         .bind(now)
         .execute(&self.pool)
         .await
-        .map_err(backend_error)?;
+        .map_err(store_error)?;
         Ok(taken.rows_affected() == 1)
     }
 
@@ -391,7 +389,7 @@ impl Leases for SqlReadModelStore {
             .bind(holder)
             .execute(&self.pool)
             .await
-            .map_err(backend_error)?;
+            .map_err(store_error)?;
         Ok(())
     }
 }

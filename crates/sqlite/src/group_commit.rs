@@ -128,7 +128,24 @@ fn answer(batch: impl Iterator<Item = Write>, outcome: Result<Vec<Done>, rusqlit
         }
         Err(error) => {
             // The transaction is gone and every write in it: each caller hears why.
-            let failed = || StoreError::backend(std::io::Error::other(error.to_string()));
+            let unavailable = matches!(
+                error.sqlite_error_code(),
+                Some(
+                    rusqlite::ErrorCode::DiskFull
+                        | rusqlite::ErrorCode::DatabaseBusy
+                        | rusqlite::ErrorCode::DatabaseLocked
+                        | rusqlite::ErrorCode::SystemIoFailure
+                        | rusqlite::ErrorCode::CannotOpen
+                )
+            );
+            let failed = || {
+                let error = std::io::Error::other(error.to_string());
+                if unavailable {
+                    StoreError::unavailable(error)
+                } else {
+                    StoreError::backend(error)
+                }
+            };
             for write in batch {
                 match write {
                     Write::Append { answer, .. } => {

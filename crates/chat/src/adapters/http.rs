@@ -158,7 +158,7 @@ impl From<ChatError> for Problem {
             ChatError::MessageNotFound => Problem::not_found(error.to_string()),
             ChatError::TxnIdReused(_) => Problem::conflict("txn-id-reused", error.to_string()),
             ChatError::Busy => Problem::unavailable(error.to_string(), 1),
-            ChatError::Store(error) => Problem::internal(&error),
+            ChatError::Store(error) => Problem::storage(&error),
         }
     }
 }

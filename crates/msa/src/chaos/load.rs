@@ -284,16 +284,10 @@ impl Load {
                 }
                 Ok((402, _)) => self.buy_more(person).await,
                 Ok((status, answer)) if status == 429 || status >= 500 => {
-                    self.failed(format!(
-                        "{status} {}",
-                        answer["title"].as_str().unwrap_or("")
-                    ));
+                    self.failed(answered(status, &answer));
                 }
                 Ok((status, answer)) => {
-                    self.failed(format!(
-                        "{status} {}",
-                        answer["title"].as_str().unwrap_or("")
-                    ));
+                    self.failed(answered(status, &answer));
                     break Outcome::Refused(status);
                 }
                 Err(error) => self.failed(kind_of(&error)),

@@ -216,7 +216,7 @@ impl From<PaymentsError> for Problem {
             PaymentsError::ProviderUnavailable | PaymentsError::Busy => {
                 Problem::unavailable(detail, 2)
             }
-            PaymentsError::Store(error) => Problem::internal(&error),
+            PaymentsError::Store(error) => Problem::storage(&error),
         }
     }
 }

@@ -109,7 +109,7 @@ impl From<UserServiceError> for Problem {
             UserServiceError::NotFound => Problem::not_found(error.to_string()),
             UserServiceError::Busy => Problem::unavailable(error.to_string(), 1),
             UserServiceError::StaleLogIn => Problem::forbidden(error.to_string()),
-            UserServiceError::Store(error) => Problem::internal(&error),
+            UserServiceError::Store(error) => Problem::storage(&error),
         }
     }
 }
