@@ -100,6 +100,15 @@ impl Problem {
         }
     }
 
+    /// The same problem, telling the client when to come back (a problem passed on from another
+    /// service keeps the `Retry-After` that service sent).
+    pub fn with_retry_after(self, seconds: Option<u64>) -> Self {
+        Self {
+            retry_after: seconds.map(|s| s.max(1)).or(self.retry_after),
+            ..self
+        }
+    }
+
     /// A storage failure: 503 with Retry-After while the database is away (full, unreachable,
     /// restarting: the same request may succeed shortly), else a failure of ours.
     pub fn storage(error: &msa_kernel::StoreError) -> Self {

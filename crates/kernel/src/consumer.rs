@@ -310,10 +310,11 @@ impl<R: ReadModelStore> Consumer<R> {
                         event_type = %delivery.event.event_type, %error,
                         "the consumer's database failed; retrying"
                     );
-                    tokio::time::sleep(
-                        self.retry.delay_after(attempt.max(self.retry.max_attempts)),
-                    )
-                    .await;
+                    let mut stopping = stop.clone();
+                    tokio::select! {
+                        _ = tokio::time::sleep(self.retry.delay_after(self.retry.max_attempts)) => {}
+                        _ = stopping.changed() => {}
+                    }
                 }
                 Err(error) if attempt < self.retry.max_attempts => {
                     tracing::warn!(

@@ -796,7 +796,8 @@ pub enum FaultKind {
     Partition,
     /// The SQLite directory's filesystem full for 10 s (single server).
     Disk,
-    /// Every process's wall clock stepped 2 minutes ahead for 10 s, then back.
+    /// Every msa process's wall clock stepped 2 minutes ahead for 10 s, then back (libfaketime;
+    /// PostgreSQL and the broker keep the machine's).
     Clock,
 }
 

@@ -37,13 +37,13 @@ impl PgEventStore {
         ))
         .fetch_optional(&self.pool)
         .await
-        .map_err(StoreError::backend)?;
+        .map_err(msa_sql::store_error)?;
         match row {
             Some(row) => Ok(LogPosition {
-                commit: row.try_get("commit_id").map_err(StoreError::backend)?,
+                commit: row.try_get("commit_id").map_err(msa_sql::store_error)?,
                 position: row
                     .try_get("global_position")
-                    .map_err(StoreError::backend)?,
+                    .map_err(msa_sql::store_error)?,
             }),
             None => Ok(LogPosition::START),
         }
@@ -58,7 +58,7 @@ impl PgEventStore {
             .max_connections(max_connections)
             .connect_with(options)
             .await
-            .map_err(StoreError::backend)?;
+            .map_err(msa_sql::store_error)?;
         Self::from_pool(pool).await
     }
 
@@ -126,12 +126,12 @@ impl PgEventStore {
                 expected,
                 actual: actual as u64,
             },
-            Err(error) => StoreError::backend(error).into(),
+            Err(error) => msa_sql::store_error(error).into(),
         }
     }
 
     fn decode_row(&self, row: &PgRow) -> Result<RecordedEvent, StoreError> {
-        let event = row_to_event(row).map_err(StoreError::backend)?;
+        let event = row_to_event(row).map_err(msa_sql::store_error)?;
         Ok(self.upcasters.upcast_recorded(event)?)
     }
 }
@@ -218,7 +218,7 @@ impl AppendStatement<'_> {
                     key: record.key.clone(),
                 })
             }
-            Err(error) => Err(StoreError::backend(error).into()),
+            Err(error) => Err(msa_sql::store_error(error).into()),
         }
     }
 
@@ -243,10 +243,10 @@ pub(crate) fn recorded(
     let mut recorded = Vec::with_capacity(events.len());
     for ((i, event), row) in events.into_iter().enumerate().zip(rows) {
         let position = LogPosition {
-            commit: row.try_get("commit_id").map_err(StoreError::backend)?,
+            commit: row.try_get("commit_id").map_err(msa_sql::store_error)?,
             position: row
                 .try_get("global_position")
-                .map_err(StoreError::backend)?,
+                .map_err(msa_sql::store_error)?,
         };
         recorded.push(event.recorded(stream_id.clone(), expected_version + 1 + i as u64, position));
     }
@@ -300,7 +300,7 @@ async fn insert_idempotency(
                 key: record.key.clone(),
             })
         }
-        Err(error) => Err(StoreError::backend(error).into()),
+        Err(error) => Err(msa_sql::store_error(error).into()),
     }
 }
 
@@ -344,7 +344,7 @@ impl EventStore for PgEventStore {
         .bind(after_version as i64)
         .fetch_all(&self.pool)
         .await
-        .map_err(StoreError::backend)?;
+        .map_err(msa_sql::store_error)?;
         rows.iter().map(|row| self.decode_row(row)).collect()
     }
 
@@ -360,7 +360,7 @@ impl EventStore for PgEventStore {
         .bind(version as i64)
         .fetch_optional(&self.pool)
         .await
-        .map_err(StoreError::backend)?;
+        .map_err(msa_sql::store_error)?;
         row.map(|row| self.decode_row(&row)).transpose()
     }
 
@@ -383,7 +383,7 @@ impl EventStore for PgEventStore {
         .bind(limit as i64)
         .fetch_all(&self.pool)
         .await
-        .map_err(StoreError::backend)?;
+        .map_err(msa_sql::store_error)?;
         rows.iter().map(|row| self.decode_row(row)).collect()
     }
 
@@ -391,7 +391,7 @@ impl EventStore for PgEventStore {
         sqlx::query_scalar("SELECT COALESCE(MAX(global_position), 0) FROM events")
             .fetch_one(&self.pool)
             .await
-            .map_err(StoreError::backend)
+            .map_err(msa_sql::store_error)
     }
 
     async fn last_position(&self) -> Result<LogPosition, StoreError> {
@@ -410,17 +410,17 @@ impl EventStore for PgEventStore {
                 .bind(stream_id.as_str())
                 .fetch_optional(&self.pool)
                 .await
-                .map_err(StoreError::backend)?;
+                .map_err(msa_sql::store_error)?;
         let Some(row) = row else { return Ok(None) };
         Ok(Some(Snapshot {
             stream_id: stream_id.clone(),
             version: row
                 .try_get::<i64, _>("version")
-                .map_err(StoreError::backend)? as u64,
+                .map_err(msa_sql::store_error)? as u64,
             state_version: row
                 .try_get::<i32, _>("state_version")
-                .map_err(StoreError::backend)? as u32,
-            state: row.try_get("state").map_err(StoreError::backend)?,
+                .map_err(msa_sql::store_error)? as u32,
+            state: row.try_get("state").map_err(msa_sql::store_error)?,
         }))
     }
 
@@ -437,7 +437,7 @@ impl EventStore for PgEventStore {
         .bind(&snapshot.state)
         .execute(&self.pool)
         .await
-        .map_err(StoreError::backend)?;
+        .map_err(msa_sql::store_error)?;
         Ok(())
     }
 
@@ -453,18 +453,18 @@ impl EventStore for PgEventStore {
         .bind(key)
         .fetch_optional(&self.pool)
         .await
-        .map_err(StoreError::backend)?;
+        .map_err(msa_sql::store_error)?;
         let Some(row) = row else { return Ok(None) };
         Ok(Some(IdempotencyRecord {
             scope: scope.to_owned(),
             key: key.to_owned(),
-            fingerprint: row.try_get("fingerprint").map_err(StoreError::backend)?,
-            result: row.try_get("result").map_err(StoreError::backend)?,
+            fingerprint: row.try_get("fingerprint").map_err(msa_sql::store_error)?,
+            result: row.try_get("result").map_err(msa_sql::store_error)?,
         }))
     }
 
     async fn save_idempotency_record(&self, record: &IdempotencyRecord) -> Result<(), AppendError> {
-        let mut conn = self.pool.acquire().await.map_err(StoreError::backend)?;
+        let mut conn = self.pool.acquire().await.map_err(msa_sql::store_error)?;
         insert_idempotency(&mut conn, record).await
     }
 

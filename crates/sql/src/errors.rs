@@ -20,34 +20,54 @@ fn is_unavailable(error: &sqlx::Error) -> bool {
         | sqlx::Error::PoolClosed
         | sqlx::Error::WorkerCrashed => true,
         sqlx::Error::Database(database) => {
-            database.code().is_some_and(|code| unavailable_code(&code))
+            let Some(code) = database.code() else {
+                return false;
+            };
+            // Each database by its own codes: PostgreSQL's 42501 (no privilege) would read as
+            // SQLite's BUSY by number.
+            if database
+                .try_downcast_ref::<sqlx::sqlite::SqliteError>()
+                .is_some()
+            {
+                sqlite_unavailable(&code)
+            } else {
+                postgres_unavailable(&code)
+            }
         }
         _ => false,
     }
 }
 
-/// PostgreSQL's SQLSTATE classes 08 (connection), 53 (insufficient resources: disk full, out of
-/// memory, too many connections) and 57P (shutting down, restarting); SQLite's primary result
-/// codes BUSY (5), LOCKED (6), IOERR (10), FULL (13) and CANTOPEN (14), extended codes included.
-fn unavailable_code(code: &str) -> bool {
-    if code.starts_with("08") || code.starts_with("53") || code.starts_with("57P") {
-        return true;
-    }
+/// SQLSTATE classes 08 (connection), 53 (insufficient resources: disk full, out of memory, too
+/// many connections) and 57P (shutting down, restarting).
+fn postgres_unavailable(sqlstate: &str) -> bool {
+    sqlstate.starts_with("08") || sqlstate.starts_with("53") || sqlstate.starts_with("57P")
+}
+
+/// The primary result codes BUSY (5), LOCKED (6), IOERR (10), FULL (13) and CANTOPEN (14), of
+/// an extended code too (its low byte).
+fn sqlite_unavailable(code: &str) -> bool {
     code.parse::<u32>()
         .is_ok_and(|extended| matches!(extended & 0xff, 5 | 6 | 10 | 13 | 14))
 }
 
 #[cfg(test)]
 mod tests {
-    use super::unavailable_code;
+    use super::{postgres_unavailable, sqlite_unavailable};
 
     #[test]
     fn codes_of_a_database_away_are_told_from_faults() {
-        for away in ["08006", "53100", "57P01", "13", "5", "517", "266"] {
-            assert!(unavailable_code(away), "{away}");
+        for away in ["08006", "53100", "57P01"] {
+            assert!(postgres_unavailable(away), "{away}");
         }
-        for fault in ["23505", "42P01", "19", "1", "2067"] {
-            assert!(!unavailable_code(fault), "{fault}");
+        for fault in ["23505", "42P01", "42501", "22021"] {
+            assert!(!postgres_unavailable(fault), "{fault}");
+        }
+        for away in ["13", "5", "517", "266"] {
+            assert!(sqlite_unavailable(away), "{away}");
+        }
+        for fault in ["19", "1", "2067"] {
+            assert!(!sqlite_unavailable(fault), "{fault}");
         }
     }
 }

@@ -46,7 +46,7 @@ impl SqliteEventStore {
             .max_connections(1)
             .connect_with(options.clone())
             .await
-            .map_err(StoreError::backend)?;
+            .map_err(msa_sql::store_error)?;
         crate::migrator()
             .run(&writer)
             .await
@@ -55,7 +55,7 @@ impl SqliteEventStore {
             .max_connections(4)
             .connect_with(options.read_only(true))
             .await
-            .map_err(StoreError::backend)?;
+            .map_err(msa_sql::store_error)?;
         let appended = Arc::new(Notify::new());
         Ok(Self {
             writes: group_commit::start(path, appended.clone())?,
@@ -93,7 +93,7 @@ impl SqliteEventStore {
     }
 
     fn decode_row(&self, row: &SqliteRow) -> Result<RecordedEvent, StoreError> {
-        let event = row_to_event(row).map_err(StoreError::backend)?;
+        let event = row_to_event(row).map_err(msa_sql::store_error)?;
         Ok(self.upcasters.upcast_recorded(event)?)
     }
 }
@@ -166,7 +166,7 @@ impl EventStore for SqliteEventStore {
         .bind(after_version as i64)
         .fetch_all(&self.reader)
         .await
-        .map_err(StoreError::backend)?;
+        .map_err(msa_sql::store_error)?;
         rows.iter().map(|row| self.decode_row(row)).collect()
     }
 
@@ -182,7 +182,7 @@ impl EventStore for SqliteEventStore {
         .bind(version as i64)
         .fetch_optional(&self.reader)
         .await
-        .map_err(StoreError::backend)?;
+        .map_err(msa_sql::store_error)?;
         row.map(|row| self.decode_row(&row)).transpose()
     }
 
@@ -198,7 +198,7 @@ impl EventStore for SqliteEventStore {
         .bind(limit as i64)
         .fetch_all(&self.reader)
         .await
-        .map_err(StoreError::backend)?;
+        .map_err(msa_sql::store_error)?;
         rows.iter().map(|row| self.decode_row(row)).collect()
     }
 
@@ -206,7 +206,7 @@ impl EventStore for SqliteEventStore {
         sqlx::query_scalar("SELECT COALESCE(MAX(global_position), 0) FROM events")
             .fetch_one(&self.reader)
             .await
-            .map_err(StoreError::backend)
+            .map_err(msa_sql::store_error)
     }
 
     async fn last_position(&self) -> Result<LogPosition, StoreError> {
@@ -215,7 +215,7 @@ impl EventStore for SqliteEventStore {
         )
         .fetch_optional(&self.reader)
         .await
-        .map_err(StoreError::backend)?;
+        .map_err(msa_sql::store_error)?;
         Ok(LogPosition {
             commit: 0,
             position: position.unwrap_or(0),
@@ -228,17 +228,17 @@ impl EventStore for SqliteEventStore {
                 .bind(stream_id.as_str())
                 .fetch_optional(&self.reader)
                 .await
-                .map_err(StoreError::backend)?;
+                .map_err(msa_sql::store_error)?;
         let Some(row) = row else { return Ok(None) };
-        let state: String = row.try_get("state").map_err(StoreError::backend)?;
+        let state: String = row.try_get("state").map_err(msa_sql::store_error)?;
         Ok(Some(Snapshot {
             stream_id: stream_id.clone(),
             version: row
                 .try_get::<i64, _>("version")
-                .map_err(StoreError::backend)? as u64,
+                .map_err(msa_sql::store_error)? as u64,
             state_version: row
                 .try_get::<i64, _>("state_version")
-                .map_err(StoreError::backend)? as u32,
+                .map_err(msa_sql::store_error)? as u32,
             state: serde_json::from_str(&state).map_err(StoreError::backend)?,
         }))
     }
@@ -263,13 +263,13 @@ impl EventStore for SqliteEventStore {
         .bind(key)
         .fetch_optional(&self.reader)
         .await
-        .map_err(StoreError::backend)?;
+        .map_err(msa_sql::store_error)?;
         let Some(row) = row else { return Ok(None) };
-        let result: String = row.try_get("result").map_err(StoreError::backend)?;
+        let result: String = row.try_get("result").map_err(msa_sql::store_error)?;
         Ok(Some(IdempotencyRecord {
             scope: scope.to_owned(),
             key: key.to_owned(),
-            fingerprint: row.try_get("fingerprint").map_err(StoreError::backend)?,
+            fingerprint: row.try_get("fingerprint").map_err(msa_sql::store_error)?,
             result: serde_json::from_str(&result).map_err(StoreError::backend)?,
         }))
     }

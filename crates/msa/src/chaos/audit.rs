@@ -113,9 +113,9 @@ async fn ledger(load: &Load, person: usize) -> Result<Vec<Value>> {
     }
 }
 
-/// The spends of a ledger's entries: txn_id → refunded?
-fn spends(entries: &[Value]) -> HashMap<String, bool> {
-    let mut spends = HashMap::new();
+/// The spends of a ledger's entries: txn_id → (spends, refunds) entries about it.
+fn spends(entries: &[Value]) -> HashMap<String, (u32, u32)> {
+    let mut spends: HashMap<String, (u32, u32)> = HashMap::new();
     for entry in entries {
         let Some((_, txn_id)) = entry["reference"]
             .as_str()
@@ -124,21 +124,18 @@ fn spends(entries: &[Value]) -> HashMap<String, bool> {
         else {
             continue;
         };
+        let counted = spends.entry(txn_id.to_owned()).or_default();
         match entry["kind"].as_str() {
-            Some("message_spent") => {
-                spends.entry(txn_id.to_owned()).or_insert(false);
-            }
-            Some("spend_refunded") => {
-                spends.insert(txn_id.to_owned(), true);
-            }
+            Some("message_spent") => counted.0 += 1,
+            Some("spend_refunded") => counted.1 += 1,
             _ => {}
         }
     }
     spends
 }
 
-/// The money side: every spend has its message or its refund (not both, not neither), every
-/// message its spend, and every wallet's balance is its ledger's.
+/// The money side: every spend has its message or its refund (not both, not neither), each
+/// spent and refunded once; every message its spend; every wallet's balance is its ledger's.
 pub async fn money(
     load: &Load,
     posted: &HashSet<String>,
@@ -146,25 +143,31 @@ pub async fn money(
 ) -> Result<Vec<String>> {
     let mut problems = Vec::new();
     let (mut stuck, mut unpaid, mut refunded, mut mismatches) = (0, 0, 0, 0);
-    let mut paid = HashSet::new();
+    // Txn_ids with a spend entry, whatever became of it.
+    let mut spent = HashSet::new();
     for person in 0..load.people.len() {
         let entries = ledger(load, person).await?;
-        for (txn_id, was_refunded) in spends(&entries) {
+        for (txn_id, (spends, refunds)) in spends(&entries) {
             let in_history = posted.contains(&body_of(&txn_id));
-            match (in_history, was_refunded) {
-                (true, false) => {
-                    paid.insert(txn_id);
-                }
-                (false, true) => refunded += 1,
-                (true, true) => {
-                    unpaid += 1;
-                    problems.push(format!("{txn_id}: posted, and its credit given back"));
-                }
-                (false, false) => {
+            match (spends, refunds, in_history) {
+                (1, 0, true) => {}
+                (1, 1, false) => refunded += 1,
+                (1, 0, false) => {
                     stuck += 1;
                     problems.push(format!("{txn_id}: spent, neither posted nor refunded"));
                 }
+                (1, 1, true) => {
+                    unpaid += 1;
+                    problems.push(format!("{txn_id}: posted, and its credit given back"));
+                }
+                (spends, refunds, _) => {
+                    counts.duplicated += 1;
+                    problems.push(format!(
+                        "{txn_id}: spent {spends} times and refunded {refunds} times"
+                    ));
+                }
             }
+            spent.insert(txn_id);
         }
         // The ledger's newest balance and the sum of its movements must both be the wallet's.
         let sum: i64 = entries
@@ -182,7 +185,7 @@ pub async fn money(
             .first()
             .and_then(|e| e["balance"].as_i64())
             .unwrap_or(0);
-        let (_, wallet) = load
+        let (status, wallet) = load
             .bench
             .call(
                 reqwest::Method::GET,
@@ -191,6 +194,9 @@ pub async fn money(
                 None,
             )
             .await?;
+        if status != 200 {
+            bail!("reading person {person}'s wallet: {status} {wallet}");
+        }
         let balance = wallet["balance"].as_i64().unwrap_or(-1);
         if balance != newest || balance != sum {
             mismatches += 1;
@@ -201,7 +207,7 @@ pub async fn money(
     }
     for body in posted {
         let txn_id = body.strip_prefix("chaos ").unwrap_or(body);
-        if !paid.contains(txn_id) && !problems.iter().any(|p| p.starts_with(txn_id)) {
+        if !spent.contains(txn_id) {
             unpaid += 1;
             problems.push(format!("{txn_id}: posted with no spend"));
         }

@@ -18,6 +18,10 @@ use crate::cli::{ChaosArgs, ChaosDeployment};
 /// libfaketime, from Debian's `faketime` package: the processes' wall clock follows a file.
 const FAKETIME: &str = "/usr/lib/x86_64-linux-gnu/faketime/libfaketime.so.1";
 
+/// The single server's filesystem: room for a long run's files (tmpfs takes memory only for
+/// what is stored).
+const DISK_SIZE: &str = "8g";
+
 /// The services of the microservice deployment, in the order they start.
 pub const SERVICES: [&str; 4] = ["user", "chat", "payment", "user-chat"];
 
@@ -270,7 +274,7 @@ impl Disk {
     async fn mount(at: &Path) -> Result<Disk> {
         std::fs::create_dir_all(at)?;
         let out = Command::new("mount")
-            .args(["-t", "tmpfs", "-o", "size=2g,mode=0700", "tmpfs"])
+            .args(["-t", "tmpfs", "-o", &format!("size={DISK_SIZE},mode=0700"), "tmpfs"])
             .arg(at)
             .output()
             .await
@@ -286,38 +290,51 @@ impl Disk {
         })
     }
 
-    fn filler(&self) -> PathBuf {
-        self.mount.join("chaos-filler")
-    }
-
-    /// Writes zeros until the filesystem is full.
+    /// Shrinks the filesystem to about what its files hold: the writes that need more fail with
+    /// ENOSPC, as on a full disk (tmpfs resizes on a remount, and only what is stored
+    /// takes memory).
     async fn fill(&self) -> Result<()> {
-        let path = self.filler();
-        tokio::task::spawn_blocking(move || {
-            use std::io::Write;
-            let mut file = std::fs::File::create(path)?;
-            let chunk = vec![0u8; 1 << 20];
-            loop {
-                if let Err(error) = file.write_all(&chunk) {
-                    if error.raw_os_error() == Some(28) {
-                        return Ok(());
-                    }
-                    return Err(error);
-                }
+        // The server writes meanwhile: a size below what is stored by then is refused, so a
+        // little room is left, more at each try, and what is left fills within moments.
+        let mut failure = None;
+        for margin_kib in [64, 256, 1024, 4096, 16384] {
+            match self.resize(&format!("{}k", self.used_kib().await? + margin_kib)).await {
+                Ok(()) => return Ok(()),
+                Err(error) => failure = Some(error),
             }
-        })
-        .await??;
-        Ok(())
+        }
+        Err(failure.expect("tried at least once"))
     }
 
-    fn free(&self) -> Result<()> {
-        std::fs::remove_file(self.filler()).or_else(|e| {
-            if e.kind() == std::io::ErrorKind::NotFound {
-                Ok(())
-            } else {
-                Err(e)
-            }
-        })?;
+    async fn used_kib(&self) -> Result<u64> {
+        let out = Command::new("stat")
+            .args(["-f", "-c", "%b %f %S"])
+            .arg(&self.mount)
+            .output()
+            .await?;
+        let numbers: Vec<u64> = String::from_utf8_lossy(&out.stdout)
+            .split_whitespace()
+            .filter_map(|n| n.parse().ok())
+            .collect();
+        let [blocks, free, block_size] = numbers[..] else {
+            bail!("cannot read the size of {}", self.mount.display());
+        };
+        Ok((blocks - free) * block_size / 1024)
+    }
+
+    async fn free(&self) -> Result<()> {
+        self.resize(DISK_SIZE).await
+    }
+
+    async fn resize(&self, size: &str) -> Result<()> {
+        let out = Command::new("mount")
+            .args(["-o", &format!("remount,size={size}")])
+            .arg(&self.mount)
+            .output()
+            .await?;
+        if !out.status.success() {
+            bail!("resizing the tmpfs: {}", String::from_utf8_lossy(&out.stderr).trim());
+        }
         Ok(())
     }
 }
@@ -674,11 +691,12 @@ impl Deployment {
             .await
     }
 
-    pub fn free_disk(&self) -> Result<()> {
+    pub async fn free_disk(&self) -> Result<()> {
         self.disk
             .as_ref()
             .context("no disk of the run's own")?
             .free()
+            .await
     }
 
     /// Steps every process's wall clock to `offset` seconds from the machine's.

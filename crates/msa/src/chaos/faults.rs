@@ -28,7 +28,7 @@ pub enum Fault {
     Partition(String),
     /// The SQLite directory's filesystem full for 10 s.
     DiskFull,
-    /// Every process's wall clock 2 minutes ahead for 10 s, then back.
+    /// Every msa process's wall clock 2 minutes ahead for 10 s, then back.
     ClockStep,
 }
 
@@ -66,6 +66,17 @@ pub fn plan(kinds: &[FaultKind], deployment: &Deployment) -> Vec<Fault> {
 }
 
 impl Fault {
+    pub fn kind(&self) -> FaultKind {
+        match self {
+            Fault::Kill(_) => FaultKind::Kill,
+            Fault::PostgresRestart => FaultKind::Postgres,
+            Fault::BrokerDown => FaultKind::Broker,
+            Fault::Partition(_) => FaultKind::Partition,
+            Fault::DiskFull => FaultKind::Disk,
+            Fault::ClockStep => FaultKind::Clock,
+        }
+    }
+
     /// Makes the fault, holds it, and ends it; returns when it has ended (the moment recovery is
     /// measured from).
     pub async fn run(&self, deployment: &mut Deployment) -> Result<()> {
@@ -91,7 +102,7 @@ impl Fault {
             Fault::DiskFull => {
                 let filled = deployment.fill_disk().await;
                 tokio::time::sleep(HOLD).await;
-                deployment.free_disk()?;
+                deployment.free_disk().await?;
                 filled
             }
             Fault::ClockStep => {

@@ -66,7 +66,15 @@ pub struct Load {
     pub reconnects: AtomicU64,
     /// Streams that have said they are ready once.
     pub streams_ready: AtomicU64,
+    /// Sends being tried at once, at most [`MAX_IN_FLIGHT`].
+    sending: Arc<tokio::sync::Semaphore>,
+    /// Sends not made because [`MAX_IN_FLIGHT`] were being tried (during an outage).
+    pub held_back: AtomicU64,
 }
+
+/// Sends the clients try at once: during an outage every send waits for its answer or its
+/// timeout, and the client process has a limited number of sockets.
+const MAX_IN_FLIGHT: usize = 4_096;
 
 /// The body of the message a txn_id sends: unique, so history and streams name it.
 pub fn body_of(txn_id: &str) -> String {
@@ -127,6 +135,8 @@ impl Load {
             started: Instant::now(),
             reconnects: AtomicU64::new(0),
             streams_ready: AtomicU64::new(0),
+            sending: Arc::new(tokio::sync::Semaphore::new(MAX_IN_FLIGHT)),
+            held_back: AtomicU64::new(0),
         }))
     }
 
@@ -242,7 +252,14 @@ impl Load {
                 _ = ticks.tick() => {}
             }
             let load = self.clone();
-            in_flight.spawn(async move { load.send(person, format!("p{person}-{n}")).await });
+            let Ok(place) = self.sending.clone().try_acquire_owned() else {
+                self.held_back.fetch_add(1, Ordering::Relaxed);
+                continue;
+            };
+            in_flight.spawn(async move {
+                load.send(person, format!("p{person}-{n}")).await;
+                drop(place);
+            });
             while in_flight.try_join_next().is_some() {}
         }
         while in_flight.join_next().await.is_some() {}

@@ -49,6 +49,8 @@ struct Report {
     #[serde(flatten)]
     counts: Counts,
     stream_reconnects: u64,
+    /// Sends the clients did not make because 4,096 were being tried (during an outage).
+    held_back: u64,
     faults: Vec<Injected>,
     /// Worst recovery per kind of fault, seconds.
     worst_recovery_s: Vec<(String, Option<f64>)>,
@@ -103,7 +105,11 @@ pub async fn run(args: ChaosArgs) -> Result<()> {
         }
         Err(error) => return Err(error),
     };
-    let outcome = run_on(&args, &kinds, &mut deployment).await;
+    // Interrupted, the deployment is still taken down (and the tmpfs unmounted).
+    let outcome = tokio::select! {
+        outcome = run_on(&args, &kinds, &mut deployment) => outcome,
+        _ = interrupted() => Err(anyhow::anyhow!("interrupted")),
+    };
     deployment.stop().await;
     if args.keep || outcome.is_err() {
         let kept = work.keep();
@@ -112,8 +118,38 @@ pub async fn run(args: ChaosArgs) -> Result<()> {
     outcome
 }
 
+/// Ctrl-C or SIGTERM.
+async fn interrupted() {
+    let mut terminate =
+        tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()).ok();
+    tokio::select! {
+        _ = tokio::signal::ctrl_c() => {}
+        _ = async {
+            match terminate.as_mut() {
+                Some(signal) => { signal.recv().await; }
+                None => std::future::pending::<()>().await,
+            }
+        } => {}
+    }
+}
+
 async fn run_on(args: &ChaosArgs, kinds: &[FaultKind], deployment: &mut Deployment) -> Result<()> {
     let plan = faults::plan(kinds, deployment);
+    if !args.faults.is_empty() {
+        let missing: Vec<String> = args
+            .faults
+            .iter()
+            .filter(|kind| !plan.iter().any(|fault| fault.kind() == **kind))
+            .map(|kind| format!("{kind:?}").to_lowercase())
+            .collect();
+        if !missing.is_empty() {
+            bail!(
+                "the {:?} deployment has nothing for these faults: {}",
+                args.deployment,
+                missing.join(", ")
+            );
+        }
+    }
     if plan.is_empty() {
         bail!("no fault of the kinds asked for applies to this deployment");
     }
@@ -213,7 +249,9 @@ async fn run_on(args: &ChaosArgs, kinds: &[FaultKind], deployment: &mut Deployme
     Ok(())
 }
 
-/// Audits until everything holds or `settle` has passed; the last audit's counts.
+/// Audits until everything holds or `settle` has passed; the last audit's counts. An audit that
+/// cannot read something (a service or the broker just came back) is tried again, and fails the
+/// run only at the deadline.
 async fn settle_and_audit(
     load: &Arc<Load>,
     deployment: &Deployment,
@@ -221,33 +259,34 @@ async fn settle_and_audit(
 ) -> Result<(Counts, Vec<String>)> {
     let deadline = Instant::now() + settle;
     loop {
-        let mut counts = Counts::default();
-        let (posted, mut problems) = audit::messages(load, &mut counts).await?;
-        problems.extend(audit::money(load, &posted, &mut counts).await?);
-        let (missing, twice) = audit::deliveries(load, &posted);
-        counts.undelivered = missing.len();
-        counts.delivered_twice = twice.len();
-        problems.extend(missing.into_iter().take(20));
-        problems.extend(twice.into_iter().take(20));
-        // Not readable now (the broker just came back): tried again next round, and a failure
-        // at the deadline.
-        let letters = deployment.dead_letters().await;
-        let letters_read = letters.is_ok();
-        match letters {
-            Ok(letters) => {
-                counts.dead_letters = letters.len();
-                problems.extend(letters.iter().take(20).map(|l| format!("dead letter: {l}")));
+        match audit_once(load, deployment).await {
+            Ok((counts, mut problems)) => {
+                let holds = counts.failures().is_empty() && audit::settled(load);
+                if holds || Instant::now() > deadline {
+                    problems.truncate(60);
+                    return Ok((counts, problems));
+                }
             }
             Err(error) if Instant::now() > deadline => return Err(error),
-            Err(error) => eprintln!("dead letters not readable yet: {error:#}"),
-        }
-        let holds = letters_read && counts.failures().is_empty() && audit::settled(load);
-        if holds || Instant::now() > deadline {
-            problems.truncate(60);
-            return Ok((counts, problems));
+            Err(error) => eprintln!("audit incomplete, trying again: {error:#}"),
         }
         tokio::time::sleep(Duration::from_secs(2)).await;
     }
+}
+
+async fn audit_once(load: &Load, deployment: &Deployment) -> Result<(Counts, Vec<String>)> {
+    let mut counts = Counts::default();
+    let (posted, mut problems) = audit::messages(load, &mut counts).await?;
+    problems.extend(audit::money(load, &posted, &mut counts).await?);
+    let (missing, twice) = audit::deliveries(load, &posted);
+    counts.undelivered = missing.len();
+    counts.delivered_twice = twice.len();
+    problems.extend(missing.into_iter().take(20));
+    problems.extend(twice.into_iter().take(20));
+    let letters = deployment.dead_letters().await?;
+    counts.dead_letters = letters.len();
+    problems.extend(letters.iter().take(20).map(|l| format!("dead letter: {l}")));
+    Ok((counts, problems))
 }
 
 fn report(
@@ -315,6 +354,7 @@ fn report(
         load_s,
         counts,
         stream_reconnects: load.reconnects.load(Ordering::Relaxed),
+        held_back: load.held_back.load(Ordering::Relaxed),
         faults,
         worst_recovery_s: worst,
         problems,
@@ -331,8 +371,8 @@ fn print(report: &Report, json: bool) -> Result<()> {
         report.deployment, report.users, report.offered_per_sec, report.load_s
     );
     println!(
-        "{:<34} {:>8} {:>8} {:>8} {:>10}  what failed attempts got",
-        "fault", "at s", "failed", "", "recovery s"
+        "{:<34} {:>8} {:>8} {:>10}  what failed attempts got",
+        "fault", "at s", "failed", "recovery s"
     );
     for fault in &report.faults {
         let answers: Vec<String> = fault
@@ -342,11 +382,10 @@ fn print(report: &Report, json: bool) -> Result<()> {
             .map(|(what, n)| format!("{n}× {what}"))
             .collect();
         println!(
-            "{:<34} {:>8.1} {:>8} {:>8} {:>10}  {}",
+            "{:<34} {:>8.1} {:>8} {:>10}  {}",
             fault.fault,
             fault.started_s,
             fault.failed_attempts,
-            "",
             fault
                 .recovery_s
                 .map_or("never".to_owned(), |r| format!("{r:.2}")),
@@ -362,7 +401,10 @@ fn print(report: &Report, json: bool) -> Result<()> {
         "lost {}, duplicated {}, stuck {}, unpaid {}, undelivered {}, delivered twice {}, wallet mismatches {}, dead letters {}",
         c.lost, c.duplicated, c.stuck, c.unpaid, c.undelivered, c.delivered_twice, c.wallet_mismatches, c.dead_letters
     );
-    println!("stream reconnects {}", report.stream_reconnects);
+    println!(
+        "stream reconnects {}, sends held back by the client (4,096 in flight) {}",
+        report.stream_reconnects, report.held_back
+    );
     if report.faults.len() > report.worst_recovery_s.len() {
         for (fault, worst) in &report.worst_recovery_s {
             println!(

@@ -96,6 +96,10 @@ impl Service {
             .await
             .map_err(|error| self.unreachable(error))?;
         let status = response.status();
+        let retry_after = response
+            .headers()
+            .get(reqwest::header::RETRY_AFTER)
+            .and_then(|value| value.to_str().ok()?.parse::<u64>().ok());
         let body = response
             .bytes()
             .await
@@ -107,15 +111,15 @@ impl Service {
                 })?;
             return Ok((status, value));
         }
-        Err(
-            serde_json::from_slice::<Problem>(&body).unwrap_or_else(|_| {
+        Err(serde_json::from_slice::<Problem>(&body)
+            .unwrap_or_else(|_| {
                 Problem::new(
                     StatusCode::BAD_GATEWAY,
                     "upstream",
                     format!("{} answered {status}", self.name),
                 )
-            }),
-        )
+            })
+            .with_retry_after(retry_after))
     }
 
     /// [`call`](Self::call) for a request made with [`internal`](Self::internal): a 401 there
