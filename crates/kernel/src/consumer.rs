@@ -259,6 +259,7 @@ impl<R: ReadModelStore> Consumer<R> {
             let outcome = loop {
                 match self.deliver(handler, &delivery, &stop).await {
                     Ok(outcome) => break Some(outcome),
+                    Err(_) if *stop.borrow() => break None,
                     Err(error) => {
                         tracing::error!(consumer = handler.name(), %error, "delivery not settled; retrying it");
                         tokio::select! {

@@ -5,23 +5,38 @@
 mod common;
 
 use common::api::{eventually, Api};
+use common::microservices::Microservices;
 use serde_json::json;
+
+/// One place for a send and a 1 ms wait, on user-chat (the single server, or its own service).
+const ONE_PLACE: &[&str] = &["--sends-in-flight", "1", "--send-queue-wait", "1ms"];
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn sends_past_the_admission_limit_are_refused_early_and_spend_nothing() {
     let data = tempfile::tempdir().unwrap();
-    let api = Api::start(&[
-        "--data-dir",
-        data.path().to_str().unwrap(),
-        "--sends-in-flight",
-        "1",
-        "--send-queue-wait",
-        "1ms",
+    let mut args = vec!["--data-dir", data.path().to_str().unwrap()];
+    args.extend(ONE_PLACE);
+    args.extend([
         "--rate-limit-per-user",
         "100000",
         "--rate-limit-per-address",
         "100000",
     ]);
+    burst_is_refused_early(&Api::start(&args)).await;
+}
+
+/// Through the gateway: user-chat's 503 reaches the client with its Retry-After, and the
+/// gateway neither tries it on another instance nor takes the instance out.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn the_gateway_passes_an_overloaded_send_on_with_its_retry_after() {
+    let Some((_deployment, gateway)) = Microservices::start(&[("user-chat", ONE_PLACE)]).await
+    else {
+        return;
+    };
+    burst_is_refused_early(&Api::at(gateway)).await;
+}
+
+async fn burst_is_refused_early(api: &Api) {
     let (ada, _bob) = (api.person("Ada").await, api.person("Bob").await);
     let (status, room) = api
         .post(&ada, "/v1/direct-chats", json!({"nickname": "Bob"}))
