@@ -574,11 +574,6 @@ impl Deployment {
                 postgres.url(&database),
                 "--kafka-brokers".into(),
                 brokers.clone(),
-                // tansu 0.6 answers a fetch from inside a record batch with the next batch, so a
-                // consumer resuming mid-batch would miss the rest of it (Apache Kafka returns the
-                // whole batch): one record per batch, as the tests do (testkit's broker.rs).
-                "--kafka-config".into(),
-                "batch.num.messages=1".into(),
             ];
             command.extend(self.common());
             let others: &[&str] = match service {
