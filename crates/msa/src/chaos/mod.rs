@@ -324,7 +324,7 @@ fn report(
                 *answers.entry((*what).clone()).or_default() += 1;
             }
             let mut answers: Vec<(String, usize)> = answers.into_iter().collect();
-            answers.sort_by(|a, b| b.1.cmp(&a.1));
+            answers.sort_by_key(|(_, n)| std::cmp::Reverse(*n));
             Injected {
                 fault: fault.to_string(),
                 started_s: start.as_secs_f64(),
