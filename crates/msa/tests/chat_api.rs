@@ -586,6 +586,15 @@ async fn rooms_members_and_messages_on_sqlite() {
             .unwrap()
             .to_owned(),
     };
+    // The read models first catch up with the last message sent above (a reply in the group).
+    eventually(|| async {
+        api.get(&bob, "/v1/rooms")
+            .await
+            .1
+            .to_string()
+            .contains("replying")
+    })
+    .await;
     let before = (
         api.get(&bob, "/v1/rooms").await.1,
         api.get(&bob, "/v1/search/messages?q=message").await.1,
