@@ -35,7 +35,9 @@ pub struct Admission {
 }
 
 /// A place among the requests at work; given back when dropped.
-pub struct Place(#[allow(dead_code)] OwnedSemaphorePermit);
+pub struct Place {
+    _held: OwnedSemaphorePermit,
+}
 
 /// One of the waiting; counted out when dropped (the caller may leave while waiting).
 struct Waiting<'a>(&'a AtomicUsize);
@@ -48,9 +50,13 @@ impl Drop for Waiting<'_> {
 
 impl Admission {
     pub fn new(what: &'static str, settings: AdmissionSettings) -> Admission {
+        let settings = AdmissionSettings {
+            in_flight: settings.in_flight.max(1),
+            ..settings
+        };
         Admission {
             what,
-            places: Arc::new(Semaphore::new(settings.in_flight.max(1))),
+            places: Arc::new(Semaphore::new(settings.in_flight)),
             waiting: AtomicUsize::new(0),
             settings,
         }
@@ -59,7 +65,7 @@ impl Admission {
     /// A place, or 503 with `Retry-After` when none frees up within the wait.
     pub async fn enter(&self) -> Result<Place, Problem> {
         if let Ok(place) = self.places.clone().try_acquire_owned() {
-            return Ok(Place(place));
+            return Ok(Place { _held: place });
         }
         if self.waiting.fetch_add(1, Ordering::AcqRel) >= self.settings.in_flight {
             self.waiting.fetch_sub(1, Ordering::AcqRel);
@@ -67,7 +73,7 @@ impl Admission {
         }
         let _waiting = Waiting(&self.waiting);
         match tokio::time::timeout(self.settings.wait, self.places.clone().acquire_owned()).await {
-            Ok(Ok(place)) => Ok(Place(place)),
+            Ok(Ok(place)) => Ok(Place { _held: place }),
             _ => Err(self.refusal()),
         }
     }
@@ -94,14 +100,17 @@ mod tests {
         )
     }
 
+    /// Another request waiting for a place: whether it got one.
+    fn waiting(admission: &Arc<Admission>) -> tokio::task::JoinHandle<bool> {
+        let admission = admission.clone();
+        tokio::spawn(async move { admission.enter().await.is_ok() })
+    }
+
     #[tokio::test]
     async fn a_place_freed_within_the_wait_is_taken() {
         let admission = Arc::new(admission(1, 1_000));
         let first = admission.enter().await.unwrap();
-        let waiter = tokio::spawn({
-            let admission = admission.clone();
-            async move { admission.enter().await.is_ok() }
-        });
+        let waiter = waiting(&admission);
         tokio::time::sleep(Duration::from_millis(50)).await;
         drop(first);
         assert!(waiter.await.unwrap());
@@ -122,10 +131,7 @@ mod tests {
     async fn past_as_many_waiting_as_places_a_request_is_refused_without_waiting() {
         let admission = Arc::new(admission(1, 60_000));
         let _first = admission.enter().await.unwrap();
-        let waiter = tokio::spawn({
-            let admission = admission.clone();
-            async move { admission.enter().await.is_ok() }
-        });
+        let waiter = waiting(&admission);
         tokio::time::sleep(Duration::from_millis(50)).await;
         let started = std::time::Instant::now();
         assert!(admission.enter().await.is_err());

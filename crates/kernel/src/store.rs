@@ -35,6 +35,16 @@ impl StoreError {
     pub fn is_unavailable(&self) -> bool {
         matches!(self, Self::Unavailable(_))
     }
+
+    /// The same failure for another caller (a group commit answers each of its writes), of the
+    /// same kind, with the same message.
+    pub fn copied(&self) -> StoreError {
+        let message = || std::io::Error::other(self.to_string());
+        match self {
+            Self::Unavailable(_) => Self::unavailable(message()),
+            _ => Self::backend(message()),
+        }
+    }
 }
 
 /// Why an append did not happen.

@@ -168,18 +168,8 @@ pub(crate) fn stopped() -> StoreError {
     StoreError::Backend("the store's committer has stopped".into())
 }
 
-/// Each caller of a group hears why it failed, unavailable or not.
-fn copy(error: &StoreError) -> StoreError {
-    let copied = std::io::Error::other(error.to_string());
-    if error.is_unavailable() {
-        StoreError::unavailable(copied)
-    } else {
-        StoreError::backend(copied)
-    }
-}
-
 fn answer_all(group: Vec<Pending>, error: &StoreError) {
     for pending in group {
-        let _ = pending.answer.send(Err(copy(error).into()));
+        let _ = pending.answer.send(Err(error.copied().into()));
     }
 }

@@ -44,11 +44,15 @@ fn postgres_unavailable(sqlstate: &str) -> bool {
     sqlstate.starts_with("08") || sqlstate.starts_with("53") || sqlstate.starts_with("57P")
 }
 
-/// The primary result codes BUSY (5), LOCKED (6), IOERR (10), FULL (13) and CANTOPEN (14), of
-/// an extended code too (its low byte).
 fn sqlite_unavailable(code: &str) -> bool {
-    code.parse::<u32>()
-        .is_ok_and(|extended| matches!(extended & 0xff, 5 | 6 | 10 | 13 | 14))
+    code.parse().is_ok_and(sqlite_code_unavailable)
+}
+
+/// Whether an SQLite result code says the database is away rather than at fault: the primary
+/// codes BUSY (5), LOCKED (6), IOERR (10), FULL (13) and CANTOPEN (14), of an extended code too
+/// (its low byte). Also the SQLite writer's rule (rusqlite), so both drivers agree.
+pub fn sqlite_code_unavailable(extended_code: i32) -> bool {
+    matches!(extended_code & 0xff, 5 | 6 | 10 | 13 | 14)
 }
 
 #[cfg(test)]

@@ -8,7 +8,7 @@ mod errors;
 mod store;
 
 pub use bind::{execute, execute_rows, placeholders, Bind};
-pub use errors::store_error;
+pub use errors::{sqlite_code_unavailable, store_error};
 pub use store::{Backend, SqlReadModelStore, Tx};
 
 /// The query side's schema, embedded in the binary. Its versions (1000 and up) never collide with

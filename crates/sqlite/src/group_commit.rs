@@ -128,24 +128,13 @@ fn answer(batch: impl Iterator<Item = Write>, outcome: Result<Vec<Done>, rusqlit
         }
         Err(error) => {
             // The transaction is gone and every write in it: each caller hears why.
-            let unavailable = matches!(
-                error.sqlite_error_code(),
-                Some(
-                    rusqlite::ErrorCode::DiskFull
-                        | rusqlite::ErrorCode::DatabaseBusy
-                        | rusqlite::ErrorCode::DatabaseLocked
-                        | rusqlite::ErrorCode::SystemIoFailure
-                        | rusqlite::ErrorCode::CannotOpen
-                )
-            );
-            let failed = || {
-                let error = std::io::Error::other(error.to_string());
-                if unavailable {
+            let error = match error.sqlite_error() {
+                Some(code) if msa_sql::sqlite_code_unavailable(code.extended_code) => {
                     StoreError::unavailable(error)
-                } else {
-                    StoreError::backend(error)
                 }
+                _ => StoreError::backend(error),
             };
+            let failed = || error.copied();
             for write in batch {
                 match write {
                     Write::Append { answer, .. } => {

@@ -293,6 +293,29 @@ async fn each_second(sends: Arc<Mutex<Latencies>>, deliveries: Arc<Mutex<Latenci
     }
 }
 
+/// `users` people signed up (`<prefix>-<run>-<i>@example.com`, a run id of its own so runs
+/// against one deployment do not collide), each with the largest credit pack bought.
+pub(crate) async fn people_with_credits(
+    bench: &Bench,
+    prefix: &str,
+    users: usize,
+) -> Result<Vec<User>> {
+    let run = &uuid::Uuid::now_v7().simple().to_string()[20..];
+    each(users, 16, |i| async move {
+        let user = bench
+            .sign_up(
+                &format!("{prefix}-{run}-{i}@example.com"),
+                &format!("{prefix}{run}{i}"),
+            )
+            .await?;
+        bench
+            .buy_credits(&user, &format!("{prefix}-{run}-{i}"))
+            .await?;
+        Ok(user)
+    })
+    .await
+}
+
 /// Puts `people` in rooms of `room_size` (the first of each makes it and invites the others, who
 /// join); returns the rooms' ids.
 pub(crate) async fn make_rooms(
@@ -331,7 +354,7 @@ pub(crate) async fn make_rooms(
 }
 
 /// Runs `f(i)` for `0..n`, `at_once` at a time.
-pub(crate) async fn each<T, F, Fut>(n: usize, at_once: usize, f: F) -> Result<Vec<T>>
+async fn each<T, F, Fut>(n: usize, at_once: usize, f: F) -> Result<Vec<T>>
 where
     F: Fn(usize) -> Fut,
     Fut: std::future::Future<Output = Result<T>>,
@@ -354,28 +377,11 @@ pub async fn run(args: BenchChatArgs) -> Result<()> {
             .build()?,
     });
     let users = args.users as usize;
-    let run = &uuid::Uuid::now_v7().simple().to_string()[20..];
     eprintln!(
         "setting up {users} users in rooms of {} at {target}…",
         args.room_size
     );
-    let people = each(users, 16, |i| {
-        let bench = bench.clone();
-        async move {
-            let user = bench
-                .sign_up(
-                    &format!("bench-{run}-{i}@example.com"),
-                    &format!("bench{run}{i}"),
-                )
-                .await?;
-            bench
-                .buy_credits(&user, &format!("bench-{run}-{i}"))
-                .await?;
-            Ok(user)
-        }
-    })
-    .await?;
-    let people = Arc::new(people);
+    let people = Arc::new(people_with_credits(&bench, "bench", users).await?);
     make_rooms(&bench, &people, args.room_size as usize).await?;
     let sockets = each(users, 32, |i| {
         let (target, people) = (target.clone(), people.clone());

@@ -7,7 +7,7 @@ use anyhow::{bail, Result};
 use serde::Serialize;
 use serde_json::Value;
 
-use super::load::{body_of, Load, Outcome};
+use super::load::{body_of, txn_of, Load, Outcome};
 
 /// The counts `msa chaos` prints; any of the `must be 0` ones above zero fails the run.
 #[derive(Debug, Default, Serialize)]
@@ -206,7 +206,7 @@ pub async fn money(
         }
     }
     for body in posted {
-        let txn_id = body.strip_prefix("chaos ").unwrap_or(body);
+        let txn_id = txn_of(body);
         if !spent.contains(txn_id) {
             unpaid += 1;
             problems.push(format!("{txn_id}: posted with no spend"));
@@ -264,7 +264,7 @@ pub fn deliveries(load: &Load, posted: &HashSet<String>) -> (Vec<String>, Vec<St
     let record = load.record.lock().unwrap();
     let (mut missing, mut twice) = (Vec::new(), Vec::new());
     for body in posted {
-        let txn_id = body.strip_prefix("chaos ").unwrap_or(body);
+        let txn_id = txn_of(body);
         let Some(send) = record.sends.get(txn_id) else {
             continue;
         };

@@ -14,7 +14,7 @@ use serde_json::{json, Value};
 use tokio_tungstenite::tungstenite::client::IntoClientRequest;
 use tokio_tungstenite::tungstenite::Message;
 
-use crate::bench::chat::{each, make_rooms, Bench, User};
+use crate::bench::chat::{make_rooms, people_with_credits, Bench, User};
 
 /// How long a client keeps trying one send before it gives up on it.
 const GIVE_UP_AFTER: Duration = Duration::from_secs(30);
@@ -78,8 +78,15 @@ const MAX_IN_FLIGHT: usize = 4_096;
 
 /// The body of the message a txn_id sends: unique, so history and streams name it.
 pub fn body_of(txn_id: &str) -> String {
-    format!("chaos {txn_id}")
+    format!("{BODY_PREFIX}{txn_id}")
 }
+
+/// The txn_id a body was sent under (the body itself when it is none of ours).
+pub fn txn_of(body: &str) -> &str {
+    body.strip_prefix(BODY_PREFIX).unwrap_or(body)
+}
+
+const BODY_PREFIX: &str = "chaos ";
 
 impl Load {
     /// Signs `users` people up, buys them credits and puts them in rooms of `room_size`.
@@ -91,23 +98,7 @@ impl Load {
                 .timeout(Duration::from_secs(15))
                 .build()?,
         };
-        let run = &uuid::Uuid::now_v7().simple().to_string()[20..];
-        let users_made = each(users, 16, |i| {
-            let bench = &bench;
-            async move {
-                let user = bench
-                    .sign_up(
-                        &format!("chaos-{run}-{i}@example.com"),
-                        &format!("chaos{run}{i}"),
-                    )
-                    .await?;
-                bench
-                    .buy_credits(&user, &format!("chaos-{run}-{i}"))
-                    .await?;
-                Ok(user)
-            }
-        })
-        .await?;
+        let users_made = people_with_credits(&bench, "chaos", users).await?;
         let ids = make_rooms(&bench, &users_made, room_size).await?;
         let people = users_made
             .into_iter()
