@@ -1,4 +1,4 @@
-//! A Kafka-protocol broker for tests: tansu, one process per test, behind a TCP proxy the test can
+//! A Kafka-protocol broker for tests: tansu, one process per test, behind a [`Link`] the test can
 //! cut to make the broker unreachable.
 //!
 //! Why a proxy instead of stopping tansu: tansu 0.6's persistent (SQLite) storage stops serving
@@ -18,8 +18,9 @@ use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-use tokio::net::{TcpListener, TcpStream};
-use tokio::sync::watch;
+use tokio::net::TcpStream;
+
+use crate::link::{Link, LinkState};
 
 /// The tansu broker for a test: `MSA_TEST_TANSU` (set by the test command), else `tansu` on
 /// the `PATH` or in `~/.cargo/bin`. `None` (the test skips, saying so) when there is none,
@@ -36,7 +37,8 @@ pub fn tansu() -> Option<PathBuf> {
     binary
 }
 
-fn tansu_binary() -> Option<PathBuf> {
+/// The tansu binary, if installed (`msa chaos` finds its broker the same way).
+pub fn tansu_binary() -> Option<PathBuf> {
     if let Ok(path) = std::env::var("MSA_TEST_TANSU") {
         return Some(PathBuf::from(path));
     }
@@ -61,7 +63,7 @@ fn free_port() -> u16 {
 pub struct Broker {
     pub brokers: String,
     child: Child,
-    reachable: watch::Sender<bool>,
+    link: Link,
     _dir: tempfile::TempDir,
 }
 
@@ -91,13 +93,14 @@ impl Broker {
             assert!(Instant::now() < deadline, "tansu did not start listening");
             tokio::time::sleep(Duration::from_millis(50)).await;
         }
-        let (reachable, up) = watch::channel(true);
         let listen: SocketAddr = format!("127.0.0.1:{outer}").parse().unwrap();
-        tokio::spawn(proxy(listen, upstream, up));
+        let link = Link::at(listen, upstream)
+            .await
+            .expect("the broker's link listens");
         Some(Broker {
             brokers: listen.to_string(),
             child,
-            reachable,
+            link,
             _dir: dir,
         })
     }
@@ -109,12 +112,12 @@ impl Broker {
 
     /// Makes the broker unreachable: open connections drop, new ones are refused.
     pub fn cut(&self) {
-        self.reachable.send_replace(false);
+        self.link.set(LinkState::Down);
     }
 
     /// Makes the broker reachable again.
     pub async fn restore(&self) {
-        self.reachable.send_replace(true);
+        self.link.set(LinkState::Up);
         let deadline = Instant::now() + Duration::from_secs(10);
         while TcpStream::connect(&self.brokers).await.is_err() {
             assert!(Instant::now() < deadline, "the proxy did not listen again");
@@ -127,46 +130,5 @@ impl Drop for Broker {
     fn drop(&mut self) {
         let _ = self.child.kill();
         let _ = self.child.wait();
-    }
-}
-
-/// Forwards `listen` to `upstream` while `up` is true; when it turns false, drops every connection
-/// and stops listening until it turns true again. Ends when the broker is dropped.
-async fn proxy(listen: SocketAddr, upstream: SocketAddr, mut up: watch::Receiver<bool>) {
-    loop {
-        while !*up.borrow_and_update() {
-            if up.changed().await.is_err() {
-                return;
-            }
-        }
-        let listener = loop {
-            match TcpListener::bind(listen).await {
-                Ok(listener) => break listener,
-                Err(_) => tokio::time::sleep(Duration::from_millis(20)).await,
-            }
-        };
-        loop {
-            tokio::select! {
-                accepted = listener.accept() => {
-                    let Ok((mut client, _)) = accepted else { continue };
-                    let mut down = up.clone();
-                    tokio::spawn(async move {
-                        let Ok(mut server) = TcpStream::connect(upstream).await else { return };
-                        tokio::select! {
-                            _ = tokio::io::copy_bidirectional(&mut client, &mut server) => {}
-                            _ = down.wait_for(|up| !*up) => {}
-                        }
-                    });
-                }
-                changed = up.changed() => {
-                    if changed.is_err() {
-                        return;
-                    }
-                    if !*up.borrow() {
-                        break;
-                    }
-                }
-            }
-        }
     }
 }

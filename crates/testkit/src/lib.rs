@@ -7,6 +7,7 @@
 pub mod broker;
 pub mod bus;
 pub mod databases;
+pub mod link;
 pub mod tally;
 
 pub use broker::Broker;

@@ -12,8 +12,8 @@ use anyhow::{bail, Context, Result};
 use sqlx::Connection;
 use tokio::process::{Child, Command};
 
-use super::link::{Link, LinkState};
 use crate::cli::{ChaosArgs, ChaosDeployment};
+use msa_testkit::link::{Link, LinkState};
 
 /// libfaketime, from Debian's `faketime` package: the processes' wall clock follows a file.
 const FAKETIME: &str = "/usr/lib/x86_64-linux-gnu/faketime/libfaketime.so.1";
@@ -244,19 +244,6 @@ pub fn postgres_bin() -> Option<PathBuf> {
         .collect();
     versions.sort();
     versions.pop().map(|(_, bin)| bin)
-}
-
-/// The tansu broker: on the PATH or in ~/.cargo/bin.
-pub fn tansu_bin() -> Option<PathBuf> {
-    let on_path = std::env::var_os("PATH")
-        .map(|p| std::env::split_paths(&p).collect::<Vec<_>>())
-        .unwrap_or_default();
-    let cargo_home = std::env::var_os("HOME").map(|home| PathBuf::from(home).join(".cargo/bin"));
-    on_path
-        .into_iter()
-        .chain(cargo_home)
-        .map(|dir| dir.join("tansu"))
-        .find(|path| path.is_file())
 }
 
 /// Whether the processes' clocks can be stepped (libfaketime installed).
@@ -512,7 +499,7 @@ impl Deployment {
 
         let tansu = match &args.tansu {
             Some(tansu) => tansu.clone(),
-            None => tansu_bin().context(
+            None => msa_testkit::broker::tansu_binary().context(
                 "no tansu broker (cargo install tansu --version 0.6.0 --locked --no-default-features --features dynostore,libsql, or name it with --tansu)",
             )?,
         };

@@ -6,8 +6,8 @@ use std::time::Duration;
 use anyhow::Result;
 
 use super::deployment::Deployment;
-use super::link::LinkState;
 use crate::cli::FaultKind;
+use msa_testkit::link::LinkState;
 
 /// How long a fault that lasts holds (the broker's outage as the issue of record asks: 10 s).
 const HOLD: Duration = Duration::from_secs(10);

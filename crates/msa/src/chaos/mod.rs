@@ -5,7 +5,6 @@
 mod audit;
 mod deployment;
 mod faults;
-mod link;
 mod load;
 
 use std::sync::atomic::Ordering;

@@ -1,4 +1,5 @@
-//! A link: a TCP proxy in front of one process, so `msa chaos` can cut the network to it.
+//! A link: a TCP proxy in front of one process, whose network the caller switches. The test
+//! broker cuts its clients off with it, and `msa chaos` partitions services and stops the broker.
 //!
 //! Hand-written (about 100 lines on tokio) rather than a proxy crate: what it needs is the one
 //! thing proxies do not offer, a switch between three ways a network to a process behaves.
@@ -7,11 +8,12 @@
 //!   but nothing crosses (each side waits, then times out by its own clock); new connections are
 //!   accepted and held. When it heals, what was held flows on.
 //! - [`LinkState::Down`]: the process is gone, as a stopped broker looks: every connection is
-//!   dropped and new ones are closed at once.
+//!   dropped and new ones are refused (nothing listens) until the link is up again.
 
+use std::io;
 use std::net::SocketAddr;
+use std::time::Duration;
 
-use anyhow::{Context, Result};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::watch;
@@ -27,41 +29,80 @@ pub struct Link {
     /// Where clients connect.
     pub address: SocketAddr,
     state: watch::Sender<LinkState>,
-    accepting: tokio::task::JoinHandle<()>,
+    listening: tokio::task::JoinHandle<()>,
 }
 
 impl Drop for Link {
     fn drop(&mut self) {
-        self.accepting.abort();
+        self.listening.abort();
         self.state.send_replace(LinkState::Down);
     }
 }
 
 impl Link {
     /// A link on a free loopback port to `target`.
-    pub async fn open(target: SocketAddr) -> Result<Link> {
-        let listener = TcpListener::bind("127.0.0.1:0")
-            .await
-            .context("binding a link")?;
+    pub async fn open(target: SocketAddr) -> io::Result<Link> {
+        Self::start(TcpListener::bind("127.0.0.1:0").await?, target)
+    }
+
+    /// A link on `address` (a port chosen before, e.g. one a broker advertises) to `target`.
+    pub async fn at(address: SocketAddr, target: SocketAddr) -> io::Result<Link> {
+        Self::start(TcpListener::bind(address).await?, target)
+    }
+
+    fn start(listener: TcpListener, target: SocketAddr) -> io::Result<Link> {
         let address = listener.local_addr()?;
         let (state, _) = watch::channel(LinkState::Up);
-        let watching = state.clone();
-        let accepting = tokio::spawn(async move {
-            while let Ok((client, _)) = listener.accept().await {
-                let state = watching.subscribe();
-                tokio::spawn(carry(client, target, state));
-            }
-        });
+        let listening = tokio::spawn(listen(listener, target, state.subscribe()));
         Ok(Link {
             address,
             state,
-            accepting,
+            listening,
         })
     }
 
     pub fn set(&self, state: LinkState) {
         // `send` would keep the old state while no connection listens.
         self.state.send_replace(state);
+    }
+}
+
+/// Accepts while the link is not down; down, stops listening (connections are refused) and
+/// binds the same address again once it is up.
+async fn listen(
+    mut listener: TcpListener,
+    target: SocketAddr,
+    mut state: watch::Receiver<LinkState>,
+) {
+    let address = listener.local_addr().expect("a bound listener");
+    loop {
+        loop {
+            tokio::select! {
+                accepted = listener.accept() => {
+                    if let Ok((client, _)) = accepted {
+                        tokio::spawn(carry(client, target, state.clone()));
+                    }
+                }
+                changed = state.changed() => {
+                    if changed.is_err() {
+                        return;
+                    }
+                    if *state.borrow() == LinkState::Down {
+                        break;
+                    }
+                }
+            }
+        }
+        drop(listener);
+        if state.wait_for(|s| *s != LinkState::Down).await.is_err() {
+            return;
+        }
+        listener = loop {
+            match TcpListener::bind(address).await {
+                Ok(listener) => break listener,
+                Err(_) => tokio::time::sleep(Duration::from_millis(20)).await,
+            }
+        };
     }
 }
 
