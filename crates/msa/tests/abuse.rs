@@ -5,7 +5,7 @@
 mod common;
 
 use common::api::{Api, Person};
-use common::microservices::Microservices;
+use common::microservices::{Microservices, HASH_FLAGS};
 use serde_json::json;
 
 async fn free_left(api: &Api, who: &Person) -> i64 {
@@ -528,21 +528,22 @@ async fn abuse_of_the_single_server() {
     a_cors_preflight_is_answered(&api).await;
 }
 
+/// A single server that takes 5 password attempts a minute from an address (and its data
+/// directory, removed when dropped).
+fn five_password_attempts_a_minute() -> (common::Server, tempfile::TempDir) {
+    let data = tempfile::tempdir().unwrap();
+    let mut args = vec!["--data-dir", data.path().to_str().unwrap()];
+    // The cheap hash, without HASH_FLAGS' own (high) password-attempt limit.
+    args.extend(&HASH_FLAGS[..4]);
+    args.extend(["--password-attempts-per-minute", "5"]);
+    (common::serve(&args), data)
+}
+
 /// Sign-ups and log-ins from one address are limited per minute in the single server too, so
 /// a flood of them cannot slow everyone's log-in down.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn one_address_cannot_flood_password_hashing() {
-    let data = tempfile::tempdir().unwrap();
-    let server = common::serve(&[
-        "--data-dir",
-        data.path().to_str().unwrap(),
-        "--password-hash-memory-kib",
-        "64",
-        "--password-hash-iterations",
-        "1",
-        "--password-attempts-per-minute",
-        "5",
-    ]);
+    let (server, _data) = five_password_attempts_a_minute();
     let client = reqwest::Client::new();
     let mut statuses = Vec::new();
     for n in 0..8 {
@@ -565,17 +566,7 @@ async fn one_address_cannot_flood_password_hashing() {
 /// of the address: a stolen token cannot try passwords at will.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn deleting_an_account_cannot_be_used_to_guess_its_password() {
-    let data = tempfile::tempdir().unwrap();
-    let server = common::serve(&[
-        "--data-dir",
-        data.path().to_str().unwrap(),
-        "--password-hash-memory-kib",
-        "64",
-        "--password-hash-iterations",
-        "1",
-        "--password-attempts-per-minute",
-        "5",
-    ]);
+    let (server, _data) = five_password_attempts_a_minute();
     let api = Api::at(server);
     let victim = api.person("Guessed").await; // a sign-up and a log-in: 2 attempts
     let mut statuses = Vec::new();

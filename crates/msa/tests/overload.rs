@@ -36,6 +36,56 @@ async fn the_gateway_passes_an_overloaded_send_on_with_its_retry_after() {
     burst_is_refused_early(&Api::at(gateway)).await;
 }
 
+/// The same send many times at once while places are scarce: some are refused, none is
+/// charged or posted twice, and a retry afterwards finds the one message.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn one_send_repeated_at_once_under_overload_posts_and_charges_once() {
+    let data = tempfile::tempdir().unwrap();
+    let mut args = vec!["--data-dir", data.path().to_str().unwrap()];
+    args.extend(ONE_PLACE);
+    args.extend([
+        "--rate-limit-per-user",
+        "100000",
+        "--rate-limit-per-address",
+        "100000",
+    ]);
+    let api = Api::start(&args);
+    let (ada, _bob) = (api.person("Ada").await, api.person("Bob").await);
+    let (_, room) = api
+        .post(&ada, "/v1/direct-chats", json!({"nickname": "Bob"}))
+        .await;
+    let room = room["id"].as_str().unwrap().to_owned();
+    let sends = (0..10).map(|_| api.send(&ada, &room, "same", "only once"));
+    let statuses: Vec<u16> = futures::future::join_all(sends)
+        .await
+        .into_iter()
+        .map(|(status, _)| status)
+        .collect();
+    assert!(
+        statuses.iter().all(|s| matches!(s, 200 | 201 | 503)),
+        "{statuses:?}"
+    );
+    let (status, again) = api.send(&ada, &room, "same", "only once").await;
+    assert!(status == 200 || status == 201, "{again}");
+    let history = format!("/v1/rooms/{room}/messages?limit=100");
+    let ledger = "/v1/wallet/ledger?limit=100";
+    // Both read models follow the events within moments.
+    eventually(|| async {
+        let (_, spent) = api.get(&ada, ledger).await;
+        let (_, messages) = api.get(&ada, &history).await;
+        !spent["items"].as_array().unwrap().is_empty()
+            && !messages["items"].as_array().unwrap().is_empty()
+    })
+    .await;
+    let (_, messages) = api.get(&ada, &history).await;
+    let posted: Vec<&serde_json::Value> = messages["items"].as_array().unwrap().iter().collect();
+    assert_eq!(posted.len(), 1, "{messages}");
+    assert_eq!(posted[0]["id"], again["id"]);
+    let (_, spent) = api.get(&ada, ledger).await;
+    assert_eq!(spent["items"].as_array().unwrap().len(), 1, "{spent}");
+    assert_eq!(spent["items"][0]["kind"], "message_spent", "{spent}");
+}
+
 async fn burst_is_refused_early(api: &Api) {
     let (ada, _bob) = (api.person("Ada").await, api.person("Bob").await);
     let (status, room) = api
