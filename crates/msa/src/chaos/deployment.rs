@@ -33,6 +33,16 @@ fn url(address: SocketAddr) -> String {
     format!("http://{address}")
 }
 
+/// A process's standard output and error, both appended to `log` (a restart adds to it).
+fn logging_to(log: &Path) -> Result<(Stdio, Stdio)> {
+    let file = std::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(log)
+        .with_context(|| format!("opening {}", log.display()))?;
+    Ok((file.try_clone()?.into(), file.into()))
+}
+
 /// One `msa` (or tansu) process, started again the same way after a kill.
 struct Process {
     program: PathBuf,
@@ -44,17 +54,13 @@ struct Process {
 
 impl Process {
     fn start(&mut self) -> Result<()> {
-        let log = std::fs::OpenOptions::new()
-            .create(true)
-            .append(true)
-            .open(&self.log)
-            .with_context(|| format!("opening {}", self.log.display()))?;
+        let (stdout, stderr) = logging_to(&self.log)?;
         let child = Command::new(&self.program)
             .args(&self.args)
             .envs(self.env.iter().cloned())
             .stdin(Stdio::null())
-            .stdout(log.try_clone()?)
-            .stderr(log)
+            .stdout(stdout)
+            .stderr(stderr)
             .kill_on_drop(true)
             .spawn()
             .with_context(|| format!("starting {}", self.program.display()))?;
@@ -141,10 +147,7 @@ impl Postgres {
     }
 
     async fn start(&mut self) -> Result<()> {
-        let log = std::fs::OpenOptions::new()
-            .create(true)
-            .append(true)
-            .open(&self.log)?;
+        let (stdout, stderr) = logging_to(&self.log)?;
         let server = self
             .command("postgres")
             .arg("-D")
@@ -158,8 +161,8 @@ impl Postgres {
             .arg("-c")
             .arg(format!("unix_socket_directories={}", self.dir.display()))
             .args(["-c", "max_connections=300", "-c", "fsync=off"])
-            .stdout(log.try_clone()?)
-            .stderr(log)
+            .stdout(stdout)
+            .stderr(stderr)
             .spawn()
             .context("starting postgres")?;
         self.server = Some(server);
