@@ -6,7 +6,8 @@
 //! - limits requests per client address and per user, and password attempts per address
 //!   ([`RateLimits`], shared with the single server; 429 with `Retry-After`);
 //! - gives every request an `X-Request-Id` and a W3C `traceparent` (kept when the client sent
-//!   valid ones) and passes them on;
+//!   valid ones) and passes them on, in a server span of its own; counts and times requests
+//!   per upstream (`msa_gateway_http_requests_total`, `…_duration_seconds`);
 //! - refuses bodies over the limit (413), and answers upstream time-outs (504) and unreachable
 //!   services (503) as problem+json;
 //! - tunnels the chat WebSocket (`/v1/stream`) byte for byte;
@@ -30,8 +31,11 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use axum::{Json, Router};
 use msa_http::auth::TokenError;
+use msa_http::telemetry;
 use msa_http::{Problem, RemoteKeys, TrustedProxies};
+use msa_kernel::conversation::continue_trace;
 use serde_json::{json, Value};
+use tracing::Instrument;
 
 use msa_http::rate_limits::{RateLimitSettings, RateLimits};
 use path::RoutedPath;
@@ -128,54 +132,56 @@ pub async fn app(config: GatewayConfig) -> Result<Router, String> {
         .layer(cors))
 }
 
-/// The client's `X-Request-Id` if it is a sane one, else a new one.
-fn request_id(headers: &HeaderMap) -> String {
-    headers
-        .get("x-request-id")
-        .and_then(|v| v.to_str().ok())
-        .filter(|id| !id.is_empty() && id.len() <= 128 && id.bytes().all(|b| b.is_ascii_graphic()))
-        .map(str::to_owned)
-        .unwrap_or_else(|| uuid::Uuid::now_v7().to_string())
-}
-
-/// The client's W3C `traceparent` if well formed, else a new trace (sampled).
-fn traceparent(headers: &HeaderMap) -> String {
-    let valid = |value: &str| {
-        let parts: Vec<&str> = value.split('-').collect();
-        parts.len() == 4
-            && [2, 32, 16, 2].iter().zip(&parts).all(|(len, part)| {
-                part.len() == *len && part.bytes().all(|b| b.is_ascii_hexdigit())
-            })
-            && parts[0] != "ff"
-            && parts[1] != "0".repeat(32)
-            && parts[2] != "0".repeat(16)
-    };
-    match headers.get("traceparent").and_then(|v| v.to_str().ok()) {
-        Some(value) if valid(value) => value.to_owned(),
-        _ => {
-            use rand::RngCore;
-            let mut ids = [0u8; 24];
-            rand::thread_rng().fill_bytes(&mut ids);
-            let hex: String = ids.iter().map(|b| format!("{b:02x}")).collect();
-            format!("00-{}-{}-01", &hex[..32], &hex[32..])
-        }
-    }
-}
-
 async fn proxy(
     State(gateway): State<Arc<Gateway>>,
     ConnectInfo(client): ConnectInfo<SocketAddr>,
     request: Request,
 ) -> Response {
-    let id = request_id(request.headers());
-    let trace = traceparent(request.headers());
+    let id = telemetry::request_id(request.headers());
+    let method = request.method().clone();
+    let upstream = RoutedPath::parse(request.uri().path())
+        .ok()
+        .and_then(|path| owner(&method, &path))
+        .map_or("none", Owner::name);
+    let span = tracing::info_span!(
+        "request",
+        otel.name = %format_args!("{method} {upstream}"),
+        otel.kind = "server",
+        otel.status_code = tracing::field::Empty,
+        http.request.method = %method,
+        http.route = upstream,
+        http.response.status_code = tracing::field::Empty,
+        request_id = %id,
+        trace_id = tracing::field::Empty,
+        span_id = tracing::field::Empty,
+    );
+    let incoming = telemetry::incoming_traceparent(request.headers());
+    continue_trace(&span, incoming);
+    let trace = telemetry::traceparent_for(&span, incoming);
+    let mut ids = trace.split('-').skip(1);
+    span.record("trace_id", ids.next());
+    span.record("span_id", ids.next());
     // Behind a load balancer or an ingress, the client is who they say it is.
     let client = gateway
         .config
         .trusted_proxies
         .client(Some(client.ip()), request.headers())
         .unwrap_or(client.ip());
-    let mut response = route(&gateway, client, request, &id, &trace).await;
+    let started = std::time::Instant::now();
+    let mut response = route(&gateway, client, request, &id, &trace)
+        .instrument(span.clone())
+        .await;
+    let status = response.status();
+    span.record("http.response.status_code", status.as_u16());
+    if status.is_server_error() {
+        span.record("otel.status_code", "ERROR");
+    }
+    metrics::counter!("msa_gateway_http_requests_total", "method" => method.to_string(),
+        "route" => upstream, "status" => status.as_u16().to_string())
+    .increment(1);
+    metrics::histogram!("msa_gateway_http_request_duration_seconds",
+        "method" => method.to_string(), "route" => upstream)
+    .record(started.elapsed().as_secs_f64());
     if let Ok(value) = HeaderValue::from_str(&id) {
         response.headers_mut().insert("x-request-id", value);
     }

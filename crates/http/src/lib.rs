@@ -25,6 +25,7 @@ mod remote_keys;
 pub mod revocations;
 pub mod server;
 pub mod service_identity;
+pub mod telemetry;
 
 pub use client_address::{ClientAddress, TrustedProxies};
 pub use json::{StrictJson, StrictQuery};

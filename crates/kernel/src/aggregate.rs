@@ -28,6 +28,12 @@ pub trait Aggregate:
 
     fn decide(&self, command: &Self::Command) -> Result<Vec<Self::Event>, Self::Error>;
 
+    /// The command's name for spans and metrics (`post_message`); the aggregate's kind unless an
+    /// aggregate names its commands.
+    fn command_name(_command: &Self::Command) -> &'static str {
+        Self::KIND
+    }
+
     /// How much of a repository's state cache this state takes, in units of a small state (1).
     /// A state that grows with what clients do (a room's members) says so, so the cache is
     /// bounded by memory, not by a count of states.

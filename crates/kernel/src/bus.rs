@@ -50,6 +50,11 @@ pub trait EventPublisher: Send + Sync {
     /// Publishes `events` (in global-log order) to `topic`, each keyed by its stream id so that one
     /// aggregate's events stay in order. Returns how many leading events were acknowledged.
     async fn publish(&self, topic: &str, events: &[RecordedEvent]) -> Published;
+
+    /// The messaging system, as OpenTelemetry's `messaging.system` names it.
+    fn system(&self) -> &'static str {
+        "kafka"
+    }
 }
 
 /// One event as a subscription delivers it, with where it came from.
@@ -66,6 +71,11 @@ pub struct Delivery {
 pub trait Subscription: Send {
     /// The next event, waiting for one to arrive.
     async fn next(&mut self) -> Result<Delivery, BusError>;
+
+    /// The messaging system, as OpenTelemetry's `messaging.system` names it.
+    fn system(&self) -> &'static str {
+        "kafka"
+    }
 
     /// Marks `delivery`, and everything before it on its partition, as done.
     async fn commit(&mut self, delivery: &Delivery) -> Result<(), BusError>;

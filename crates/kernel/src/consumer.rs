@@ -12,8 +12,11 @@ use std::time::Duration;
 use async_trait::async_trait;
 use tokio::sync::watch;
 
+use tracing::Instrument;
+
 use crate::bus::{BusError, DeadLetter, DeadLetters, Delivery, Subscription};
-use crate::{ReadModelStore, RecordedEvent, StoreError};
+use crate::conversation::{link_to, traceparent_of};
+use crate::{metric, Conversation, ReadModelStore, RecordedEvent, StoreError};
 
 /// Why a handler could not handle an event.
 #[derive(Debug, thiserror::Error)]
@@ -137,9 +140,10 @@ struct LagGauges {
 
 impl LagGauges {
     fn new(consumer: &str) -> Self {
+        let context = metric::context_of(consumer);
         Self {
-            events: metrics::gauge!("msa_consumer_lag_events", "consumer" => consumer.to_owned()),
-            seconds: metrics::gauge!("msa_consumer_lag_seconds", "consumer" => consumer.to_owned()),
+            events: metrics::gauge!(metric::name(context, "consumer_lag_events"), "consumer" => consumer.to_owned()),
+            seconds: metrics::gauge!(metric::name(context, "consumer_lag_seconds"), "consumer" => consumer.to_owned()),
             refreshed: None,
         }
     }
@@ -169,6 +173,28 @@ impl LagGauges {
     }
 }
 
+/// The span of one delivery's handling, after OpenTelemetry's messaging conventions: a consumer
+/// span linked to (not a child of) the span that produced the event.
+fn process_span(consumer: &str, system: &'static str, delivery: &Delivery) -> tracing::Span {
+    let span = tracing::info_span!(
+        "process",
+        otel.name = %format_args!("process {}", delivery.topic),
+        otel.kind = "consumer",
+        messaging.system = system,
+        messaging.operation.type = "process",
+        messaging.operation.name = "process",
+        messaging.destination.name = %delivery.topic,
+        messaging.destination.partition.id = %delivery.partition,
+        messaging.consumer.group.name = consumer,
+        messaging.message.id = %delivery.event.event_id,
+        messaging.kafka.offset = delivery.offset,
+        event_type = %delivery.event.event_type,
+        correlation_id = %delivery.event.metadata.correlation_id,
+    );
+    link_to(&span, delivery.event.metadata.traceparent.as_deref());
+    span
+}
+
 /// How long the position of passed-over events may go uncommitted.
 const PASSED_COMMIT_EVERY: Duration = Duration::from_secs(1);
 
@@ -194,9 +220,14 @@ impl<R: ReadModelStore> Consumer<R> {
 
     /// Handles deliveries until `stop` turns true.
     ///
-    /// Publishes the consumer's lag as the gauges `msa_consumer_lag_events` and
-    /// `msa_consumer_lag_seconds` (age of the event being handled while others wait), and counts
-    /// outcomes in `msa_consumer_events_total`.
+    /// Publishes the consumer's lag as the gauges `msa_<context>_consumer_lag_events` and
+    /// `…_consumer_lag_seconds` (age of the event being handled while others wait), counts
+    /// outcomes in `…_consumer_events_total` and times each delivery in
+    /// `…_consumer_handle_duration_seconds`.
+    ///
+    /// Each delivery is handled in a `process` span linked to the event's producer, and in the
+    /// event's conversation: what the handler causes carries the same correlation id and the
+    /// event as its cause.
     pub async fn run(
         &self,
         handler: &dyn EventHandler<R::Tx>,
@@ -204,6 +235,12 @@ impl<R: ReadModelStore> Consumer<R> {
         mut stop: watch::Receiver<bool>,
     ) {
         let mut lag = LagGauges::new(handler.name());
+        let context = metric::context_of(handler.name());
+        let events_total = metric::name(context, "consumer_events_total");
+        let handle_seconds = metrics::histogram!(
+            metric::name(context, "consumer_handle_duration_seconds"),
+            "consumer" => handler.name().to_owned(),
+        );
         let mut bus_down = false;
         // Passed-over events need no commit each: a redelivery after a crash is passed over
         // again. Their position is committed with the next handled event, or after a while.
@@ -244,7 +281,7 @@ impl<R: ReadModelStore> Consumer<R> {
             };
             if !handler.wants(&delivery.event) {
                 metrics::counter!(
-                    "msa_consumer_events_total",
+                    events_total.clone(),
                     "consumer" => handler.name().to_owned(),
                     "outcome" => Outcome::Passed.label(),
                 )
@@ -256,26 +293,37 @@ impl<R: ReadModelStore> Consumer<R> {
             uncommitted = None;
             // Neither handled nor dead-lettered (the dead letters could not be written): the
             // same event again, not the next one (the subscription has moved past it).
-            let outcome = loop {
-                match self.deliver(handler, &delivery, &stop).await {
-                    Ok(outcome) => break Some(outcome),
-                    Err(_) if *stop.borrow() => break None,
-                    Err(error) => {
-                        tracing::error!(consumer = handler.name(), %error, "delivery not settled; retrying it");
-                        tokio::select! {
-                            _ = tokio::time::sleep(Duration::from_secs(1)) => {}
-                            _ = stop.changed() => {}
-                        }
-                        if *stop.borrow() {
-                            break None;
+            let started = std::time::Instant::now();
+            let span = process_span(handler.name(), subscription.system(), &delivery);
+            let conversation = Conversation {
+                traceparent: traceparent_of(&span)
+                    .or_else(|| delivery.event.metadata.traceparent.clone()),
+                ..Conversation::caused_by(&delivery.event)
+            };
+            let settling = async {
+                loop {
+                    match self.deliver(handler, &delivery, &stop).await {
+                        Ok(outcome) => break Some(outcome),
+                        Err(_) if *stop.borrow() => break None,
+                        Err(error) => {
+                            tracing::error!(consumer = handler.name(), %error, "delivery not settled; retrying it");
+                            tokio::select! {
+                                _ = tokio::time::sleep(Duration::from_secs(1)) => {}
+                                _ = stop.changed() => {}
+                            }
+                            if *stop.borrow() {
+                                break None;
+                            }
                         }
                     }
                 }
             };
+            let outcome = conversation.scope(settling.instrument(span)).await;
             // Stopping before it settled: uncommitted, it comes again after the restart.
             let Some(outcome) = outcome else { break };
+            handle_seconds.record(started.elapsed().as_secs_f64());
             metrics::counter!(
-                "msa_consumer_events_total",
+                events_total.clone(),
                 "consumer" => handler.name().to_owned(),
                 "outcome" => outcome.label(),
             )

@@ -94,13 +94,17 @@ impl EventMetadata {
         }
     }
 
-    /// Metadata for work caused by `event`: same conversation, caused by it.
-    pub fn caused_by(event: &RecordedEvent, actor: Option<String>) -> Self {
-        Self {
-            correlation_id: event.metadata.correlation_id,
-            causation_id: Some(event.event_id),
-            actor,
-            traceparent: event.metadata.traceparent.clone(),
+    /// Metadata for a command run now: the conversation this task runs in (the request's, or
+    /// the event's being handled; see [`Conversation`](crate::Conversation)), else a new one.
+    pub fn current(actor: Option<String>) -> Self {
+        match crate::Conversation::current() {
+            Some(conversation) => Self {
+                correlation_id: conversation.correlation_id,
+                causation_id: conversation.causation_id,
+                actor,
+                traceparent: conversation.traceparent,
+            },
+            None => Self::new_conversation(actor),
         }
     }
 }

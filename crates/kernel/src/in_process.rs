@@ -72,6 +72,10 @@ fn unavailable(error: impl std::fmt::Display) -> BusError {
 
 #[async_trait]
 impl<R: ReadModelStore> Subscription for LogSubscription<R> {
+    fn system(&self) -> &'static str {
+        "in_process"
+    }
+
     async fn next(&mut self) -> Result<Delivery, BusError> {
         loop {
             if let Some(delivery) = self.buffer.pop_front() {

@@ -5,6 +5,7 @@
 //!
 //! - [`event`]: what a domain event is and how it becomes a stored payload;
 //! - [`envelope`]: the metadata every event carries (ids, stream, version, tracing);
+//! - [`conversation`]: the request or event a piece of work belongs to, and its trace;
 //! - [`aggregate`]: decide commands against state, fold events into state;
 //! - [`upcast`] and [`snapshot`]: old event versions and fast loads;
 //! - [`store`]: the event store port (append with expected version, streams, global log, idempotency);
@@ -18,10 +19,12 @@
 pub mod aggregate;
 pub mod bus;
 pub mod consumer;
+pub mod conversation;
 pub mod envelope;
 pub mod event;
 pub mod in_process;
 pub mod lookout;
+pub mod metric;
 pub mod projection;
 pub mod readmodel;
 pub mod relay;
@@ -33,6 +36,7 @@ pub mod testing;
 pub mod upcast;
 
 pub use aggregate::Aggregate;
+pub use conversation::Conversation;
 pub use envelope::{EventMetadata, LogPosition, NewEvent, RecordedEvent, StreamId};
 pub use event::{DecodeError, DomainEvent};
 pub use lookout::Lookout;

@@ -6,9 +6,11 @@ use std::time::{Duration, Instant};
 
 use async_trait::async_trait;
 use tokio::sync::watch;
+use tracing::Instrument;
 
 use crate::{
-    DecodeError, EventStore, LogPosition, Lookout, ReadModelStore, RecordedEvent, StoreError,
+    metric, DecodeError, EventStore, LogPosition, Lookout, ReadModelStore, RecordedEvent,
+    StoreError,
 };
 
 /// A read-model table: its logical name (the view readers query) and the statements that create
@@ -356,7 +358,7 @@ impl<R: ReadModelStore> ProjectionRunner<R> {
                 }
             }
         };
-        let mut events = self.events.read_all(at.read, self.batch_size).await?;
+        let events = self.events.read_all(at.read, self.batch_size).await?;
         let Some(last) = events.last().map(|event| event.position) else {
             if at.read != at.stored && at.stored_at.elapsed() >= save_passed_every {
                 self.save_passed(name, generation, &mut at).await?;
@@ -373,6 +375,32 @@ impl<R: ReadModelStore> ProjectionRunner<R> {
             *cursor = Some(at);
             return Ok(read);
         }
+        let span =
+            tracing::info_span!("projection batch", projection = name, events = events.len());
+        let started = Instant::now();
+        let applied = self
+            .apply_batch(projection, generation, cursor, at, events)
+            .instrument(span)
+            .await?;
+        let context = metric::context_of(name);
+        metrics::histogram!(metric::name(context, "projection_batch_duration_seconds"), "projection" => name.to_owned())
+            .record(started.elapsed().as_secs_f64());
+        metrics::counter!(metric::name(context, "projection_events_total"), "projection" => name.to_owned())
+            .increment(applied as u64);
+        Ok(applied)
+    }
+
+    /// Applies a batch holding events the projection wants and moves its checkpoint past it, in
+    /// one transaction.
+    async fn apply_batch(
+        &self,
+        projection: &dyn Projection<R::Tx>,
+        generation: Option<u32>,
+        cursor: &mut Option<Cursor>,
+        mut at: Cursor,
+        mut events: Vec<RecordedEvent>,
+    ) -> Result<usize, RunError> {
+        let name = projection.name();
         let mut tx = self.read_models.begin().await?;
         // Another runner (a second instance on PostgreSQL, a rebuild's swap) may have moved the
         // checkpoint since this one last stored it: then the batch is read again from there.

@@ -16,9 +16,11 @@ use std::time::{Duration, Instant};
 
 use async_trait::async_trait;
 use tokio::sync::{watch, Mutex};
+use tracing::Instrument;
 
 use crate::bus::{events_topic, EventPublisher};
-use crate::{EventStore, LogPosition, Lookout, ReadModelStore, RecordedEvent, StoreError};
+use crate::conversation::link_to;
+use crate::{metric, EventStore, LogPosition, Lookout, ReadModelStore, RecordedEvent, StoreError};
 
 /// The least time between the starts of two batches of a relay while events keep coming; a
 /// backlog is still read in full batches back to back. Under a steady stream of appends the bus
@@ -146,6 +148,26 @@ impl<R: ReadModelStore + Leases> Relay<R> {
 
     /// Stores the acknowledged position as the checkpoint: when `SAVE_EVERY` has passed since
     /// the last save, or at once with `now`; never after the lease may have lapsed.
+    /// The span of one batch's publishing (OpenTelemetry messaging: a producer span), linked to
+    /// the spans that appended its first events.
+    fn publish_span(&self, topic: &str, events: &[RecordedEvent]) -> tracing::Span {
+        const LINKED: usize = 32;
+        let span = tracing::info_span!(
+            "publish",
+            otel.name = %format_args!("publish {topic}"),
+            otel.kind = "producer",
+            messaging.system = self.publisher.system(),
+            messaging.operation.type = "send",
+            messaging.operation.name = "publish",
+            messaging.destination.name = topic,
+            messaging.batch.message_count = events.len(),
+        );
+        for event in events.iter().take(LINKED) {
+            link_to(&span, event.metadata.traceparent.as_deref());
+        }
+        span
+    }
+
     async fn save(&self, standing: &mut Standing, now: bool) -> Result<(), RelayError> {
         let Some(published) = standing.published else {
             return Ok(());
@@ -194,14 +216,17 @@ impl<R: ReadModelStore + Leases> Relay<R> {
             Some((after, events)) if after == from => events,
             _ => self.events.read_all(from, batch_size).await?,
         };
-        let lag = metrics::gauge!("msa_relay_lag_events", "context" => self.context.clone());
+        let lag = metrics::gauge!(metric::name(&self.context, "relay_lag_events"));
         if events.is_empty() {
             lag.set(0.0);
             self.save(&mut standing, true).await?;
             return Ok(0);
         }
         let topic = events_topic(&self.context);
-        let publishing = self.publisher.publish(&topic, &events);
+        let publishing = self
+            .publisher
+            .publish(&topic, &events)
+            .instrument(self.publish_span(&topic, &events));
         // A full batch means more are waiting: read the next one while the bus takes this one.
         let (published, ahead) = if events.len() == batch_size {
             let after = events[events.len() - 1].position;
@@ -218,7 +243,7 @@ impl<R: ReadModelStore + Leases> Relay<R> {
         if published.acknowledged > 0 {
             let last = events[published.acknowledged - 1].position;
             standing.published = Some(last);
-            metrics::counter!("msa_relay_events_published_total", "context" => self.context.clone())
+            metrics::counter!(metric::name(&self.context, "relay_events_published_total"))
                 .increment(published.acknowledged as u64);
             if events.len() < batch_size {
                 // The read reached the end of the log as it was then.

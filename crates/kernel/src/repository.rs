@@ -5,11 +5,12 @@ use std::sync::{Arc, Mutex};
 
 use chrono::Utc;
 use serde_json::Value;
+use tracing::Instrument;
 use uuid::Uuid;
 
 use crate::{
-    Aggregate, AppendError, DecodeError, DomainEvent, EventMetadata, EventStore, IdempotencyRecord,
-    NewEvent, RecordedEvent, Snapshot, StoreError, StreamId,
+    metric, Aggregate, AppendError, DecodeError, DomainEvent, EventMetadata, EventStore,
+    IdempotencyRecord, NewEvent, RecordedEvent, Snapshot, StoreError, StreamId,
 };
 
 /// How many times a command is decided again after losing a race for its stream.
@@ -296,7 +297,47 @@ impl<A: Aggregate> Repository<A> {
         }
     }
 
+    /// Runs a command in a `command` span, counted in `msa_<context>_commands_total` by outcome
+    /// and timed in `msa_<context>_command_duration_seconds`.
     async fn execute_with(
+        &self,
+        stream_id: &StreamId,
+        command: &A::Command,
+        metadata: &EventMetadata,
+        idempotency: impl Fn(&A, &[A::Event]) -> Option<IdempotencyRecord> + Send + Sync,
+    ) -> Result<Executed<A>, CommandError<A::Error>> {
+        let name = A::command_name(command);
+        let span = tracing::info_span!(
+            "command",
+            otel.name = %format_args!("{} {name}", A::KIND),
+            aggregate = A::KIND,
+            command = name,
+            stream_id = %stream_id,
+        );
+        let started = std::time::Instant::now();
+        let executed = self
+            .decide_and_append(stream_id, command, metadata, idempotency)
+            .instrument(span)
+            .await;
+        let outcome = match &executed {
+            Ok(_) => "ok",
+            Err(CommandError::Domain(_)) => "rejected",
+            Err(CommandError::Conflict(_) | CommandError::IdempotencyKeyReused { .. }) => {
+                "conflict"
+            }
+            Err(CommandError::Store(_)) => "error",
+        };
+        let context = metric::context_of(A::KIND);
+        metrics::counter!(metric::name(context, "commands_total"),
+            "aggregate" => A::KIND, "command" => name, "outcome" => outcome)
+        .increment(1);
+        metrics::histogram!(metric::name(context, "command_duration_seconds"),
+            "aggregate" => A::KIND, "command" => name)
+        .record(started.elapsed().as_secs_f64());
+        executed
+    }
+
+    async fn decide_and_append(
         &self,
         stream_id: &StreamId,
         command: &A::Command,
@@ -341,9 +382,17 @@ impl<A: Aggregate> Repository<A> {
                     recorded: Vec::new(),
                 });
             }
+            let append = tracing::info_span!(
+                "append",
+                otel.name = "append",
+                db.operation.name = "append",
+                stream_id = %stream_id,
+                events = new_events.len(),
+            );
             match self
                 .store
                 .append(stream_id, version, new_events, record)
+                .instrument(append)
                 .await
             {
                 Ok(recorded) => {

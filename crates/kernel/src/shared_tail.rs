@@ -292,6 +292,18 @@ impl EventStore for SharedTail {
         self.inner.read_event(stream_id, version).await
     }
 
+    async fn correlated(
+        &self,
+        correlation_id: uuid::Uuid,
+        limit: usize,
+    ) -> Result<Vec<RecordedEvent>, StoreError> {
+        self.inner.correlated(correlation_id, limit).await
+    }
+
+    async fn naming(&self, id: uuid::Uuid, limit: usize) -> Result<Vec<RecordedEvent>, StoreError> {
+        self.inner.naming(id, limit).await
+    }
+
     async fn read_all(
         &self,
         after: LogPosition,

@@ -6,6 +6,7 @@ use std::sync::Arc;
 use async_trait::async_trait;
 use serde_json::Value;
 use tokio::sync::Notify;
+use uuid::Uuid;
 
 use crate::{DecodeError, LogPosition, NewEvent, RecordedEvent, Snapshot, StreamId};
 
@@ -148,6 +149,26 @@ pub trait EventStore: Send + Sync {
 
     /// Stores a command result that appended nothing (a refusal is a result too).
     async fn save_idempotency_record(&self, record: &IdempotencyRecord) -> Result<(), AppendError>;
+
+    /// Up to `limit` events of the conversation `correlation_id`, in log order (an operator's
+    /// trail; indexed).
+    async fn correlated(
+        &self,
+        _correlation_id: Uuid,
+        _limit: usize,
+    ) -> Result<Vec<RecordedEvent>, StoreError> {
+        Err(StoreError::Backend(
+            "this event store cannot look events up by correlation".into(),
+        ))
+    }
+
+    /// Up to `limit` events that name `id`: the event `id`, or events whose stream id or payload
+    /// holds it (a payment's, a message's), in log order. It scans the log: for operators only.
+    async fn naming(&self, _id: Uuid, _limit: usize) -> Result<Vec<RecordedEvent>, StoreError> {
+        Err(StoreError::Backend(
+            "this event store cannot look events up by id".into(),
+        ))
+    }
 
     /// Notified after every append made through this store instance, so readers need not poll
     /// fast. Readers must still poll now and then: other processes append too.

@@ -21,6 +21,16 @@ pub struct Cli {
     /// Log format: human-readable text or one JSON object per line.
     #[arg(long, env = "MSA_LOG_FORMAT", value_enum, default_value_t = LogFormat::Text, global = true)]
     pub log_format: LogFormat,
+
+    /// OTLP/HTTP collector to export traces to (e.g. http://localhost:4318; `/v1/traces` is
+    /// added unless given). Empty or absent: no trace is exported.
+    #[arg(long, env = "OTEL_EXPORTER_OTLP_ENDPOINT", global = true)]
+    pub otlp_endpoint: Option<String>,
+
+    /// The `service.name` exported traces carry. Default: `msa-<service>` for `serve
+    /// <service>`, `msa-gateway` for the gateway, `msa` otherwise.
+    #[arg(long, env = "OTEL_SERVICE_NAME", global = true)]
+    pub otel_service_name: Option<String>,
 }
 
 #[derive(Debug, Clone, Copy, ValueEnum)]
@@ -46,6 +56,11 @@ pub enum Command {
     /// Inspect and re-drive the events consumers gave up on (the dead letters).
     #[command(subcommand)]
     Dlq(DlqCommand),
+    /// Everything one request set off, across every context, in causal order: its events, their
+    /// publishing by the relays and their handling by consumers, read from the stores (works
+    /// with tracing off and for events of any age). Give a correlation id, an event id, a
+    /// message id or a payment id.
+    Trail(TrailArgs),
     /// Payment operations.
     #[command(subcommand)]
     Payments(PaymentsCommand),
@@ -528,6 +543,11 @@ pub struct GatewayArgs {
     /// and its Content-Security-Policy admits Toss's hosts. Empty or absent: neither.
     #[arg(long, env = "MSA_TOSS_CLIENT_KEY")]
     pub toss_client_key: Option<String>,
+
+    /// Address to serve Prometheus metrics (`/metrics`) on, apart from the API (e.g.
+    /// 0.0.0.0:9464 for a scraper on the network). Without it: none.
+    #[arg(long, env = "MSA_METRICS_LISTEN")]
+    pub metrics_listen: Option<SocketAddr>,
 }
 
 /// The API's CORS policy, the same in the gateway and in `msa serve`.
@@ -597,6 +617,20 @@ pub enum DlqCommand {
     List(DlqListArgs),
     /// Hand a consumer's unsettled dead letters to its handler again, each at most once.
     Replay(DlqReplayArgs),
+}
+
+#[derive(Debug, Clone, Args)]
+pub struct TrailArgs {
+    /// A correlation id, an event id, or the id of what the events name (a message, a payment,
+    /// a room, a user).
+    pub id: uuid::Uuid,
+
+    #[command(flatten)]
+    pub storage: StorageArgs,
+
+    /// Print one JSON object per step instead of the table.
+    #[arg(long)]
+    pub json: bool,
 }
 
 #[derive(Debug, Clone, Args)]

@@ -6,7 +6,10 @@ use msa_gateway::{GatewayConfig, Upstreams};
 use crate::cli::GatewayArgs;
 
 pub async fn run(args: GatewayArgs) -> Result<()> {
-    let _metrics = crate::telemetry::metrics()?;
+    let metrics = crate::telemetry::metrics()?;
+    if let Some(address) = args.metrics_listen {
+        crate::telemetry::serve_metrics(address, metrics).await?;
+    }
     let instances = |setting: &str, list: &str| -> Result<Vec<String>> {
         let urls: Vec<String> = list
             .split(',')

@@ -18,6 +18,7 @@ mod remote;
 mod serve;
 mod storage;
 mod telemetry;
+mod trail;
 mod user;
 mod user_chat;
 mod user_chat_export;
@@ -39,7 +40,31 @@ use crate::cli::{
 #[tokio::main]
 async fn main() -> ExitCode {
     let cli = Cli::parse();
-    telemetry::init(cli.log_format);
+    let export = cli
+        .otlp_endpoint
+        .filter(|endpoint| !endpoint.trim().is_empty())
+        .map(|endpoint| telemetry::Export {
+            endpoint,
+            service_name: cli
+                .otel_service_name
+                .clone()
+                .unwrap_or_else(|| match &cli.command {
+                    Some(Command::Serve(args)) => match args.service {
+                        Some(service) => format!("msa-{}", service.context()),
+                        None => "msa".into(),
+                    },
+                    Some(Command::Gateway(_)) => "msa-gateway".into(),
+                    _ => "msa".into(),
+                }),
+        });
+    // Kept to the end of main: dropping it exports the spans still waiting.
+    let _flush = match telemetry::init(cli.log_format, export) {
+        Ok(flush) => flush,
+        Err(error) => {
+            eprintln!("error: {error:#}");
+            return ExitCode::FAILURE;
+        }
+    };
     let outcome = match cli.command.unwrap_or_default() {
         Command::Serve(args) => serve::run(*args).await,
         Command::Gateway(args) => gateway::run(args).await,
@@ -49,6 +74,7 @@ async fn main() -> ExitCode {
         Command::Projections(ProjectionsCommand::Rebuild(args)) => projections::rebuild(args).await,
         Command::Dlq(DlqCommand::List(args)) => dlq::list(args).await,
         Command::Dlq(DlqCommand::Replay(args)) => dlq::replay(args).await,
+        Command::Trail(args) => trail::run(args).await,
         Command::Payments(PaymentsCommand::Reconcile(args)) => payment::reconcile(args).await,
         Command::Users(UsersCommand::GrantAdmin(args)) => user::change_admin(args, true).await,
         Command::Users(UsersCommand::RevokeAdmin(args)) => user::change_admin(args, false).await,

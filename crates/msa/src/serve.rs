@@ -1,5 +1,6 @@
 //! `msa serve`: the single server.
 
+use msa_http::telemetry::observed;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -82,15 +83,7 @@ pub async fn run(args: ServeArgs) -> Result<()> {
         .map_err(|error| anyhow::anyhow!("MSA_KAFKA_BROKERS (--kafka-brokers): {error}"))?;
     let readiness = Readiness { stores, bus };
     if let Some(address) = args.metrics_listen {
-        let listener = tokio::net::TcpListener::bind(address)
-            .await
-            .with_context(|| format!("MSA_METRICS_LISTEN: cannot listen on {address}"))?;
-        println!("msa metrics on http://{}/metrics", listener.local_addr()?);
-        let metrics = Router::new().route(
-            "/metrics",
-            get(move || std::future::ready(metrics.render())),
-        );
-        tokio::spawn(async move { axum::serve(listener, metrics).await });
+        crate::telemetry::serve_metrics(address, metrics).await?;
     }
     let web_client = match args.service {
         None => Some(web_client(&args.payment)?),
@@ -195,12 +188,10 @@ async fn everything(
     let mut tasks = vec![user.projections, chat.projections, user_chat.recovery];
     tasks.extend(payment.tasks);
     Ok(Started {
-        routes: user
-            .routes
-            .merge(chat.routes)
-            .merge(payment.routes)
-            .merge(user_chat.routes)
-            .merge(export),
+        routes: observed("user", user.routes)
+            .merge(observed("chat", chat.routes))
+            .merge(observed("payment", payment.routes))
+            .merge(observed("user-chat", user_chat.routes.merge(export))),
         document: api_document(),
         tasks,
         edge_verifier: Some(user.verifier.clone()),
@@ -316,7 +307,7 @@ async fn one(
         }
     };
     Ok(Started {
-        routes,
+        routes: observed(service.context(), routes),
         document,
         tasks,
         consumers,

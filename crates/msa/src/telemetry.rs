@@ -1,25 +1,111 @@
-//! Logging: `RUST_LOG` filters (default `info`), text for people or JSON for collectors.
-//! Metrics: the `metrics` facade, rendered in the Prometheus text format at `/metrics`.
+//! Logging: `RUST_LOG` filters (default `info`), text for people or JSON for collectors; a JSON
+//! line carries the fields of the spans it was written in (the request's request id,
+//! correlation id, trace id and span id).
+//! Traces: with an OTLP endpoint (`--otlp-endpoint`, `OTEL_EXPORTER_OTLP_ENDPOINT`), every span
+//! is exported over OTLP/HTTP (protobuf) in batches, from a thread of its own; without one no
+//! exporter exists and spans cost only what `tracing` costs. The SDK reads the usual `OTEL_*`
+//! variables (`OTEL_TRACES_SAMPLER`, `OTEL_BSP_*`, …).
+//! Metrics: the `metrics` facade, rendered in the Prometheus text format at `/metrics`; every
+//! `_seconds` metric is a histogram with [`msa_kernel::metric::SECONDS_BUCKETS`].
 
-use tracing_subscriber::EnvFilter;
+use anyhow::Context;
+use opentelemetry::trace::TracerProvider;
+use opentelemetry_otlp::WithExportConfig;
+use opentelemetry_sdk::trace::SdkTracerProvider;
+use tracing_subscriber::layer::SubscriberExt;
+use tracing_subscriber::util::SubscriberInitExt;
+use tracing_subscriber::{EnvFilter, Layer};
 
 use crate::cli::LogFormat;
 
-pub fn init(format: LogFormat) {
+/// Where traces go, when anywhere.
+pub struct Export {
+    /// The collector's base URL (`http://localhost:4318`) or its traces URL (`…/v1/traces`).
+    pub endpoint: String,
+    pub service_name: String,
+}
+
+/// Flushes the spans still waiting when the process ends.
+pub struct Flush(Option<SdkTracerProvider>);
+
+impl Drop for Flush {
+    fn drop(&mut self) {
+        if let Some(provider) = self.0.take() {
+            if let Err(error) = provider.shutdown() {
+                eprintln!("traces not all exported at exit: {error}");
+            }
+        }
+    }
+}
+
+pub fn init(format: LogFormat, export: Option<Export>) -> anyhow::Result<Flush> {
     let filter =
         EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info,sqlx=warn"));
-    let builder = tracing_subscriber::fmt()
-        .with_env_filter(filter)
-        .with_writer(std::io::stderr);
-    match format {
-        LogFormat::Text => builder.init(),
-        LogFormat::Json => builder.json().flatten_event(true).init(),
-    }
+    let logs = tracing_subscriber::fmt::layer().with_writer(std::io::stderr);
+    let logs = match format {
+        LogFormat::Text => logs.boxed(),
+        LogFormat::Json => logs.json().flatten_event(true).boxed(),
+    };
+    let provider = export.map(tracer_provider).transpose()?;
+    let traces = provider
+        .as_ref()
+        .map(|provider| tracing_opentelemetry::layer().with_tracer(provider.tracer("msa")));
+    tracing_subscriber::registry()
+        .with(filter)
+        .with(logs)
+        .with(traces)
+        .init();
+    Ok(Flush(provider))
+}
+
+fn tracer_provider(export: Export) -> anyhow::Result<SdkTracerProvider> {
+    let base = export.endpoint.trim_end_matches('/');
+    let endpoint = match base.ends_with("/v1/traces") {
+        true => base.to_owned(),
+        false => format!("{base}/v1/traces"),
+    };
+    url::Url::parse(&endpoint).with_context(|| {
+        format!("OTEL_EXPORTER_OTLP_ENDPOINT (--otlp-endpoint): not a URL: {base}")
+    })?;
+    let exporter = opentelemetry_otlp::SpanExporter::builder()
+        .with_http()
+        .with_endpoint(endpoint)
+        .build()
+        .context("OTEL_EXPORTER_OTLP_ENDPOINT (--otlp-endpoint): building the OTLP exporter")?;
+    let resource = opentelemetry_sdk::Resource::builder()
+        .with_service_name(export.service_name)
+        .build();
+    Ok(SdkTracerProvider::builder()
+        .with_batch_exporter(exporter)
+        .with_resource(resource)
+        .build())
 }
 
 /// Installs the process-wide metrics recorder; the handle renders `/metrics`.
 pub fn metrics() -> anyhow::Result<metrics_exporter_prometheus::PrometheusHandle> {
     metrics_exporter_prometheus::PrometheusBuilder::new()
+        .set_buckets_for_metric(
+            metrics_exporter_prometheus::Matcher::Suffix("_seconds".into()),
+            msa_kernel::metric::SECONDS_BUCKETS,
+        )
+        .map_err(|error| anyhow::anyhow!("histogram buckets: {error}"))?
         .install_recorder()
         .map_err(|error| anyhow::anyhow!("installing the metrics recorder: {error}"))
+}
+
+/// Serves `/metrics` on `address`, apart from the API so clients cannot read them.
+pub async fn serve_metrics(
+    address: std::net::SocketAddr,
+    metrics: metrics_exporter_prometheus::PrometheusHandle,
+) -> anyhow::Result<()> {
+    let listener = tokio::net::TcpListener::bind(address)
+        .await
+        .with_context(|| format!("MSA_METRICS_LISTEN: cannot listen on {address}"))?;
+    println!("msa metrics on http://{}/metrics", listener.local_addr()?);
+    let metrics = axum::Router::new().route(
+        "/metrics",
+        axum::routing::get(move || std::future::ready(metrics.render())),
+    );
+    tokio::spawn(async move { axum::serve(listener, metrics).await });
+    Ok(())
 }

@@ -186,7 +186,7 @@ async fn while_kafka_is_away_the_server_serves_says_so_once_and_events_flow_when
     assert_eq!(metrics.status(), 200);
     let metrics = metrics.text().await.unwrap();
     assert!(
-        metrics.contains("msa_relay_events_published_total{context=\"chat\"} 1"),
+        metrics.contains("msa_chat_relay_events_published_total 1"),
         "{metrics}"
     );
 }

@@ -364,6 +364,38 @@ impl EventStore for PgEventStore {
         row.map(|row| self.decode_row(&row)).transpose()
     }
 
+    async fn correlated(
+        &self,
+        correlation_id: Uuid,
+        limit: usize,
+    ) -> Result<Vec<RecordedEvent>, StoreError> {
+        let rows = sqlx::query(&format!(
+            "SELECT {EVENT_COLUMNS} FROM events WHERE correlation_id = $1 \
+             ORDER BY transaction_id, global_position LIMIT $2"
+        ))
+        .bind(correlation_id)
+        .bind(limit as i64)
+        .fetch_all(&self.pool)
+        .await
+        .map_err(msa_sql::store_error)?;
+        rows.iter().map(|row| self.decode_row(row)).collect()
+    }
+
+    async fn naming(&self, id: Uuid, limit: usize) -> Result<Vec<RecordedEvent>, StoreError> {
+        let rows = sqlx::query(&format!(
+            "SELECT {EVENT_COLUMNS} FROM events \
+             WHERE event_id = $1 OR strpos(stream_id, $1::text) > 0 \
+                OR strpos(payload::text, $1::text) > 0 \
+             ORDER BY transaction_id, global_position LIMIT $2"
+        ))
+        .bind(id)
+        .bind(limit as i64)
+        .fetch_all(&self.pool)
+        .await
+        .map_err(msa_sql::store_error)?;
+        rows.iter().map(|row| self.decode_row(row)).collect()
+    }
+
     async fn read_all(
         &self,
         after: LogPosition,

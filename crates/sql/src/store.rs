@@ -362,6 +362,31 @@ impl SqlReadModelStore {
                 .map_err(store_error)?;
         Ok(found.is_some())
     }
+
+    /// Which consumers of this database handled `event_id`, and when (`handled_at`, RFC 3339),
+    /// oldest first: the deliveries an operator's trail shows.
+    pub async fn handlings(&self, event_id: Uuid) -> Result<Vec<(String, String)>, StoreError> {
+        let rows: Vec<(String, String)> = sqlx::query_as(
+            "SELECT consumer, handled_at FROM inbox WHERE event_id = $1 ORDER BY handled_at",
+        )
+        .bind(event_id.to_string())
+        .fetch_all(self.pool())
+        .await
+        .map_err(store_error)?;
+        Ok(rows)
+    }
+
+    /// How far the relay named `relay` has published the log (the start when it never ran).
+    pub async fn published_to(&self, relay: &str) -> Result<LogPosition, StoreError> {
+        let row = sqlx::query(
+            "SELECT commit_id, position FROM projection_checkpoints WHERE name = $1 AND generation = 0",
+        )
+        .bind(relay)
+        .fetch_optional(self.pool())
+        .await
+        .map_err(store_error)?;
+        Ok(checkpoint_of(row))
+    }
 }
 
 #[async_trait]

@@ -186,6 +186,36 @@ impl EventStore for SqliteEventStore {
         row.map(|row| self.decode_row(&row)).transpose()
     }
 
+    async fn correlated(
+        &self,
+        correlation_id: Uuid,
+        limit: usize,
+    ) -> Result<Vec<RecordedEvent>, StoreError> {
+        let rows = sqlx::query(&format!(
+            "SELECT {EVENT_COLUMNS} FROM events WHERE correlation_id = $1 ORDER BY global_position LIMIT $2"
+        ))
+        .bind(correlation_id.to_string())
+        .bind(limit as i64)
+        .fetch_all(&self.reader)
+        .await
+        .map_err(msa_sql::store_error)?;
+        rows.iter().map(|row| self.decode_row(row)).collect()
+    }
+
+    async fn naming(&self, id: Uuid, limit: usize) -> Result<Vec<RecordedEvent>, StoreError> {
+        let rows = sqlx::query(&format!(
+            "SELECT {EVENT_COLUMNS} FROM events \
+             WHERE event_id = $1 OR instr(stream_id, $1) > 0 OR instr(payload, $1) > 0 \
+             ORDER BY global_position LIMIT $2"
+        ))
+        .bind(id.to_string())
+        .bind(limit as i64)
+        .fetch_all(&self.reader)
+        .await
+        .map_err(msa_sql::store_error)?;
+        rows.iter().map(|row| self.decode_row(row)).collect()
+    }
+
     async fn read_all(
         &self,
         after: LogPosition,

@@ -60,6 +60,8 @@ pub struct LiveEvent {
     pub room_id: Uuid,
     pub event: RoomEvent,
     pub occurred_at: chrono::DateTime<chrono::Utc>,
+    /// The W3C trace context of the request that caused it, which its delivery links to.
+    pub traceparent: Option<String>,
     /// Its frame, serialized by the first connection that sends it, for every other one.
     text: std::sync::OnceLock<Utf8Bytes>,
 }
@@ -97,6 +99,7 @@ fn live_event(recorded: &RecordedEvent) -> Option<LiveEvent> {
         room_id: room_of(&recorded.stream_id)?,
         event: decode::<RoomEvent>(recorded).ok()?,
         occurred_at: recorded.occurred_at,
+        traceparent: recorded.metadata.traceparent.clone(),
         text: std::sync::OnceLock::new(),
     })
 }

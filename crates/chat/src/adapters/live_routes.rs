@@ -13,7 +13,12 @@ use std::sync::{Arc, Mutex};
 use tokio::sync::mpsc;
 use uuid::Uuid;
 
+use msa_kernel::conversation::link_to;
+
 use crate::adapters::live::{LiveEvent, Typing};
+
+/// The gauge of open stream connections.
+const CONNECTIONS: &str = "msa_chat_websocket_connections";
 use crate::domain::MembershipChange;
 
 /// What a connection is sent.
@@ -80,6 +85,7 @@ impl Table {
 
     fn remove(&mut self, id: u64) -> Option<Route> {
         let route = self.routes.remove(&id)?;
+        metrics::gauge!(CONNECTIONS).decrement(1);
         for room_id in route.rooms.clone() {
             self.unfollow(id, room_id);
         }
@@ -100,19 +106,34 @@ impl Table {
     }
 
     /// Sends without waiting; a connection whose buffer is full loses its route and is told why.
+    /// Counted in `msa_chat_websocket_deliveries_total` by outcome (`queued`, `too_slow`,
+    /// `closed`).
     fn deliver(&mut self, ids: impl IntoIterator<Item = u64>, outgoing: &Outgoing) {
+        let (mut queued, mut too_slow) = (0, 0);
         let mut dropped = Vec::new();
         for id in ids {
             let Some(route) = self.routes.get(&id) else {
                 continue;
             };
             match route.sender.try_send(outgoing.clone()) {
-                Ok(()) => {}
+                Ok(()) => queued += 1,
                 Err(mpsc::error::TrySendError::Full(_)) => {
                     route.too_slow.store(true, Ordering::Relaxed);
+                    too_slow += 1;
                     dropped.push(id);
                 }
                 Err(mpsc::error::TrySendError::Closed(_)) => dropped.push(id),
+            }
+        }
+        let closed = dropped.len() - too_slow;
+        for (outcome, count) in [
+            ("queued", queued),
+            ("too_slow", too_slow),
+            ("closed", closed),
+        ] {
+            if count > 0 {
+                metrics::counter!("msa_chat_websocket_deliveries_total", "outcome" => outcome)
+                    .increment(count as u64);
             }
         }
         for id in dropped {
@@ -140,6 +161,7 @@ impl Routes {
             },
         );
         table.by_user.entry(user_id).or_default().insert(id);
+        metrics::gauge!(CONNECTIONS).increment(1);
         Inbox {
             id,
             events,
@@ -182,6 +204,21 @@ impl Routes {
         for (user_id, _) in &named {
             targets.extend(table.connections_of(*user_id));
         }
+        let span = match targets.is_empty() {
+            true => tracing::Span::none(),
+            false => tracing::info_span!(
+                "deliver",
+                otel.name = "deliver chat stream",
+                otel.kind = "producer",
+                messaging.system = "websocket",
+                messaging.operation.type = "send",
+                messaging.destination.name = "/v1/stream",
+                messaging.batch.message_count = targets.len(),
+                room_id = %live.room_id,
+            ),
+        };
+        link_to(&span, live.traceparent.as_deref());
+        let _delivering = span.enter();
         table.deliver(targets, &Outgoing::Event(live.clone()));
         for (user_id, change) in &named {
             if *change == MembershipChange::Left {

@@ -120,7 +120,7 @@ pub struct ChatService {
 }
 
 fn metadata(actor: Uuid) -> EventMetadata {
-    EventMetadata::new_conversation(Some(actor.to_string()))
+    EventMetadata::current(Some(actor.to_string()))
 }
 
 impl ChatService {

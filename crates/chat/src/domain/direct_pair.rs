@@ -17,7 +17,8 @@ impl DomainEvent for DirectPairEvent {
     const CONTEXT: &'static str = "chat";
 }
 
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, strum::IntoStaticStr)]
+#[strum(serialize_all = "snake_case")]
 pub enum DirectPairCommand {
     Assign { room_id: Uuid },
 }
@@ -53,6 +54,10 @@ impl Aggregate for DirectPair {
     fn apply(&mut self, event: &DirectPairEvent) {
         let DirectPairEvent::DirectRoomAssigned { room_id } = event;
         self.room_id = Some(*room_id);
+    }
+
+    fn command_name(command: &Self::Command) -> &'static str {
+        command.into()
     }
 
     fn decide(&self, command: &DirectPairCommand) -> Result<Vec<DirectPairEvent>, PairTaken> {

@@ -39,7 +39,8 @@ pub struct Earlier {
     pub reacted: bool,
 }
 
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, strum::IntoStaticStr)]
+#[strum(serialize_all = "snake_case")]
 pub enum MessageCommand {
     /// The sender gives the message a new body.
     Edit {
@@ -130,6 +131,10 @@ impl Aggregate for Message {
             }
             _ => {}
         }
+    }
+
+    fn command_name(command: &Self::Command) -> &'static str {
+        command.into()
     }
 
     fn decide(&self, command: &MessageCommand) -> Result<Vec<RoomEvent>, RoomError> {

@@ -206,7 +206,8 @@ impl DomainEvent for RoomEvent {
     const CONTEXT: &'static str = "chat";
 }
 
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, strum::IntoStaticStr)]
+#[strum(serialize_all = "snake_case")]
 pub enum RoomCommand {
     Create {
         kind: RoomKind,
@@ -430,6 +431,10 @@ impl Aggregate for Room {
             | RoomEvent::ReactionAdded { .. }
             | RoomEvent::ReactionRemoved { .. } => {}
         }
+    }
+
+    fn command_name(command: &Self::Command) -> &'static str {
+        command.into()
     }
 
     fn decide(&self, command: &RoomCommand) -> Result<Vec<RoomEvent>, RoomError> {

@@ -27,6 +27,8 @@ pub struct Microservices {
     pub chats: Vec<String>,
     /// The other chat instances' processes, by their place in `chats` less one.
     pub more_chats: Vec<Server>,
+    /// The PostgreSQL database the services keep their schemas in.
+    pub database: String,
     _services: Vec<Server>,
     _broker: msa_testkit::Broker,
 }
@@ -129,6 +131,7 @@ impl Microservices {
                 user_chat,
                 chats: chat_bases,
                 more_chats,
+                database,
                 _services: services,
                 _broker: broker,
             },

@@ -86,7 +86,7 @@ pub struct Payments {
 }
 
 fn metadata(actor: &str) -> EventMetadata {
-    EventMetadata::new_conversation(Some(actor.to_owned()))
+    EventMetadata::current(Some(actor.to_owned()))
 }
 
 fn stream(payment_id: Uuid) -> StreamId {
@@ -300,6 +300,14 @@ impl Payments {
                     .await;
             }
         };
+        let outcome = match &verdict {
+            ProviderVerdict::Approved { .. } => "approved",
+            ProviderVerdict::Declined { .. } => "declined",
+            ProviderVerdict::Canceled => "canceled",
+            ProviderVerdict::Expired => "expired",
+            _ => "pending",
+        };
+        metrics::counter!("msa_payment_payments_total", "outcome" => outcome).increment(1);
         self.execute(payment_id, PaymentCommand::Resolve(verdict), "provider")
             .await
     }

@@ -62,8 +62,14 @@ pub struct Wallets {
     free_messages_per_day: u32,
 }
 
+/// One wallet operation's outcome, for dashboards of credits taken and refused.
+fn operation(operation: &'static str, outcome: &'static str) {
+    metrics::counter!("msa_payment_wallet_operations_total", "operation" => operation, "outcome" => outcome)
+        .increment(1);
+}
+
 fn metadata(actor: &str) -> EventMetadata {
-    EventMetadata::new_conversation(Some(actor.to_owned()))
+    EventMetadata::current(Some(actor.to_owned()))
 }
 
 fn spend_scope(user_id: Uuid) -> String {
@@ -118,7 +124,25 @@ impl Wallets {
     /// Spends one message's credit: today's free allowance first, then a purchased credit.
     /// `spend_key` names the spend: a retry answers the first spend and takes nothing more.
     /// Refused with [`crate::domain::WalletError::OutOfCredits`] when neither is left.
+    ///
+    /// Counted in `msa_payment_wallet_operations_total{operation="spend"}` by outcome.
     pub async fn spend(&self, user_id: Uuid, spend_key: &str) -> Result<Spent, PaymentsError> {
+        let spent = self.take_credit(user_id, spend_key).await;
+        let outcome = match &spent {
+            Ok(spent) if spent.replayed => "replayed",
+            Ok(_) => "spent",
+            Err(PaymentsError::Wallet(crate::domain::WalletError::OutOfCredits)) => {
+                "out_of_credits"
+            }
+            Err(PaymentsError::Wallet(crate::domain::WalletError::InDebt { .. })) => "in_debt",
+            Err(PaymentsError::SpendRefunded(_)) => "refunded_before",
+            Err(_) => "failed",
+        };
+        operation("spend", outcome);
+        spent
+    }
+
+    async fn take_credit(&self, user_id: Uuid, spend_key: &str) -> Result<Spent, PaymentsError> {
         check_key(spend_key)?;
         let command = WalletCommand::Spend {
             spend_key: spend_key.to_owned(),
@@ -203,6 +227,7 @@ impl Wallets {
                 |_, _| serde_json::Value::Null,
             )
             .await?;
+        operation("refund_spend", "refunded");
         Ok(())
     }
 

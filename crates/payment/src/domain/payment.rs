@@ -143,7 +143,8 @@ impl DomainEvent for PaymentEvent {
     const CONTEXT: &'static str = "payment";
 }
 
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, strum::IntoStaticStr)]
+#[strum(serialize_all = "snake_case")]
 pub enum PaymentCommand {
     Request {
         order_id: String,
@@ -389,6 +390,10 @@ impl Aggregate for Payment {
                 self.last_mismatch = Some(format!("{ours} / {provider}"));
             }
         }
+    }
+
+    fn command_name(command: &Self::Command) -> &'static str {
+        command.into()
     }
 
     fn decide(&self, command: &PaymentCommand) -> Result<Vec<PaymentEvent>, PaymentError> {

@@ -185,7 +185,8 @@ impl WalletEvent {
     }
 }
 
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, strum::IntoStaticStr)]
+#[strum(serialize_all = "snake_case")]
 pub enum WalletCommand {
     /// Credits a payment bought (paying back any debt first).
     Purchase { payment_id: Uuid, credits: u64 },
@@ -352,6 +353,10 @@ impl Aggregate for Wallet {
                 self.debt = self.debt.saturating_sub(*credits);
             }
         }
+    }
+
+    fn command_name(command: &Self::Command) -> &'static str {
+        command.into()
     }
 
     fn decide(&self, command: &WalletCommand) -> Result<Vec<WalletEvent>, WalletError> {

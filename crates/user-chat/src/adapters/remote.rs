@@ -18,6 +18,7 @@ use reqwest::{Method, RequestBuilder, StatusCode, Url};
 use serde::de::DeserializeOwned;
 use serde::Deserialize;
 use serde_json::json;
+use tracing::Instrument;
 use uuid::Uuid;
 
 use crate::ports::{ChatPort, DirectoryPort, WalletPort};
@@ -91,10 +92,28 @@ impl Service {
         &self,
         request: RequestBuilder,
     ) -> Result<(StatusCode, T), Problem> {
-        let response = request
-            .send()
+        let mut request = request.build().map_err(|error| self.unreachable(error))?;
+        let span = tracing::info_span!(
+            "call",
+            otel.name = %request.method(),
+            otel.kind = "client",
+            http.request.method = %request.method(),
+            server.address = self.name,
+            url.path = request.url().path(),
+            http.response.status_code = tracing::field::Empty,
+        );
+        for (name, value) in msa_http::telemetry::outgoing(&span) {
+            if let Ok(value) = reqwest::header::HeaderValue::from_str(&value) {
+                request.headers_mut().insert(name, value);
+            }
+        }
+        let response = self
+            .client
+            .execute(request)
+            .instrument(span.clone())
             .await
             .map_err(|error| self.unreachable(error))?;
+        span.record("http.response.status_code", response.status().as_u16());
         let status = response.status();
         let retry_after = response
             .headers()

@@ -312,6 +312,20 @@ impl EventStore for ShreddingStore {
         Ok(self.open_all(event.into_iter().collect()).await?.pop())
     }
 
+    async fn correlated(
+        &self,
+        correlation_id: uuid::Uuid,
+        limit: usize,
+    ) -> Result<Vec<RecordedEvent>, StoreError> {
+        let events = self.inner.correlated(correlation_id, limit).await?;
+        self.open_all(events).await
+    }
+
+    async fn naming(&self, id: uuid::Uuid, limit: usize) -> Result<Vec<RecordedEvent>, StoreError> {
+        let events = self.inner.naming(id, limit).await?;
+        self.open_all(events).await
+    }
+
     async fn read_all(
         &self,
         after: LogPosition,

@@ -158,7 +158,7 @@ impl UserService {
     }
 
     pub(crate) fn metadata(actor: Option<Uuid>) -> EventMetadata {
-        EventMetadata::new_conversation(actor.map(|a| a.to_string()))
+        EventMetadata::current(actor.map(|a| a.to_string()))
     }
 }
 

@@ -55,7 +55,7 @@ impl OperatorRoles {
         command: UserCommand,
     ) -> Result<(Uuid, RoleChange), UserServiceError> {
         let user_id = self.holder(email).await?;
-        let metadata = EventMetadata::new_conversation(Some(OPERATOR.to_owned()));
+        let metadata = EventMetadata::current(Some(OPERATOR.to_owned()));
         match self
             .users
             .execute(&Repository::<User>::stream_id(user_id), &command, &metadata)

@@ -60,7 +60,8 @@ impl DomainEvent for ClaimEvent {
     const CONTEXT: &'static str = "user";
 }
 
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, strum::IntoStaticStr)]
+#[strum(serialize_all = "snake_case")]
 pub enum ClaimCommand {
     /// Take the claim at `at`; a claim released by an erasure stays held for `erasure_hold`.
     Take {
@@ -124,6 +125,10 @@ impl Aggregate for Claim {
                 self.erased_at = Some(*erased_at);
             }
         }
+    }
+
+    fn command_name(command: &Self::Command) -> &'static str {
+        command.into()
     }
 
     fn decide(&self, command: &ClaimCommand) -> Result<Vec<ClaimEvent>, ClaimError> {

@@ -74,7 +74,8 @@ impl DomainEvent for UserEvent {
 }
 
 /// What a user asks of their account.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, strum::IntoStaticStr)]
+#[strum(serialize_all = "snake_case")]
 pub enum UserCommand {
     Register {
         user_id: Uuid,
@@ -220,6 +221,10 @@ impl Aggregate for User {
                 };
             }
         }
+    }
+
+    fn command_name(command: &Self::Command) -> &'static str {
+        command.into()
     }
 
     fn decide(&self, command: &UserCommand) -> Result<Vec<UserEvent>, UserError> {

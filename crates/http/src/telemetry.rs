@@ -1,0 +1,169 @@
+//! Every request observed: a server span after OpenTelemetry's HTTP conventions, the
+//! conversation its commands run in, and RED metrics per route.
+//!
+//! - The span continues the caller's W3C `traceparent` (the gateway's, another service's) and
+//!   carries the request id, correlation id, trace id and span id, so every log line inside it
+//!   does too.
+//! - The [`Conversation`]: a new correlation id per request, except on `/internal/…` calls (made
+//!   only by services, with service tokens), which continue the caller's `X-Correlation-Id` and
+//!   `X-Causation-Id`. A client cannot put its requests into someone else's conversation.
+//! - Metrics: `msa_<context>_http_requests_total{method, route, status}` and
+//!   `msa_<context>_http_request_duration_seconds{method, route}`; `route` is the route's
+//!   template (`/v1/rooms/{room_id}/messages`), never the raw path, so a client cannot grow the
+//!   label set.
+//!
+//! [`outgoing`] gives the headers a service call passes on.
+
+use std::sync::Arc;
+use std::time::Instant;
+
+use axum::extract::{MatchedPath, Request, State};
+use axum::http::{HeaderMap, HeaderValue};
+use axum::middleware::Next;
+use axum::response::Response;
+use axum::Router;
+use msa_kernel::conversation::{continue_trace, is_traceparent, trace_id_of, traceparent_of};
+use msa_kernel::{metric, Conversation};
+use tracing::Instrument;
+use uuid::Uuid;
+
+pub const REQUEST_ID: &str = "x-request-id";
+pub const CORRELATION_ID: &str = "x-correlation-id";
+pub const CAUSATION_ID: &str = "x-causation-id";
+pub const TRACEPARENT: &str = "traceparent";
+
+/// The metric names of one context's HTTP API.
+struct Names {
+    requests: String,
+    duration: String,
+}
+
+/// `router`'s requests observed as `context`'s.
+pub fn observed(context: &str, router: Router) -> Router {
+    let names = Arc::new(Names {
+        requests: metric::name(context, "http_requests_total"),
+        duration: metric::name(context, "http_request_duration_seconds"),
+    });
+    router.layer(axum::middleware::from_fn_with_state(names, observe))
+}
+
+/// The client's request id if it is a sane one, else a new one.
+pub fn request_id(headers: &HeaderMap) -> String {
+    headers
+        .get(REQUEST_ID)
+        .and_then(|v| v.to_str().ok())
+        .filter(|id| !id.is_empty() && id.len() <= 128 && id.bytes().all(|b| b.is_ascii_graphic()))
+        .map(str::to_owned)
+        .unwrap_or_else(|| Uuid::now_v7().to_string())
+}
+
+/// The caller's `traceparent` if well formed.
+pub fn incoming_traceparent(headers: &HeaderMap) -> Option<&str> {
+    headers
+        .get(TRACEPARENT)
+        .and_then(|v| v.to_str().ok())
+        .filter(|value| is_traceparent(value))
+}
+
+/// The trace context to pass on from `span`: the exported span's own, or, when nothing is
+/// exported, the caller's trace (or a new one) with a span id made here, so services still
+/// share one trace id in their logs.
+pub fn traceparent_for(span: &tracing::Span, incoming: Option<&str>) -> String {
+    if let Some(own) = traceparent_of(span) {
+        return own;
+    }
+    use rand::Rng;
+    let mut rng = rand::thread_rng();
+    let trace = match incoming.and_then(trace_id_of) {
+        Some(trace) => trace.to_owned(),
+        None => format!("{:032x}", rng.gen::<u128>() | 1),
+    };
+    format!("00-{trace}-{:016x}-01", rng.gen::<u64>() | 1)
+}
+
+fn header_uuid(headers: &HeaderMap, name: &str) -> Option<Uuid> {
+    headers.get(name)?.to_str().ok()?.parse().ok()
+}
+
+async fn observe(State(names): State<Arc<Names>>, request: Request, next: Next) -> Response {
+    let route = request
+        .extensions()
+        .get::<MatchedPath>()
+        .map_or("unmatched", MatchedPath::as_str)
+        .to_owned();
+    let method = request.method().clone();
+    let headers = request.headers();
+    let request_id = request_id(headers);
+    let incoming = incoming_traceparent(headers).map(str::to_owned);
+    let internal = request.uri().path().starts_with("/internal/");
+    let (correlation_id, causation_id) = match internal {
+        true => (
+            header_uuid(headers, CORRELATION_ID).unwrap_or_else(Uuid::now_v7),
+            header_uuid(headers, CAUSATION_ID),
+        ),
+        false => (Uuid::now_v7(), None),
+    };
+    let span = tracing::info_span!(
+        "request",
+        otel.name = %format_args!("{method} {route}"),
+        otel.kind = "server",
+        otel.status_code = tracing::field::Empty,
+        http.request.method = %method,
+        http.route = %route,
+        http.response.status_code = tracing::field::Empty,
+        request_id = %request_id,
+        correlation_id = %correlation_id,
+        trace_id = tracing::field::Empty,
+        span_id = tracing::field::Empty,
+    );
+    continue_trace(&span, incoming.as_deref());
+    let traceparent = traceparent_for(&span, incoming.as_deref());
+    let mut ids = traceparent.split('-').skip(1);
+    span.record("trace_id", ids.next());
+    span.record("span_id", ids.next());
+    let conversation = Conversation {
+        correlation_id,
+        causation_id,
+        request_id: Some(request_id.clone()),
+        traceparent: Some(traceparent),
+    };
+    let started = Instant::now();
+    let mut response = conversation
+        .scope(next.run(request).instrument(span.clone()))
+        .await;
+    let status = response.status();
+    span.record("http.response.status_code", status.as_u16());
+    if status.is_server_error() {
+        span.record("otel.status_code", "ERROR");
+    }
+    metrics::counter!(names.requests.clone(), "method" => method.to_string(), "route" => route.clone(), "status" => status.as_u16().to_string())
+        .increment(1);
+    metrics::histogram!(names.duration.clone(), "method" => method.to_string(), "route" => route)
+        .record(started.elapsed().as_secs_f64());
+    if let Ok(value) = HeaderValue::from_str(&request_id) {
+        response.headers_mut().entry(REQUEST_ID).or_insert(value);
+    }
+    response
+}
+
+/// The headers a call to another service carries so its work joins this conversation and
+/// trace: the request id, the correlation and causation ids, and `traceparent` (the calling
+/// span's when exported, else the conversation's).
+pub fn outgoing(span: &tracing::Span) -> Vec<(&'static str, String)> {
+    let Some(conversation) = Conversation::current() else {
+        return traceparent_of(span)
+            .map(|trace| vec![(TRACEPARENT, trace)])
+            .unwrap_or_default();
+    };
+    let mut headers = vec![(CORRELATION_ID, conversation.correlation_id.to_string())];
+    if let Some(cause) = conversation.causation_id {
+        headers.push((CAUSATION_ID, cause.to_string()));
+    }
+    if let Some(id) = conversation.request_id {
+        headers.push((REQUEST_ID, id));
+    }
+    if let Some(trace) = traceparent_of(span).or(conversation.traceparent) {
+        headers.push((TRACEPARENT, trace));
+    }
+    headers
+}
