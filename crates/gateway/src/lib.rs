@@ -5,8 +5,9 @@
 //!   for an unknown `kid`), so a bad token never reaches a service;
 //! - limits requests per client address and per user, and password attempts per address
 //!   ([`RateLimits`], shared with the single server; 429 with `Retry-After`);
-//! - gives every request an `X-Request-Id` and a W3C `traceparent` (kept when the client sent
-//!   valid ones) and passes them on, in a server span of its own; counts and times requests
+//! - gives every request an `X-Request-Id` (the client's when sane) and a W3C `traceparent`
+//!   (continuing the client's trace when it sent a valid one) and passes them on, from a server
+//!   span of its own; drops a client's `X-Correlation-Id` and `X-Causation-Id`; counts and times requests
 //!   per upstream (`msa_gateway_http_requests_total`, `…_duration_seconds`);
 //! - refuses bodies over the limit (413), and answers upstream time-outs (504) and unreachable
 //!   services (503) as problem+json;
@@ -31,9 +32,8 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use axum::{Json, Router};
 use msa_http::auth::TokenError;
-use msa_http::telemetry;
+use msa_http::telemetry::{self, RouteMetrics, ServerSpan};
 use msa_http::{Problem, RemoteKeys, TrustedProxies};
-use msa_kernel::conversation::continue_trace;
 use serde_json::{json, Value};
 use tracing::Instrument;
 
@@ -64,6 +64,8 @@ struct Gateway {
     keys: Arc<RemoteKeys>,
     limits: RateLimits,
     tunnels: Arc<tunnels::Tunnels>,
+    /// Requests per upstream: `msa_gateway_http_requests_total`, `…_duration_seconds`.
+    metrics: RouteMetrics,
 }
 
 /// The gateway's app. Serve it with `msa_http::server::serve` (handlers see the peer's address:
@@ -83,6 +85,7 @@ pub async fn app(config: GatewayConfig) -> Result<Router, String> {
         keys: RemoteKeys::new(config.upstreams.user.first(), client.clone()),
         limits: RateLimits::new(config.rate_limits),
         tunnels: tunnels::Tunnels::new(config.rate_limits.streams_per_address),
+        metrics: RouteMetrics::new("gateway"),
         client,
         config,
     });
@@ -143,45 +146,30 @@ async fn proxy(
         .ok()
         .and_then(|path| owner(&method, &path))
         .map_or("none", Owner::name);
-    let span = tracing::info_span!(
-        "request",
-        otel.name = %format_args!("{method} {upstream}"),
-        otel.kind = "server",
-        otel.status_code = tracing::field::Empty,
-        http.request.method = %method,
-        http.route = upstream,
-        http.response.status_code = tracing::field::Empty,
-        request_id = %id,
-        trace_id = tracing::field::Empty,
-        span_id = tracing::field::Empty,
+    let server = ServerSpan::start(
+        &method,
+        upstream,
+        &id,
+        telemetry::incoming_traceparent(request.headers()),
     );
-    let incoming = telemetry::incoming_traceparent(request.headers());
-    continue_trace(&span, incoming);
-    let trace = telemetry::traceparent_for(&span, incoming);
-    let mut ids = trace.split('-').skip(1);
-    span.record("trace_id", ids.next());
-    span.record("span_id", ids.next());
     // Behind a load balancer or an ingress, the client is who they say it is.
     let client = gateway
         .config
         .trusted_proxies
         .client(Some(client.ip()), request.headers())
         .unwrap_or(client.ip());
-    let started = std::time::Instant::now();
-    let mut response = route(&gateway, client, request, &id, &trace)
-        .instrument(span.clone())
+    let mut response = route(&gateway, client, request, &id, &server.traceparent)
+        .instrument(server.span.clone())
         .await;
-    let status = response.status();
-    span.record("http.response.status_code", status.as_u16());
-    if status.is_server_error() {
-        span.record("otel.status_code", "ERROR");
+    // The service's conversation, so the gateway's log lines name it too.
+    if let Some(correlation) = response
+        .headers()
+        .get(telemetry::CORRELATION_ID)
+        .and_then(|v| v.to_str().ok())
+    {
+        server.span.record("correlation_id", correlation);
     }
-    metrics::counter!("msa_gateway_http_requests_total", "method" => method.to_string(),
-        "route" => upstream, "status" => status.as_u16().to_string())
-    .increment(1);
-    metrics::histogram!("msa_gateway_http_request_duration_seconds",
-        "method" => method.to_string(), "route" => upstream)
-    .record(started.elapsed().as_secs_f64());
+    server.answered(response.status(), &gateway.metrics);
     if let Ok(value) = HeaderValue::from_str(&id) {
         response.headers_mut().insert("x-request-id", value);
     }

@@ -40,6 +40,9 @@ pub async fn send(
     body: axum::body::Bytes,
 ) -> Result<reqwest::Response, reqwest::Error> {
     let mut headers = end_to_end(&parts.headers);
+    // A client's conversation ids would put its request into someone else's trail.
+    headers.remove(msa_http::telemetry::CORRELATION_ID);
+    headers.remove(msa_http::telemetry::CAUSATION_ID);
     headers.extend(extra);
     client
         .request(parts.method.clone(), url)

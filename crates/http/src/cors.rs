@@ -32,6 +32,7 @@ pub fn policy(origins: &[String]) -> Result<CorsLayer, String> {
             header::LOCATION,
             header::RETRY_AFTER,
             header::HeaderName::from_static("x-request-id"),
+            header::HeaderName::from_static("x-correlation-id"),
         ])
         .max_age(Duration::from_secs(600)))
 }

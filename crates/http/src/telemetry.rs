@@ -18,7 +18,7 @@ use std::sync::Arc;
 use std::time::Instant;
 
 use axum::extract::{MatchedPath, Request, State};
-use axum::http::{HeaderMap, HeaderValue};
+use axum::http::{HeaderMap, HeaderValue, Method, StatusCode};
 use axum::middleware::Next;
 use axum::response::Response;
 use axum::Router;
@@ -32,19 +32,108 @@ pub const CORRELATION_ID: &str = "x-correlation-id";
 pub const CAUSATION_ID: &str = "x-causation-id";
 pub const TRACEPARENT: &str = "traceparent";
 
-/// The metric names of one context's HTTP API.
-struct Names {
-    requests: String,
-    duration: String,
+/// The RED metrics of one context's HTTP API (or the gateway's).
+pub struct RouteMetrics {
+    requests: &'static str,
+    duration: &'static str,
 }
 
-/// `router`'s requests observed as `context`'s.
+impl RouteMetrics {
+    pub fn new(context: &str) -> Self {
+        Self {
+            requests: metric::name(context, "http_requests_total"),
+            duration: metric::name(context, "http_request_duration_seconds"),
+        }
+    }
+}
+
+/// `router`'s requests observed as `context`'s. Answers carry `X-Request-Id` and the
+/// conversation's `X-Correlation-Id`.
 pub fn observed(context: &str, router: Router) -> Router {
-    let names = Arc::new(Names {
-        requests: metric::name(context, "http_requests_total"),
-        duration: metric::name(context, "http_request_duration_seconds"),
-    });
-    router.layer(axum::middleware::from_fn_with_state(names, observe))
+    let metrics = Arc::new(RouteMetrics::new(context));
+    router.layer(axum::middleware::from_fn_with_state(metrics, observe))
+}
+
+/// A request's server span (OpenTelemetry's HTTP conventions), continuing the caller's trace.
+pub struct ServerSpan {
+    pub span: tracing::Span,
+    /// The trace context to pass on: see [`traceparent_for`].
+    pub traceparent: String,
+    method: &'static str,
+    route: &'static str,
+    started: Instant,
+}
+
+/// The method as a label: one of HTTP's own, or `_OTHER` (OpenTelemetry's convention), so a
+/// client inventing methods cannot grow the label set.
+fn method_label(method: &Method) -> &'static str {
+    match *method {
+        Method::GET => "GET",
+        Method::POST => "POST",
+        Method::PUT => "PUT",
+        Method::PATCH => "PATCH",
+        Method::DELETE => "DELETE",
+        Method::HEAD => "HEAD",
+        Method::OPTIONS => "OPTIONS",
+        Method::CONNECT => "CONNECT",
+        Method::TRACE => "TRACE",
+        _ => "_OTHER",
+    }
+}
+
+impl ServerSpan {
+    /// `route` is a route's template or another name from a fixed set, never a raw path.
+    pub fn start(method: &Method, route: &str, request_id: &str, incoming: Option<&str>) -> Self {
+        let method = method_label(method);
+        let route = metric::intern(route);
+        let span = tracing::info_span!(
+            "request",
+            otel.name = %format_args!("{method} {route}"),
+            otel.kind = "server",
+            otel.status_code = tracing::field::Empty,
+            http.request.method = %method,
+            http.route = route,
+            http.response.status_code = tracing::field::Empty,
+            request_id = request_id,
+            correlation_id = tracing::field::Empty,
+            trace_id = tracing::field::Empty,
+            span_id = tracing::field::Empty,
+        );
+        continue_trace(&span, incoming);
+        let traceparent = traceparent_for(&span, incoming);
+        let mut ids = traceparent.split('-').skip(1);
+        span.record("trace_id", ids.next());
+        span.record("span_id", ids.next());
+        Self {
+            span,
+            traceparent,
+            method,
+            route,
+            started: Instant::now(),
+        }
+    }
+
+    /// Records the answer on the span (and logs it, at debug) and in `metrics`.
+    pub fn answered(self, status: StatusCode, metrics: &RouteMetrics) {
+        let elapsed = self.started.elapsed();
+        self.span
+            .record("http.response.status_code", status.as_u16());
+        if status.is_server_error() {
+            self.span.record("otel.status_code", "ERROR");
+        }
+        self.span.in_scope(|| {
+            tracing::debug!(
+                status = status.as_u16(),
+                elapsed_ms = elapsed.as_secs_f64() * 1e3,
+                "answered"
+            )
+        });
+        let status_label = metric::intern(status.as_str());
+        metrics::counter!(metrics.requests, "method" => self.method, "route" => self.route, "status" => status_label)
+            .increment(1);
+        metrics::histogram!(metrics.duration, "method" => self.method, "route" => self.route)
+            .record(elapsed.as_secs_f64());
+    }
 }
 
 /// The client's request id if it is a sane one, else a new one.
@@ -85,16 +174,25 @@ fn header_uuid(headers: &HeaderMap, name: &str) -> Option<Uuid> {
     headers.get(name)?.to_str().ok()?.parse().ok()
 }
 
-async fn observe(State(names): State<Arc<Names>>, request: Request, next: Next) -> Response {
-    let route = request
-        .extensions()
-        .get::<MatchedPath>()
-        .map_or("unmatched", MatchedPath::as_str)
-        .to_owned();
-    let method = request.method().clone();
+async fn observe(
+    State(metrics): State<Arc<RouteMetrics>>,
+    request: Request,
+    next: Next,
+) -> Response {
+    let route = metric::intern(
+        request
+            .extensions()
+            .get::<MatchedPath>()
+            .map_or("unmatched", MatchedPath::as_str),
+    );
     let headers = request.headers();
     let request_id = request_id(headers);
-    let incoming = incoming_traceparent(headers).map(str::to_owned);
+    let server = ServerSpan::start(
+        request.method(),
+        route,
+        &request_id,
+        incoming_traceparent(headers),
+    );
     let internal = request.uri().path().starts_with("/internal/");
     let (correlation_id, causation_id) = match internal {
         true => (
@@ -103,45 +201,26 @@ async fn observe(State(names): State<Arc<Names>>, request: Request, next: Next) 
         ),
         false => (Uuid::now_v7(), None),
     };
-    let span = tracing::info_span!(
-        "request",
-        otel.name = %format_args!("{method} {route}"),
-        otel.kind = "server",
-        otel.status_code = tracing::field::Empty,
-        http.request.method = %method,
-        http.route = %route,
-        http.response.status_code = tracing::field::Empty,
-        request_id = %request_id,
-        correlation_id = %correlation_id,
-        trace_id = tracing::field::Empty,
-        span_id = tracing::field::Empty,
-    );
-    continue_trace(&span, incoming.as_deref());
-    let traceparent = traceparent_for(&span, incoming.as_deref());
-    let mut ids = traceparent.split('-').skip(1);
-    span.record("trace_id", ids.next());
-    span.record("span_id", ids.next());
+    server
+        .span
+        .record("correlation_id", tracing::field::display(correlation_id));
     let conversation = Conversation {
         correlation_id,
         causation_id,
         request_id: Some(request_id.clone()),
-        traceparent: Some(traceparent),
+        traceparent: Some(server.traceparent.clone()),
     };
-    let started = Instant::now();
     let mut response = conversation
-        .scope(next.run(request).instrument(span.clone()))
+        .scope(next.run(request).instrument(server.span.clone()))
         .await;
-    let status = response.status();
-    span.record("http.response.status_code", status.as_u16());
-    if status.is_server_error() {
-        span.record("otel.status_code", "ERROR");
-    }
-    metrics::counter!(names.requests.clone(), "method" => method.to_string(), "route" => route.clone(), "status" => status.as_u16().to_string())
-        .increment(1);
-    metrics::histogram!(names.duration.clone(), "method" => method.to_string(), "route" => route)
-        .record(started.elapsed().as_secs_f64());
+    server.answered(response.status(), &metrics);
+    let headers = response.headers_mut();
     if let Ok(value) = HeaderValue::from_str(&request_id) {
-        response.headers_mut().entry(REQUEST_ID).or_insert(value);
+        headers.entry(REQUEST_ID).or_insert(value);
+    }
+    // What an operator asks a client for: `msa trail <correlation id>`.
+    if let Ok(value) = HeaderValue::from_str(&correlation_id.to_string()) {
+        headers.insert(CORRELATION_ID, value);
     }
     response
 }

@@ -237,6 +237,10 @@ impl<R: ReadModelStore> Consumer<R> {
         let mut lag = LagGauges::new(handler.name());
         let context = metric::context_of(handler.name());
         let events_total = metric::name(context, "consumer_events_total");
+        // One counter per outcome, made once: a busy consumer passes over thousands a second.
+        let counted = |outcome: &Outcome| metrics::counter!(events_total, "consumer" => handler.name().to_owned(), "outcome" => outcome.label());
+        let passed = counted(&Outcome::Passed);
+        let (handled, duplicate) = (counted(&Outcome::Handled), counted(&Outcome::Duplicate));
         let handle_seconds = metrics::histogram!(
             metric::name(context, "consumer_handle_duration_seconds"),
             "consumer" => handler.name().to_owned(),
@@ -280,12 +284,7 @@ impl<R: ReadModelStore> Consumer<R> {
                 }
             };
             if !handler.wants(&delivery.event) {
-                metrics::counter!(
-                    events_total.clone(),
-                    "consumer" => handler.name().to_owned(),
-                    "outcome" => Outcome::Passed.label(),
-                )
-                .increment(1);
+                passed.increment(1);
                 let since = uncommitted.map_or_else(std::time::Instant::now, |(_, since)| since);
                 uncommitted = Some((delivery, since));
                 continue;
@@ -322,12 +321,11 @@ impl<R: ReadModelStore> Consumer<R> {
             // Stopping before it settled: uncommitted, it comes again after the restart.
             let Some(outcome) = outcome else { break };
             handle_seconds.record(started.elapsed().as_secs_f64());
-            metrics::counter!(
-                events_total.clone(),
-                "consumer" => handler.name().to_owned(),
-                "outcome" => outcome.label(),
-            )
-            .increment(1);
+            match &outcome {
+                Outcome::Handled => handled.increment(1),
+                Outcome::Duplicate => duplicate.increment(1),
+                other => counted(other).increment(1),
+            }
             if let Err(error) = subscription.commit(&delivery).await {
                 tracing::warn!(consumer = handler.name(), %error, "offset not committed; a redelivery will be absorbed");
             }
@@ -406,7 +404,9 @@ impl<R: ReadModelStore> Consumer<R> {
     ) -> Replayed {
         let mut replayed = Replayed::default();
         for letter in letters.iter().filter(|l| l.consumer == handler.name()) {
-            match self.handle_once(handler, &letter.delivery.event).await {
+            let event = &letter.delivery.event;
+            let handled = Conversation::caused_by(event).scope(self.handle_once(handler, event));
+            match handled.await {
                 Ok(Outcome::Handled) => replayed.handled.push(letter.clone()),
                 Ok(_) => replayed.settled_before += 1,
                 Err(error) => replayed.failing.push((letter.clone(), error.to_string())),

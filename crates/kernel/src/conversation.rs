@@ -37,16 +37,6 @@ tokio::task_local! {
 }
 
 impl Conversation {
-    /// A conversation that starts here.
-    pub fn start() -> Self {
-        Self {
-            correlation_id: Uuid::now_v7(),
-            causation_id: None,
-            request_id: None,
-            traceparent: None,
-        }
-    }
-
     /// The conversation `event` belongs to, continued by work it causes.
     pub fn caused_by(event: &RecordedEvent) -> Self {
         Self {
@@ -157,7 +147,12 @@ mod tests {
     #[tokio::test]
     async fn work_sees_the_conversation_it_runs_in() {
         assert_eq!(Conversation::current(), None);
-        let conversation = Conversation::start();
+        let conversation = Conversation {
+            correlation_id: Uuid::now_v7(),
+            causation_id: None,
+            request_id: Some("r-1".into()),
+            traceparent: None,
+        };
         let seen = conversation
             .clone()
             .scope(async { Conversation::current() })

@@ -1,9 +1,32 @@
 //! Metric names: `msa_<context>_<thing>_<unit>`, one family per context, so a dashboard selects a
 //! context by name and an operator reads where a number comes from without its labels.
 
-/// `msa_<context>_<thing>` for a context (`user-chat` becomes `user_chat`).
-pub fn name(context: &str, thing: &str) -> String {
-    format!("msa_{}_{thing}", context.replace('-', "_"))
+use std::collections::HashSet;
+use std::sync::{OnceLock, RwLock};
+
+/// `msa_<context>_<thing>` for a context (`user-chat` becomes `user_chat`). Interned: callers
+/// name their metrics once, and recording one then allocates nothing for its name.
+pub fn name(context: &str, thing: &str) -> &'static str {
+    intern(&format!("msa_{}_{thing}", context.replace('-', "_")))
+}
+
+/// `text` as a `&'static str`, kept once for the life of the process. Only for the bounded
+/// sets of metric names and label values (routes, statuses), never for client input.
+pub fn intern(text: &str) -> &'static str {
+    static INTERNED: OnceLock<RwLock<HashSet<&'static str>>> = OnceLock::new();
+    let interned = INTERNED.get_or_init(Default::default);
+    if let Some(known) = interned.read().unwrap_or_else(|p| p.into_inner()).get(text) {
+        return known;
+    }
+    let mut interned = interned.write().unwrap_or_else(|p| p.into_inner());
+    match interned.get(text) {
+        Some(known) => known,
+        None => {
+            let leaked: &'static str = Box::leak(text.to_owned().into_boxed_str());
+            interned.insert(leaked);
+            leaked
+        }
+    }
 }
 
 /// The context of a component named `<context>.<component>` (consumers, projections).
@@ -18,6 +41,12 @@ pub const SECONDS_BUCKETS: &[f64] = &[
 
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn a_name_is_kept_once() {
+        let first = super::name("chat", "x_total");
+        assert!(std::ptr::eq(first, super::name("chat", "x_total")));
+    }
+
     #[test]
     fn names_follow_the_context() {
         assert_eq!(

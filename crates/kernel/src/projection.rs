@@ -364,6 +364,7 @@ impl<R: ReadModelStore> ProjectionRunner<R> {
                 self.save_passed(name, generation, &mut at).await?;
             }
             *cursor = Some(at);
+            self.record_lag(name, None).await;
             return Ok(0);
         };
         if !events.iter().any(|event| projection.wants(event)) {
@@ -373,21 +374,58 @@ impl<R: ReadModelStore> ProjectionRunner<R> {
             }
             let read = events.len();
             *cursor = Some(at);
+            let newest = events.last().map(|e| (e.position.position, e.occurred_at));
+            self.record_lag(name, (read >= self.batch_size).then_some(newest).flatten())
+                .await;
             return Ok(read);
         }
         let span =
             tracing::info_span!("projection batch", projection = name, events = events.len());
         let started = Instant::now();
+        let wanted = events
+            .iter()
+            .filter(|event| projection.wants(event))
+            .count();
+        let newest = events.last().map(|e| (e.position.position, e.occurred_at));
+        let full = events.len() >= self.batch_size;
         let applied = self
             .apply_batch(projection, generation, cursor, at, events)
             .instrument(span)
             .await?;
         let context = metric::context_of(name);
-        metrics::histogram!(metric::name(context, "projection_batch_duration_seconds"), "projection" => name.to_owned())
+        metrics::histogram!(metric::name(context, "projection_batch_duration_seconds"), "projection" => name)
             .record(started.elapsed().as_secs_f64());
-        metrics::counter!(metric::name(context, "projection_events_total"), "projection" => name.to_owned())
-            .increment(applied as u64);
+        metrics::counter!(metric::name(context, "projection_events_total"), "projection" => name)
+            .increment(wanted as u64);
+        self.record_lag(name, full.then_some(newest).flatten())
+            .await;
         Ok(applied)
+    }
+
+    /// How far behind the projection is after a read: `behind` is the newest event read when
+    /// the read was a full batch (more are waiting), `None` when it reached the end of the log.
+    async fn record_lag(
+        &self,
+        name: &'static str,
+        behind: Option<(i64, chrono::DateTime<chrono::Utc>)>,
+    ) {
+        let (events, age) = match behind {
+            Some((position, occurred_at)) => (
+                self.events
+                    .head_position()
+                    .await
+                    .map_or(0, |head| (head - position).max(0)),
+                (chrono::Utc::now() - occurred_at)
+                    .to_std()
+                    .unwrap_or_default(),
+            ),
+            None => (0, Duration::ZERO),
+        };
+        let context = metric::context_of(name);
+        metrics::gauge!(metric::name(context, "projection_lag_events"), "projection" => name)
+            .set(events as f64);
+        metrics::gauge!(metric::name(context, "projection_lag_seconds"), "projection" => name)
+            .set(age.as_secs_f64());
     }
 
     /// Applies a batch holding events the projection wants and moves its checkpoint past it, in

@@ -8,8 +8,8 @@
 //! relay per context is active at a time, by a lease in the context's database; when the active
 //! one dies, another takes over once the lease expires.
 //!
-//! Metrics: `msa_relay_events_published_total` and `msa_relay_lag_events` (events in the store
-//! not yet on the bus), per context.
+//! Metrics: `msa_<context>_relay_events_published_total` and `msa_<context>_relay_lag_events`
+//! (events in the store not yet on the bus). Each batch is published in a producer span.
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -68,6 +68,8 @@ pub struct Relay<R: ReadModelStore + Leases> {
     publisher: Arc<dyn EventPublisher>,
     settings: RelaySettings,
     standing: Mutex<Standing>,
+    /// `msa_<context>_relay_lag_events` and `…_relay_events_published_total`.
+    metric_names: (&'static str, &'static str),
 }
 
 /// What the active relay knows without asking its database again. While the lease is surely
@@ -116,6 +118,10 @@ impl<R: ReadModelStore + Leases> Relay<R> {
             publisher,
             settings,
             standing: Mutex::new(Standing::default()),
+            metric_names: (
+                metric::name(context, "relay_lag_events"),
+                metric::name(context, "relay_events_published_total"),
+            ),
         }
     }
 
@@ -146,8 +152,6 @@ impl<R: ReadModelStore + Leases> Relay<R> {
         Ok(())
     }
 
-    /// Stores the acknowledged position as the checkpoint: when `SAVE_EVERY` has passed since
-    /// the last save, or at once with `now`; never after the lease may have lapsed.
     /// The span of one batch's publishing (OpenTelemetry messaging: a producer span), linked to
     /// the spans that appended its first events.
     fn publish_span(&self, topic: &str, events: &[RecordedEvent]) -> tracing::Span {
@@ -168,6 +172,8 @@ impl<R: ReadModelStore + Leases> Relay<R> {
         span
     }
 
+    /// Stores the acknowledged position as the checkpoint: when `SAVE_EVERY` has passed since
+    /// the last save, or at once with `now`; never after the lease may have lapsed.
     async fn save(&self, standing: &mut Standing, now: bool) -> Result<(), RelayError> {
         let Some(published) = standing.published else {
             return Ok(());
@@ -216,7 +222,8 @@ impl<R: ReadModelStore + Leases> Relay<R> {
             Some((after, events)) if after == from => events,
             _ => self.events.read_all(from, batch_size).await?,
         };
-        let lag = metrics::gauge!(metric::name(&self.context, "relay_lag_events"));
+        let (lag, published_total) = self.metric_names;
+        let lag = metrics::gauge!(lag);
         if events.is_empty() {
             lag.set(0.0);
             self.save(&mut standing, true).await?;
@@ -243,8 +250,7 @@ impl<R: ReadModelStore + Leases> Relay<R> {
         if published.acknowledged > 0 {
             let last = events[published.acknowledged - 1].position;
             standing.published = Some(last);
-            metrics::counter!(metric::name(&self.context, "relay_events_published_total"))
-                .increment(published.acknowledged as u64);
+            metrics::counter!(published_total).increment(published.acknowledged as u64);
             if events.len() < batch_size {
                 // The read reached the end of the log as it was then.
                 lag.set(0.0);

@@ -110,6 +110,8 @@ pub struct Repository<A> {
     store: Arc<dyn EventStore>,
     cache: Option<Arc<Mutex<StateCache<A>>>>,
     turns: Arc<Vec<tokio::sync::Mutex<()>>>,
+    /// `msa_<context>_commands_total` and `…_command_duration_seconds`.
+    metric_names: (&'static str, &'static str),
     _aggregate: PhantomData<fn() -> A>,
 }
 
@@ -122,6 +124,7 @@ impl<A> Clone for Repository<A> {
             store: self.store.clone(),
             cache: self.cache.clone(),
             turns: self.turns.clone(),
+            metric_names: self.metric_names,
             _aggregate: PhantomData,
         }
     }
@@ -137,6 +140,10 @@ impl<A: Aggregate> Repository<A> {
                 (0..TURN_STRIPES)
                     .map(|_| tokio::sync::Mutex::new(()))
                     .collect(),
+            ),
+            metric_names: (
+                metric::name(metric::context_of(A::KIND), "commands_total"),
+                metric::name(metric::context_of(A::KIND), "command_duration_seconds"),
             ),
             _aggregate: PhantomData,
         }
@@ -327,13 +334,11 @@ impl<A: Aggregate> Repository<A> {
             }
             Err(CommandError::Store(_)) => "error",
         };
-        let context = metric::context_of(A::KIND);
-        metrics::counter!(metric::name(context, "commands_total"),
-            "aggregate" => A::KIND, "command" => name, "outcome" => outcome)
-        .increment(1);
-        metrics::histogram!(metric::name(context, "command_duration_seconds"),
-            "aggregate" => A::KIND, "command" => name)
-        .record(started.elapsed().as_secs_f64());
+        let (commands, duration) = self.metric_names;
+        metrics::counter!(commands, "aggregate" => A::KIND, "command" => name, "outcome" => outcome)
+            .increment(1);
+        metrics::histogram!(duration, "aggregate" => A::KIND, "command" => name)
+            .record(started.elapsed().as_secs_f64());
         executed
     }
 

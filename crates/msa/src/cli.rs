@@ -628,6 +628,12 @@ pub struct TrailArgs {
     #[command(flatten)]
     pub storage: StorageArgs,
 
+    /// A context whose stores are in another PostgreSQL database than --database-url's (a
+    /// database per service, as in docker-compose.yaml): `chat=postgres://…/msa_chat`. Repeat
+    /// for each.
+    #[arg(long = "context-database", value_name = "CONTEXT=URL")]
+    pub context_databases: Vec<String>,
+
     /// Print one JSON object per step instead of the table.
     #[arg(long)]
     pub json: bool,

@@ -191,7 +191,11 @@ async fn everything(
         routes: observed("user", user.routes)
             .merge(observed("chat", chat.routes))
             .merge(observed("payment", payment.routes))
-            .merge(observed("user-chat", user_chat.routes.merge(export))),
+            .merge(observed("user-chat", user_chat.routes.merge(export)))
+            .merge(crate::trail::admin_routes(
+                stores.to_vec(),
+                user.verifier.clone(),
+            )),
         document: api_document(),
         tasks,
         edge_verifier: Some(user.verifier.clone()),

@@ -26,6 +26,7 @@ pub const EVENT_SOURCES: &[&str] = &["user", "chat", "payment"];
 pub const CONTEXTS: &[&str] = &["user", "chat", "payment", "user-chat"];
 
 /// One context's stores.
+#[derive(Clone)]
 pub struct ContextStores {
     pub context: &'static str,
     pub events: Arc<dyn EventStore>,

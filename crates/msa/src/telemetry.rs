@@ -43,15 +43,20 @@ pub fn init(format: LogFormat, export: Option<Export>) -> anyhow::Result<Flush> 
         EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info,sqlx=warn"));
     let logs = tracing_subscriber::fmt::layer().with_writer(std::io::stderr);
     let logs = match format {
-        LogFormat::Text => logs.boxed(),
-        LogFormat::Json => logs.json().flatten_event(true).boxed(),
+        LogFormat::Text => logs.with_filter(filter).boxed(),
+        LogFormat::Json => logs.json().flatten_event(true).with_filter(filter).boxed(),
     };
     let provider = export.map(tracer_provider).transpose()?;
-    let traces = provider
-        .as_ref()
-        .map(|provider| tracing_opentelemetry::layer().with_tracer(provider.tracer("msa")));
+    // Traces have a filter of their own: `RUST_LOG=warn` quiets the logs, not the traces. The
+    // HTTP stack's own spans stay out (the exporter sends with it: no span about a span).
+    let traces = provider.as_ref().map(|provider| {
+        tracing_opentelemetry::layer()
+            .with_tracer(provider.tracer("msa"))
+            .with_filter(EnvFilter::new(
+                "info,sqlx=off,hyper=off,hyper_util=off,h2=off,reqwest=off,rdkafka=off,tower=off",
+            ))
+    });
     tracing_subscriber::registry()
-        .with(filter)
         .with(logs)
         .with(traces)
         .init();

@@ -134,3 +134,38 @@ async fn drop_databases(run: &str, prefix: &str) {
     }
     admin.close().await.ok();
 }
+
+/// `scripts/bench-tracing`, run as a user runs it (briefly): both configurations run, and the
+/// ratio of exported to off is printed.
+#[test]
+fn the_tracing_benchmark_runs_both_configurations_and_prints_the_ratio() {
+    let script = concat!(env!("CARGO_MANIFEST_DIR"), "/../../scripts/bench-tracing");
+    let output = Command::new("bash")
+        .arg(script)
+        .args(["--msa", env!("CARGO_BIN_EXE_msa")])
+        .args(["--rounds", "1", "--duration", "2s", "--users", "4"])
+        .output()
+        .expect("run scripts/bench-tracing");
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(output.status.success(), "{stdout}\n{stderr}");
+    for config in ["off ", "exported "] {
+        let run = stdout
+            .lines()
+            .find(|line| line.starts_with(config))
+            .unwrap_or_else(|| panic!("no `{config}` run in:\n{stdout}\n{stderr}"));
+        let sends: f64 = run.split_whitespace().nth(1).unwrap().parse().unwrap();
+        assert!(sends > 0.0, "{run}");
+    }
+    assert!(
+        stdout.contains("exported / off (medians): sends/s "),
+        "{stdout}"
+    );
+
+    let refused = Command::new("bash")
+        .arg(script)
+        .args(["--rounds", "0"])
+        .output()
+        .unwrap();
+    assert_eq!(refused.status.code(), Some(2));
+}

@@ -82,7 +82,8 @@ async fn balance(api: &Api, who: &Person) -> Option<i64> {
         .as_i64()
 }
 
-async fn scenario(api: &mut Api, restart: &mut dyn FnMut(&mut Api)) {
+/// Runs the scenario; returns what its people typed or were given that no log line may hold.
+async fn scenario(api: &mut Api, restart: &mut dyn FnMut(&mut Api)) -> Vec<String> {
     let (ada, bob) = (api.person("Ada").await, api.person("Bob").await);
 
     // Ada opens a direct chat with Bob by his nickname; both watch the stream.
@@ -280,6 +281,53 @@ async fn scenario(api: &mut Api, restart: &mut dyn FnMut(&mut Api)) {
     })
     .await;
     assert_eq!(balance(api, &ada).await, Some(88));
+    let mut secrets: Vec<String> = [
+        "correct horse battery",
+        "ada@example.com",
+        "bob@example.com",
+        "hello Bob",
+        "hello Ada",
+        "hello, Bob",
+        "a message to take back",
+        "one more?",
+        "still there?",
+        "approve-e2e",
+    ]
+    .map(String::from)
+    .to_vec();
+    secrets.extend([ada.token, bob.token]);
+    secrets
+}
+
+/// The processes' logs (JSON lines) hold no password, token, email address or message body,
+/// and a line written inside a request names it: request id, correlation id, trace and span.
+fn logs_keep_no_secret(logs: &[String], secrets: &[String]) {
+    let mut answered = 0;
+    for line in logs.iter().flat_map(|log| log.lines()) {
+        for secret in secrets {
+            assert!(
+                !line.contains(secret.as_str()),
+                "a log line holds {secret:?}: {line}"
+            );
+        }
+        let Ok(entry) = serde_json::from_str::<Value>(line) else {
+            panic!("not a JSON log line: {line}");
+        };
+        if entry["message"] == "answered" {
+            answered += 1;
+            for field in ["request_id", "correlation_id", "trace_id", "span_id"] {
+                assert!(entry["span"][field].is_string(), "no {field} in {line}");
+            }
+        }
+    }
+    assert!(answered > 0, "no request was logged");
+}
+
+/// What the scenario's processes log: JSON, and each request's answer (at debug).
+const LOGGING: [&str; 2] = ["--log-format", "json"];
+
+fn log_requests() {
+    std::env::set_var("RUST_LOG", "info,sqlx=warn,msa_http::telemetry=debug");
 }
 
 const HASH_FLAGS: [&str; 6] = [
@@ -309,13 +357,19 @@ async fn the_scenario_on_the_single_server() {
         .map(String::from),
     );
     args.extend(HASH_FLAGS.map(String::from));
+    args.extend(LOGGING.map(String::from));
+    log_requests();
     let server = Restartable { args };
     let mut api = Api::at(server.start());
-    scenario(&mut api, &mut |api: &mut Api| {
+    let mut logs = Vec::new();
+    let secrets = scenario(&mut api, &mut |api: &mut Api| {
         api.server.process.kill();
+        logs.push(api.server.process.log());
         api.server = server.start();
     })
     .await;
+    logs.push(api.server.process.log());
+    logs_keep_no_secret(&logs, &secrets);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
@@ -341,6 +395,7 @@ async fn the_scenario_on_microservices_behind_the_gateway() {
         args.extend(["--database-url".into(), database.clone()]);
         args.extend(kafka.iter().cloned());
         args.extend(extra.iter().cloned());
+        args.extend(LOGGING.map(String::from));
         Restartable { args }
     };
     let to = |flag: &str, port: u16| vec![flag.to_owned(), url(port)];
@@ -356,10 +411,11 @@ async fn the_scenario_on_microservices_behind_the_gateway() {
     user_chat_flags.extend(to("--chat", chat));
     user_chat_flags.extend(to("--payment", payment));
     let user_chat_service = service("user-chat", user_chat, &user_chat_flags);
-    let _user = user_service.start();
+    log_requests();
+    let user_process = user_service.start();
     let mut chat_process = Some(chat_service.start());
-    let _payment = payment_service.start();
-    let _user_chat = user_chat_service.start();
+    let payment_process = payment_service.start();
+    let user_chat_process = user_chat_service.start();
     let gateway = spawn_serving(&[
         "gateway",
         "--listen",
@@ -372,6 +428,8 @@ async fn the_scenario_on_microservices_behind_the_gateway() {
         &url(payment),
         "--user-chat",
         &url(user_chat),
+        LOGGING[0],
+        LOGGING[1],
     ]);
     let mut api = Api::at(gateway);
     let (status, ready) = through_outage(|| async {
@@ -382,13 +440,27 @@ async fn the_scenario_on_microservices_behind_the_gateway() {
     })
     .await;
     assert_eq!(status, 200, "{ready}");
-    scenario(&mut api, &mut |_api: &mut Api| {
+    let mut logs = Vec::new();
+    let secrets = scenario(&mut api, &mut |_api: &mut Api| {
         if let Some(mut chat) = chat_process.take() {
             chat.process.kill();
+            logs.push(chat.process.log());
         }
         chat_process = Some(chat_service.start());
     })
     .await;
+    for process in [
+        &user_process,
+        &payment_process,
+        &user_chat_process,
+        &api.server,
+    ]
+    .into_iter()
+    .chain(chat_process.as_ref())
+    {
+        logs.push(process.process.log());
+    }
+    logs_keep_no_secret(&logs, &secrets);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -16,6 +16,7 @@ use opentelemetry_proto::tonic::common::v1::any_value::Value as AnyValue;
 use opentelemetry_proto::tonic::common::v1::KeyValue;
 use opentelemetry_proto::tonic::trace::v1::Span;
 use prost::Message;
+use reqwest::Method;
 use serde_json::{json, Value};
 
 /// A span as received, with the `service.name` of the process that sent it.
@@ -219,8 +220,13 @@ fn place(steps: &[Value], what: impl Fn(&Value) -> bool) -> Option<usize> {
 }
 
 /// Sends one message and waits until its trail shows the spend, the post, (with Kafka) both
-/// published, and the spend handled by user-chat; then checks their order.
-async fn a_sent_message_has_its_trail(api: &Api, storage: &[&str], relayed: bool) {
+/// published, and the spend handled by user-chat; then checks their order. Returns the message's
+/// id and its trail.
+async fn a_sent_message_has_its_trail(
+    api: &Api,
+    storage: &[&str],
+    relayed: bool,
+) -> (String, Vec<Value>) {
     let (ada, room) = direct_chat(api).await;
     let (status, sent) = api.send(&ada, &room, "trail-1", "where did I go").await;
     assert_eq!(status, 201, "{sent}");
@@ -272,6 +278,11 @@ async fn a_sent_message_has_its_trail(api: &Api, storage: &[&str], relayed: bool
     }
     // The trail of the conversation is the same trail.
     assert_eq!(trail(correlation.as_str().unwrap(), storage), steps);
+    (message_id, steps)
+}
+
+fn events_of(steps: &[Value]) -> Vec<&Value> {
+    steps.iter().filter(|s| s["step"] == "event").collect()
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
@@ -279,7 +290,49 @@ async fn msa_trail_follows_a_message_on_the_single_server() {
     let data = tempfile::tempdir().unwrap();
     let data_dir = data.path().to_str().unwrap();
     let api = Api::start(&["--data-dir", data_dir]);
-    a_sent_message_has_its_trail(&api, &["--data-dir", data_dir], false).await;
+    let (message_id, steps) =
+        a_sent_message_has_its_trail(&api, &["--data-dir", data_dir], false).await;
+
+    // The same trail over HTTP, for admins only.
+    let path = format!("/v1/admin/trail/{message_id}");
+    let eve = api.person("Eve").await;
+    assert_eq!(api.get(&eve, &path).await.0, 403);
+    assert_eq!(api.call(Method::GET, &path, "", None).await.0, 401);
+    let granted = common::msa()
+        .args([
+            "users",
+            "grant-admin",
+            "eve@example.com",
+            "--data-dir",
+            data_dir,
+        ])
+        .output()
+        .unwrap();
+    common::succeeded(&granted);
+    let body = json!({"email": "eve@example.com", "password": "correct horse battery"});
+    let (_, tokens) = api
+        .call(Method::POST, "/v1/auth/token", "", Some(body))
+        .await;
+    let admin = Person {
+        id: eve.id,
+        token: tokens["access_token"].as_str().unwrap().to_owned(),
+    };
+    let (status, answer) = api.get(&admin, &path).await;
+    assert_eq!(status, 200, "{answer}");
+    let items = answer["items"].as_array().unwrap();
+    assert_eq!(events_of(items), events_of(&steps));
+    let refused = common::msa()
+        .args(["trail", &message_id, "--data-dir", data_dir])
+        .args(["--context-database", "billing=postgres://x/y"])
+        .output()
+        .unwrap();
+    assert!(!refused.status.success());
+    assert!(String::from_utf8_lossy(&refused.stderr).contains("--context-database billing="));
+    for bad in ["not-a-uuid", "..%2f..%2fetc"] {
+        let (status, problem) = api.get(&admin, &format!("/v1/admin/trail/{bad}")).await;
+        assert_eq!(status, 422, "{bad}: {problem}");
+        assert_eq!(problem["errors"][0]["field"], "id");
+    }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
@@ -288,6 +341,13 @@ async fn msa_trail_follows_a_message_through_the_microservices() {
         return;
     };
     let api = Api::at(gateway);
-    let storage = ["--database-url", services.database.as_str()];
+    // Each context named with its database, as with a database per service.
+    let chat = format!("chat={}", services.database);
+    let storage = [
+        "--database-url",
+        services.database.as_str(),
+        "--context-database",
+        chat.as_str(),
+    ];
     a_sent_message_has_its_trail(&api, &storage, true).await;
 }

@@ -363,17 +363,32 @@ impl SqlReadModelStore {
         Ok(found.is_some())
     }
 
-    /// Which consumers of this database handled `event_id`, and when (`handled_at`, RFC 3339),
-    /// oldest first: the deliveries an operator's trail shows.
-    pub async fn handlings(&self, event_id: Uuid) -> Result<Vec<(String, String)>, StoreError> {
-        let rows: Vec<(String, String)> = sqlx::query_as(
-            "SELECT consumer, handled_at FROM inbox WHERE event_id = $1 ORDER BY handled_at",
-        )
-        .bind(event_id.to_string())
-        .fetch_all(self.pool())
-        .await
-        .map_err(store_error)?;
-        Ok(rows)
+    /// Which consumers of this database handled which of `event_ids`, and when (`handled_at`,
+    /// RFC 3339): the deliveries an operator's trail shows. The inbox is keyed by consumer, so
+    /// this scans it, once per 500 ids (for operators only).
+    pub async fn handlings(
+        &self,
+        event_ids: &[Uuid],
+    ) -> Result<Vec<(Uuid, String, String)>, StoreError> {
+        let mut found = Vec::new();
+        for chunk in event_ids.chunks(500) {
+            // `$n` placeholders, which both databases read (the `Any` driver passes them on).
+            let placeholders: Vec<String> = (1..=chunk.len()).map(|n| format!("${n}")).collect();
+            let sql = format!(
+                "SELECT event_id, consumer, handled_at FROM inbox WHERE event_id IN ({})",
+                placeholders.join(", ")
+            );
+            let mut query = sqlx::query_as::<_, (String, String, String)>(&sql);
+            for id in chunk {
+                query = query.bind(id.to_string());
+            }
+            let rows = query.fetch_all(self.pool()).await.map_err(store_error)?;
+            for (event_id, consumer, handled_at) in rows {
+                let event_id = event_id.parse().map_err(StoreError::backend)?;
+                found.push((event_id, consumer, handled_at));
+            }
+        }
+        Ok(found)
     }
 
     /// How far the relay named `relay` has published the log (the start when it never ran).

@@ -192,7 +192,13 @@ impl SendRecovery {
                 .map_err(RecoveryError::Chat)?;
             let mut finished = Vec::new();
             for (spend, outcome) in page.iter().zip(outcomes) {
-                match self.settle(spend, outcome).await {
+                // In the spend's conversation: a refund shows in its message's trail.
+                let settling = self.settle(spend, outcome);
+                let settled = match spend.conversation.clone() {
+                    Some(conversation) => conversation.scope(settling).await,
+                    None => settling.await,
+                };
+                match settled {
                     Ok(Settled::Completed) => {
                         recovered.completed += 1;
                         finished.push(spend);

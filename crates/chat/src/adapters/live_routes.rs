@@ -10,16 +10,15 @@ use std::collections::{HashMap, HashSet};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 
+use msa_kernel::conversation::link_to;
 use tokio::sync::mpsc;
 use uuid::Uuid;
 
-use msa_kernel::conversation::link_to;
-
 use crate::adapters::live::{LiveEvent, Typing};
+use crate::domain::MembershipChange;
 
 /// The gauge of open stream connections.
 const CONNECTIONS: &str = "msa_chat_websocket_connections";
-use crate::domain::MembershipChange;
 
 /// What a connection is sent.
 #[derive(Debug, Clone)]

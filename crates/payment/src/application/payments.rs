@@ -156,6 +156,20 @@ impl Payments {
             .payments
             .execute(&stream(payment_id), &command, &metadata(actor))
             .await?;
+        // What the provider said, counted once: when it changed the payment.
+        let outcome = match &command {
+            _ if executed.events.is_empty() => None,
+            PaymentCommand::Resolve(ProviderVerdict::Approved { .. }) => Some("approved"),
+            PaymentCommand::Resolve(ProviderVerdict::Declined { .. }) => Some("declined"),
+            PaymentCommand::Resolve(ProviderVerdict::Canceled) => Some("canceled"),
+            PaymentCommand::Resolve(ProviderVerdict::Expired) => Some("expired"),
+            PaymentCommand::Resolve(ProviderVerdict::Pending) => Some("pending"),
+            PaymentCommand::RecordTimeout { .. } => Some("unknown"),
+            _ => None,
+        };
+        if let Some(outcome) = outcome {
+            metrics::counter!("msa_payment_payments_total", "outcome" => outcome).increment(1);
+        }
         Ok(PaymentView::of(payment_id, &executed.state))
     }
 
@@ -300,14 +314,6 @@ impl Payments {
                     .await;
             }
         };
-        let outcome = match &verdict {
-            ProviderVerdict::Approved { .. } => "approved",
-            ProviderVerdict::Declined { .. } => "declined",
-            ProviderVerdict::Canceled => "canceled",
-            ProviderVerdict::Expired => "expired",
-            _ => "pending",
-        };
-        metrics::counter!("msa_payment_payments_total", "outcome" => outcome).increment(1);
         self.execute(payment_id, PaymentCommand::Resolve(verdict), "provider")
             .await
     }

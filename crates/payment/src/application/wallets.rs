@@ -214,7 +214,8 @@ impl Wallets {
             key: spend_key.to_owned(),
             fingerprint: "refund".into(),
         };
-        self.wallets
+        let refunded = self
+            .wallets
             .execute_idempotent(
                 &Self::stream(user_id),
                 &WalletCommand::RefundSpend {
@@ -227,7 +228,14 @@ impl Wallets {
                 |_, _| serde_json::Value::Null,
             )
             .await?;
-        operation("refund_spend", "refunded");
+        operation(
+            "refund_spend",
+            if refunded.replayed {
+                "replayed"
+            } else {
+                "refunded"
+            },
+        );
         Ok(())
     }
 

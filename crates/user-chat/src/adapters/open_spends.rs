@@ -10,7 +10,7 @@ use chrono::{DateTime, Utc};
 use msa_chat::contract::SendRef;
 use msa_kernel::consumer::{EventHandler, HandlerError};
 use msa_kernel::repository::decode;
-use msa_kernel::{Aggregate, ReadModelStore, RecordedEvent, StoreError};
+use msa_kernel::{Aggregate, Conversation, ReadModelStore, RecordedEvent, StoreError};
 use msa_payment::contract::{Wallet, WalletEvent};
 use msa_sql::Bind::Text;
 use msa_sql::SqlReadModelStore;
@@ -63,14 +63,17 @@ impl EventHandler<msa_sql::Tx> for OpenSpends {
                     return Ok(());
                 };
                 sqlx::query(
-                    "INSERT INTO uc_open_spends (user_id, spend_key, room_id, txn_id, spent_at)
-                     VALUES ($1, $2, $3, $4, $5) ON CONFLICT (user_id, spend_key) DO NOTHING",
+                    "INSERT INTO uc_open_spends
+                       (user_id, spend_key, room_id, txn_id, spent_at, correlation_id, spent_event_id)
+                     VALUES ($1, $2, $3, $4, $5, $6, $7) ON CONFLICT (user_id, spend_key) DO NOTHING",
                 )
                 .bind(user_id)
                 .bind(&spend_key)
                 .bind(room_id.to_string())
                 .bind(txn_id)
                 .bind(event.occurred_at.timestamp_millis())
+                .bind(event.metadata.correlation_id.to_string())
+                .bind(event.event_id.to_string())
                 .execute(&mut **tx)
                 .await
                 .map_err(HandlerError::new)?;
@@ -97,6 +100,9 @@ pub struct OpenSpend {
     pub room_id: Uuid,
     pub txn_id: String,
     pub spent_at: i64,
+    /// The spend's conversation and its `MessageSpent` event, which a refund continues (none
+    /// for spends recorded before they were kept).
+    pub conversation: Option<Conversation>,
 }
 
 impl OpenSpend {
@@ -126,7 +132,8 @@ pub async fn spent_before(
         )
     });
     let rows = sqlx::query(
-        "SELECT user_id, spend_key, room_id, txn_id, spent_at FROM uc_open_spends
+        "SELECT user_id, spend_key, room_id, txn_id, spent_at, correlation_id, spent_event_id
+         FROM uc_open_spends
          WHERE spent_at < $1
            AND (spent_at > $2 OR (spent_at = $2 AND (user_id > $3 OR (user_id = $3 AND spend_key > $4))))
          ORDER BY spent_at, user_id, spend_key LIMIT $5",
@@ -153,9 +160,23 @@ pub async fn spent_before(
                 room_id: uuid("room_id")?,
                 txn_id: row.try_get("txn_id").map_err(StoreError::backend)?,
                 spent_at: row.try_get("spent_at").map_err(StoreError::backend)?,
+                conversation: conversation(
+                    row.try_get("correlation_id").map_err(StoreError::backend)?,
+                    row.try_get("spent_event_id").map_err(StoreError::backend)?,
+                ),
             })
         })
         .collect()
+}
+
+/// The conversation a spend was made in, from its stored ids (ids that do not parse: none).
+fn conversation(correlation: Option<String>, spent: Option<String>) -> Option<Conversation> {
+    Some(Conversation {
+        correlation_id: correlation?.parse().ok()?,
+        causation_id: Some(spent?.parse().ok()?),
+        request_id: None,
+        traceparent: None,
+    })
 }
 
 /// Forgets spends whose send is finished (posted, or given back), in runs of rows per statement.

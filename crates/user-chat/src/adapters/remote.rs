@@ -92,14 +92,15 @@ impl Service {
         &self,
         request: RequestBuilder,
     ) -> Result<(StatusCode, T), Problem> {
-        let mut request = request.build().map_err(|error| self.unreachable(error))?;
+        let mut request = request.build().map_err(|error| {
+            Problem::internal(&format!("a call to {}: {}", self.name, error.without_url()))
+        })?;
         let span = tracing::info_span!(
             "call",
             otel.name = %request.method(),
             otel.kind = "client",
             http.request.method = %request.method(),
             server.address = self.name,
-            url.path = request.url().path(),
             http.response.status_code = tracing::field::Empty,
         );
         for (name, value) in msa_http::telemetry::outgoing(&span) {
