@@ -150,6 +150,7 @@ async fn proxy(
         &method,
         upstream,
         &id,
+        None,
         telemetry::incoming_traceparent(request.headers()),
     );
     // Behind a load balancer or an ingress, the client is who they say it is.

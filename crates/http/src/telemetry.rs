@@ -22,7 +22,9 @@ use axum::http::{HeaderMap, HeaderValue, Method, StatusCode};
 use axum::middleware::Next;
 use axum::response::Response;
 use axum::Router;
-use msa_kernel::conversation::{continue_trace, is_traceparent, trace_id_of, traceparent_of};
+use msa_kernel::conversation::{
+    continue_trace, exporting, is_traceparent, trace_id_of, traceparent_of,
+};
 use msa_kernel::{metric, Conversation};
 use tracing::Instrument;
 use uuid::Uuid;
@@ -83,27 +85,50 @@ fn method_label(method: &Method) -> &'static str {
 
 impl ServerSpan {
     /// `route` is a route's template or another name from a fixed set, never a raw path.
-    pub fn start(method: &Method, route: &str, request_id: &str, incoming: Option<&str>) -> Self {
+    ///
+    /// Every field is given at creation (a log formatter formats a span's fields as it is made
+    /// and again at each later record): without an exporter the ids are made here first.
+    pub fn start(
+        method: &Method,
+        route: &str,
+        request_id: &str,
+        correlation_id: Option<&str>,
+        incoming: Option<&str>,
+    ) -> Self {
         let method = method_label(method);
         let route = metric::intern(route);
+        let exporting = exporting();
+        let own = (!exporting).then(|| traceparent_for(&tracing::Span::none(), incoming));
+        let mut ids = own.as_deref().map(|own| own.split('-').skip(1));
+        let (trace_id, span_id) = match ids.as_mut() {
+            Some(ids) => (ids.next(), ids.next()),
+            None => (None, None),
+        };
+        let name = exporting.then(|| format!("{method} {route}"));
         let span = tracing::info_span!(
             "request",
-            otel.name = %format_args!("{method} {route}"),
+            otel.name = name.as_deref(),
             otel.kind = "server",
             otel.status_code = tracing::field::Empty,
-            http.request.method = %method,
+            http.request.method = method,
             http.route = route,
             http.response.status_code = tracing::field::Empty,
             request_id = request_id,
-            correlation_id = tracing::field::Empty,
-            trace_id = tracing::field::Empty,
-            span_id = tracing::field::Empty,
+            correlation_id = correlation_id,
+            trace_id = trace_id,
+            span_id = span_id,
         );
-        continue_trace(&span, incoming);
-        let traceparent = traceparent_for(&span, incoming);
-        let mut ids = traceparent.split('-').skip(1);
-        span.record("trace_id", ids.next());
-        span.record("span_id", ids.next());
+        let traceparent = match own {
+            Some(own) => own,
+            None => {
+                continue_trace(&span, incoming);
+                let exported = traceparent_for(&span, incoming);
+                let mut ids = exported.split('-').skip(1);
+                span.record("trace_id", ids.next());
+                span.record("span_id", ids.next());
+                exported
+            }
+        };
         Self {
             span,
             traceparent,
@@ -187,12 +212,6 @@ async fn observe(
     );
     let headers = request.headers();
     let request_id = request_id(headers);
-    let server = ServerSpan::start(
-        request.method(),
-        route,
-        &request_id,
-        incoming_traceparent(headers),
-    );
     let internal = request.uri().path().starts_with("/internal/");
     let (correlation_id, causation_id) = match internal {
         true => (
@@ -201,9 +220,14 @@ async fn observe(
         ),
         false => (Uuid::now_v7(), None),
     };
-    server
-        .span
-        .record("correlation_id", tracing::field::display(correlation_id));
+    let correlation = correlation_id.to_string();
+    let server = ServerSpan::start(
+        request.method(),
+        route,
+        &request_id,
+        Some(&correlation),
+        incoming_traceparent(headers),
+    );
     let conversation = Conversation {
         correlation_id,
         causation_id,
@@ -219,7 +243,7 @@ async fn observe(
         headers.entry(REQUEST_ID).or_insert(value);
     }
     // What an operator asks a client for: `msa trail <correlation id>`.
-    if let Ok(value) = HeaderValue::from_str(&correlation_id.to_string()) {
+    if let Ok(value) = HeaderValue::from_str(&correlation) {
         headers.insert(CORRELATION_ID, value);
     }
     response

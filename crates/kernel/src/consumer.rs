@@ -176,7 +176,7 @@ impl LagGauges {
 /// The span of one delivery's handling, after OpenTelemetry's messaging conventions: a consumer
 /// span linked to (not a child of) the span that produced the event.
 fn process_span(consumer: &str, system: &'static str, delivery: &Delivery) -> tracing::Span {
-    let span = tracing::info_span!(
+    let span = tracing::debug_span!(
         "process",
         otel.name = %format_args!("process {}", delivery.topic),
         otel.kind = "consumer",

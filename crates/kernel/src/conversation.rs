@@ -92,6 +92,19 @@ pub fn trace_id_of(traceparent: &str) -> Option<&str> {
     traceparent.split('-').nth(1)
 }
 
+static EXPORTING: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
+
+/// Says that this process exports its spans (it installed an OpenTelemetry layer), so spans get
+/// their ids from it; otherwise code that needs ids (log lines, headers) makes its own.
+pub fn set_exporting() {
+    EXPORTING.store(true, std::sync::atomic::Ordering::Relaxed);
+}
+
+/// Whether this process exports its spans ([`set_exporting`]).
+pub fn exporting() -> bool {
+    EXPORTING.load(std::sync::atomic::Ordering::Relaxed)
+}
+
 /// The W3C context of `span` when it is exported, else `None`.
 pub fn traceparent_of(span: &tracing::Span) -> Option<String> {
     let context = span.context();

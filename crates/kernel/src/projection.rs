@@ -380,7 +380,7 @@ impl<R: ReadModelStore> ProjectionRunner<R> {
             return Ok(read);
         }
         let span =
-            tracing::info_span!("projection batch", projection = name, events = events.len());
+            tracing::debug_span!("projection batch", projection = name, events = events.len());
         let started = Instant::now();
         let wanted = events
             .iter()

@@ -156,7 +156,7 @@ impl<R: ReadModelStore + Leases> Relay<R> {
     /// the spans that appended its first events.
     fn publish_span(&self, topic: &str, events: &[RecordedEvent]) -> tracing::Span {
         const LINKED: usize = 32;
-        let span = tracing::info_span!(
+        let span = tracing::debug_span!(
             "publish",
             otel.name = %format_args!("publish {topic}"),
             otel.kind = "producer",

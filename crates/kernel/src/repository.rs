@@ -314,7 +314,7 @@ impl<A: Aggregate> Repository<A> {
         idempotency: impl Fn(&A, &[A::Event]) -> Option<IdempotencyRecord> + Send + Sync,
     ) -> Result<Executed<A>, CommandError<A::Error>> {
         let name = A::command_name(command);
-        let span = tracing::info_span!(
+        let span = tracing::debug_span!(
             "command",
             otel.name = %format_args!("{} {name}", A::KIND),
             aggregate = A::KIND,
@@ -387,7 +387,7 @@ impl<A: Aggregate> Repository<A> {
                     recorded: Vec::new(),
                 });
             }
-            let append = tracing::info_span!(
+            let append = tracing::debug_span!(
                 "append",
                 otel.name = "append",
                 db.operation.name = "append",

@@ -48,14 +48,22 @@ pub fn init(format: LogFormat, export: Option<Export>) -> anyhow::Result<Flush> 
     };
     let provider = export.map(tracer_provider).transpose()?;
     // Traces have a filter of their own: `RUST_LOG=warn` quiets the logs, not the traces. The
-    // HTTP stack's own spans stay out (the exporter sends with it: no span about a span).
+    // spans of each command, append, delivery and batch are at debug, so that the logs do not
+    // pay for them (the text and JSON formatters format every span they see) and, with no
+    // exporter, nothing does; the exporter takes them. The HTTP stack's own spans stay out (the
+    // exporter sends with it: no span about a span).
     let traces = provider.as_ref().map(|provider| {
         tracing_opentelemetry::layer()
             .with_tracer(provider.tracer("msa"))
             .with_filter(EnvFilter::new(
-                "info,sqlx=off,hyper=off,hyper_util=off,h2=off,reqwest=off,rdkafka=off,tower=off",
+                "info,msa_kernel=debug,msa_chat::adapters::live_routes=debug,\
+                 msa_user_chat::adapters::remote=debug,\
+                 sqlx=off,hyper=off,hyper_util=off,h2=off,reqwest=off,rdkafka=off,tower=off",
             ))
     });
+    if traces.is_some() {
+        msa_kernel::conversation::set_exporting();
+    }
     tracing_subscriber::registry()
         .with(logs)
         .with(traces)
@@ -86,16 +94,27 @@ fn tracer_provider(export: Export) -> anyhow::Result<SdkTracerProvider> {
         .build())
 }
 
-/// Installs the process-wide metrics recorder; the handle renders `/metrics`.
+/// Installs the process-wide metrics recorder; the handle renders `/metrics`. Every 5 s the
+/// histograms' recent samples are folded into their buckets (the recorder keeps samples until
+/// then, so without it a process nobody scrapes would grow).
 pub fn metrics() -> anyhow::Result<metrics_exporter_prometheus::PrometheusHandle> {
-    metrics_exporter_prometheus::PrometheusBuilder::new()
+    let handle = metrics_exporter_prometheus::PrometheusBuilder::new()
         .set_buckets_for_metric(
             metrics_exporter_prometheus::Matcher::Suffix("_seconds".into()),
             msa_kernel::metric::SECONDS_BUCKETS,
         )
         .map_err(|error| anyhow::anyhow!("histogram buckets: {error}"))?
         .install_recorder()
-        .map_err(|error| anyhow::anyhow!("installing the metrics recorder: {error}"))
+        .map_err(|error| anyhow::anyhow!("installing the metrics recorder: {error}"))?;
+    let upkeep = handle.clone();
+    tokio::spawn(async move {
+        let mut every = tokio::time::interval(std::time::Duration::from_secs(5));
+        loop {
+            every.tick().await;
+            upkeep.run_upkeep();
+        }
+    });
+    Ok(handle)
 }
 
 /// Serves `/metrics` on `address`, apart from the API so clients cannot read them.

@@ -205,7 +205,7 @@ impl Routes {
         }
         let span = match targets.is_empty() {
             true => tracing::Span::none(),
-            false => tracing::info_span!(
+            false => tracing::debug_span!(
                 "deliver",
                 otel.name = "deliver chat stream",
                 otel.kind = "producer",

@@ -95,7 +95,7 @@ impl Service {
         let mut request = request.build().map_err(|error| {
             Problem::internal(&format!("a call to {}: {}", self.name, error.without_url()))
         })?;
-        let span = tracing::info_span!(
+        let span = tracing::debug_span!(
             "call",
             otel.name = %request.method(),
             otel.kind = "client",
