@@ -30,7 +30,8 @@ pub struct Claims {
     pub iat: i64,
     pub exp: i64,
     /// When the token was issued, in Unix milliseconds (`iat` is whole seconds): a revocation
-    /// voids the tokens issued before it, and a login right after one must not count as before.
+    /// voids the tokens issued before it (or within its millisecond), and a login a millisecond
+    /// after one must not count as before.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub iat_ms: Option<i64>,
     /// When the person logged in (Unix seconds; OpenID Connect's `auth_time`): refreshing makes

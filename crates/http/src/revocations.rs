@@ -27,7 +27,9 @@ use crate::auth::{Claims, TokenError};
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct Revocation {
     pub user_id: Uuid,
-    /// Access tokens issued before this instant (Unix milliseconds) are void.
+    /// Access tokens issued before this instant (Unix milliseconds) are void, and those issued
+    /// within its millisecond too: which came first inside one millisecond is unknown, and a
+    /// token that might predate the revocation must not outlive it.
     pub tokens_before_ms: i64,
     /// The account is deactivated or erased: every access token of it is void.
     pub account_closed: bool,
@@ -46,7 +48,7 @@ impl Revocation {
     /// Whether this revocation voids the token with `claims`.
     pub fn voids(&self, claims: &Claims) -> bool {
         self.user_id == claims.sub
-            && (self.account_closed || claims.issued_at_ms() < self.tokens_before_ms)
+            && (self.account_closed || claims.issued_at_ms() <= self.tokens_before_ms)
     }
 }
 
@@ -236,7 +238,7 @@ mod tests {
             revocations.check(&claims(ada, 10_499)),
             Err(TokenError::Revoked)
         ));
-        assert!(revocations.check(&claims(ada, 10_500)).is_ok());
+        assert!(revocations.check(&claims(ada, 10_501)).is_ok());
         assert!(revocations.check(&claims(bob, 1)).is_ok());
         // An earlier cut-off changes nothing and wakes nobody.
         revocations.revoke([Revocation {
@@ -253,6 +255,21 @@ mod tests {
         }]);
         assert!(changed.has_changed().unwrap());
         assert!(revocations.check(&claims(ada, 99_999)).is_err());
+    }
+
+    #[test]
+    fn a_token_issued_in_the_revocations_millisecond_is_void() {
+        let revocations = Revocations::default();
+        let ada = Uuid::now_v7();
+        revocations.revoke([Revocation {
+            user_id: ada,
+            tokens_before_ms: 10_500,
+            account_closed: false,
+        }]);
+        assert!(matches!(
+            revocations.check(&claims(ada, 10_500)),
+            Err(TokenError::Revoked)
+        ));
     }
 
     #[test]

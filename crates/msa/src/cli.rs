@@ -630,12 +630,17 @@ pub struct TrailArgs {
 
     /// A context whose stores are in another PostgreSQL database than --database-url's (a
     /// database per service, as in docker-compose.yaml): `chat=postgres://…/msa_chat`. Repeat
-    /// for each.
-    #[arg(long = "context-database", value_name = "CONTEXT=URL")]
+    /// for each (in the variable: separated by spaces).
+    #[arg(
+        long = "context-database",
+        value_name = "CONTEXT=URL",
+        env = "MSA_TRAIL_CONTEXT_DATABASES",
+        value_delimiter = ' '
+    )]
     pub context_databases: Vec<String>,
 
     /// Print one JSON object per step instead of the table.
-    #[arg(long)]
+    #[arg(long, env = "MSA_TRAIL_JSON")]
     pub json: bool,
 }
 
@@ -948,8 +953,13 @@ mod tests {
                 assert!(arg.get_help().is_some(), "{path} --{id} has no help");
                 let env = arg
                     .get_env()
-                    .unwrap_or_else(|| panic!("{path} --{id} has no MSA_ variable"));
-                assert!(env.to_string_lossy().starts_with("MSA_"), "{path} --{id}");
+                    .unwrap_or_else(|| panic!("{path} --{id} has no MSA_ variable"))
+                    .to_string_lossy();
+                // OpenTelemetry's own variables keep their standard names.
+                assert!(
+                    env.starts_with("MSA_") || env.starts_with("OTEL_"),
+                    "{path} --{id}: {env}"
+                );
             }
             for sub in command.get_subcommands() {
                 check(sub, &format!("{path} {}", sub.get_name()));
