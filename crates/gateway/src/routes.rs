@@ -34,6 +34,8 @@ pub fn owner(method: &Method, path: &RoutedPath) -> Option<Owner> {
         [".well-known", "jwks.json" | "revocations.json"] => Some(Owner::User),
         // A person's export is composed by user-chat from every service's part.
         ["v1", "users", "me", "export"] => Some(Owner::UserChat),
+        // So is an operator's trail, from every service's part.
+        ["v1", "admin", "trail", _] => Some(Owner::UserChat),
         ["v1", "users" | "auth", ..] => Some(Owner::User),
         ["v1", "direct-chats" | "inbox"] => Some(Owner::UserChat),
         ["v1", "rooms"] if method == Method::POST => Some(Owner::UserChat),
@@ -58,6 +60,9 @@ mod tests {
             (Method::POST, "/v1/auth/token", Some(Owner::User)),
             (Method::GET, "/v1/users/me", Some(Owner::User)),
             (Method::GET, "/v1/users/me/export", Some(Owner::UserChat)),
+            (Method::GET, "/v1/admin/trail/t1", Some(Owner::UserChat)),
+            (Method::GET, "/v1/admin/other/t1", None),
+            (Method::POST, "/internal/v1/trail/events", None),
             (Method::POST, "/v1/rooms/r1/messages", Some(Owner::UserChat)),
             (Method::POST, "/v1/rooms", Some(Owner::UserChat)),
             (Method::GET, "/v1/rooms", Some(Owner::Chat)),

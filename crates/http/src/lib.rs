@@ -8,6 +8,7 @@
 //! - [`auth`]: access tokens (EdDSA JWTs) checked against the user service's public keys, and the
 //!   [`auth::Caller`] extractor; [`RemoteKeys`], those keys fetched from the user service by the
 //!   processes that do not issue tokens (the other services, the gateway).
+//! - [`trail`]: the operators' causal trail of a request, a service's part and the whole;
 //! - [`api_reference`]: Swagger UI at `/docs` over the process's `/openapi.json`; [`asyncapi`]: the
 //!   helpers that assemble `/asyncapi.json` (the stream's frames, the bus's events).
 
@@ -26,6 +27,7 @@ pub mod revocations;
 pub mod server;
 pub mod service_identity;
 pub mod telemetry;
+pub mod trail;
 
 pub use client_address::{ClientAddress, TrustedProxies};
 pub use json::{StrictJson, StrictQuery};

@@ -14,6 +14,7 @@
 //! - [`lookout`]: when a log reader that read nothing looks again;
 //! - [`shared_tail`]: a process's log readers share their reads of the log's end;
 //! - [`bus`], [`relay`], [`consumer`], [`in_process`]: events between contexts;
+//! - [`trail`]: one request's events across every context, in causal order (for operators);
 //! - [`testing`]: given/when/then for aggregates.
 
 pub mod aggregate;
@@ -33,6 +34,7 @@ pub mod shared_tail;
 pub mod snapshot;
 pub mod store;
 pub mod testing;
+pub mod trail;
 pub mod upcast;
 
 pub use aggregate::Aggregate;

@@ -38,6 +38,11 @@ pub trait Leases: Send + Sync {
     async fn release(&self, name: &str, holder: &str) -> Result<(), StoreError>;
 }
 
+/// The name a context's relay keeps its checkpoint (how far it has published) under.
+pub fn checkpoint_name(context: &str) -> String {
+    format!("relay.{context}")
+}
+
 /// Timing of a relay.
 #[derive(Debug, Clone)]
 pub struct RelaySettings {
@@ -126,7 +131,7 @@ impl<R: ReadModelStore + Leases> Relay<R> {
     }
 
     fn name(&self) -> String {
-        format!("relay.{}", self.context)
+        checkpoint_name(&self.context)
     }
 
     /// Takes or renews the lease unless it was renewed within the last third of its lifetime.

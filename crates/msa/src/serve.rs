@@ -192,10 +192,7 @@ async fn everything(
             .merge(observed("chat", chat.routes))
             .merge(observed("payment", payment.routes))
             .merge(observed("user-chat", user_chat.routes.merge(export)))
-            .merge(crate::trail::admin_routes(
-                stores.to_vec(),
-                user.verifier.clone(),
-            )),
+            .merge(crate::trail::in_process(stores, user.verifier.clone())),
         document: api_document(),
         tasks,
         edge_verifier: Some(user.verifier.clone()),
@@ -242,9 +239,10 @@ async fn one(
     let (routes, document, tasks) = match service {
         ServiceName::User => {
             let user = crate::user::start(&args.storage, stores, &args.user, stop.clone()).await?;
+            let trail = crate::trail::part_routes(stores, user.verifier.clone());
             (
                 // user-chat asks for the account's part of an export here.
-                user.routes.merge(user.account_export),
+                user.routes.merge(user.account_export).merge(trail),
                 msa_user::adapters::http::UserApiDoc::openapi(),
                 vec![user.projections],
             )
@@ -256,27 +254,26 @@ async fn one(
                 per_address: None,
                 ..LiveLimitSettings::default()
             };
-            let chat = crate::chat::start(stores, verifier().await?, live, stop.clone()).await?;
+            let verifier = verifier().await?;
+            let trail = crate::trail::part_routes(stores, verifier.clone());
+            let chat = crate::chat::start(stores, verifier, live, stop.clone()).await?;
             let internal = chat.internal_routes(callers);
             (
-                chat.routes.merge(internal),
+                chat.routes.merge(internal).merge(trail),
                 msa_chat::adapters::http::ChatApiDoc::openapi(),
                 vec![chat.projections],
             )
         }
         ServiceName::Payment => {
-            let payment = crate::payment::start(
-                stores,
-                verifier().await?,
-                &args.payment,
-                args.listen,
-                stop.clone(),
-            )
-            .await?;
+            let verifier = verifier().await?;
+            let trail = crate::trail::part_routes(stores, verifier.clone());
+            let payment =
+                crate::payment::start(stores, verifier, &args.payment, args.listen, stop.clone())
+                    .await?;
             consumers.payment_events = Some(stores.events.clone());
             let internal = payment.internal_routes(callers("payment")?);
             (
-                payment.routes.merge(internal),
+                payment.routes.merge(internal).merge(trail),
                 msa_payment::adapters::http::PaymentApiDoc::openapi(),
                 payment.tasks,
             )
@@ -295,6 +292,7 @@ async fn one(
             consumers.directory = Some(ports.directory.clone());
             let verifier = verifier().await?;
             let export = crate::user_chat_export::remote(&services, verifier.clone());
+            let trail = crate::trail::composed(stores, &args.services, verifier.clone())?;
             let user_chat = crate::user_chat::start_with(
                 stores,
                 ports,
@@ -304,8 +302,16 @@ async fn one(
             )
             .await?;
             (
-                user_chat.routes.merge(export).merge(identity.jwks_route()),
-                msa_user_chat::adapters::http::UserChatApiDoc::openapi(),
+                user_chat
+                    .routes
+                    .merge(export)
+                    .merge(trail)
+                    .merge(identity.jwks_route()),
+                {
+                    let mut document = msa_user_chat::adapters::http::UserChatApiDoc::openapi();
+                    document.merge(msa_http::trail::TrailApiDoc::openapi());
+                    document
+                },
                 vec![user_chat.recovery],
             )
         }
@@ -389,6 +395,7 @@ pub fn api_document() -> utoipa::openapi::OpenApi {
     document.merge(msa_chat::adapters::http::ChatApiDoc::openapi());
     document.merge(msa_payment::adapters::http::PaymentApiDoc::openapi());
     document.merge(msa_user_chat::adapters::http::UserChatApiDoc::openapi());
+    document.merge(msa_http::trail::TrailApiDoc::openapi());
     document.info.title = "msa".into();
     document.info.version = env!("CARGO_PKG_VERSION").into();
     document.info.description = Some(

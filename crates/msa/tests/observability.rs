@@ -285,27 +285,20 @@ fn events_of(steps: &[Value]) -> Vec<&Value> {
     steps.iter().filter(|s| s["step"] == "event").collect()
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
-async fn msa_trail_follows_a_message_on_the_single_server() {
-    let data = tempfile::tempdir().unwrap();
-    let data_dir = data.path().to_str().unwrap();
-    let api = Api::start(&["--data-dir", data_dir]);
-    let (message_id, steps) =
-        a_sent_message_has_its_trail(&api, &["--data-dir", data_dir], false).await;
-
-    // The same trail over HTTP, for admins only.
-    let path = format!("/v1/admin/trail/{message_id}");
+/// `GET path` (a trail): 401 without a token, 403 for a user, and for an admin (made so with
+/// `msa users grant-admin` on `storage`) the same events as `msa trail` found. Returns the admin.
+async fn the_trail_is_served_to_admins_only(
+    api: &Api,
+    path: &str,
+    storage: &[&str],
+    steps: &[Value],
+) -> Person {
     let eve = api.person("Eve").await;
-    assert_eq!(api.get(&eve, &path).await.0, 403);
-    assert_eq!(api.call(Method::GET, &path, "", None).await.0, 401);
+    assert_eq!(api.get(&eve, path).await.0, 403);
+    assert_eq!(api.call(Method::GET, path, "", None).await.0, 401);
     let granted = common::msa()
-        .args([
-            "users",
-            "grant-admin",
-            "eve@example.com",
-            "--data-dir",
-            data_dir,
-        ])
+        .args(["users", "grant-admin", "eve@example.com"])
+        .args(storage)
         .output()
         .unwrap();
     common::succeeded(&granted);
@@ -317,10 +310,33 @@ async fn msa_trail_follows_a_message_on_the_single_server() {
         id: eve.id,
         token: tokens["access_token"].as_str().unwrap().to_owned(),
     };
-    let (status, answer) = api.get(&admin, &path).await;
+    let (status, answer) = api.get(&admin, path).await;
     assert_eq!(status, 200, "{answer}");
     let items = answer["items"].as_array().unwrap();
-    assert_eq!(events_of(items), events_of(&steps));
+    assert_eq!(events_of(items), events_of(steps));
+    assert_eq!(answer["truncated"], false);
+    let (status, problem) = api.get(&admin, "/v1/admin/trail/not-a-uuid").await;
+    assert_eq!(
+        (status, &problem["errors"][0]["field"]),
+        (422, &json!("id"))
+    );
+    // An encoded separator: refused as a path by the gateway, as an id by the single server.
+    let (status, problem) = api.get(&admin, "/v1/admin/trail/..%2f..%2fetc").await;
+    assert!(matches!(status, 400 | 422), "{status}: {problem}");
+    admin
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn msa_trail_follows_a_message_on_the_single_server() {
+    let data = tempfile::tempdir().unwrap();
+    let data_dir = data.path().to_str().unwrap();
+    let api = Api::start(&["--data-dir", data_dir]);
+    let (message_id, steps) =
+        a_sent_message_has_its_trail(&api, &["--data-dir", data_dir], false).await;
+
+    // The same trail over HTTP, for admins only.
+    let path = format!("/v1/admin/trail/{message_id}");
+    the_trail_is_served_to_admins_only(&api, &path, &["--data-dir", data_dir], &steps).await;
     let refused = common::msa()
         .args(["trail", &message_id, "--data-dir", data_dir])
         .args(["--context-database", "billing=postgres://x/y"])
@@ -328,11 +344,6 @@ async fn msa_trail_follows_a_message_on_the_single_server() {
         .unwrap();
     assert!(!refused.status.success());
     assert!(String::from_utf8_lossy(&refused.stderr).contains("--context-database billing="));
-    for bad in ["not-a-uuid", "..%2f..%2fetc"] {
-        let (status, problem) = api.get(&admin, &format!("/v1/admin/trail/{bad}")).await;
-        assert_eq!(status, 422, "{bad}: {problem}");
-        assert_eq!(problem["errors"][0]["field"], "id");
-    }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
@@ -349,5 +360,52 @@ async fn msa_trail_follows_a_message_through_the_microservices() {
         "--context-database",
         chat.as_str(),
     ];
-    a_sent_message_has_its_trail(&api, &storage, true).await;
+    let (message_id, steps) = a_sent_message_has_its_trail(&api, &storage, true).await;
+
+    // Through the gateway, user-chat composes it from every service's part, for admins only.
+    let path = format!("/v1/admin/trail/{message_id}");
+    let admin = the_trail_is_served_to_admins_only(&api, &path, &storage[..2], &steps).await;
+    let (_, answer) = api.get(&admin, &path).await;
+    let published = answer["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|step| step["step"] == "published")
+        .count();
+    assert!(published >= 2, "the relays' steps too: {answer:#}");
+    // The parts are the services' own: not through the gateway, and for admins only.
+    let part = json!({"id": message_id, "most": 10});
+    let through_gateway = api
+        .client
+        .post(format!(
+            "{}/internal/v1/trail/conversations",
+            api.server.base
+        ))
+        .bearer_auth(&admin.token)
+        .json(&part)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(through_gateway.status(), 404);
+    let user = api.person("Mallory").await;
+    for base in [&services.user, &services.chat, &services.payment] {
+        let part_of = |token: &str| {
+            api.client
+                .post(format!("{base}/internal/v1/trail/conversations"))
+                .bearer_auth(token)
+                .json(&part)
+                .send()
+        };
+        assert_eq!(part_of(&user.token).await.unwrap().status(), 403, "{base}");
+        assert_eq!(part_of(&admin.token).await.unwrap().status(), 200, "{base}");
+        let too_many = api
+            .client
+            .post(format!("{base}/internal/v1/trail/conversations"))
+            .bearer_auth(&admin.token)
+            .json(&json!({"id": message_id, "most": 1_000_000}))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(too_many.status(), 422, "{base}");
+    }
 }

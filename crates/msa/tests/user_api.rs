@@ -949,6 +949,7 @@ async fn the_openapi_document_describes_every_route_and_only_real_ones() {
         [
             "/.well-known/jwks.json",
             "/.well-known/revocations.json",
+            "/v1/admin/trail/{id}",
             "/v1/auth/kakao/callback",
             "/v1/auth/kakao/start",
             "/v1/auth/logout",

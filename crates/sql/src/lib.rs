@@ -6,10 +6,12 @@ mod bind;
 mod dead_letters;
 mod errors;
 mod store;
+mod trail;
 
 pub use bind::{execute, execute_rows, placeholders, Bind};
 pub use errors::{sqlite_code_unavailable, store_error};
 pub use store::{Backend, SqlReadModelStore, Tx};
+pub use trail::StoreTrail;
 
 /// The query side's schema, embedded in the binary. Its versions (1000 and up) never collide with
 /// an event store's, so both can share a PostgreSQL database.
