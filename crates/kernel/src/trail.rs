@@ -11,6 +11,7 @@ use std::sync::Arc;
 
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
+use futures::future::join_all;
 use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
@@ -57,18 +58,23 @@ pub struct TrailHandling {
 pub enum TrailError {
     #[error(transparent)]
     Store(#[from] StoreError),
-    /// The source (a service) cannot be reached or refused the call.
+    /// The source (a service) cannot be reached, or answered that it is unavailable.
     #[error("{0}")]
     Unavailable(String),
+    /// The source (a service) refused the question.
+    #[error("{0}")]
+    Refused(String),
 }
 
 /// One context's part of trails.
 #[async_trait]
 pub trait TrailSource: Send + Sync {
-    /// The conversations `id` belongs to here: `id` itself when it is a conversation with events
-    /// here, else those of up to `most` events that name it (an event's, a message's, a
-    /// payment's, a room's id).
-    async fn conversations_of(&self, id: Uuid, most: usize) -> Result<Vec<Uuid>, TrailError>;
+    /// Whether `id` is a conversation with events here (an indexed lookup).
+    async fn holds_conversation(&self, id: Uuid) -> Result<bool, TrailError>;
+
+    /// The conversations of up to `most` events here that name `id` (an event's, a message's, a
+    /// payment's, a room's id). It scans the log.
+    async fn conversations_naming(&self, id: Uuid, most: usize) -> Result<Vec<Uuid>, TrailError>;
 
     /// Up to `most` events of `conversations`, in log order.
     async fn events_of(
@@ -122,34 +128,51 @@ pub struct Trail {
 
 /// The trail of `id` (a correlation id, or an id events name) over every source: its
 /// conversations' events in causal order, each followed by its publishing and its handlings.
+/// Each round asks every source at once. The log scan for an id that names things runs only when
+/// no source holds `id` as a conversation.
 pub async fn trail(sources: &[Arc<dyn TrailSource>], id: Uuid) -> Result<Trail, TrailError> {
+    let held = join_all(sources.iter().map(|source| source.holds_conversation(id))).await;
     let mut conversations = BTreeSet::new();
-    for source in sources {
-        conversations.extend(source.conversations_of(id, MOST_NAMING).await?);
-    }
-    // `id` is a conversation: it alone is followed, whatever else names it.
-    if conversations.contains(&id) {
-        conversations = BTreeSet::from([id]);
+    if held
+        .into_iter()
+        .collect::<Result<Vec<bool>, _>>()?
+        .contains(&true)
+    {
+        conversations.insert(id);
+    } else {
+        let naming = sources
+            .iter()
+            .map(|source| source.conversations_naming(id, MOST_NAMING));
+        for found in join_all(naming).await {
+            conversations.extend(found?);
+        }
     }
     let mut truncated = conversations.len() > MOST_CONVERSATIONS;
     let conversations: Vec<Uuid> = conversations.into_iter().take(MOST_CONVERSATIONS).collect();
+    if conversations.is_empty() {
+        return Ok(Trail {
+            items: Vec::new(),
+            truncated,
+        });
+    }
+    let asked = sources
+        .iter()
+        .map(|source| source.events_of(&conversations, MOST_EVENTS + 1));
     let mut events = Vec::new();
-    for source in sources {
-        let room = MOST_EVENTS - events.len();
-        let mut found = source.events_of(&conversations, room + 1).await?;
-        if found.len() > room {
-            found.truncate(room);
-            truncated = true;
-        }
-        events.extend(found);
-        if events.len() == MOST_EVENTS {
-            break;
-        }
+    for found in join_all(asked).await {
+        events.extend(found?);
+    }
+    // Cut to the earliest, whichever context they are in, so a cut trail is the same on both
+    // deployments.
+    if events.len() > MOST_EVENTS {
+        events.sort_by_key(|event| (event.at, event.position));
+        events.truncate(MOST_EVENTS);
+        truncated = true;
     }
     let event_ids: Vec<Uuid> = events.iter().map(|event| event.event_id).collect();
     let mut handlings: HashMap<Uuid, Vec<TrailHandling>> = HashMap::new();
-    for source in sources {
-        for handling in source.handlings_of(&event_ids).await? {
+    for found in join_all(sources.iter().map(|source| source.handlings_of(&event_ids))).await {
+        for handling in found? {
             handlings
                 .entry(handling.event_id)
                 .or_default()
@@ -269,6 +292,155 @@ mod tests {
         ]);
         let ids: Vec<u128> = order.iter().map(|e| e.event_id.as_u128()).collect();
         assert_eq!(ids, vec![3, 1, 2]);
+    }
+
+    /// A context's part held in memory; counts the log scans it was asked for.
+    #[derive(Default)]
+    struct Part {
+        events: Vec<TrailEvent>,
+        handlings: Vec<TrailHandling>,
+        naming: Vec<Uuid>,
+        scans: std::sync::atomic::AtomicUsize,
+        down: bool,
+    }
+
+    #[async_trait]
+    impl TrailSource for Part {
+        async fn holds_conversation(&self, id: Uuid) -> Result<bool, TrailError> {
+            if self.down {
+                return Err(TrailError::Unavailable("down".into()));
+            }
+            Ok(self.events.iter().any(|event| event.correlation_id == id))
+        }
+
+        async fn conversations_naming(
+            &self,
+            _id: Uuid,
+            _most: usize,
+        ) -> Result<Vec<Uuid>, TrailError> {
+            self.scans
+                .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+            Ok(self.naming.clone())
+        }
+
+        async fn events_of(
+            &self,
+            conversations: &[Uuid],
+            most: usize,
+        ) -> Result<Vec<TrailEvent>, TrailError> {
+            Ok(self
+                .events
+                .iter()
+                .filter(|event| conversations.contains(&event.correlation_id))
+                .take(most)
+                .cloned()
+                .collect())
+        }
+
+        async fn handlings_of(&self, ids: &[Uuid]) -> Result<Vec<TrailHandling>, TrailError> {
+            Ok(self
+                .handlings
+                .iter()
+                .filter(|handling| ids.contains(&handling.event_id))
+                .cloned()
+                .collect())
+        }
+    }
+
+    fn in_context(context: &str, mut event: TrailEvent) -> TrailEvent {
+        event.context = context.into();
+        event
+    }
+
+    fn event_ids(trail: &Trail) -> Vec<u128> {
+        trail
+            .items
+            .iter()
+            .filter_map(|step| match step {
+                Step::Event { event_id, .. } => Some(event_id.as_u128()),
+                _ => None,
+            })
+            .collect()
+    }
+
+    #[tokio::test]
+    async fn a_conversation_is_followed_through_every_context_without_a_scan() {
+        let conversation = Uuid::from_u128(99);
+        let mut spent = in_context("payment", event(1, None, 10));
+        spent.published_to = Some("payment.events".into());
+        let payment = Arc::new(Part {
+            events: vec![spent],
+            ..Part::default()
+        });
+        let chat = Arc::new(Part {
+            events: vec![in_context("chat", event(2, Some(1), 9))],
+            handlings: vec![TrailHandling {
+                at: DateTime::from_timestamp(11, 0).unwrap(),
+                context: "chat".into(),
+                consumer: "chat.spends".into(),
+                event_id: Uuid::from_u128(1),
+            }],
+            naming: vec![Uuid::from_u128(7)],
+            ..Part::default()
+        });
+        let sources: Vec<Arc<dyn TrailSource>> = vec![chat.clone(), payment.clone()];
+        let trail = trail(&sources, conversation).await.unwrap();
+        let steps: Vec<&str> = trail
+            .items
+            .iter()
+            .map(|step| match step {
+                Step::Event { .. } => "event",
+                Step::Published { .. } => "published",
+                Step::Handled { .. } => "handled",
+            })
+            .collect();
+        assert_eq!(steps, ["event", "published", "handled", "event"]);
+        assert_eq!(event_ids(&trail), [1, 2], "the cause first");
+        assert!(!trail.truncated);
+        let scans = |part: &Part| part.scans.load(std::sync::atomic::Ordering::Relaxed);
+        assert_eq!((scans(&chat), scans(&payment)), (0, 0));
+    }
+
+    #[tokio::test]
+    async fn an_id_no_event_names_has_an_empty_trail() {
+        let sources: Vec<Arc<dyn TrailSource>> = vec![Arc::new(Part::default())];
+        let trail = trail(&sources, Uuid::from_u128(5)).await.unwrap();
+        assert!(trail.items.is_empty() && !trail.truncated);
+    }
+
+    #[tokio::test]
+    async fn a_trail_over_the_limit_keeps_the_earliest_events_of_every_context_and_says_so() {
+        let many = |context: &str, first: u128| Part {
+            events: (first..first + MOST_EVENTS as u128)
+                .map(|id| in_context(context, event(id, None, id as i64)))
+                .collect(),
+            ..Part::default()
+        };
+        // chat's events are the later ones: asked first, it still loses the cut.
+        let sources: Vec<Arc<dyn TrailSource>> = vec![
+            Arc::new(many("chat", 1_000_000)),
+            Arc::new(many("payment", 1)),
+            Arc::new(Part {
+                events: vec![in_context("user", event(500_000, None, 0))],
+                ..Part::default()
+            }),
+        ];
+        let trail = trail(&sources, Uuid::from_u128(99)).await.unwrap();
+        assert!(trail.truncated);
+        let ids = event_ids(&trail);
+        assert_eq!(ids.len(), MOST_EVENTS);
+        assert_eq!(ids[0], 500_000, "the earliest, from the last context asked");
+        assert!(ids.iter().all(|id| *id < 1_000_000));
+    }
+
+    #[tokio::test]
+    async fn a_source_that_cannot_answer_fails_the_trail() {
+        let sources: Vec<Arc<dyn TrailSource>> = vec![Arc::new(Part {
+            down: true,
+            ..Part::default()
+        })];
+        let failed = trail(&sources, Uuid::from_u128(5)).await;
+        assert!(matches!(failed, Err(TrailError::Unavailable(_))));
     }
 
     #[test]

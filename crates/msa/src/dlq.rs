@@ -16,7 +16,8 @@ use serde_json::json;
 use crate::bus::{dead_letters_for, kafka_config};
 use crate::cli::{DlqListArgs, DlqReplayArgs, StorageArgs};
 use crate::consumers::{self, home_of};
-use crate::storage::{self, ContextStores, CONTEXTS, EVENT_SOURCES};
+use crate::contexts::{CONTEXTS, EVENT_SOURCES};
+use crate::storage::{self, ContextStores};
 
 /// A dead letter and whether a replay has settled it (`None`: its consumer's home is unknown).
 struct Listed {

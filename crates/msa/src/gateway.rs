@@ -53,7 +53,7 @@ pub async fn run(args: GatewayArgs) -> Result<()> {
     println!("msa is serving on http://{address}/ (the gateway; Ctrl-C stops)");
     tracing::info!(%address, "gateway listening");
     let server = args.rate_limits.server();
-    msa_http::server::serve(listener, app, server, crate::serve::shutdown_signal())
+    msa_http::server::serve(listener, app, server, crate::shutdown::signal())
         .await
         .context("serving HTTP")
 }

@@ -3,12 +3,12 @@
 //! This file only parses the command line and hands over; each subcommand lives in its own module.
 
 mod asyncapi;
-mod bench;
 mod bus;
 mod chaos;
 mod chat;
 mod cli;
 mod consumers;
+mod contexts;
 mod dlq;
 mod edge;
 mod gateway;
@@ -16,6 +16,7 @@ mod payment;
 mod projections;
 mod remote;
 mod serve;
+mod shutdown;
 mod storage;
 mod telemetry;
 mod trail;
@@ -33,9 +34,7 @@ static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
 use clap::Parser;
 
-use crate::cli::{
-    BenchCommand, Cli, Command, DlqCommand, PaymentsCommand, ProjectionsCommand, UsersCommand,
-};
+use crate::cli::{Cli, Command, DlqCommand, PaymentsCommand, ProjectionsCommand, UsersCommand};
 
 #[tokio::main]
 async fn main() -> ExitCode {
@@ -84,10 +83,7 @@ async fn main() -> ExitCode {
         Command::Users(UsersCommand::RetireSigningKey(args)) => {
             user::retire_signing_key(args).await
         }
-        Command::Bench(BenchCommand::Store(args)) => bench::store::run(args).await,
-        Command::Bench(BenchCommand::Bus(args)) => bench::bus::run(args).await,
-        Command::Bench(BenchCommand::Chat(args)) => bench::chat::run(args).await,
-        Command::Bench(BenchCommand::Search(args)) => bench::search::run(args).await,
+        Command::Bench(command) => msa_bench::run(command).await,
         Command::Chaos(args) => chaos::run(args).await,
     };
     match outcome {

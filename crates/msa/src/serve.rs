@@ -53,7 +53,7 @@ pub async fn run(args: ServeArgs) -> Result<()> {
     let metrics = crate::telemetry::metrics()?;
     let kafka = crate::bus::kafka_config(&args.kafka)?;
     let contexts = match args.service {
-        None => storage::CONTEXTS.to_vec(),
+        None => crate::contexts::CONTEXTS.to_vec(),
         Some(service) => vec![service.context()],
     };
     let events_document = crate::asyncapi::document(&contexts);
@@ -121,7 +121,7 @@ pub async fn run(args: ServeArgs) -> Result<()> {
     tracing::info!(%address, "listening");
     // Peer addresses are recorded: the limits per address (requests, stream sockets) use them.
     let server = args.rate_limits.server();
-    msa_http::server::serve(listener, app, server, shutdown_signal())
+    msa_http::server::serve(listener, app, server, crate::shutdown::signal())
         .await
         .context("serving HTTP")?;
     let _ = stop_background.send(true);
@@ -466,21 +466,4 @@ async fn ready(State(readiness): State<Arc<Readiness>>) -> (StatusCode, Json<Val
             "bus": bus,
         })),
     )
-}
-
-pub async fn shutdown_signal() {
-    let interrupt = tokio::signal::ctrl_c();
-    #[cfg(unix)]
-    {
-        let mut terminate =
-            tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
-                .expect("install the SIGTERM handler");
-        tokio::select! {
-            _ = interrupt => {}
-            _ = terminate.recv() => {}
-        }
-    }
-    #[cfg(not(unix))]
-    let _ = interrupt.await;
-    tracing::info!("shutting down");
 }

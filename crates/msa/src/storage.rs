@@ -10,20 +10,14 @@ use std::sync::Arc;
 
 use anyhow::{Context, Result};
 use msa_kernel::{EventStore, SharedTail};
+use msa_postgres::schema::{redact, with_search_path};
 use msa_postgres::PgEventStore;
 use msa_sql::SqlReadModelStore;
 use msa_sqlite::SqliteEventStore;
 use sqlx::postgres::PgConnectOptions;
-use sqlx::{ConnectOptions, Connection};
 
 use crate::cli::StorageArgs;
-
-/// The bounded contexts that keep events and publish them (`<context>.events`).
-pub const EVENT_SOURCES: &[&str] = &["user", "chat", "payment"];
-
-/// Every context with stores: the event sources, and user-chat, whose query database holds read
-/// models built from the others' events (its event store stays empty: it owns no source of truth).
-pub const CONTEXTS: &[&str] = &["user", "chat", "payment", "user-chat"];
+use crate::contexts::CONTEXTS;
 
 /// One context's stores.
 #[derive(Clone)]
@@ -205,28 +199,11 @@ fn schema_of(context: &str) -> String {
     format!("msa_{}", context.replace('-', "_"))
 }
 
-/// `url` with the search path set to `schema`, for both sqlx's typed and `Any` connections.
-pub fn with_search_path(url: &str, schema: &str) -> String {
-    let separator = if url.contains('?') { '&' } else { '?' };
-    format!("{url}{separator}options=-c%20search_path%3D{schema}")
-}
-
 /// Checks a PostgreSQL URL and makes sure `schema` exists.
-pub async fn ensure_schema(url: &str, schema: &str) -> Result<()> {
-    let options = PgConnectOptions::from_str(url)
-        .context("MSA_DATABASE_URL (--database-url) is not a valid postgres:// URL")?;
-    let mut conn = options.connect().await.with_context(|| {
-        format!(
-            "MSA_DATABASE_URL: cannot connect to PostgreSQL at {}",
-            redact(url)
-        )
-    })?;
-    sqlx::query(&format!("CREATE SCHEMA IF NOT EXISTS {schema}"))
-        .execute(&mut conn)
+async fn ensure_schema(url: &str, schema: &str) -> Result<()> {
+    msa_postgres::schema::ensure_schema(url, schema)
         .await
-        .with_context(|| format!("creating schema {schema}"))?;
-    conn.close().await.ok();
-    Ok(())
+        .context("MSA_DATABASE_URL (--database-url)")
 }
 
 async fn open_postgres(url: &str, context: &'static str, pool_size: u32) -> Result<ContextStores> {
@@ -247,17 +224,6 @@ async fn open_postgres(url: &str, context: &'static str, pool_size: u32) -> Resu
         events: SharedTail::wrap(events),
         read_models: Arc::new(read_models),
     })
-}
-
-/// A URL safe to print: the password, if any, replaced.
-pub fn redact(url: &str) -> String {
-    match url::Url::parse(url) {
-        Ok(mut parsed) if parsed.password().is_some() => {
-            let _ = parsed.set_password(Some("***"));
-            parsed.to_string()
-        }
-        _ => url.to_owned(),
-    }
 }
 
 /// `msa migrate`: opens every context's stores, which applies their migrations.

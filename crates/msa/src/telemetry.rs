@@ -12,6 +12,8 @@ use anyhow::Context;
 use opentelemetry::trace::TracerProvider;
 use opentelemetry_otlp::WithExportConfig;
 use opentelemetry_sdk::trace::SdkTracerProvider;
+use tracing::Level;
+use tracing_subscriber::filter::{filter_fn, LevelFilter, Targets};
 use tracing_subscriber::layer::SubscriberExt;
 use tracing_subscriber::util::SubscriberInitExt;
 use tracing_subscriber::{EnvFilter, Layer};
@@ -38,33 +40,74 @@ impl Drop for Flush {
     }
 }
 
+/// What the logs take unless `RUST_LOG` says otherwise.
+const DEFAULT_LOGS: &str = "info,sqlx=warn";
+
 pub fn init(format: LogFormat, export: Option<Export>) -> anyhow::Result<Flush> {
-    let filter =
-        EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info,sqlx=warn"));
+    let rust_log = std::env::var("RUST_LOG").ok();
+    let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new(DEFAULT_LOGS));
+    // What the logs may take, for the global filter below: `RUST_LOG` as plain target=level
+    // directives, or, when it holds more than that, whatever its most verbose level admits.
+    let logged = rust_log
+        .as_deref()
+        .unwrap_or(DEFAULT_LOGS)
+        .parse::<Targets>()
+        .unwrap_or_else(|_| {
+            Targets::new().with_default(filter.max_level_hint().unwrap_or(LevelFilter::TRACE))
+        });
     let logs = tracing_subscriber::fmt::layer().with_writer(std::io::stderr);
     let logs = match format {
         LogFormat::Text => logs.with_filter(filter).boxed(),
         LogFormat::Json => logs.json().flatten_event(true).with_filter(filter).boxed(),
     };
     let provider = export.map(tracer_provider).transpose()?;
-    // Traces have a filter of their own: `RUST_LOG=warn` quiets the logs, not the traces. The
-    // spans of each command, append, delivery and batch are at debug, so that the logs do not
-    // pay for them (the text and JSON formatters format every span they see) and, with no
-    // exporter, nothing does; the exporter takes them. The HTTP stack's own spans stay out (the
-    // exporter sends with it: no span about a span).
-    let traces = provider.as_ref().map(|provider| {
-        tracing_opentelemetry::layer()
-            .with_tracer(provider.tracer("msa"))
-            .with_filter(EnvFilter::new(
-                "info,msa_kernel=debug,msa_chat::adapters::live_routes=debug,\
-                 msa_user_chat::adapters::remote=debug,\
-                 sqlx=off,hyper=off,hyper_util=off,h2=off,reqwest=off,rdkafka=off,tower=off",
-            ))
+    // Traces take their own targets: `RUST_LOG=warn` quiets the logs, not the traces. The spans
+    // of each command, append, delivery and batch are at debug, so that the logs do not pay for
+    // them (the text and JSON formatters format every span they see) and, with no exporter,
+    // nothing does; the exporter takes them. The HTTP stack's own spans stay out (the exporter
+    // sends with it: no span about a span).
+    //
+    // The exporter's layer has no per-layer filter: with one (an `EnvFilter` or `Targets`),
+    // tracing-subscriber now and then left a request's span out of that layer alone, so the
+    // spans under it began traces of their own. A global filter admits what either the logs or
+    // the traces take; the logs' own filter narrows what they print.
+    let traced = Targets::new()
+        .with_default(Level::INFO)
+        .with_targets(
+            [
+                "msa_kernel",
+                "msa_chat::adapters::live_routes",
+                "msa_user_chat::adapters::remote",
+                "msa_http::trail",
+            ]
+            .map(|target| (target, Level::DEBUG)),
+        )
+        .with_targets(
+            [
+                "sqlx",
+                "hyper",
+                "hyper_util",
+                "h2",
+                "reqwest",
+                "rdkafka",
+                "tower",
+            ]
+            .map(|target| (target, LevelFilter::OFF)),
+        );
+    let global = provider.as_ref().map(|_| {
+        filter_fn(move |metadata| {
+            traced.would_enable(metadata.target(), metadata.level())
+                || logged.would_enable(metadata.target(), metadata.level())
+        })
     });
+    let traces = provider
+        .as_ref()
+        .map(|provider| tracing_opentelemetry::layer().with_tracer(provider.tracer("msa")));
     if traces.is_some() {
         msa_kernel::conversation::set_exporting();
     }
     tracing_subscriber::registry()
+        .with(global)
         .with(logs)
         .with(traces)
         .init();

@@ -6,7 +6,7 @@
 //! Over HTTP, for admins: `GET /v1/admin/trail/{id}` ([`msa_http::trail`]); the single server
 //! answers it from every context's stores ([`in_process`]), between microservices user-chat
 //! composes it from its own stores and the other services' parts ([`composed`]), which each
-//! service serves from its own ([`part_routes`]).
+//! service serves from its own ([`part_routes`], `/v1/admin/trail-parts/…`).
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -19,7 +19,8 @@ use msa_kernel::trail::{Step, TrailSource, MOST_CONVERSATIONS, MOST_EVENTS};
 use msa_sql::StoreTrail;
 
 use crate::cli::{ServiceUrls, TrailArgs};
-use crate::storage::{self, ContextStores, CONTEXTS};
+use crate::contexts::CONTEXTS;
+use crate::storage::{self, ContextStores};
 
 fn source(stores: &ContextStores) -> Arc<dyn TrailSource> {
     Arc::new(StoreTrail::new(
@@ -56,7 +57,7 @@ pub fn composed(
             .with_context(|| format!("the {name} service's URL {url}"))?;
         services.push((name, base));
     }
-    let client = RemoteTrail::client();
+    let client = RemoteTrail::client(urls.upstream_timeout)?;
     let sources: Sources = Arc::new(move |caller| {
         let mut sources = vec![own.clone()];
         for (name, base) in &services {

@@ -93,6 +93,25 @@ fn foundations_and_the_gateway_know_no_context() {
 }
 
 #[test]
+fn the_benchmarks_are_a_tool_only_the_binary_carries() {
+    let (graph, _) = workspace_graph();
+    let users: Vec<_> = graph
+        .iter()
+        .filter(|(name, deps)| deps.contains("msa-bench") && *name != "msa")
+        .map(|(name, _)| name)
+        .collect();
+    assert!(users.is_empty(), "{users:?} depend on msa-bench");
+    let services: Vec<_> = graph["msa-bench"]
+        .iter()
+        .filter(|d| is_service(d) && *d != "msa-chat")
+        .collect();
+    assert!(
+        services.is_empty(),
+        "msa-bench measures chat only: {services:?}"
+    );
+}
+
+#[test]
 fn the_workspace_has_no_dependency_cycle() {
     let (graph, _) = workspace_graph();
     // Kahn's algorithm: whatever cannot be ordered sits on a cycle.

@@ -469,7 +469,7 @@ async fn the_chat_benchmark_reports_figures_beside_its_baseline() {
     let mut args = vec!["--data-dir", data.path().to_str().unwrap()];
     args.extend(HASH_FLAGS);
     // The bench is one client address sending as fast as it is answered: the single server's
-    // own rate limits would refuse most of it (README: how to start a server to measure).
+    // own rate limits would refuse most of it (docs/benchmarks.md: how to start a server to measure).
     args.extend([
         "--rate-limit-per-address",
         "1000000",

@@ -8,7 +8,7 @@
 //! payments) the same deployment took 40% more messages. SQLite's writer does the same
 //! (`msa_sqlite`'s `group_commit.rs`).
 //!
-//! Each append stays the one statement of [`crate::store::AppendStatement`]: within the group's
+//! Each append stays the one statement of [`crate::append::AppendStatement`]: within the group's
 //! transaction a stream appended to earlier in the group is seen by the next append's guard,
 //! so a stale expected version is a conflict as before. A statement that fails (a used
 //! idempotency key, a writer elsewhere that won the same version) aborts the transaction: the
@@ -27,22 +27,18 @@
 use std::hash::{BuildHasher, RandomState};
 use std::sync::Arc;
 
-use msa_kernel::{AppendError, IdempotencyRecord, NewEvent, RecordedEvent, StoreError, StreamId};
+use msa_kernel::{AppendError, IdempotencyRecord, NewEvent, StoreError, StreamId};
 use sqlx::postgres::PgRow;
 use sqlx::PgPool;
 use tokio::sync::{mpsc, oneshot, Notify};
 
-use crate::store::{recorded, AppendStatement};
+use crate::append::{recorded, AppendStatement, Outcome};
 
 /// Appends taken into one transaction at most.
 const MAX_GROUP: usize = 128;
 
 /// Committers per store, each holding a pooled connection while it commits.
 const COMMITTERS: usize = 4;
-
-/// What became of an append: its recorded events, `None` when the stream was not at the
-/// expected version.
-pub(crate) type Outcome = Result<Option<Vec<RecordedEvent>>, AppendError>;
 
 /// One caller's append, waiting for the committer.
 pub(crate) struct Pending {

@@ -2,9 +2,11 @@
 //! pointed at a database).
 //!
 //! The global log is gap-safe: see `migrations/0001_event_store.sql` for the technique and
-//! `tests/gap_safety.rs` for its proof under held transactions and random rollbacks.
+//! `crates/testkit/tests/pg_gap_safety.rs` for its proof under held transactions and random rollbacks.
 
+mod append;
 mod group_commit;
+pub mod schema;
 mod store;
 
 pub use store::PgEventStore;

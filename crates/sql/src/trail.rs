@@ -36,10 +36,11 @@ impl StoreTrail {
 
 #[async_trait]
 impl TrailSource for StoreTrail {
-    async fn conversations_of(&self, id: Uuid, most: usize) -> Result<Vec<Uuid>, TrailError> {
-        if !self.events.correlated(id, 1).await?.is_empty() {
-            return Ok(vec![id]);
-        }
+    async fn holds_conversation(&self, id: Uuid) -> Result<bool, TrailError> {
+        Ok(!self.events.correlated(id, 1).await?.is_empty())
+    }
+
+    async fn conversations_naming(&self, id: Uuid, most: usize) -> Result<Vec<Uuid>, TrailError> {
         let naming = self.events.naming(id, most).await?;
         let conversations: BTreeSet<Uuid> = naming
             .iter()

@@ -8,8 +8,7 @@ use axum::response::IntoResponse;
 use axum::routing::{delete, get, post, put};
 use axum::{Json, Router};
 use chrono::{DateTime, Utc};
-use msa_http::auth::{Caller, TokenVerifier};
-use msa_http::rate_limits::PerUserBudget;
+use msa_http::auth::Caller;
 use msa_http::service_identity::{ServiceCaller, TrustedServices};
 use msa_http::{
     page_cursor, page_limit, BearerAuth, FieldError, PageQuery, Problem, StrictJson, StrictQuery,
@@ -18,48 +17,15 @@ use serde::{Deserialize, Serialize};
 use utoipa::{IntoParams, OpenApi, ToSchema};
 use uuid::Uuid;
 
+pub use crate::adapters::api::{ChatApi, CHANGES_PER_MINUTE};
 use crate::adapters::history::{MessageView, Window};
 use crate::adapters::invites::{self, Invitation};
-use crate::adapters::live::{self, LiveFeed};
 use crate::adapters::search::{MessageSearch, SearchHit, SearchText, Searched};
-use crate::application::{ChatError, ChatService, PostedMessage, RoomPage, RoomView};
+use crate::adapters::stream;
+use crate::application::{ChatError, PostedMessage, RoomPage, RoomView};
 use crate::domain::body;
 use crate::domain::room::MAX_MEMBERS;
 use crate::domain::{Emoji, MessageBody, Role, RoomCommand, RoomError, RoomKind};
-
-#[derive(Clone)]
-pub struct ChatApi {
-    pub service: Arc<ChatService>,
-    pub verifier: Arc<TokenVerifier>,
-    pub feed: Arc<LiveFeed>,
-    /// Edits and reactions cost no credit: each user gets [`CHANGES_PER_MINUTE`] of them.
-    pub changes: Arc<PerUserBudget>,
-}
-
-/// Edits and reactions a user may make a minute (messages cost credits; these do not).
-pub const CHANGES_PER_MINUTE: u32 = 30;
-
-impl ChatApi {
-    pub fn new(
-        service: Arc<ChatService>,
-        verifier: Arc<TokenVerifier>,
-        feed: Arc<LiveFeed>,
-    ) -> Self {
-        let per_minute = std::num::NonZeroU32::new(CHANGES_PER_MINUTE).expect("not zero");
-        Self {
-            service,
-            verifier,
-            feed,
-            changes: Arc::new(PerUserBudget::per_minute("edits and reactions", per_minute)),
-        }
-    }
-}
-
-impl FromRef<ChatApi> for Arc<TokenVerifier> {
-    fn from_ref(api: &ChatApi) -> Self {
-        api.verifier.clone()
-    }
-}
 
 /// What the internal routes answer with: the API, and the services whose calls they take.
 #[derive(Clone)]
@@ -113,7 +79,7 @@ pub fn routes(api: ChatApi) -> Router {
             put(add_reaction).delete(remove_reaction),
         )
         .route("/v1/search/messages", get(search_messages))
-        .route("/v1/stream", get(live::stream))
+        .route("/v1/stream", get(stream::stream))
         .with_state(api)
 }
 

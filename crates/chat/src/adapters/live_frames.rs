@@ -459,10 +459,10 @@ mod tests {
         assert_eq!(document["operations"]["sendStreamFrames"]["action"], "send");
     }
 
-    /// Every close code `live.rs` sends is in [`CLOSE_CODES`], so in the channel's description.
+    /// Every close code `stream.rs` sends is in [`CLOSE_CODES`], so in the channel's description.
     #[test]
     fn every_close_code_is_documented() {
-        let source = include_str!("live.rs");
+        let source = include_str!("stream.rs");
         let documented: BTreeMap<&str, u16> = [
             ("TOO_SLOW", TOO_SLOW),
             ("UNAUTHORIZED", UNAUTHORIZED),
@@ -494,6 +494,6 @@ mod tests {
             );
             assert!(description.contains(&format!("`{number}`")));
         }
-        assert!(found >= 5, "found {found} close calls in live.rs");
+        assert!(found >= 5, "found {found} close calls in stream.rs");
     }
 }

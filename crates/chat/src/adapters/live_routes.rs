@@ -14,7 +14,7 @@ use msa_kernel::conversation::link_to;
 use tokio::sync::mpsc;
 use uuid::Uuid;
 
-use crate::adapters::live::{LiveEvent, Typing};
+use crate::adapters::live_event::{LiveEvent, Typing};
 use crate::domain::MembershipChange;
 
 /// The gauge of open stream connections.

@@ -1,10 +1,13 @@
+pub mod api;
 pub mod export;
 pub mod history;
 pub mod http;
 pub mod invites;
 pub mod live;
+pub mod live_event;
 pub mod live_frames;
 pub mod live_limits;
 pub mod live_routes;
 pub mod search;
 pub mod sends_http;
+pub mod stream;

@@ -6,9 +6,9 @@
 //! Every word of a search must occur in a body, as written (case aside), anywhere in it. Words of
 //! three characters or more are found through the index; shorter ones (`회의`, `hi`) have no
 //! trigram, so they only filter what the longer words found, or, alone, are looked for by
-//! reading the caller's rooms' messages newest first (slower on large rooms: see the README's
-//! benchmark). User text is never query syntax: each word is an FTS5 string or a LIKE pattern
-//! with its wildcards escaped, bound as a parameter.
+//! reading the caller's rooms' messages newest first (slower on large rooms: see
+//! `docs/benchmarks.md`). User text is never query syntax: each word is an FTS5 string or a
+//! LIKE pattern with its wildcards escaped, bound as a parameter.
 
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};

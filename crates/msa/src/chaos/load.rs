@@ -14,7 +14,7 @@ use serde_json::{json, Value};
 use tokio_tungstenite::tungstenite::client::IntoClientRequest;
 use tokio_tungstenite::tungstenite::Message;
 
-use crate::bench::chat::{make_rooms, people_with_credits, Bench, User};
+use msa_bench::chat::{make_rooms, people_with_credits, Bench, User};
 
 /// How long a client keeps trying one send before it gives up on it.
 const GIVE_UP_AFTER: Duration = Duration::from_secs(30);

@@ -30,9 +30,9 @@ use serde::Serialize;
 use sqlx::postgres::PgConnectOptions;
 use uuid::Uuid;
 
-use super::Latencies;
 use crate::cli::{BenchSearchArgs, StoreKind};
-use crate::storage;
+use crate::Latencies;
+use msa_postgres::schema::{ensure_schema, with_search_path};
 
 /// The searcher, a member of the first `--member-of` rooms.
 const SEARCHER: Uuid = Uuid::from_u128(0x0190_0000_0000_7000_8000_0000_0000_0001);
@@ -258,8 +258,8 @@ impl Target {
             }
             StoreKind::Postgres => {
                 let schema = format!("bench_{}", Uuid::now_v7().simple());
-                storage::ensure_schema(&args.database_url, &schema).await?;
-                let url = storage::with_search_path(&args.database_url, &schema);
+                ensure_schema(&args.database_url, &schema).await?;
+                let url = with_search_path(&args.database_url, &schema);
                 let events = PgEventStore::connect(PgConnectOptions::from_str(&url)?, 8).await?;
                 let read_models = SqlReadModelStore::connect_with(&url, 4).await?;
                 Ok(Self {

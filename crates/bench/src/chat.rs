@@ -14,8 +14,8 @@ use serde_json::{json, Value};
 use tokio_tungstenite::tungstenite::client::IntoClientRequest;
 use tokio_tungstenite::tungstenite::Message;
 
-use super::Latencies;
 use crate::cli::BenchChatArgs;
+use crate::Latencies;
 
 #[derive(Serialize)]
 struct Report {
@@ -46,13 +46,13 @@ struct Report {
 }
 
 #[derive(Clone)]
-pub(crate) struct User {
+pub struct User {
     pub id: String,
     pub token: String,
 }
 
 /// A client of a deployment's public API (also `msa chaos`'s).
-pub(crate) struct Bench {
+pub struct Bench {
     pub target: String,
     pub client: reqwest::Client,
 }
@@ -295,11 +295,7 @@ async fn each_second(sends: Arc<Mutex<Latencies>>, deliveries: Arc<Mutex<Latenci
 
 /// `users` people signed up (`<prefix>-<run>-<i>@example.com`, a run id of its own so runs
 /// against one deployment do not collide), each with the largest credit pack bought.
-pub(crate) async fn people_with_credits(
-    bench: &Bench,
-    prefix: &str,
-    users: usize,
-) -> Result<Vec<User>> {
+pub async fn people_with_credits(bench: &Bench, prefix: &str, users: usize) -> Result<Vec<User>> {
     let run = &uuid::Uuid::now_v7().simple().to_string()[20..];
     each(users, 16, |i| async move {
         let user = bench
@@ -318,11 +314,7 @@ pub(crate) async fn people_with_credits(
 
 /// Puts `people` in rooms of `room_size` (the first of each makes it and invites the others, who
 /// join); returns the rooms' ids.
-pub(crate) async fn make_rooms(
-    bench: &Bench,
-    people: &[User],
-    room_size: usize,
-) -> Result<Vec<String>> {
+pub async fn make_rooms(bench: &Bench, people: &[User], room_size: usize) -> Result<Vec<String>> {
     let mut rooms = Vec::new();
     for room in people.chunks(room_size) {
         let members: Vec<&str> = room[1..].iter().map(|u| u.id.as_str()).collect();

@@ -29,8 +29,8 @@ use serde::Serialize;
 use tokio::sync::watch;
 use uuid::Uuid;
 
-use super::Latencies;
 use crate::cli::BenchBusArgs;
+use crate::Latencies;
 use msa_chat::domain::{MessageBody, RoomEvent};
 
 /// Streams the events are spread over (keys, hence partitions).

@@ -23,10 +23,10 @@ use serde_json::json;
 use sqlx::postgres::PgConnectOptions;
 use uuid::Uuid;
 
-use super::Latencies;
 use crate::cli::{BenchStoreArgs, StoreKind};
-use crate::storage;
+use crate::Latencies;
 use msa_chat::domain::{MessageBody, Role, Room, RoomCommand, RoomEvent, RoomKind};
+use msa_postgres::schema::{ensure_schema, with_search_path};
 
 const BODY: &str = "Shall we meet at the station at seven? I'll bring the tickets.";
 
@@ -56,11 +56,9 @@ impl Target {
             }
             StoreKind::Postgres => {
                 let schema = format!("bench_{}", Uuid::now_v7().simple());
-                storage::ensure_schema(&args.database_url, &schema).await?;
-                let options = PgConnectOptions::from_str(&storage::with_search_path(
-                    &args.database_url,
-                    &schema,
-                ))?;
+                ensure_schema(&args.database_url, &schema).await?;
+                let options =
+                    PgConnectOptions::from_str(&with_search_path(&args.database_url, &schema))?;
                 let store = PgEventStore::connect(options, args.concurrency + 4).await?;
                 // Same columns, defaults, constraints and indexes as the events table.
                 sqlx::query("CREATE TABLE bench_baseline (LIKE events INCLUDING ALL)")

@@ -1,13 +1,35 @@
-//! `msa bench …`: measurements reported as figures beside a baseline run in the same invocation.
+//! `msa bench …`: measurements reported as figures beside a baseline run in the same invocation,
+//! so a figure is read as a ratio on whatever machine runs it. The `msa` binary hands its `bench`
+//! subcommand ([`BenchCommand`]) to [`run`]; the server itself depends on none of this.
+//!
+//! - [`store`]: the event store against plain INSERTs on the same database;
+//! - [`bus`]: the relay and a consumer against a bare produce/consume on the same broker;
+//! - [`chat`]: sends and deliveries on a running deployment against `/healthz` round trips;
+//! - [`search`]: message search on a large history against reading the searcher's rooms.
 
 pub mod bus;
 pub mod chat;
+mod cli;
 pub mod search;
 pub mod store;
+
+pub use cli::{
+    BenchBusArgs, BenchChatArgs, BenchCommand, BenchSearchArgs, BenchStoreArgs, StoreKind,
+};
 
 use std::time::Duration;
 
 use hdrhistogram::Histogram;
+
+/// Runs the benchmark `command` names.
+pub async fn run(command: BenchCommand) -> anyhow::Result<()> {
+    match command {
+        BenchCommand::Store(args) => store::run(args).await,
+        BenchCommand::Bus(args) => bus::run(args).await,
+        BenchCommand::Chat(args) => chat::run(args).await,
+        BenchCommand::Search(args) => search::run(args).await,
+    }
+}
 
 /// Latencies of one phase, recorded in microseconds.
 #[derive(Clone)]
