@@ -43,34 +43,38 @@ impl Drop for Flush {
 /// What the logs take unless `RUST_LOG` says otherwise.
 const DEFAULT_LOGS: &str = "info,sqlx=warn";
 
+/// Logs, and traces when `export` is given.
+///
+/// Per-layer filters (`Layer::with_filter`) are avoided where they can be: with one,
+/// tracing-subscriber now and then judged a request's span disabled for that layer alone (a log
+/// line of the request lacked its ids; an exported request span went missing, so the spans
+/// under it began traces of their own). The logs alone filter with the subscriber's global
+/// filter; with an exporter, a global filter admits what either the logs or the traces take,
+/// the exporter's layer has no filter of its own, and only the logs keep one (so there, rarely,
+/// a log line may lack its request's ids).
 pub fn init(format: LogFormat, export: Option<Export>) -> anyhow::Result<Flush> {
-    let rust_log = std::env::var("RUST_LOG").ok();
     let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new(DEFAULT_LOGS));
-    // What the logs may take, for the global filter below: `RUST_LOG` as plain target=level
+    let Some(provider) = export.map(tracer_provider).transpose()? else {
+        tracing_subscriber::registry()
+            .with(filter)
+            .with(log_layer(format))
+            .init();
+        return Ok(Flush(None));
+    };
+    // What the logs may take, for the global filter: `RUST_LOG` as plain target=level
     // directives, or, when it holds more than that, whatever its most verbose level admits.
-    let logged = rust_log
+    let logged = std::env::var("RUST_LOG")
         .as_deref()
         .unwrap_or(DEFAULT_LOGS)
         .parse::<Targets>()
         .unwrap_or_else(|_| {
             Targets::new().with_default(filter.max_level_hint().unwrap_or(LevelFilter::TRACE))
         });
-    let logs = tracing_subscriber::fmt::layer().with_writer(std::io::stderr);
-    let logs = match format {
-        LogFormat::Text => logs.with_filter(filter).boxed(),
-        LogFormat::Json => logs.json().flatten_event(true).with_filter(filter).boxed(),
-    };
-    let provider = export.map(tracer_provider).transpose()?;
     // Traces take their own targets: `RUST_LOG=warn` quiets the logs, not the traces. The spans
     // of each command, append, delivery and batch are at debug, so that the logs do not pay for
     // them (the text and JSON formatters format every span they see) and, with no exporter,
     // nothing does; the exporter takes them. The HTTP stack's own spans stay out (the exporter
     // sends with it: no span about a span).
-    //
-    // The exporter's layer has no per-layer filter: with one (an `EnvFilter` or `Targets`),
-    // tracing-subscriber now and then left a request's span out of that layer alone, so the
-    // spans under it began traces of their own. A global filter admits what either the logs or
-    // the traces take; the logs' own filter narrows what they print.
     let traced = Targets::new()
         .with_default(Level::INFO)
         .with_targets(
@@ -94,24 +98,29 @@ pub fn init(format: LogFormat, export: Option<Export>) -> anyhow::Result<Flush> 
             ]
             .map(|target| (target, LevelFilter::OFF)),
         );
-    let global = provider.as_ref().map(|_| {
-        filter_fn(move |metadata| {
-            traced.would_enable(metadata.target(), metadata.level())
-                || logged.would_enable(metadata.target(), metadata.level())
-        })
+    let global = filter_fn(move |metadata| {
+        traced.would_enable(metadata.target(), metadata.level())
+            || logged.would_enable(metadata.target(), metadata.level())
     });
-    let traces = provider
-        .as_ref()
-        .map(|provider| tracing_opentelemetry::layer().with_tracer(provider.tracer("msa")));
-    if traces.is_some() {
-        msa_kernel::conversation::set_exporting();
-    }
+    msa_kernel::conversation::set_exporting();
     tracing_subscriber::registry()
         .with(global)
-        .with(logs)
-        .with(traces)
+        .with(log_layer(format).with_filter(filter))
+        .with(tracing_opentelemetry::layer().with_tracer(provider.tracer("msa")))
         .init();
-    Ok(Flush(provider))
+    Ok(Flush(Some(provider)))
+}
+
+/// Log lines on stderr, as text or one JSON object per line.
+fn log_layer<S>(format: LogFormat) -> Box<dyn Layer<S> + Send + Sync>
+where
+    S: tracing::Subscriber + for<'a> tracing_subscriber::registry::LookupSpan<'a>,
+{
+    let logs = tracing_subscriber::fmt::layer().with_writer(std::io::stderr);
+    match format {
+        LogFormat::Text => logs.boxed(),
+        LogFormat::Json => logs.json().flatten_event(true).boxed(),
+    }
 }
 
 fn tracer_provider(export: Export) -> anyhow::Result<SdkTracerProvider> {
