@@ -257,15 +257,21 @@ mod tests {
         assert!(revocations.check(&claims(ada, 99_999)).is_err());
     }
 
-    #[test]
-    fn a_token_issued_in_the_revocations_millisecond_is_void() {
+    /// A deny list holding `user`'s tokens issued up to 10.5 s.
+    fn revoked_at_10_500(user: Uuid) -> Revocations {
         let revocations = Revocations::default();
-        let ada = Uuid::now_v7();
         revocations.revoke([Revocation {
-            user_id: ada,
+            user_id: user,
             tokens_before_ms: 10_500,
             account_closed: false,
         }]);
+        revocations
+    }
+
+    #[test]
+    fn a_token_issued_in_the_revocations_millisecond_is_void() {
+        let ada = Uuid::now_v7();
+        let revocations = revoked_at_10_500(ada);
         assert!(matches!(
             revocations.check(&claims(ada, 10_500)),
             Err(TokenError::Revoked)
@@ -274,13 +280,8 @@ mod tests {
 
     #[test]
     fn a_token_without_milliseconds_counts_from_the_start_of_its_second() {
-        let revocations = Revocations::default();
         let ada = Uuid::now_v7();
-        revocations.revoke([Revocation {
-            user_id: ada,
-            tokens_before_ms: 10_500,
-            account_closed: false,
-        }]);
+        let revocations = revoked_at_10_500(ada);
         let mut old = claims(ada, 10_900);
         old.iat_ms = None;
         assert!(revocations.check(&old).is_err());

@@ -44,8 +44,8 @@ pub struct TrailEvent {
     pub published_to: Option<String>,
 }
 
-/// A consumer's handling of an event (its inbox row).
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+/// A consumer's handling of an event (its inbox row); ordered by time, then context and consumer.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
 pub struct TrailHandling {
     pub at: DateTime<Utc>,
     pub context: String,
@@ -110,12 +110,7 @@ pub enum Step {
         event_id: Uuid,
     },
     /// A consumer handled the event (its inbox row).
-    Handled {
-        at: DateTime<Utc>,
-        context: String,
-        consumer: String,
-        event_id: Uuid,
-    },
+    Handled(TrailHandling),
 }
 
 /// A trail: its steps, and whether limits cut it short.
@@ -213,14 +208,8 @@ pub async fn trail(sources: &[Arc<dyn TrailSource>], id: Uuid) -> Result<Trail, 
             });
         }
         let mut handled = handlings.remove(&event_id).unwrap_or_default();
-        handled
-            .sort_by(|a, b| (a.at, &a.context, &a.consumer).cmp(&(b.at, &b.context, &b.consumer)));
-        steps.extend(handled.into_iter().map(|handling| Step::Handled {
-            at: handling.at,
-            context: handling.context,
-            consumer: handling.consumer,
-            event_id,
-        }));
+        handled.sort();
+        steps.extend(handled.into_iter().map(Step::Handled));
     }
     Ok(Trail {
         items: steps,
@@ -391,7 +380,7 @@ mod tests {
             .map(|step| match step {
                 Step::Event { .. } => "event",
                 Step::Published { .. } => "published",
-                Step::Handled { .. } => "handled",
+                Step::Handled(_) => "handled",
             })
             .collect();
         assert_eq!(steps, ["event", "published", "handled", "event"]);

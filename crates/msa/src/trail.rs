@@ -15,7 +15,7 @@ use anyhow::{Context, Result};
 use axum::Router;
 use msa_http::auth::TokenVerifier;
 use msa_http::trail::{RemoteTrail, Sources};
-use msa_kernel::trail::{Step, TrailSource, MOST_CONVERSATIONS, MOST_EVENTS};
+use msa_kernel::trail::{Step, TrailHandling, TrailSource, MOST_CONVERSATIONS, MOST_EVENTS};
 use msa_sql::StoreTrail;
 
 use crate::cli::{ServiceUrls, TrailArgs};
@@ -139,12 +139,12 @@ fn line(step: &Step) -> String {
             "{:<24}  {context:<9}    published to {topic} (event {event_id})",
             "(relayed; time not kept)"
         ),
-        Step::Handled {
+        Step::Handled(TrailHandling {
             at,
             context,
             consumer,
             event_id,
-        } => format!(
+        }) => format!(
             "{}  {context:<9}    handled by {consumer} (event {event_id})",
             at.to_rfc3339_opts(chrono::SecondsFormat::Millis, true)
         ),
