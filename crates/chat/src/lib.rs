@@ -32,3 +32,45 @@ pub fn migrator() -> sqlx::migrate::Migrator {
     migrator.set_ignore_missing(true);
     migrator
 }
+
+/// The chat context, as the composition root sees it (`msa_context`).
+pub struct Context;
+
+impl msa_context::BoundedContext for Context {
+    fn name(&self) -> &'static str {
+        "chat"
+    }
+
+    fn migrator(&self) -> sqlx::migrate::Migrator {
+        migrator()
+    }
+
+    fn projections(
+        &self,
+        backend: msa_sql::Backend,
+    ) -> Vec<std::sync::Arc<dyn msa_kernel::Projection<msa_sql::Tx>>> {
+        vec![
+            std::sync::Arc::new(adapters::history::History),
+            std::sync::Arc::new(adapters::invites::Invites),
+            std::sync::Arc::new(adapters::search::Search { backend }),
+        ]
+    }
+
+    fn api_document(&self) -> utoipa::openapi::OpenApi {
+        <adapters::http::ChatApiDoc as utoipa::OpenApi>::openapi()
+    }
+
+    fn events(&self, document: &mut serde_json::Value) -> Vec<(String, serde_json::Value)> {
+        let mut events = msa_http::asyncapi::event_payloads::<domain::RoomEvent>(
+            <domain::RoomEvent as msa_kernel::DomainEvent>::CONTEXT,
+            document,
+        );
+        events.extend(
+            msa_http::asyncapi::event_payloads::<domain::DirectPairEvent>(
+                <domain::DirectPairEvent as msa_kernel::DomainEvent>::CONTEXT,
+                document,
+            ),
+        );
+        events
+    }
+}

@@ -4,6 +4,8 @@
 use serde::Deserialize;
 use utoipa::IntoParams;
 
+pub use msa_kernel::page::{next_cursor, MAX_RECORDS, RECORDS_PAGE};
+
 use crate::{FieldError, Problem};
 
 /// The query of a public list: `limit` 1 to 100 (50 when not given).
@@ -42,12 +44,6 @@ pub struct RecordsQuery {
     pub limit: Option<String>,
 }
 
-/// The most rows a page of records holds.
-pub const MAX_RECORDS: u32 = 1_000;
-
-/// The rows a page of records holds when the caller does not say (what user-chat asks for).
-pub const RECORDS_PAGE: u32 = 500;
-
 impl RecordsQuery {
     pub fn limit(&self) -> Result<u32, Problem> {
         limit_within(self.limit.as_deref(), RECORDS_PAGE, MAX_RECORDS)
@@ -83,17 +79,4 @@ pub fn page_cursor<T: std::str::FromStr>(raw: Option<&str>) -> Result<Option<T>,
         })
     })
     .transpose()
-}
-
-/// The `next_cursor` of a page: the cursor of its last item when the page is full (a shorter
-/// page is the last).
-pub fn next_cursor<T>(
-    items: &[T],
-    limit: u32,
-    cursor_of: impl Fn(&T) -> Option<String>,
-) -> Option<String> {
-    if items.len() < limit as usize {
-        return None;
-    }
-    items.last().and_then(cursor_of)
 }

@@ -2,21 +2,7 @@ use axum::http::{header, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use serde::{Deserialize, Serialize};
 
-/// One invalid field of a request, named as the client sent it (`nickname`, `items[2].amount`).
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
-pub struct FieldError {
-    pub field: String,
-    pub message: String,
-}
-
-impl FieldError {
-    pub fn new(field: impl Into<String>, message: impl Into<String>) -> Self {
-        Self {
-            field: field.into(),
-            message: message.into(),
-        }
-    }
-}
+pub use msa_kernel::FieldError;
 
 /// An RFC 9457 problem: the only error shape any endpoint answers with.
 /// Deserializable too: a service passes on the problems of the services it calls.
@@ -98,6 +84,11 @@ impl Problem {
             retry_after: Some(1),
             ..Self::new(StatusCode::SERVICE_UNAVAILABLE, "overloaded", detail)
         }
+    }
+
+    /// When the client may come back (seconds), if the problem says.
+    pub fn retry_after(&self) -> Option<u64> {
+        self.retry_after
     }
 
     /// The same problem, telling the client when to come back (a problem passed on from another

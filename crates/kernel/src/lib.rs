@@ -15,6 +15,7 @@
 //! - [`shared_tail`]: a process's log readers share their reads of the log's end;
 //! - [`bus`], [`relay`], [`consumer`], [`in_process`]: events between contexts;
 //! - [`trail`]: one request's events across every context, in causal order (for operators);
+//! - [`invalid`] and [`page`]: the shapes every use case shares (fields refused, pages of lists);
 //! - [`testing`]: given/when/then for aggregates.
 
 pub mod aggregate;
@@ -24,8 +25,10 @@ pub mod conversation;
 pub mod envelope;
 pub mod event;
 pub mod in_process;
+pub mod invalid;
 pub mod lookout;
 pub mod metric;
+pub mod page;
 pub mod projection;
 pub mod readmodel;
 pub mod relay;
@@ -41,6 +44,7 @@ pub use aggregate::Aggregate;
 pub use conversation::Conversation;
 pub use envelope::{EventMetadata, LogPosition, NewEvent, RecordedEvent, StreamId};
 pub use event::{DecodeError, DomainEvent};
+pub use invalid::FieldError;
 pub use lookout::Lookout;
 pub use projection::{Projection, ProjectionError, ProjectionRunner, TableNames, TableSpec};
 pub use readmodel::ReadModelStore;

@@ -4,9 +4,8 @@
 //! `<context>.events.dlq`. Payload schemas are the event enums' own (utoipa `ToSchema`); the
 //! gateway merges the services' documents as it does their OpenAPI documents.
 
-use msa_http::asyncapi::{self, event_payloads, headers_schema, merge, reference};
+use msa_http::asyncapi::{self, headers_schema, merge, reference};
 use msa_kernel::bus::{dead_letter_topic, events_topic};
-use msa_kernel::DomainEvent;
 use serde_json::{json, Value};
 
 const DESCRIPTION: &str = "What msa sends besides HTTP answers: the chat stream's WebSocket frames \
@@ -15,51 +14,22 @@ const DESCRIPTION: &str = "What msa sends besides HTTP answers: the chat stream'
     up on). The single server runs the bus in-process: the topics exist only with \
     `--kafka-brokers`.";
 
-/// The document of the contexts this process serves (`user`, `chat`, `payment`, `user-chat`).
+/// The document of the contexts this process serves (by name), from their descriptors.
 pub fn document(contexts: &[&str]) -> Value {
     let mut document = asyncapi::document(DESCRIPTION);
-    for context in contexts {
-        if *context == "chat" {
+    for name in contexts {
+        let Some(context) = crate::contexts::named(name) else {
+            continue;
+        };
+        if *name == "chat" {
             merge(&mut document, &msa_chat::adapters::live_frames::asyncapi());
         }
-        let events = match *context {
-            "user" => {
-                let mut events = event_payloads::<msa_user::domain::UserEvent>(
-                    msa_user::domain::UserEvent::CONTEXT,
-                    &mut document,
-                );
-                events.extend(event_payloads::<msa_user::domain::ClaimEvent>(
-                    msa_user::domain::ClaimEvent::CONTEXT,
-                    &mut document,
-                ));
-                events
-            }
-            "chat" => {
-                let mut events = event_payloads::<msa_chat::domain::RoomEvent>(
-                    msa_chat::domain::RoomEvent::CONTEXT,
-                    &mut document,
-                );
-                events.extend(event_payloads::<msa_chat::domain::DirectPairEvent>(
-                    msa_chat::domain::DirectPairEvent::CONTEXT,
-                    &mut document,
-                ));
-                events
-            }
-            "payment" => {
-                let mut events = event_payloads::<msa_payment::domain::PaymentEvent>(
-                    msa_payment::domain::PaymentEvent::CONTEXT,
-                    &mut document,
-                );
-                events.extend(event_payloads::<msa_payment::domain::WalletEvent>(
-                    msa_payment::domain::WalletEvent::CONTEXT,
-                    &mut document,
-                ));
-                events
-            }
-            // user-chat keeps read models and calls the others: it records no events.
-            _ => continue,
-        };
-        let part = topics(context, &events);
+        // user-chat keeps read models and calls the others: it records no events.
+        if !context.records_events() {
+            continue;
+        }
+        let events = context.events(&mut document);
+        let part = topics(name, &events);
         merge(&mut document, &part);
     }
     document

@@ -79,7 +79,7 @@ pub fn start_relays(
     let mut tasks = Vec::new();
     let sources = stores
         .iter()
-        .filter(|s| crate::contexts::EVENT_SOURCES.contains(&s.context));
+        .filter(|s| crate::contexts::event_sources().contains(&s.context));
     for context in sources {
         let publisher = KafkaPublisher::new(kafka, DELIVERY_TIMEOUT)
             .with_context(|| format!("creating the {} relay's Kafka producer", context.context))?;
@@ -200,7 +200,7 @@ pub async fn relay(args: crate::cli::RelayArgs) -> Result<()> {
     let kafka = kafka_config(&args.kafka)?
         .context("MSA_KAFKA_BROKERS (--kafka-brokers) is required: the relay publishes to Kafka")?;
     let mut stores = Vec::new();
-    for context in crate::contexts::EVENT_SOURCES {
+    for context in crate::contexts::event_sources() {
         if args.contexts.is_empty() || args.contexts.iter().any(|c| c == context) {
             stores.push(crate::storage::open(&args.storage, context).await?);
         }

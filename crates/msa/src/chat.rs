@@ -81,7 +81,7 @@ pub async fn start(
             runner.run(&Invites, stop.clone())
         );
     });
-    let api = ChatApi::new(service.clone(), verifier, feed);
+    let api = ChatApi::new(service.clone(), stores.read_models.clone(), verifier, feed);
     Ok(ChatContext {
         service,
         sends: Arc::new(Sends::new(stores.events.clone())),
@@ -131,7 +131,7 @@ impl ChatContext {
             ))
             // A person's records, for user-chat's export.
             .merge(msa_chat::adapters::export::internal_routes(
-                self.service.clone(),
+                self.api.read_models.clone(),
                 callers,
             ))
     }

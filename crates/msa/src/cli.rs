@@ -309,8 +309,8 @@ pub struct UserChatArgs {
 }
 
 impl UserChatArgs {
-    pub fn recovery(&self) -> msa_user_chat::send_recovery::RecoverySettings {
-        msa_user_chat::send_recovery::RecoverySettings {
+    pub fn recovery(&self) -> msa_user_chat::application::send_recovery::RecoverySettings {
+        msa_user_chat::application::send_recovery::RecoverySettings {
             after: self.send_recovery_after,
         }
     }
@@ -470,7 +470,7 @@ pub struct RelayArgs {
     pub kafka: KafkaArgs,
 
     /// Contexts to relay (repeat or comma-separate; default: all).
-    #[arg(long = "context", env = "MSA_RELAY_CONTEXTS", value_delimiter = ',', value_parser = clap::builder::PossibleValuesParser::new(crate::contexts::EVENT_SOURCES))]
+    #[arg(long = "context", env = "MSA_RELAY_CONTEXTS", value_delimiter = ',', value_parser = clap::builder::PossibleValuesParser::new(crate::contexts::event_sources()))]
     pub contexts: Vec<String>,
 }
 

@@ -14,7 +14,7 @@ use msa_payment::application::wallets::Wallets;
 use msa_user_chat::adapters::members::{Members, CONSUMER as MEMBERS};
 use msa_user_chat::adapters::open_spends::{OpenSpends, CONSUMER as OPEN_SPENDS};
 use msa_user_chat::adapters::profiles::{Profiles, CONSUMER as PROFILES};
-use msa_user_chat::ports::DirectoryPort;
+use msa_user_chat::application::ports::DirectoryPort;
 
 /// One consumer: a handler, the contexts whose events it receives, and the context whose query
 /// database holds its effects, inbox and (in-process) dead letters.

@@ -16,7 +16,6 @@ use serde_json::json;
 use crate::bus::{dead_letters_for, kafka_config};
 use crate::cli::{DlqListArgs, DlqReplayArgs, StorageArgs};
 use crate::consumers::{self, home_of};
-use crate::contexts::{CONTEXTS, EVENT_SOURCES};
 use crate::storage::{self, ContextStores};
 
 /// A dead letter and whether a replay has settled it (`None`: its consumer's home is unknown).
@@ -31,16 +30,16 @@ async fn collect(
     kafka: Option<&KafkaConfig>,
 ) -> Result<(Vec<Listed>, HashMap<&'static str, ContextStores>)> {
     let mut stores = HashMap::new();
-    for context in CONTEXTS {
-        stores.insert(*context, storage::open(storage, context).await?);
+    for context in crate::contexts::names() {
+        stores.insert(context, storage::open(storage, context).await?);
     }
     let mut letters = Vec::new();
-    for source in EVENT_SOURCES {
+    for source in crate::contexts::event_sources() {
         let topic = events_topic(source);
         match kafka {
             // One topic holds the letters of every consumer of the source's events.
             Some(_) => {
-                let dead = dead_letters_for(kafka, &stores[source])?;
+                let dead = dead_letters_for(kafka, &stores[&source])?;
                 letters.extend(
                     dead.list(&topic)
                         .await
@@ -49,8 +48,8 @@ async fn collect(
             }
             // Each consumer keeps its letters at home.
             None => {
-                for home in CONTEXTS {
-                    let dead = dead_letters_for(None, &stores[home])?;
+                for home in crate::contexts::names() {
+                    let dead = dead_letters_for(None, &stores[&home])?;
                     letters.extend(dead.list(&topic).await?);
                 }
             }

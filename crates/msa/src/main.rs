@@ -15,6 +15,7 @@ mod gateway;
 mod payment;
 mod projections;
 mod remote;
+mod self_contained;
 mod serve;
 mod shutdown;
 mod storage;

@@ -53,7 +53,7 @@ pub async fn run(args: ServeArgs) -> Result<()> {
     let metrics = crate::telemetry::metrics()?;
     let kafka = crate::bus::kafka_config(&args.kafka)?;
     let contexts = match args.service {
-        None => crate::contexts::CONTEXTS.to_vec(),
+        None => crate::contexts::names(),
         Some(service) => vec![service.context()],
     };
     let events_document = crate::asyncapi::document(&contexts);
@@ -175,24 +175,36 @@ async fn everything(
         directory.clone(),
         user.verifier.clone(),
         &args.user_chat,
-        stop,
+        stop.clone(),
     )
     .await?;
     // A person's export: user-chat's, over the services in this process.
     let export = crate::user_chat_export::in_process(
         user.service.clone(),
-        chat.service.clone(),
+        storage::context(stores, "chat")?.read_models.clone(),
         payment.payments(),
         user.verifier.clone(),
     );
     let mut tasks = vec![user.projections, chat.projections, user_chat.recovery];
     tasks.extend(payment.tasks);
+    let mut routes = observed("user", user.routes)
+        .merge(observed("chat", chat.routes))
+        .merge(observed("payment", payment.routes))
+        .merge(observed("user-chat", user_chat.routes.merge(export)))
+        .merge(crate::trail::in_process(stores, user.verifier.clone()));
+    for context in crate::contexts::self_contained() {
+        let started = crate::self_contained::start(
+            context,
+            storage::context(stores, context.name())?,
+            user.verifier.clone(),
+            stop.clone(),
+        )
+        .await?;
+        routes = routes.merge(observed(context.name(), started.routes));
+        tasks.push(started.projections);
+    }
     Ok(Started {
-        routes: observed("user", user.routes)
-            .merge(observed("chat", chat.routes))
-            .merge(observed("payment", payment.routes))
-            .merge(observed("user-chat", user_chat.routes.merge(export)))
-            .merge(crate::trail::in_process(stores, user.verifier.clone())),
+        routes,
         document: api_document(),
         tasks,
         edge_verifier: Some(user.verifier.clone()),
@@ -391,10 +403,13 @@ fn app(
 /// The OpenAPI document of every context's HTTP API.
 pub fn api_document() -> utoipa::openapi::OpenApi {
     use utoipa::OpenApi;
-    let mut document = msa_user::adapters::http::UserApiDoc::openapi();
-    document.merge(msa_chat::adapters::http::ChatApiDoc::openapi());
-    document.merge(msa_payment::adapters::http::PaymentApiDoc::openapi());
-    document.merge(msa_user_chat::adapters::http::UserChatApiDoc::openapi());
+    let mut documents = crate::contexts::all()
+        .into_iter()
+        .map(|context| context.api_document());
+    let mut document = documents.next().expect("at least one context");
+    for other in documents {
+        document.merge(other);
+    }
     document.merge(msa_http::trail::TrailApiDoc::openapi());
     document.info.title = "msa".into();
     document.info.version = env!("CARGO_PKG_VERSION").into();

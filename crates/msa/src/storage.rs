@@ -17,7 +17,6 @@ use msa_sqlite::SqliteEventStore;
 use sqlx::postgres::PgConnectOptions;
 
 use crate::cli::StorageArgs;
-use crate::contexts::CONTEXTS;
 
 /// One context's stores.
 #[derive(Clone)]
@@ -29,8 +28,9 @@ pub struct ContextStores {
 
 /// Opens (and migrates) the stores of every context.
 pub async fn open_all(storage: &StorageArgs) -> Result<Vec<ContextStores>> {
-    let mut opened = Vec::with_capacity(CONTEXTS.len());
-    for context in CONTEXTS {
+    let names = crate::contexts::names();
+    let mut opened = Vec::with_capacity(names.len());
+    for context in names {
         opened.push(open(storage, context).await?);
     }
     Ok(opened)

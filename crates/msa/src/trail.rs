@@ -19,7 +19,6 @@ use msa_kernel::trail::{Step, TrailHandling, TrailSource, MOST_CONVERSATIONS, MO
 use msa_sql::StoreTrail;
 
 use crate::cli::{ServiceUrls, TrailArgs};
-use crate::contexts::CONTEXTS;
 use crate::storage::{self, ContextStores};
 
 fn source(stores: &ContextStores) -> Arc<dyn TrailSource> {
@@ -70,18 +69,19 @@ pub fn composed(
 }
 
 pub async fn run(args: TrailArgs) -> Result<()> {
+    let contexts = crate::contexts::names();
     let mut urls = HashMap::new();
     for pair in &args.context_databases {
         let (context, url) = pair
             .split_once('=')
-            .filter(|(context, _)| CONTEXTS.contains(context))
+            .filter(|(context, _)| contexts.contains(context))
             .with_context(|| {
-                format!("--context-database {pair}: not CONTEXT=URL with a context of {CONTEXTS:?}")
+                format!("--context-database {pair}: not CONTEXT=URL with a context of {contexts:?}")
             })?;
         urls.insert(context, url.to_owned());
     }
-    let mut sources = Vec::with_capacity(CONTEXTS.len());
-    for context in CONTEXTS {
+    let mut sources = Vec::with_capacity(contexts.len());
+    for context in contexts.iter().copied() {
         let mut storage = args.storage.clone();
         if let Some(url) = urls.get(context) {
             storage.database_url = Some(url.clone());

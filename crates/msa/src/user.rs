@@ -158,6 +158,7 @@ pub async fn start(
     });
     let api = UserApi {
         service: service.clone(),
+        read_models: stores.read_models.clone(),
         verifier: verifier.clone(),
         trusted_proxies: Arc::new(
             TrustedProxies::parse(&args.trusted_proxies)

@@ -10,15 +10,17 @@ use msa_chat::application::sends::{SendOutcome, SendRef, Sends};
 use msa_chat::contract::{MessageBody, PostedMessage, RoomCommand, RoomKind, RoomPage, RoomView};
 use msa_chat::ChatService;
 use msa_http::admission::Admission;
-use msa_http::auth::{Caller, TokenVerifier};
+use msa_http::auth::TokenVerifier;
 use msa_http::service_identity::ServiceIdentity;
 use msa_http::Problem;
 use msa_payment::application::wallets::{Spent, Wallets};
 use msa_user::contract::{Nickname, ProfileView, PublicProfiles};
 use msa_user_chat::adapters::http::{routes, UserChatApi};
 use msa_user_chat::adapters::remote::{RemoteChat, RemoteDirectory, RemoteWallets, Service};
-use msa_user_chat::ports::{ChatPort, DirectoryPort, WalletPort};
-use msa_user_chat::send_recovery::SendRecovery;
+use msa_user_chat::application::ports::{
+    ChatPort, DirectoryPort, Requester, ServiceError, WalletPort,
+};
+use msa_user_chat::application::send_recovery::SendRecovery;
 use msa_user_chat::UserChat;
 use tokio::sync::watch;
 use tokio::task::JoinHandle;
@@ -27,6 +29,12 @@ use uuid::Uuid;
 use crate::cli::{ServiceUrls, StorageArgs, UserChatArgs};
 use crate::storage::ContextStores;
 
+/// A core service's error as user-chat's ports take it: in the words its HTTP API would use, so
+/// both deployments answer alike.
+fn answer(error: impl Into<Problem>) -> ServiceError {
+    ServiceError::from(error.into())
+}
+
 /// Chat's use cases, and what its store says of sends (for the send recovery).
 struct InProcessChat(Arc<ChatService>, Arc<Sends>);
 
@@ -34,40 +42,47 @@ struct InProcessChat(Arc<ChatService>, Arc<Sends>);
 impl ChatPort for InProcessChat {
     async fn post(
         &self,
-        sender: &Caller,
+        sender: &Requester,
         room_id: Uuid,
         txn_id: &str,
         body: MessageBody,
         reply_to: Option<Uuid>,
-    ) -> Result<(PostedMessage, bool), Problem> {
+    ) -> Result<(PostedMessage, bool), ServiceError> {
         Ok(self
             .0
             .post(sender.user_id, room_id, txn_id, body, reply_to)
-            .await?)
+            .await
+            .map_err(answer)?)
     }
 
-    async fn send_outcomes(&self, sends: &[SendRef]) -> Result<Vec<SendOutcome>, Problem> {
-        Ok(self.1.outcomes(sends).await?)
+    async fn send_outcomes(&self, sends: &[SendRef]) -> Result<Vec<SendOutcome>, ServiceError> {
+        Ok(self.1.outcomes(sends).await.map_err(answer)?)
     }
 
-    async fn withdraw_send(&self, send: &SendRef) -> Result<SendOutcome, Problem> {
-        Ok(self.1.withdraw(send).await?)
+    async fn withdraw_send(&self, send: &SendRef) -> Result<SendOutcome, ServiceError> {
+        Ok(self.1.withdraw(send).await.map_err(answer)?)
     }
 
     async fn create_room(
         &self,
-        caller: &Caller,
+        caller: &Requester,
         kind: RoomKind,
         name: Option<String>,
         members: Vec<Uuid>,
-    ) -> Result<(RoomView, bool), Problem> {
+    ) -> Result<(RoomView, bool), ServiceError> {
         Ok(self
             .0
             .create_room(caller.user_id, kind, name, members)
-            .await?)
+            .await
+            .map_err(answer)?)
     }
 
-    async fn invite(&self, caller: &Caller, room_id: Uuid, user_id: Uuid) -> Result<(), Problem> {
+    async fn invite(
+        &self,
+        caller: &Requester,
+        room_id: Uuid,
+        user_id: Uuid,
+    ) -> Result<(), ServiceError> {
         let command = RoomCommand::Invite {
             by: caller.user_id,
             user_id,
@@ -75,17 +90,22 @@ impl ChatPort for InProcessChat {
         Ok(self
             .0
             .change_membership(caller.user_id, room_id, command)
-            .await?)
+            .await
+            .map_err(answer)?)
     }
 
     async fn rooms_of(
         &self,
-        caller: &Caller,
+        caller: &Requester,
         cursor: Option<&str>,
         limit: u32,
-    ) -> Result<RoomPage, Problem> {
-        let after = msa_http::page_cursor(cursor)?;
-        Ok(self.0.rooms_of(caller.user_id, after, limit).await?)
+    ) -> Result<RoomPage, ServiceError> {
+        let after = msa_http::page_cursor(cursor).map_err(answer)?;
+        Ok(self
+            .0
+            .rooms_of(caller.user_id, after, limit)
+            .await
+            .map_err(answer)?)
     }
 }
 
@@ -93,12 +113,20 @@ struct InProcessWallets(Arc<Wallets>);
 
 #[async_trait]
 impl WalletPort for InProcessWallets {
-    async fn spend(&self, user: &Caller, spend_key: &str) -> Result<Spent, Problem> {
-        Ok(self.0.spend(user.user_id, spend_key).await?)
+    async fn spend(&self, user: &Requester, spend_key: &str) -> Result<Spent, ServiceError> {
+        Ok(self
+            .0
+            .spend(user.user_id, spend_key)
+            .await
+            .map_err(answer)?)
     }
 
-    async fn refund_spend(&self, user_id: Uuid, spend_key: &str) -> Result<(), Problem> {
-        Ok(self.0.refund_spend(user_id, spend_key).await?)
+    async fn refund_spend(&self, user_id: Uuid, spend_key: &str) -> Result<(), ServiceError> {
+        Ok(self
+            .0
+            .refund_spend(user_id, spend_key)
+            .await
+            .map_err(answer)?)
     }
 }
 
@@ -106,21 +134,21 @@ struct InProcessDirectory(PublicProfiles);
 
 #[async_trait]
 impl DirectoryPort for InProcessDirectory {
-    async fn profile(&self, user_id: Uuid) -> Result<Option<ProfileView>, Problem> {
+    async fn profile(&self, user_id: Uuid) -> Result<Option<ProfileView>, ServiceError> {
         self.0
             .by_id(user_id)
             .await
-            .map_err(|e| Problem::storage(&e))
+            .map_err(|e| answer(Problem::storage(&e)))
     }
 
-    async fn by_nickname(&self, nickname: &str) -> Result<Option<ProfileView>, Problem> {
+    async fn by_nickname(&self, nickname: &str) -> Result<Option<ProfileView>, ServiceError> {
         let Ok(nickname) = Nickname::parse(nickname) else {
             return Ok(None);
         };
         self.0
             .by_nickname(&nickname)
             .await
-            .map_err(|e| Problem::storage(&e))
+            .map_err(|e| answer(Problem::storage(&e)))
     }
 }
 

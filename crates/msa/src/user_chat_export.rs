@@ -8,40 +8,47 @@ use anyhow::Result;
 use async_trait::async_trait;
 use axum::Router;
 use msa_chat::adapters::export::{self as chat_export, BadCursor, ChatRecords};
-use msa_chat::ChatService;
-use msa_http::auth::{Caller, TokenVerifier};
+use msa_http::auth::TokenVerifier;
 use msa_http::{FieldError, Problem};
 use msa_payment::application::payments::export::PaymentRecords;
 use msa_payment::application::payments::Payments;
+use msa_sql::SqlReadModelStore;
 use msa_user::UserService;
 use msa_user_chat::adapters::export_http::{routes, ExportApi};
 use msa_user_chat::adapters::remote_records::{
     RemoteAccountRecords, RemoteChatRecords, RemotePaymentRecords,
 };
-use msa_user_chat::export::ports::{
+use msa_user_chat::application::export::ports::{
     AccountRecordsPort, ChatRecordsPort, PaymentRecordsPort, RecordPage,
 };
-use msa_user_chat::export::Exports;
+use msa_user_chat::application::export::Exports;
+use msa_user_chat::application::ports::{Requester, ServiceError};
 use serde_json::{Map, Value};
 use uuid::Uuid;
 
 /// Items a page holds in-process.
-const PAGE: u32 = msa_http::RECORDS_PAGE;
+const PAGE: u32 = msa_kernel::page::RECORDS_PAGE;
 
 struct InProcessAccount(Arc<UserService>);
 
 #[async_trait]
 impl AccountRecordsPort for InProcessAccount {
-    async fn account(&self, caller: &Caller) -> Result<Map<String, Value>, Problem> {
-        let export = self.0.export(caller.user_id).await?;
-        match serde_json::to_value(export).map_err(|e| Problem::internal(&e))? {
-            Value::Object(account) => Ok(account),
-            _ => Err(Problem::internal(&"the account's export is not an object")),
+    async fn account(&self, caller: &Requester) -> Result<Map<String, Value>, ServiceError> {
+        let export = self
+            .0
+            .export(caller.user_id)
+            .await
+            .map_err(|e| ServiceError::from(Problem::from(e)))?;
+        match serde_json::to_value(export) {
+            Ok(Value::Object(account)) => Ok(account),
+            _ => Err(ServiceError::failed(
+                "the account's export is not an object",
+            )),
         }
     }
 }
 
-struct InProcessChatRecords(Arc<ChatService>);
+struct InProcessChatRecords(Arc<SqlReadModelStore>);
 
 #[async_trait]
 impl ChatRecordsPort for InProcessChatRecords {
@@ -50,10 +57,10 @@ impl ChatRecordsPort for InProcessChatRecords {
         user_id: Uuid,
         part: ChatRecords,
         cursor: Option<&str>,
-    ) -> Result<RecordPage, Problem> {
-        match chat_export::page(self.0.read_models(), user_id, part, cursor, PAGE)
+    ) -> Result<RecordPage, ServiceError> {
+        match chat_export::page(&self.0, user_id, part, cursor, PAGE)
             .await
-            .map_err(|e| Problem::internal(&e))?
+            .map_err(|e| ServiceError::from(Problem::storage(&e)))?
         {
             Ok(page) => Ok(RecordPage {
                 items: page.items,
@@ -62,7 +69,8 @@ impl ChatRecordsPort for InProcessChatRecords {
             Err(BadCursor) => Err(Problem::invalid(vec![FieldError::new(
                 "cursor",
                 "not a cursor this API gave out",
-            )])),
+            )])
+            .into()),
         }
     }
 }
@@ -76,8 +84,12 @@ impl PaymentRecordsPort for InProcessPaymentRecords {
         user_id: Uuid,
         part: PaymentRecords,
         cursor: Option<&str>,
-    ) -> Result<RecordPage, Problem> {
-        let page = self.0.records(user_id, part, cursor, PAGE).await?;
+    ) -> Result<RecordPage, ServiceError> {
+        let page = self
+            .0
+            .records(user_id, part, cursor, PAGE)
+            .await
+            .map_err(|e| ServiceError::from(Problem::from(e)))?;
         Ok(RecordPage {
             items: page.items,
             next_cursor: page.next_cursor,
@@ -88,13 +100,13 @@ impl PaymentRecordsPort for InProcessPaymentRecords {
 /// The export's route in the single server, over the services in this process.
 pub fn in_process(
     user: Arc<UserService>,
-    chat: Arc<ChatService>,
+    chat_records: Arc<SqlReadModelStore>,
     payments: Arc<Payments>,
     verifier: Arc<TokenVerifier>,
 ) -> Router {
     let exports = Exports::new(
         Arc::new(InProcessAccount(user)),
-        Arc::new(InProcessChatRecords(chat)),
+        Arc::new(InProcessChatRecords(chat_records)),
         Arc::new(InProcessPaymentRecords(payments)),
     );
     routes(ExportApi {

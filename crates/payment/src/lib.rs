@@ -29,3 +29,44 @@ pub fn migrator() -> sqlx::migrate::Migrator {
     migrator.set_ignore_missing(true);
     migrator
 }
+
+/// The payment context, as the composition root sees it (`msa_context`).
+pub struct Context;
+
+impl msa_context::BoundedContext for Context {
+    fn name(&self) -> &'static str {
+        "payment"
+    }
+
+    fn migrator(&self) -> sqlx::migrate::Migrator {
+        migrator()
+    }
+
+    fn projections(
+        &self,
+        _backend: msa_sql::Backend,
+    ) -> Vec<std::sync::Arc<dyn msa_kernel::Projection<msa_sql::Tx>>> {
+        vec![
+            std::sync::Arc::new(adapters::payment_list::PaymentList),
+            std::sync::Arc::new(adapters::ledger::Ledger),
+            std::sync::Arc::new(adapters::holds::Holds),
+            std::sync::Arc::new(adapters::uncredited::Uncredited),
+        ]
+    }
+
+    fn api_document(&self) -> utoipa::openapi::OpenApi {
+        <adapters::http::PaymentApiDoc as utoipa::OpenApi>::openapi()
+    }
+
+    fn events(&self, document: &mut serde_json::Value) -> Vec<(String, serde_json::Value)> {
+        let mut events = msa_http::asyncapi::event_payloads::<domain::PaymentEvent>(
+            <domain::PaymentEvent as msa_kernel::DomainEvent>::CONTEXT,
+            document,
+        );
+        events.extend(msa_http::asyncapi::event_payloads::<domain::WalletEvent>(
+            <domain::WalletEvent as msa_kernel::DomainEvent>::CONTEXT,
+            document,
+        ));
+        events
+    }
+}

@@ -10,7 +10,8 @@ pub mod adapters;
 pub mod application;
 pub mod domain;
 
-pub use application::{sealed_events, UserService, UserServiceError};
+pub use adapters::personal_data::sealed_events;
+pub use application::{UserService, UserServiceError};
 
 /// What other services may use of the user context: its events, its DTOs and the public-profile
 /// reader (the architecture test holds application services to this module).
@@ -27,4 +28,43 @@ pub fn migrator() -> sqlx::migrate::Migrator {
     let mut migrator = sqlx::migrate!("./migrations");
     migrator.set_ignore_missing(true);
     migrator
+}
+
+/// The user context, as the composition root sees it (`msa_context`).
+pub struct Context;
+
+impl msa_context::BoundedContext for Context {
+    fn name(&self) -> &'static str {
+        "user"
+    }
+
+    fn migrator(&self) -> sqlx::migrate::Migrator {
+        migrator()
+    }
+
+    fn projections(
+        &self,
+        _backend: msa_sql::Backend,
+    ) -> Vec<std::sync::Arc<dyn msa_kernel::Projection<msa_sql::Tx>>> {
+        vec![
+            std::sync::Arc::new(adapters::directory::Directory),
+            std::sync::Arc::new(adapters::revocations::RevocationsProjection),
+        ]
+    }
+
+    fn api_document(&self) -> utoipa::openapi::OpenApi {
+        <adapters::http::UserApiDoc as utoipa::OpenApi>::openapi()
+    }
+
+    fn events(&self, document: &mut serde_json::Value) -> Vec<(String, serde_json::Value)> {
+        let mut events = msa_http::asyncapi::event_payloads::<domain::UserEvent>(
+            <domain::UserEvent as msa_kernel::DomainEvent>::CONTEXT,
+            document,
+        );
+        events.extend(msa_http::asyncapi::event_payloads::<domain::ClaimEvent>(
+            <domain::ClaimEvent as msa_kernel::DomainEvent>::CONTEXT,
+            document,
+        ));
+        events
+    }
 }

@@ -27,8 +27,6 @@ use sqlx::Row;
 use utoipa::ToSchema;
 use uuid::Uuid;
 
-use crate::ChatService;
-
 /// The most rows a page holds.
 pub const MAX_PAGE: u32 = msa_http::MAX_RECORDS;
 
@@ -364,7 +362,7 @@ async fn earlier_bodies(
 /// What the internal route answers with: chat (its query database), and the services it answers.
 #[derive(Clone)]
 struct Records {
-    chat: Arc<ChatService>,
+    read_models: Arc<SqlReadModelStore>,
     callers: Arc<TrustedServices>,
 }
 
@@ -377,10 +375,16 @@ impl FromRef<Records> for Arc<TrustedServices> {
 /// `GET /internal/v1/users/{user_id}/records/{part}`: a page of a person's records, for
 /// user-chat's export between microservices. Only `callers` (services proving who they are)
 /// are answered; an end user's token is 403. The gateway does not route `/internal`.
-pub fn internal_routes(chat: Arc<ChatService>, callers: Arc<TrustedServices>) -> Router {
+pub fn internal_routes(
+    read_models: Arc<SqlReadModelStore>,
+    callers: Arc<TrustedServices>,
+) -> Router {
     Router::new()
         .route("/internal/v1/users/{user_id}/records/{part}", get(records))
-        .with_state(Records { chat, callers })
+        .with_state(Records {
+            read_models,
+            callers,
+        })
 }
 
 #[utoipa::path(get, path = "/internal/v1/users/{user_id}/records/{part}", tag = "rooms", security(("bearer" = [])),
@@ -400,7 +404,7 @@ async fn records(
     let part = ChatRecords::parse(&part).ok_or_else(|| Problem::not_found("no such part"))?;
     let limit = query.limit()?;
     match page(
-        records.chat.read_models(),
+        &records.read_models,
         user_id,
         part,
         query.cursor.as_deref(),

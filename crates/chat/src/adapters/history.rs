@@ -9,10 +9,13 @@ use msa_kernel::{
 };
 use msa_sql::Bind::{Int, Text};
 use msa_sql::{Bind, SqlReadModelStore};
-use serde::{Deserialize, Serialize};
 use sqlx::Row;
 use uuid::Uuid;
 
+use crate::application::ports::RoomHistory;
+pub use crate::application::views::{
+    EarlierBody, MessageView, ReactionCount, RoomCursor, RoomSummary, Window,
+};
 use crate::domain::{room_of, Message, Room, RoomEvent};
 
 pub struct History;
@@ -308,37 +311,6 @@ impl History {
     }
 }
 
-/// A message as history shows it.
-#[derive(Debug, Clone, Serialize, Deserialize, utoipa::ToSchema)]
-pub struct MessageView {
-    pub id: String,
-    pub room_id: String,
-    pub seq: i64,
-    pub sender_id: String,
-    pub body: String,
-    pub reply_to: Option<String>,
-    pub created_at: String,
-    pub edited_at: Option<String>,
-    /// Deleted: the body is empty, the message keeps its place.
-    pub redacted: bool,
-    pub reactions: Vec<ReactionCount>,
-}
-
-#[derive(Debug, Clone, Serialize, Deserialize, utoipa::ToSchema)]
-pub struct ReactionCount {
-    pub emoji: String,
-    pub count: i64,
-}
-
-/// Which part of a room's history to read.
-#[derive(Debug, Clone, Copy)]
-pub enum Window {
-    /// The newest messages before `seq` (or the newest of all), newest first.
-    Before(Option<i64>),
-    /// The oldest messages after `seq`, oldest first.
-    After(i64),
-}
-
 pub async fn messages(
     db: &SqlReadModelStore,
     room_id: Uuid,
@@ -461,64 +433,6 @@ fn message_view(row: &sqlx::any::AnyRow) -> MessageView {
         edited_at: row.get("edited_at"),
         redacted: row.get::<i64, _>("redacted") != 0,
         reactions: Vec::new(),
-    }
-}
-
-/// A room in the caller's room list.
-#[derive(Debug, Clone, Serialize, Deserialize, utoipa::ToSchema)]
-pub struct RoomSummary {
-    pub id: String,
-    pub kind: String,
-    pub name: Option<String>,
-    pub role: String,
-    pub last_seq: i64,
-    pub last_message: Option<MessageView>,
-    /// Messages from others after my read marker (which my own messages move), not deleted.
-    pub unread: i64,
-    /// When the room was last active: its last message not deleted, or its creation.
-    pub active_at: String,
-}
-
-/// Where a page of the room list ended: the last room's activity and id (the list's order), so
-/// the next page starts after it even while rooms become active meanwhile. Opaque to clients.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct RoomCursor {
-    active_at: String,
-    room_id: Uuid,
-}
-
-impl RoomCursor {
-    pub fn after(room: &RoomSummary) -> Option<Self> {
-        Some(Self {
-            active_at: room.active_at.clone(),
-            room_id: room.id.parse().ok()?,
-        })
-    }
-}
-
-impl std::fmt::Display for RoomCursor {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        use base64::Engine;
-        let text = format!("{}|{}", self.active_at, self.room_id);
-        f.write_str(&base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(text))
-    }
-}
-
-impl std::str::FromStr for RoomCursor {
-    type Err = ();
-
-    fn from_str(raw: &str) -> Result<Self, ()> {
-        use base64::Engine;
-        let bytes = base64::engine::general_purpose::URL_SAFE_NO_PAD
-            .decode(raw)
-            .map_err(|_| ())?;
-        let text = String::from_utf8(bytes).map_err(|_| ())?;
-        let (active_at, room_id) = text.split_once('|').ok_or(())?;
-        chrono::DateTime::parse_from_rfc3339(active_at).map_err(|_| ())?;
-        Ok(Self {
-            active_at: active_at.to_owned(),
-            room_id: room_id.parse().map_err(|_| ())?,
-        })
     }
 }
 
@@ -657,14 +571,6 @@ pub async fn mark_read(
     Ok(())
 }
 
-/// An earlier body of an edited message.
-#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
-pub struct EarlierBody {
-    pub body: String,
-    /// When it was replaced.
-    pub replaced_at: String,
-}
-
 pub async fn edits_of(
     db: &SqlReadModelStore,
     message_id: Uuid,
@@ -683,4 +589,54 @@ pub async fn edits_of(
             replaced_at: row.get("edited_at"),
         })
         .collect())
+}
+
+#[async_trait]
+impl RoomHistory for SqlReadModelStore {
+    async fn messages(
+        &self,
+        room_id: Uuid,
+        window: Window,
+        limit: u32,
+    ) -> Result<Vec<MessageView>, StoreError> {
+        messages(self, room_id, window, limit).await
+    }
+
+    async fn message_place(
+        &self,
+        room_id: Uuid,
+        message_id: Uuid,
+    ) -> Result<Option<(u64, bool)>, StoreError> {
+        message_place(self, room_id, message_id).await
+    }
+
+    async fn has_reaction(
+        &self,
+        message_id: Uuid,
+        user_id: Uuid,
+        emoji: &str,
+    ) -> Result<bool, StoreError> {
+        has_reaction(self, message_id, user_id, emoji).await
+    }
+
+    async fn edits_of(&self, message_id: Uuid) -> Result<Vec<EarlierBody>, StoreError> {
+        edits_of(self, message_id).await
+    }
+
+    async fn read_markers(&self, room_id: Uuid) -> Result<Vec<(String, i64)>, StoreError> {
+        read_markers(self, room_id).await
+    }
+
+    async fn mark_read(&self, room_id: Uuid, user_id: Uuid, seq: i64) -> Result<(), StoreError> {
+        mark_read(self, room_id, user_id, seq).await
+    }
+
+    async fn rooms_of(
+        &self,
+        user_id: Uuid,
+        after: Option<&RoomCursor>,
+        limit: u32,
+    ) -> Result<Vec<RoomSummary>, StoreError> {
+        rooms_of(self, user_id, after, limit).await
+    }
 }

@@ -19,7 +19,7 @@ use uuid::Uuid;
 
 pub use crate::adapters::api::{ChatApi, CHANGES_PER_MINUTE};
 use crate::adapters::history::{MessageView, Window};
-use crate::adapters::invites::{self, Invitation};
+use crate::adapters::invites::Invitation;
 use crate::adapters::search::{MessageSearch, SearchHit, SearchText, Searched};
 use crate::adapters::stream;
 use crate::application::{ChatError, PostedMessage, RoomPage, RoomView};
@@ -342,10 +342,10 @@ async fn read_markers(
     Path(id): Path<String>,
 ) -> Result<impl IntoResponse, Problem> {
     let room = room_id(&id)?;
-    api.service.room_view(caller.user_id, room).await?;
-    let items = crate::adapters::history::read_markers(api.service.read_models(), room)
-        .await
-        .map_err(|e| Problem::internal(&e))?
+    let items = api
+        .service
+        .read_markers(caller.user_id, room)
+        .await?
         .into_iter()
         .map(|(user_id, seq)| MemberReadMarker { user_id, seq })
         .collect();
@@ -404,9 +404,7 @@ async fn my_invitations(
     State(api): State<ChatApi>,
     caller: Caller,
 ) -> Result<impl IntoResponse, Problem> {
-    let items = invites::invitations_of(api.service.read_models(), caller.user_id)
-        .await
-        .map_err(|e| Problem::internal(&e))?;
+    let items = api.service.invitations(caller.user_id).await?;
     Ok(Json(InvitationList {
         items,
         next_cursor: None,

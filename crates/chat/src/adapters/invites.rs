@@ -9,10 +9,11 @@ use msa_kernel::{
 };
 use msa_sql::Bind::Text;
 use msa_sql::SqlReadModelStore;
-use serde::Serialize;
 use sqlx::Row;
 use uuid::Uuid;
 
+use crate::application::ports::OpenInvitations;
+pub use crate::application::views::Invitation;
 use crate::domain::{Room, RoomEvent};
 
 pub struct Invites;
@@ -86,16 +87,6 @@ impl Projection<msa_sql::Tx> for Invites {
     }
 }
 
-/// An open invitation, as the invitee sees it.
-#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
-pub struct Invitation {
-    pub room_id: String,
-    pub room_name: Option<String>,
-    pub kind: String,
-    pub invited_by: String,
-    pub invited_at: String,
-}
-
 /// `user_id`'s open invitations, newest first (at most [`LISTED`]).
 pub async fn invitations_of(
     db: &SqlReadModelStore,
@@ -122,4 +113,11 @@ pub async fn invitations_of(
             })
         })
         .collect()
+}
+
+#[async_trait]
+impl OpenInvitations for SqlReadModelStore {
+    async fn invitations_of(&self, user_id: Uuid) -> Result<Vec<Invitation>, StoreError> {
+        invitations_of(self, user_id).await
+    }
 }

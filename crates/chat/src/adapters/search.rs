@@ -11,7 +11,6 @@
 //! LIKE pattern with its wildcards escaped, bound as a parameter.
 
 use async_trait::async_trait;
-use chrono::{DateTime, Utc};
 use msa_kernel::projection::{physical_table, RunError};
 use msa_kernel::repository::decode;
 use msa_kernel::{
@@ -20,12 +19,13 @@ use msa_kernel::{
 };
 use msa_sql::Bind::{Int, Text};
 use msa_sql::{Backend, Bind, SqlReadModelStore};
-use serde::Serialize;
 use sqlx::Row;
 use unicode_normalization::UnicodeNormalization;
 use uuid::Uuid;
 
-use crate::domain::body::shows_something;
+use crate::application::ports::MessageIndex;
+pub use crate::application::views::{Found, MessageSearch, SearchHit, Searched};
+pub use crate::domain::SearchText;
 use crate::domain::{Message, Room, RoomEvent};
 
 pub struct Search {
@@ -241,60 +241,6 @@ impl Search {
     }
 }
 
-/// A search's text: its words (split at whitespace), each looked for inside the bodies.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct SearchText {
-    words: Vec<String>,
-}
-
-impl SearchText {
-    pub const MAX_CHARS: usize = 200;
-    pub const MAX_WORDS: usize = 16;
-
-    /// 1 to 200 characters (after NFC), no control characters, at most 16 words that show
-    /// something. The error says what is wrong, for the `q` field.
-    pub fn parse(raw: &str) -> Result<Self, String> {
-        let rule = "1 to 200 characters of words to find (at most 16 words), no control characters";
-        // Bounded before normalizing: NFC of a long text is work for nothing.
-        if raw.chars().count() > Self::MAX_CHARS * 4 {
-            return Err(rule.into());
-        }
-        let text: String = raw.nfc().collect();
-        if text.chars().count() > Self::MAX_CHARS || text.chars().any(char::is_control) {
-            return Err(rule.into());
-        }
-        let mut words: Vec<String> = Vec::new();
-        for word in text.split_whitespace().filter(|w| shows_something(w)) {
-            if !words.iter().any(|w| w == word) {
-                words.push(word.to_owned());
-            }
-        }
-        if words.is_empty() || words.len() > Self::MAX_WORDS {
-            return Err(rule.into());
-        }
-        Ok(Self { words })
-    }
-
-    pub fn words(&self) -> &[String] {
-        &self.words
-    }
-
-    /// Words the trigram index can find (three characters or more).
-    fn indexed_words(&self) -> impl Iterator<Item = &str> {
-        self.words
-            .iter()
-            .map(String::as_str)
-            .filter(|w| w.chars().count() >= 3)
-    }
-
-    fn short_words(&self) -> impl Iterator<Item = &str> {
-        self.words
-            .iter()
-            .map(String::as_str)
-            .filter(|w| w.chars().count() < 3)
-    }
-}
-
 /// An FTS5 query of the words, each a string (`"…"`, quotes doubled): with the trigram
 /// tokenizer a string matches wherever its characters occur in a row, case aside; the strings
 /// side by side must all match. Nothing in a word is read as FTS5 syntax (`OR`, `NEAR(`, `*`).
@@ -318,45 +264,6 @@ fn like_pattern(word: &str) -> String {
     }
     pattern.push('%');
     pattern
-}
-
-/// What to look for and where: every word of `text`, in the caller's rooms (one of them with
-/// `room`), by `sender`, posted before / after an instant (both exclusive), older than `cursor`.
-#[derive(Debug, Clone)]
-pub struct MessageSearch {
-    pub text: SearchText,
-    pub room: Option<Uuid>,
-    pub sender: Option<Uuid>,
-    pub before: Option<DateTime<Utc>>,
-    pub after: Option<DateTime<Utc>>,
-    /// The previous page's `next_cursor`: only hits after it (older).
-    pub cursor: Option<i64>,
-    pub limit: u32,
-}
-
-#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
-pub struct SearchHit {
-    pub id: String,
-    pub room_id: String,
-    pub seq: i64,
-    pub sender_id: String,
-    pub body: String,
-    pub created_at: String,
-}
-
-/// A page of hits, newest first, and where the next page starts (`None`: this was the last).
-#[derive(Debug, Clone)]
-pub struct Found {
-    pub hits: Vec<SearchHit>,
-    pub next_cursor: Option<i64>,
-}
-
-/// A search's outcome.
-#[derive(Debug, Clone)]
-pub enum Searched {
-    Found(Found),
-    /// The index is being built again after an upgrade (see [`rebuild_if_due`]); try again soon.
-    Rebuilding,
 }
 
 /// Messages holding every word of `search.text`, in the rooms `user_id` is a member of now
@@ -542,6 +449,13 @@ pub async fn rebuild_if_due(
         .await
         .map_err(StoreError::backend)?;
     Ok(applied)
+}
+
+#[async_trait]
+impl MessageIndex for SqlReadModelStore {
+    async fn search(&self, user_id: Uuid, query: &MessageSearch) -> Result<Searched, StoreError> {
+        search(self, user_id, query).await
+    }
 }
 
 #[cfg(test)]

@@ -263,7 +263,7 @@ async fn serve_socket(
     // far as the feed's head. Membership events after the start update the set as they go by.
     // Waiting for the head (not just the start) also makes the redactions made so far known, so
     // catch-up does not send deleted bodies again.
-    let db = state.service.read_models();
+    let db = &*state.read_models;
     let head = state.feed.head.borrow().unwrap_or(sent).max(sent);
     // The feed may be a few events behind the store.
     let head = state

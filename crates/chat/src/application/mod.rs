@@ -1,22 +1,24 @@
 //! The chat context's use cases. They take the caller's user id (from the access token, or from
 //! user-chat in-process) and domain values, so HTTP is only one way in.
 
+pub mod ports;
 pub mod sends;
+pub mod views;
 
 use std::sync::Arc;
 
 use chrono::{DateTime, Utc};
-use msa_http::FieldError;
 use msa_kernel::repository::decode;
 use msa_kernel::repository::IdempotencyKey;
-use msa_kernel::{CommandError, EventMetadata, EventStore, Repository, StoreError};
-use msa_sql::SqlReadModelStore;
+use msa_kernel::{CommandError, EventMetadata, EventStore, FieldError, Repository, StoreError};
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 use uuid::Uuid;
 
-use crate::adapters::history::{self, MessageView, RoomCursor, RoomSummary, Window};
-use crate::adapters::search::{self, MessageSearch, Searched};
+use self::ports::{MessageIndex, OpenInvitations, RoomHistory};
+use self::views::{
+    EarlierBody, Invitation, MessageSearch, MessageView, RoomCursor, RoomSummary, Searched, Window,
+};
 use crate::domain::{
     DirectPair, DirectPairCommand, Earlier, Emoji, Message, MessageBody, MessageCommand, MessageId,
     Posted, Role, Room, RoomCommand, RoomError, RoomEvent, RoomKind,
@@ -116,7 +118,9 @@ pub struct ChatService {
     rooms: Repository<Room>,
     messages: Repository<Message>,
     pairs: Repository<DirectPair>,
-    read_models: Arc<SqlReadModelStore>,
+    history: Arc<dyn RoomHistory>,
+    index: Arc<dyn MessageIndex>,
+    invitations: Arc<dyn OpenInvitations>,
 }
 
 fn metadata(actor: Uuid) -> EventMetadata {
@@ -124,18 +128,21 @@ fn metadata(actor: Uuid) -> EventMetadata {
 }
 
 impl ChatService {
-    pub fn new(events: Arc<dyn EventStore>, read_models: Arc<SqlReadModelStore>) -> Self {
+    /// The use cases over a context's event store and its read models (one store answering
+    /// every query port).
+    pub fn new<R>(events: Arc<dyn EventStore>, read_models: Arc<R>) -> Self
+    where
+        R: RoomHistory + MessageIndex + OpenInvitations + 'static,
+    {
         Self {
             rooms: Repository::new(events.clone()),
             messages: Repository::new(events.clone()),
             pairs: Repository::new(events.clone()),
             events,
-            read_models,
+            history: read_models.clone(),
+            index: read_models.clone(),
+            invitations: read_models,
         }
-    }
-
-    pub fn read_models(&self) -> &SqlReadModelStore {
-        &self.read_models
     }
 
     async fn room(&self, room_id: Uuid) -> Result<Room, ChatError> {
@@ -336,7 +343,7 @@ impl ChatService {
         limit: u32,
     ) -> Result<Vec<MessageView>, ChatError> {
         self.member_of(room_id, caller).await?;
-        Ok(history::messages(&self.read_models, room_id, window, limit).await?)
+        Ok(self.history.messages(room_id, window, limit).await?)
     }
 
     /// The post of `message_id` in `room_id`, from the room's stream: the event at the version
@@ -352,19 +359,16 @@ impl ChatService {
         let (seq, earlier) = match MessageId::seq_in(room_id, message_id) {
             Some(seq) => (seq, None),
             None => {
-                let (seq, redacted) =
-                    history::message_place(&self.read_models, room_id, message_id)
-                        .await?
-                        .ok_or(ChatError::MessageNotFound)?;
+                let (seq, redacted) = self
+                    .history
+                    .message_place(room_id, message_id)
+                    .await?
+                    .ok_or(ChatError::MessageNotFound)?;
                 let reacted = match reaction {
                     Some((user_id, emoji)) => {
-                        history::has_reaction(
-                            &self.read_models,
-                            message_id,
-                            user_id,
-                            emoji.as_str(),
-                        )
-                        .await?
+                        self.history
+                            .has_reaction(message_id, user_id, emoji.as_str())
+                            .await?
                     }
                     None => false,
                 };
@@ -468,17 +472,17 @@ impl ChatService {
         caller: Uuid,
         room_id: Uuid,
         message_id: Uuid,
-    ) -> Result<Vec<history::EarlierBody>, ChatError> {
+    ) -> Result<Vec<EarlierBody>, ChatError> {
         self.member_of(room_id, caller).await?;
         self.posted(room_id, message_id, None).await?;
-        Ok(history::edits_of(&self.read_models, message_id).await?)
+        Ok(self.history.edits_of(message_id).await?)
     }
 
     /// Marks the room read up to `seq` (at most the room's last seq).
     pub async fn mark_read(&self, caller: Uuid, room_id: Uuid, seq: u64) -> Result<(), ChatError> {
         let room = self.member_of(room_id, caller).await?;
         let seq = seq.min(room.last_seq) as i64;
-        Ok(history::mark_read(&self.read_models, room_id, caller, seq).await?)
+        Ok(self.history.mark_read(room_id, caller, seq).await?)
     }
 
     /// A page of the caller's rooms, most recently active first, after `after` (the
@@ -489,8 +493,8 @@ impl ChatService {
         after: Option<RoomCursor>,
         limit: u32,
     ) -> Result<RoomPage, ChatError> {
-        let items = history::rooms_of(&self.read_models, caller, after.as_ref(), limit).await?;
-        let next_cursor = msa_http::next_cursor(&items, limit, |last| {
+        let items = self.history.rooms_of(caller, after.as_ref(), limit).await?;
+        let next_cursor = msa_kernel::page::next_cursor(&items, limit, |last| {
             RoomCursor::after(last).map(|cursor| cursor.to_string())
         });
         Ok(RoomPage { items, next_cursor })
@@ -500,6 +504,21 @@ impl ChatService {
     /// former member's rooms are not searched), newest first; redacted messages are gone from
     /// the index and edited ones are found by their new body.
     pub async fn search(&self, caller: Uuid, query: &MessageSearch) -> Result<Searched, ChatError> {
-        Ok(search::search(&self.read_models, caller, query).await?)
+        Ok(self.index.search(caller, query).await?)
+    }
+
+    /// How far each member has read the room (`(user id, seq)`); for members.
+    pub async fn read_markers(
+        &self,
+        caller: Uuid,
+        room_id: Uuid,
+    ) -> Result<Vec<(String, i64)>, ChatError> {
+        self.member_of(room_id, caller).await?;
+        Ok(self.history.read_markers(room_id).await?)
+    }
+
+    /// The rooms the caller is invited to and has not answered, newest first.
+    pub async fn invitations(&self, caller: Uuid) -> Result<Vec<Invitation>, ChatError> {
+        Ok(self.invitations.invitations_of(caller).await?)
     }
 }

@@ -7,6 +7,7 @@ pub mod emoji;
 pub mod message;
 pub mod message_id;
 pub mod room;
+pub mod search_text;
 
 pub use body::MessageBody;
 pub use direct_pair::{DirectPair, DirectPairCommand, DirectPairEvent, PairTaken};
@@ -14,6 +15,7 @@ pub use emoji::Emoji;
 pub use message::{room_of, Earlier, Message, MessageCommand, Posted};
 pub use message_id::MessageId;
 pub use room::{MembershipChange, Role, Room, RoomCommand, RoomError, RoomEvent, RoomKind};
+pub use search_text::SearchText;
 
 /// A value that did not parse, with why.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]

@@ -12,6 +12,8 @@ use msa_sql::SqlReadModelStore;
 use sqlx::Row;
 use uuid::Uuid;
 
+use crate::application::ports::OpenHolds;
+pub use crate::application::views::OpenHold;
 use crate::domain::{Wallet, WalletEvent};
 
 pub struct Holds;
@@ -24,14 +26,6 @@ const TABLES: &[TableSpec] = &[TableSpec {
         "CREATE INDEX {table}_by_time ON {table} (held_at, refund_id)",
     ],
 }];
-
-/// One open hold: `user_id`'s wallet holds credits for `refund_id` of `payment_id`.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct OpenHold {
-    pub user_id: Uuid,
-    pub payment_id: Uuid,
-    pub refund_id: Uuid,
-}
 
 fn time(at: DateTime<Utc>) -> String {
     at.to_rfc3339_opts(SecondsFormat::Micros, true)
@@ -133,4 +127,16 @@ pub async fn held_before(
             })
         })
         .collect()
+}
+
+#[async_trait]
+impl OpenHolds for SqlReadModelStore {
+    async fn held_before(
+        &self,
+        before: DateTime<Utc>,
+        after: Option<&OpenHold>,
+        limit: u32,
+    ) -> Result<Vec<OpenHold>, StoreError> {
+        held_before(self, before, after, limit).await
+    }
 }

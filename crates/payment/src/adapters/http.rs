@@ -18,11 +18,11 @@ use serde::{Deserialize, Serialize};
 use utoipa::{OpenApi, ToSchema};
 use uuid::Uuid;
 
-use crate::adapters::ledger::{self, LedgerEntry};
 use crate::adapters::payment_list::PaymentView;
 use crate::adapters::webhook_signature::{WebhookSecret, SIGNATURE_HEADER, TIMESTAMP_HEADER};
 use crate::application::payments::export::{PaymentRecordPage, PaymentRecords};
 use crate::application::payments::{Payments, RefundView};
+use crate::application::views::LedgerEntry;
 use crate::application::wallets::{WalletView, Wallets};
 use crate::application::PaymentsError;
 use crate::domain::{PaymentError, PaymentStatus, Product, ProviderVerdict, WalletError};
@@ -580,14 +580,10 @@ async fn wallet_ledger(
     StrictQuery(query): StrictQuery<PageQuery>,
 ) -> Result<impl IntoResponse, Problem> {
     let limit = query.limit()?;
-    let items = ledger::entries(
-        api.payments.read_models(),
-        caller.user_id,
-        query.cursor::<i64>()?,
-        limit,
-    )
-    .await
-    .map_err(|e| Problem::internal(&e))?;
+    let items = api
+        .payments
+        .ledger(caller.user_id, query.cursor::<i64>()?, limit)
+        .await?;
     let next_cursor = next_cursor(&items, limit, |e| Some(e.entry.to_string()));
     Ok(Json(LedgerPage { items, next_cursor }))
 }

@@ -8,10 +8,11 @@ use msa_kernel::{
 };
 use msa_sql::Bind::{Int, Text};
 use msa_sql::{Bind, SqlReadModelStore};
-use serde::Serialize;
 use sqlx::Row;
 use uuid::Uuid;
 
+use crate::application::ports::LedgerEntries;
+pub use crate::application::views::LedgerEntry;
 use crate::domain::{Account, Wallet, WalletEvent};
 
 pub struct Ledger;
@@ -22,25 +23,6 @@ const TABLES: &[TableSpec] = &[TableSpec {
          from_account TEXT NOT NULL, to_account TEXT NOT NULL, credits BIGINT NOT NULL,
          reference TEXT NOT NULL, balance BIGINT NOT NULL, at TEXT NOT NULL, PRIMARY KEY (user_id, entry))"],
 }];
-
-/// One ledger entry: `credits` moved from one account to another.
-#[derive(Debug, Clone, PartialEq, Serialize, utoipa::ToSchema)]
-pub struct LedgerEntry {
-    pub entry: i64,
-    /// `credits_purchased`, `message_spent`, `spend_refunded`; a refund's `credits_held`, then
-    /// `hold_settled` (taken back) or `hold_released` (returned), and `debt_recorded` when it took
-    /// back more than the wallet had, `debt_repaid` by a later purchase; `credits_revoked` for
-    /// refunds from before holds.
-    pub kind: String,
-    pub from: Account,
-    pub to: Account,
-    pub credits: i64,
-    /// What caused it: a payment id, a refund id or a spend key.
-    pub reference: String,
-    /// The wallet's available purchased credits after this entry (held ones not counted).
-    pub balance: i64,
-    pub at: String,
-}
 
 fn account_name(account: Account) -> String {
     serde_json::to_value(account)
@@ -183,4 +165,16 @@ pub async fn entries(
             })
         })
         .collect()
+}
+
+#[async_trait]
+impl LedgerEntries for SqlReadModelStore {
+    async fn entries(
+        &self,
+        user_id: Uuid,
+        before: Option<i64>,
+        limit: u32,
+    ) -> Result<Vec<LedgerEntry>, StoreError> {
+        entries(self, user_id, before, limit).await
+    }
 }

@@ -7,11 +7,12 @@ use msa_kernel::{
     Aggregate, Projection, ProjectionError, RecordedEvent, StoreError, TableNames, TableSpec,
 };
 use msa_sql::{Bind, SqlReadModelStore};
-use serde::{Deserialize, Serialize};
 use sqlx::any::AnyRow;
 use sqlx::Row;
 use uuid::Uuid;
 
+use crate::application::ports::ListedPayments;
+pub use crate::application::views::PaymentView;
 use crate::domain::{Payment, PaymentEvent, PaymentStatus};
 
 pub struct PaymentList;
@@ -29,58 +30,7 @@ const TABLES: &[TableSpec] = &[TableSpec {
     ],
 }];
 
-/// A payment as its owner sees it.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
-pub struct PaymentView {
-    pub id: Uuid,
-    /// Our order id, as the provider knows it (`orderId`).
-    pub order_id: String,
-    pub user_id: Uuid,
-    pub product_id: String,
-    pub credits: u64,
-    /// In the currency's minor units.
-    pub amount: i64,
-    pub currency: String,
-    pub provider: String,
-    pub status: PaymentStatus,
-    pub payment_key: Option<String>,
-    pub refunded_amount: i64,
-    /// What may still be refunded (approved, minus refunded and refunds in progress).
-    pub refundable_amount: i64,
-    /// Why the provider declined it.
-    pub failure: Option<String>,
-    pub requested_at: String,
-    pub approved_at: Option<String>,
-}
-
 impl PaymentView {
-    pub fn of(id: Uuid, payment: &Payment) -> Self {
-        let approved = matches!(
-            payment.status,
-            Some(PaymentStatus::Approved | PaymentStatus::PartiallyRefunded)
-        );
-        Self {
-            id,
-            order_id: payment.order_id.clone(),
-            user_id: payment.user_id,
-            product_id: payment.product_id.clone(),
-            credits: payment.credits,
-            amount: payment.amount,
-            currency: payment.currency.clone(),
-            provider: payment.provider.clone(),
-            status: payment.status.unwrap_or(PaymentStatus::Requested),
-            payment_key: payment.payment_key.clone(),
-            refunded_amount: payment.refunded,
-            refundable_amount: if approved { payment.refundable() } else { 0 },
-            failure: payment.failure.clone(),
-            requested_at: payment
-                .requested_at
-                .map(|at| at.to_rfc3339())
-                .unwrap_or_default(),
-            approved_at: payment.approved_at.map(|at| at.to_rfc3339()),
-        }
-    }
-
     fn from_row(row: &AnyRow) -> Result<Self, StoreError> {
         let text = |column: &str| {
             row.try_get::<String, _>(column)
@@ -359,4 +309,58 @@ pub async fn recorded_mismatches(
             Ok((id.parse().map_err(StoreError::backend)?, mismatch))
         })
         .collect()
+}
+
+#[async_trait]
+impl ListedPayments for SqlReadModelStore {
+    async fn payments_of(
+        &self,
+        user_id: Uuid,
+        before: Option<Uuid>,
+        limit: u32,
+    ) -> Result<Vec<PaymentView>, StoreError> {
+        payments_of(self, user_id, before, limit).await
+    }
+
+    async fn payments_in(
+        &self,
+        statuses: &[PaymentStatus],
+        after: Option<Uuid>,
+        limit: u32,
+    ) -> Result<Vec<PaymentView>, StoreError> {
+        payments_in(self, statuses, after, limit).await
+    }
+
+    async fn requested_before(
+        &self,
+        before: chrono::DateTime<chrono::Utc>,
+        after: Option<Uuid>,
+        limit: u32,
+    ) -> Result<Vec<PaymentView>, StoreError> {
+        requested_before(self, before, after, limit).await
+    }
+
+    async fn open_payments_of(&self, user_id: Uuid) -> Result<u32, StoreError> {
+        open_payments_of(self, user_id).await
+    }
+
+    async fn lists(&self, payment_id: Uuid) -> Result<bool, StoreError> {
+        lists(self, payment_id).await
+    }
+
+    async fn with_pending_refunds(
+        &self,
+        after: Option<Uuid>,
+        limit: u32,
+    ) -> Result<Vec<Uuid>, StoreError> {
+        with_pending_refunds(self, after, limit).await
+    }
+
+    async fn recorded_mismatches(
+        &self,
+        after: Option<Uuid>,
+        limit: u32,
+    ) -> Result<Vec<(Uuid, String)>, StoreError> {
+        recorded_mismatches(self, after, limit).await
+    }
 }

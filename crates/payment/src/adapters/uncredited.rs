@@ -15,6 +15,7 @@ use msa_sql::SqlReadModelStore;
 use sqlx::Row;
 use uuid::Uuid;
 
+use crate::application::ports::UncreditedPayments;
 use crate::domain::{Payment, PaymentEvent, Wallet, WalletEvent};
 
 pub struct Uncredited;
@@ -110,4 +111,16 @@ pub async fn approved_before(
                 .map_err(StoreError::backend)
         })
         .collect()
+}
+
+#[async_trait]
+impl UncreditedPayments for SqlReadModelStore {
+    async fn approved_before(
+        &self,
+        before: DateTime<Utc>,
+        after: Option<Uuid>,
+        limit: u32,
+    ) -> Result<Vec<Uuid>, StoreError> {
+        approved_before(self, before, after, limit).await
+    }
 }

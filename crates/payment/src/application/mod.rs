@@ -3,12 +3,13 @@
 //! credits and debits wallets as payments are approved and refunded ([`wallet_credits`]).
 
 pub mod payments;
+pub mod ports;
 pub mod provider;
+pub mod views;
 pub mod wallet_credits;
 pub mod wallets;
 
-use msa_http::FieldError;
-use msa_kernel::{CommandError, StoreError};
+use msa_kernel::{CommandError, FieldError, StoreError};
 
 use crate::domain::{PaymentError, WalletError};
 use provider::ProviderError;

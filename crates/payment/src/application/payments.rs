@@ -9,18 +9,16 @@ mod uncredited;
 use std::sync::Arc;
 
 use chrono::{DateTime, Duration, Utc};
-use msa_http::FieldError;
 use msa_kernel::repository::IdempotencyKey;
-use msa_kernel::{EventMetadata, EventStore, Repository, StreamId};
-use msa_sql::SqlReadModelStore;
+use msa_kernel::{EventMetadata, EventStore, FieldError, Repository, StreamId};
 use sha2::{Digest, Sha256};
 use uuid::Uuid;
 
+use super::ports::PaymentReadModels;
 use super::provider::{Cancellation, Confirmation, PaymentProvider, ProviderError, ProviderRecord};
+use super::views::{LedgerEntry, PaymentView};
 use super::wallets::Wallets;
 use super::PaymentsError;
-use crate::adapters::holds;
-use crate::adapters::payment_list::{self, PaymentView};
 pub use crate::domain::credits_for_refund;
 use crate::domain::{
     Catalog, HeldCredits, Payment, PaymentCommand, PaymentError, PaymentStatus, ProviderVerdict,
@@ -78,7 +76,7 @@ pub struct Payments {
     /// A user's payment requests take turns in this process, so the open-payment cap counts
     /// each one (striped: fixed memory).
     request_turns: Vec<tokio::sync::Mutex<()>>,
-    read_models: Arc<SqlReadModelStore>,
+    read_models: Arc<dyn PaymentReadModels>,
     catalog: Catalog,
     provider: Arc<dyn PaymentProvider>,
     wallets: Arc<Wallets>,
@@ -108,7 +106,7 @@ fn provider_refund_id(payment_id: Uuid, refunded_total: i64) -> Uuid {
 impl Payments {
     pub fn new(
         events: Arc<dyn EventStore>,
-        read_models: Arc<SqlReadModelStore>,
+        read_models: Arc<dyn PaymentReadModels>,
         catalog: Catalog,
         provider: Arc<dyn PaymentProvider>,
         wallets: Arc<Wallets>,
@@ -132,10 +130,6 @@ impl Payments {
 
     pub fn provider_name(&self) -> &'static str {
         self.provider.name()
-    }
-
-    pub fn read_models(&self) -> &SqlReadModelStore {
-        &self.read_models
     }
 
     async fn load(&self, payment_id: Uuid) -> Result<Payment, PaymentsError> {
@@ -223,7 +217,7 @@ impl Payments {
             .idempotency_record(&scope, idempotency_key)
             .await?
             .is_some();
-        if !replay && payment_list::open_payments_of(&self.read_models, user_id).await? >= cap {
+        if !replay && self.read_models.open_payments_of(user_id).await? >= cap {
             return Err(PaymentsError::TooManyOpenPayments(cap));
         }
         let key = IdempotencyKey {
@@ -247,7 +241,7 @@ impl Payments {
             // The cap counts the list: the next request of this user waits until it shows this
             // payment (bounded: a stalled projection delays, it does not block).
             for _ in 0..100 {
-                if payment_list::lists(&self.read_models, view.id).await? {
+                if self.read_models.lists(view.id).await? {
                     break;
                 }
                 tokio::time::sleep(std::time::Duration::from_millis(20)).await;
@@ -688,13 +682,10 @@ impl Payments {
         let now = Utc::now();
         let mut after = None;
         loop {
-            let page = payment_list::payments_in(
-                &self.read_models,
-                &[PaymentStatus::Unknown],
-                after,
-                PAGE,
-            )
-            .await?;
+            let page = self
+                .read_models
+                .payments_in(&[PaymentStatus::Unknown], after, PAGE)
+                .await?;
             let Some(last) = page.last() else { break };
             after = Some(last.id);
             for payment in page {
@@ -706,7 +697,7 @@ impl Payments {
         let due = now - self.settings.expire_after;
         let mut after = None;
         loop {
-            let page = payment_list::requested_before(&self.read_models, due, after, PAGE).await?;
+            let page = self.read_models.requested_before(due, after, PAGE).await?;
             let Some(last) = page.last() else { break };
             after = Some(last.id);
             for payment in page {
@@ -721,7 +712,7 @@ impl Payments {
         }
         let mut after = None;
         loop {
-            let page = payment_list::with_pending_refunds(&self.read_models, after, PAGE).await?;
+            let page = self.read_models.with_pending_refunds(after, PAGE).await?;
             let Some(last) = page.last() else { break };
             after = Some(*last);
             for payment_id in page {
@@ -764,7 +755,10 @@ impl Payments {
         let before = now - self.settings.hold_timeout - self.settings.hold_timeout;
         let mut after = None;
         loop {
-            let page = holds::held_before(&self.read_models, before, after.as_ref(), PAGE).await?;
+            let page = self
+                .read_models
+                .held_before(before, after.as_ref(), PAGE)
+                .await?;
             let Some(last) = page.last().cloned() else {
                 break;
             };
@@ -800,7 +794,7 @@ impl Payments {
         let mut all = Vec::new();
         let mut after = None;
         loop {
-            let page = payment_list::recorded_mismatches(&self.read_models, after, PAGE).await?;
+            let page = self.read_models.recorded_mismatches(after, PAGE).await?;
             let Some((last, _)) = page.last() else { break };
             after = Some(*last);
             all.extend(page);
@@ -818,17 +812,18 @@ impl Payments {
         let mut after = None;
         let mut checked = 0;
         loop {
-            let page = payment_list::payments_in(
-                &self.read_models,
-                &[
-                    PaymentStatus::Approved,
-                    PaymentStatus::PartiallyRefunded,
-                    PaymentStatus::Refunded,
-                ],
-                after,
-                100,
-            )
-            .await?;
+            let page = self
+                .read_models
+                .payments_in(
+                    &[
+                        PaymentStatus::Approved,
+                        PaymentStatus::PartiallyRefunded,
+                        PaymentStatus::Refunded,
+                    ],
+                    after,
+                    100,
+                )
+                .await?;
             let Some(last) = page.last() else { break };
             after = Some(last.id);
             for view in page {
@@ -877,7 +872,17 @@ impl Payments {
         before: Option<Uuid>,
         limit: u32,
     ) -> Result<Vec<PaymentView>, PaymentsError> {
-        Ok(payment_list::payments_of(&self.read_models, user_id, before, limit).await?)
+        Ok(self.read_models.payments_of(user_id, before, limit).await?)
+    }
+
+    /// The caller's wallet ledger, newest entry first, before entry `before`.
+    pub async fn ledger(
+        &self,
+        user_id: Uuid,
+        before: Option<i64>,
+        limit: u32,
+    ) -> Result<Vec<LedgerEntry>, PaymentsError> {
+        Ok(self.read_models.entries(user_id, before, limit).await?)
     }
 }
 

@@ -366,7 +366,7 @@ impl Wallets {
 
 fn check_key(key: &str) -> Result<(), PaymentsError> {
     if key.is_empty() || key.len() > 200 || key.chars().any(|c| c.is_control()) {
-        return Err(PaymentsError::Invalid(vec![msa_http::FieldError::new(
+        return Err(PaymentsError::Invalid(vec![msa_kernel::FieldError::new(
             "spend_key",
             "1 to 200 printable characters",
         )]));

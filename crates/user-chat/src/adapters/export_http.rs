@@ -12,7 +12,8 @@ use axum::Router;
 use msa_http::auth::{Caller, TokenVerifier};
 use msa_http::Problem;
 
-use crate::export::{Exports, PersonalExport};
+use crate::application::export::{Exports, PersonalExport};
+use crate::application::ports::Requester;
 
 #[derive(Clone)]
 pub struct ExportApi {
@@ -41,7 +42,7 @@ pub(crate) async fn export(
     State(api): State<ExportApi>,
     caller: Caller,
 ) -> Result<Response, Problem> {
-    let chunks = api.exports.export(&caller).await?;
+    let chunks = api.exports.export(&Requester::from(&caller)).await?;
     Ok((
         [
             (header::CONTENT_TYPE, "application/json"),

@@ -18,6 +18,7 @@ use utoipa::{OpenApi, ToSchema};
 use uuid::Uuid;
 
 use crate::adapters::read_models::MemberProfile;
+use crate::application::ports::Requester;
 use crate::application::{InboxItem, Invitee, UserChat};
 
 #[derive(Clone)]
@@ -78,7 +79,13 @@ async fn send(
     let _place = api.admission.enter().await?;
     let (posted, new) = api
         .service
-        .send(&caller, room_id(&id)?, &txn_id, message, body.reply_to)
+        .send(
+            &Requester::from(&caller),
+            room_id(&id)?,
+            &txn_id,
+            message,
+            body.reply_to,
+        )
         .await?;
     let status = msa_http::created_or_ok(new);
     Ok((status, Json(posted)))
@@ -97,7 +104,7 @@ async fn create_room(
     let (kind, name, members) = parse_new_room(body)?;
     let (room, created) = api
         .service
-        .create_room(&caller, kind, name, members)
+        .create_room(&Requester::from(&caller), kind, name, members)
         .await?;
     let status = msa_http::created_or_ok(created);
     Ok((
@@ -139,7 +146,9 @@ async fn invite(
             )]))
         }
     };
-    api.service.invite(&caller, room_id(&id)?, invitee).await?;
+    api.service
+        .invite(&Requester::from(&caller), room_id(&id)?, invitee)
+        .await?;
     Ok(axum::http::StatusCode::NO_CONTENT)
 }
 
@@ -182,7 +191,10 @@ async fn open_direct(
     caller: Caller,
     StrictJson(body): StrictJson<DirectChat>,
 ) -> Result<impl IntoResponse, Problem> {
-    let (room, created) = api.service.open_direct(&caller, &body.nickname).await?;
+    let (room, created) = api
+        .service
+        .open_direct(&Requester::from(&caller), &body.nickname)
+        .await?;
     let status = msa_http::created_or_ok(created);
     Ok((
         status,
@@ -207,7 +219,11 @@ async fn inbox(
 ) -> Result<impl IntoResponse, Problem> {
     let (items, next_cursor) = api
         .service
-        .inbox(&caller, query.cursor.as_deref(), query.limit()?)
+        .inbox(
+            &Requester::from(&caller),
+            query.cursor.as_deref(),
+            query.limit()?,
+        )
         .await?;
     Ok(Json(Inbox { items, next_cursor }))
 }

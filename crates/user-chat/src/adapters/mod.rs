@@ -2,6 +2,7 @@ pub mod export_http;
 pub mod http;
 pub mod members;
 pub mod open_spends;
+pub mod problems;
 pub mod profiles;
 pub mod read_models;
 pub mod remote;

@@ -7,7 +7,6 @@
 
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
-use msa_chat::contract::SendRef;
 use msa_kernel::consumer::{EventHandler, HandlerError};
 use msa_kernel::repository::decode;
 use msa_kernel::{Aggregate, Conversation, ReadModelStore, RecordedEvent, StoreError};
@@ -17,19 +16,10 @@ use msa_sql::SqlReadModelStore;
 use sqlx::Row;
 use uuid::Uuid;
 
+use crate::application::ports::SpendsInDoubt;
+pub use crate::application::views::{send_of, spend_key, OpenSpend};
+
 pub const CONSUMER: &str = "user-chat.open-spends";
-
-/// The spend key user-chat gives a message's credit: `message:<room>:<txn_id>`.
-pub fn spend_key(room_id: Uuid, txn_id: &str) -> String {
-    format!("message:{room_id}:{txn_id}")
-}
-
-/// The room and `txn_id` of a message's spend key; `None` for any other key.
-pub fn send_of(spend_key: &str) -> Option<(Uuid, &str)> {
-    let rest = spend_key.strip_prefix("message:")?;
-    let (room, txn_id) = rest.split_once(':')?;
-    Some((room.parse().ok()?, txn_id))
-}
 
 pub struct OpenSpends;
 
@@ -89,30 +79,6 @@ impl EventHandler<msa_sql::Tx> for OpenSpends {
             _ => {}
         }
         Ok(())
-    }
-}
-
-/// A spend whose send may be unfinished.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct OpenSpend {
-    pub user_id: Uuid,
-    pub spend_key: String,
-    pub room_id: Uuid,
-    pub txn_id: String,
-    pub spent_at: i64,
-    /// The spend's conversation and its `MessageSpent` event, which a refund continues (none
-    /// for spends recorded before they were kept).
-    pub conversation: Option<Conversation>,
-}
-
-impl OpenSpend {
-    /// The send that made this spend.
-    pub fn send(&self) -> SendRef {
-        SendRef {
-            sender_id: self.user_id,
-            room_id: self.room_id,
-            txn_id: self.txn_id.clone(),
-        }
     }
 }
 
@@ -212,6 +178,22 @@ pub async fn forget(db: &SqlReadModelStore, spends: &[&OpenSpend]) -> Result<(),
             db.rollback(tx).await?;
             Err(StoreError::backend(error))
         }
+    }
+}
+
+#[async_trait]
+impl SpendsInDoubt for SqlReadModelStore {
+    async fn spent_before(
+        &self,
+        before: DateTime<Utc>,
+        after: Option<&OpenSpend>,
+        limit: u32,
+    ) -> Result<Vec<OpenSpend>, StoreError> {
+        spent_before(self, before, after, limit).await
+    }
+
+    async fn forget(&self, spends: &[&OpenSpend]) -> Result<(), StoreError> {
+        forget(self, spends).await
     }
 }
 

@@ -13,7 +13,7 @@ use msa_kernel::RecordedEvent;
 use msa_user::contract::USER_STREAM_KIND;
 use uuid::Uuid;
 
-use crate::ports::DirectoryPort;
+use crate::application::ports::DirectoryPort;
 
 pub const CONSUMER: &str = "user-chat.profiles";
 
@@ -44,7 +44,7 @@ impl EventHandler<msa_sql::Tx> for Profiles {
             .directory
             .profile(user_id)
             .await
-            .map_err(|problem| HandlerError::new(problem.detail))?;
+            .map_err(HandlerError::new)?;
         let statement = match &profile {
             Some(_) => {
                 "INSERT INTO uc_profiles (user_id, nickname, avatar_url) VALUES ($1, $2, $3)

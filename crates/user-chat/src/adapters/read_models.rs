@@ -1,29 +1,13 @@
 //! Reading user-chat's tables (`uc_profiles`, `uc_rooms`, `uc_members`).
 
+use async_trait::async_trait;
 use msa_kernel::StoreError;
 use msa_sql::SqlReadModelStore;
-use serde::Serialize;
 use sqlx::Row;
 use uuid::Uuid;
 
-/// The other person of a direct room. A direct room is bound to the two user ids it was opened
-/// with, never to a nickname: once the other person erased their account `nickname` is `null`
-/// (shown as a deleted account), whoever holds that nickname later.
-#[derive(Debug, Clone, PartialEq, Serialize, utoipa::ToSchema)]
-pub struct Peer {
-    pub user_id: Uuid,
-    pub nickname: Option<String>,
-    pub avatar_url: Option<String>,
-}
-
-/// A member of a room with the profile (`nickname` is `null` once the user erased their account).
-#[derive(Debug, Clone, PartialEq, Serialize, utoipa::ToSchema)]
-pub struct MemberProfile {
-    pub user_id: Uuid,
-    pub role: String,
-    pub nickname: Option<String>,
-    pub avatar_url: Option<String>,
-}
+use crate::application::ports::KnownPeople;
+pub use crate::application::views::{MemberProfile, Peer};
 
 pub async fn members(
     db: &SqlReadModelStore,
@@ -129,4 +113,26 @@ pub async fn known_users(
         }
     }
     Ok(known)
+}
+
+#[async_trait]
+impl KnownPeople for SqlReadModelStore {
+    async fn known_users(
+        &self,
+        ids: &std::collections::BTreeSet<Uuid>,
+    ) -> Result<std::collections::BTreeSet<Uuid>, StoreError> {
+        known_users(self, ids).await
+    }
+
+    async fn peers_of(
+        &self,
+        me: Uuid,
+        rooms: &[&str],
+    ) -> Result<std::collections::HashMap<String, Peer>, StoreError> {
+        peers_of(self, me, rooms).await
+    }
+
+    async fn members(&self, room_id: Uuid) -> Result<Vec<MemberProfile>, StoreError> {
+        members(self, room_id).await
+    }
 }

@@ -9,7 +9,6 @@ use std::time::Duration;
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 use msa_chat::contract::{MessageBody, PostedMessage, RoomKind, RoomPage, RoomView};
-use msa_http::auth::Caller;
 use msa_http::service_identity::ServiceIdentity;
 use msa_http::Problem;
 use msa_payment::contract::Spent;
@@ -21,7 +20,7 @@ use serde_json::json;
 use tracing::Instrument;
 use uuid::Uuid;
 
-use crate::ports::{ChatPort, DirectoryPort, WalletPort};
+use crate::application::ports::{ChatPort, DirectoryPort, Requester, ServiceError, WalletPort};
 
 /// A core service's base URL and the client that calls it.
 #[derive(Clone)]
@@ -73,7 +72,7 @@ impl Service {
         &self,
         method: Method,
         segments: &[&str],
-        caller: Option<&Caller>,
+        caller: Option<&Requester>,
     ) -> RequestBuilder {
         let mut url = self.base.clone();
         url.path_segments_mut()
@@ -177,12 +176,12 @@ pub struct RemoteChat(pub Service);
 impl ChatPort for RemoteChat {
     async fn post(
         &self,
-        sender: &Caller,
+        sender: &Requester,
         room_id: Uuid,
         txn_id: &str,
         body: MessageBody,
         reply_to: Option<Uuid>,
-    ) -> Result<(PostedMessage, bool), Problem> {
+    ) -> Result<(PostedMessage, bool), ServiceError> {
         let room = room_id.to_string();
         let request = self
             .0
@@ -195,7 +194,7 @@ impl ChatPort for RemoteChat {
     async fn send_outcomes(
         &self,
         sends: &[msa_chat::contract::SendRef],
-    ) -> Result<Vec<msa_chat::contract::SendOutcome>, Problem> {
+    ) -> Result<Vec<msa_chat::contract::SendOutcome>, ServiceError> {
         #[derive(Deserialize)]
         struct Outcomes {
             items: Vec<msa_chat::contract::SendOutcome>,
@@ -206,7 +205,7 @@ impl ChatPort for RemoteChat {
             .json(&json!({ "sends": sends }));
         let (_, outcomes): (_, Outcomes) = self.0.call_internal(request).await?;
         if outcomes.items.len() != sends.len() {
-            return Err(Problem::internal(&format!(
+            return Err(ServiceError::failed(format!(
                 "chat answered {} outcomes for {} sends",
                 outcomes.items.len(),
                 sends.len()
@@ -218,7 +217,7 @@ impl ChatPort for RemoteChat {
     async fn withdraw_send(
         &self,
         send: &msa_chat::contract::SendRef,
-    ) -> Result<msa_chat::contract::SendOutcome, Problem> {
+    ) -> Result<msa_chat::contract::SendOutcome, ServiceError> {
         let request = self
             .0
             .internal(Method::POST, &["internal", "v1", "sends", "withdrawals"])
@@ -229,11 +228,11 @@ impl ChatPort for RemoteChat {
 
     async fn create_room(
         &self,
-        caller: &Caller,
+        caller: &Requester,
         kind: RoomKind,
         name: Option<String>,
         members: Vec<Uuid>,
-    ) -> Result<(RoomView, bool), Problem> {
+    ) -> Result<(RoomView, bool), ServiceError> {
         let request = self
             .0
             .internal(Method::POST, &["internal", "v1", "rooms"])
@@ -244,24 +243,27 @@ impl ChatPort for RemoteChat {
         Ok((room, status == StatusCode::CREATED))
     }
 
-    async fn invite(&self, caller: &Caller, room_id: Uuid, user_id: Uuid) -> Result<(), Problem> {
+    async fn invite(
+        &self,
+        caller: &Requester,
+        room_id: Uuid,
+        user_id: Uuid,
+    ) -> Result<(), ServiceError> {
         let room = room_id.to_string();
         let request = self
             .0
             .internal(Method::POST, &["internal", "v1", "rooms", &room, "invites"])
             .json(&json!({"by": caller.user_id, "user_id": user_id}));
-        self.0
-            .call_internal::<serde_json::Value>(request)
-            .await
-            .map(drop)
+        self.0.call_internal::<serde_json::Value>(request).await?;
+        Ok(())
     }
 
     async fn rooms_of(
         &self,
-        caller: &Caller,
+        caller: &Requester,
         cursor: Option<&str>,
         limit: u32,
-    ) -> Result<RoomPage, Problem> {
+    ) -> Result<RoomPage, ServiceError> {
         let limit = limit.to_string();
         let mut query = vec![("limit", limit.as_str())];
         query.extend(cursor.map(|cursor| ("cursor", cursor)));
@@ -278,7 +280,7 @@ pub struct RemoteWallets(pub Service);
 
 #[async_trait]
 impl WalletPort for RemoteWallets {
-    async fn spend(&self, user: &Caller, spend_key: &str) -> Result<Spent, Problem> {
+    async fn spend(&self, user: &Requester, spend_key: &str) -> Result<Spent, ServiceError> {
         let wallet = user.user_id.to_string();
         let request = self
             .0
@@ -294,16 +296,14 @@ impl WalletPort for RemoteWallets {
         })
     }
 
-    async fn refund_spend(&self, user_id: Uuid, spend_key: &str) -> Result<(), Problem> {
+    async fn refund_spend(&self, user_id: Uuid, spend_key: &str) -> Result<(), ServiceError> {
         let wallet = user_id.to_string();
         let request = self.0.internal(
             Method::DELETE,
             &["internal", "v1", "wallets", &wallet, "spends", spend_key],
         );
-        self.0
-            .call_internal::<serde_json::Value>(request)
-            .await
-            .map(drop)
+        self.0.call_internal::<serde_json::Value>(request).await?;
+        Ok(())
     }
 }
 
@@ -336,24 +336,24 @@ impl From<PublicProfile> for ProfileView {
 impl RemoteDirectory {
     /// The public profile at `segments`; `None` when the user service knows nobody there (404) or
     /// cannot take the name as one (422: such a nickname belongs to nobody).
-    async fn public_profile(&self, segments: &[&str]) -> Result<Option<ProfileView>, Problem> {
+    async fn public_profile(&self, segments: &[&str]) -> Result<Option<ProfileView>, ServiceError> {
         let request = self.0.request(Method::GET, segments, None);
         match self.0.call::<PublicProfile>(request).await {
             Ok((_, profile)) => Ok(Some(profile.into())),
             Err(problem) if problem.status == 404 || problem.status == 422 => Ok(None),
-            Err(problem) => Err(problem),
+            Err(problem) => Err(problem.into()),
         }
     }
 }
 
 #[async_trait]
 impl DirectoryPort for RemoteDirectory {
-    async fn profile(&self, user_id: Uuid) -> Result<Option<ProfileView>, Problem> {
+    async fn profile(&self, user_id: Uuid) -> Result<Option<ProfileView>, ServiceError> {
         self.public_profile(&["v1", "users", &user_id.to_string()])
             .await
     }
 
-    async fn by_nickname(&self, nickname: &str) -> Result<Option<ProfileView>, Problem> {
+    async fn by_nickname(&self, nickname: &str) -> Result<Option<ProfileView>, ServiceError> {
         // The exact look-up reads the nickname's claim: no lag behind a sign-up, unlike the
         // directory search.
         self.public_profile(&["v1", "users", "by-nickname", nickname])

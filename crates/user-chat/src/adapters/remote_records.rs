@@ -4,7 +4,6 @@
 
 use async_trait::async_trait;
 use msa_chat::contract::ChatRecords;
-use msa_http::auth::Caller;
 use msa_http::Problem;
 use msa_payment::contract::PaymentRecords;
 use reqwest::Method;
@@ -12,7 +11,10 @@ use serde_json::{Map, Value};
 use uuid::Uuid;
 
 use super::remote::Service;
-use crate::export::ports::{AccountRecordsPort, ChatRecordsPort, PaymentRecordsPort, RecordPage};
+use crate::application::export::ports::{
+    AccountRecordsPort, ChatRecordsPort, PaymentRecordsPort, RecordPage,
+};
+use crate::application::ports::{Requester, ServiceError};
 
 /// A page of a person's records at a service's internal endpoint.
 async fn records_page(
@@ -41,7 +43,7 @@ pub struct RemoteAccountRecords(pub Service);
 
 #[async_trait]
 impl AccountRecordsPort for RemoteAccountRecords {
-    async fn account(&self, caller: &Caller) -> Result<Map<String, Value>, Problem> {
+    async fn account(&self, caller: &Requester) -> Result<Map<String, Value>, ServiceError> {
         let request = self
             .0
             .request(Method::GET, &["v1", "users", "me", "export"], Some(caller));
@@ -59,8 +61,8 @@ impl ChatRecordsPort for RemoteChatRecords {
         user_id: Uuid,
         part: ChatRecords,
         cursor: Option<&str>,
-    ) -> Result<RecordPage, Problem> {
-        records_page(&self.0, user_id, part.as_str(), cursor).await
+    ) -> Result<RecordPage, ServiceError> {
+        Ok(records_page(&self.0, user_id, part.as_str(), cursor).await?)
     }
 }
 
@@ -73,7 +75,7 @@ impl PaymentRecordsPort for RemotePaymentRecords {
         user_id: Uuid,
         part: PaymentRecords,
         cursor: Option<&str>,
-    ) -> Result<RecordPage, Problem> {
-        records_page(&self.0, user_id, part.as_str(), cursor).await
+    ) -> Result<RecordPage, ServiceError> {
+        Ok(records_page(&self.0, user_id, part.as_str(), cursor).await?)
     }
 }

@@ -22,10 +22,13 @@ use crate::application::ProfileView;
 use crate::application::{ErasureConfirmation, ProfileChange, UserService, UserServiceError};
 use crate::domain::{AvatarUrl, Bio, Email, Invalid, Nickname, Password};
 use msa_http::auth::Jwks;
+use msa_sql::SqlReadModelStore;
 
 #[derive(Clone)]
 pub struct UserApi {
     pub service: Arc<UserService>,
+    /// The query database, for the directory's search.
+    pub read_models: Arc<SqlReadModelStore>,
     pub verifier: Arc<TokenVerifier>,
     /// Whose `X-Forwarded-For` names the client (the login throttle keys on its address).
     pub trusted_proxies: Arc<TrustedProxies>,
@@ -502,7 +505,7 @@ async fn search(
 ) -> Result<impl IntoResponse, Problem> {
     let limit = page_limit(params.limit.as_deref())?;
     let page = directory::search(
-        api.service.read_models(),
+        &api.read_models,
         &params.query,
         limit,
         params.cursor.as_deref(),

@@ -10,4 +10,5 @@ pub mod personal_data;
 pub mod revocations;
 pub mod throttle;
 pub mod tokens;
+pub mod upgrade_log;
 pub mod web_session;

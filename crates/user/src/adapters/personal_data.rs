@@ -372,3 +372,16 @@ impl EventStore for ShreddingStore {
         self.inner.appended()
     }
 }
+
+/// The user context's events as its aggregates and projections must see them: personal data
+/// sealed on append and opened on read, with keys in `key_vault`. The key vault is a database
+/// apart from the query side, because projections read events (and so keys) inside their
+/// query-side transactions, and SQLite gives each file one writer.
+pub fn sealed_events(
+    raw: Arc<dyn EventStore>,
+    key_vault: Arc<SqlReadModelStore>,
+    master: Arc<crate::adapters::master_key::MasterKey>,
+) -> (Arc<ShreddingStore>, Arc<PersonalDataKeys>) {
+    let keys = Arc::new(PersonalDataKeys::new(key_vault, master));
+    (Arc::new(ShreddingStore::new(raw, keys.clone())), keys)
+}

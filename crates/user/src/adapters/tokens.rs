@@ -18,6 +18,7 @@ use sqlx::Row;
 use uuid::Uuid;
 
 use crate::adapters::master_key::MasterKey;
+use crate::application::ports::SessionHistory;
 use crate::domain::Role;
 
 /// How long tokens live.
@@ -359,5 +360,29 @@ impl Tokens {
         .await
         .map_err(store_error)?;
         Ok(())
+    }
+}
+
+#[async_trait::async_trait]
+impl SessionHistory for SqlReadModelStore {
+    async fn sessions_of(&self, user_id: Uuid) -> Result<Vec<serde_json::Value>, StoreError> {
+        let rows = sqlx::query(
+            "SELECT issued_at, expires_at, used_at, revoked_at FROM refresh_tokens WHERE user_id = $1 ORDER BY issued_at",
+        )
+        .bind(user_id.to_string())
+        .fetch_all(self.pool())
+        .await
+        .map_err(StoreError::backend)?;
+        Ok(rows
+            .iter()
+            .map(|row| {
+                serde_json::json!({
+                    "issued_at": row.get::<String, _>("issued_at"),
+                    "expires_at": chrono::DateTime::from_timestamp(row.get::<i64, _>("expires_at"), 0),
+                    "used_at": row.get::<Option<String>, _>("used_at"),
+                    "revoked_at": row.get::<Option<String>, _>("revoked_at"),
+                })
+            })
+            .collect())
     }
 }

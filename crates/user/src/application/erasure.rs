@@ -4,7 +4,6 @@ use chrono::Utc;
 use msa_kernel::{CommandError, Repository};
 use serde::Serialize;
 use serde_json::Value;
-use sqlx::Row;
 use uuid::Uuid;
 
 use super::{ProfileView, UserService, UserServiceError};
@@ -59,10 +58,12 @@ impl UserService {
                 }
             }
             (None, None) => {
-                return Err(UserServiceError::Invalid(vec![msa_http::FieldError::new(
-                    "password",
-                    "required: the account's password confirms its deletion",
-                )]))
+                return Err(UserServiceError::Invalid(vec![
+                    msa_kernel::FieldError::new(
+                        "password",
+                        "required: the account's password confirms its deletion",
+                    ),
+                ]))
             }
         }
         self.erase_account(user_id, true).await
@@ -127,24 +128,7 @@ impl UserService {
                 })
             })
             .collect();
-        let rows = sqlx::query(
-            "SELECT issued_at, expires_at, used_at, revoked_at FROM refresh_tokens WHERE user_id = $1 ORDER BY issued_at",
-        )
-        .bind(user_id.to_string())
-        .fetch_all(self.read_models.pool())
-        .await
-        .map_err(msa_kernel::StoreError::backend)?;
-        let sessions = rows
-            .iter()
-            .map(|row| {
-                serde_json::json!({
-                    "issued_at": row.get::<String, _>("issued_at"),
-                    "expires_at": chrono::DateTime::from_timestamp(row.get::<i64, _>("expires_at"), 0),
-                    "used_at": row.get::<Option<String>, _>("used_at"),
-                    "revoked_at": row.get::<Option<String>, _>("revoked_at"),
-                })
-            })
-            .collect();
+        let sessions = self.sessions.sessions_of(user_id).await?;
         Ok(Export {
             profile,
             events,

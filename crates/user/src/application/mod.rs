@@ -3,6 +3,7 @@
 
 mod erasure;
 mod kakao;
+pub mod ports;
 pub mod profile;
 mod register;
 pub mod roles;
@@ -11,9 +12,7 @@ mod upgrades;
 
 use std::sync::Arc;
 
-use msa_http::FieldError;
-use msa_kernel::{CommandError, EventMetadata, EventStore, Repository, StoreError};
-use msa_sql::SqlReadModelStore;
+use msa_kernel::{CommandError, EventMetadata, EventStore, FieldError, Repository, StoreError};
 use uuid::Uuid;
 
 use crate::adapters::kakao::Kakao;
@@ -22,6 +21,7 @@ use crate::adapters::personal_data::{PersonalDataKeys, ShreddingStore};
 use crate::adapters::throttle::LoginThrottle;
 use crate::adapters::tokens::Tokens;
 use crate::domain::{Claim, User};
+use ports::{SessionHistory, UpgradeLog};
 use profile::PublicProfiles;
 
 pub use erasure::{ErasureConfirmation, Export};
@@ -89,7 +89,8 @@ pub struct UserService {
     /// The event store as the service sees it: personal data opened.
     events: Arc<dyn EventStore>,
     keys: Arc<PersonalDataKeys>,
-    read_models: Arc<SqlReadModelStore>,
+    sessions: Arc<dyn SessionHistory>,
+    upgrades: Arc<dyn UpgradeLog>,
     passwords: Passwords,
     tokens: Tokens,
     throttle: LoginThrottle,
@@ -103,14 +104,17 @@ pub const NICKNAME_HOLD: chrono::Duration = chrono::Duration::days(30);
 
 impl UserService {
     /// `events` must seal personal data: a [`ShreddingStore`] over `keys` (see
-    /// [`sealed_events`]).
-    pub fn new(
+    /// `crate::sealed_events`).
+    pub fn new<R>(
         events: Arc<ShreddingStore>,
         keys: Arc<PersonalDataKeys>,
-        read_models: Arc<SqlReadModelStore>,
+        read_models: Arc<R>,
         passwords: Passwords,
         tokens: Tokens,
-    ) -> Self {
+    ) -> Self
+    where
+        R: SessionHistory + UpgradeLog + 'static,
+    {
         let events: Arc<dyn EventStore> = events;
         let (users, claims) = (
             Repository::new(events.clone()),
@@ -122,7 +126,8 @@ impl UserService {
             claims,
             events,
             keys,
-            read_models,
+            sessions: read_models.clone(),
+            upgrades: read_models,
             passwords,
             tokens,
             throttle: LoginThrottle::default(),
@@ -148,10 +153,6 @@ impl UserService {
         &self.tokens
     }
 
-    pub fn read_models(&self) -> &SqlReadModelStore {
-        &self.read_models
-    }
-
     /// The event store with personal data opened: what the context's projections read.
     pub fn events(&self) -> Arc<dyn EventStore> {
         self.events.clone()
@@ -160,17 +161,4 @@ impl UserService {
     pub(crate) fn metadata(actor: Option<Uuid>) -> EventMetadata {
         EventMetadata::current(actor.map(|a| a.to_string()))
     }
-}
-
-/// The user context's events as its aggregates and projections must see them: personal data
-/// sealed on append and opened on read, with keys in `key_vault`. The key vault is a database
-/// apart from the query side, because projections read events (and so keys) inside their
-/// query-side transactions, and SQLite gives each file one writer.
-pub fn sealed_events(
-    raw: Arc<dyn EventStore>,
-    key_vault: Arc<SqlReadModelStore>,
-    master: Arc<crate::adapters::master_key::MasterKey>,
-) -> (Arc<ShreddingStore>, Arc<PersonalDataKeys>) {
-    let keys = Arc::new(PersonalDataKeys::new(key_vault, master));
-    (Arc::new(ShreddingStore::new(raw, keys.clone())), keys)
 }

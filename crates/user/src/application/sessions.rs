@@ -85,10 +85,9 @@ impl UserService {
         {
             return Ok(());
         }
-        Err(UserServiceError::Invalid(vec![msa_http::FieldError::new(
-            field,
-            "does not match",
-        )]))
+        Err(UserServiceError::Invalid(vec![
+            msa_kernel::FieldError::new(field, "does not match"),
+        ]))
     }
 
     /// Changes the caller's password after checking the current one; every session ends (other

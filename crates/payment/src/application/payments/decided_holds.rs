@@ -8,7 +8,7 @@
 use msa_kernel::repository::decode;
 
 use super::{stream, Payments};
-use crate::adapters::holds::OpenHold;
+use crate::application::views::OpenHold;
 use crate::application::PaymentsError;
 use crate::domain::PaymentEvent;
 

@@ -10,13 +10,12 @@ use serde_json::Value;
 use uuid::Uuid;
 
 use super::{stream, Payments};
-use crate::adapters::ledger;
-use crate::adapters::payment_list::{self, PaymentView};
+use crate::application::views::PaymentView;
 use crate::application::PaymentsError;
 use crate::domain::PaymentEvent;
 
 /// The most items a page holds.
-pub const MAX_PAGE: u32 = msa_http::MAX_RECORDS;
+pub const MAX_PAGE: u32 = msa_kernel::page::MAX_RECORDS;
 
 /// A part of what payment keeps about a person.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -86,7 +85,7 @@ impl Payments {
     ) -> Result<PaymentRecordPage, PaymentsError> {
         let limit = limit.clamp(1, MAX_PAGE);
         let bad_cursor = || {
-            PaymentsError::Invalid(vec![msa_http::FieldError::new(
+            PaymentsError::Invalid(vec![msa_kernel::FieldError::new(
                 "cursor",
                 "not a cursor this API gave out",
             )])
@@ -96,8 +95,7 @@ impl Payments {
                 let before = cursor
                     .map(|raw| raw.parse::<Uuid>().map_err(|_| bad_cursor()))
                     .transpose()?;
-                let payments =
-                    payment_list::payments_of(&self.read_models, user_id, before, limit).await?;
+                let payments = self.read_models.payments_of(user_id, before, limit).await?;
                 let last = payments.last().map(|p| p.id.to_string());
                 let mut items = Vec::with_capacity(payments.len());
                 for payment in payments {
@@ -110,7 +108,7 @@ impl Payments {
                 let before = cursor
                     .map(|raw| raw.parse::<i64>().map_err(|_| bad_cursor()))
                     .transpose()?;
-                let entries = ledger::entries(&self.read_models, user_id, before, limit).await?;
+                let entries = self.read_models.entries(user_id, before, limit).await?;
                 let last = entries.last().map(|e| e.entry.to_string());
                 let items = entries.iter().map(to_value).collect::<Result<_, _>>()?;
                 (items, last)

@@ -9,7 +9,6 @@ use chrono::{DateTime, Utc};
 use uuid::Uuid;
 
 use super::{Payments, PAGE};
-use crate::adapters::uncredited;
 use crate::application::PaymentsError;
 
 impl Payments {
@@ -21,7 +20,10 @@ impl Payments {
     ) -> Result<(), PaymentsError> {
         let mut after: Option<Uuid> = None;
         loop {
-            let page = uncredited::approved_before(&self.read_models, before, after, PAGE).await?;
+            let page = self
+                .read_models
+                .approved_before(before, after, PAGE)
+                .await?;
             let Some(last) = page.last() else { break };
             after = Some(*last);
             for payment_id in page {

@@ -6,12 +6,12 @@
 
 use async_trait::async_trait;
 use msa_chat::contract::ChatRecords;
-use msa_http::auth::Caller;
-use msa_http::Problem;
 use msa_payment::contract::PaymentRecords;
 use serde::Deserialize;
 use serde_json::{Map, Value};
 use uuid::Uuid;
+
+use crate::application::ports::{Requester, ServiceError};
 
 /// A page of one part of a person's records, its items as the owning service wrote them.
 #[derive(Debug, Clone, Default, Deserialize)]
@@ -25,7 +25,7 @@ pub struct RecordPage {
 pub trait AccountRecordsPort: Send + Sync {
     /// The user service's part, for the caller themself (their profile, account history and
     /// sessions: a JSON object whose members go into the export as they are).
-    async fn account(&self, caller: &Caller) -> Result<Map<String, Value>, Problem>;
+    async fn account(&self, caller: &Requester) -> Result<Map<String, Value>, ServiceError>;
 }
 
 #[async_trait]
@@ -36,7 +36,7 @@ pub trait ChatRecordsPort: Send + Sync {
         user_id: Uuid,
         part: ChatRecords,
         cursor: Option<&str>,
-    ) -> Result<RecordPage, Problem>;
+    ) -> Result<RecordPage, ServiceError>;
 }
 
 #[async_trait]
@@ -47,5 +47,5 @@ pub trait PaymentRecordsPort: Send + Sync {
         user_id: Uuid,
         part: PaymentRecords,
         cursor: Option<&str>,
-    ) -> Result<RecordPage, Problem>;
+    ) -> Result<RecordPage, ServiceError>;
 }

@@ -1,19 +1,39 @@
-//! user-chat's use cases.
+//! user-chat's use cases: the credit policy for sending, direct chats by nickname, invitations,
+//! the inbox and member lists with profiles; [`send_recovery`] settles sends left half-done and
+//! [`export`] composes a person's export. They depend on [`ports`] and domain values only.
+
+pub mod export;
+pub mod ports;
+pub mod send_recovery;
+pub mod views;
 
 use std::sync::Arc;
 
 use std::collections::BTreeSet;
 
-use axum::http::StatusCode;
 use msa_chat::contract::{MessageBody, PostedMessage, RoomKind, RoomSummary, RoomView};
-use msa_http::auth::Caller;
-use msa_http::{FieldError, Problem};
-use msa_sql::SqlReadModelStore;
+use msa_kernel::{FieldError, StoreError};
 use serde::Serialize;
 use uuid::Uuid;
 
-use crate::adapters::read_models::{self, MemberProfile, Peer};
-use crate::ports::{ChatPort, DirectoryPort, WalletPort};
+use self::ports::{ChatPort, DirectoryPort, KnownPeople, Requester, ServiceError, WalletPort};
+use self::views::{spend_key, MemberProfile, Peer};
+
+/// Why a use case of user-chat did not do what was asked.
+#[derive(Debug, thiserror::Error)]
+pub enum UserChatError {
+    #[error("invalid input")]
+    Invalid(Vec<FieldError>),
+    #[error("{0}")]
+    NotFound(String),
+    #[error("{0}")]
+    Forbidden(String),
+    /// A core service's answer, passed on as it worded it.
+    #[error(transparent)]
+    Service(#[from] ServiceError),
+    #[error(transparent)]
+    Store(#[from] StoreError),
+}
 
 /// A room of my inbox: chat's summary, and for a direct room the other person's profile.
 #[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
@@ -43,7 +63,7 @@ pub struct UserChat {
     chat: Arc<dyn ChatPort>,
     wallets: Arc<dyn WalletPort>,
     directory: Arc<dyn DirectoryPort>,
-    read_models: Arc<SqlReadModelStore>,
+    people: Arc<dyn KnownPeople>,
     sends: Vec<tokio::sync::Mutex<()>>,
 }
 
@@ -52,13 +72,13 @@ impl UserChat {
         chat: Arc<dyn ChatPort>,
         wallets: Arc<dyn WalletPort>,
         directory: Arc<dyn DirectoryPort>,
-        read_models: Arc<SqlReadModelStore>,
+        people: Arc<dyn KnownPeople>,
     ) -> Self {
         Self {
             chat,
             wallets,
             directory,
-            read_models,
+            people,
             sends: (0..SEND_STRIPES)
                 .map(|_| tokio::sync::Mutex::new(()))
                 .collect(),
@@ -87,13 +107,13 @@ impl UserChat {
     /// the second call finds the spend refunded (and is refused) or the first call's message.
     pub async fn send(
         &self,
-        sender: &Caller,
+        sender: &Requester,
         room_id: Uuid,
         txn_id: &str,
         body: MessageBody,
         reply_to: Option<Uuid>,
-    ) -> Result<(PostedMessage, bool), Problem> {
-        let spend_key = crate::adapters::open_spends::spend_key(room_id, txn_id);
+    ) -> Result<(PostedMessage, bool), UserChatError> {
+        let spend_key = spend_key(room_id, txn_id);
         let _turn = self.send_turn(sender.user_id, txn_id).lock().await;
         let spent = self.wallets.spend(sender, &spend_key).await?;
         match self
@@ -102,68 +122,67 @@ impl UserChat {
             .await
         {
             Ok(posted) => Ok(posted),
-            Err(refusal) if refusal.status < 500 && !spent.replayed => {
+            Err(ServiceError::Refused(refusal)) if !spent.replayed => {
                 if let Err(error) = self.wallets.refund_spend(sender.user_id, &spend_key).await {
-                    tracing::error!(sender = %sender.user_id, spend_key, detail = %error.detail,
+                    tracing::error!(sender = %sender.user_id, spend_key, %error,
                         "a refused message's credit could not be given back");
                 }
-                Err(refusal)
+                Err(ServiceError::Refused(refusal).into())
             }
-            Err(failure) => Err(failure),
+            Err(other) => Err(other.into()),
         }
     }
 
     /// Opens (or finds) the direct room with the user called `nickname`.
     pub async fn open_direct(
         &self,
-        caller: &Caller,
+        caller: &Requester,
         nickname: &str,
-    ) -> Result<(RoomView, bool), Problem> {
+    ) -> Result<(RoomView, bool), UserChatError> {
         let nickname = nickname.trim();
         if nickname.is_empty() || nickname.chars().count() > 100 {
-            return Err(Problem::invalid(vec![FieldError::new(
+            return Err(UserChatError::Invalid(vec![FieldError::new(
                 "nickname",
                 "the nickname of the person to chat with",
             )]));
         }
         let Some(peer) = self.directory.by_nickname(nickname).await? else {
-            return Err(Problem::new(
-                StatusCode::NOT_FOUND,
-                "not-found",
-                format!("nobody is called {nickname}"),
-            ));
+            return Err(UserChatError::NotFound(format!(
+                "nobody is called {nickname}"
+            )));
         };
         if peer.id == caller.user_id {
-            return Err(Problem::invalid(vec![FieldError::new(
+            return Err(UserChatError::Invalid(vec![FieldError::new(
                 "nickname",
                 "that is you; a direct chat is with someone else",
             )]));
         }
-        self.chat
+        Ok(self
+            .chat
             .create_room(caller, RoomKind::Direct, None, vec![peer.id])
-            .await
+            .await?)
     }
 
     /// Creates a room: a group with the others invited, or a direct room. Every member named
     /// must be a user (422 naming the unknown ones): chat knows users only by id.
     pub async fn create_room(
         &self,
-        caller: &Caller,
+        caller: &Requester,
         kind: RoomKind,
         name: Option<String>,
         members: Vec<Uuid>,
-    ) -> Result<(RoomView, bool), Problem> {
+    ) -> Result<(RoomView, bool), UserChatError> {
         self.all_exist("members", &members).await?;
-        self.chat.create_room(caller, kind, name, members).await
+        Ok(self.chat.create_room(caller, kind, name, members).await?)
     }
 
     /// Invites a user, named by id or by nickname, to a room.
     pub async fn invite(
         &self,
-        caller: &Caller,
+        caller: &Requester,
         room_id: Uuid,
         invitee: Invitee,
-    ) -> Result<(), Problem> {
+    ) -> Result<(), UserChatError> {
         let user_id = match invitee {
             Invitee::Id(user_id) => {
                 self.all_exist("user_id", &[user_id]).await?;
@@ -172,24 +191,20 @@ impl UserChat {
             Invitee::Nickname(nickname) => match self.directory.by_nickname(&nickname).await? {
                 Some(profile) => profile.id,
                 None => {
-                    return Err(Problem::new(
-                        StatusCode::NOT_FOUND,
-                        "not-found",
-                        format!("nobody is called {nickname}"),
-                    ))
+                    return Err(UserChatError::NotFound(format!(
+                        "nobody is called {nickname}"
+                    )))
                 }
             },
         };
-        self.chat.invite(caller, room_id, user_id).await
+        Ok(self.chat.invite(caller, room_id, user_id).await?)
     }
 
     /// 422 naming `field` unless every id is an active user's. The profiles read model answers
     /// for most; an id it does not know yet (a sign-up a moment ago) is asked of the directory.
-    async fn all_exist(&self, field: &str, ids: &[Uuid]) -> Result<(), Problem> {
+    async fn all_exist(&self, field: &str, ids: &[Uuid]) -> Result<(), UserChatError> {
         let wanted: BTreeSet<Uuid> = ids.iter().copied().collect();
-        let known = read_models::known_users(&self.read_models, &wanted)
-            .await
-            .map_err(|e| Problem::internal(&e))?;
+        let known = self.people.known_users(&wanted).await?;
         // At most this many are asked one by one (a list of random ids costs a few calls).
         const LOOK_UPS: usize = 20;
         let mut unknown = Vec::new();
@@ -207,7 +222,7 @@ impl UserChat {
             .cloned()
             .collect::<Vec<_>>()
             .join(", ");
-        Err(Problem::invalid(vec![FieldError::new(
+        Err(UserChatError::Invalid(vec![FieldError::new(
             field,
             format!("{} unknown user id(s): {shown}", unknown.len()),
         )]))
@@ -217,15 +232,13 @@ impl UserChat {
     /// rooms, and where the next page starts.
     pub async fn inbox(
         &self,
-        caller: &Caller,
+        caller: &Requester,
         cursor: Option<&str>,
         limit: u32,
-    ) -> Result<(Vec<InboxItem>, Option<String>), Problem> {
+    ) -> Result<(Vec<InboxItem>, Option<String>), UserChatError> {
         let page = self.chat.rooms_of(caller, cursor, limit).await?;
         let rooms: Vec<&str> = page.items.iter().map(|room| room.id.as_str()).collect();
-        let mut peers = read_models::peers_of(&self.read_models, caller.user_id, &rooms)
-            .await
-            .map_err(|e| Problem::internal(&e))?;
+        let mut peers = self.people.peers_of(caller.user_id, &rooms).await?;
         let items = page
             .items
             .into_iter()
@@ -242,15 +255,13 @@ impl UserChat {
         &self,
         caller: Uuid,
         room_id: Uuid,
-    ) -> Result<Vec<MemberProfile>, Problem> {
-        let members = read_models::members(&self.read_models, room_id)
-            .await
-            .map_err(|e| Problem::internal(&e))?;
+    ) -> Result<Vec<MemberProfile>, UserChatError> {
+        let members = self.people.members(room_id).await?;
         if members.is_empty() {
-            return Err(Problem::not_found("no such room"));
+            return Err(UserChatError::NotFound("no such room".into()));
         }
         if !members.iter().any(|m| m.user_id == caller) {
-            return Err(Problem::forbidden("only members may do this"));
+            return Err(UserChatError::Forbidden("only members may do this".into()));
         }
         Ok(members)
     }

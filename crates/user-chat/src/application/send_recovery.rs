@@ -24,14 +24,12 @@ use std::time::Duration;
 
 use chrono::Utc;
 use msa_chat::contract::{SendOutcome, MAX_SENDS_ASKED};
-use msa_http::Problem;
 use msa_kernel::relay::Leases;
 use msa_kernel::StoreError;
-use msa_sql::SqlReadModelStore;
 use tokio::sync::watch;
 
-use crate::adapters::open_spends::{self, OpenSpend};
-use crate::ports::{ChatPort, WalletPort};
+use super::ports::{ChatPort, ServiceError, SpendsInDoubt, WalletPort};
+use super::views::OpenSpend;
 
 /// The lease one instance sweeps under.
 pub const LEASE: &str = "user-chat.send-recovery";
@@ -75,14 +73,14 @@ pub struct Recovered {
 pub enum RecoveryError {
     Store(StoreError),
     /// Chat could not say what became of the sends.
-    Chat(Problem),
+    Chat(ServiceError),
 }
 
 impl std::fmt::Display for RecoveryError {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match self {
             RecoveryError::Store(error) => write!(f, "user-chat's query database: {error}"),
-            RecoveryError::Chat(problem) => write!(f, "chat: {}", problem.detail),
+            RecoveryError::Chat(error) => write!(f, "chat: {error}"),
         }
     }
 }
@@ -96,23 +94,29 @@ impl From<StoreError> for RecoveryError {
 pub struct SendRecovery {
     chat: Arc<dyn ChatPort>,
     wallets: Arc<dyn WalletPort>,
-    read_models: Arc<SqlReadModelStore>,
+    spends: Arc<dyn SpendsInDoubt>,
+    leases: Arc<dyn Leases>,
     settings: RecoverySettings,
     /// This instance, as a lease holder.
     holder: String,
 }
 
 impl SendRecovery {
-    pub fn new(
+    /// `read_models`: user-chat's query side, which keeps the open spends and the lease.
+    pub fn new<R>(
         chat: Arc<dyn ChatPort>,
         wallets: Arc<dyn WalletPort>,
-        read_models: Arc<SqlReadModelStore>,
+        read_models: Arc<R>,
         settings: RecoverySettings,
-    ) -> Self {
+    ) -> Self
+    where
+        R: SpendsInDoubt + Leases + 'static,
+    {
         Self {
             chat,
             wallets,
-            read_models,
+            spends: read_models.clone(),
+            leases: read_models,
             settings,
             holder: format!("user-chat-{}", uuid::Uuid::now_v7()),
         }
@@ -160,11 +164,11 @@ impl SendRecovery {
                 Err(_) => {}
             }
         }
-        let _ = self.read_models.release(LEASE, &self.holder).await;
+        let _ = self.leases.release(LEASE, &self.holder).await;
     }
 
     async fn holds_lease(&self) -> Result<bool, StoreError> {
-        self.read_models
+        self.leases
             .acquire(LEASE, &self.holder, self.settings.lease_ttl())
             .await
     }
@@ -177,8 +181,10 @@ impl SendRecovery {
         let mut recovered = Recovered::default();
         let mut last: Option<OpenSpend> = None;
         loop {
-            let page =
-                open_spends::spent_before(&self.read_models, before, last.as_ref(), PAGE).await?;
+            let page = self
+                .spends
+                .spent_before(before, last.as_ref(), PAGE)
+                .await?;
             let Some(end) = page.last().cloned() else {
                 break;
             };
@@ -207,14 +213,14 @@ impl SendRecovery {
                         recovered.refunded += 1;
                         finished.push(spend);
                     }
-                    Err(problem) => {
+                    Err(error) => {
                         recovered.failed += 1;
                         tracing::warn!(user_id = %spend.user_id, spend_key = %spend.spend_key,
-                            detail = %problem.detail, "a half-done send could not be settled; trying again next round");
+                            %error, "a half-done send could not be settled; trying again next round");
                     }
                 }
             }
-            open_spends::forget(&self.read_models, &finished).await?;
+            self.spends.forget(&finished).await?;
             if page.len() < PAGE as usize || !self.holds_lease().await? {
                 break;
             }
@@ -223,7 +229,11 @@ impl SendRecovery {
     }
 
     /// Completes or refunds one spend, by what chat says of its send.
-    async fn settle(&self, spend: &OpenSpend, outcome: SendOutcome) -> Result<Settled, Problem> {
+    async fn settle(
+        &self,
+        spend: &OpenSpend,
+        outcome: SendOutcome,
+    ) -> Result<Settled, ServiceError> {
         let outcome = match outcome {
             SendOutcome::Open => self.chat.withdraw_send(&spend.send()).await?,
             known => known,
@@ -245,7 +255,9 @@ impl SendRecovery {
                     "a send that never posted was given its credit back");
                 Ok(Settled::Refunded)
             }
-            SendOutcome::Open => Err(Problem::internal(&"chat answered a withdrawn send as open")),
+            SendOutcome::Open => Err(ServiceError::failed(
+                "chat answered a withdrawn send as open",
+            )),
         }
     }
 }

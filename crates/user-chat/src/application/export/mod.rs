@@ -21,13 +21,12 @@ use msa_chat::contract::{
     ChatRecords, ExportedInvitation, ExportedMessage, ExportedReaction, ExportedReadMarker,
     ExportedRoom,
 };
-use msa_http::auth::Caller;
-use msa_http::Problem;
 use msa_payment::contract::{ExportedPayment, LedgerEntry, PaymentRecords};
 use msa_user::contract::ProfileView;
 use serde_json::{Map, Value};
 use uuid::Uuid;
 
+use super::ports::{Requester, ServiceError};
 use ports::{AccountRecordsPort, ChatRecordsPort, PaymentRecordsPort, RecordPage};
 
 /// The document's `version`; a change that is not an addition raises it.
@@ -120,8 +119,8 @@ impl Exports {
     /// refused: a deactivated account) or unavailable (a service down) before anything is sent.
     pub async fn export(
         self: &Arc<Self>,
-        caller: &Caller,
-    ) -> Result<impl Stream<Item = Chunk> + Send + 'static, Problem> {
+        caller: &Requester,
+    ) -> Result<impl Stream<Item = Chunk> + Send + 'static, ServiceError> {
         let account = self.account.account(caller).await?;
         let user_id = caller.user_id;
         let mut first_pages = Vec::with_capacity(Part::ALL.len());
@@ -146,7 +145,7 @@ impl Exports {
         user_id: Uuid,
         part: Part,
         cursor: Option<&str>,
-    ) -> Result<RecordPage, Problem> {
+    ) -> Result<RecordPage, ServiceError> {
         match part {
             Part::Chat(part) => self.chat.page(user_id, part, cursor).await,
             Part::Payment(part) => self.payments.page(user_id, part, cursor).await,
@@ -193,9 +192,7 @@ impl Exports {
                 page = self
                     .page(user_id, part, Some(&cursor))
                     .await
-                    .map_err(|problem| {
-                        std::io::Error::other(format!("{}: {}", part.name(), problem.detail))
-                    })?;
+                    .map_err(|error| std::io::Error::other(format!("{}: {error}", part.name())))?;
             }
             chunk.push(b']');
             if chunks.send(Ok(chunk)).await.is_err() {

@@ -1,0 +1,60 @@
+//! A bounded context's descriptor: what the composition root (`crates/msa`) needs to know to
+//! open its stores, migrate them, run and rebuild its projections, document its API and its
+//! events, and (for a [`SelfContained`] context) serve it. The root iterates the descriptors
+//! (`crates/msa/src/contexts.rs`) instead of naming contexts, so adding a self-contained context
+//! is its crate plus one line there; `crates/template` is one to copy.
+
+use std::sync::Arc;
+
+use axum::Router;
+use msa_http::auth::TokenVerifier;
+use msa_kernel::{EventStore, Projection};
+use msa_sql::{Backend, SqlReadModelStore, Tx};
+use serde_json::Value;
+use tokio::sync::watch;
+
+/// What every context tells the composition root.
+pub trait BoundedContext: Send + Sync {
+    /// Its name: of its stores (`<name>.events.sqlite`, schema `msa_<name>`), its topic
+    /// (`<name>.events`) and its spans.
+    fn name(&self) -> &'static str;
+
+    /// Whether it records events that others may follow (a core context). An application
+    /// service keeps read models only, and its event store stays empty.
+    fn records_events(&self) -> bool {
+        true
+    }
+
+    /// Its query-side tables' migrations.
+    fn migrator(&self) -> sqlx::migrate::Migrator;
+
+    /// Its projections, for the query database's `backend` (`msa projections list|rebuild`).
+    fn projections(&self, backend: Backend) -> Vec<Arc<dyn Projection<Tx>>>;
+
+    /// Its HTTP API's OpenAPI document.
+    fn api_document(&self) -> utoipa::openapi::OpenApi;
+
+    /// Its events, each `(event type, payload schema)`, their shared schemas added to the
+    /// AsyncAPI `document` (see `msa_http::asyncapi::event_payloads`).
+    fn events(&self, document: &mut Value) -> Vec<(String, Value)>;
+}
+
+/// What a self-contained context is given to serve: its own stores, the user context's token
+/// checks, and the signal to stop its background work.
+#[derive(Clone)]
+pub struct ContextParts {
+    /// Its event store (the outbox the relay publishes and its projections follow).
+    pub events: Arc<dyn EventStore>,
+    /// Its query database, migrated and with its projections' tables.
+    pub read_models: Arc<SqlReadModelStore>,
+    pub verifier: Arc<TokenVerifier>,
+    pub stop: watch::Receiver<bool>,
+}
+
+/// A context that needs nothing of the others: the composition root opens and migrates its
+/// stores, runs its projections, relays its events and serves its routes, in both deployments'
+/// processes, by its descriptor alone.
+pub trait SelfContained: BoundedContext {
+    /// Its HTTP routes over `parts` (the handlers' state built here).
+    fn routes(&self, parts: &ContextParts) -> Router;
+}

@@ -1,0 +1,91 @@
+//! user-chat's errors as problem documents, and back: a core service's problem becomes a
+//! [`ServiceError`] (refused below 500, failed from 500), and goes back to the client as the
+//! service worded it; the caller of a request becomes the [`Requester`] the ports take.
+
+use axum::http::StatusCode;
+use msa_http::auth::Caller;
+use msa_http::Problem;
+
+use crate::application::ports::{Answer, Requester, ServiceError};
+use crate::application::UserChatError;
+
+impl From<&Caller> for Requester {
+    fn from(caller: &Caller) -> Self {
+        Requester {
+            user_id: caller.user_id,
+            token: caller.token.clone(),
+        }
+    }
+}
+
+impl From<Problem> for ServiceError {
+    fn from(problem: Problem) -> Self {
+        let answer = Answer {
+            code: problem.status,
+            retry_after: problem.retry_after(),
+            kind: problem.kind,
+            title: problem.title,
+            detail: problem.detail,
+            errors: problem.errors,
+        };
+        if answer.code < 500 {
+            ServiceError::Refused(answer)
+        } else {
+            ServiceError::Failed(answer)
+        }
+    }
+}
+
+impl From<ServiceError> for Problem {
+    fn from(error: ServiceError) -> Self {
+        let (ServiceError::Refused(answer) | ServiceError::Failed(answer)) = error;
+        let status = StatusCode::from_u16(answer.code).unwrap_or(StatusCode::BAD_GATEWAY);
+        // The slug is the service's kind without its URN prefix (`Problem::new` adds it back).
+        let kind = answer
+            .kind
+            .strip_prefix("urn:msa:problem:")
+            .unwrap_or("upstream")
+            .to_owned();
+        let mut problem =
+            Problem::new(status, &kind, answer.detail).with_retry_after(answer.retry_after);
+        problem.title = answer.title;
+        problem.errors = answer.errors;
+        problem
+    }
+}
+
+impl From<UserChatError> for Problem {
+    fn from(error: UserChatError) -> Self {
+        match error {
+            UserChatError::Invalid(errors) => Problem::invalid(errors),
+            UserChatError::NotFound(detail) => Problem::not_found(detail),
+            UserChatError::Forbidden(detail) => Problem::forbidden(detail),
+            UserChatError::Service(error) => error.into(),
+            UserChatError::Store(error) => Problem::storage(&error),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_services_problem_goes_back_to_the_client_as_it_was_worded() {
+        let problem = Problem::too_many_requests("slow down", 7);
+        let error = ServiceError::from(problem.clone());
+        assert!(matches!(error, ServiceError::Refused(_)));
+        let back = Problem::from(error);
+        assert_eq!(
+            serde_json::to_value(&back).unwrap(),
+            serde_json::to_value(&problem).unwrap()
+        );
+        assert_eq!(back.retry_after(), Some(7));
+    }
+
+    #[test]
+    fn a_failure_of_the_service_is_not_a_refusal() {
+        let error = ServiceError::from(Problem::unavailable("down", 2));
+        assert!(matches!(error, ServiceError::Failed(_)));
+    }
+}
