@@ -51,9 +51,9 @@ pub struct ContextParts {
     pub stop: watch::Receiver<bool>,
 }
 
-/// A context that needs nothing of the others: the composition root opens and migrates its
-/// stores, runs its projections, relays its events and serves its routes, in both deployments'
-/// processes, by its descriptor alone.
+/// A context that needs nothing of the others: the single server opens and migrates its stores,
+/// runs its projections, relays its events and serves its routes by its descriptor alone. (Its
+/// own process behind the gateway is not yet described here.)
 pub trait SelfContained: BoundedContext {
     /// Its HTTP routes over `parts` (the handlers' state built here).
     fn routes(&self, parts: &ContextParts) -> Router;

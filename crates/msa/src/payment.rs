@@ -10,13 +10,10 @@ use axum::Router;
 use msa_http::auth::TokenVerifier;
 use msa_http::service_identity::TrustedServices;
 use msa_kernel::ProjectionRunner;
-use msa_payment::adapters::holds::Holds;
 use msa_payment::adapters::http::{internal_routes, routes, PaymentApi};
-use msa_payment::adapters::ledger::Ledger;
 use msa_payment::adapters::payment_list::PaymentList;
 use msa_payment::adapters::sandbox::SandboxProvider;
 use msa_payment::adapters::toss::TossProvider;
-use msa_payment::adapters::uncredited::Uncredited;
 use msa_payment::adapters::webhook_signature::WebhookSecret;
 use msa_payment::application::payments::{PaymentSettings, Payments};
 use msa_payment::application::provider::PaymentProvider;
@@ -125,34 +122,8 @@ pub async fn start(
     stop: watch::Receiver<bool>,
 ) -> Result<PaymentContext> {
     let (payments, wallets) = services(stores, args, Some(listen)).await?;
-    let runner = ProjectionRunner::new(stores.events.clone(), stores.read_models.clone());
-    runner
-        .ensure_tables(&PaymentList)
-        .await
-        .context("creating the payment list tables")?;
-    runner
-        .ensure_tables(&Ledger)
-        .await
-        .context("creating the ledger tables")?;
-    runner
-        .ensure_tables(&Holds)
-        .await
-        .context("creating the refund holds table")?;
-    runner
-        .ensure_tables(&Uncredited)
-        .await
-        .context("creating the uncredited payments table")?;
-    let projections = {
-        let stop = stop.clone();
-        tokio::spawn(async move {
-            tokio::join!(
-                runner.run(&PaymentList, stop.clone()),
-                runner.run(&Ledger, stop.clone()),
-                runner.run(&Holds, stop.clone()),
-                runner.run(&Uncredited, stop)
-            );
-        })
-    };
+    let projections =
+        crate::self_contained::projections(&msa_payment::Context, stores, stop.clone()).await?;
     let sweeper = tokio::spawn(sweep(payments.clone(), args.payment_sweep_every, stop));
     let secret = match (
         &args.sandbox_webhook_secret,

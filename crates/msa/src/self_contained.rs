@@ -1,4 +1,4 @@
-//! Starting a self-contained context by its descriptor (`msa_context::SelfContained`): its query
+//! Starting a self-contained context by its descriptor (and any context's projections by theirs) (`msa_context::SelfContained`): its query
 //! database migrated, its projections' tables made and their runners following its log, its
 //! routes over its stores. Nothing here names a context.
 
@@ -6,7 +6,7 @@ use std::sync::Arc;
 
 use anyhow::{Context, Result};
 use axum::Router;
-use msa_context::{ContextParts, SelfContained};
+use msa_context::{BoundedContext, ContextParts, SelfContained};
 use msa_http::auth::TokenVerifier;
 use msa_kernel::ProjectionRunner;
 use tokio::sync::watch;
@@ -33,6 +33,27 @@ pub async fn start(
         .run(stores.read_models.pool())
         .await
         .with_context(|| format!("migrating the {name} context's query database"))?;
+    let projections = projections(context, stores, stop.clone()).await?;
+    let parts = ContextParts {
+        events: stores.events.clone(),
+        read_models: stores.read_models.clone(),
+        verifier,
+        stop: stop.clone(),
+    };
+    let routes = context.routes(&parts);
+    Ok(Started {
+        routes,
+        projections,
+    })
+}
+
+/// A context's projections as its descriptor lists them: their tables made, then each runner
+/// following the context's log until `stop`.
+pub async fn projections(
+    context: &dyn BoundedContext,
+    stores: &ContextStores,
+    stop: watch::Receiver<bool>,
+) -> Result<JoinHandle<()>> {
     let runner = ProjectionRunner::new(stores.events.clone(), stores.read_models.clone());
     let projections = context.projections(stores.read_models.backend());
     for projection in &projections {
@@ -41,23 +62,12 @@ pub async fn start(
             .await
             .with_context(|| format!("creating the tables of {}", projection.name()))?;
     }
-    let parts = ContextParts {
-        events: stores.events.clone(),
-        read_models: stores.read_models.clone(),
-        verifier,
-        stop: stop.clone(),
-    };
-    let routes = context.routes(&parts);
-    let projections = tokio::spawn(async move {
+    Ok(tokio::spawn(async move {
         futures::future::join_all(
             projections
                 .iter()
                 .map(|projection| runner.run(&**projection, stop.clone())),
         )
         .await;
-    });
-    Ok(Started {
-        routes,
-        projections,
-    })
+    }))
 }

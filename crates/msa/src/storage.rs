@@ -226,9 +226,17 @@ async fn open_postgres(url: &str, context: &'static str, pool_size: u32) -> Resu
     })
 }
 
-/// `msa migrate`: opens every context's stores, which applies their migrations.
+/// `msa migrate`: opens every context's stores, which applies the stores' migrations, then
+/// applies each context's own (its descriptor's).
 pub async fn migrate(storage: &StorageArgs) -> Result<()> {
     for stores in open_all(storage).await? {
+        if let Some(context) = crate::contexts::named(stores.context) {
+            context
+                .migrator()
+                .run(stores.read_models.pool())
+                .await
+                .with_context(|| format!("migrating the {} context", stores.context))?;
+        }
         let place = match &storage.database_url {
             Some(url) => format!("schema {} of {}", schema_of(stores.context), redact(url)),
             None => format!("{}", storage.data_dir.display()),

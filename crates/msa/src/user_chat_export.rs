@@ -39,11 +39,9 @@ impl AccountRecordsPort for InProcessAccount {
             .export(caller.user_id)
             .await
             .map_err(|e| ServiceError::from(Problem::from(e)))?;
-        match serde_json::to_value(export) {
-            Ok(Value::Object(account)) => Ok(account),
-            _ => Err(ServiceError::failed(
-                "the account's export is not an object",
-            )),
+        match serde_json::to_value(export).map_err(|e| Problem::internal(&e))? {
+            Value::Object(account) => Ok(account),
+            _ => Err(Problem::internal(&"the account's export is not an object").into()),
         }
     }
 }

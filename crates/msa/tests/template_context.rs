@@ -18,16 +18,32 @@ async fn a_context_added_by_one_line_is_served_documented_and_projected() {
     let ana = api.person("Ana").await;
     let bo = api.person("Bo").await;
 
-    // Given a note Ana wrote,
-    let (status, note) = api
-        .post(&ana, "/v1/notes", json!({"text": "buy oat milk"}))
-        .await;
+    // Given a note Ana wrote (named by an Idempotency-Key, so her retry writes nothing more and
+    // the same key with another text is refused),
+    let write = |key: &str, text: &str| {
+        api.answer(
+            api.client
+                .post(format!("{}/v1/notes", api.server.base))
+                .bearer_auth(&ana.token)
+                .header("Idempotency-Key", key)
+                .json(&json!({ "text": text })),
+        )
+    };
+    let (status, note) = write("note-1", "buy oat milk").await;
     assert_eq!(status, 201, "{note}");
+    let (status, again) = write("note-1", "buy oat milk").await;
+    assert_eq!((status, &again), (200, &note));
+    let (status, _) = write("note-1", "buy rice").await;
+    assert_eq!(status, 409);
+    let (status, problem) = write("", "buy rice").await;
+    assert_eq!(status, 400, "{problem}");
     let id = note["id"].as_str().unwrap().to_owned();
     // when the projection has applied it, her list shows it and Bo's does not.
     eventually(|| async {
         let (_, page) = api.get(&ana, "/v1/notes").await;
-        page["items"].as_array().is_some_and(|items| items.len() == 1)
+        page["items"]
+            .as_array()
+            .is_some_and(|items| items.len() == 1)
     })
     .await;
     let (_, theirs) = api.get(&bo, "/v1/notes").await;
@@ -61,6 +77,9 @@ async fn a_context_added_by_one_line_is_served_documented_and_projected() {
         .await;
     assert_eq!(status, 404);
 
+    let (status, _) = api.call(Method::DELETE, &path, &ana.token, None).await;
+    assert_eq!(status, 204);
+    // A retried delete (its answer lost) is the same deletion.
     let (status, _) = api.call(Method::DELETE, &path, &ana.token, None).await;
     assert_eq!(status, 204);
     eventually(|| async {
@@ -103,5 +122,8 @@ async fn a_context_added_by_one_line_is_served_documented_and_projected() {
     .unwrap();
     common::succeeded(&rebuilt);
     let rebuilt = String::from_utf8_lossy(&rebuilt.stdout).into_owned();
-    assert!(rebuilt.contains("rebuilt notes.list from 3 events"), "{rebuilt}");
+    assert!(
+        rebuilt.contains("rebuilt notes.list from 3 events"),
+        "{rebuilt}"
+    );
 }

@@ -10,8 +10,16 @@
 //!
 //! [`Context`] describes the context to the composition root (`msa_context`): one line in
 //! `crates/msa/src/contexts.rs` serves it (the binary built with `--features template`).
-//! To start a context of your own: copy this crate, rename `notes`, pick a free migration range,
-//! and add your line there.
+//! Served in the single server; a context of its own process behind the gateway still needs
+//! `msa serve`'s service names, the gateway's routes and the compose file (ARCHITECTURE.md,
+//! "Adding a context"). To start a context of your own: copy this crate, rename `notes`, pick a
+//! free migration range, add the optional dependency and your line there.
+//!
+//! What the template leaves out, and a copy that ships must add:
+//! - **personal data**: a note's text is kept in clear in its events (and published to
+//!   `notes.events` with Kafka). Seal it per user as the user context does
+//!   (`msa_user::adapters::personal_data`), and answer an account's erasure and export;
+//! - **limits**: how many notes one user may keep.
 
 pub mod adapters;
 pub mod application;

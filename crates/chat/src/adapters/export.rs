@@ -411,7 +411,7 @@ async fn records(
         limit,
     )
     .await
-    .map_err(|e| Problem::internal(&e))?
+    .map_err(|e| Problem::storage(&e))?
     {
         Ok(page) => Ok(Json(page)),
         Err(BadCursor) => Err(Problem::invalid(vec![FieldError::new(

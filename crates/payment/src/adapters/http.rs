@@ -228,26 +228,11 @@ fn payment_id(raw: &str) -> Result<Uuid, Problem> {
 
 /// The `Idempotency-Key` header: required, 1 to 255 visible ASCII characters.
 fn idempotency_key(headers: &HeaderMap) -> Result<String, Problem> {
-    let invalid = |message: &str| {
-        let mut problem = Problem::new(
-            StatusCode::BAD_REQUEST,
-            "idempotency-key",
-            format!("Idempotency-Key: {message}"),
-        );
-        problem.errors = vec![FieldError::new("Idempotency-Key", message)];
-        problem
-    };
-    let value = headers.get("idempotency-key").ok_or_else(|| {
-        invalid("this request moves money and needs an Idempotency-Key header (a UUID, say)")
-    })?;
-    let key = value
-        .to_str()
-        .ok()
-        .filter(|key| {
-            !key.is_empty() && key.len() <= 255 && key.bytes().all(|b| b.is_ascii_graphic())
-        })
-        .ok_or_else(|| invalid("1 to 255 visible ASCII characters"))?;
-    Ok(key.to_owned())
+    msa_http::idempotency_key(headers)?.ok_or_else(|| {
+        msa_http::bad_idempotency_key(
+            "this request moves money and needs an Idempotency-Key header (a UUID, say)",
+        )
+    })
 }
 
 #[derive(Serialize, ToSchema)]

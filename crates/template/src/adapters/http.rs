@@ -4,12 +4,15 @@
 use std::sync::Arc;
 
 use axum::extract::{FromRef, Path, State};
-use axum::http::StatusCode;
+use axum::http::{HeaderMap, StatusCode};
 use axum::response::IntoResponse;
 use axum::routing::{get, patch};
 use axum::{Json, Router};
 use msa_http::auth::{Caller, TokenVerifier};
-use msa_http::{next_cursor, BearerAuth, FieldError, PageQuery, Problem, StrictJson, StrictQuery};
+use msa_http::{
+    created_or_ok, idempotency_key, next_cursor, BearerAuth, FieldError, PageQuery, Problem,
+    StrictJson, StrictQuery,
+};
 use serde::{Deserialize, Serialize};
 use utoipa::{OpenApi, ToSchema};
 use uuid::Uuid;
@@ -55,6 +58,9 @@ impl From<NotesError> for Problem {
                 Problem::conflict("already-written", error.to_string())
             }
             NotesError::Busy => Problem::unavailable(error.to_string(), 1),
+            NotesError::IdempotencyKeyReused(_) => {
+                Problem::conflict("idempotency-key-reused", error.to_string())
+            }
             NotesError::Store(error) => Problem::storage(&error),
         }
     }
@@ -100,15 +106,23 @@ async fn my_notes(
 }
 
 #[utoipa::path(post, path = "/v1/notes", tag = "notes", security(("bearer" = [])), request_body = NoteBody,
+    params(("Idempotency-Key" = Option<String>, Header, description = "Names this request: a retry with the same key and text answers the first note")),
     responses((status = 201, description = "Written", body = NoteView),
-        (status = 401, body = Problem), (status = 422, body = Problem)))]
+        (status = 200, description = "Written by an earlier request with this Idempotency-Key", body = NoteView),
+        (status = 400, description = "A bad Idempotency-Key", body = Problem), (status = 401, body = Problem),
+        (status = 409, description = "The Idempotency-Key was used for another text", body = Problem), (status = 422, body = Problem)))]
 async fn write(
     State(api): State<NotesApi>,
     caller: Caller,
+    headers: HeaderMap,
     StrictJson(body): StrictJson<NoteBody>,
 ) -> Result<impl IntoResponse, Problem> {
-    let note = api.service.write(caller.user_id, text(&body.text)?).await?;
-    Ok((StatusCode::CREATED, Json(note)))
+    let key = idempotency_key(&headers)?;
+    let (note, written) = api
+        .service
+        .write(caller.user_id, text(&body.text)?, key)
+        .await?;
+    Ok((created_or_ok(written), Json(note)))
 }
 
 #[utoipa::path(patch, path = "/v1/notes/{id}", tag = "notes", security(("bearer" = [])), params(("id" = Uuid, Path)), request_body = NoteBody,

@@ -7,6 +7,7 @@ pub mod views;
 use std::sync::Arc;
 
 use chrono::Utc;
+use msa_kernel::repository::IdempotencyKey;
 use msa_kernel::{CommandError, EventMetadata, EventStore, FieldError, Repository, StoreError};
 use uuid::Uuid;
 
@@ -23,6 +24,8 @@ pub enum NotesError {
     Note(#[from] NoteError),
     #[error("the note is busy; try again")]
     Busy,
+    #[error("Idempotency-Key `{0}` was used for another note")]
+    IdempotencyKeyReused(String),
     #[error(transparent)]
     Store(#[from] StoreError),
 }
@@ -32,9 +35,8 @@ impl From<CommandError<NoteError>> for NotesError {
         match error {
             CommandError::Domain(refusal) => NotesError::Note(refusal),
             CommandError::Store(error) => NotesError::Store(error),
-            CommandError::Conflict(_) | CommandError::IdempotencyKeyReused { .. } => {
-                NotesError::Busy
-            }
+            CommandError::Conflict(_) => NotesError::Busy,
+            CommandError::IdempotencyKeyReused { key } => NotesError::IdempotencyKeyReused(key),
         }
     }
 }
@@ -59,8 +61,15 @@ impl NotesService {
         }
     }
 
-    /// Writes a new note for `author`.
-    pub async fn write(&self, author: Uuid, text: NoteText) -> Result<NoteView, NotesError> {
+    /// Writes a new note for `author`; the note and whether this call wrote it. With `key` (the
+    /// client's name for the request) a retry answers the first call's note and writes nothing;
+    /// the same key with another text is refused.
+    pub async fn write(
+        &self,
+        author: Uuid,
+        text: NoteText,
+        key: Option<String>,
+    ) -> Result<(NoteView, bool), NotesError> {
         let (id, at) = (Uuid::now_v7(), Utc::now());
         let view = NoteView {
             id,
@@ -68,46 +77,63 @@ impl NotesService {
             written_at: at.to_rfc3339(),
             edited_at: None,
         };
+        let stream = Repository::<Note>::stream_id(id);
+        let Some(key) = key else {
+            let command = NoteCommand::Write { author, text, at };
+            self.notes
+                .execute(&stream, &command, &metadata(author))
+                .await?;
+            return Ok((view, true));
+        };
+        let key = IdempotencyKey {
+            scope: format!("notes.write:{author}"),
+            key,
+            // The text itself names the request's body (at most 2,000 characters).
+            fingerprint: text.as_str().to_owned(),
+        };
         let command = NoteCommand::Write { author, text, at };
-        self.notes
-            .execute(
-                &Repository::<Note>::stream_id(id),
-                &command,
-                &metadata(author),
-            )
+        let outcome = self
+            .notes
+            .execute_idempotent(&stream, &command, &metadata(author), key, |_, _| {
+                serde_json::to_value(&view).unwrap_or_default()
+            })
             .await?;
-        Ok(view)
+        let view = serde_json::from_value(outcome.result).map_err(StoreError::backend)?;
+        Ok((view, !outcome.replayed))
     }
 
     /// Gives one of the caller's notes a new text.
     pub async fn edit(&self, caller: Uuid, id: Uuid, text: NoteText) -> Result<(), NotesError> {
-        let command = NoteCommand::Edit {
-            by: caller,
-            text,
-            at: Utc::now(),
-        };
-        self.notes
-            .execute(
-                &Repository::<Note>::stream_id(id),
-                &command,
-                &metadata(caller),
-            )
-            .await?;
-        Ok(())
+        let at = Utc::now();
+        self.on_note(
+            caller,
+            id,
+            NoteCommand::Edit {
+                by: caller,
+                text,
+                at,
+            },
+        )
+        .await
     }
 
     /// Deletes one of the caller's notes.
     pub async fn delete(&self, caller: Uuid, id: Uuid) -> Result<(), NotesError> {
-        let command = NoteCommand::Delete {
-            by: caller,
-            at: Utc::now(),
-        };
+        let at = Utc::now();
+        self.on_note(caller, id, NoteCommand::Delete { by: caller, at })
+            .await
+    }
+
+    /// Runs `command` on note `id` for `caller`.
+    async fn on_note(
+        &self,
+        caller: Uuid,
+        id: Uuid,
+        command: NoteCommand,
+    ) -> Result<(), NotesError> {
+        let stream = Repository::<Note>::stream_id(id);
         self.notes
-            .execute(
-                &Repository::<Note>::stream_id(id),
-                &command,
-                &metadata(caller),
-            )
+            .execute(&stream, &command, &metadata(caller))
             .await?;
         Ok(())
     }

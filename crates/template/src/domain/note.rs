@@ -1,6 +1,8 @@
-//! The `Note` aggregate: a user's note, written once, edited by its author, deleted for good.
-//! One stream per note (`notes.note-<id>`); the author is in the first event, and every later
-//! command says who asks, so `decide` refuses anyone else.
+//! The `Note` aggregate: a user's note, written once, edited by its author, deleted (its text
+//! leaves the read model; the events keep it: see the crate's notes on personal data). One
+//! stream per note (`notes.note-<id>`); the author is in the first event, and every later
+//! command says who asks, so `decide` refuses anyone else. Deleting twice is one deletion, so a
+//! client may retry a delete whose answer it lost.
 
 use chrono::{DateTime, Utc};
 use msa_kernel::{Aggregate, DomainEvent};
@@ -120,6 +122,9 @@ impl Aggregate for Note {
                 }])
             }
             NoteCommand::Delete { by, at } => {
+                if self.deleted && self.author == Some(*by) {
+                    return Ok(Vec::new());
+                }
                 if !self.is_for(*by) {
                     return Err(NoteError::NotFound);
                 }
@@ -198,14 +203,24 @@ mod tests {
     }
 
     #[test]
-    fn a_deleted_note_is_gone_for_everyone() {
-        let author = Uuid::now_v7();
+    fn a_deleted_note_is_gone_and_deleting_again_changes_nothing() {
+        let (author, other) = (Uuid::now_v7(), Uuid::now_v7());
         let at = DateTime::UNIX_EPOCH;
         given::<Note>([written(author)])
             .when(NoteCommand::Delete { by: author, at })
             .then([NoteEvent::NoteDeleted { at }]);
         given::<Note>([written(author), NoteEvent::NoteDeleted { at }])
             .when(NoteCommand::Delete { by: author, at })
+            .then([]);
+        given::<Note>([written(author), NoteEvent::NoteDeleted { at }])
+            .when(NoteCommand::Delete { by: other, at })
+            .then_error(|e| *e == NoteError::NotFound);
+        given::<Note>([written(author), NoteEvent::NoteDeleted { at }])
+            .when(NoteCommand::Edit {
+                by: author,
+                text: text("back"),
+                at,
+            })
             .then_error(|e| *e == NoteError::NotFound);
         given::<Note>([])
             .when(NoteCommand::Delete { by: author, at })

@@ -40,14 +40,10 @@ impl From<ServiceError> for Problem {
     fn from(error: ServiceError) -> Self {
         let (ServiceError::Refused(answer) | ServiceError::Failed(answer)) = error;
         let status = StatusCode::from_u16(answer.code).unwrap_or(StatusCode::BAD_GATEWAY);
-        // The slug is the service's kind without its URN prefix (`Problem::new` adds it back).
-        let kind = answer
-            .kind
-            .strip_prefix("urn:msa:problem:")
-            .unwrap_or("upstream")
-            .to_owned();
         let mut problem =
-            Problem::new(status, &kind, answer.detail).with_retry_after(answer.retry_after);
+            Problem::new(status, "upstream", answer.detail).with_retry_after(answer.retry_after);
+        // The service's own type, title and fields, as it sent them.
+        problem.kind = answer.kind;
         problem.title = answer.title;
         problem.errors = answer.errors;
         problem
@@ -81,6 +77,15 @@ mod tests {
             serde_json::to_value(&problem).unwrap()
         );
         assert_eq!(back.retry_after(), Some(7));
+    }
+
+    #[test]
+    fn a_problem_type_of_another_scheme_is_kept() {
+        let mut problem = Problem::not_found("nothing here");
+        problem.kind = "about:blank".into();
+        let back = Problem::from(ServiceError::from(problem));
+        assert_eq!(back.kind, "about:blank");
+        assert_eq!(back.status, 404);
     }
 
     #[test]

@@ -52,13 +52,15 @@ pub struct Answer {
 
 impl ServiceError {
     /// A failure found here, of an answer that makes no sense (the service is not to be trusted
-    /// with the outcome).
+    /// with the outcome). Logged: it is a fault of a service, not of the client.
     pub fn failed(detail: impl Into<String>) -> Self {
+        let detail = detail.into();
+        tracing::error!(%detail, "a service answered what makes no sense");
         ServiceError::Failed(Answer {
             code: 502,
             kind: "urn:msa:problem:upstream".into(),
             title: "Bad Gateway".into(),
-            detail: detail.into(),
+            detail,
             errors: Vec::new(),
             retry_after: None,
         })
