@@ -19,9 +19,9 @@ pub mod contract {
         ChatRecords, ExportedInvitation, ExportedMessage, ExportedReaction, ExportedReadMarker,
         ExportedRoom, RecordPage,
     };
-    pub use crate::adapters::history::{MessageView, RoomCursor, RoomSummary};
     pub use crate::adapters::http::{parse_new_message, parse_new_room, NewMessage, NewRoom};
     pub use crate::application::sends::{SendOutcome, SendRef, MAX_SENDS_ASKED};
+    pub use crate::application::views::{MessageView, RoomCursor, RoomSummary};
     pub use crate::application::{PostedMessage, RoomPage, RoomView};
     pub use crate::domain::{MessageBody, Role, Room, RoomCommand, RoomEvent, RoomKind};
 }

@@ -15,10 +15,10 @@ pub mod domain;
 /// What other services may use of the payment context: its events and the wallet DTOs (the
 /// architecture test holds application services to this module).
 pub mod contract {
-    pub use crate::adapters::ledger::LedgerEntry;
     pub use crate::application::payments::export::{
         ExportedPayment, ExportedRefund, PaymentRecordPage, PaymentRecords,
     };
+    pub use crate::application::views::LedgerEntry;
     pub use crate::application::wallets::{Spent, WalletView};
     pub use crate::domain::{FundedBy, PaymentEvent, Wallet, WalletEvent};
 }
