@@ -31,7 +31,7 @@ use crate::storage::ContextStores;
 
 /// A core service's error as user-chat's ports take it: in the words its HTTP API would use, so
 /// both deployments answer alike.
-fn answer(error: impl Into<Problem>) -> ServiceError {
+pub fn answer(error: impl Into<Problem>) -> ServiceError {
     ServiceError::from(error.into())
 }
 

@@ -23,6 +23,8 @@ use msa_user_chat::application::export::ports::{
 };
 use msa_user_chat::application::export::Exports;
 use msa_user_chat::application::ports::{Requester, ServiceError};
+
+use crate::user_chat::answer;
 use serde_json::{Map, Value};
 use uuid::Uuid;
 
@@ -34,11 +36,7 @@ struct InProcessAccount(Arc<UserService>);
 #[async_trait]
 impl AccountRecordsPort for InProcessAccount {
     async fn account(&self, caller: &Requester) -> Result<Map<String, Value>, ServiceError> {
-        let export = self
-            .0
-            .export(caller.user_id)
-            .await
-            .map_err(|e| ServiceError::from(Problem::from(e)))?;
+        let export = self.0.export(caller.user_id).await.map_err(answer)?;
         match serde_json::to_value(export).map_err(|e| Problem::internal(&e))? {
             Value::Object(account) => Ok(account),
             _ => Err(Problem::internal(&"the account's export is not an object").into()),
@@ -58,7 +56,7 @@ impl ChatRecordsPort for InProcessChatRecords {
     ) -> Result<RecordPage, ServiceError> {
         match chat_export::page(&self.0, user_id, part, cursor, PAGE)
             .await
-            .map_err(|e| ServiceError::from(Problem::storage(&e)))?
+            .map_err(|e| answer(Problem::storage(&e)))?
         {
             Ok(page) => Ok(RecordPage {
                 items: page.items,
@@ -87,7 +85,7 @@ impl PaymentRecordsPort for InProcessPaymentRecords {
             .0
             .records(user_id, part, cursor, PAGE)
             .await
-            .map_err(|e| ServiceError::from(Problem::from(e)))?;
+            .map_err(answer)?;
         Ok(RecordPage {
             items: page.items,
             next_cursor: page.next_cursor,

@@ -65,12 +65,6 @@ impl ServiceError {
             retry_after: None,
         })
     }
-
-    pub fn answer(&self) -> &Answer {
-        match self {
-            ServiceError::Refused(answer) | ServiceError::Failed(answer) => answer,
-        }
-    }
 }
 
 #[async_trait]
