@@ -23,7 +23,9 @@ pub mod contract {
     pub use crate::application::sends::{SendOutcome, SendRef, MAX_SENDS_ASKED};
     pub use crate::application::views::{MessageView, RoomCursor, RoomSummary};
     pub use crate::application::{PostedMessage, RoomPage, RoomView};
-    pub use crate::domain::{MessageBody, Role, Room, RoomCommand, RoomEvent, RoomKind};
+    pub use crate::domain::{
+        MessageBody, Role, Room, RoomCommand, RoomEvent, RoomKind, RoomName, TxnId,
+    };
 }
 
 /// The chat context's own query-side tables (versions 3000 and up).

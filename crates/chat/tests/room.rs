@@ -3,7 +3,8 @@
 use std::collections::BTreeMap;
 
 use msa_chat::domain::{
-    MessageBody, MessageId, Role, Room, RoomCommand, RoomError, RoomEvent, RoomKind,
+    MessageBody, MessageId, Role, Room, RoomCommand, RoomError, RoomEvent, RoomKind, RoomName,
+    Topic,
 };
 use msa_kernel::testing::given;
 use uuid::Uuid;
@@ -35,7 +36,7 @@ fn the_creator_owns_a_group_room_and_the_others_are_invited_not_made_members() {
     given::<Room>([])
         .when(RoomCommand::Create {
             kind: RoomKind::Group,
-            name: Some("Tea".into()),
+            name: Some(RoomName::parse(" Tea ").unwrap()),
             creator: user(OWNER),
             members: vec![user(MEMBER), user(OWNER), user(MEMBER)],
         })
@@ -261,4 +262,63 @@ fn an_invitee_may_decline_and_is_then_no_longer_invited() {
             user_id: user(MEMBER),
         })
         .then_error(|e| *e == RoomError::AlreadyMember);
+}
+
+#[test]
+fn changing_details_keeps_what_is_left_out_and_clears_a_null_topic() {
+    let topic = |text: &str| Topic::parse(text).unwrap();
+    let with_topic = RoomEvent::DetailsChanged {
+        seq: 2,
+        name: Some("Tea".into()),
+        topic: Some("oolong".into()),
+        by: user(OWNER),
+    };
+    // A new topic alone keeps the name.
+    given::<Room>([created()])
+        .when(RoomCommand::ChangeDetails {
+            by: user(OWNER),
+            name: None,
+            topic: Some(topic("oolong")),
+        })
+        .then([with_topic.clone()]);
+    // A new name alone keeps the topic; a null topic clears it.
+    given::<Room>([created(), with_topic.clone()])
+        .when(RoomCommand::ChangeDetails {
+            by: user(OWNER),
+            name: Some(RoomName::parse("Coffee").unwrap()),
+            topic: None,
+        })
+        .then([RoomEvent::DetailsChanged {
+            seq: 3,
+            name: Some("Coffee".into()),
+            topic: Some("oolong".into()),
+            by: user(OWNER),
+        }]);
+    given::<Room>([created(), with_topic.clone()])
+        .when(RoomCommand::ChangeDetails {
+            by: user(OWNER),
+            name: None,
+            topic: Some(None),
+        })
+        .then([RoomEvent::DetailsChanged {
+            seq: 3,
+            name: Some("Tea".into()),
+            topic: None,
+            by: user(OWNER),
+        }]);
+    // What already is changes nothing; members who are not admins change nothing at all.
+    given::<Room>([created(), with_topic])
+        .when(RoomCommand::ChangeDetails {
+            by: user(OWNER),
+            name: Some(RoomName::parse("Tea").unwrap()),
+            topic: Some(topic("oolong")),
+        })
+        .then([]);
+    given::<Room>([created()])
+        .when(RoomCommand::ChangeDetails {
+            by: user(MEMBER),
+            name: None,
+            topic: Some(topic("mine")),
+        })
+        .then_error(|e| *e == RoomError::Forbidden);
 }

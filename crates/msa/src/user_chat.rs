@@ -7,7 +7,9 @@ use anyhow::{Context, Result};
 use async_trait::async_trait;
 use axum::Router;
 use msa_chat::application::sends::{SendOutcome, SendRef, Sends};
-use msa_chat::contract::{MessageBody, PostedMessage, RoomCommand, RoomKind, RoomPage, RoomView};
+use msa_chat::contract::{
+    MessageBody, PostedMessage, RoomCommand, RoomKind, RoomName, RoomPage, RoomView, TxnId,
+};
 use msa_chat::ChatService;
 use msa_http::admission::Admission;
 use msa_http::auth::TokenVerifier;
@@ -44,7 +46,7 @@ impl ChatPort for InProcessChat {
         &self,
         sender: &Requester,
         room_id: Uuid,
-        txn_id: &str,
+        txn_id: &TxnId,
         body: MessageBody,
         reply_to: Option<Uuid>,
     ) -> Result<(PostedMessage, bool), ServiceError> {
@@ -67,7 +69,7 @@ impl ChatPort for InProcessChat {
         &self,
         caller: &Requester,
         kind: RoomKind,
-        name: Option<String>,
+        name: Option<RoomName>,
         members: Vec<Uuid>,
     ) -> Result<(RoomView, bool), ServiceError> {
         Ok(self

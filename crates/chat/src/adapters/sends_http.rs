@@ -48,7 +48,7 @@ struct Outcomes {
 
 /// A `txn_id` as a send takes it.
 fn check(send: &SendRef, field: &str) -> Result<(), Problem> {
-    if !super::http::is_txn_id(&send.txn_id) {
+    if crate::domain::TxnId::parse(&send.txn_id).is_err() {
         return Err(Problem::invalid(vec![FieldError::new(
             field,
             "a txn_id of 1 to 64 characters",

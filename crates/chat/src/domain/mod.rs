@@ -7,7 +7,10 @@ pub mod emoji;
 pub mod message;
 pub mod message_id;
 pub mod room;
+pub mod room_name;
 pub mod search_text;
+pub mod topic;
+pub mod txn_id;
 
 pub use body::MessageBody;
 pub use direct_pair::{DirectPair, DirectPairCommand, DirectPairEvent, PairTaken};
@@ -15,7 +18,10 @@ pub use emoji::Emoji;
 pub use message::{room_of, Earlier, Message, MessageCommand, Posted};
 pub use message_id::MessageId;
 pub use room::{MembershipChange, Role, Room, RoomCommand, RoomError, RoomEvent, RoomKind};
+pub use room_name::RoomName;
 pub use search_text::SearchText;
+pub use topic::Topic;
+pub use txn_id::TxnId;
 
 /// A value that did not parse, with why.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]

@@ -11,7 +11,10 @@ use msa_kernel::{Aggregate, DomainEvent};
 use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
-use super::{Emoji, MessageBody, MessageId};
+use super::{Emoji, MessageBody, MessageId, RoomName, Topic};
+
+mod details;
+mod membership;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "snake_case")]
@@ -211,7 +214,7 @@ impl DomainEvent for RoomEvent {
 pub enum RoomCommand {
     Create {
         kind: RoomKind,
-        name: Option<String>,
+        name: Option<RoomName>,
         creator: Uuid,
         members: Vec<Uuid>,
     },
@@ -246,11 +249,12 @@ pub enum RoomCommand {
         by: Uuid,
         user_id: Uuid,
     },
-    /// Sets a group's name and topic (admins).
+    /// Sets a group's name and topic (admins); a part left `None` stays as it is, a topic of
+    /// `Some(None)` is cleared.
     ChangeDetails {
         by: Uuid,
-        name: Option<String>,
-        topic: Option<String>,
+        name: Option<RoomName>,
+        topic: Option<Option<Topic>>,
     },
     /// Posts a message; its id names the room and the post's `seq` ([`MessageId`]). Changes to
     /// a message after that are the `Message` aggregate's.
@@ -439,190 +443,23 @@ impl Aggregate for Room {
 
     fn decide(&self, command: &RoomCommand) -> Result<Vec<RoomEvent>, RoomError> {
         let seq = self.next();
-        let event = match command {
+        match command {
             RoomCommand::Create {
                 kind,
                 name,
                 creator,
                 members,
-            } => {
-                if self.exists() {
-                    return Err(RoomError::AlreadyExists);
-                }
-                let others: BTreeSet<Uuid> =
-                    members.iter().copied().filter(|m| m != creator).collect();
-                if others.len() >= MAX_MEMBERS {
-                    return Err(RoomError::Full);
-                }
-                let mut roles = BTreeMap::from([(*creator, Role::Owner)]);
-                let invited = match kind {
-                    RoomKind::Direct if others.len() != 1 => {
-                        return Err(RoomError::DirectNeedsOnePeer)
-                    }
-                    // Both ends of a direct room are equal members from the start.
-                    RoomKind::Direct => {
-                        roles.extend(others.iter().map(|peer| (*peer, Role::Owner)));
-                        BTreeSet::new()
-                    }
-                    // Nobody is put in a group without consent: the others are invited.
-                    RoomKind::Group => others,
-                };
-                let mut events = vec![RoomEvent::RoomCreated {
-                    seq,
-                    kind: *kind,
-                    name: name.clone(),
-                    creator: *creator,
-                    members: roles,
-                }];
-                events.extend(invited.into_iter().zip(seq + 1..).map(|(user_id, seq)| {
-                    RoomEvent::MemberInvited {
-                        seq,
-                        user_id,
-                        by: *creator,
-                    }
-                }));
-                return Ok(events);
-            }
-            RoomCommand::Invite { by, user_id } => {
-                self.group_only()?;
-                if self.member_role(*by)? < Role::Admin {
-                    return Err(RoomError::Forbidden);
-                }
-                if self.banned.contains(user_id) {
-                    return Err(RoomError::Banned);
-                }
-                if self.is_member(*user_id) {
-                    return Err(RoomError::AlreadyMember);
-                }
-                if self.invited.contains(user_id) {
-                    return Ok(vec![]);
-                }
-                if self.is_full() {
-                    return Err(RoomError::Full);
-                }
-                RoomEvent::MemberInvited {
-                    seq,
-                    user_id: *user_id,
-                    by: *by,
-                }
-            }
-            RoomCommand::Join { user_id } => {
-                if !self.exists() {
-                    return Err(RoomError::NotFound);
-                }
-                self.group_only()?;
-                if self.banned.contains(user_id) {
-                    return Err(RoomError::Banned);
-                }
-                if self.is_member(*user_id) {
-                    return Ok(vec![]);
-                }
-                if !self.invited.contains(user_id) {
-                    return Err(RoomError::NotInvited);
-                }
-                RoomEvent::MemberJoined {
-                    seq,
-                    user_id: *user_id,
-                }
-            }
-            RoomCommand::Decline { user_id } => {
-                if !self.exists() {
-                    return Err(RoomError::NotFound);
-                }
-                if self.is_member(*user_id) {
-                    return Err(RoomError::AlreadyMember);
-                }
-                if !self.invited.contains(user_id) {
-                    return Err(RoomError::NotInvited);
-                }
-                RoomEvent::InviteDeclined {
-                    seq,
-                    user_id: *user_id,
-                }
-            }
-            RoomCommand::Leave { user_id } => {
-                let role = self.member_role(*user_id)?;
-                if role == Role::Owner
-                    && self.owners() == 1
-                    && self.members.len() > 1
-                    && self.kind == Some(RoomKind::Group)
-                {
-                    return Err(RoomError::LastOwner);
-                }
-                RoomEvent::MemberLeft {
-                    seq,
-                    user_id: *user_id,
-                }
-            }
-            RoomCommand::Kick { by, user_id } => {
-                self.may_moderate(*by, *user_id)?;
-                if !self.is_member(*user_id) {
-                    return Err(RoomError::NotAMember);
-                }
-                RoomEvent::MemberKicked {
-                    seq,
-                    user_id: *user_id,
-                    by: *by,
-                }
-            }
-            RoomCommand::Ban { by, user_id } => {
-                self.may_moderate(*by, *user_id)?;
-                if self.banned.contains(user_id) {
-                    return Ok(vec![]);
-                }
-                RoomEvent::MemberBanned {
-                    seq,
-                    user_id: *user_id,
-                    by: *by,
-                }
-            }
-            RoomCommand::Unban { by, user_id } => {
-                self.group_only()?;
-                if self.member_role(*by)? < Role::Admin {
-                    return Err(RoomError::Forbidden);
-                }
-                if !self.banned.contains(user_id) {
-                    return Ok(vec![]);
-                }
-                RoomEvent::MemberUnbanned {
-                    seq,
-                    user_id: *user_id,
-                    by: *by,
-                }
-            }
+            } => self.create(seq, *kind, name.as_ref(), *creator, members),
+            RoomCommand::Invite { by, user_id } => self.invite(seq, *by, *user_id),
+            RoomCommand::Join { user_id } => self.join(seq, *user_id),
+            RoomCommand::Decline { user_id } => self.decline(seq, *user_id),
+            RoomCommand::Leave { user_id } => self.leave(seq, *user_id),
+            RoomCommand::Kick { by, user_id } => self.kick(seq, *by, *user_id),
+            RoomCommand::Ban { by, user_id } => self.ban(seq, *by, *user_id),
+            RoomCommand::Unban { by, user_id } => self.unban(seq, *by, *user_id),
+            RoomCommand::SetRole { by, user_id, role } => self.set_role(seq, *by, *user_id, *role),
             RoomCommand::ChangeDetails { by, name, topic } => {
-                self.group_only()?;
-                if self.member_role(*by)? < Role::Admin {
-                    return Err(RoomError::Forbidden);
-                }
-                if self.name == *name && self.topic == *topic {
-                    return Ok(vec![]);
-                }
-                RoomEvent::DetailsChanged {
-                    seq,
-                    name: name.clone(),
-                    topic: topic.clone(),
-                    by: *by,
-                }
-            }
-            RoomCommand::SetRole { by, user_id, role } => {
-                self.group_only()?;
-                if self.member_role(*by)? != Role::Owner {
-                    return Err(RoomError::Forbidden);
-                }
-                let current = self.role_of(*user_id).ok_or(RoomError::NotAMember)?;
-                if current == *role {
-                    return Ok(vec![]);
-                }
-                if current == Role::Owner && self.owners() == 1 {
-                    return Err(RoomError::LastOwner);
-                }
-                RoomEvent::RoleChanged {
-                    seq,
-                    user_id: *user_id,
-                    role: *role,
-                    by: *by,
-                }
+                self.change_details(seq, *by, name.as_ref(), topic.as_ref())
             }
             RoomCommand::Post {
                 room_id,
@@ -631,15 +468,14 @@ impl Aggregate for Room {
                 reply_to,
             } => {
                 self.member_role(*sender_id)?;
-                RoomEvent::MessagePosted {
+                Ok(vec![RoomEvent::MessagePosted {
                     seq,
                     message_id: MessageId::of(*room_id, seq),
                     sender_id: *sender_id,
                     body: body.clone(),
                     reply_to: *reply_to,
-                }
+                }])
             }
-        };
-        Ok(vec![event])
+        }
     }
 }

@@ -8,7 +8,9 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
-use msa_chat::contract::{MessageBody, PostedMessage, RoomKind, RoomPage, RoomView};
+use msa_chat::contract::{
+    MessageBody, PostedMessage, RoomKind, RoomName, RoomPage, RoomView, TxnId,
+};
 use msa_http::service_identity::ServiceIdentity;
 use msa_http::Problem;
 use msa_payment::contract::Spent;
@@ -178,7 +180,7 @@ impl ChatPort for RemoteChat {
         &self,
         sender: &Requester,
         room_id: Uuid,
-        txn_id: &str,
+        txn_id: &TxnId,
         body: MessageBody,
         reply_to: Option<Uuid>,
     ) -> Result<(PostedMessage, bool), ServiceError> {
@@ -186,7 +188,7 @@ impl ChatPort for RemoteChat {
         let request = self
             .0
             .internal(Method::POST, &["internal", "v1", "rooms", &room, "messages"])
-            .json(&json!({"sender": sender.user_id, "txn_id": txn_id, "body": body.as_str(), "reply_to": reply_to}));
+            .json(&json!({"sender": sender.user_id, "txn_id": txn_id.as_str(), "body": body.as_str(), "reply_to": reply_to}));
         let (status, posted) = self.0.call_internal(request).await?;
         Ok((posted, status == StatusCode::CREATED))
     }
@@ -230,14 +232,14 @@ impl ChatPort for RemoteChat {
         &self,
         caller: &Requester,
         kind: RoomKind,
-        name: Option<String>,
+        name: Option<RoomName>,
         members: Vec<Uuid>,
     ) -> Result<(RoomView, bool), ServiceError> {
         let request = self
             .0
             .internal(Method::POST, &["internal", "v1", "rooms"])
             .json(
-                &json!({"creator": caller.user_id, "kind": kind, "name": name, "members": members}),
+                &json!({"creator": caller.user_id, "kind": kind, "name": name.as_ref().map(RoomName::as_str), "members": members}),
             );
         let (status, room) = self.0.call_internal(request).await?;
         Ok((room, status == StatusCode::CREATED))

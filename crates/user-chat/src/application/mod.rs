@@ -11,7 +11,9 @@ use std::sync::Arc;
 
 use std::collections::BTreeSet;
 
-use msa_chat::contract::{MessageBody, PostedMessage, RoomKind, RoomSummary, RoomView};
+use msa_chat::contract::{
+    MessageBody, PostedMessage, RoomKind, RoomName, RoomSummary, RoomView, TxnId,
+};
 use msa_kernel::{FieldError, StoreError};
 use serde::Serialize;
 use uuid::Uuid;
@@ -86,7 +88,7 @@ impl UserChat {
     }
 
     /// The turn of sends with this sender and `txn_id` (a stripe of them).
-    fn send_turn(&self, sender: Uuid, txn_id: &str) -> &tokio::sync::Mutex<()> {
+    fn send_turn(&self, sender: Uuid, txn_id: &TxnId) -> &tokio::sync::Mutex<()> {
         use std::hash::{Hash, Hasher};
         let mut hasher = std::collections::hash_map::DefaultHasher::new();
         (sender, txn_id).hash(&mut hasher);
@@ -109,11 +111,11 @@ impl UserChat {
         &self,
         sender: &Requester,
         room_id: Uuid,
-        txn_id: &str,
+        txn_id: &TxnId,
         body: MessageBody,
         reply_to: Option<Uuid>,
     ) -> Result<(PostedMessage, bool), UserChatError> {
-        let spend_key = spend_key(room_id, txn_id);
+        let spend_key = spend_key(room_id, txn_id.as_str());
         let _turn = self.send_turn(sender.user_id, txn_id).lock().await;
         let spent = self.wallets.spend(sender, &spend_key).await?;
         match self
@@ -169,7 +171,7 @@ impl UserChat {
         &self,
         caller: &Requester,
         kind: RoomKind,
-        name: Option<String>,
+        name: Option<RoomName>,
         members: Vec<Uuid>,
     ) -> Result<(RoomView, bool), UserChatError> {
         self.all_exist("members", &members).await?;

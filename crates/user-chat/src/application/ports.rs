@@ -9,7 +9,9 @@ use std::collections::{BTreeSet, HashMap};
 
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
-use msa_chat::contract::{MessageBody, PostedMessage, RoomKind, RoomPage, RoomView};
+use msa_chat::contract::{
+    MessageBody, PostedMessage, RoomKind, RoomName, RoomPage, RoomView, TxnId,
+};
 use msa_kernel::{FieldError, StoreError};
 use msa_payment::contract::Spent;
 use msa_user::contract::ProfileView;
@@ -75,7 +77,7 @@ pub trait ChatPort: Send + Sync {
         &self,
         sender: &Requester,
         room_id: Uuid,
-        txn_id: &str,
+        txn_id: &TxnId,
         body: MessageBody,
         reply_to: Option<Uuid>,
     ) -> Result<(PostedMessage, bool), ServiceError>;
@@ -100,7 +102,7 @@ pub trait ChatPort: Send + Sync {
         &self,
         caller: &Requester,
         kind: RoomKind,
-        name: Option<String>,
+        name: Option<RoomName>,
         members: Vec<Uuid>,
     ) -> Result<(RoomView, bool), ServiceError>;
 
