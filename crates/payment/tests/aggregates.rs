@@ -5,7 +5,8 @@ use chrono::{Duration, NaiveDate, TimeZone, Utc};
 use msa_kernel::testing::given;
 use msa_payment::domain::{
     FundedBy, HeldCredits, Payment, PaymentCommand, PaymentError, PaymentEvent, Product,
-    ProviderVerdict, Wallet, WalletCommand, WalletError, WalletEvent, RECORD_MISMATCH,
+    ProviderVerdict, RefundRequest, Wallet, WalletCommand, WalletError, WalletEvent,
+    RECORD_MISMATCH,
 };
 use uuid::Uuid;
 
@@ -45,7 +46,7 @@ fn approved() -> PaymentEvent {
 }
 
 fn refund(amount: i64, caller: Uuid, admin: bool, now: i64) -> PaymentCommand {
-    PaymentCommand::RequestRefund {
+    PaymentCommand::RequestRefund(RefundRequest {
         refund_id: REFUND,
         amount,
         reason: "changed my mind".into(),
@@ -54,7 +55,7 @@ fn refund(amount: i64, caller: Uuid, admin: bool, now: i64) -> PaymentCommand {
         now: at(now),
         window: Duration::days(7),
         held: None,
-    }
+    })
 }
 
 #[test]
@@ -152,8 +153,8 @@ fn a_verdict_decides_an_open_payment_once_and_late_reports_change_nothing() {
 fn a_refund_with_held_credits_records_them_and_refuses_a_stale_or_wrong_hold() {
     let held = |credits, minutes| {
         let mut command = refund(600, BUYER, false, 5);
-        if let PaymentCommand::RequestRefund { held, .. } = &mut command {
-            *held = Some(HeldCredits {
+        if let PaymentCommand::RequestRefund(request) = &mut command {
+            request.held = Some(HeldCredits {
                 credits,
                 valid_until: at(minutes),
             });

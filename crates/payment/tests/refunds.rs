@@ -20,8 +20,8 @@ use msa_payment::application::provider::{
 use msa_payment::application::wallets::Wallets;
 use msa_payment::application::PaymentsError;
 use msa_payment::domain::{
-    Catalog, HeldCredits, Payment, PaymentCommand, PaymentStatus, ProviderVerdict, Wallet,
-    WalletError, WalletEvent, DEFAULT_CATALOG,
+    Catalog, HeldCredits, Payment, PaymentCommand, PaymentStatus, ProviderVerdict, RefundRequest,
+    Wallet, WalletError, WalletEvent, DEFAULT_CATALOG,
 };
 use msa_testkit::TestStores;
 use uuid::Uuid;
@@ -440,7 +440,7 @@ async fn a_hold_whose_refund_was_decided_is_finished_by_the_sweeper() {
                 .unwrap();
             let stream = Repository::<Payment>::stream_id(payment);
             let meta = msa_kernel::EventMetadata::new_conversation(None);
-            let request = PaymentCommand::RequestRefund {
+            let request = PaymentCommand::RequestRefund(RefundRequest {
                 refund_id,
                 amount: 1000,
                 reason: "changed my mind".into(),
@@ -452,7 +452,7 @@ async fn a_hold_whose_refund_was_decided_is_finished_by_the_sweeper() {
                     credits: 100,
                     valid_until: Utc::now() + chrono::Duration::seconds(30),
                 }),
-            };
+            });
             payments.execute(&stream, &request, &meta).await.unwrap();
             let verdict = if completes {
                 PaymentCommand::CompleteRefund { refund_id }

@@ -20,7 +20,7 @@ use serde_json::json;
 use crate::application::provider::{
     Cancellation, Confirmation, PaymentProvider, ProviderError, ProviderRecord,
 };
-use crate::domain::ProviderVerdict;
+use crate::domain::{Money, ProviderVerdict};
 
 /// Where Toss Payments answers; tests point it at a local stand-in.
 pub const TOSS_BASE_URL: &str = "https://api.tosspayments.com";
@@ -185,11 +185,8 @@ impl PaymentProvider for TossProvider {
             Err(other) => return Err(other),
         };
         // One charge approves one order: Toss's record must be this order, amount and currency.
-        if let Some(difference) = record.difference(
-            &confirmation.order_id,
-            confirmation.amount,
-            &confirmation.currency,
-        ) {
+        let price = Money::new(confirmation.amount, confirmation.currency.clone());
+        if let Some(difference) = record.difference(&confirmation.order_id, &price) {
             tracing::warn!(order_id = %confirmation.order_id, %difference, "Toss's record is not this order");
             return Ok(ProviderVerdict::Declined {
                 code: crate::domain::RECORD_MISMATCH.into(),

@@ -4,7 +4,7 @@
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 
-use crate::domain::ProviderVerdict;
+use crate::domain::{Money, ProviderVerdict, Settlement};
 
 /// A confirmation request: the provider's key for the payment, our order id, the amount (in
 /// `currency`'s minor units).
@@ -53,9 +53,22 @@ impl ProviderRecord {
         }
     }
 
-    /// How this record differs from the order it should be (`order_id`, `amount`, `currency`),
-    /// if it does: a charge of another order, amount or currency never approves ours.
-    pub fn difference(&self, order_id: &str, amount: i64, currency: &str) -> Option<String> {
+    /// What the provider says the payment comes to, if it approved it; a record that does not
+    /// say its currency is taken to be in `ours`.
+    pub fn settlement(&self, ours: &str) -> Option<Settlement> {
+        match self.verdict {
+            ProviderVerdict::Approved { .. } => Some(Settlement {
+                charged: Money::new(self.total_amount, self.currency.as_deref().unwrap_or(ours)),
+                refunded: self.refunded_amount,
+            }),
+            _ => None,
+        }
+    }
+
+    /// How this record differs from the order it should be (`order_id`, `price`), if it does:
+    /// a charge of another order, amount or currency never approves ours.
+    pub fn difference(&self, order_id: &str, price: &Money) -> Option<String> {
+        let (amount, currency) = (price.amount, price.currency.as_str());
         if let Some(theirs) = self
             .order_id
             .as_deref()
@@ -106,4 +119,43 @@ pub trait PaymentProvider: Send + Sync {
 
     /// The provider's current record of the payment (`Pending` verdict when it has none).
     async fn look_up(&self, payment_key: &str) -> Result<ProviderRecord, ProviderError>;
+}
+
+#[cfg(test)]
+mod tests {
+    use chrono::Utc;
+
+    use super::ProviderRecord;
+    use crate::domain::{Money, ProviderVerdict, Settlement};
+
+    fn approved(currency: Option<&str>) -> ProviderRecord {
+        ProviderRecord {
+            verdict: ProviderVerdict::Approved {
+                payment_key: "key".into(),
+                amount: 1000,
+                approved_at: Utc::now(),
+            },
+            total_amount: 1000,
+            refunded_amount: 0,
+            approved_at: Some(Utc::now()),
+            order_id: None,
+            currency: currency.map(str::to_owned),
+        }
+    }
+
+    #[test]
+    fn a_record_in_another_currency_settles_otherwise_and_differs_from_the_order() {
+        let ours = Settlement {
+            charged: Money::new(1000, "KRW"),
+            refunded: 0,
+        };
+        assert_eq!(approved(None).settlement("KRW"), Some(ours.clone()));
+        assert_eq!(approved(Some("KRW")).settlement("KRW"), Some(ours.clone()));
+        assert_ne!(approved(Some("USD")).settlement("KRW"), Some(ours));
+        assert_eq!(
+            approved(Some("USD")).difference("order", &Money::new(1000, "KRW")),
+            Some("currency USD".into())
+        );
+        assert_eq!(ProviderRecord::none().settlement("KRW"), None);
+    }
 }

@@ -23,7 +23,10 @@ use msa_kernel::{Aggregate, DomainEvent};
 use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
-use super::Product;
+use super::{Money, Product, Settlement};
+
+mod refund;
+mod verdict;
 
 /// The failure code of a payment whose provider record is not this order's (another order id,
 /// amount or currency).
@@ -171,18 +174,7 @@ pub enum PaymentCommand {
         now: DateTime<Utc>,
         after: Duration,
     },
-    RequestRefund {
-        refund_id: Uuid,
-        amount: i64,
-        reason: String,
-        caller: Uuid,
-        caller_is_admin: bool,
-        now: DateTime<Utc>,
-        /// How long after approval an owner may ask for a refund (admins any time).
-        window: Duration,
-        /// The credits the wallet holds for this refund, and until when the hold may be used.
-        held: Option<HeldCredits>,
-    },
+    RequestRefund(RefundRequest),
     CompleteRefund {
         refund_id: Uuid,
     },
@@ -196,6 +188,21 @@ pub enum PaymentCommand {
         ours: String,
         provider: String,
     },
+}
+
+/// A refund asked of a payment: by its owner within `window` of approval, or by an admin.
+#[derive(Debug, Clone)]
+pub struct RefundRequest {
+    pub refund_id: Uuid,
+    pub amount: i64,
+    pub reason: String,
+    pub caller: Uuid,
+    pub caller_is_admin: bool,
+    pub now: DateTime<Utc>,
+    /// How long after approval an owner may ask for a refund (admins any time).
+    pub window: Duration,
+    /// The credits the wallet holds for this refund, and until when the hold may be used.
+    pub held: Option<HeldCredits>,
 }
 
 /// Credits a wallet holds for a refund, usable until `valid_until`: after that the sweeper may
@@ -263,6 +270,19 @@ impl Payment {
 
     pub fn status(&self) -> Result<PaymentStatus, PaymentError> {
         self.status.ok_or(PaymentError::NotFound)
+    }
+
+    /// The order's price.
+    pub fn price(&self) -> Money {
+        Money::new(self.amount, self.currency.clone())
+    }
+
+    /// What the payment comes to, as far as we know: charged and refunded.
+    pub fn settlement(&self) -> Settlement {
+        Settlement {
+            charged: self.price(),
+            refunded: self.refunded,
+        }
     }
 
     /// What may still be refunded: approved, minus refunded and reserved.
@@ -439,51 +459,7 @@ impl Aggregate for Payment {
                     payment_key: payment_key.clone(),
                 }
             }
-            PaymentCommand::Resolve(verdict) => {
-                let open = matches!(self.status()?, S::Requested | S::Unknown);
-                if let ProviderVerdict::Approved { amount, .. } = verdict {
-                    if *amount != self.amount {
-                        // Charged, but not what the order says: recorded for an operator; an
-                        // open payment fails (its credits are never granted).
-                        let mut events = self.decide(&PaymentCommand::RecordMismatch {
-                            ours: format!("order of {} {}", self.amount, self.currency),
-                            provider: format!("approved {amount}"),
-                        })?;
-                        if open {
-                            events.push(PaymentEvent::PaymentFailed {
-                                code: RECORD_MISMATCH.into(),
-                                message: format!(
-                                    "the provider approved {amount}, the order is {} {}",
-                                    self.amount, self.currency
-                                ),
-                            });
-                        }
-                        return Ok(events);
-                    }
-                }
-                if !open {
-                    // Decided already: a late or repeated report changes nothing.
-                    return Ok(vec![]);
-                }
-                match verdict {
-                    ProviderVerdict::Approved {
-                        payment_key,
-                        amount,
-                        approved_at,
-                    } => PaymentEvent::PaymentApproved {
-                        payment_key: payment_key.clone(),
-                        amount: *amount,
-                        approved_at: *approved_at,
-                    },
-                    ProviderVerdict::Declined { code, message } => PaymentEvent::PaymentFailed {
-                        code: code.clone(),
-                        message: message.clone(),
-                    },
-                    ProviderVerdict::Canceled => PaymentEvent::PaymentCanceled { by: None },
-                    ProviderVerdict::Expired => PaymentEvent::PaymentExpired,
-                    ProviderVerdict::Pending => return Ok(vec![]),
-                }
-            }
+            PaymentCommand::Resolve(verdict) => return self.resolve(verdict),
             PaymentCommand::RecordTimeout { during } => {
                 self.status()?;
                 PaymentEvent::ProviderTimedOut {
@@ -499,93 +475,17 @@ impl Aggregate for Payment {
                 (S::Requested, Some(at)) if at + *after <= *now => PaymentEvent::PaymentExpired,
                 _ => return Ok(vec![]),
             },
-            PaymentCommand::RequestRefund {
-                refund_id,
-                amount,
-                reason,
-                caller,
-                caller_is_admin,
-                now,
-                window,
-                held,
-            } => {
-                let status = if *caller_is_admin {
-                    self.status()?
-                } else {
-                    self.owned_by(*caller)?
-                };
-                if self.pending_refunds.get(refund_id) == Some(amount) {
-                    return Ok(vec![]); // requested already (a repeated report of the provider)
-                }
-                if !matches!(status, S::Approved | S::PartiallyRefunded) {
-                    return Err(PaymentError::NotRefundable(status.as_str()));
-                }
-                if *amount <= 0 {
-                    return Err(PaymentError::InvalidRefundAmount);
-                }
-                if !caller_is_admin
-                    && self
-                        .approved_at
-                        .is_some_and(|approved| approved + *window < *now)
-                {
-                    return Err(PaymentError::RefundWindowClosed);
-                }
-                if *amount > self.refundable() {
-                    return Err(PaymentError::RefundExceedsRemaining {
-                        remaining: self.refundable(),
-                    });
-                }
-                if let Some(held) = held {
-                    // The wallet held what the payment's state at that moment asked for; a
-                    // refund of this payment decided meanwhile may change the rounding, and a
-                    // hold past its time may have been released by the sweeper.
-                    if held.credits != self.credits_for_refund(*amount) || held.valid_until < *now {
-                        return Err(PaymentError::HoldOutdated);
-                    }
-                }
-                PaymentEvent::RefundRequested {
-                    refund_id: *refund_id,
-                    amount: *amount,
-                    reason: reason.clone(),
-                    by: *caller,
-                    held_credits: held.map(|held| held.credits),
-                }
-            }
+            PaymentCommand::RequestRefund(request) => return self.request_refund(request),
             PaymentCommand::CompleteRefund { refund_id } => {
-                let Some(amount) = self.pending_refunds.get(refund_id) else {
-                    return Ok(vec![]);
-                };
-                PaymentEvent::RefundCompleted {
-                    refund_id: *refund_id,
-                    amount: *amount,
-                    // Reserved within the approved amount: cannot exceed it.
-                    refunded_total: self.refunded.saturating_add(*amount),
-                }
+                return Ok(self.complete_refund(*refund_id))
             }
             PaymentCommand::FailRefund {
                 refund_id,
                 code,
                 message,
-            } => {
-                let Some(amount) = self.pending_refunds.get(refund_id) else {
-                    return Ok(vec![]);
-                };
-                PaymentEvent::RefundFailed {
-                    refund_id: *refund_id,
-                    amount: *amount,
-                    code: code.clone(),
-                    message: message.clone(),
-                }
-            }
+            } => return Ok(self.fail_refund(*refund_id, code, message)),
             PaymentCommand::RecordMismatch { ours, provider } => {
-                self.status()?;
-                if self.last_mismatch.as_deref() == Some(&format!("{ours} / {provider}")) {
-                    return Ok(vec![]);
-                }
-                PaymentEvent::MismatchFound {
-                    ours: ours.clone(),
-                    provider: provider.clone(),
-                }
+                return self.record_mismatch(ours, provider)
             }
         };
         Ok(vec![event])
