@@ -13,6 +13,7 @@ use msa_user::adapters::kakao::{Kakao, KakaoConfig};
 use msa_user::adapters::passwords::{HashCost, Passwords};
 use msa_user::adapters::personal_data::{PersonalDataKeys, ShreddingStore};
 use msa_user::adapters::revocations::{self, RevocationsProjection};
+use msa_user::adapters::throttle::LoginThrottle;
 use msa_user::adapters::tokens::{TokenLifetimes, Tokens};
 use msa_user::application::roles::{OperatorRoles, RoleChange};
 use msa_user::domain::{Email, Role};
@@ -100,17 +101,27 @@ pub async fn start(
         .await
         .context("encrypting the personal-data keys stored in clear")?;
     let master = crate::storage::master_key(storage)?;
-    let tokens = Tokens::open(stores.read_models.clone(), lifetimes, &master)
-        .await
-        .context("loading the token signing keys")?;
+    let tokens = Arc::new(
+        Tokens::open(stores.read_models.clone(), lifetimes, &master)
+            .await
+            .context("loading the token signing keys")?,
+    );
     let verifier = Arc::new(tokens.verifier());
     let kakao = kakao_config(args)?.map(|config| Kakao::new(config, stores.read_models.clone()));
+    let throttle = Arc::new(LoginThrottle::default());
     let nickname_hold = chrono::Duration::from_std(args.nickname_hold)
         .context("MSA_NICKNAME_HOLD (--nickname-hold) is too long")?;
-    let service = UserService::new(events, keys, stores.read_models.clone(), passwords, tokens)
-        .with_nickname_hold(nickname_hold);
+    let service = UserService::new(
+        events,
+        keys,
+        stores.read_models.clone(),
+        Arc::new(passwords),
+        tokens.clone(),
+        throttle,
+    )
+    .with_nickname_hold(nickname_hold);
     let service = Arc::new(match kakao {
-        Some(kakao) => service.with_kakao(kakao),
+        Some(kakao) => service.with_kakao(Arc::new(kakao)),
         None => service,
     });
     // Projections read through the service's store, which opens the sealed personal data.
@@ -158,6 +169,7 @@ pub async fn start(
     });
     let api = UserApi {
         service: service.clone(),
+        tokens,
         read_models: stores.read_models.clone(),
         verifier: verifier.clone(),
         trusted_proxies: Arc::new(

@@ -207,27 +207,6 @@ const OUTER_LAYERS: &[&str] = &[
     "msa_kafka",
 ];
 
-/// Known debt, listed so that it cannot grow: the user context's use cases still hold these of
-/// its adapters themselves (tokens, password hashing, the login throttle, Kakao, personal-data
-/// keys), not ports of their own.
-const NOT_YET_BEHIND_PORTS: &[(&str, &str)] = &[
-    ("msa-user", "crate::adapters::kakao"),
-    ("msa-user", "crate::adapters::passwords"),
-    ("msa-user", "crate::adapters::personal_data"),
-    ("msa-user", "crate::adapters::throttle"),
-    ("msa-user", "crate::adapters::tokens"),
-];
-
-/// The adapter module a line names after `crate::adapters::` (`crate::adapters::tokens`).
-fn adapter_module(line: &str) -> Option<String> {
-    let at = line.find("crate::adapters::")? + "crate::adapters::".len();
-    let module: String = line[at..]
-        .chars()
-        .take_while(|c| c.is_alphanumeric() || *c == '_')
-        .collect();
-    Some(format!("crate::adapters::{module}"))
-}
-
 /// The outer layer a line of code names, if any (comments are not code).
 fn outer_layer_named(line: &str) -> Option<&'static str> {
     let code = line.split("//").next().unwrap_or("");
@@ -285,12 +264,6 @@ fn domain_and_application_code_name_no_adapter_sql_or_http() {
                     let Some(outer) = outer_layer_named(line) else {
                         continue;
                     };
-                    let module = adapter_module(line.split("//").next().unwrap_or(""));
-                    if outer == "crate::adapters"
-                        && module.is_some_and(|m| NOT_YET_BEHIND_PORTS.contains(&(*context, &m)))
-                    {
-                        continue;
-                    }
                     found.push(format!(
                         "{}:{}: `{}` names {outer}",
                         file.display(),

@@ -15,7 +15,7 @@ use utoipa::{IntoParams, OpenApi, ToSchema};
 use uuid::Uuid;
 
 use crate::adapters::directory::{self, DirectoryPage};
-use crate::adapters::tokens::TokenPair;
+use crate::adapters::tokens::{TokenPair, Tokens};
 use crate::adapters::web_session;
 use crate::application::KakaoOutcome;
 use crate::application::ProfileView;
@@ -27,6 +27,8 @@ use msa_sql::SqlReadModelStore;
 #[derive(Clone)]
 pub struct UserApi {
     pub service: Arc<UserService>,
+    /// The sessions' tokens: their lifetimes, and the public keys that check them.
+    pub tokens: Arc<Tokens>,
     /// The query database, for the directory's search.
     pub read_models: Arc<SqlReadModelStore>,
     pub verifier: Arc<TokenVerifier>,
@@ -239,7 +241,7 @@ fn tokens_answer(api: &UserApi, headers: &HeaderMap, tokens: TokenPair) -> Respo
     let cookie = web_session::set(
         headers,
         &tokens.refresh_token,
-        api.service.tokens().refresh_lifetime().as_secs(),
+        api.tokens.refresh_lifetime().as_secs(),
     );
     (
         [(header::SET_COOKIE, cookie)],
@@ -619,5 +621,5 @@ async fn revocations(State(api): State<UserApi>) -> impl IntoResponse {
 #[utoipa::path(get, path = "/.well-known/jwks.json", tag = "auth",
     responses((status = 200, description = "The public keys that verify access tokens", body = Jwks)))]
 async fn jwks(State(api): State<UserApi>) -> impl IntoResponse {
-    Json(api.service.tokens().jwks().clone())
+    Json(api.tokens.jwks().clone())
 }

@@ -5,6 +5,7 @@
 
 use std::time::Duration;
 
+use async_trait::async_trait;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use base64::Engine;
 use chrono::Utc;
@@ -14,6 +15,9 @@ use ring::rand::{SecureRandom, SystemRandom};
 use serde::Deserialize;
 use sqlx::Row;
 use uuid::Uuid;
+
+use crate::application::ports::KakaoLogin;
+pub use crate::application::ports::{KakaoAccount, KakaoError};
 
 /// How long a started login may take to come back.
 const STATE_LIFETIME: Duration = Duration::from_secs(10 * 60);
@@ -30,25 +34,6 @@ pub struct KakaoConfig {
     pub auth_url: String,
     /// `https://kapi.kakao.com`.
     pub api_url: String,
-}
-
-/// Why Kakao did not give us a user.
-#[derive(Debug, thiserror::Error)]
-pub enum KakaoError {
-    /// Kakao refused (a bad or used code, a denied consent): the user's login fails.
-    #[error("Kakao refused the login: {0}")]
-    Refused(String),
-    /// Kakao could not be reached or answered nonsense.
-    #[error("Kakao is unavailable: {0}")]
-    Unavailable(String),
-}
-
-/// The Kakao account behind a login.
-#[derive(Debug, Clone)]
-pub struct KakaoAccount {
-    pub id: String,
-    pub email: Option<String>,
-    pub nickname: Option<String>,
 }
 
 #[derive(Deserialize)]
@@ -98,8 +83,29 @@ impl Kakao {
         Self { config, http, db }
     }
 
+    async fn read<T: serde::de::DeserializeOwned>(
+        response: reqwest::Response,
+    ) -> Result<T, KakaoError> {
+        let status = response.status();
+        let body = response
+            .text()
+            .await
+            .map_err(|e| KakaoError::Unavailable(e.to_string()))?;
+        if status.is_client_error() {
+            return Err(KakaoError::Refused(format!("{status}: {body}")));
+        }
+        if !status.is_success() {
+            return Err(KakaoError::Unavailable(format!("{status}: {body}")));
+        }
+        serde_json::from_str(&body)
+            .map_err(|e| KakaoError::Unavailable(format!("unexpected answer: {e}")))
+    }
+}
+
+#[async_trait]
+impl KakaoLogin for Kakao {
     /// Starts a login (or, with `link_user`, a link): where to send the browser.
-    pub async fn start(&self, link_user: Option<Uuid>) -> Result<String, StoreError> {
+    async fn start(&self, link_user: Option<Uuid>) -> Result<String, StoreError> {
         let mut bytes = [0u8; 24];
         SystemRandom::new()
             .fill(&mut bytes)
@@ -123,7 +129,7 @@ impl Kakao {
     }
 
     /// Uses up a state: `None` when unknown, used or expired; otherwise the user to link, if any.
-    pub async fn finish(&self, state: &str) -> Result<Option<Option<Uuid>>, StoreError> {
+    async fn finish(&self, state: &str) -> Result<Option<Option<Uuid>>, StoreError> {
         let row = sqlx::query("SELECT link_user, expires_at FROM login_states WHERE state = $1")
             .bind(state)
             .fetch_optional(self.db.pool())
@@ -148,7 +154,7 @@ impl Kakao {
     }
 
     /// Trades the callback's `code` for the Kakao account it stands for.
-    pub async fn account(&self, code: &str) -> Result<KakaoAccount, KakaoError> {
+    async fn account(&self, code: &str) -> Result<KakaoAccount, KakaoError> {
         let mut form = vec![
             ("grant_type", "authorization_code"),
             ("client_id", self.config.client_id.as_str()),
@@ -184,23 +190,5 @@ impl Kakao {
                 .and_then(|a| a.email.clone()),
             nickname: account.and_then(|a| a.profile).and_then(|p| p.nickname),
         })
-    }
-
-    async fn read<T: serde::de::DeserializeOwned>(
-        response: reqwest::Response,
-    ) -> Result<T, KakaoError> {
-        let status = response.status();
-        let body = response
-            .text()
-            .await
-            .map_err(|e| KakaoError::Unavailable(e.to_string()))?;
-        if status.is_client_error() {
-            return Err(KakaoError::Refused(format!("{status}: {body}")));
-        }
-        if !status.is_success() {
-            return Err(KakaoError::Unavailable(format!("{status}: {body}")));
-        }
-        serde_json::from_str(&body)
-            .map_err(|e| KakaoError::Unavailable(format!("unexpected answer: {e}")))
     }
 }

@@ -3,6 +3,9 @@
 use argon2::password_hash::rand_core::OsRng;
 use argon2::password_hash::{PasswordHash, PasswordHasher as _, PasswordVerifier as _, SaltString};
 use argon2::{Algorithm, Argon2, Params, Version};
+use async_trait::async_trait;
+
+use crate::application::ports::PasswordHasher;
 
 /// argon2id cost. The default is OWASP's recommendation (19 MiB, 2 iterations, 1 lane); tests
 /// lower it by configuration.
@@ -54,8 +57,11 @@ impl Passwords {
             turns: std::sync::Arc::new(tokio::sync::Semaphore::new(cpus)),
         })
     }
+}
 
-    pub async fn hash(&self, password: &str) -> String {
+#[async_trait]
+impl PasswordHasher for Passwords {
+    async fn hash(&self, password: &str) -> String {
         let (argon2, password) = (self.argon2.clone(), password.to_owned());
         let _turn = self
             .turns
@@ -74,7 +80,7 @@ impl Passwords {
 
     /// Whether `password` matches `hash`; with no hash (unknown account) it checks the decoy and
     /// answers false, taking the same time.
-    pub async fn verify(&self, password: &str, hash: Option<&str>) -> bool {
+    async fn verify(&self, password: &str, hash: Option<&str>) -> bool {
         let known = hash.is_some();
         let hash = hash.unwrap_or(&self.decoy).to_owned();
         let (argon2, password) = (self.argon2.clone(), password.to_owned());

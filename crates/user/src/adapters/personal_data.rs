@@ -27,6 +27,7 @@ use sqlx::Row;
 use tokio::sync::Notify;
 
 use crate::adapters::master_key::MasterKey;
+use crate::application::ports::PersonalDataShredder;
 use crate::domain::User;
 use msa_kernel::Aggregate;
 
@@ -148,16 +149,6 @@ impl PersonalDataKeys {
             .collect()
     }
 
-    /// Destroys the subject's key: their personal data can never be read again.
-    pub async fn shred(&self, subject: &str) -> Result<(), StoreError> {
-        sqlx::query("DELETE FROM personal_data_keys WHERE subject = $1")
-            .bind(subject)
-            .execute(self.db.pool())
-            .await
-            .map_err(store_error)?;
-        Ok(())
-    }
-
     fn seal(
         &self,
         key: &[u8],
@@ -208,6 +199,19 @@ impl PersonalDataKeys {
                 ))
             })?;
         serde_json::from_slice(plain).map_err(store_error)
+    }
+}
+
+#[async_trait]
+impl PersonalDataShredder for PersonalDataKeys {
+    /// Destroys the subject's key: their personal data can never be read again.
+    async fn shred(&self, subject: &str) -> Result<(), StoreError> {
+        sqlx::query("DELETE FROM personal_data_keys WHERE subject = $1")
+            .bind(subject)
+            .execute(self.db.pool())
+            .await
+            .map_err(store_error)?;
+        Ok(())
     }
 }
 

@@ -18,6 +18,8 @@ use std::net::IpAddr;
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
+use crate::application::ports::LoginAttempts;
+
 /// Failures allowed per account and address before the first lock.
 const FREE_FAILURES: u32 = 5;
 const FIRST_LOCK: Duration = Duration::from_secs(1);
@@ -87,9 +89,11 @@ impl LoginThrottle {
     fn state(&self) -> std::sync::MutexGuard<'_, State> {
         self.state.lock().unwrap_or_else(|p| p.into_inner())
     }
+}
 
+impl LoginAttempts for LoginThrottle {
     /// `Err(seconds)` while `account` is locked for `client` (or for everyone).
-    pub fn check(&self, account: &str, client: Option<IpAddr>) -> Result<(), u64> {
+    fn check(&self, account: &str, client: Option<IpAddr>) -> Result<(), u64> {
         let client = counted(client);
         let state = self.state();
         let now = Instant::now();
@@ -112,7 +116,7 @@ impl LoginThrottle {
         }
     }
 
-    pub fn failed(&self, account: &str, client: Option<IpAddr>) {
+    fn failed(&self, account: &str, client: Option<IpAddr>) {
         let client = counted(client);
         let mut state = self.state();
         let now = Instant::now();
@@ -154,7 +158,7 @@ impl LoginThrottle {
 
     /// A success from `client` ends that address's locks on the account. The account's window
     /// stays: the owner logging in does not give guessers elsewhere a fresh ceiling.
-    pub fn succeeded(&self, account: &str, client: Option<IpAddr>) {
+    fn succeeded(&self, account: &str, client: Option<IpAddr>) {
         let client = counted(client);
         let mut state = self.state();
         state.pairs.remove(&(account.to_owned(), client));

@@ -4,6 +4,7 @@
 use std::sync::Arc;
 use std::time::Duration;
 
+use async_trait::async_trait;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use base64::Engine;
 use chrono::Utc;
@@ -18,7 +19,8 @@ use sqlx::Row;
 use uuid::Uuid;
 
 use crate::adapters::master_key::MasterKey;
-use crate::application::ports::SessionHistory;
+pub use crate::application::ports::{RefreshError, TokenPair};
+use crate::application::ports::{SessionHistory, SessionTokens};
 use crate::domain::Role;
 
 /// How long tokens live.
@@ -35,32 +37,6 @@ impl Default for TokenLifetimes {
             refresh: Duration::from_secs(30 * 24 * 3600),
         }
     }
-}
-
-/// What a login or refresh hands out.
-#[derive(Debug, Clone, serde::Serialize, utoipa::ToSchema)]
-pub struct TokenPair {
-    pub access_token: String,
-    pub refresh_token: String,
-    /// Always `Bearer`.
-    #[schema(value_type = String)]
-    pub token_type: &'static str,
-    pub expires_in: u64,
-}
-
-/// Why a refresh token was refused (all answer 401).
-#[derive(Debug, thiserror::Error)]
-pub enum RefreshError {
-    #[error("unknown refresh token")]
-    Unknown,
-    #[error("the refresh token has expired")]
-    Expired,
-    #[error("the refresh token was revoked")]
-    Revoked,
-    #[error("the refresh token was already used; every token of its login is now revoked")]
-    Reused,
-    #[error(transparent)]
-    Store(#[from] StoreError),
 }
 
 struct SigningKey {
@@ -245,9 +221,24 @@ impl Tokens {
             .expect("an Ed25519 key signs any claims")
     }
 
+    async fn revoke_family(&self, family: Uuid) -> Result<(), StoreError> {
+        sqlx::query(
+            "UPDATE refresh_tokens SET revoked_at = $1 WHERE family_id = $2 AND revoked_at IS NULL",
+        )
+        .bind(Utc::now().to_rfc3339())
+        .bind(family.to_string())
+        .execute(self.db.pool())
+        .await
+        .map_err(store_error)?;
+        Ok(())
+    }
+}
+
+#[async_trait]
+impl SessionTokens for Tokens {
     /// A new pair: the access token, and the next refresh token of `family` (a new family when
     /// `None`: a login).
-    pub async fn issue(
+    async fn issue(
         &self,
         user_id: Uuid,
         roles: &[Role],
@@ -283,7 +274,7 @@ impl Tokens {
 
     /// Uses a refresh token: returns its user and family, so the caller can issue the next pair.
     /// A token used before revokes its whole family.
-    pub async fn use_refresh_token(&self, token: &str) -> Result<(Uuid, Uuid), RefreshError> {
+    async fn use_refresh_token(&self, token: &str) -> Result<(Uuid, Uuid), RefreshError> {
         let hash = digest(token);
         let now = Utc::now();
         let used = sqlx::query(
@@ -323,7 +314,7 @@ impl Tokens {
     }
 
     /// Revokes the family of `token` (a logout). Unknown tokens are ignored.
-    pub async fn revoke_family_of(&self, token: &str) -> Result<(), StoreError> {
+    async fn revoke_family_of(&self, token: &str) -> Result<(), StoreError> {
         let family: Option<String> =
             sqlx::query_scalar("SELECT family_id FROM refresh_tokens WHERE token_hash = $1")
                 .bind(digest(token))
@@ -337,20 +328,8 @@ impl Tokens {
         Ok(())
     }
 
-    async fn revoke_family(&self, family: Uuid) -> Result<(), StoreError> {
-        sqlx::query(
-            "UPDATE refresh_tokens SET revoked_at = $1 WHERE family_id = $2 AND revoked_at IS NULL",
-        )
-        .bind(Utc::now().to_rfc3339())
-        .bind(family.to_string())
-        .execute(self.db.pool())
-        .await
-        .map_err(store_error)?;
-        Ok(())
-    }
-
     /// Revokes every refresh token of a user (deactivation).
-    pub async fn revoke_user(&self, user_id: Uuid) -> Result<(), StoreError> {
+    async fn revoke_user(&self, user_id: Uuid) -> Result<(), StoreError> {
         sqlx::query(
             "UPDATE refresh_tokens SET revoked_at = $1 WHERE user_id = $2 AND revoked_at IS NULL",
         )

@@ -3,9 +3,8 @@
 use msa_kernel::{CommandError, Repository};
 use uuid::Uuid;
 
+use super::ports::{KakaoAccount, KakaoError, KakaoLogin, TokenPair};
 use super::{ProfileView, UserService, UserServiceError};
-use crate::adapters::kakao::{Kakao, KakaoAccount, KakaoError};
-use crate::adapters::tokens::TokenPair;
 use crate::domain::{Claim, ClaimKind, Email, Nickname, Password, User, UserCommand, UserError};
 
 /// What a Kakao callback achieved.
@@ -18,9 +17,9 @@ pub enum KakaoOutcome {
 }
 
 impl UserService {
-    fn kakao(&self) -> Result<&Kakao, UserServiceError> {
+    fn kakao(&self) -> Result<&dyn KakaoLogin, UserServiceError> {
         self.kakao
-            .as_ref()
+            .as_deref()
             .ok_or(UserServiceError::KakaoNotConfigured)
     }
 

@@ -15,13 +15,11 @@ use std::sync::Arc;
 use msa_kernel::{CommandError, EventMetadata, EventStore, FieldError, Repository, StoreError};
 use uuid::Uuid;
 
-use crate::adapters::kakao::Kakao;
-use crate::adapters::passwords::Passwords;
-use crate::adapters::personal_data::{PersonalDataKeys, ShreddingStore};
-use crate::adapters::throttle::LoginThrottle;
-use crate::adapters::tokens::Tokens;
 use crate::domain::{Claim, User};
-use ports::{SessionHistory, UpgradeLog};
+use ports::{
+    KakaoLogin, LoginAttempts, PasswordHasher, PersonalDataShredder, SessionHistory, SessionTokens,
+    UpgradeLog,
+};
 use profile::PublicProfiles;
 
 pub use erasure::{ErasureConfirmation, Export};
@@ -88,13 +86,13 @@ pub struct UserService {
     profiles: PublicProfiles,
     /// The event store as the service sees it: personal data opened.
     events: Arc<dyn EventStore>,
-    keys: Arc<PersonalDataKeys>,
+    keys: Arc<dyn PersonalDataShredder>,
     sessions: Arc<dyn SessionHistory>,
     upgrades: Arc<dyn UpgradeLog>,
-    passwords: Passwords,
-    tokens: Tokens,
-    throttle: LoginThrottle,
-    kakao: Option<Kakao>,
+    passwords: Arc<dyn PasswordHasher>,
+    tokens: Arc<dyn SessionTokens>,
+    throttle: Arc<dyn LoginAttempts>,
+    kakao: Option<Arc<dyn KakaoLogin>>,
     /// How long an erased user's nickname stays held (`--nickname-hold`).
     nickname_hold: chrono::Duration,
 }
@@ -103,19 +101,20 @@ pub struct UserService {
 pub const NICKNAME_HOLD: chrono::Duration = chrono::Duration::days(30);
 
 impl UserService {
-    /// `events` must seal personal data: a [`ShreddingStore`] over `keys` (see
-    /// `crate::sealed_events`).
+    /// `events` must seal personal data with the keys `keys` shreds (the adapters'
+    /// `ShreddingStore` over `PersonalDataKeys`: see `crate::sealed_events`). Failed logins are
+    /// counted by `throttle`.
     pub fn new<R>(
-        events: Arc<ShreddingStore>,
-        keys: Arc<PersonalDataKeys>,
+        events: Arc<dyn EventStore>,
+        keys: Arc<dyn PersonalDataShredder>,
         read_models: Arc<R>,
-        passwords: Passwords,
-        tokens: Tokens,
+        passwords: Arc<dyn PasswordHasher>,
+        tokens: Arc<dyn SessionTokens>,
+        throttle: Arc<dyn LoginAttempts>,
     ) -> Self
     where
         R: SessionHistory + UpgradeLog + 'static,
     {
-        let events: Arc<dyn EventStore> = events;
         let (users, claims) = (
             Repository::new(events.clone()),
             Repository::new(events.clone()),
@@ -130,7 +129,7 @@ impl UserService {
             upgrades: read_models,
             passwords,
             tokens,
-            throttle: LoginThrottle::default(),
+            throttle,
             kakao: None,
             nickname_hold: NICKNAME_HOLD,
         }
@@ -144,13 +143,9 @@ impl UserService {
     }
 
     /// Enables Kakao Login.
-    pub fn with_kakao(mut self, kakao: Kakao) -> Self {
+    pub fn with_kakao(mut self, kakao: Arc<dyn KakaoLogin>) -> Self {
         self.kakao = Some(kakao);
         self
-    }
-
-    pub fn tokens(&self) -> &Tokens {
-        &self.tokens
     }
 
     /// The event store with personal data opened: what the context's projections read.

@@ -2,8 +2,8 @@
 
 use msa_kernel::Repository;
 
+use super::ports::{RefreshError, TokenPair};
 use super::{UserService, UserServiceError};
-use crate::adapters::tokens::{RefreshError, TokenPair};
 use crate::domain::{Claim, ClaimKind, Email, User};
 
 impl UserService {
