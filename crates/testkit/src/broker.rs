@@ -64,7 +64,7 @@ pub struct Broker {
     pub brokers: String,
     child: Child,
     link: Link,
-    _dir: tempfile::TempDir,
+    dir: tempfile::TempDir,
 }
 
 impl Broker {
@@ -84,7 +84,8 @@ impl Broker {
             .args(["--storage-engine", "memory://tansu/"])
             .current_dir(dir.path())
             .stdout(Stdio::null())
-            .stderr(Stdio::null())
+            // Kept for a failing test to show (see `Drop`).
+            .stderr(std::fs::File::create(dir.path().join(LOG)).expect("the broker's log file"))
             .spawn()
             .expect("start tansu");
         let upstream: SocketAddr = format!("127.0.0.1:{inner}").parse().unwrap();
@@ -101,7 +102,7 @@ impl Broker {
             brokers: listen.to_string(),
             child,
             link,
-            _dir: dir,
+            dir,
         })
     }
 
@@ -126,8 +127,22 @@ impl Broker {
     }
 }
 
+/// The broker's standard error, in its directory.
+const LOG: &str = "tansu.log";
+
 impl Drop for Broker {
+    /// Stops the broker; a failing test also shows whether it had exited, and its last words.
     fn drop(&mut self) {
+        if std::thread::panicking() {
+            let exited = self.child.try_wait().ok().flatten();
+            let log = std::fs::read_to_string(self.dir.path().join(LOG)).unwrap_or_default();
+            let tail: Vec<&str> = log.lines().rev().take(40).collect();
+            eprintln!(
+                "tansu at {} (exited: {exited:?}), the end of its log:\n{}",
+                self.brokers,
+                tail.into_iter().rev().collect::<Vec<_>>().join("\n")
+            );
+        }
         let _ = self.child.kill();
         let _ = self.child.wait();
     }

@@ -13,6 +13,8 @@ use tokio::sync::watch;
 
 const AGGREGATES: u64 = 100;
 const EVENTS_PER_AGGREGATE: u64 = 100;
+/// A scenario's own deadlines are shorter; this bounds what they cannot reach (see `within`).
+const SCENARIO_LIMIT: Duration = Duration::from_secs(420);
 
 fn quick_retries() -> RetryPolicy {
     RetryPolicy {
@@ -169,18 +171,22 @@ macro_rules! bus_conformance {
     ($($scenario:ident),* $(,)?) => {
         mod in_process {
             $(
-                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-                async fn $scenario() {
-                    super::$scenario(msa_testkit::bus::BusUnderTest::in_process().await).await;
+                #[test]
+                fn $scenario() {
+                    msa_testkit::within(super::SCENARIO_LIMIT, async {
+                        super::$scenario(msa_testkit::bus::BusUnderTest::in_process().await).await;
+                    });
                 }
             )*
         }
         mod kafka {
             $(
-                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-                async fn $scenario() {
-                    let Some(bus) = msa_testkit::bus::BusUnderTest::kafka().await else { return };
-                    super::$scenario(bus).await;
+                #[test]
+                fn $scenario() {
+                    msa_testkit::within(super::SCENARIO_LIMIT, async {
+                        let Some(bus) = msa_testkit::bus::BusUnderTest::kafka().await else { return };
+                        super::$scenario(bus).await;
+                    });
                 }
             )*
         }
