@@ -1,16 +1,23 @@
-//! The chat service's HTTP API on the spawned binary, on SQLite and on PostgreSQL.
+//! The chat service's HTTP API on the spawned binary, on SQLite and on PostgreSQL: behaviours
+//! named for what they show, each from its own given (its own people and rooms), sharing one
+//! server per backend.
 
 mod common;
 
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
 use common::api::{eventually, Api, Person};
 use common::live;
+use reqwest::Method;
+use serde_json::{json, Value};
 
 /// Sending goes through user-chat's credit policy: these tests send more than a day's default.
 const ALLOWANCE: &str = "--free-messages-per-day";
 const MANY: &str = "1000000";
-use serde_json::{json, Value};
+
+/// An id no room or message has.
+const NOBODY_KNOWS: &str = "01a20d49-b793-726d-81e9-4fc681e97995";
 
 fn seqs(page: &Value) -> Vec<i64> {
     page["items"]
@@ -21,15 +28,46 @@ fn seqs(page: &Value) -> Vec<i64> {
         .collect()
 }
 
-async fn rooms_members_and_messages(api: &Api) {
-    let (ada, bob, cy) = (
-        api.person("Ada").await,
-        api.person("Bob").await,
-        api.person("Cy").await,
-    );
+/// Runs behaviours one after the other on one server; the log names each as it starts, so a
+/// failure says whose it is.
+macro_rules! behaviours {
+    ($api:expr, $($behaviour:ident),* $(,)?) => {
+        $(
+            eprintln!("behaviour: {}", stringify!($behaviour));
+            $behaviour($api).await;
+        )*
+    };
+}
 
-    // A group room: the creator owns it, the others are invited (nobody is put in a room
-    // without consent) and are members once they join.
+static PEOPLE: AtomicUsize = AtomicUsize::new(0);
+
+/// Someone new (behaviours share a server, so each name gets a number).
+async fn someone(api: &Api, name: &str) -> Person {
+    let n = PEOPLE.fetch_add(1, Ordering::Relaxed);
+    api.person(&format!("{name}{n}")).await
+}
+
+/// Given: Ada made the group and invited Bob, who joined; Cy is not in it.
+struct Group {
+    ada: Person,
+    bob: Person,
+    cy: Person,
+    id: String,
+}
+
+impl Group {
+    /// A path under the room: `/v1/rooms/{id}{rest}`.
+    fn at(&self, rest: &str) -> String {
+        format!("/v1/rooms/{}{rest}", self.id)
+    }
+}
+
+async fn a_group(api: &Api) -> Group {
+    let (ada, bob, cy) = (
+        someone(api, "Ada").await,
+        someone(api, "Bob").await,
+        someone(api, "Cy").await,
+    );
     let (status, room) = api
         .post(
             &ada,
@@ -38,14 +76,49 @@ async fn rooms_members_and_messages(api: &Api) {
         )
         .await;
     assert_eq!(status, 201, "{room}");
+    let id = room["id"].as_str().unwrap().to_owned();
+    let joined = api
+        .post(&bob, &format!("/v1/rooms/{id}/members"), json!(null))
+        .await;
+    assert_eq!(joined.0, 204, "{}", joined.1);
+    Group { ada, bob, cy, id }
+}
+
+/// The message `who` sent with `body`, as sent.
+async fn sent(api: &Api, who: &Person, room: &str, txn_id: &str, body: &str) -> Value {
+    let (status, message) = api.send(who, room, txn_id, body).await;
+    assert_eq!(status, 201, "{message}");
+    message
+}
+
+/// The room's newest message in history, as `who` reads it.
+async fn newest(api: &Api, who: &Person, group: &Group) -> Value {
+    api.get(who, &group.at("/messages?limit=1")).await.1["items"][0].clone()
+}
+
+async fn a_group_is_its_creators_and_the_others_are_members_once_they_join(api: &Api) {
+    let (ada, bob) = (someone(api, "Ada").await, someone(api, "Bob").await);
+    let (status, room) = api
+        .post(
+            &ada,
+            "/v1/rooms",
+            json!({"kind": "group", "name": " Tea ", "members": [bob.id]}),
+        )
+        .await;
+    assert_eq!(status, 201, "{room}");
+    assert_eq!(room["name"], "Tea", "names are trimmed");
     let room_id = room["id"].as_str().unwrap().to_owned();
-    assert_eq!(room["invited"], json!([bob.id]), "{room}");
+    assert_eq!(
+        room["invited"],
+        json!([bob.id]),
+        "nobody is put in a room without consent"
+    );
     let (status, refused) = api.send(&bob, &room_id, "early", "before joining").await;
     assert_eq!(status, 403, "an invitee is not a member yet: {refused}");
     let joins = format!("/v1/rooms/{room_id}/members");
     assert_eq!(api.post(&bob, &joins, json!(null)).await.0, 204);
     let (_, room) = api.get(&ada, &format!("/v1/rooms/{room_id}")).await;
-    let role_of = |room: &Value, who: &Person| {
+    let role_of = |who: &Person| {
         room["members"]
             .as_array()
             .unwrap()
@@ -53,49 +126,50 @@ async fn rooms_members_and_messages(api: &Api) {
             .find(|m| m["user_id"] == who.id.as_str())
             .map(|m| m["role"].clone())
     };
-    assert_eq!(role_of(&room, &ada), Some(json!("owner")));
-    assert_eq!(role_of(&room, &bob), Some(json!("member")));
+    assert_eq!(role_of(&ada), Some(json!("owner")));
+    assert_eq!(role_of(&bob), Some(json!("member")));
     assert_eq!(room["invited"], json!([]));
     assert_eq!(room["last_seq"], 3, "created, invited, joined");
+    let (status, bad) = api
+        .post(
+            &ada,
+            "/v1/rooms",
+            json!({"kind": "group", "name": "\u{200B} "}),
+        )
+        .await;
+    assert_eq!(
+        (status, bad["errors"][0]["field"].as_str()),
+        (422, Some("name"))
+    );
+}
 
-    // Messages: a txn_id makes a send safe to retry.
-    let (status, first) = api.send(&bob, &room_id, "txn-1", "Shall we?").await;
-    assert_eq!(status, 201, "{first}");
+async fn a_txn_id_makes_a_send_safe_to_retry(api: &Api) {
+    let group = a_group(api).await;
+    let (ada, bob) = (&group.ada, &group.bob);
+    let first = sent(api, bob, &group.id, "txn-1", "Shall we?").await;
     assert_eq!(
         (first["seq"].as_i64(), first["sender_id"].as_str()),
         (Some(4), Some(bob.id.as_str()))
     );
-    let (status, retry) = api.send(&bob, &room_id, "txn-1", "Shall we?").await;
+    let (status, retry) = api.send(bob, &group.id, "txn-1", "Shall we?").await;
     assert_eq!((status, &retry), (200, &first));
-    let (status, reused) = api.send(&bob, &room_id, "txn-1", "Something else").await;
+    let (status, reused) = api.send(bob, &group.id, "txn-1", "Something else").await;
     assert_eq!(
         (status, reused["type"].as_str()),
         (409, Some("urn:msa:problem:txn-id-reused"))
     );
     // Another sender's txn_id space is their own.
-    let (status, _) = api.send(&ada, &room_id, "txn-1", "Yes!").await;
-    assert_eq!(status, 201);
+    assert_eq!(api.send(ada, &group.id, "txn-1", "Yes!").await.0, 201);
+}
 
-    // Only members read or post; bad input is named.
-    assert_eq!(api.send(&cy, &room_id, "c-1", "hello?").await.0, 403);
-    assert_eq!(
-        api.get(&cy, &format!("/v1/rooms/{room_id}/messages"))
-            .await
-            .0,
-        403
-    );
-    assert_eq!(
-        api.send(&cy, "01a20d49-b793-726d-81e9-4fc681e97995", "c-1", "hello?")
-            .await
-            .0,
-        404
-    );
+async fn only_members_read_or_post_and_bad_input_is_named(api: &Api) {
+    let group = a_group(api).await;
+    let (bob, cy) = (&group.bob, &group.cy);
+    assert_eq!(api.send(cy, &group.id, "c-1", "hello?").await.0, 403);
+    assert_eq!(api.get(cy, &group.at("/messages")).await.0, 403);
+    assert_eq!(api.send(cy, NOBODY_KNOWS, "c-1", "hello?").await.0, 404);
     let (status, bad) = api
-        .post(
-            &bob,
-            &format!("/v1/rooms/{room_id}/messages"),
-            json!({"body": "   "}),
-        )
+        .post(bob, &group.at("/messages"), json!({"body": "   "}))
         .await;
     assert_eq!(status, 422);
     let fields: Vec<_> = bad["errors"]
@@ -105,425 +179,390 @@ async fn rooms_members_and_messages(api: &Api) {
         .map(|e| e["field"].as_str().unwrap())
         .collect();
     assert_eq!(fields, ["txn_id", "body"]);
-    let (status, _) = api.send(&bob, &room_id, "long", &"x".repeat(4001)).await;
+    let long_txn = "t".repeat(65);
+    assert_eq!(api.send(bob, &group.id, &long_txn, "hello").await.0, 422);
+    let (status, _) = api.send(bob, &group.id, "long", &"x".repeat(4001)).await;
     assert_eq!(status, 422);
     assert_eq!(
-        api.send(&bob, &room_id, "max", &"x".repeat(4000)).await.0,
+        api.send(bob, &group.id, "max", &"x".repeat(4000)).await.0,
         201
     );
+}
 
-    // Membership: admins invite, the invited join, members cannot moderate.
-    let invite = json!({"user_id": cy.id});
+async fn admins_invite_and_moderate_and_a_ban_keeps_a_user_out(api: &Api) {
+    let group = a_group(api).await;
+    let (ada, bob, cy) = (&group.ada, &group.bob, &group.cy);
+    let invites = group.at("/invites");
+    let cy_ref = json!({"user_id": cy.id});
     assert_eq!(
-        api.post(
-            &bob,
-            &format!("/v1/rooms/{room_id}/invites"),
-            invite.clone()
-        )
-        .await
-        .0,
-        403
-    );
-    assert_eq!(
-        api.post(&cy, &format!("/v1/rooms/{room_id}/members"), json!({}))
-            .await
-            .0,
+        api.post(bob, &invites, cy_ref.clone()).await.0,
         403,
-        "not invited"
+        "a member"
     );
+    let joins = group.at("/members");
+    assert_eq!(api.post(cy, &joins, json!({})).await.0, 403, "not invited");
+    assert_eq!(api.post(ada, &invites, cy_ref.clone()).await.0, 204);
+    assert_eq!(api.post(cy, &joins, json!({})).await.0, 204);
+    assert_eq!(api.send(cy, &group.id, "c-2", "hi all").await.0, 201);
+    let kick = group.at(&format!("/members/{}", cy.id));
     assert_eq!(
-        api.post(
-            &ada,
-            &format!("/v1/rooms/{room_id}/invites"),
-            invite.clone()
-        )
-        .await
-        .0,
-        204
-    );
-    assert_eq!(
-        api.post(&cy, &format!("/v1/rooms/{room_id}/members"), json!({}))
-            .await
-            .0,
-        204
-    );
-    assert_eq!(api.send(&cy, &room_id, "c-2", "hi all").await.0, 201);
-    let kick = |who: &Person| format!("/v1/rooms/{room_id}/members/{}", who.id);
-    assert_eq!(
-        api.call(reqwest::Method::DELETE, &kick(&cy), &bob.token, None)
-            .await
-            .0,
+        api.call(Method::DELETE, &kick, &bob.token, None).await.0,
         403
     );
     assert_eq!(
-        api.call(reqwest::Method::DELETE, &kick(&cy), &ada.token, None)
-            .await
-            .0,
+        api.call(Method::DELETE, &kick, &ada.token, None).await.0,
         204
     );
     // A ban keeps them out for good.
     assert_eq!(
-        api.post(&ada, &format!("/v1/rooms/{room_id}/bans"), invite.clone())
-            .await
-            .0,
+        api.post(ada, &group.at("/bans"), cy_ref.clone()).await.0,
         204
     );
-    assert_eq!(
-        api.post(
-            &ada,
-            &format!("/v1/rooms/{room_id}/invites"),
-            invite.clone()
-        )
-        .await
-        .0,
-        403
-    );
-    assert_eq!(
-        api.post(&cy, &format!("/v1/rooms/{room_id}/members"), json!({}))
-            .await
-            .0,
-        403
-    );
+    assert_eq!(api.post(ada, &invites, cy_ref).await.0, 403);
+    assert_eq!(api.post(cy, &joins, json!({})).await.0, 403);
+    eventually(|| async { api.get(cy, "/v1/rooms").await.1["items"] == json!([]) }).await;
+}
 
-    // The last owner hands over before leaving.
-    let leave = format!("/v1/rooms/{room_id}/members/me");
-    let (status, refused) = api
-        .call(reqwest::Method::DELETE, &leave, &ada.token, None)
-        .await;
+async fn the_last_owner_hands_over_before_leaving(api: &Api) {
+    let group = a_group(api).await;
+    let (ada, bob) = (&group.ada, &group.bob);
+    let leave = group.at("/members/me");
+    let (status, refused) = api.call(Method::DELETE, &leave, &ada.token, None).await;
     assert_eq!(status, 409, "{refused}");
-    let promote = format!("/v1/rooms/{room_id}/members/{}/role", bob.id);
+    let promote = group.at(&format!("/members/{}/role", bob.id));
+    let owner = Some(json!({"role": "owner"}));
     assert_eq!(
-        api.call(
-            reqwest::Method::PUT,
-            &promote,
-            &bob.token,
-            Some(json!({"role": "owner"}))
-        )
-        .await
-        .0,
+        api.call(Method::PUT, &promote, &bob.token, owner.clone())
+            .await
+            .0,
         403
     );
     assert_eq!(
-        api.call(
-            reqwest::Method::PUT,
-            &promote,
-            &ada.token,
-            Some(json!({"role": "owner"}))
-        )
-        .await
-        .0,
+        api.call(Method::PUT, &promote, &ada.token, owner).await.0,
         204
     );
     assert_eq!(
-        api.call(reqwest::Method::DELETE, &leave, &ada.token, None)
-            .await
-            .0,
+        api.call(Method::DELETE, &leave, &ada.token, None).await.0,
         204
     );
-    assert_eq!(api.get(&ada, &format!("/v1/rooms/{room_id}")).await.0, 403);
+    assert_eq!(api.get(ada, &group.at("")).await.0, 403);
+}
 
-    // History, from the projection: newest first, or after a seq oldest first.
+async fn history_pages_newest_first_or_oldest_first_after_a_seq(api: &Api) {
+    let group = a_group(api).await;
+    let bob = &group.bob;
     for i in 0..5 {
-        assert_eq!(
-            api.send(&bob, &room_id, &format!("b-{i}"), &format!("message {i}"))
-                .await
-                .0,
-            201
-        );
-    }
-    let (_, room) = api.get(&bob, &format!("/v1/rooms/{room_id}")).await;
-    let last = room["last_seq"].as_i64().unwrap();
-    let history = format!("/v1/rooms/{room_id}/messages");
-    eventually(|| async { seqs(&api.get(&bob, &format!("{history}?limit=1")).await.1) == [last] })
+        sent(
+            api,
+            bob,
+            &group.id,
+            &format!("b-{i}"),
+            &format!("message {i}"),
+        )
         .await;
-    let (_, newest) = api.get(&bob, &format!("{history}?limit=3")).await;
+    }
+    let last = api.get(bob, &group.at("")).await.1["last_seq"]
+        .as_i64()
+        .unwrap();
+    let history = group.at("/messages");
+    eventually(|| async { seqs(&api.get(bob, &format!("{history}?limit=1")).await.1) == [last] })
+        .await;
+    let (_, newest) = api.get(bob, &format!("{history}?limit=3")).await;
     assert_eq!(seqs(&newest), [last, last - 1, last - 2]);
     assert_eq!(newest["items"][0]["body"], "message 4");
     let (_, older) = api
-        .get(&bob, &format!("{history}?limit=2&before={}", last - 2))
+        .get(bob, &format!("{history}?limit=2&before={}", last - 2))
         .await;
     assert_eq!(seqs(&older), [last - 3, last - 4]);
-    let (_, from_start) = api.get(&bob, &format!("{history}?after=0&limit=2")).await;
+    let (_, from_start) = api.get(bob, &format!("{history}?after=0&limit=2")).await;
     assert_eq!(
         seqs(&from_start),
         [4, 5],
         "membership events have seqs but are not messages"
     );
-    assert_eq!(api.get(&bob, &format!("{history}?before=x")).await.0, 422);
-    assert_eq!(api.get(&bob, &format!("{history}?limit=101")).await.0, 422);
-    assert_eq!(
-        api.get(&bob, &format!("{history}?before=1&after=1"))
-            .await
-            .0,
-        422
-    );
-
-    // My rooms, with the last message.
+    for bad in ["before=x", "limit=101", "before=1&after=1"] {
+        assert_eq!(
+            api.get(bob, &format!("{history}?{bad}")).await.0,
+            422,
+            "{bad}"
+        );
+    }
+    // My rooms show each room's last message.
     eventually(|| async {
-        let (_, rooms) = api.get(&bob, "/v1/rooms").await;
-        rooms["items"][0]["last_message"]["body"] == "message 4"
+        api.get(bob, "/v1/rooms").await.1["items"][0]["last_message"]["body"] == "message 4"
     })
     .await;
-    let (_, rooms) = api.get(&cy, "/v1/rooms").await;
-    assert_eq!(rooms["items"], json!([]), "a banned user's list is empty");
+}
 
-    // Edits keep the earlier body; only the sender edits; a deletion blanks the body for good.
-    // (Edits, reactions and redactions show in history once the projection applied them.)
-    let newest_id = newest["items"][0]["id"].as_str().unwrap().to_owned();
-    let message = format!("/v1/rooms/{room_id}/messages/{newest_id}");
-    let call = |method: reqwest::Method, path: String, body: Option<Value>| {
-        let token = bob.token.clone();
-        async move { api.call(method, &path, &token, body).await.0 }
+async fn an_edit_keeps_the_earlier_body_and_only_the_sender_edits(api: &Api) {
+    let group = a_group(api).await;
+    let (ada, bob) = (&group.ada, &group.bob);
+    let message = sent(api, bob, &group.id, "e-1", "first words").await;
+    let path = group.at(&format!("/messages/{}", message["id"].as_str().unwrap()));
+    let edit = |who: &Person, body: &str| {
+        let (token, body) = (who.token.clone(), Some(json!({"body": body})));
+        let path = path.clone();
+        async move { api.call(Method::PATCH, &path, &token, body).await.0 }
     };
-    let latest =
-        || async { api.get(&bob, &format!("{history}?limit=1")).await.1["items"][0].clone() };
-    let edit = |body: &str| {
-        call(
-            reqwest::Method::PATCH,
-            message.clone(),
-            Some(json!({"body": body})),
-        )
-    };
-    assert_eq!(edit("message 4, corrected").await, 204);
-    assert_eq!(edit("").await, 422);
-    assert_eq!(edit("message 4, corrected twice").await, 204);
-    eventually(|| async { latest().await["body"] == "message 4, corrected twice" }).await;
-    assert!(latest().await["edited_at"].is_string());
-    let (_, edits) = api.get(&bob, &format!("{message}/edits")).await;
+    assert_eq!(edit(bob, "second words").await, 204);
+    assert_eq!(edit(bob, "").await, 422);
+    assert_eq!(edit(ada, "her words").await, 403, "not the sender");
+    assert_eq!(edit(bob, "third words").await, 204);
+    eventually(|| async { newest(api, bob, &group).await["body"] == "third words" }).await;
+    assert!(newest(api, bob, &group).await["edited_at"].is_string());
+    let (_, edits) = api.get(bob, &format!("{path}/edits")).await;
     let earlier: Vec<_> = edits["items"]
         .as_array()
         .unwrap()
         .iter()
         .map(|edit| edit["body"].as_str().unwrap())
         .collect();
+    assert_eq!(earlier, ["first words", "second words"], "oldest first");
+    let unknown = group.at(&format!("/messages/{NOBODY_KNOWS}"));
+    let body = Some(json!({"body": "x"}));
     assert_eq!(
-        earlier,
-        ["message 4", "message 4, corrected"],
-        "oldest first"
-    );
-    let unknown = format!("/v1/rooms/{room_id}/messages/01a20d49-b793-726d-81e9-4fc681e97995");
-    assert_eq!(
-        call(reqwest::Method::PATCH, unknown, Some(json!({"body": "x"}))).await,
+        api.call(Method::PATCH, &unknown, &bob.token, body).await.0,
         404
     );
+}
 
-    // Reactions: one per user and emoji, counted.
-    let reaction = |emoji: &str| format!("{message}/reactions/{emoji}");
+async fn reactions_are_one_per_user_and_emoji_and_counted(api: &Api) {
+    let group = a_group(api).await;
+    let bob = &group.bob;
+    let message = sent(api, bob, &group.id, "r-1", "react to me").await;
+    let reaction = |emoji: &str| {
+        group.at(&format!(
+            "/messages/{}/reactions/{emoji}",
+            message["id"].as_str().unwrap()
+        ))
+    };
     for emoji in ["%F0%9F%91%8D", "%F0%9F%91%8D", ":tada:"] {
-        assert_eq!(call(reqwest::Method::PUT, reaction(emoji), None).await, 204);
+        assert_eq!(
+            api.call(Method::PUT, &reaction(emoji), &bob.token, None)
+                .await
+                .0,
+            204
+        );
     }
     assert_eq!(
-        call(reqwest::Method::PUT, reaction("nope"), None).await,
+        api.call(Method::PUT, &reaction("nope"), &bob.token, None)
+            .await
+            .0,
         422
     );
     let both = json!([{"emoji": ":tada:", "count": 1}, {"emoji": "👍", "count": 1}]);
-    eventually(|| async { latest().await["reactions"] == both }).await;
-    assert_eq!(
-        call(reqwest::Method::DELETE, reaction(":tada:"), None).await,
-        204
-    );
+    eventually(|| async { newest(api, bob, &group).await["reactions"] == both }).await;
+    let removed = api
+        .call(Method::DELETE, &reaction(":tada:"), &bob.token, None)
+        .await;
+    assert_eq!(removed.0, 204);
     let thumbs = json!([{"emoji": "👍", "count": 1}]);
-    eventually(|| async { latest().await["reactions"] == thumbs }).await;
+    eventually(|| async { newest(api, bob, &group).await["reactions"] == thumbs }).await;
+}
 
-    // Redaction: the body, its earlier versions and its reactions are gone; the place stays.
+async fn a_redaction_takes_the_body_its_edits_and_reactions_and_keeps_the_place(api: &Api) {
+    let group = a_group(api).await;
+    let bob = &group.bob;
+    let message = sent(api, bob, &group.id, "d-1", "regrettable").await;
+    let path = group.at(&format!("/messages/{}", message["id"].as_str().unwrap()));
+    let call = |method: Method, path: String, body: Option<Value>| {
+        let token = bob.token.clone();
+        async move { api.call(method, &path, &token, body).await.0 }
+    };
+    let edited = Some(json!({"body": "still regrettable"}));
+    assert_eq!(call(Method::PATCH, path.clone(), edited).await, 204);
     assert_eq!(
-        call(reqwest::Method::DELETE, message.clone(), None).await,
+        call(Method::PUT, format!("{path}/reactions/:tada:"), None).await,
         204
     );
-    eventually(|| async { latest().await["redacted"] == true }).await;
-    let gone = latest().await;
+    eventually(|| async { newest(api, bob, &group).await["reactions"] != json!([]) }).await;
+    assert_eq!(call(Method::DELETE, path.clone(), None).await, 204);
+    eventually(|| async { newest(api, bob, &group).await["redacted"] == true }).await;
+    let gone = newest(api, bob, &group).await;
     assert_eq!(
-        (gone["body"].as_str(), gone["reactions"].clone()),
-        (Some(""), json!([]))
+        (
+            gone["body"].as_str(),
+            gone["reactions"].clone(),
+            gone["seq"].clone()
+        ),
+        (Some(""), json!([]), message["seq"].clone())
     );
-    let (_, edits) = api.get(&bob, &format!("{message}/edits")).await;
-    assert_eq!(edits["items"], json!([]));
-    assert_eq!(edit("back?").await, 410);
+    assert_eq!(
+        api.get(bob, &format!("{path}/edits")).await.1["items"],
+        json!([])
+    );
+    let again = Some(json!({"body": "back?"}));
+    assert_eq!(call(Method::PATCH, path, again).await, 410);
+}
 
-    // A message just sent can be replied to, reacted to, edited and deleted at once, and once
-    // deleted it stays deleted: commands about a message are decided on the room's and the
-    // message's streams, never on history (which applies them a moment later).
+/// Commands about a message are decided on the room's and the message's streams, never on
+/// history (which applies them a moment later).
+async fn a_message_just_sent_can_be_changed_at_once_and_stays_deleted(api: &Api) {
+    let group = a_group(api).await;
+    let bob = &group.bob;
+    let call = |method: Method, path: String, body: Option<Value>| {
+        let token = bob.token.clone();
+        async move { api.call(method, &path, &token, body).await.0 }
+    };
     for round in 0..4 {
-        let (status, sent) = api
-            .send(&bob, &room_id, &format!("fresh-{round}"), "just sent")
-            .await;
-        assert_eq!(status, 201, "{sent}");
-        let fresh = format!(
-            "/v1/rooms/{room_id}/messages/{}",
-            sent["id"].as_str().unwrap()
-        );
-        let reply =
-            json!({"txn_id": format!("fresh-reply-{round}"), "body": "re", "reply_to": sent["id"]});
-        let (status, replied) = api
-            .call(reqwest::Method::POST, &history, &bob.token, Some(reply))
-            .await;
-        assert_eq!(status, 201, "{replied}");
+        let message = sent(api, bob, &group.id, &format!("fresh-{round}"), "just sent").await;
+        let fresh = group.at(&format!("/messages/{}", message["id"].as_str().unwrap()));
+        let reply = json!({"txn_id": format!("fresh-reply-{round}"), "body": "re", "reply_to": message["id"]});
         assert_eq!(
-            call(
-                reqwest::Method::PUT,
-                format!("{fresh}/reactions/:tada:"),
-                None
-            )
-            .await,
-            204
+            call(Method::POST, group.at("/messages"), Some(reply)).await,
+            201
         );
+        let tada = format!("{fresh}/reactions/:tada:");
+        assert_eq!(call(Method::PUT, tada.clone(), None).await, 204);
+        let edited = Some(json!({"body": "edited"}));
+        assert_eq!(call(Method::PATCH, fresh.clone(), edited).await, 204);
+        assert_eq!(call(Method::DELETE, fresh.clone(), None).await, 204);
+        let revived = Some(json!({"body": "back from the dead"}));
         assert_eq!(
-            call(
-                reqwest::Method::PATCH,
-                fresh.clone(),
-                Some(json!({"body": "edited"}))
-            )
-            .await,
-            204
-        );
-        assert_eq!(
-            call(reqwest::Method::DELETE, fresh.clone(), None).await,
-            204
-        );
-        assert_eq!(
-            call(
-                reqwest::Method::PATCH,
-                fresh.clone(),
-                Some(json!({"body": "back from the dead"}))
-            )
-            .await,
+            call(Method::PATCH, fresh.clone(), revived).await,
             410,
             "an edit right after the deletion"
         );
-        assert_eq!(
-            call(
-                reqwest::Method::PUT,
-                format!("{fresh}/reactions/:tada:"),
-                None
-            )
-            .await,
-            410
-        );
-        assert_eq!(call(reqwest::Method::DELETE, fresh, None).await, 204);
+        assert_eq!(call(Method::PUT, tada, None).await, 410);
+        assert_eq!(call(Method::DELETE, fresh, None).await, 204);
     }
-    // An id that names no post: another room's message, or a seq of this room that is not a
-    // message (its creation), or past its end.
+}
+
+async fn a_reply_names_a_message_of_the_same_room(api: &Api) {
+    let group = a_group(api).await;
+    let (ada, bob) = (&group.ada, &group.bob);
+    let first = sent(api, ada, &group.id, "q-1", "Tea at five?").await;
+    let first_id = first["id"].as_str().unwrap();
+    let reply = json!({"txn_id": "r-1", "body": "replying", "reply_to": first_id});
+    let (status, replied) = api.post(bob, &group.at("/messages"), reply).await;
+    assert_eq!(
+        (status, replied["reply_to"].as_str()),
+        (201, Some(first_id))
+    );
+    // Not a post of this room: another room's message, a seq of this room that is not a
+    // message (its creation), one past its end, an unknown id.
     let (status, direct) = api
         .post(
-            &bob,
+            bob,
             "/v1/rooms",
             json!({"kind": "direct", "members": [ada.id]}),
         )
         .await;
     assert!(status == 201 || status == 200, "{direct}");
-    let (status, other) = api
-        .send(
-            &bob,
-            direct["id"].as_str().unwrap(),
-            "other-room",
-            "elsewhere",
-        )
-        .await;
-    assert_eq!(status, 201, "{other}");
-    let first_in_other_room = other["id"].as_str().unwrap().to_owned();
-    // (Named in a reply: a reply costs no edit budget.)
-    let room_uuid: uuid::Uuid = room_id.parse().unwrap();
-    let forged = |seq| msa_chat::domain::MessageId::of(room_uuid, seq).to_string();
-    for (n, stray) in [first_in_other_room, forged(1), forged(1_000_000)]
-        .into_iter()
-        .enumerate()
-    {
+    let elsewhere = sent(
+        api,
+        bob,
+        direct["id"].as_str().unwrap(),
+        "other-room",
+        "elsewhere",
+    )
+    .await;
+    let room: uuid::Uuid = group.id.parse().unwrap();
+    let forged = |seq| msa_chat::domain::MessageId::of(room, seq).to_string();
+    let strays = [
+        elsewhere["id"].as_str().unwrap().to_owned(),
+        forged(1),
+        forged(1_000_000),
+        NOBODY_KNOWS.to_owned(),
+    ];
+    for (n, stray) in strays.into_iter().enumerate() {
         let reply = json!({"txn_id": format!("stray-{n}"), "body": "re", "reply_to": stray});
-        let (status, refused) = api
-            .call(reqwest::Method::POST, &history, &bob.token, Some(reply))
-            .await;
+        let (status, refused) = api.post(bob, &group.at("/messages"), reply).await;
         assert_eq!(
             (status, refused["errors"][0]["field"].as_str()),
             (422, Some("reply_to")),
             "{stray}: {refused}"
         );
     }
+}
 
-    // Search, in my rooms only, without deleted bodies.
-    let find = |who: &'static str, q: &'static str| {
-        let token = if who == "bob" {
-            bob.token.clone()
-        } else {
-            cy.token.clone()
-        };
-        async move {
-            let path = format!("/v1/search/messages?q={q}");
-            api.call(reqwest::Method::GET, &path, &token, None).await
-        }
+async fn search_finds_words_in_my_rooms_only_and_never_deleted_bodies(api: &Api) {
+    let group = a_group(api).await;
+    let (ada, bob, cy) = (&group.ada, &group.bob, &group.cy);
+    // Cy was a member, and is no longer.
+    let cy_ref = json!({"user_id": cy.id});
+    assert_eq!(api.post(ada, &group.at("/invites"), cy_ref).await.0, 204);
+    assert_eq!(api.post(cy, &group.at("/members"), json!({})).await.0, 204);
+    let kick = group.at(&format!("/members/{}", cy.id));
+    assert_eq!(
+        api.call(Method::DELETE, &kick, &ada.token, None).await.0,
+        204
+    );
+    let mut last = Value::Null;
+    for i in 0..5 {
+        last = sent(
+            api,
+            bob,
+            &group.id,
+            &format!("s-{i}"),
+            &format!("message {i}"),
+        )
+        .await;
+    }
+    let last = group.at(&format!("/messages/{}", last["id"].as_str().unwrap()));
+    let corrected = Some(json!({"body": "message 4, corrected"}));
+    assert_eq!(
+        api.call(Method::PATCH, &last, &bob.token, corrected)
+            .await
+            .0,
+        204
+    );
+    assert_eq!(
+        api.call(Method::DELETE, &last, &bob.token, None).await.0,
+        204
+    );
+    let find = |who: &Person, q: &str| {
+        let (token, path) = (who.token.clone(), format!("/v1/search/messages?q={q}"));
+        async move { api.call(Method::GET, &path, &token, None).await }
     };
-    eventually(|| async {
-        find("bob", "message%203").await.1["items"]
+    let bodies = |hits: Value| -> Vec<String> {
+        hits["items"]
             .as_array()
             .unwrap()
-            .len()
-            == 1
-    })
-    .await;
-    let (_, hits) = find("bob", "MESSAGE").await;
-    let bodies: Vec<_> = hits["items"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|h| h["body"].as_str().unwrap())
-        .collect();
+            .iter()
+            .map(|h| h["body"].as_str().unwrap().to_owned())
+            .collect()
+    };
+    // Messages 0-3: message 4 was deleted (after an edit, whose body is gone too).
+    eventually(|| async { bodies(find(bob, "MESSAGE").await.1).len() == 4 }).await;
+    assert_eq!(bodies(find(bob, "message%203").await.1), ["message 3"]);
+    assert_eq!(find(bob, "corrected").await.1["items"], json!([]));
     assert_eq!(
-        bodies.len(),
-        4,
-        "messages 0-3; message 4 was deleted: {bodies:?}"
-    );
-    assert_eq!(find("bob", "corrected").await.1["items"], json!([]));
-    assert_eq!(
-        find("cy", "message").await.1["items"],
+        find(cy, "message").await.1["items"],
         json!([]),
         "not Cy's room any more"
     );
     assert_eq!(
-        find("bob", "%22%20OR%20*").await.0,
+        find(bob, "%22%20OR%20*").await.0,
         200,
         "query syntax is not interpreted"
     );
-    assert_eq!(find("bob", "").await.0, 422);
+    assert_eq!(find(bob, "").await.0, 422);
+}
 
-    // Replies name a message of the same room.
-    let first_id = first["id"].as_str().unwrap();
-    let reply = json!({"txn_id": "r-1", "body": "replying", "reply_to": first_id});
-    let (status, replied) = api
-        .post(&bob, &format!("/v1/rooms/{room_id}/messages"), reply)
-        .await;
+async fn my_own_post_moves_my_read_marker_which_never_moves_back(api: &Api) {
+    let group = a_group(api).await;
+    let (ada, bob, cy) = (&group.ada, &group.bob, &group.cy);
+    let unread = || async { api.get(bob, "/v1/rooms").await.1["items"][0]["unread"].clone() };
+    sent(api, ada, &group.id, "u-1", "anyone?").await;
+    eventually(|| async { unread().await == 1 }).await;
+    let mine = sent(api, bob, &group.id, "u-2", "me").await;
+    eventually(|| async { unread().await == 0 }).await;
+    let read = group.at("/read");
+    let last = mine["seq"].as_i64().unwrap();
+    assert_eq!(api.post(bob, &read, json!({"seq": last})).await.0, 204);
     assert_eq!(
-        (status, replied["reply_to"].as_str()),
-        (201, Some(first_id))
-    );
-    let stray = json!({"txn_id": "r-2", "body": "to nothing", "reply_to": "01a20d49-b793-726d-81e9-4fc681e97995"});
-    let (status, refused) = api
-        .post(&bob, &format!("/v1/rooms/{room_id}/messages"), stray)
-        .await;
-    assert_eq!(
-        (status, refused["errors"][0]["field"].as_str()),
-        (422, Some("reply_to"))
-    );
-
-    // Unread counts: messages from others after my read marker, which my own post moved.
-    let (_, rooms) = api.get(&bob, "/v1/rooms").await;
-    assert_eq!(
-        rooms["items"][0]["unread"], 0,
-        "Bob replied after Ada's and Cy's messages: {rooms}"
-    );
-    let read = format!("/v1/rooms/{room_id}/read");
-    assert_eq!(api.post(&bob, &read, json!({"seq": last})).await.0, 204);
-    assert_eq!(
-        api.post(&bob, &read, json!({"seq": 1})).await.0,
+        api.post(bob, &read, json!({"seq": 1})).await.0,
         204,
         "a marker never moves back"
     );
-    let (_, rooms) = api.get(&bob, "/v1/rooms").await;
-    assert_eq!(rooms["items"][0]["unread"], 0, "{rooms}");
-    assert_eq!(api.post(&bob, &read, json!({"seq": -1})).await.0, 422);
-    assert_eq!(api.post(&cy, &read, json!({"seq": 1})).await.0, 403);
+    assert_eq!(unread().await, 0);
+    assert_eq!(api.post(bob, &read, json!({"seq": -1})).await.0, 422);
+    assert_eq!(api.post(cy, &read, json!({"seq": 1})).await.0, 403);
 }
 
 async fn one_direct_room_per_pair_even_under_races(api: &Api) {
-    let (dee, eve) = (api.person("Dee").await, api.person("Eve").await);
+    let (dee, eve) = (someone(api, "Dee").await, someone(api, "Eve").await);
     let attempts = (0..10).map(|i| {
         let (who, other) = if i % 2 == 0 {
             (&dee, &eve)
@@ -563,70 +602,83 @@ async fn one_direct_room_per_pair_even_under_races(api: &Api) {
     assert_eq!(status, 422);
 }
 
-#[tokio::test]
-async fn rooms_members_and_messages_on_sqlite() {
-    let data = tempfile::tempdir().unwrap();
-    let api = Api::start(&["--data-dir", data.path().to_str().unwrap(), ALLOWANCE, MANY]);
-    rooms_members_and_messages(&api).await;
-    one_direct_room_per_pair_even_under_races(&api).await;
+/// Every behaviour of rooms, members, messages and live delivery, on one server.
+async fn rooms_members_and_messages(api: &Api) {
+    behaviours!(
+        api,
+        a_group_is_its_creators_and_the_others_are_members_once_they_join,
+        a_txn_id_makes_a_send_safe_to_retry,
+        only_members_read_or_post_and_bad_input_is_named,
+        admins_invite_and_moderate_and_a_ban_keeps_a_user_out,
+        the_last_owner_hands_over_before_leaving,
+        history_pages_newest_first_or_oldest_first_after_a_seq,
+        an_edit_keeps_the_earlier_body_and_only_the_sender_edits,
+        reactions_are_one_per_user_and_emoji_and_counted,
+        a_redaction_takes_the_body_its_edits_and_reactions_and_keeps_the_place,
+        a_message_just_sent_can_be_changed_at_once_and_stays_deleted,
+        a_reply_names_a_message_of_the_same_room,
+        search_finds_words_in_my_rooms_only_and_never_deleted_bodies,
+        my_own_post_moves_my_read_marker_which_never_moves_back,
+        one_direct_room_per_pair_even_under_races,
+        the_room_list_follows_activity_and_counts_only_live_messages_from_others,
+        invitations_are_listed_and_can_be_accepted_or_declined,
+        admins_change_details_and_unban_and_members_see_read_receipts,
+        live_delivery_and_resume,
+    );
+}
 
-    // Both chat projections rebuild from the events into the same answers (FTS5 included).
-    let bob = Person {
-        id: String::new(),
-        token: api
-            .call(
-                reqwest::Method::POST,
-                "/v1/auth/token",
-                "",
-                Some(json!({"email": "bob@example.com", "password": "correct horse battery"})),
-            )
-            .await
-            .1["access_token"]
-            .as_str()
-            .unwrap()
-            .to_owned(),
+/// Both chat projections rebuild from the events into the same answers (FTS5 included).
+async fn the_projections_rebuild_into_the_same_answers(api: &Api, data_dir: &str) {
+    let group = a_group(api).await;
+    let bob = &group.bob;
+    for i in 0..3 {
+        sent(
+            api,
+            bob,
+            &group.id,
+            &format!("p-{i}"),
+            &format!("message {i}"),
+        )
+        .await;
+    }
+    let answers = || async {
+        (
+            api.get(bob, "/v1/rooms").await.1,
+            api.get(bob, "/v1/search/messages?q=message").await.1,
+        )
     };
-    // The read models first catch up with the last message sent above (a reply in the group).
     eventually(|| async {
-        api.get(&bob, "/v1/rooms")
-            .await
-            .1
-            .to_string()
-            .contains("replying")
+        let (rooms, found) = answers().await;
+        rooms.to_string().contains("message 2") && found["items"].as_array().unwrap().len() == 3
     })
     .await;
-    let before = (
-        api.get(&bob, "/v1/rooms").await.1,
-        api.get(&bob, "/v1/search/messages?q=message").await.1,
-    );
+    let before = answers().await;
     for projection in ["chat.history", "chat.search"] {
         let output = common::msa()
-            .args([
-                "projections",
-                "rebuild",
-                projection,
-                "--data-dir",
-                data.path().to_str().unwrap(),
-            ])
+            .args(["projections", "rebuild", projection, "--data-dir", data_dir])
             .output()
             .unwrap();
         common::succeeded(&output);
     }
-    let after = (
-        api.get(&bob, "/v1/rooms").await.1,
-        api.get(&bob, "/v1/search/messages?q=message").await.1,
-    );
-    assert_eq!(after, before);
+    assert_eq!(answers().await, before);
 }
 
-#[tokio::test]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn rooms_members_and_messages_on_sqlite() {
+    let data = tempfile::tempdir().unwrap();
+    let data_dir = data.path().to_str().unwrap();
+    let api = Api::start(&["--data-dir", data_dir, ALLOWANCE, MANY]);
+    rooms_members_and_messages(&api).await;
+    the_projections_rebuild_into_the_same_answers(&api, data_dir).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn rooms_members_and_messages_on_postgres() {
     let Some(url) = msa_testkit::postgres_database().await else {
         return;
     };
     let api = Api::start(&["--database-url", &url, ALLOWANCE, MANY]);
     rooms_members_and_messages(&api).await;
-    one_direct_room_per_pair_even_under_races(&api).await;
 }
 
 /// The id of the message with `body`, once history has it.
@@ -652,9 +704,9 @@ async fn eventually_message(api: &Api, who: &Person, history: &str, body: &str) 
 
 async fn live_delivery_and_resume(api: &Api) {
     let (ada, bob, cy) = (
-        api.person("Ann").await,
-        api.person("Ben").await,
-        api.person("Cat").await,
+        someone(api, "Ann").await,
+        someone(api, "Ben").await,
+        someone(api, "Cat").await,
     );
     let (_, room) = api
         .post(
@@ -719,9 +771,7 @@ async fn live_delivery_and_resume(api: &Api) {
     let seven = eventually_message(api, &ada, &history, "burst 7").await;
     let redact = format!("{history}/{seven}");
     assert_eq!(
-        api.call(reqwest::Method::DELETE, &redact, &ada.token, None)
-            .await
-            .0,
+        api.call(Method::DELETE, &redact, &ada.token, None).await.0,
         204
     );
     let mut bob_stream = live::connect(api, &bob, Some(&cursor), false).await;
@@ -797,33 +847,15 @@ async fn live_delivery_and_resume(api: &Api) {
     assert_eq!(response.status(), 401);
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn live_delivery_and_resume_on_sqlite() {
-    let data = tempfile::tempdir().unwrap();
-    let api = Api::start(&["--data-dir", data.path().to_str().unwrap(), ALLOWANCE, MANY]);
-    live_delivery_and_resume(&api).await;
-}
-
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn live_delivery_and_resume_on_postgres() {
-    let Some(url) = msa_testkit::postgres_database().await else {
-        return;
-    };
-    let api = Api::start(&["--database-url", &url, ALLOWANCE, MANY]);
-    live_delivery_and_resume(&api).await;
-}
-
 /// The room list is ordered by the time of each room's last message (an old busy group below a
 /// direct chat that just got one), deleted messages are neither the preview nor unread, and my
 /// own message moves my read marker.
-#[tokio::test]
-async fn the_room_list_follows_activity_and_counts_only_live_messages_from_others() {
-    let data = tempfile::tempdir().unwrap();
-    let api = Api::start(&["--data-dir", data.path().to_str().unwrap(), ALLOWANCE, MANY]);
+async fn the_room_list_follows_activity_and_counts_only_live_messages_from_others(api: &Api) {
+    let bob_nickname = format!("Bob{}", PEOPLE.fetch_add(1, Ordering::Relaxed));
     let (ada, bob, cy) = (
-        api.person("Ada").await,
-        api.person("Bob").await,
-        api.person("Cy").await,
+        someone(api, "Ada").await,
+        api.person(&bob_nickname).await,
+        someone(api, "Cy").await,
     );
     let (_, group) = api
         .post(
@@ -840,7 +872,7 @@ async fn the_room_list_follows_activity_and_counts_only_live_messages_from_other
         api.send(&ada, &group, &format!("g-{n}"), "busy").await;
     }
     let (_, direct) = api
-        .post(&cy, "/v1/direct-chats", json!({"nickname": "Bob"}))
+        .post(&cy, "/v1/direct-chats", json!({"nickname": bob_nickname}))
         .await;
     let direct = direct["id"].as_str().unwrap().to_owned();
     let (_, last) = api.send(&cy, &direct, "d-1", "just now").await;
@@ -864,7 +896,7 @@ async fn the_room_list_follows_activity_and_counts_only_live_messages_from_other
     let message = last["id"].as_str().unwrap();
     let (status, _) = api
         .call(
-            reqwest::Method::DELETE,
+            Method::DELETE,
             &format!("/v1/rooms/{direct}/messages/{message}"),
             &cy.token,
             None,
@@ -947,16 +979,13 @@ async fn the_room_list_follows_activity_and_counts_only_live_messages_from_other
 
 /// Invitations are listed for the invitee (with who invited), and can be accepted or declined;
 /// the inviter sees the outcome on the stream.
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn invitations_are_listed_and_can_be_accepted_or_declined() {
-    let data = tempfile::tempdir().unwrap();
-    let api = Api::start(&["--data-dir", data.path().to_str().unwrap(), ALLOWANCE, MANY]);
+async fn invitations_are_listed_and_can_be_accepted_or_declined(api: &Api) {
     let (ada, bob, cy) = (
-        api.person("Ada").await,
-        api.person("Bob").await,
-        api.person("Cy").await,
+        someone(api, "Ada").await,
+        someone(api, "Bob").await,
+        someone(api, "Cy").await,
     );
-    let mut ada_stream = live::connect(&api, &ada, None, false).await;
+    let mut ada_stream = live::connect(api, &ada, None, false).await;
     let (_, room) = api
         .post(
             &ada,
@@ -969,9 +998,7 @@ async fn invitations_are_listed_and_can_be_accepted_or_declined() {
         let token = who.token.clone();
         let api = &api;
         async move {
-            let (_, list) = api
-                .call(reqwest::Method::GET, "/v1/invites", &token, None)
-                .await;
+            let (_, list) = api.call(Method::GET, "/v1/invites", &token, None).await;
             list["items"].as_array().unwrap().clone()
         }
     };
@@ -988,9 +1015,7 @@ async fn invitations_are_listed_and_can_be_accepted_or_declined() {
 
     // Bob declines: the invitation is gone, Ada sees it, and Bob cannot join any more.
     let decline = format!("/v1/invites/{room}");
-    let (status, _) = api
-        .call(reqwest::Method::DELETE, &decline, &bob.token, None)
-        .await;
+    let (status, _) = api.call(Method::DELETE, &decline, &bob.token, None).await;
     assert_eq!(status, 204);
     eventually(|| async { listed(&bob).await.is_empty() }).await;
     let mut seen = Vec::new();
@@ -1000,29 +1025,22 @@ async fn invitations_are_listed_and_can_be_accepted_or_declined() {
     assert!(seen.contains(&"InviteDeclined".to_owned()), "{seen:?}");
     let joins = format!("/v1/rooms/{room}/members");
     assert_eq!(api.post(&bob, &joins, json!(null)).await.0, 403);
-    let (status, _) = api
-        .call(reqwest::Method::DELETE, &decline, &bob.token, None)
-        .await;
+    let (status, _) = api.call(Method::DELETE, &decline, &bob.token, None).await;
     assert_eq!(status, 403, "declining twice: no longer invited");
 
     // Cy accepts: a member, and no longer listed.
     assert_eq!(api.post(&cy, &joins, json!(null)).await.0, 204);
     eventually(|| async { listed(&cy).await.is_empty() }).await;
-    let (status, _) = api
-        .call(reqwest::Method::DELETE, &decline, &cy.token, None)
-        .await;
+    let (status, _) = api.call(Method::DELETE, &decline, &cy.token, None).await;
     assert_eq!(status, 409, "a member leaves rather than declines");
 }
 
 /// Admins rename a group and set its topic, unban, and members see how far each has read.
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn admins_change_details_and_unban_and_members_see_read_receipts() {
-    let data = tempfile::tempdir().unwrap();
-    let api = Api::start(&["--data-dir", data.path().to_str().unwrap(), ALLOWANCE, MANY]);
+async fn admins_change_details_and_unban_and_members_see_read_receipts(api: &Api) {
     let (ada, bob, cy) = (
-        api.person("Ada").await,
-        api.person("Bob").await,
-        api.person("Cy").await,
+        someone(api, "Ada").await,
+        someone(api, "Bob").await,
+        someone(api, "Cy").await,
     );
     let (_, room) = api
         .post(
@@ -1037,10 +1055,7 @@ async fn admins_change_details_and_unban_and_members_see_read_receipts() {
     let path = format!("/v1/rooms/{room}");
     let change = |who: &Person, body: Value| {
         let (token, path, api) = (who.token.clone(), path.clone(), &api);
-        async move {
-            api.call(reqwest::Method::PATCH, &path, &token, Some(body))
-                .await
-        }
+        async move { api.call(Method::PATCH, &path, &token, Some(body)).await }
     };
     let (status, view) = change(&ada, json!({"name": "New", "topic": "tea at 5"})).await;
     assert_eq!(
@@ -1073,7 +1088,7 @@ async fn admins_change_details_and_unban_and_members_see_read_receipts() {
     assert_eq!(api.post(&cy, &joins, json!(null)).await.0, 403);
     let (status, _) = api
         .call(
-            reqwest::Method::DELETE,
+            Method::DELETE,
             &format!("{bans}/{}", cy.id),
             &bob.token,
             None,
@@ -1082,7 +1097,7 @@ async fn admins_change_details_and_unban_and_members_see_read_receipts() {
     assert_eq!(status, 403, "members do not unban");
     let (status, _) = api
         .call(
-            reqwest::Method::DELETE,
+            Method::DELETE,
             &format!("{bans}/{}", cy.id),
             &ada.token,
             None,

@@ -98,6 +98,14 @@ impl Broker {
         let link = Link::at(listen, upstream)
             .await
             .expect("the broker's link listens");
+        RUNNING
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .push(Running {
+                pid: child.id(),
+                log: dir.path().join(LOG),
+                thread: std::thread::current().name().map(str::to_owned),
+            });
         Some(Broker {
             brokers: listen.to_string(),
             child,
@@ -130,17 +138,57 @@ impl Broker {
 /// The broker's standard error, in its directory.
 const LOG: &str = "tansu.log";
 
+/// A broker still running: its pid, its log, and the thread that started it.
+struct Running {
+    pid: u32,
+    log: std::path::PathBuf,
+    thread: Option<String>,
+}
+
+/// The brokers of this process still running (for [`abandon`]).
+static RUNNING: std::sync::Mutex<Vec<Running>> = std::sync::Mutex::new(Vec::new());
+
+/// The last lines of a broker's log.
+fn log_tail(log: &std::path::Path) -> String {
+    let log = std::fs::read_to_string(log).unwrap_or_default();
+    let tail: Vec<&str> = log.lines().rev().take(40).collect();
+    tail.into_iter().rev().collect::<Vec<_>>().join("\n")
+}
+
+/// Shows and kills the brokers the thread named `thread` started and never dropped, for a test
+/// giving up on a scenario stuck there (`crate::within`); other tests' brokers run on.
+pub fn abandon(thread: &str) {
+    let mut running = RUNNING.lock().unwrap_or_else(|p| p.into_inner());
+    running.retain(|broker| {
+        if broker.thread.as_deref() != Some(thread) {
+            return true;
+        }
+        eprintln!(
+            "tansu (pid {}) abandoned, the end of its log:\n{}",
+            broker.pid,
+            log_tail(&broker.log)
+        );
+        let _ = Command::new("kill")
+            .args(["-9", &broker.pid.to_string()])
+            .status();
+        false
+    });
+}
+
 impl Drop for Broker {
     /// Stops the broker; a failing test also shows whether it had exited, and its last words.
     fn drop(&mut self) {
+        let log = self.dir.path().join(LOG);
+        RUNNING
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .retain(|broker| broker.pid != self.child.id());
         if std::thread::panicking() {
             let exited = self.child.try_wait().ok().flatten();
-            let log = std::fs::read_to_string(self.dir.path().join(LOG)).unwrap_or_default();
-            let tail: Vec<&str> = log.lines().rev().take(40).collect();
             eprintln!(
                 "tansu at {} (exited: {exited:?}), the end of its log:\n{}",
                 self.brokers,
-                tail.into_iter().rev().collect::<Vec<_>>().join("\n")
+                log_tail(&log)
             );
         }
         let _ = self.child.kill();

@@ -23,28 +23,42 @@ pub fn in_ci() -> bool {
 /// Runs `scenario` on a runtime of its own thread and fails the test if it has not finished
 /// within `limit`. A broker that dies can leave a Kafka client blocked where no async deadline
 /// reaches it (librdkafka closing a consumer, a runtime dropping tasks stuck in such calls): the
-/// test then fails at `limit` and the stuck thread is left behind instead of holding the whole
-/// run. A panic in the scenario is the test's panic.
+/// test then fails at `limit`, showing and stopping the brokers still running, and the stuck
+/// thread is left behind instead of holding the whole run. A panic in the scenario is the test's
+/// panic.
 pub fn within<F>(limit: Duration, scenario: F)
 where
     F: std::future::Future<Output = ()> + Send + 'static,
 {
+    use std::sync::mpsc::RecvTimeoutError;
     let (done, outcome) = std::sync::mpsc::channel();
-    std::thread::spawn(move || {
-        let runtime = tokio::runtime::Builder::new_multi_thread()
-            .worker_threads(2)
-            .enable_all()
-            .build()
-            .expect("a test runtime");
-        let result =
-            std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| runtime.block_on(scenario)));
-        // Told before the runtime is dropped: dropping it is what may hang.
-        let _ = done.send(result);
-    });
+    let name = std::thread::current()
+        .name()
+        .unwrap_or("scenario")
+        .to_owned();
+    let thread = std::thread::Builder::new().name(name.clone());
+    thread
+        .spawn(move || {
+            let runtime = tokio::runtime::Builder::new_multi_thread()
+                .worker_threads(2)
+                .enable_all()
+                .build()
+                .expect("a test runtime");
+            let result = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+                runtime.block_on(scenario)
+            }));
+            // Told before the runtime is dropped: dropping it is what may hang.
+            let _ = done.send(result);
+        })
+        .expect("a thread for the scenario");
     match outcome.recv_timeout(limit) {
         Ok(Ok(())) => {}
         Ok(Err(panic)) => std::panic::resume_unwind(panic),
-        Err(_) => panic!("the scenario did not finish within {limit:?}"),
+        Err(RecvTimeoutError::Disconnected) => panic!("the scenario's thread died"),
+        Err(RecvTimeoutError::Timeout) => {
+            broker::abandon(&name);
+            panic!("the scenario did not finish within {limit:?}")
+        }
     }
 }
 

@@ -1,11 +1,8 @@
-use serde::{Deserialize, Serialize};
-
 use super::Invalid;
 
 /// The sender's name for one send (1 to 64 characters, no control characters): a retry with
 /// the same one posts nothing new. It is the store's idempotency key of the send.
-#[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
-#[serde(try_from = "String", into = "String")]
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
 pub struct TxnId(String);
 
 pub const MAX_TXN_ID_BYTES: usize = 64;
@@ -23,26 +20,6 @@ impl TxnId {
 
     pub fn as_str(&self) -> &str {
         &self.0
-    }
-}
-
-impl TryFrom<String> for TxnId {
-    type Error = Invalid;
-
-    fn try_from(value: String) -> Result<Self, Invalid> {
-        Self::parse(&value)
-    }
-}
-
-impl From<TxnId> for String {
-    fn from(txn_id: TxnId) -> Self {
-        txn_id.0
-    }
-}
-
-impl std::fmt::Display for TxnId {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str(&self.0)
     }
 }
 

@@ -27,7 +27,7 @@ use sqlx::Row;
 use tokio::sync::Notify;
 
 use crate::adapters::master_key::MasterKey;
-use crate::application::ports::PersonalDataShredder;
+use crate::application::ports::{PersonalDataShredder, SealingEventStore};
 use crate::domain::User;
 use msa_kernel::Aggregate;
 
@@ -265,6 +265,8 @@ impl ShreddingStore {
         Ok(events)
     }
 }
+
+impl SealingEventStore for ShreddingStore {}
 
 #[async_trait]
 impl EventStore for ShreddingStore {

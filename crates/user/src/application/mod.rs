@@ -17,8 +17,8 @@ use uuid::Uuid;
 
 use crate::domain::{Claim, User};
 use ports::{
-    KakaoLogin, LoginAttempts, PasswordHasher, PersonalDataShredder, SessionHistory, SessionTokens,
-    UpgradeLog,
+    KakaoLogin, LoginAttempts, PasswordHasher, PersonalDataShredder, SealingEventStore,
+    SessionHistory, SessionTokens, UpgradeLog,
 };
 use profile::PublicProfiles;
 
@@ -101,11 +101,11 @@ pub struct UserService {
 pub const NICKNAME_HOLD: chrono::Duration = chrono::Duration::days(30);
 
 impl UserService {
-    /// `events` must seal personal data with the keys `keys` shreds (the adapters'
-    /// `ShreddingStore` over `PersonalDataKeys`: see `crate::sealed_events`). Failed logins are
-    /// counted by `throttle`.
+    /// `events` seals personal data with the keys `keys` shreds (the adapters' `ShreddingStore`
+    /// over `PersonalDataKeys`: see `crate::sealed_events`). Failed logins are counted by
+    /// `throttle`.
     pub fn new<R>(
-        events: Arc<dyn EventStore>,
+        events: Arc<dyn SealingEventStore>,
         keys: Arc<dyn PersonalDataShredder>,
         read_models: Arc<R>,
         passwords: Arc<dyn PasswordHasher>,
@@ -115,6 +115,7 @@ impl UserService {
     where
         R: SessionHistory + UpgradeLog + 'static,
     {
+        let events: Arc<dyn EventStore> = events;
         let (users, claims) = (
             Repository::new(events.clone()),
             Repository::new(events.clone()),

@@ -7,7 +7,7 @@
 use std::net::IpAddr;
 
 use async_trait::async_trait;
-use msa_kernel::StoreError;
+use msa_kernel::{EventStore, StoreError};
 use serde_json::Value;
 use uuid::Uuid;
 
@@ -115,6 +115,10 @@ pub struct KakaoAccount {
     pub email: Option<String>,
     pub nickname: Option<String>,
 }
+
+/// An event store that seals personal data with keys a [`PersonalDataShredder`] destroys (the
+/// adapters' `ShreddingStore`): the only kind the user use cases take, so an erasure is final.
+pub trait SealingEventStore: EventStore {}
 
 /// The keys personal data is sealed with.
 #[async_trait]

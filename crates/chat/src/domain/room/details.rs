@@ -60,8 +60,10 @@ impl Room {
         name: Option<&RoomName>,
         topic: Option<&Option<Topic>>,
     ) -> Result<Vec<RoomEvent>, RoomError> {
+        // Membership first: a non-member learns nothing of the room, not even its kind.
+        let role = self.member_role(by)?;
         self.group_only()?;
-        if self.member_role(by)? < Role::Admin {
+        if role < Role::Admin {
             return Err(RoomError::Forbidden);
         }
         let name = match name {

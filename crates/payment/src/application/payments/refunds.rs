@@ -83,7 +83,7 @@ impl Payments {
     /// what it lacks when `caller_is_admin`), then the payment reserves the amount. A payment
     /// that refuses releases the hold; a crash in between leaves a hold the sweeper releases.
     #[allow(clippy::too_many_arguments)]
-    pub(super) async fn hold_and_request_refund(
+    async fn hold_and_request_refund(
         &self,
         payment_id: Uuid,
         payment: Payment,
@@ -191,7 +191,7 @@ impl Payments {
     /// Settles (the refund completed) or releases the credits held for a refund, now rather than
     /// when the wallet process manager gets to the payment's event (which does the same again,
     /// changing nothing, and covers a crash here).
-    pub(super) async fn end_hold(&self, holder: Option<Uuid>, refund_id: Uuid, completed: bool) {
+    async fn end_hold(&self, holder: Option<Uuid>, refund_id: Uuid, completed: bool) {
         let Some(user_id) = holder else { return };
         let ended = if completed {
             self.wallets.settle_hold(user_id, refund_id).await

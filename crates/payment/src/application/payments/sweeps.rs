@@ -88,10 +88,7 @@ impl Payments {
     /// for `hold_timeout` (the payment refuses a refund with an older hold), so once that has
     /// passed the payment's events decide: no such refund, and none can come. A hold whose refund
     /// the payment decided and the wallet never followed is settled or released by the verdict.
-    pub(super) async fn release_stranded_holds(
-        &self,
-        now: DateTime<Utc>,
-    ) -> Result<(), PaymentsError> {
+    async fn release_stranded_holds(&self, now: DateTime<Utc>) -> Result<(), PaymentsError> {
         let before = now - self.settings.hold_timeout - self.settings.hold_timeout;
         let mut after = None;
         loop {
