@@ -14,6 +14,7 @@ use msa_http::auth::{Claims, TokenVerifier};
 use msa_http::{FieldError, Problem};
 use msa_kernel::LogPosition;
 use serde::Deserialize;
+use tokio::sync::watch;
 use uuid::Uuid;
 
 use crate::adapters::api::ChatApi;
@@ -23,7 +24,7 @@ use crate::adapters::live_frames::{
     ClientFrame, ServerFrame, REVOKED, TOO_MANY_SOCKETS, TOO_SLOW, UNAUTHORIZED,
 };
 use crate::adapters::live_limits::Slot;
-use crate::adapters::live_routes::{Outgoing, Routes};
+use crate::adapters::live_routes::{Inbox, Outgoing, Routes};
 use crate::domain::{MembershipChange, RoomEvent};
 
 /// How many events a connection's route holds for it before it counts as too slow.
@@ -209,37 +210,11 @@ async fn serve_socket(
     let mut revoked = state.verifier.revocations().changed();
     // Checked once at the start too: a revocation may have come since the token was checked.
     revoked.mark_changed();
-    let claims = match header_user {
-        Some(claims) => claims,
-        None => match first_frame_auth(&mut socket, &state.verifier).await {
-            Some(claims) => claims,
-            None => {
-                close(
-                    &mut socket,
-                    UNAUTHORIZED,
-                    "unauthorized: send {\"type\":\"auth\",\"token\":...} first",
-                )
-                .await;
-                return Ok(());
-            }
-        },
+    let Some((claims, _user_slot)) = identify(&mut socket, &state, header_user, user_slot).await
+    else {
+        return Ok(());
     };
     let user_id = claims.sub;
-    let _user_slot = match user_slot {
-        Some(slot) => slot,
-        None => match state.feed.limits.take_user(user_id) {
-            Some(slot) => slot,
-            None => {
-                close(
-                    &mut socket,
-                    TOO_MANY_SOCKETS,
-                    "too many streams open for this user",
-                )
-                .await;
-                return Ok(());
-            }
-        },
-    };
     // Connect before catching up, so nothing appended meanwhile is missed: membership events
     // naming the user are routed to the connection from now on, its rooms' events once it
     // follows them (below), and catch-up reads the store past anything routed before that.
@@ -259,10 +234,84 @@ async fn serve_socket(
             caught_up.expect("waited for Some")
         }
     };
-    // The user's rooms: the membership table once the projection has applied the log at least as
-    // far as the feed's head. Membership events after the start update the set as they go by.
-    // Waiting for the head (not just the start) also makes the redactions made so far known, so
-    // catch-up does not send deleted bodies again.
+    if !history_has_caught_up(&state, sent).await? {
+        close(&mut socket, 1013, "try again later: history is behind").await;
+        return Ok(());
+    }
+    let current: HashSet<Uuid> = history::room_ids_of(&state.read_models, user_id)
+        .await
+        .map_err(|e| e.to_string())?
+        .into_iter()
+        .collect();
+    let mut rooms = Rooms {
+        user_id,
+        rooms: current.clone(),
+        member_now: Some(current),
+    };
+    state
+        .feed
+        .routes
+        .follow(inbox.id, rooms.rooms.iter().copied());
+    let ready = ServerFrame::Ready {
+        cursor: encode_cursor(sent),
+    };
+    send_text(&mut socket, ready.to_text().into()).await?;
+    catch_up(&mut socket, &state, &mut rooms, &mut sent).await?;
+    rooms.member_now = None;
+    let mut live = Live {
+        socket,
+        state: &state,
+        claims: &claims,
+        rooms,
+        sent,
+    };
+    live.relay(&mut inbox, &mut revoked).await
+}
+
+/// Who the socket is (the header's token, else the first frame's) and their slot among the
+/// user's streams; `None` once the socket is closed for want of either.
+async fn identify(
+    socket: &mut WebSocket,
+    state: &ChatApi,
+    header_user: Option<Claims>,
+    user_slot: Option<Slot>,
+) -> Option<(Claims, Slot)> {
+    let claims = match header_user {
+        Some(claims) => claims,
+        None => match first_frame_auth(socket, &state.verifier).await {
+            Some(claims) => claims,
+            None => {
+                close(
+                    socket,
+                    UNAUTHORIZED,
+                    "unauthorized: send {\"type\":\"auth\",\"token\":...} first",
+                )
+                .await;
+                return None;
+            }
+        },
+    };
+    let slot = match user_slot {
+        Some(slot) => slot,
+        None => match state.feed.limits.take_user(claims.sub) {
+            Some(slot) => slot,
+            None => {
+                close(
+                    socket,
+                    TOO_MANY_SOCKETS,
+                    "too many streams open for this user",
+                )
+                .await;
+                return None;
+            }
+        },
+    };
+    Some((claims, slot))
+}
+
+/// Waits until history has applied the log at least as far as the feed's head (and `sent`), so
+/// the user's rooms and the redactions made so far are known; `false` if it stays behind.
+async fn history_has_caught_up(state: &ChatApi, sent: LogPosition) -> Result<bool, String> {
     let db = &*state.read_models;
     let head = state.feed.head.borrow().unwrap_or(sent).max(sent);
     // The feed may be a few events behind the store.
@@ -289,125 +338,145 @@ async fn serve_socket(
             .map_err(|e| e.to_string())?;
         let waited = started.elapsed();
         if applied >= head && (applied >= committed || waited > REDACTIONS_CATCH_UP) {
-            break;
+            return Ok(true);
         }
         if waited > Duration::from_secs(10) {
-            close(&mut socket, 1013, "try again later: history is behind").await;
-            return Ok(());
+            return Ok(false);
         }
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
-    let current = history::room_ids_of(db, user_id)
-        .await
-        .map_err(|e| e.to_string())?;
-    let current: HashSet<Uuid> = current.into_iter().collect();
-    let mut rooms = Rooms {
-        user_id,
-        rooms: current.clone(),
-        member_now: Some(current),
-    };
-    state
-        .feed
-        .routes
-        .follow(inbox.id, rooms.rooms.iter().copied());
-    let ready = ServerFrame::Ready {
-        cursor: encode_cursor(sent),
-    };
-    send_text(&mut socket, ready.to_text().into()).await?;
-    // Catch up from the store: what the client missed, up to wherever the feed has got to.
-    // Bodies deleted since are not sent again (the store keeps the facts, history the redaction).
+}
+
+/// Sends what the client missed, from the store, past `sent` up to wherever the feed has got
+/// to. Bodies deleted since are not sent again (the store keeps the facts, history the
+/// redaction).
+async fn catch_up(
+    socket: &mut WebSocket,
+    state: &ChatApi,
+    rooms: &mut Rooms,
+    sent: &mut LogPosition,
+) -> Result<(), String> {
+    let db = &*state.read_models;
     let mut redacted: HashMap<Uuid, HashSet<String>> = HashMap::new();
     loop {
         let batch = state
             .feed
             .events
-            .read_all(sent, 500)
+            .read_all(*sent, 500)
             .await
             .map_err(|e| e.to_string())?;
         let Some(last) = batch.last().map(|e| e.position) else {
-            break;
+            return Ok(());
         };
         for recorded in &batch {
-            if let Some(event) = LiveEvent::of(recorded) {
-                if rooms.admit(&event) {
-                    if let RoomEvent::MessagePosted { message_id, .. }
-                    | RoomEvent::MessageEdited { message_id, .. } = &event.event
-                    {
-                        let gone = match redacted.entry(event.room_id) {
-                            Entry::Occupied(known) => known.into_mut(),
-                            Entry::Vacant(slot) => {
-                                let ids = history::redacted_in(db, event.room_id)
-                                    .await
-                                    .map_err(|e| e.to_string())?;
-                                slot.insert(ids.into_iter().collect())
-                            }
-                        };
-                        if gone.contains(&message_id.to_string()) {
-                            let redacted = event.frame().redacted();
-                            send_text(&mut socket, redacted.to_text().into()).await?;
-                            continue;
+            let Some(event) = LiveEvent::of(recorded) else {
+                continue;
+            };
+            if !rooms.admit(&event) {
+                continue;
+            }
+            if let RoomEvent::MessagePosted { message_id, .. }
+            | RoomEvent::MessageEdited { message_id, .. } = &event.event
+            {
+                let gone = match redacted.entry(event.room_id) {
+                    Entry::Occupied(known) => known.into_mut(),
+                    Entry::Vacant(slot) => {
+                        let ids = history::redacted_in(db, event.room_id)
+                            .await
+                            .map_err(|e| e.to_string())?;
+                        slot.insert(ids.into_iter().collect())
+                    }
+                };
+                if gone.contains(&message_id.to_string()) {
+                    let redacted = event.frame().redacted();
+                    send_text(socket, redacted.to_text().into()).await?;
+                    continue;
+                }
+            }
+            send_text(socket, event.text()).await?;
+        }
+        *sent = last;
+    }
+}
+
+/// A caught-up connection: relays its rooms' events and typing notices as they come, until the
+/// client goes, falls too far behind, stops answering, or its token is revoked.
+struct Live<'a> {
+    socket: WebSocket,
+    state: &'a ChatApi,
+    claims: &'a Claims,
+    rooms: Rooms,
+    sent: LogPosition,
+}
+
+impl Live<'_> {
+    async fn relay(
+        &mut self,
+        inbox: &mut Inbox,
+        revoked: &mut watch::Receiver<u64>,
+    ) -> Result<(), String> {
+        let user_id = self.claims.sub;
+        let mut heartbeat = tokio::time::interval(HEARTBEAT);
+        let mut last_heard = tokio::time::Instant::now();
+        loop {
+            tokio::select! {
+                received = inbox.events.recv() => match received {
+                    Some(Outgoing::Event(event)) if event.position <= self.sent => {} // sent while catching up
+                    Some(Outgoing::Event(event)) => {
+                        self.sent = event.position;
+                        if self.rooms.admit(&event) {
+                            send_text(&mut self.socket, event.text()).await?;
                         }
                     }
-                    send_text(&mut socket, event.text()).await?;
+                    Some(Outgoing::Typing(notice)) => {
+                        if notice.user_id != user_id && self.rooms.rooms.contains(&notice.room_id) {
+                            let typing = ServerFrame::Typing { room_id: notice.room_id, user_id: notice.user_id };
+                            send_text(&mut self.socket, typing.to_text().into()).await?;
+                        }
+                    }
+                    None if inbox.too_slow() => {
+                        close(&mut self.socket, TOO_SLOW, "too slow: reconnect with ?since=<last cursor>").await;
+                        return Ok(());
+                    }
+                    None => {
+                        close(&mut self.socket, 1001, "server shutting down").await;
+                        return Ok(());
+                    }
+                },
+                incoming = self.socket.recv() => match incoming {
+                    None | Some(Err(_)) | Some(Ok(Message::Close(_))) => return Ok(()),
+                    Some(Ok(Message::Text(text))) => {
+                        last_heard = tokio::time::Instant::now();
+                        self.typing(text.as_str());
+                    }
+                    Some(Ok(_)) => last_heard = tokio::time::Instant::now(),
+                },
+                _ = revoked.changed() => {
+                    if self.state.verifier.revocations().check(self.claims).is_err() {
+                        close(&mut self.socket, REVOKED, "revoked: log in again").await;
+                        return Ok(());
+                    }
+                }
+                _ = heartbeat.tick() => {
+                    if last_heard.elapsed() > SILENCE {
+                        close(&mut self.socket, 1001, "no heartbeat").await;
+                        return Ok(());
+                    }
+                    self.socket.send(Message::Ping(Default::default())).await.map_err(|e| e.to_string())?;
                 }
             }
         }
-        sent = last;
     }
-    rooms.member_now = None;
-    let mut heartbeat = tokio::time::interval(HEARTBEAT);
-    let mut last_heard = tokio::time::Instant::now();
-    loop {
-        tokio::select! {
-            received = inbox.events.recv() => match received {
-                Some(Outgoing::Event(event)) if event.position <= sent => {} // sent while catching up
-                Some(Outgoing::Event(event)) => {
-                    sent = event.position;
-                    if rooms.admit(&event) {
-                        send_text(&mut socket, event.text()).await?;
-                    }
-                }
-                Some(Outgoing::Typing(notice)) => {
-                    if notice.user_id != user_id && rooms.rooms.contains(&notice.room_id) {
-                        let typing = ServerFrame::Typing { room_id: notice.room_id, user_id: notice.user_id };
-                        send_text(&mut socket, typing.to_text().into()).await?;
-                    }
-                }
-                None if inbox.too_slow() => {
-                    close(&mut socket, TOO_SLOW, "too slow: reconnect with ?since=<last cursor>").await;
-                    return Ok(());
-                }
-                None => {
-                    close(&mut socket, 1001, "server shutting down").await;
-                    return Ok(());
-                }
-            },
-            incoming = socket.recv() => match incoming {
-                None | Some(Err(_)) | Some(Ok(Message::Close(_))) => return Ok(()),
-                Some(Ok(Message::Text(text))) => {
-                    last_heard = tokio::time::Instant::now();
-                    if let Some(ClientFrame::Typing { room_id }) = ClientFrame::parse(text.as_str()) {
-                        if rooms.rooms.contains(&room_id)
-                            && state.feed.limits.typing_allowed(user_id, room_id)
-                        {
-                            state.feed.routes.typing(Typing { room_id, user_id });
-                        }
-                    }
-                }
-                Some(Ok(_)) => last_heard = tokio::time::Instant::now(),
-            },
-            _ = revoked.changed() => {
-                if state.verifier.revocations().check(&claims).is_err() {
-                    close(&mut socket, REVOKED, "revoked: log in again").await;
-                    return Ok(());
-                }
-            }
-            _ = heartbeat.tick() => {
-                if last_heard.elapsed() > SILENCE {
-                    close(&mut socket, 1001, "no heartbeat").await;
-                    return Ok(());
-                }
-                socket.send(Message::Ping(Default::default())).await.map_err(|e| e.to_string())?;
+
+    /// A client's frame: a typing notice in one of its rooms goes to the others there (within
+    /// the typing limit); anything else is ignored.
+    fn typing(&self, text: &str) {
+        let user_id = self.claims.sub;
+        if let Some(ClientFrame::Typing { room_id }) = ClientFrame::parse(text) {
+            if self.rooms.rooms.contains(&room_id)
+                && self.state.feed.limits.typing_allowed(user_id, room_id)
+            {
+                self.state.feed.routes.typing(Typing { room_id, user_id });
             }
         }
     }
