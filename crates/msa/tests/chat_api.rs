@@ -4,10 +4,10 @@
 
 mod common;
 
-use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
 use common::api::{eventually, Api, Person};
+use common::behaviour;
 use common::live;
 use reqwest::Method;
 use serde_json::{json, Value};
@@ -28,25 +28,6 @@ fn seqs(page: &Value) -> Vec<i64> {
         .collect()
 }
 
-/// Runs behaviours one after the other on one server; the log names each as it starts, so a
-/// failure says whose it is.
-macro_rules! behaviours {
-    ($api:expr, $($behaviour:ident),* $(,)?) => {
-        $(
-            eprintln!("behaviour: {}", stringify!($behaviour));
-            $behaviour($api).await;
-        )*
-    };
-}
-
-static PEOPLE: AtomicUsize = AtomicUsize::new(0);
-
-/// Someone new (behaviours share a server, so each name gets a number).
-async fn someone(api: &Api, name: &str) -> Person {
-    let n = PEOPLE.fetch_add(1, Ordering::Relaxed);
-    api.person(&format!("{name}{n}")).await
-}
-
 /// Given: Ada made the group and invited Bob, who joined; Cy is not in it.
 struct Group {
     ada: Person,
@@ -64,9 +45,9 @@ impl Group {
 
 async fn a_group(api: &Api) -> Group {
     let (ada, bob, cy) = (
-        someone(api, "Ada").await,
-        someone(api, "Bob").await,
-        someone(api, "Cy").await,
+        api.someone("Ada").await,
+        api.someone("Bob").await,
+        api.someone("Cy").await,
     );
     let (status, room) = api
         .post(
@@ -97,7 +78,7 @@ async fn newest(api: &Api, who: &Person, group: &Group) -> Value {
 }
 
 async fn a_group_is_its_creators_and_the_others_are_members_once_they_join(api: &Api) {
-    let (ada, bob) = (someone(api, "Ada").await, someone(api, "Bob").await);
+    let (ada, bob) = (api.someone("Ada").await, api.someone("Bob").await);
     let (status, room) = api
         .post(
             &ada,
@@ -562,7 +543,7 @@ async fn my_own_post_moves_my_read_marker_which_never_moves_back(api: &Api) {
 }
 
 async fn one_direct_room_per_pair_even_under_races(api: &Api) {
-    let (dee, eve) = (someone(api, "Dee").await, someone(api, "Eve").await);
+    let (dee, eve) = (api.someone("Dee").await, api.someone("Eve").await);
     let attempts = (0..10).map(|i| {
         let (who, other) = if i % 2 == 0 {
             (&dee, &eve)
@@ -604,27 +585,26 @@ async fn one_direct_room_per_pair_even_under_races(api: &Api) {
 
 /// Every behaviour of rooms, members, messages and live delivery, on one server.
 async fn rooms_members_and_messages(api: &Api) {
-    behaviours!(
-        api,
-        a_group_is_its_creators_and_the_others_are_members_once_they_join,
-        a_txn_id_makes_a_send_safe_to_retry,
-        only_members_read_or_post_and_bad_input_is_named,
-        admins_invite_and_moderate_and_a_ban_keeps_a_user_out,
-        the_last_owner_hands_over_before_leaving,
-        history_pages_newest_first_or_oldest_first_after_a_seq,
-        an_edit_keeps_the_earlier_body_and_only_the_sender_edits,
-        reactions_are_one_per_user_and_emoji_and_counted,
-        a_redaction_takes_the_body_its_edits_and_reactions_and_keeps_the_place,
-        a_message_just_sent_can_be_changed_at_once_and_stays_deleted,
-        a_reply_names_a_message_of_the_same_room,
-        search_finds_words_in_my_rooms_only_and_never_deleted_bodies,
-        my_own_post_moves_my_read_marker_which_never_moves_back,
-        one_direct_room_per_pair_even_under_races,
-        the_room_list_follows_activity_and_counts_only_live_messages_from_others,
-        invitations_are_listed_and_can_be_accepted_or_declined,
-        admins_change_details_and_unban_and_members_see_read_receipts,
-        live_delivery_and_resume,
-    );
+    behaviour!(a_group_is_its_creators_and_the_others_are_members_once_they_join(api));
+    behaviour!(a_txn_id_makes_a_send_safe_to_retry(api));
+    behaviour!(only_members_read_or_post_and_bad_input_is_named(api));
+    behaviour!(admins_invite_and_moderate_and_a_ban_keeps_a_user_out(api));
+    behaviour!(the_last_owner_hands_over_before_leaving(api));
+    behaviour!(history_pages_newest_first_or_oldest_first_after_a_seq(api));
+    behaviour!(an_edit_keeps_the_earlier_body_and_only_the_sender_edits(
+        api
+    ));
+    behaviour!(reactions_are_one_per_user_and_emoji_and_counted(api));
+    behaviour!(a_redaction_takes_the_body_its_edits_and_reactions_and_keeps_the_place(api));
+    behaviour!(a_message_just_sent_can_be_changed_at_once_and_stays_deleted(api));
+    behaviour!(a_reply_names_a_message_of_the_same_room(api));
+    behaviour!(search_finds_words_in_my_rooms_only_and_never_deleted_bodies(api));
+    behaviour!(my_own_post_moves_my_read_marker_which_never_moves_back(api));
+    behaviour!(one_direct_room_per_pair_even_under_races(api));
+    behaviour!(the_room_list_follows_activity_and_counts_only_live_messages_from_others(api));
+    behaviour!(invitations_are_listed_and_can_be_accepted_or_declined(api));
+    behaviour!(admins_change_details_and_unban_and_members_see_read_receipts(api));
+    behaviour!(live_delivery_and_resume(api));
 }
 
 /// Both chat projections rebuild from the events into the same answers (FTS5 included).
@@ -704,9 +684,9 @@ async fn eventually_message(api: &Api, who: &Person, history: &str, body: &str) 
 
 async fn live_delivery_and_resume(api: &Api) {
     let (ada, bob, cy) = (
-        someone(api, "Ann").await,
-        someone(api, "Ben").await,
-        someone(api, "Cat").await,
+        api.someone("Ann").await,
+        api.someone("Ben").await,
+        api.someone("Cat").await,
     );
     let (_, room) = api
         .post(
@@ -851,11 +831,11 @@ async fn live_delivery_and_resume(api: &Api) {
 /// direct chat that just got one), deleted messages are neither the preview nor unread, and my
 /// own message moves my read marker.
 async fn the_room_list_follows_activity_and_counts_only_live_messages_from_others(api: &Api) {
-    let bob_nickname = format!("Bob{}", PEOPLE.fetch_add(1, Ordering::Relaxed));
+    let bob_nickname = common::api::numbered("Bob");
     let (ada, bob, cy) = (
-        someone(api, "Ada").await,
+        api.someone("Ada").await,
         api.person(&bob_nickname).await,
-        someone(api, "Cy").await,
+        api.someone("Cy").await,
     );
     let (_, group) = api
         .post(
@@ -981,9 +961,9 @@ async fn the_room_list_follows_activity_and_counts_only_live_messages_from_other
 /// the inviter sees the outcome on the stream.
 async fn invitations_are_listed_and_can_be_accepted_or_declined(api: &Api) {
     let (ada, bob, cy) = (
-        someone(api, "Ada").await,
-        someone(api, "Bob").await,
-        someone(api, "Cy").await,
+        api.someone("Ada").await,
+        api.someone("Bob").await,
+        api.someone("Cy").await,
     );
     let mut ada_stream = live::connect(api, &ada, None, false).await;
     let (_, room) = api
@@ -1038,9 +1018,9 @@ async fn invitations_are_listed_and_can_be_accepted_or_declined(api: &Api) {
 /// Admins rename a group and set its topic, unban, and members see how far each has read.
 async fn admins_change_details_and_unban_and_members_see_read_receipts(api: &Api) {
     let (ada, bob, cy) = (
-        someone(api, "Ada").await,
-        someone(api, "Bob").await,
-        someone(api, "Cy").await,
+        api.someone("Ada").await,
+        api.someone("Bob").await,
+        api.someone("Cy").await,
     );
     let (_, room) = api
         .post(

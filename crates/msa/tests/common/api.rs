@@ -7,6 +7,13 @@ use serde_json::{json, Value};
 
 use super::{serve, Server};
 
+/// `name` and a number no other call of this test binary got (a nickname nobody holds yet).
+pub fn numbered(name: &str) -> String {
+    static TAKEN: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
+    let n = TAKEN.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    format!("{name}{n}")
+}
+
 pub struct Api {
     pub server: Server,
     pub client: reqwest::Client,
@@ -89,6 +96,11 @@ impl Api {
             .header("Idempotency-Key", key)
             .json(&json!({ "product_id": product_id }));
         self.answer(request).await
+    }
+
+    /// Someone new, named [`numbered`]: behaviours sharing a server each get their own people.
+    pub async fn someone(&self, name: &str) -> Person {
+        self.person(&numbered(name)).await
     }
 
     pub async fn person(&self, name: &str) -> Person {

@@ -12,6 +12,18 @@ pub mod browser;
 pub mod live;
 pub mod microservices;
 
+/// Runs one behaviour of a test that shares its server among several (`behaviour!(name(api))`),
+/// naming it in the log first, so a failure says whose it is.
+#[allow(unused_macros)]
+macro_rules! behaviour {
+    ($name:ident($($arg:expr),*)) => {{
+        eprintln!("behaviour: {}", stringify!($name));
+        $name($($arg),*).await
+    }};
+}
+#[allow(unused_imports)]
+pub(crate) use behaviour;
+
 pub fn msa() -> Command {
     let mut command = Command::new(env!("CARGO_BIN_EXE_msa"));
     // The test environment must not leak settings into the process under test.
