@@ -2,29 +2,14 @@
 //! loopback against the test PostgreSQL and a tansu broker, sends through the gateway, reports
 //! sends, deliveries and each process's CPU, and takes everything down again.
 
+mod common;
+
 use std::process::{Command, Stdio};
 use std::str::FromStr;
 use std::time::{Duration, Instant};
 
 use sqlx::postgres::PgConnectOptions;
 use sqlx::{ConnectOptions, Connection};
-
-/// The first of ten consecutive loopback ports nobody listens on now.
-fn free_port_range() -> u16 {
-    loop {
-        let base = std::net::TcpListener::bind("127.0.0.1:0")
-            .unwrap()
-            .local_addr()
-            .unwrap()
-            .port();
-        if !(1024..=65_526).contains(&base) {
-            continue;
-        }
-        if (base..base + 10).all(|port| std::net::TcpListener::bind(("127.0.0.1", port)).is_ok()) {
-            return base;
-        }
-    }
-}
 
 #[tokio::test]
 async fn the_benchmark_script_brings_the_microservices_up_sends_and_reports() {
@@ -49,7 +34,7 @@ async fn the_benchmark_script_brings_the_microservices_up_sends_and_reports() {
         .arg("--tansu")
         .arg(&tansu)
         .args(["--databases", &prefix])
-        .args(["--ports", &free_port_range().to_string()])
+        .args(["--ports", &common::free_ports(10).to_string()])
         .args(["--users", "8", "--rate", "40", "--duration", "8s"])
         .env("PGHOST", url.host_str().unwrap())
         .env("PGPORT", url.port().unwrap_or(5432).to_string())

@@ -160,25 +160,33 @@ pub fn serve(args: &[&str]) -> Server {
 }
 
 /// A port nobody listens on now (for a process that must come back on the same address).
+pub fn free_port() -> u16 {
+    free_ports(1)
+}
+
+/// The first of `count` consecutive ports nobody listens on now.
 ///
 /// Chosen below the kernel's ephemeral range: a port from that range (what binding port 0
 /// gives) can be taken by any outgoing connection of the tests running alongside before the
 /// process binds it, and was (a service failing with "Address already in use").
-pub fn free_port() -> u16 {
+pub fn free_ports(count: u16) -> u16 {
     use std::hash::{BuildHasher, RandomState};
     let ephemeral_from = std::fs::read_to_string("/proc/sys/net/ipv4/ip_local_port_range")
         .ok()
         .and_then(|range| range.split_whitespace().next()?.parse::<u16>().ok())
         .unwrap_or(32768);
     let below = ephemeral_from.saturating_sub(10_000).max(1024);
+    let span = u64::from(ephemeral_from - below - count);
     let random = RandomState::new();
     for attempt in 0u64..1000 {
-        let port = below + (random.hash_one(attempt) % u64::from(ephemeral_from - below)) as u16;
-        if std::net::TcpListener::bind(("127.0.0.1", port)).is_ok() {
-            return port;
+        let first = below + (random.hash_one(attempt) % span) as u16;
+        if (first..first + count)
+            .all(|port| std::net::TcpListener::bind(("127.0.0.1", port)).is_ok())
+        {
+            return first;
         }
     }
-    panic!("no free port in {below}..{ephemeral_from}")
+    panic!("no {count} free ports in {below}..{ephemeral_from}")
 }
 
 /// The flags that point a process at the test broker.
