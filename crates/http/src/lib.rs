@@ -17,6 +17,7 @@ pub mod asyncapi;
 pub mod auth;
 pub mod client_address;
 pub mod cors;
+mod fields;
 mod idempotency;
 mod json;
 mod openapi;
@@ -31,6 +32,7 @@ pub mod telemetry;
 pub mod trail;
 
 pub use client_address::{ClientAddress, TrustedProxies};
+pub use fields::Fields;
 pub use idempotency::{bad_idempotency_key, idempotency_key};
 pub use json::{StrictJson, StrictQuery};
 pub use openapi::{api_reference, BearerAuth};

@@ -10,7 +10,7 @@ use axum::response::IntoResponse;
 use axum::routing::post;
 use axum::{Json, Router};
 use msa_http::service_identity::{ServiceCaller, TrustedServices};
-use msa_http::{FieldError, Problem, StrictJson};
+use msa_http::{FieldError, Fields, Problem, StrictJson};
 use serde::{Deserialize, Serialize};
 
 use crate::application::sends::{SendOutcome, SendRef, Sends, MAX_SENDS_ASKED};
@@ -48,13 +48,7 @@ struct Outcomes {
 
 /// A `txn_id` as a send takes it.
 fn check(send: &SendRef, field: &str) -> Result<(), Problem> {
-    if crate::domain::TxnId::parse(&send.txn_id).is_err() {
-        return Err(Problem::invalid(vec![FieldError::new(
-            field,
-            "a txn_id of 1 to 64 characters",
-        )]));
-    }
-    Ok(())
+    Fields::one(field, crate::domain::TxnId::parse(&send.txn_id)).map(drop)
 }
 
 /// `POST /internal/v1/sends/outcomes`: `{sends: [{sender_id, room_id, txn_id}]}` (1 to 500) →

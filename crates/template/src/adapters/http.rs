@@ -10,7 +10,7 @@ use axum::routing::{get, patch};
 use axum::{Json, Router};
 use msa_http::auth::{Caller, TokenVerifier};
 use msa_http::{
-    created_or_ok, idempotency_key, next_cursor, BearerAuth, FieldError, PageQuery, Problem,
+    created_or_ok, idempotency_key, next_cursor, BearerAuth, Fields, PageQuery, Problem,
     StrictJson, StrictQuery,
 };
 use serde::{Deserialize, Serialize};
@@ -72,7 +72,7 @@ fn note_id(raw: &str) -> Result<Uuid, Problem> {
 }
 
 fn text(raw: &str) -> Result<NoteText, Problem> {
-    NoteText::parse(raw).map_err(|rule| Problem::invalid(vec![FieldError::new("text", rule)]))
+    Fields::one("text", NoteText::parse(raw))
 }
 
 #[derive(Deserialize, ToSchema)]

@@ -9,7 +9,7 @@ use axum::routing::{get, post};
 use axum::{Json, Router};
 use msa_http::auth::{Caller, TokenVerifier};
 use msa_http::{page_limit, BearerAuth, FieldError, Problem, StrictJson, StrictQuery};
-use msa_http::{ClientAddress, TrustedProxies};
+use msa_http::{ClientAddress, Fields, TrustedProxies};
 use serde::{Deserialize, Serialize};
 use utoipa::{IntoParams, OpenApi, ToSchema};
 use uuid::Uuid;
@@ -20,7 +20,7 @@ use crate::adapters::web_session;
 use crate::application::KakaoOutcome;
 use crate::application::ProfileView;
 use crate::application::{ErasureConfirmation, ProfileChange, UserService, UserServiceError};
-use crate::domain::{AvatarUrl, Bio, Email, Invalid, Nickname, Password};
+use crate::domain::{AvatarUrl, Bio, Email, Nickname, Password};
 use msa_http::auth::Jwks;
 use msa_sql::SqlReadModelStore;
 
@@ -119,48 +119,6 @@ impl From<UserServiceError> for Problem {
     }
 }
 
-/// Collects every field's parse error, so one answer names all of them.
-#[derive(Default)]
-struct Fields(Vec<FieldError>);
-
-impl Fields {
-    fn parse<T>(
-        &mut self,
-        field: &str,
-        value: Option<&str>,
-        parse: impl FnOnce(&str) -> Result<T, Invalid>,
-    ) -> Option<T> {
-        let Some(value) = value else {
-            self.0.push(FieldError::new(field, "required"));
-            return None;
-        };
-        self.optional(field, Some(value), parse)
-    }
-
-    fn optional<T>(
-        &mut self,
-        field: &str,
-        value: Option<&str>,
-        parse: impl FnOnce(&str) -> Result<T, Invalid>,
-    ) -> Option<T> {
-        match parse(value?) {
-            Ok(parsed) => Some(parsed),
-            Err(Invalid(message)) => {
-                self.0.push(FieldError::new(field, message));
-                None
-            }
-        }
-    }
-
-    fn finish(self) -> Result<(), Problem> {
-        if self.0.is_empty() {
-            Ok(())
-        } else {
-            Err(Problem::invalid(self.0))
-        }
-    }
-}
-
 #[derive(Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 struct SignUp {
@@ -220,7 +178,7 @@ async fn log_in(
 ) -> Result<Response, Problem> {
     let mut fields = Fields::default();
     let email = fields.parse("email", body.email.as_deref(), Email::parse);
-    let password = fields.parse("password", body.password.as_deref(), |p| Ok(p.to_owned()));
+    let password = fields.text("password", body.password.as_deref());
     fields.finish()?;
     let (Some(email), Some(password)) = (email, password) else {
         unreachable!("finish() refuses missing fields")
@@ -397,9 +355,7 @@ async fn change_password(
     StrictJson(body): StrictJson<PasswordChange>,
 ) -> Result<impl IntoResponse, Problem> {
     let mut fields = Fields::default();
-    let current = fields.parse("current_password", body.current_password.as_deref(), |p| {
-        Ok(p.to_owned())
-    });
+    let current = fields.text("current_password", body.current_password.as_deref());
     let new = fields.parse(
         "new_password",
         body.new_password.as_deref(),
@@ -469,8 +425,7 @@ async fn profile_by_nickname(
     State(api): State<UserApi>,
     Path(nickname): Path<String>,
 ) -> Result<impl IntoResponse, Problem> {
-    let nickname = Nickname::parse(&nickname)
-        .map_err(|Invalid(message)| Problem::invalid(vec![FieldError::new("nickname", message)]))?;
+    let nickname = Fields::one("nickname", Nickname::parse(&nickname))?;
     Ok(Json(api.service.profile_by_nickname(&nickname).await?))
 }
 
@@ -513,9 +468,8 @@ async fn search(
         params.cursor.as_deref(),
     )
     .await
-    .map_err(|e| Problem::internal(&e))?
-    .map_err(|bad| Problem::invalid(vec![FieldError::new("cursor", bad.to_string())]))?;
-    Ok(Json(page))
+    .map_err(|e| Problem::internal(&e))?;
+    Ok(Json(Fields::one("cursor", page)?))
 }
 
 #[utoipa::path(get, path = "/v1/auth/kakao/start", tag = "auth",
@@ -585,8 +539,8 @@ async fn kakao_callback(
         )));
     }
     let mut fields = Fields::default();
-    let code = fields.parse("code", params.code.as_deref(), |c| Ok(c.to_owned()));
-    let state = fields.parse("state", params.state.as_deref(), |s| Ok(s.to_owned()));
+    let code = fields.text("code", params.code.as_deref());
+    let state = fields.text("state", params.state.as_deref());
     fields.finish()?;
     let (Some(code), Some(state)) = (code, state) else {
         unreachable!("finish() refuses missing fields")

@@ -7,12 +7,12 @@ use axum::response::IntoResponse;
 use axum::Json;
 use msa_http::auth::Caller;
 use msa_http::service_identity::ServiceCaller;
-use msa_http::{page_limit, FieldError, Problem, StrictJson, StrictQuery};
+use msa_http::{page_limit, FieldError, Fields, Problem, StrictJson, StrictQuery};
 use serde::{Deserialize, Serialize};
 use utoipa::{IntoParams, ToSchema};
 use uuid::Uuid;
 
-use super::{field, message_id, room_id, ChatApi, InternalApi};
+use super::{message_id, room_id, ChatApi, InternalApi};
 use crate::adapters::history::{MessageView, Window};
 use crate::application::PostedMessage;
 use crate::domain::{Emoji, MessageBody, TxnId};
@@ -22,21 +22,13 @@ pub fn parse_new_message(
     txn_id: Option<String>,
     body: Option<String>,
 ) -> Result<(TxnId, MessageBody), Problem> {
-    let required = || crate::domain::Invalid("required".into());
-    let txn_id = txn_id
-        .as_deref()
-        .map_or_else(|| Err(required()), TxnId::parse);
-    let message = body
-        .as_deref()
-        .map_or_else(|| Err(required()), MessageBody::parse);
-    match (txn_id, message) {
-        (Ok(txn_id), Ok(message)) => Ok((txn_id, message)),
-        (txn_id, message) => Err(Problem::invalid(
-            [("txn_id", txn_id.err()), ("body", message.err())]
-                .into_iter()
-                .filter_map(|(name, invalid)| Some(FieldError::new(name, invalid?.0)))
-                .collect(),
-        )),
+    let mut fields = Fields::default();
+    let txn_id = fields.parse("txn_id", txn_id.as_deref(), TxnId::parse);
+    let body = fields.parse("body", body.as_deref(), MessageBody::parse);
+    fields.finish()?;
+    match (txn_id, body) {
+        (Some(txn_id), Some(body)) => Ok((txn_id, body)),
+        _ => unreachable!("finish() refuses missing fields"),
     }
 }
 
@@ -183,7 +175,7 @@ pub(super) async fn edit(
     Path((id, message)): Path<(String, String)>,
     StrictJson(body): StrictJson<MessageEdit>,
 ) -> Result<impl IntoResponse, Problem> {
-    let body = field("body", MessageBody::parse(&body.body))?;
+    let body = Fields::one("body", MessageBody::parse(&body.body))?;
     api.changes.spend(caller.user_id)?;
     api.service
         .edit(caller.user_id, room_id(&id)?, message_id(&message)?, body)
@@ -234,7 +226,7 @@ pub(super) async fn react(
     emoji: &str,
     add: bool,
 ) -> Result<(), Problem> {
-    let emoji = field("emoji", Emoji::parse(emoji))?;
+    let emoji = Fields::one("emoji", Emoji::parse(emoji))?;
     api.changes.spend(caller.user_id)?;
     api.service
         .react(

@@ -156,8 +156,3 @@ fn message_id(raw: &str) -> Result<Uuid, Problem> {
     raw.parse()
         .map_err(|_| Problem::not_found("no such message"))
 }
-
-/// A value of a domain type parsed from a field, or a problem naming the field.
-fn field<T>(name: &str, parsed: Result<T, crate::domain::Invalid>) -> Result<T, Problem> {
-    parsed.map_err(|invalid| Problem::invalid(vec![FieldError::new(name, invalid.0)]))
-}

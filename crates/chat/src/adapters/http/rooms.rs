@@ -7,12 +7,12 @@ use axum::response::IntoResponse;
 use axum::Json;
 use msa_http::auth::Caller;
 use msa_http::service_identity::ServiceCaller;
-use msa_http::{FieldError, PageQuery, Problem, StrictJson, StrictQuery};
+use msa_http::{FieldError, Fields, PageQuery, Problem, StrictJson, StrictQuery};
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 use uuid::Uuid;
 
-use super::{field, room_id, ChatApi, InternalApi};
+use super::{room_id, ChatApi, InternalApi};
 use crate::application::{RoomPage, RoomView};
 use crate::domain::room::MAX_MEMBERS;
 use crate::domain::{RoomCommand, RoomKind, RoomName, Topic};
@@ -32,7 +32,7 @@ pub struct NewRoom {
 
 /// A room's name checked, and the members' count: a room to create.
 pub fn parse_new_room(room: NewRoom) -> Result<(RoomKind, Option<RoomName>, Vec<Uuid>), Problem> {
-    let name = field(
+    let name = Fields::one(
         "name",
         room.name.as_deref().map(RoomName::parse).transpose(),
     )?;
@@ -138,14 +138,14 @@ pub(super) async fn change_details(
     StrictJson(body): StrictJson<RoomDetails>,
 ) -> Result<impl IntoResponse, Problem> {
     let room = room_id(&id)?;
-    let name = field(
+    let name = Fields::one(
         "name",
         body.name.as_deref().map(RoomName::parse).transpose(),
     )?;
     let topic = match body.topic {
         None => None,
         Some(None) => Some(None),
-        Some(Some(topic)) => Some(field("topic", Topic::parse(&topic))?),
+        Some(Some(topic)) => Some(Fields::one("topic", Topic::parse(&topic))?),
     };
     let command = RoomCommand::ChangeDetails {
         by: caller.user_id,

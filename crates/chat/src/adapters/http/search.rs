@@ -5,7 +5,7 @@ use axum::response::IntoResponse;
 use axum::Json;
 use chrono::{DateTime, Utc};
 use msa_http::auth::Caller;
-use msa_http::{page_cursor, page_limit, FieldError, Problem, StrictQuery};
+use msa_http::{page_cursor, page_limit, FieldError, Fields, Problem, StrictQuery};
 use serde::{Deserialize, Serialize};
 use utoipa::{IntoParams, ToSchema};
 use uuid::Uuid;
@@ -72,8 +72,10 @@ pub(super) async fn search_messages(
     caller: Caller,
     StrictQuery(query): StrictQuery<SearchQuery>,
 ) -> Result<impl IntoResponse, Problem> {
-    let text = SearchText::parse(query.q.as_deref().unwrap_or_default())
-        .map_err(|rule| Problem::invalid(vec![FieldError::new("q", rule)]))?;
+    let text = Fields::one(
+        "q",
+        SearchText::parse(query.q.as_deref().unwrap_or_default()),
+    )?;
     let room = query
         .room
         .as_deref()
