@@ -19,7 +19,9 @@ pub mod contract {
         ChatRecords, ExportedInvitation, ExportedMessage, ExportedReaction, ExportedReadMarker,
         ExportedRoom, RecordPage,
     };
-    pub use crate::adapters::http::{parse_new_message, parse_new_room, NewMessage, NewRoom};
+    pub use crate::adapters::http::{
+        parse_new_message, parse_new_room, room_answer, NewMessage, NewRoom,
+    };
     pub use crate::application::sends::{SendOutcome, SendRef, MAX_SENDS_ASKED};
     pub use crate::application::views::{MessageView, RoomCursor, RoomSummary};
     pub use crate::application::{PostedMessage, RoomPage, RoomView};

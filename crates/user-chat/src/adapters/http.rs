@@ -3,12 +3,11 @@
 use std::sync::Arc;
 
 use axum::extract::{FromRef, Path, State};
-use axum::http::header;
 use axum::response::IntoResponse;
 use axum::routing::{get, post};
 use axum::{Json, Router};
 use msa_chat::contract::{
-    parse_new_message, parse_new_room, NewMessage, NewRoom, PostedMessage, RoomView,
+    parse_new_message, parse_new_room, room_answer, NewMessage, NewRoom, PostedMessage, RoomView,
 };
 use msa_http::admission::Admission;
 use msa_http::auth::{Caller, TokenVerifier};
@@ -106,12 +105,7 @@ async fn create_room(
         .service
         .create_room(&Requester::from(&caller), kind, name, members)
         .await?;
-    let status = msa_http::created_or_ok(created);
-    Ok((
-        status,
-        [(header::LOCATION, format!("/v1/rooms/{}", room.id))],
-        Json(room),
-    ))
+    Ok(room_answer(room, created))
 }
 
 /// Who to invite: `user_id`, or `nickname`.
@@ -195,12 +189,7 @@ async fn open_direct(
         .service
         .open_direct(&Requester::from(&caller), &body.nickname)
         .await?;
-    let status = msa_http::created_or_ok(created);
-    Ok((
-        status,
-        [(header::LOCATION, format!("/v1/rooms/{}", room.id))],
-        Json(room),
-    ))
+    Ok(room_answer(room, created))
 }
 
 #[derive(Serialize, ToSchema)]

@@ -28,10 +28,7 @@ pub(super) async fn unban(
         by: caller.user_id,
         user_id: user_id("user_id", &user)?,
     };
-    api.service
-        .change_membership(caller.user_id, room_id(&id)?, command)
-        .await?;
-    Ok(StatusCode::NO_CONTENT)
+    changed(&api, caller.user_id, &id, command).await
 }
 
 #[derive(Deserialize, ToSchema)]
@@ -61,12 +58,7 @@ pub(super) async fn invite(
         by: body.by,
         user_id: body.user_id,
     };
-    internal
-        .api
-        .service
-        .change_membership(body.by, room_id(&id)?, command)
-        .await?;
-    Ok(StatusCode::NO_CONTENT)
+    changed(&internal.api, body.by, &id, command).await
 }
 
 #[derive(Serialize, ToSchema)]
@@ -103,10 +95,7 @@ pub(super) async fn decline(
     let command = RoomCommand::Decline {
         user_id: caller.user_id,
     };
-    api.service
-        .change_membership(caller.user_id, room_id(&room)?, command)
-        .await?;
-    Ok(StatusCode::NO_CONTENT)
+    changed(&api, caller.user_id, &room, command).await
 }
 
 #[utoipa::path(post, path = "/v1/rooms/{id}/members", tag = "rooms", security(("bearer" = [])), params(("id" = Uuid, Path)),
@@ -119,10 +108,7 @@ pub(super) async fn join(
     let command = RoomCommand::Join {
         user_id: caller.user_id,
     };
-    api.service
-        .change_membership(caller.user_id, room_id(&id)?, command)
-        .await?;
-    Ok(StatusCode::NO_CONTENT)
+    changed(&api, caller.user_id, &id, command).await
 }
 
 #[utoipa::path(delete, path = "/v1/rooms/{id}/members/{user_id}", tag = "rooms", security(("bearer" = [])),
@@ -146,10 +132,7 @@ pub(super) async fn remove_member(
             },
         },
     };
-    api.service
-        .change_membership(caller.user_id, room_id(&id)?, command)
-        .await?;
-    Ok(StatusCode::NO_CONTENT)
+    changed(&api, caller.user_id, &id, command).await
 }
 
 #[derive(Deserialize, ToSchema)]
@@ -172,10 +155,7 @@ pub(super) async fn set_role(
         user_id: user_id("user_id", &user)?,
         role: body.role,
     };
-    api.service
-        .change_membership(caller.user_id, room_id(&id)?, command)
-        .await?;
-    Ok(StatusCode::NO_CONTENT)
+    changed(&api, caller.user_id, &id, command).await
 }
 
 #[utoipa::path(post, path = "/v1/rooms/{id}/bans", tag = "rooms", security(("bearer" = [])), params(("id" = Uuid, Path)), request_body = UserRef,
@@ -190,8 +170,18 @@ pub(super) async fn ban(
         by: caller.user_id,
         user_id: body.user_id,
     };
+    changed(&api, caller.user_id, &id, command).await
+}
+
+/// `by` changes the room's membership: 204 once the change is made (or already was).
+async fn changed(
+    api: &ChatApi,
+    by: Uuid,
+    room: &str,
+    command: RoomCommand,
+) -> Result<StatusCode, Problem> {
     api.service
-        .change_membership(caller.user_id, room_id(&id)?, command)
+        .change_membership(by, room_id(room)?, command)
         .await?;
     Ok(StatusCode::NO_CONTENT)
 }

@@ -20,7 +20,7 @@ use uuid::Uuid;
 
 pub use self::members::InviteFor;
 pub use self::messages::{parse_new_message, NewMessage, NewMessageFor};
-pub use self::rooms::{parse_new_room, NewRoom, NewRoomFor};
+pub use self::rooms::{parse_new_room, room_answer, NewRoom, NewRoomFor};
 pub use crate::adapters::api::{ChatApi, CHANGES_PER_MINUTE};
 use crate::adapters::stream;
 use crate::application::ChatError;

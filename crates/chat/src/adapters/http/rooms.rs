@@ -76,12 +76,16 @@ pub(super) async fn create_room(
         .service
         .create_room(body.creator, kind, name, members)
         .await?;
-    let status = msa_http::created_or_ok(created);
-    Ok((
-        status,
+    Ok(room_answer(room, created))
+}
+
+/// A room made (201), or the direct room the pair already had (200), with its address.
+pub fn room_answer(room: RoomView, created: bool) -> impl IntoResponse {
+    (
+        msa_http::created_or_ok(created),
         [(header::LOCATION, format!("/v1/rooms/{}", room.id))],
         Json(room),
-    ))
+    )
 }
 
 #[utoipa::path(get, path = "/v1/rooms", tag = "rooms", security(("bearer" = [])), params(PageQuery),
