@@ -277,6 +277,11 @@ impl Payment {
         Money::new(self.amount, self.currency.clone())
     }
 
+    /// The order as a mismatch records it: `order <id> of <price>`.
+    pub fn order_terms(&self) -> String {
+        format!("order {} of {}", self.order_id, self.price())
+    }
+
     /// What the payment comes to, as far as we know: charged and refunded.
     pub fn settlement(&self) -> Settlement {
         Settlement {

@@ -188,7 +188,7 @@ impl Payments {
         if let Some(difference) = record.difference(&payment.order_id, &payment.price()) {
             tracing::warn!(%payment_id, %difference, "the provider's record is not this order");
             let command = PaymentCommand::RecordMismatch {
-                ours: format!("order {} of {}", payment.order_id, payment.price()),
+                ours: payment.order_terms(),
                 provider: difference.clone(),
             };
             self.execute(payment_id, command, "provider").await?;

@@ -160,17 +160,10 @@ impl Payments {
             idempotency_key: refund_id.to_string(),
         };
         match self.provider.cancel(&cancellation).await {
-            Ok(()) => {
-                let completed = self
-                    .execute(
-                        payment_id,
-                        PaymentCommand::CompleteRefund { refund_id },
-                        "provider",
-                    )
-                    .await?;
-                self.end_hold(holder, refund_id, true).await;
-                Ok((completed, true))
-            }
+            Ok(()) => Ok((
+                self.complete_refund(payment_id, refund_id, holder).await?,
+                true,
+            )),
             Err(ProviderError::Refused { code, message }) => {
                 let command = PaymentCommand::FailRefund {
                     refund_id,
@@ -231,6 +224,16 @@ impl Payments {
                 true,
             )
             .await?;
+        self.complete_refund(payment_id, refund_id, holder).await
+    }
+
+    /// Records a refund the provider made, and settles the credits held for it.
+    async fn complete_refund(
+        &self,
+        payment_id: Uuid,
+        refund_id: Uuid,
+        holder: Option<Uuid>,
+    ) -> Result<PaymentView, PaymentsError> {
         let completed = self
             .execute(
                 payment_id,

@@ -78,7 +78,7 @@ impl Payments {
         }
         if let Some(difference) = record.difference(&payment.order_id, &payment.price()) {
             let command = PaymentCommand::RecordMismatch {
-                ours: format!("order {} of {}", payment.order_id, payment.price()),
+                ours: payment.order_terms(),
                 provider: difference,
             };
             return self.execute(payment_id, command, "provider").await;
