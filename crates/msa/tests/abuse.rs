@@ -514,6 +514,7 @@ async fn abuse_of_the_single_server() {
     a_body_naming_a_key_twice_is_refused(&api).await;
     message_commands_take_only_posts_of_their_room(&api).await;
     a_member_kicked_a_moment_ago_changes_no_message(&api).await;
+    room_details_change_under_races_and_only_for_members(&api).await;
     a_reused_txn_id_gives_no_credit_back(&api, "").await;
     a_txn_id_raced_by_two_sends_posts_nothing_for_free(&api, "").await;
     a_room_creator_cannot_make_strangers_members(&api).await;
@@ -668,6 +669,92 @@ async fn a_member_kicked_a_moment_ago_changes_no_message(api: &Api) {
             .any(|m| m["body"] == "my words" && m["reactions"] == json!([]))
     })
     .await;
+}
+
+/// `PATCH /v1/rooms/{id}`: two admins changing the name and the topic at the same moment both
+/// land (each is decided on the room's latest version, not on a view read before); a member
+/// kicked a moment ago changes nothing; an outsider learns nothing of a direct room, not even
+/// its kind; dot segments name no room; an oversized body is 413.
+async fn room_details_change_under_races_and_only_for_members(api: &Api) {
+    let (owner, admin, kicked) = (
+        api.person("Namer").await,
+        api.person("Topicer").await,
+        api.person("Renamed").await,
+    );
+    let room = group(api, &owner, &[&admin, &kicked]).await;
+    let path = format!("/v1/rooms/{room}");
+    let role = Some(json!({"role": "admin"}));
+    let promote = format!("{path}/members/{}/role", admin.id);
+    let promoted = api
+        .call(reqwest::Method::PUT, &promote, &owner.token, role)
+        .await;
+    assert_eq!(promoted.0, 204, "{}", promoted.1);
+    let kick = format!("{path}/members/{}", kicked.id);
+    assert_eq!(
+        api.call(reqwest::Method::DELETE, &kick, &owner.token, None)
+            .await
+            .0,
+        204
+    );
+    for round in 0..5 {
+        let (name, topic) = (format!("Den {round}"), format!("topic {round}"));
+        let (renamed, retopiced) = tokio::join!(
+            api.call(
+                reqwest::Method::PATCH,
+                &path,
+                &owner.token,
+                Some(json!({"name": name}))
+            ),
+            api.call(
+                reqwest::Method::PATCH,
+                &path,
+                &admin.token,
+                Some(json!({"topic": topic}))
+            ),
+        );
+        assert_eq!(
+            (renamed.0, retopiced.0),
+            (200, 200),
+            "{renamed:?} {retopiced:?}"
+        );
+        let (_, now) = api.get(&owner, &path).await;
+        assert_eq!(
+            (&now["name"], &now["topic"]),
+            (&json!(name), &json!(topic)),
+            "round {round}"
+        );
+    }
+    let change = Some(json!({"name": "Mine now"}));
+    let (status, problem) = api
+        .call(reqwest::Method::PATCH, &path, &kicked.token, change.clone())
+        .await;
+    assert_eq!(status, 403, "{problem}");
+    let direct = direct_room(api, &owner, "Topicer").await;
+    let (status, problem) = api
+        .call(
+            reqwest::Method::PATCH,
+            &format!("/v1/rooms/{direct}"),
+            &kicked.token,
+            change.clone(),
+        )
+        .await;
+    assert_eq!(
+        status, 403,
+        "an outsider is told nothing of the room: {problem}"
+    );
+    for walk in ["/v1/rooms/%2e%2e", "/v1/rooms/..%2f..%2fusers"] {
+        let (status, _) = api
+            .call(reqwest::Method::PATCH, walk, &owner.token, change.clone())
+            .await;
+        assert!(status == 404 || status == 400, "{walk}: {status}");
+    }
+    let huge = Some(json!({"topic": "x".repeat(3 * 1024 * 1024)}));
+    assert_eq!(
+        api.call(reqwest::Method::PATCH, &path, &owner.token, huge)
+            .await
+            .0,
+        413
+    );
 }
 
 /// Paths that, taken as they were spelled, lead out of a public prefix: refused before routing.
