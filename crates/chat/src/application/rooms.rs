@@ -7,7 +7,7 @@ use uuid::Uuid;
 use super::views::{RoomCursor, RoomSummary};
 use super::{metadata, ChatError, ChatService};
 use crate::domain::{
-    DirectPair, DirectPairCommand, Role, Room, RoomCommand, RoomError, RoomKind, RoomName,
+    DirectPair, DirectPairCommand, Role, Room, RoomCommand, RoomError, RoomKind, RoomName, Topic,
 };
 
 /// A room as its members see it.
@@ -128,6 +128,32 @@ impl ChatService {
             room_id,
             &self.member_of(room_id, caller).await?,
         ))
+    }
+
+    /// A group's new name and topic (admins); what is left `None` stays as it is, a topic of
+    /// `Some(None)` is cleared. Decided on the room's latest version, so two changes at once
+    /// both land; answers the room as it is then.
+    pub async fn change_details(
+        &self,
+        caller: Uuid,
+        room_id: Uuid,
+        name: Option<RoomName>,
+        topic: Option<Option<Topic>>,
+    ) -> Result<RoomView, ChatError> {
+        let command = RoomCommand::ChangeDetails {
+            by: caller,
+            name,
+            topic,
+        };
+        let executed = self
+            .rooms
+            .execute(
+                &Repository::<Room>::stream_id(room_id),
+                &command,
+                &metadata(caller),
+            )
+            .await?;
+        Ok(RoomView::of(room_id, &executed.state))
     }
 
     /// A page of the caller's rooms, most recently active first, after `after` (the

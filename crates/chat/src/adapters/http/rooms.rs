@@ -15,7 +15,7 @@ use uuid::Uuid;
 use super::{room_id, ChatApi, InternalApi};
 use crate::application::{RoomPage, RoomView};
 use crate::domain::room::MAX_MEMBERS;
-use crate::domain::{RoomCommand, RoomKind, RoomName, Topic};
+use crate::domain::{RoomKind, RoomName, Topic};
 
 /// A room to create (the body user-chat takes at `POST /v1/rooms`).
 #[derive(Deserialize, ToSchema)]
@@ -151,15 +151,11 @@ pub(super) async fn change_details(
         Some(None) => Some(None),
         Some(Some(topic)) => Some(Fields::one("topic", Topic::parse(&topic))?),
     };
-    let command = RoomCommand::ChangeDetails {
-        by: caller.user_id,
-        name,
-        topic,
-    };
-    api.service
-        .change_membership(caller.user_id, room, command)
+    let changed = api
+        .service
+        .change_details(caller.user_id, room, name, topic)
         .await?;
-    Ok(Json(api.service.room_view(caller.user_id, room).await?))
+    Ok(Json(changed))
 }
 
 /// How far a member has read a room.
