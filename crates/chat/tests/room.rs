@@ -322,3 +322,42 @@ fn changing_details_keeps_what_is_left_out_and_clears_a_null_topic() {
         })
         .then_error(|e| *e == RoomError::Forbidden);
 }
+
+#[test]
+fn an_outsider_learns_nothing_of_a_direct_room_not_even_its_kind() {
+    let direct = RoomEvent::RoomCreated {
+        seq: 1,
+        kind: RoomKind::Direct,
+        name: None,
+        creator: user(OWNER),
+        members: BTreeMap::from([(user(OWNER), Role::Owner), (user(MEMBER), Role::Owner)]),
+    };
+    let (by, user_id) = (user(OUTSIDER), user(MEMBER));
+    for command in [
+        RoomCommand::Invite { by, user_id },
+        RoomCommand::Kick { by, user_id },
+        RoomCommand::Ban { by, user_id },
+        RoomCommand::Unban { by, user_id },
+        RoomCommand::SetRole {
+            by,
+            user_id,
+            role: Role::Admin,
+        },
+        RoomCommand::ChangeDetails {
+            by,
+            name: None,
+            topic: Some(None),
+        },
+    ] {
+        given::<Room>([direct.clone()])
+            .when(command)
+            .then_error(|e| *e == RoomError::NotAMember);
+    }
+    // Its members are told it is a direct room.
+    given::<Room>([direct])
+        .when(RoomCommand::Unban {
+            by: user(OWNER),
+            user_id: user(OUTSIDER),
+        })
+        .then_error(|e| *e == RoomError::DirectRoom);
+}

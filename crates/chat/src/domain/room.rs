@@ -353,8 +353,8 @@ impl Room {
     /// `by` may act on `target`: at least admin, above the target's role, and not on themself
     /// (an owner banning themself would leave the room without an owner).
     fn may_moderate(&self, by: Uuid, target: Uuid) -> Result<(), RoomError> {
-        self.group_only()?;
         let actor = self.member_role(by)?;
+        self.group_only()?;
         if by == target {
             return Err(RoomError::NotYourself);
         }
@@ -363,6 +363,17 @@ impl Room {
             return Err(RoomError::Forbidden);
         }
         Ok(())
+    }
+
+    /// `by`'s role, when they are an admin or owner of this group. Membership is checked first:
+    /// an outsider learns nothing of the room, not even its kind.
+    fn admin_of_group(&self, by: Uuid) -> Result<Role, RoomError> {
+        let role = self.member_role(by)?;
+        self.group_only()?;
+        if role < Role::Admin {
+            return Err(RoomError::Forbidden);
+        }
+        Ok(role)
     }
 
     fn owners(&self) -> usize {

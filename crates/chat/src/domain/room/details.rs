@@ -60,12 +60,7 @@ impl Room {
         name: Option<&RoomName>,
         topic: Option<&Option<Topic>>,
     ) -> Result<Vec<RoomEvent>, RoomError> {
-        // Membership first: a non-member learns nothing of the room, not even its kind.
-        let role = self.member_role(by)?;
-        self.group_only()?;
-        if role < Role::Admin {
-            return Err(RoomError::Forbidden);
-        }
+        self.admin_of_group(by)?;
         let name = match name {
             Some(name) => Some(name.as_str().to_owned()),
             None => self.name.clone(),

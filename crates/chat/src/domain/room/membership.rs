@@ -13,10 +13,7 @@ impl Room {
         by: Uuid,
         user_id: Uuid,
     ) -> Result<Vec<RoomEvent>, RoomError> {
-        self.group_only()?;
-        if self.member_role(by)? < Role::Admin {
-            return Err(RoomError::Forbidden);
-        }
+        self.admin_of_group(by)?;
         if self.banned.contains(&user_id) {
             return Err(RoomError::Banned);
         }
@@ -109,10 +106,7 @@ impl Room {
         by: Uuid,
         user_id: Uuid,
     ) -> Result<Vec<RoomEvent>, RoomError> {
-        self.group_only()?;
-        if self.member_role(by)? < Role::Admin {
-            return Err(RoomError::Forbidden);
-        }
+        self.admin_of_group(by)?;
         if !self.banned.contains(&user_id) {
             return Ok(vec![]);
         }
@@ -127,8 +121,7 @@ impl Room {
         user_id: Uuid,
         role: Role,
     ) -> Result<Vec<RoomEvent>, RoomError> {
-        self.group_only()?;
-        if self.member_role(by)? != Role::Owner {
+        if self.admin_of_group(by)? != Role::Owner {
             return Err(RoomError::Forbidden);
         }
         let current = self.role_of(user_id).ok_or(RoomError::NotAMember)?;
