@@ -27,6 +27,7 @@ pub mod contract {
     pub use crate::application::{PostedMessage, RoomPage, RoomView};
     pub use crate::domain::{
         MessageBody, Role, Room, RoomCommand, RoomEvent, RoomKind, RoomName, TxnId,
+        MAX_TXN_ID_BYTES,
     };
 }
 

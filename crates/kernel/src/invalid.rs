@@ -3,6 +3,12 @@
 
 use serde::{Deserialize, Serialize};
 
+/// A value that did not parse, with why: a domain type's `parse` answers it, and the HTTP layer
+/// adds the field's name (`msa_http::Fields`).
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{0}")]
+pub struct Invalid(pub String);
+
 /// One invalid field of a request, named as the client sent it (`nickname`, `items[2].amount`).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct FieldError {

@@ -16,6 +16,7 @@ use msa_http::auth::TokenVerifier;
 use msa_http::service_identity::ServiceIdentity;
 use msa_http::Problem;
 use msa_payment::application::wallets::{Spent, Wallets};
+use msa_payment::contract::SpendKey;
 use msa_user::contract::{Nickname, ProfileView, PublicProfiles};
 use msa_user_chat::adapters::http::{routes, UserChatApi};
 use msa_user_chat::adapters::remote::{RemoteChat, RemoteDirectory, RemoteWallets, Service};
@@ -115,7 +116,7 @@ struct InProcessWallets(Arc<Wallets>);
 
 #[async_trait]
 impl WalletPort for InProcessWallets {
-    async fn spend(&self, user: &Requester, spend_key: &str) -> Result<Spent, ServiceError> {
+    async fn spend(&self, user: &Requester, spend_key: &SpendKey) -> Result<Spent, ServiceError> {
         Ok(self
             .0
             .spend(user.user_id, spend_key)
@@ -123,7 +124,7 @@ impl WalletPort for InProcessWallets {
             .map_err(answer)?)
     }
 
-    async fn refund_spend(&self, user_id: Uuid, spend_key: &str) -> Result<(), ServiceError> {
+    async fn refund_spend(&self, user_id: Uuid, spend_key: &SpendKey) -> Result<(), ServiceError> {
         Ok(self
             .0
             .refund_spend(user_id, spend_key)

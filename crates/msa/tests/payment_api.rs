@@ -144,6 +144,14 @@ async fn a_request_needs_an_idempotency_key_and_a_retry_answers_the_first(api: &
 async fn a_confirmation_takes_the_orders_amount_from_its_owner_and_credits_once(api: &Api) {
     let (ada, bob) = (api.someone("Ada").await, api.someone("Bob").await);
     let payment = buy(api, &ada, "buy-1").await;
+    for bad_key in ["   ", "approve\n0", &"k".repeat(201)] {
+        let (status, problem) = confirm(api, &ada, &payment, bad_key, 1000).await;
+        assert_eq!(
+            (status, field_names(&problem)),
+            (422, vec!["payment_key"]),
+            "{bad_key:?}: {problem}"
+        );
+    }
     let (status, problem) = confirm(api, &ada, &payment, "approve-0", 999).await;
     assert_eq!(
         (status, field_names(&problem)),
@@ -277,6 +285,17 @@ async fn refunds_never_exceed_what_remains_and_take_the_credits_back(api: &Api) 
         .call(Method::POST, &refunds, &ada.token, refund(0))
         .await;
     assert_eq!((status, field_names(&problem)), (422, vec!["amount"]));
+    for bad_reason in ["  ".to_owned(), "r".repeat(201)] {
+        let body = json!({"amount": 100, "reason": bad_reason});
+        let (status, problem) = api
+            .call(Method::POST, &refunds, &ada.token, Some(body))
+            .await;
+        assert_eq!(
+            (status, field_names(&problem)),
+            (422, vec!["reason"]),
+            "{problem}"
+        );
+    }
     let (status, _) = api
         .call(Method::POST, &refunds, &bob.token, refund(100))
         .await;

@@ -20,7 +20,7 @@ pub mod contract {
     };
     pub use crate::application::views::LedgerEntry;
     pub use crate::application::wallets::{Spent, WalletView};
-    pub use crate::domain::{FundedBy, PaymentEvent, Wallet, WalletEvent};
+    pub use crate::domain::{FundedBy, PaymentEvent, SpendKey, Wallet, WalletEvent};
 }
 
 /// The payment context's own query-side tables (versions 4000 and up).

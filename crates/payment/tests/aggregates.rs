@@ -4,9 +4,9 @@
 use chrono::{Duration, NaiveDate, TimeZone, Utc};
 use msa_kernel::testing::given;
 use msa_payment::domain::{
-    FundedBy, HeldCredits, Payment, PaymentCommand, PaymentError, PaymentEvent, Product,
-    ProviderVerdict, RefundRequest, Wallet, WalletCommand, WalletError, WalletEvent,
-    RECORD_MISMATCH,
+    FundedBy, HeldCredits, Payment, PaymentCommand, PaymentError, PaymentEvent, PaymentKey,
+    Product, ProviderVerdict, RefundReason, RefundRequest, SpendKey, Wallet, WalletCommand,
+    WalletError, WalletEvent, RECORD_MISMATCH,
 };
 use uuid::Uuid;
 
@@ -49,7 +49,7 @@ fn refund(amount: i64, caller: Uuid, admin: bool, now: i64) -> PaymentCommand {
     PaymentCommand::RequestRefund(RefundRequest {
         refund_id: REFUND,
         amount,
-        reason: "changed my mind".into(),
+        reason: RefundReason::parse("changed my mind").unwrap(),
         caller,
         caller_is_admin: admin,
         now: at(now),
@@ -80,7 +80,7 @@ fn a_request_records_the_products_price_and_credits() {
 fn confirming_checks_owner_and_amount_then_the_outcome_is_unknown_until_the_provider_answers() {
     let confirm = |caller, amount| PaymentCommand::SendForConfirmation {
         caller,
-        payment_key: "approve-1".into(),
+        payment_key: PaymentKey::parse("approve-1").unwrap(),
         amount,
     };
     given::<Payment>([requested()])
@@ -268,7 +268,7 @@ fn day(d: u32) -> NaiveDate {
 
 fn spend(key: &str, today: u32) -> WalletCommand {
     WalletCommand::Spend {
-        spend_key: key.into(),
+        spend_key: SpendKey::parse(key).unwrap(),
         today: day(today),
         allowance: 2,
     }
@@ -388,7 +388,7 @@ fn a_refund_holds_its_credits_then_settles_or_releases_them_never_a_shortfall() 
         });
     given::<Wallet>([purchased(1, 10), held.clone()])
         .when(WalletCommand::Spend {
-            spend_key: "m".into(),
+            spend_key: SpendKey::parse("m").unwrap(),
             today: day(27),
             allowance: 0,
         })
@@ -448,7 +448,7 @@ fn what_an_admin_refund_takes_beyond_the_balance_is_a_debt_that_blocks_spending_
     let in_debt = [purchased(1, 4), held, settled, owed];
     given::<Wallet>(in_debt.clone())
         .when(WalletCommand::Spend {
-            spend_key: "m".into(),
+            spend_key: SpendKey::parse("m").unwrap(),
             today: day(27),
             allowance: 20,
         })

@@ -20,8 +20,8 @@ use msa_payment::application::provider::{
 use msa_payment::application::wallets::Wallets;
 use msa_payment::application::PaymentsError;
 use msa_payment::domain::{
-    Catalog, HeldCredits, Payment, PaymentCommand, PaymentStatus, ProviderVerdict, RefundRequest,
-    Wallet, WalletError, WalletEvent, DEFAULT_CATALOG,
+    Catalog, HeldCredits, Payment, PaymentCommand, PaymentKey, PaymentStatus, ProviderVerdict,
+    RefundReason, RefundRequest, SpendKey, Wallet, WalletError, WalletEvent, DEFAULT_CATALOG,
 };
 use msa_testkit::TestStores;
 use uuid::Uuid;
@@ -158,7 +158,7 @@ impl Setup {
             .unwrap();
         let approved = self
             .payments
-            .confirm(buyer, payment.id, key, 1000)
+            .confirm(buyer, payment.id, &PaymentKey::parse(key).unwrap(), 1000)
             .await
             .unwrap();
         assert_eq!(approved.status, PaymentStatus::Approved);
@@ -172,7 +172,7 @@ impl Setup {
     async fn spend(&self, buyer: Uuid, messages: usize) {
         for n in 0..messages {
             self.wallets
-                .spend(buyer, &format!("message-{n}"))
+                .spend(buyer, &SpendKey::parse(&format!("message-{n}")).unwrap())
                 .await
                 .unwrap();
         }
@@ -205,7 +205,7 @@ async fn two_parallel_full_refunds_with_credits_for_one_one_succeeds_and_the_oth
             let payments = setup.payments.clone();
             tokio::spawn(async move {
                 payments
-                    .refund(buyer, false, payment_id, 1000, "changed my mind")
+                    .refund(buyer, false, payment_id, 1000, &changed_mind())
                     .await
             })
         });
@@ -247,7 +247,7 @@ async fn held_credits_cannot_be_spent_and_a_refused_refund_gives_them_back() {
         let payment = setup.bought(buyer, "refuse-1").await;
         let refused = setup
             .payments
-            .refund(buyer, false, payment, 1000, "changed my mind")
+            .refund(buyer, false, payment, 1000, &changed_mind())
             .await;
         assert!(
             matches!(refused, Err(PaymentsError::ProviderRefused { .. })),
@@ -277,21 +277,34 @@ async fn an_admin_refund_of_spent_credits_is_a_debt_that_blocks_spending_until_r
         setup.spend(buyer, 70).await;
         let refund = setup
             .payments
-            .refund(Uuid::now_v7(), true, payment, 1000, "chargeback")
+            .refund(
+                Uuid::now_v7(),
+                true,
+                payment,
+                1000,
+                &RefundReason::parse("chargeback").unwrap(),
+            )
             .await
             .unwrap();
         assert_eq!(refund.payment.status, PaymentStatus::Refunded, "{backend}");
         let wallet = setup.wallets.wallet(buyer).await.unwrap();
         assert_eq!((wallet.balance, wallet.debt), (0, 70), "{backend}");
         assert!(matches!(
-            setup.wallets.spend(buyer, "after").await,
+            setup
+                .wallets
+                .spend(buyer, &SpendKey::parse("after").unwrap())
+                .await,
             Err(PaymentsError::Wallet(WalletError::InDebt { debt: 70 }))
         ));
         // A purchase pays the debt first.
         setup.bought(buyer, "approve-2").await;
         let wallet = setup.wallets.wallet(buyer).await.unwrap();
         assert_eq!((wallet.balance, wallet.debt), (30, 0), "{backend}");
-        setup.wallets.spend(buyer, "after").await.unwrap();
+        setup
+            .wallets
+            .spend(buyer, &SpendKey::parse("after").unwrap())
+            .await
+            .unwrap();
         assert!(no_shortfall(&setup.wallet_events(buyer).await));
     }
 }
@@ -407,7 +420,7 @@ async fn a_hold_stranded_by_a_crash_is_released_by_the_sweeper_after_its_time() 
         // A completed refund's hold is settled, never released by the sweeper.
         setup
             .payments
-            .refund(buyer, false, payment, 1000, "changed my mind")
+            .refund(buyer, false, payment, 1000, &changed_mind())
             .await
             .unwrap();
         tokio::time::sleep(std::time::Duration::from_millis(1200)).await;
@@ -443,7 +456,7 @@ async fn a_hold_whose_refund_was_decided_is_finished_by_the_sweeper() {
             let request = PaymentCommand::RequestRefund(RefundRequest {
                 refund_id,
                 amount: 1000,
-                reason: "changed my mind".into(),
+                reason: changed_mind(),
                 caller: buyer,
                 caller_is_admin: false,
                 now: Utc::now(),
@@ -542,7 +555,12 @@ async fn open_payments_are_capped_per_user_and_the_sweep_reaches_every_unknown_o
             .unwrap();
         let unknown = setup
             .payments
-            .confirm(buyer, payment.id, "timeout-1", 1000)
+            .confirm(
+                buyer,
+                payment.id,
+                &PaymentKey::parse("timeout-1").unwrap(),
+                1000,
+            )
             .await
             .unwrap();
         assert_eq!(unknown.status, PaymentStatus::Unknown);
@@ -562,4 +580,9 @@ async fn open_payments_are_capped_per_user_and_the_sweep_reaches_every_unknown_o
             tokio::time::sleep(std::time::Duration::from_millis(100)).await;
         }
     }
+}
+
+/// The reason of a buyer's own refund.
+fn changed_mind() -> RefundReason {
+    RefundReason::parse("changed my mind").unwrap()
 }

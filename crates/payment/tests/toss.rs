@@ -14,7 +14,7 @@ use msa_payment::adapters::toss::TossProvider;
 use msa_payment::application::provider::{
     Cancellation, Confirmation, PaymentProvider, ProviderError,
 };
-use msa_payment::domain::{ProviderVerdict, RECORD_MISMATCH};
+use msa_payment::domain::{PaymentKey, ProviderVerdict, RECORD_MISMATCH};
 use serde_json::{json, Value};
 
 const SECRET: &str = "test_sk_zXLkKEypNArWmo50nX3lmeaxYG5R";
@@ -363,7 +363,12 @@ async fn a_toss_record_of_another_order_fails_the_payment_on_confirm_and_on_look
     // ALREADY_PROCESSED_PAYMENT, and Toss's record is another order's.
     let (payment, _) = payments.request(buyer, "credits-100", "k-1").await.unwrap();
     let failed = payments
-        .confirm(buyer, payment.id, "taken", 1000)
+        .confirm(
+            buyer,
+            payment.id,
+            &PaymentKey::parse("taken").unwrap(),
+            1000,
+        )
         .await
         .unwrap();
     assert_eq!(failed.status, PaymentStatus::Failed, "{failed:?}");
@@ -372,7 +377,12 @@ async fn a_toss_record_of_another_order_fails_the_payment_on_confirm_and_on_look
     // The answer is lost; the look-up that resolves it finds another order's record.
     let (payment, _) = payments.request(buyer, "credits-100", "k-2").await.unwrap();
     let unknown = payments
-        .confirm(buyer, payment.id, "slow-taken", 1000)
+        .confirm(
+            buyer,
+            payment.id,
+            &PaymentKey::parse("slow-taken").unwrap(),
+            1000,
+        )
         .await
         .unwrap();
     assert_eq!(unknown.status, PaymentStatus::Unknown);
@@ -383,7 +393,12 @@ async fn a_toss_record_of_another_order_fails_the_payment_on_confirm_and_on_look
     // This order's own record approves it.
     let (payment, _) = payments.request(buyer, "credits-100", "k-3").await.unwrap();
     let approved = payments
-        .confirm(buyer, payment.id, "tgen_mine", 1000)
+        .confirm(
+            buyer,
+            payment.id,
+            &PaymentKey::parse("tgen_mine").unwrap(),
+            1000,
+        )
         .await
         .unwrap();
     assert_eq!(approved.status, PaymentStatus::Approved, "{approved:?}");

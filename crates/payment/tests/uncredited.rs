@@ -12,7 +12,7 @@ use msa_payment::adapters::sandbox::SandboxProvider;
 use msa_payment::adapters::uncredited::Uncredited;
 use msa_payment::application::payments::{PaymentSettings, Payments};
 use msa_payment::application::wallets::Wallets;
-use msa_payment::domain::{Catalog, PaymentStatus, DEFAULT_CATALOG};
+use msa_payment::domain::{Catalog, PaymentKey, PaymentStatus, DEFAULT_CATALOG};
 use msa_testkit::TestStores;
 use uuid::Uuid;
 
@@ -60,7 +60,12 @@ async fn the_sweeper_credits_an_approval_the_process_manager_left_behind() {
             .await
             .unwrap();
         let approved = payments
-            .confirm(buyer, payment.id, "approve-1", 1000)
+            .confirm(
+                buyer,
+                payment.id,
+                &PaymentKey::parse("approve-1").unwrap(),
+                1000,
+            )
             .await
             .unwrap();
         assert_eq!(approved.status, PaymentStatus::Approved, "{backend}");

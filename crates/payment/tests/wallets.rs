@@ -6,7 +6,7 @@ use std::sync::Arc;
 use msa_kernel::Upcasters;
 use msa_payment::application::wallets::{Spent, Wallets};
 use msa_payment::application::PaymentsError;
-use msa_payment::domain::{FundedBy, WalletError};
+use msa_payment::domain::{FundedBy, SpendKey, WalletError};
 use msa_testkit::TestStores;
 use uuid::Uuid;
 
@@ -30,7 +30,11 @@ async fn fifty_parallel_spends_against_ten_credits_give_exactly_ten() {
             .unwrap();
         let spends = (0..50).map(|n| {
             let wallets = wallets.clone();
-            tokio::spawn(async move { wallets.spend(user, &format!("spend-{n}")).await })
+            tokio::spawn(async move {
+                wallets
+                    .spend(user, &SpendKey::parse(&format!("spend-{n}")).unwrap())
+                    .await
+            })
         });
         let outcomes = futures::future::join_all(spends).await;
         let mut succeeded = 0;
@@ -66,7 +70,11 @@ async fn two_processes_spending_from_one_wallet_still_never_overspend() {
             } else {
                 second.clone()
             };
-            tokio::spawn(async move { wallets.spend(user, &format!("spend-{n}")).await })
+            tokio::spawn(async move {
+                wallets
+                    .spend(user, &SpendKey::parse(&format!("spend-{n}")).unwrap())
+                    .await
+            })
         });
         let mut succeeded = 0;
         for outcome in futures::future::join_all(spends).await {
@@ -94,25 +102,40 @@ async fn spends_and_refunds_are_idempotent_by_key_and_purchases_credit_once() {
         let view = wallets.wallet(user).await.unwrap();
         assert_eq!((view.balance, view.free_left_today), (2, 1), "{backend}");
 
-        let free = wallets.spend(user, "m-1").await.unwrap();
+        let free = wallets
+            .spend(user, &SpendKey::parse("m-1").unwrap())
+            .await
+            .unwrap();
         assert_eq!(free.funded_by, FundedBy::Allowance);
         assert!(!free.replayed);
         assert_eq!(
-            wallets.spend(user, "m-1").await.unwrap(),
+            wallets
+                .spend(user, &SpendKey::parse("m-1").unwrap())
+                .await
+                .unwrap(),
             Spent {
                 replayed: true,
                 ..free.clone()
             },
             "{backend}: a retry answers the first spend, as a replay"
         );
-        let paid = wallets.spend(user, "m-2").await.unwrap();
+        let paid = wallets
+            .spend(user, &SpendKey::parse("m-2").unwrap())
+            .await
+            .unwrap();
         assert_eq!(paid.funded_by, FundedBy::Credits);
         let view = wallets.wallet(user).await.unwrap();
         assert_eq!((view.balance, view.free_left_today), (1, 0), "{backend}");
 
         for _ in 0..2 {
-            wallets.refund_spend(user, "m-2").await.unwrap();
-            wallets.refund_spend(user, "m-1").await.unwrap();
+            wallets
+                .refund_spend(user, &SpendKey::parse("m-2").unwrap())
+                .await
+                .unwrap();
+            wallets
+                .refund_spend(user, &SpendKey::parse("m-1").unwrap())
+                .await
+                .unwrap();
         }
         let view = wallets.wallet(user).await.unwrap();
         assert_eq!(
@@ -122,13 +145,15 @@ async fn spends_and_refunds_are_idempotent_by_key_and_purchases_credit_once() {
         );
         assert!(
             matches!(
-                wallets.spend(user, "m-2").await,
+                wallets.spend(user, &SpendKey::parse("m-2").unwrap()).await,
                 Err(PaymentsError::SpendRefunded(_))
             ),
             "{backend}: a refunded spend is not replayed for free"
         );
         assert!(matches!(
-            wallets.refund_spend(user, "never").await,
+            wallets
+                .refund_spend(user, &SpendKey::parse("never").unwrap())
+                .await,
             Err(PaymentsError::UnknownSpend(_))
         ));
     }

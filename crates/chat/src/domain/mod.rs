@@ -21,9 +21,6 @@ pub use room::{MembershipChange, Role, Room, RoomCommand, RoomError, RoomEvent, 
 pub use room_name::RoomName;
 pub use search_text::SearchText;
 pub use topic::Topic;
-pub use txn_id::TxnId;
+pub use txn_id::{TxnId, MAX_TXN_ID_BYTES};
 
-/// A value that did not parse, with why.
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[error("{0}")]
-pub struct Invalid(pub String);
+pub use msa_kernel::invalid::Invalid;

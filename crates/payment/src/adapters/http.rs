@@ -12,7 +12,8 @@ use chrono::{DateTime, Utc};
 use msa_http::auth::{Caller, TokenVerifier};
 use msa_http::service_identity::{ServiceCaller, TrustedServices};
 use msa_http::{
-    next_cursor, BearerAuth, FieldError, PageQuery, Problem, RecordsQuery, StrictJson, StrictQuery,
+    next_cursor, BearerAuth, FieldError, Fields, PageQuery, Problem, RecordsQuery, StrictJson,
+    StrictQuery,
 };
 use serde::{Deserialize, Serialize};
 use utoipa::{OpenApi, ToSchema};
@@ -25,7 +26,10 @@ use crate::application::payments::{Payments, RefundView};
 use crate::application::views::LedgerEntry;
 use crate::application::wallets::{WalletView, Wallets};
 use crate::application::PaymentsError;
-use crate::domain::{PaymentError, PaymentStatus, Product, ProviderVerdict, WalletError};
+use crate::domain::{
+    PaymentError, PaymentKey, PaymentStatus, Product, ProviderVerdict, RefundReason, SpendKey,
+    WalletError,
+};
 
 #[derive(Clone)]
 pub struct PaymentApi {
@@ -127,7 +131,8 @@ async fn spend(
     StrictJson(body): StrictJson<NewSpend>,
 ) -> Result<impl IntoResponse, Problem> {
     let user_id = wallet_owner(&user_id)?;
-    let spent = internal.api.wallets.spend(user_id, &body.spend_key).await?;
+    let spend_key = Fields::one("spend_key", SpendKey::parse(&body.spend_key))?;
+    let spent = internal.api.wallets.spend(user_id, &spend_key).await?;
     // 201 for the call that made the spend, 200 for a replay: only the maker may give it back.
     let status = if spent.replayed {
         StatusCode::OK
@@ -143,6 +148,7 @@ async fn refund_spend(
     Path((user_id, spend_key)): Path<(String, String)>,
 ) -> Result<impl IntoResponse, Problem> {
     let user_id = wallet_owner(&user_id)?;
+    let spend_key = Fields::one("spend_key", SpendKey::parse(&spend_key))?;
     internal
         .api
         .wallets
@@ -347,21 +353,18 @@ fn decided_or_accepted(payment: &PaymentView) -> StatusCode {
     responses((status = 200, description = "Approved or failed", body = PaymentView),
         (status = 202, description = "The provider did not answer in time: status unknown, resolved by a look-up (never charged twice)", body = PaymentView),
         (status = 401, body = Problem), (status = 404, body = Problem), (status = 409, body = Problem),
-        (status = 422, description = "The amount is not the order's", body = Problem)))]
+        (status = 422, description = "The amount is not the order's (`amount`), or `payment_key` is blank, over 200 bytes or has control characters", body = Problem)))]
 async fn confirm(
     State(api): State<PaymentApi>,
     caller: Caller,
     Path(id): Path<String>,
     StrictJson(body): StrictJson<Confirm>,
 ) -> Result<impl IntoResponse, Problem> {
+    let payment_id = payment_id(&id)?;
+    let payment_key = Fields::one("payment_key", PaymentKey::parse(&body.payment_key))?;
     let payment = api
         .payments
-        .confirm(
-            caller.user_id,
-            payment_id(&id)?,
-            &body.payment_key,
-            body.amount,
-        )
+        .confirm(caller.user_id, payment_id, &payment_key, body.amount)
         .await?;
     Ok((decided_or_accepted(&payment), Json(payment)))
 }
@@ -403,14 +406,16 @@ async fn refund(
     Path(id): Path<String>,
     StrictJson(body): StrictJson<NewRefund>,
 ) -> Result<impl IntoResponse, Problem> {
+    let payment_id = payment_id(&id)?;
+    let reason = Fields::one("reason", RefundReason::parse(&body.reason))?;
     let refund = api
         .payments
         .refund(
             caller.user_id,
             caller.is_admin(),
-            payment_id(&id)?,
+            payment_id,
             body.amount,
-            &body.reason,
+            &reason,
         )
         .await?;
     let status = if refund.status == "pending" {

@@ -10,7 +10,7 @@ use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
 use super::PaymentsError;
-use crate::domain::{FundedBy, Wallet, WalletCommand, WalletEvent};
+use crate::domain::{FundedBy, SpendKey, Wallet, WalletCommand, WalletEvent};
 
 /// A wallet as its owner sees it.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
@@ -126,7 +126,7 @@ impl Wallets {
     /// Refused with [`crate::domain::WalletError::OutOfCredits`] when neither is left.
     ///
     /// Counted in `msa_payment_wallet_operations_total{operation="spend"}` by outcome.
-    pub async fn spend(&self, user_id: Uuid, spend_key: &str) -> Result<Spent, PaymentsError> {
+    pub async fn spend(&self, user_id: Uuid, spend_key: &SpendKey) -> Result<Spent, PaymentsError> {
         let spent = self.take_credit(user_id, spend_key).await;
         let outcome = match &spent {
             Ok(spent) if spent.replayed => "replayed",
@@ -142,16 +142,19 @@ impl Wallets {
         spent
     }
 
-    async fn take_credit(&self, user_id: Uuid, spend_key: &str) -> Result<Spent, PaymentsError> {
-        check_key(spend_key)?;
+    async fn take_credit(
+        &self,
+        user_id: Uuid,
+        spend_key: &SpendKey,
+    ) -> Result<Spent, PaymentsError> {
         let command = WalletCommand::Spend {
-            spend_key: spend_key.to_owned(),
+            spend_key: spend_key.clone(),
             today: Utc::now().date_naive(),
             allowance: self.free_messages_per_day,
         };
         let key = IdempotencyKey {
             scope: spend_scope(user_id),
-            key: spend_key.to_owned(),
+            key: spend_key.to_string(),
             fingerprint: "spend".into(),
         };
         let outcome = self
@@ -182,11 +185,11 @@ impl Wallets {
         if outcome.replayed
             && self
                 .events
-                .idempotency_record(&refund_scope(user_id), spend_key)
+                .idempotency_record(&refund_scope(user_id), spend_key.as_str())
                 .await?
                 .is_some()
         {
-            return Err(PaymentsError::SpendRefunded(spend_key.to_owned()));
+            return Err(PaymentsError::SpendRefunded(spend_key.to_string()));
         }
         let spent: Spent = serde_json::from_value(outcome.result)
             .map_err(|e| PaymentsError::Store(StoreError::backend(e)))?;
@@ -198,20 +201,23 @@ impl Wallets {
 
     /// Gives back what the spend named `spend_key` took (compensation when the message could not
     /// be posted). Idempotent: a second call gives nothing more.
-    pub async fn refund_spend(&self, user_id: Uuid, spend_key: &str) -> Result<(), PaymentsError> {
-        check_key(spend_key)?;
+    pub async fn refund_spend(
+        &self,
+        user_id: Uuid,
+        spend_key: &SpendKey,
+    ) -> Result<(), PaymentsError> {
         let spent: Spent = match self
             .events
-            .idempotency_record(&spend_scope(user_id), spend_key)
+            .idempotency_record(&spend_scope(user_id), spend_key.as_str())
             .await?
         {
             Some(record) => serde_json::from_value(record.result)
                 .map_err(|e| PaymentsError::Store(StoreError::backend(e)))?,
-            None => return Err(PaymentsError::UnknownSpend(spend_key.to_owned())),
+            None => return Err(PaymentsError::UnknownSpend(spend_key.to_string())),
         };
         let key = IdempotencyKey {
             scope: refund_scope(user_id),
-            key: spend_key.to_owned(),
+            key: spend_key.to_string(),
             fingerprint: "refund".into(),
         };
         let refunded = self
@@ -219,7 +225,7 @@ impl Wallets {
             .execute_idempotent(
                 &Self::stream(user_id),
                 &WalletCommand::RefundSpend {
-                    spend_key: spent.spend_key,
+                    spend_key: spend_key.clone(),
                     funded_by: spent.funded_by,
                     day: spent.day,
                 },
@@ -362,14 +368,4 @@ impl Wallets {
             .await?;
         Ok(())
     }
-}
-
-fn check_key(key: &str) -> Result<(), PaymentsError> {
-    if key.is_empty() || key.len() > 200 || key.chars().any(|c| c.is_control()) {
-        return Err(PaymentsError::Invalid(vec![msa_kernel::FieldError::new(
-            "spend_key",
-            "1 to 200 printable characters",
-        )]));
-    }
-    Ok(())
 }

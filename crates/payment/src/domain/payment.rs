@@ -23,7 +23,7 @@ use msa_kernel::{Aggregate, DomainEvent};
 use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
-use super::{Money, Product, Settlement};
+use super::{Money, PaymentKey, Product, RefundReason, Settlement};
 
 mod refund;
 mod verdict;
@@ -159,7 +159,7 @@ pub enum PaymentCommand {
     /// The owner confirms with the provider's payment key and the amount the client was shown.
     SendForConfirmation {
         caller: Uuid,
-        payment_key: String,
+        payment_key: PaymentKey,
         amount: i64,
     },
     Resolve(ProviderVerdict),
@@ -195,7 +195,7 @@ pub enum PaymentCommand {
 pub struct RefundRequest {
     pub refund_id: Uuid,
     pub amount: i64,
-    pub reason: String,
+    pub reason: RefundReason,
     pub caller: Uuid,
     pub caller_is_admin: bool,
     pub now: DateTime<Utc>,
@@ -461,7 +461,7 @@ impl Aggregate for Payment {
                     });
                 }
                 PaymentEvent::ConfirmationSent {
-                    payment_key: payment_key.clone(),
+                    payment_key: payment_key.as_str().to_owned(),
                 }
             }
             PaymentCommand::Resolve(verdict) => return self.resolve(verdict),

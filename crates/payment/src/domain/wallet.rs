@@ -16,6 +16,7 @@
 
 use std::collections::BTreeMap;
 
+use super::SpendKey;
 use chrono::{DateTime, NaiveDate, Utc};
 use msa_kernel::{Aggregate, DomainEvent};
 use serde::{Deserialize, Serialize};
@@ -212,13 +213,13 @@ pub enum WalletCommand {
     ReleaseHold { refund_id: Uuid },
     /// One message's credit: from today's allowance while it lasts, then from the balance.
     Spend {
-        spend_key: String,
+        spend_key: SpendKey,
         today: NaiveDate,
         allowance: u32,
     },
     /// Gives a spend back to where it came from (an allowance only on the day it was spent).
     RefundSpend {
-        spend_key: String,
+        spend_key: SpendKey,
         funded_by: FundedBy,
         day: NaiveDate,
     },
@@ -485,7 +486,7 @@ impl Aggregate for Wallet {
                 };
                 WalletEvent::MessageSpent {
                     entry,
-                    spend_key: spend_key.clone(),
+                    spend_key: spend_key.as_str().to_owned(),
                     funded_by,
                     day: *today,
                 }
@@ -496,7 +497,7 @@ impl Aggregate for Wallet {
                 day,
             } => WalletEvent::SpendRefunded {
                 entry,
-                spend_key: spend_key.clone(),
+                spend_key: spend_key.as_str().to_owned(),
                 funded_by: *funded_by,
                 day: *day,
             },

@@ -10,7 +10,7 @@ use chrono::{DateTime, Utc};
 use msa_kernel::consumer::{EventHandler, HandlerError};
 use msa_kernel::repository::decode;
 use msa_kernel::{Aggregate, Conversation, ReadModelStore, RecordedEvent, StoreError};
-use msa_payment::contract::{Wallet, WalletEvent};
+use msa_payment::contract::{SpendKey, Wallet, WalletEvent};
 use msa_sql::Bind::Text;
 use msa_sql::SqlReadModelStore;
 use sqlx::Row;
@@ -94,7 +94,7 @@ pub async fn spent_before(
         (
             last.spent_at,
             last.user_id.to_string(),
-            last.spend_key.clone(),
+            last.spend_key.to_string(),
         )
     });
     let rows = sqlx::query(
@@ -122,7 +122,11 @@ pub async fn spent_before(
             };
             Ok(OpenSpend {
                 user_id: uuid("user_id")?,
-                spend_key: row.try_get("spend_key").map_err(StoreError::backend)?,
+                spend_key: SpendKey::parse(
+                    &row.try_get::<String, _>("spend_key")
+                        .map_err(StoreError::backend)?,
+                )
+                .map_err(StoreError::backend)?,
                 room_id: uuid("room_id")?,
                 txn_id: row.try_get("txn_id").map_err(StoreError::backend)?,
                 spent_at: row.try_get("spent_at").map_err(StoreError::backend)?,
@@ -155,7 +159,7 @@ pub async fn forget(db: &SqlReadModelStore, spends: &[&OpenSpend]) -> Result<(),
         .map(|spend| {
             vec![
                 Text(spend.user_id.to_string()),
-                Text(spend.spend_key.clone()),
+                Text(spend.spend_key.to_string()),
             ]
         })
         .collect();
@@ -200,12 +204,16 @@ impl SpendsInDoubt for SqlReadModelStore {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use msa_chat::contract::TxnId;
 
     #[test]
     fn a_message_spend_key_names_its_room_and_txn_id() {
         let room = Uuid::now_v7();
-        let key = spend_key(room, "t:1");
-        assert_eq!(send_of(&key), Some((room, "t:1")));
+        let key = spend_key(room, &TxnId::parse("t:1").unwrap());
+        assert_eq!(send_of(key.as_str()), Some((room, "t:1")));
+        // The longest txn id still makes a key.
+        let longest = TxnId::parse(&"x".repeat(msa_chat::contract::MAX_TXN_ID_BYTES)).unwrap();
+        assert!(send_of(spend_key(Uuid::max(), &longest).as_str()).is_some());
         assert_eq!(send_of("message:not-a-room:t"), None);
         assert_eq!(send_of("other:x"), None);
     }

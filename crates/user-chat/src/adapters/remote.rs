@@ -13,7 +13,7 @@ use msa_chat::contract::{
 };
 use msa_http::service_identity::ServiceIdentity;
 use msa_http::Problem;
-use msa_payment::contract::Spent;
+use msa_payment::contract::{SpendKey, Spent};
 use msa_user::contract::ProfileView;
 use reqwest::{Method, RequestBuilder, StatusCode, Url};
 use serde::de::DeserializeOwned;
@@ -282,7 +282,7 @@ pub struct RemoteWallets(pub Service);
 
 #[async_trait]
 impl WalletPort for RemoteWallets {
-    async fn spend(&self, user: &Requester, spend_key: &str) -> Result<Spent, ServiceError> {
+    async fn spend(&self, user: &Requester, spend_key: &SpendKey) -> Result<Spent, ServiceError> {
         let wallet = user.user_id.to_string();
         let request = self
             .0
@@ -290,7 +290,7 @@ impl WalletPort for RemoteWallets {
                 Method::POST,
                 &["internal", "v1", "wallets", &wallet, "spends"],
             )
-            .json(&json!({ "spend_key": spend_key }));
+            .json(&json!({ "spend_key": spend_key.as_str() }));
         let (status, spent): (_, Spent) = self.0.call_internal(request).await?;
         Ok(Spent {
             replayed: status != StatusCode::CREATED,
@@ -298,11 +298,18 @@ impl WalletPort for RemoteWallets {
         })
     }
 
-    async fn refund_spend(&self, user_id: Uuid, spend_key: &str) -> Result<(), ServiceError> {
+    async fn refund_spend(&self, user_id: Uuid, spend_key: &SpendKey) -> Result<(), ServiceError> {
         let wallet = user_id.to_string();
         let request = self.0.internal(
             Method::DELETE,
-            &["internal", "v1", "wallets", &wallet, "spends", spend_key],
+            &[
+                "internal",
+                "v1",
+                "wallets",
+                &wallet,
+                "spends",
+                spend_key.as_str(),
+            ],
         );
         self.0.call_internal::<serde_json::Value>(request).await?;
         Ok(())

@@ -115,7 +115,7 @@ impl UserChat {
         body: MessageBody,
         reply_to: Option<Uuid>,
     ) -> Result<(PostedMessage, bool), UserChatError> {
-        let spend_key = spend_key(room_id, txn_id.as_str());
+        let spend_key = spend_key(room_id, txn_id);
         let _turn = self.send_turn(sender.user_id, txn_id).lock().await;
         let spent = self.wallets.spend(sender, &spend_key).await?;
         match self
@@ -126,7 +126,7 @@ impl UserChat {
             Ok(posted) => Ok(posted),
             Err(ServiceError::Refused(refusal)) if !spent.replayed => {
                 if let Err(error) = self.wallets.refund_spend(sender.user_id, &spend_key).await {
-                    tracing::error!(sender = %sender.user_id, spend_key, %error,
+                    tracing::error!(sender = %sender.user_id, %spend_key, %error,
                         "a refused message's credit could not be given back");
                 }
                 Err(ServiceError::Refused(refusal).into())

@@ -13,7 +13,7 @@ use msa_chat::contract::{
     MessageBody, PostedMessage, RoomKind, RoomName, RoomPage, RoomView, TxnId,
 };
 use msa_kernel::{FieldError, StoreError};
-use msa_payment::contract::Spent;
+use msa_payment::contract::{SpendKey, Spent};
 use msa_user::contract::ProfileView;
 use uuid::Uuid;
 
@@ -127,11 +127,11 @@ pub trait ChatPort: Send + Sync {
 #[async_trait]
 pub trait WalletPort: Send + Sync {
     /// Spends one message's credit (refused when none is left), idempotent by `spend_key`.
-    async fn spend(&self, user: &Requester, spend_key: &str) -> Result<Spent, ServiceError>;
+    async fn spend(&self, user: &Requester, spend_key: &SpendKey) -> Result<Spent, ServiceError>;
 
     /// Gives a spend of `user_id`'s wallet back (idempotent). Asked as user-chat: by the send
     /// that spent it, or by the recovery of a send left half-done.
-    async fn refund_spend(&self, user_id: Uuid, spend_key: &str) -> Result<(), ServiceError>;
+    async fn refund_spend(&self, user_id: Uuid, spend_key: &SpendKey) -> Result<(), ServiceError>;
 }
 
 #[async_trait]

@@ -1,13 +1,16 @@
 //! What user-chat's queries answer, and the names it gives message credits' spends.
 
 use msa_chat::contract::SendRef;
+use msa_chat::contract::TxnId;
 use msa_kernel::Conversation;
+use msa_payment::contract::SpendKey;
 use serde::Serialize;
 use uuid::Uuid;
 
 /// The spend key user-chat gives a message's credit: `message:<room>:<txn_id>`.
-pub fn spend_key(room_id: Uuid, txn_id: &str) -> String {
-    format!("message:{room_id}:{txn_id}")
+pub fn spend_key(room_id: Uuid, txn_id: &TxnId) -> SpendKey {
+    SpendKey::parse(&format!("message:{room_id}:{}", txn_id.as_str()))
+        .expect("a room id and a txn id (at most 64 printable bytes) make a spend key")
 }
 
 /// The room and `txn_id` of a message's spend key; `None` for any other key.
@@ -40,7 +43,7 @@ pub struct MemberProfile {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct OpenSpend {
     pub user_id: Uuid,
-    pub spend_key: String,
+    pub spend_key: SpendKey,
     pub room_id: Uuid,
     pub txn_id: String,
     pub spent_at: i64,

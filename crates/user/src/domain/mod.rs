@@ -15,7 +15,4 @@ pub use password::Password;
 pub use profile::{AvatarUrl, Bio};
 pub use user::{Role, User, UserCommand, UserError, UserEvent};
 
-/// A value that did not parse, with why (the HTTP layer adds the field name).
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[error("{0}")]
-pub struct Invalid(pub String);
+pub use msa_kernel::invalid::Invalid;

@@ -3,7 +3,6 @@
 
 use chrono::Utc;
 use msa_kernel::repository::IdempotencyKey;
-use msa_kernel::FieldError;
 use sha2::{Digest, Sha256};
 use uuid::Uuid;
 
@@ -12,7 +11,8 @@ use crate::application::provider::{Confirmation, ProviderError, ProviderRecord};
 use crate::application::views::PaymentView;
 use crate::application::PaymentsError;
 use crate::domain::{
-    Payment, PaymentCommand, PaymentError, PaymentStatus, ProviderVerdict, RECORD_MISMATCH,
+    Payment, PaymentCommand, PaymentError, PaymentKey, PaymentStatus, ProviderVerdict,
+    RECORD_MISMATCH,
 };
 
 impl Payments {
@@ -90,18 +90,12 @@ impl Payments {
         &self,
         caller: Uuid,
         payment_id: Uuid,
-        payment_key: &str,
+        payment_key: &PaymentKey,
         amount: i64,
     ) -> Result<PaymentView, PaymentsError> {
-        if payment_key.trim().is_empty() || payment_key.len() > 200 {
-            return Err(PaymentsError::Invalid(vec![FieldError::new(
-                "payment_key",
-                "the provider's payment key (1 to 200 characters)",
-            )]));
-        }
         let command = PaymentCommand::SendForConfirmation {
             caller,
-            payment_key: payment_key.to_owned(),
+            payment_key: payment_key.clone(),
             amount,
         };
         let sent = match self.execute(payment_id, command, &caller.to_string()).await {
@@ -112,7 +106,7 @@ impl Payments {
             // A repeat of a confirmation that went through answers the payment as it is.
             Err(PaymentsError::Payment(PaymentError::NotConfirmable(_))) => {
                 let payment = self.load(payment_id).await?;
-                if payment.payment_key.as_deref() == Some(payment_key) {
+                if payment.payment_key.as_deref() == Some(payment_key.as_str()) {
                     return Ok(PaymentView::of(payment_id, &payment));
                 }
                 return Err(PaymentError::NotConfirmable(payment.status()?.as_str()).into());
@@ -120,7 +114,7 @@ impl Payments {
             Err(other) => return Err(other),
         };
         let confirmation = Confirmation {
-            payment_key: payment_key.to_owned(),
+            payment_key: payment_key.as_str().to_owned(),
             order_id: sent.order_id.clone(),
             amount,
             currency: sent.currency.clone(),

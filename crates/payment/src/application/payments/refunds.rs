@@ -1,7 +1,6 @@
 //! Refunds: the owner's or an admin's, and the provider's own cancellations taken back.
 
 use chrono::Utc;
-use msa_kernel::FieldError;
 use sha2::{Digest, Sha256};
 use uuid::Uuid;
 
@@ -9,7 +8,9 @@ use super::Payments;
 use crate::application::provider::{Cancellation, ProviderError};
 use crate::application::views::PaymentView;
 use crate::application::PaymentsError;
-use crate::domain::{HeldCredits, Payment, PaymentCommand, PaymentError, RefundRequest};
+use crate::domain::{
+    HeldCredits, Payment, PaymentCommand, PaymentError, RefundReason, RefundRequest,
+};
 use msa_kernel::Aggregate as _;
 
 /// A refund's outcome.
@@ -43,15 +44,8 @@ impl Payments {
         caller_is_admin: bool,
         payment_id: Uuid,
         amount: i64,
-        reason: &str,
+        reason: &RefundReason,
     ) -> Result<RefundView, PaymentsError> {
-        let reason = reason.trim();
-        if reason.is_empty() || reason.chars().count() > 200 {
-            return Err(PaymentsError::Invalid(vec![FieldError::new(
-                "reason",
-                "1 to 200 characters",
-            )]));
-        }
         let payment = self.load(payment_id).await?;
         if payment.user_id != caller && !caller_is_admin {
             return Err(PaymentError::NotFound.into());
@@ -69,7 +63,7 @@ impl Payments {
             )
             .await?;
         let (payment, completed) = self
-            .send_refund(payment, held, refund_id, amount, reason)
+            .send_refund(payment, held, refund_id, amount, reason.as_str())
             .await?;
         Ok(RefundView {
             refund_id,
@@ -89,7 +83,7 @@ impl Payments {
         payment: Payment,
         refund_id: Uuid,
         amount: i64,
-        reason: &str,
+        reason: &RefundReason,
         caller: Uuid,
         caller_is_admin: bool,
     ) -> Result<(PaymentView, Option<Uuid>), PaymentsError> {
@@ -98,7 +92,7 @@ impl Payments {
             PaymentCommand::RequestRefund(RefundRequest {
                 refund_id,
                 amount,
-                reason: reason.to_owned(),
+                reason: reason.clone(),
                 caller,
                 caller_is_admin,
                 now,
@@ -219,7 +213,7 @@ impl Payments {
                 payment,
                 refund_id,
                 amount,
-                "canceled at the payment provider",
+                &RefundReason::canceled_at_provider(),
                 Uuid::nil(),
                 true,
             )

@@ -5,7 +5,7 @@ use uuid::Uuid;
 use super::Payments;
 use crate::application::views::PaymentView;
 use crate::application::PaymentsError;
-use crate::domain::{PaymentCommand, PaymentStatus, ProviderVerdict};
+use crate::domain::{PaymentCommand, PaymentKey, PaymentStatus, ProviderVerdict};
 
 impl Payments {
     /// A provider's report about a payment (a signed webhook delivery): recorded if it moves the
@@ -41,12 +41,13 @@ impl Payments {
         status: &str,
     ) -> Result<PaymentView, PaymentsError> {
         let payment = self.load(payment_id).await?;
+        let Ok(payment_key) = PaymentKey::parse(payment_key) else {
+            return Err(PaymentsError::DeliveryNotOurs);
+        };
         if payment
             .payment_key
             .as_deref()
-            .is_some_and(|ours| ours != payment_key)
-            || payment_key.is_empty()
-            || payment_key.len() > 200
+            .is_some_and(|ours| ours != payment_key.as_str())
         {
             return Err(PaymentsError::DeliveryNotOurs);
         }
@@ -63,7 +64,7 @@ impl Payments {
             // Decided, and nothing this delivery says could change it: no look-up.
             return Ok(PaymentView::of(payment_id, &payment));
         }
-        let record = self.provider.look_up(payment_key).await?;
+        let record = self.provider.look_up(payment_key.as_str()).await?;
         if payment.payment_key.is_none()
             && record
                 .order_id

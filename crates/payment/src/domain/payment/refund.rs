@@ -60,7 +60,7 @@ impl Payment {
         Ok(vec![PaymentEvent::RefundRequested {
             refund_id: *refund_id,
             amount: *amount,
-            reason: reason.clone(),
+            reason: reason.as_str().to_owned(),
             by: *caller,
             held_credits: held.map(|held| held.credits),
         }])
