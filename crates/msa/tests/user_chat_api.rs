@@ -4,7 +4,8 @@
 
 mod common;
 
-use common::api::{eventually, Api, Person};
+use common::api::{eventually, numbered, Api, Person};
+use common::behaviour;
 use reqwest::Method;
 use serde_json::{json, Value};
 
@@ -50,123 +51,155 @@ fn nicknames(list: &Value) -> Vec<Value> {
         .collect()
 }
 
-async fn user_chat(api: &Api) {
-    let (ada, bob, cy) = (
-        api.person("Ada").await,
-        api.person("Bob").await,
-        api.person("Cy").await,
-    );
+/// Someone with a nickname nobody else holds, and that nickname.
+async fn named(api: &Api, name: &str) -> (Person, String) {
+    let nickname = numbered(name);
+    (api.person(&nickname).await, nickname)
+}
 
-    // A direct chat by nickname (case-insensitive); asking again, from either side, finds it.
-    let open = |who: &Person, nickname: &str| {
-        let body = json!({"nickname": nickname});
-        let token = who.token.clone();
-        async move {
-            api.call(Method::POST, "/v1/direct-chats", &token, Some(body))
-                .await
-        }
-    };
-    let (status, room) = open(&ada, "bob").await;
+async fn open_direct(api: &Api, who: &Person, nickname: &str) -> (u16, Value) {
+    api.post(who, "/v1/direct-chats", json!({"nickname": nickname}))
+        .await
+}
+
+/// The direct room of `who` and the person called `other`, opened by `who`.
+async fn direct_room(api: &Api, who: &Person, other: &str) -> String {
+    let (status, room) = open_direct(api, who, other).await;
     assert_eq!(status, 201, "{room}");
-    let room_id = room["id"].as_str().unwrap().to_owned();
-    assert_eq!(room["kind"], "direct");
-    let (status, again) = open(&bob, "Ada").await;
+    room["id"].as_str().unwrap().to_owned()
+}
+
+async fn a_direct_chat_is_opened_by_nickname_and_found_again_from_either_side(api: &Api) {
+    let ((ada, ada_name), (bob, bob_name)) = (named(api, "Ada").await, named(api, "Bob").await);
+    // The nickname is matched case-insensitively.
+    let (status, room) = open_direct(api, &ada, &bob_name.to_lowercase()).await;
     assert_eq!(
-        (status, again["id"].as_str()),
-        (200, Some(room_id.as_str()))
+        (status, room["kind"].as_str()),
+        (201, Some("direct")),
+        "{room}"
     );
-    assert_eq!(open(&ada, "nobody").await.0, 404);
-    let (status, problem) = open(&ada, "ada").await;
+    let (status, again) = open_direct(api, &bob, &ada_name.to_uppercase()).await;
+    assert_eq!((status, &again["id"]), (200, &room["id"]));
+    assert_eq!(open_direct(api, &ada, "nobody").await.0, 404);
+    let (status, problem) = open_direct(api, &ada, &ada_name).await;
     assert_eq!(
         (status, problem["errors"][0]["field"].as_str()),
-        (422, Some("nickname"))
+        (422, Some("nickname")),
+        "not with oneself"
     );
+}
 
-    // A refused post gives its credit back; its txn_id is spent for good.
+async fn a_refused_post_gives_its_credit_back_and_its_txn_id_is_spent(api: &Api) {
+    let (ada, bob) = (api.someone("Ada").await, api.someone("Bob").await);
     let (status, group) = api
-        .call(
-            Method::POST,
-            "/v1/rooms",
-            &bob.token,
-            Some(json!({"kind": "group", "name": "Bob's"})),
-        )
+        .post(&bob, "/v1/rooms", json!({"kind": "group", "name": "Bob's"}))
         .await;
     assert_eq!(status, 201);
     let group_id = group["id"].as_str().unwrap();
-    assert_eq!(send(api, &ada, group_id, "t-0").await.0, 403);
-    assert_eq!(wallet(api, &ada).await, (3, 0));
+    assert_eq!(
+        send(api, &ada, group_id, "t-0").await.0,
+        403,
+        "not a member"
+    );
+    assert_eq!(wallet(api, &ada).await, (3, 0), "the credit came back");
     assert_eq!(send(api, &ada, group_id, "t-0").await.0, 409);
+}
 
-    // The free allowance (3 a day here), then 402; retries cost nothing.
+async fn the_free_allowance_comes_first_then_credits_and_retries_cost_nothing(api: &Api) {
+    let (ada, (_, bob)) = (api.someone("Ada").await, named(api, "Bob").await);
+    let room = direct_room(api, &ada, &bob).await;
+    // The free allowance (3 a day here), then 402.
     for n in 1..=3 {
-        let (status, posted) = send(api, &ada, &room_id, &format!("t-{n}")).await;
+        let (status, posted) = send(api, &ada, &room, &format!("t-{n}")).await;
         assert_eq!(status, 201, "{posted}");
     }
-    let (status, problem) = send(api, &ada, &room_id, "t-4").await;
+    let (status, problem) = send(api, &ada, &room, "t-4").await;
     assert_eq!(
         (status, problem["type"].as_str()),
         (402, Some("urn:msa:problem:out-of-credits"))
     );
     assert_eq!(
-        send(api, &ada, &room_id, "t-1").await.0,
+        send(api, &ada, &room, "t-1").await.0,
         200,
         "a retry of a sent message"
     );
     // Credits bought through the sandbox provider carry on.
     buy_credits(api, &ada).await;
-    assert_eq!(send(api, &ada, &room_id, "t-4").await.0, 201);
+    assert_eq!(send(api, &ada, &room, "t-4").await.0, 201);
     assert_eq!(wallet(api, &ada).await, (0, 99));
+}
 
-    // Nobody sends more than allowance plus credits, also at once: 10 parallel sends, 3 pass.
+async fn parallel_sends_spend_no_more_than_the_allowance(api: &Api) {
+    let (bob, (_, ada)) = (api.someone("Bob").await, named(api, "Ada").await);
+    let room = direct_room(api, &bob, &ada).await;
     let sends = (0..10).map(|n| {
-        let (room_id, bob) = (room_id.clone(), &bob);
-        async move { send(api, bob, &room_id, &format!("b-{n}")).await.0 }
+        let (room, bob) = (&room, &bob);
+        async move { send(api, bob, room, &format!("b-{n}")).await.0 }
     });
     let mut statuses = futures::future::join_all(sends).await;
     statuses.sort();
     assert_eq!(statuses, [201, 201, 201, 402, 402, 402, 402, 402, 402, 402]);
+}
 
-    // The inbox: the direct room with the other person's profile and what is unread (the
-    // inbox is a projection: the room and the last sends show in it a moment later).
-    let direct_room = || async {
-        let (status, inbox) = api.call(Method::GET, "/v1/inbox", &ada.token, None).await;
-        assert_eq!(status, 200, "{inbox}");
-        inbox["items"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .find(|item| item["id"] == room_id.as_str())
-            .cloned()
-    };
-    eventually(|| async { direct_room().await.is_some_and(|room| room["unread"] == 3) }).await;
-    let direct = direct_room()
-        .await
-        .expect("the direct room, seen a moment ago");
-    assert_eq!(direct["peer"]["nickname"], "Bob");
-    assert!(direct["last_message"]["body"]
-        .as_str()
+/// The inbox entry of `room` as `who` sees it, once it is there (a projection).
+async fn inbox_entry(api: &Api, who: &Person, room: &str) -> Option<Value> {
+    let (status, inbox) = api.get(who, "/v1/inbox").await;
+    assert_eq!(status, 200, "{inbox}");
+    inbox["items"]
+        .as_array()
         .unwrap()
-        .starts_with("message "));
+        .iter()
+        .find(|item| item["id"] == room)
+        .cloned()
+}
 
-    // Members with profiles, for members only; a profile change shows.
+async fn the_inbox_shows_a_direct_room_with_its_peer_and_what_is_unread(api: &Api) {
+    let ((ada, ada_name), (bob, bob_name)) = (named(api, "Ada").await, named(api, "Bob").await);
+    let room = direct_room(api, &ada, &bob_name).await;
+    for n in 1..=3 {
+        assert_eq!(send(api, &bob, &room, &format!("b-{n}")).await.0, 201);
+    }
     eventually(|| async {
-        nicknames(&members(api, &ada, &room_id).await.1) == [json!("Ada"), json!("Bob")]
+        inbox_entry(api, &ada, &room)
+            .await
+            .is_some_and(|entry| entry["unread"] == 3)
     })
     .await;
-    assert_eq!(members(api, &cy, &room_id).await.0, 403);
+    let entry = inbox_entry(api, &ada, &room).await.unwrap();
+    assert_eq!(entry["peer"]["nickname"], bob_name.as_str(), "{entry}");
+    assert_eq!(entry["last_message"]["body"], "message b-3", "{entry}");
+    // Bob's inbox names Ada, with nothing unread (his own messages).
+    eventually(|| async {
+        inbox_entry(api, &bob, &room).await.is_some_and(|entry| {
+            entry["peer"]["nickname"] == ada_name.as_str() && entry["unread"] == 0
+        })
+    })
+    .await;
+}
+
+async fn members_see_each_others_profiles_as_they_change_until_erasure(api: &Api) {
+    let ((ada, ada_name), (bob, bob_name)) = (named(api, "Ada").await, named(api, "Bob").await);
+    let cy = api.someone("Cy").await;
+    let room = direct_room(api, &ada, &bob_name).await;
+    let names_seen_by_ada = |expected: Vec<Value>| {
+        let (ada, room) = (&ada, &room);
+        async move {
+            eventually(|| async { nicknames(&members(api, ada, room).await.1) == expected }).await
+        }
+    };
+    names_seen_by_ada(vec![json!(ada_name), json!(bob_name)]).await;
+    assert_eq!(members(api, &cy, &room).await.0, 403, "members only");
+    let renamed = numbered("Robert");
     let (status, _) = api
         .call(
             Method::PATCH,
             "/v1/users/me",
             &bob.token,
-            Some(json!({"nickname": "Robert"})),
+            Some(json!({"nickname": renamed})),
         )
         .await;
     assert_eq!(status, 200);
-    eventually(|| async {
-        nicknames(&members(api, &ada, &room_id).await.1) == [json!("Ada"), json!("Robert")]
-    })
-    .await;
+    names_seen_by_ada(vec![json!(ada_name), json!(renamed)]).await;
     // Erased: still a member, no profile any more.
     let (status, _) = api
         .call(
@@ -177,20 +210,29 @@ async fn user_chat(api: &Api) {
         )
         .await;
     assert_eq!(status, 204);
+    // (Where the nameless sorts depends on the database.)
     eventually(|| async {
-        let (_, list) = members(api, &ada, &room_id).await;
-        list["items"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .any(|m| m["nickname"].is_null())
+        let mut names = nicknames(&members(api, &ada, &room).await.1);
+        names.sort_by_key(Value::is_null);
+        names == [json!(ada_name), Value::Null]
     })
     .await;
     // The inbox still names the erased person by id, without a nickname (a deleted account).
-    let (_, inbox) = api.call(Method::GET, "/v1/inbox", &ada.token, None).await;
-    let peer = &inbox["items"][0]["peer"];
-    assert_eq!(peer["user_id"], bob.id.as_str(), "{inbox}");
-    assert!(peer["nickname"].is_null(), "{inbox}");
+    eventually(|| async {
+        inbox_entry(api, &ada, &room).await.is_some_and(|entry| {
+            entry["peer"]["user_id"] == bob.id.as_str() && entry["peer"]["nickname"].is_null()
+        })
+    })
+    .await;
+}
+
+async fn user_chat(api: &Api) {
+    behaviour!(a_direct_chat_is_opened_by_nickname_and_found_again_from_either_side(api));
+    behaviour!(a_refused_post_gives_its_credit_back_and_its_txn_id_is_spent(api));
+    behaviour!(the_free_allowance_comes_first_then_credits_and_retries_cost_nothing(api));
+    behaviour!(parallel_sends_spend_no_more_than_the_allowance(api));
+    behaviour!(the_inbox_shows_a_direct_room_with_its_peer_and_what_is_unread(api));
+    behaviour!(members_see_each_others_profiles_as_they_change_until_erasure(api));
 }
 
 #[tokio::test(flavor = "multi_thread")]
