@@ -4,7 +4,8 @@ mod common;
 
 use std::time::{Duration, Instant};
 
-use common::{serve, Server};
+use common::api::numbered;
+use common::{behaviour, serve, Server};
 use reqwest::header::HeaderMap;
 use serde_json::{json, Value};
 
@@ -132,74 +133,103 @@ fn field_names(problem: &Value) -> Vec<String> {
         .collect()
 }
 
-async fn accounts_tokens_and_profiles(api: &Api) {
-    // Sign-up.
-    let created = api.sign_up("Ada@Example.com", "Ada").await;
+/// An account of its own: its nickname (`name` and a number), its email in mixed case (as
+/// typed) and its id.
+struct Account {
+    nickname: String,
+    email: String,
+    id: String,
+}
+
+impl Api {
+    async fn account(&self, name: &str) -> Account {
+        let nickname = numbered(name);
+        let email = format!("{nickname}@Example.com");
+        let created = self.sign_up(&email, &nickname).await;
+        assert_eq!(created.status, 201, "{}", created.body);
+        Account {
+            id: created.body["id"].as_str().unwrap().to_owned(),
+            nickname,
+            email,
+        }
+    }
+
+    /// `account`'s access and refresh tokens.
+    async fn tokens(&self, account: &Account) -> (String, String) {
+        let tokens = self.log_in(&account.email, "correct horse battery").await;
+        assert_eq!(tokens.status, 200, "{}", tokens.body);
+        let token = |name: &str| tokens.body[name].as_str().unwrap().to_owned();
+        (token("access_token"), token("refresh_token"))
+    }
+
+    async fn refresh(&self, refresh_token: &str) -> Answer {
+        self.post(
+            "/v1/auth/refresh",
+            json!({"refresh_token": refresh_token}),
+            None,
+        )
+        .await
+    }
+}
+
+async fn a_sign_up_answers_the_account_and_email_and_nickname_stay_unique(api: &Api) {
+    let nickname = numbered("Ada");
+    let email = format!("{nickname}@Example.com");
+    let created = api.sign_up(&email, &nickname).await;
     assert_eq!(created.status, 201, "{}", created.body);
-    let id = created.body["id"].as_str().unwrap().to_owned();
+    let id = created.body["id"].as_str().unwrap();
     assert_eq!(
         created.headers["location"],
         format!("/v1/users/{id}").as_str()
     );
-    assert_eq!(created.body["nickname"], "Ada");
+    assert_eq!(created.body["nickname"], nickname.as_str());
     assert!(created.body["created_at"].as_str().unwrap().ends_with('Z'));
-
-    // Email and nickname are unique, case-insensitively.
-    let again = api.sign_up("ada@EXAMPLE.com", "Someone").await;
+    // Case-insensitively.
+    let again = api
+        .sign_up(&email.to_uppercase(), &numbered("Someone"))
+        .await;
     assert_eq!(
         (again.status, again.body["type"].as_str()),
         (409, Some("urn:msa:problem:email-taken"))
     );
-    let again = api.sign_up("other@example.com", "ADA").await;
+    let other = format!("{}@example.com", numbered("other"));
+    let again = api.sign_up(&other, &nickname.to_uppercase()).await;
     assert_eq!(
         (again.status, again.body["type"].as_str()),
         (409, Some("urn:msa:problem:nickname-taken"))
     );
     // The refused sign-up left its email free.
-    assert_eq!(api.sign_up("other@example.com", "Grace").await.status, 201);
+    assert_eq!(api.sign_up(&other, &numbered("Grace")).await.status, 201);
+}
 
-    // Bad input names every wrong field.
-    let bad = api
-        .post(
-            "/v1/users",
-            json!({"email": "not-an-email", "password": "short", "nickname": "x".repeat(33)}),
-            None,
-        )
-        .await;
-    assert_eq!(bad.status, 422);
-    assert_eq!(field_names(&bad.body), ["email", "password", "nickname"]);
-    let bad = api
-        .post(
-            "/v1/users",
-            json!({"email": "a@b.co", "password": "long enough!", "nickname": "bell\u{7}"}),
-            None,
-        )
-        .await;
-    assert_eq!(field_names(&bad.body), ["nickname"]);
-    let bad = api
-        .post(
-            "/v1/users",
-            json!({"email": 7, "password": "long enough!", "nickname": "n"}),
-            None,
-        )
-        .await;
+async fn a_bad_sign_up_names_every_wrong_field(api: &Api) {
+    let refused = |body: Value| async move {
+        let bad = api.post("/v1/users", body, None).await;
+        assert_eq!(bad.status, 422, "{}", bad.body);
+        field_names(&bad.body)
+    };
     assert_eq!(
-        (bad.status, field_names(&bad.body)),
-        (422, vec!["email".to_owned()])
+        refused(json!({"email": "not-an-email", "password": "short", "nickname": "x".repeat(33)}))
+            .await,
+        ["email", "password", "nickname"]
     );
-    let bad = api
-        .post(
-            "/v1/users",
-            json!({"email": "a@b.co", "password": "long enough!", "nickname": "n", "admin": true}),
-            None,
-        )
-        .await;
     assert_eq!(
-        (bad.status, field_names(&bad.body)),
-        (422, vec!["admin".to_owned()])
+        refused(json!({"email": "a@b.co", "password": "long enough!", "nickname": "bell\u{7}"}))
+            .await,
+        ["nickname"]
     );
-    let bad = api.post("/v1/users", json!({}), None).await;
-    assert_eq!(field_names(&bad.body), ["email", "password", "nickname"]);
+    assert_eq!(
+        refused(json!({"email": 7, "password": "long enough!", "nickname": "n"})).await,
+        ["email"]
+    );
+    assert_eq!(
+        refused(
+            json!({"email": "a@b.co", "password": "long enough!", "nickname": "n", "admin": true})
+        )
+        .await,
+        ["admin"]
+    );
+    assert_eq!(refused(json!({})).await, ["email", "password", "nickname"]);
     let unparsable = api
         .send(
             api.client
@@ -209,41 +239,56 @@ async fn accounts_tokens_and_profiles(api: &Api) {
         )
         .await;
     assert_eq!(unparsable.status, 400);
+}
 
-    // Login: a wrong password and an unknown email get the same answer.
-    let wrong = api.log_in("ada@example.com", "not the password").await;
-    let unknown = api.log_in("nobody@example.com", "not the password").await;
+async fn a_login_gives_tokens_the_published_keys_verify_and_never_says_which_part_was_wrong(
+    api: &Api,
+) {
+    let ada = api.account("Ada").await;
+    let wrong = api.log_in(&ada.email, "not the password").await;
+    let unknown = api
+        .log_in(
+            &format!("{}@example.com", numbered("nobody")),
+            "not the password",
+        )
+        .await;
     assert_eq!(wrong.status, 401);
     assert_eq!(wrong.body, unknown.body);
     assert_eq!(wrong.headers["www-authenticate"], "Bearer");
-    let tokens = api.log_in("ADA@example.com", "correct horse battery").await;
+    // The email in any case.
+    let tokens = api
+        .log_in(&ada.email.to_uppercase(), "correct horse battery")
+        .await;
     assert_eq!(tokens.status, 200, "{}", tokens.body);
     assert_eq!(tokens.body["token_type"], "Bearer");
     assert_eq!(tokens.body["expires_in"], 900);
-    let access = tokens.body["access_token"].as_str().unwrap().to_owned();
-    let refresh = tokens.body["refresh_token"].as_str().unwrap().to_owned();
-
+    let access = tokens.body["access_token"].as_str().unwrap();
     // The access token verifies with the published keys and names the user.
     let jwks = api.get("/.well-known/jwks.json", None).await;
     let jwks: msa_http::auth::Jwks = serde_json::from_value(jwks.body).unwrap();
     let claims = msa_http::auth::TokenVerifier::new(&jwks)
-        .verify(&access)
+        .verify(access)
         .unwrap();
-    assert_eq!(claims.sub.to_string(), id);
+    assert_eq!(claims.sub.to_string(), ada.id);
     assert_eq!(claims.roles, ["user"]);
     assert!((claims.exp - claims.iat - 900).abs() <= 1);
+}
 
-    // Profiles.
+async fn a_profile_changes_and_the_old_nickname_is_free_again(api: &Api) {
+    let ada = api.account("Ada").await;
+    let (access, _) = api.tokens(&ada).await;
     let me = api.get("/v1/users/me", Some(&access)).await;
     assert_eq!(
         (me.status, me.body["email"].as_str()),
-        (200, Some("Ada@Example.com"))
+        (200, Some(ada.email.as_str())),
+        "the email as it was typed"
     );
+    let renamed = format!("{} L", ada.nickname);
     let changed = api
-        .patch("/v1/users/me", json!({"nickname": "Ada L", "bio": "Analyst", "avatar_url": "https://example.com/ada.png"}), &access)
+        .patch("/v1/users/me", json!({"nickname": renamed, "bio": "Analyst", "avatar_url": "https://example.com/ada.png"}), &access)
         .await;
     assert_eq!(changed.status, 200, "{}", changed.body);
-    assert_eq!(changed.body["nickname"], "Ada L");
+    assert_eq!(changed.body["nickname"], renamed.as_str());
     let bad = api
         .patch(
             "/v1/users/me",
@@ -253,10 +298,15 @@ async fn accounts_tokens_and_profiles(api: &Api) {
         .await;
     assert_eq!(field_names(&bad.body), ["nickname", "avatar_url"]);
     // The old nickname is free again; the new one is taken.
-    assert_eq!(api.sign_up("third@example.com", "ada").await.status, 201);
-    assert_eq!(api.sign_up("fourth@example.com", "ada l").await.status, 409);
-    let public = api.get(&format!("/v1/users/{id}"), None).await;
-    assert_eq!(public.body["nickname"], "Ada L");
+    let someone = |n| format!("{}@example.com", numbered(n));
+    let old = ada.nickname.to_lowercase();
+    assert_eq!(api.sign_up(&someone("third"), &old).await.status, 201);
+    let taken = api
+        .sign_up(&someone("fourth"), &renamed.to_lowercase())
+        .await;
+    assert_eq!(taken.status, 409);
+    let public = api.get(&format!("/v1/users/{}", ada.id), None).await;
+    assert_eq!(public.body["nickname"], renamed.as_str());
     assert!(public.body.get("email").is_none(), "{}", public.body);
     assert_eq!(api.get("/v1/users/not-a-uuid", None).await.status, 422);
     let missing = api
@@ -264,20 +314,22 @@ async fn accounts_tokens_and_profiles(api: &Api) {
         .await;
     assert_eq!(missing.status, 404);
     // The exact look-up by nickname reads the claim: found at once, in any case.
-    let by_nickname = api.get("/v1/users/by-nickname/ADA%20l", None).await;
+    let path = format!("/v1/users/by-nickname/{}%20l", ada.nickname.to_uppercase());
+    let by_nickname = api.get(&path, None).await;
     assert_eq!(
         (by_nickname.status, &by_nickname.body["id"]),
-        (200, &json!(id))
+        (200, &json!(ada.id))
     );
     assert!(
         by_nickname.body.get("email").is_none(),
         "{}",
         by_nickname.body
     );
-    let third = api.get("/v1/users/by-nickname/ada", None).await;
+    let third = api.get(&format!("/v1/users/by-nickname/{old}"), None).await;
+    assert_eq!(third.status, 200);
     assert_ne!(
         third.body["id"],
-        json!(id),
+        json!(ada.id),
         "the old nickname is someone else's now"
     );
     assert_eq!(
@@ -286,22 +338,36 @@ async fn accounts_tokens_and_profiles(api: &Api) {
     );
     let blank = api.get("/v1/users/by-nickname/%20", None).await;
     assert_eq!(field_names(&blank.body), ["nickname"]);
+}
 
-    // The directory (a projection) finds users by nickname prefix.
+async fn the_directory_finds_people_by_nickname_prefix_for_the_signed_in(api: &Api) {
+    let ada = api.account("Ada").await;
+    api.account("Bob").await;
+    let (access, _) = api.tokens(&ada).await;
+    // A projection: a moment later. (The space after the number leaves out Ada10 when this
+    // is Ada1.)
+    let renamed = format!("{} L", ada.nickname);
+    let changed = api
+        .patch("/v1/users/me", json!({"nickname": renamed}), &access)
+        .await;
+    assert_eq!(changed.status, 200, "{}", changed.body);
+    let query = format!(
+        "/v1/users?query={}%20&limit=10",
+        ada.nickname.to_uppercase()
+    );
     let found = eventually(|| async {
-        let page = api
-            .get("/v1/users?query=ADA%20&limit=10", Some(&access))
-            .await;
+        let page = api.get(&query, Some(&access)).await;
         (page.body["items"].as_array().unwrap().len() == 1).then_some(page)
     })
     .await;
-    assert_eq!(found.body["items"][0]["id"], id.as_str());
+    assert_eq!(found.body["items"][0]["id"], ada.id.as_str());
     assert_eq!(found.body["next_cursor"], Value::Null);
     assert_eq!(
         api.get("/v1/users?query=", None).await.status,
         401,
         "the directory is for signed-in users"
     );
+    // A page at a time.
     let first = api.get("/v1/users?query=&limit=1", Some(&access)).await;
     assert_eq!(first.body["items"].as_array().unwrap().len(), 1);
     let cursor = first.body["next_cursor"].as_str().expect("more pages");
@@ -312,50 +378,37 @@ async fn accounts_tokens_and_profiles(api: &Api) {
         )
         .await;
     assert_ne!(second.body["items"][0]["id"], first.body["items"][0]["id"]);
-    assert_eq!(
-        api.get("/v1/users?limit=500", Some(&access)).await.status,
-        422
-    );
-    assert_eq!(
-        api.get("/v1/users?cursor=%%%", Some(&access)).await.status,
-        422
-    );
-    let unknown = api.get("/v1/users?nickname=ada", Some(&access)).await;
-    assert_eq!(unknown.status, 422, "{}", unknown.body);
+    // Bad queries are named; other methods are not allowed.
+    for bad in ["limit=500", "cursor=%%%", "nickname=ada"] {
+        let answer = api.get(&format!("/v1/users?{bad}"), Some(&access)).await;
+        assert_eq!(answer.status, 422, "{bad}: {}", answer.body);
+    }
     let wrong_method = api.send(api.client.put(api.url("/v1/users"))).await;
     assert_eq!(wrong_method.status, 405);
+}
 
-    // Refresh tokens rotate; presenting a used one revokes the whole login.
-    let rotated = api
-        .post("/v1/auth/refresh", json!({"refresh_token": refresh}), None)
-        .await;
+async fn refresh_tokens_rotate_and_a_reused_one_ends_the_login(api: &Api) {
+    let ada = api.account("Ada").await;
+    let (_, refresh) = api.tokens(&ada).await;
+    let rotated = api.refresh(&refresh).await;
     assert_eq!(rotated.status, 200, "{}", rotated.body);
-    let next = rotated.body["refresh_token"].as_str().unwrap().to_owned();
+    let next = rotated.body["refresh_token"].as_str().unwrap();
     assert_ne!(next, refresh);
-    let reused = api
-        .post("/v1/auth/refresh", json!({"refresh_token": refresh}), None)
-        .await;
-    assert_eq!(reused.status, 401);
-    let after_reuse = api
-        .post("/v1/auth/refresh", json!({"refresh_token": next}), None)
-        .await;
-    assert_eq!(after_reuse.status, 401, "the family is revoked");
-
-    // Logout revokes the session.
-    let session = api.log_in("ada@example.com", "correct horse battery").await;
-    let refresh = session.body["refresh_token"].as_str().unwrap();
+    assert_eq!(api.refresh(&refresh).await.status, 401, "used before");
+    assert_eq!(api.refresh(next).await.status, 401, "the family is revoked");
+    // Logging out ends the session; another login is not affected.
+    let (_, session) = api.tokens(&ada).await;
+    let (_, other) = api.tokens(&ada).await;
     let out = api
-        .post("/v1/auth/logout", json!({"refresh_token": refresh}), None)
+        .post("/v1/auth/logout", json!({"refresh_token": session}), None)
         .await;
     assert_eq!(out.status, 204);
-    assert_eq!(
-        api.post("/v1/auth/refresh", json!({"refresh_token": refresh}), None)
-            .await
-            .status,
-        401
-    );
+    assert_eq!(api.refresh(&session).await.status, 401);
+    assert_eq!(api.refresh(&other).await.status, 200);
+}
 
-    // Missing, forged and garbage tokens are refused with WWW-Authenticate.
+async fn missing_forged_and_garbage_tokens_are_refused_with_www_authenticate(api: &Api) {
+    let (access, _) = api.tokens(&api.account("Ada").await).await;
     let missing = api.get("/v1/users/me", None).await;
     assert_eq!(
         (missing.status, &missing.headers["www-authenticate"]),
@@ -364,8 +417,24 @@ async fn accounts_tokens_and_profiles(api: &Api) {
     let mut forged = access.clone();
     let last = forged.pop().unwrap();
     forged.push(if last == 'A' { 'B' } else { 'A' });
-    assert_eq!(api.get("/v1/users/me", Some(&forged)).await.status, 401);
-    assert_eq!(api.get("/v1/users/me", Some("garbage")).await.status, 401);
+    for refused in [forged.as_str(), "garbage"] {
+        let answer = api.get("/v1/users/me", Some(refused)).await;
+        assert_eq!(answer.status, 401, "{refused}");
+        assert_eq!(answer.headers["www-authenticate"], "Bearer");
+    }
+    assert_eq!(api.get("/v1/users/me", Some(&access)).await.status, 200);
+}
+
+async fn accounts_tokens_and_profiles(api: &Api) {
+    behaviour!(a_sign_up_answers_the_account_and_email_and_nickname_stay_unique(api));
+    behaviour!(a_bad_sign_up_names_every_wrong_field(api));
+    behaviour!(
+        a_login_gives_tokens_the_published_keys_verify_and_never_says_which_part_was_wrong(api)
+    );
+    behaviour!(a_profile_changes_and_the_old_nickname_is_free_again(api));
+    behaviour!(the_directory_finds_people_by_nickname_prefix_for_the_signed_in(api));
+    behaviour!(refresh_tokens_rotate_and_a_reused_one_ends_the_login(api));
+    behaviour!(missing_forged_and_garbage_tokens_are_refused_with_www_authenticate(api));
 }
 
 async fn eventually<F, Fut, T>(mut attempt: F) -> T
@@ -633,12 +702,7 @@ async fn only_the_operator_makes_admins_and_an_address_does_not_carry_the_role()
     let admin_token = admin.body["access_token"].as_str().unwrap().to_owned();
     assert_eq!(token_roles(&admin_token), json!(["user", "admin"]));
     let erased = api
-        .send(
-            api.client
-                .delete(api.url("/v1/users/me"))
-                .bearer_auth(&admin_token)
-                .json(&json!({"password": "correct horse battery"})),
-        )
+        .erase(&admin_token, json!({"password": "correct horse battery"}))
         .await;
     assert_eq!(erased.status, 204);
     // The address is free at once (the nickname is held after an erasure: another one).
@@ -784,29 +848,45 @@ async fn erasure_shreds_personal_data_on_postgres() {
     erasure_shreds_personal_data_and_export_shows_it_all_before(api, Storage::Postgres(url)).await;
 }
 
-async fn erasure_shreds_personal_data_and_export_shows_it_all_before(api: Api, storage: Storage) {
-    assert_eq!(api.sign_up("finn@example.com", "Finn").await.status, 201);
-    let finn = api
-        .log_in("finn@example.com", "correct horse battery")
-        .await;
-    let finn = finn.body["access_token"].as_str().unwrap().to_owned();
-    let created = api.sign_up("erin@example.com", "Erin").await;
-    let id = created.body["id"].as_str().unwrap().to_owned();
-    let session = api
-        .log_in("erin@example.com", "correct horse battery")
-        .await;
-    let token = session.body["access_token"].as_str().unwrap().to_owned();
-    let refresh = session.body["refresh_token"].as_str().unwrap().to_owned();
+impl Api {
+    /// Deletes the account of `token`, confirmed by `body`.
+    async fn erase(&self, token: &str, body: Value) -> Answer {
+        self.send(
+            self.client
+                .delete(self.url("/v1/users/me"))
+                .bearer_auth(token)
+                .json(&body),
+        )
+        .await
+    }
+
+    /// Whether the directory, as `reader` searches it, lists the person called `nickname`.
+    async fn lists(&self, reader: &str, nickname: &str) -> bool {
+        let page = self
+            .get(
+                &format!("/v1/users?query={nickname}&limit=100"),
+                Some(reader),
+            )
+            .await;
+        page.body["items"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|item| item["nickname"] == nickname)
+    }
+}
+
+async fn the_export_holds_every_personal_datum_and_no_password_hash(api: &Api) {
+    let erin = api.account("Erin").await;
+    let (token, _) = api.tokens(&erin).await;
     api.patch("/v1/users/me", json!({"bio": "likes quiet trains"}), &token)
         .await;
-
-    // The export holds every personal datum, the history included, but no password hash.
     let export = api.get("/v1/users/me/export", Some(&token)).await;
     assert_eq!(export.status, 200, "{}", export.body);
-    assert_eq!(export.body["profile"]["email"], "erin@example.com");
+    assert_eq!(export.body["profile"]["email"], erin.email.as_str());
     let events = export.body["events"].as_array().unwrap();
     assert_eq!(events[0]["event_type"], "user.UserRegistered");
-    assert_eq!(events[0]["data"]["email"], "erin@example.com");
+    assert_eq!(events[0]["data"]["email"], erin.email.as_str());
     assert_eq!(events[1]["data"]["bio"], "likes quiet trains");
     assert!(
         !export.body.to_string().contains("$argon2"),
@@ -814,23 +894,31 @@ async fn erasure_shreds_personal_data_and_export_shows_it_all_before(api: Api, s
         export.body
     );
     assert_eq!(export.body["sessions"].as_array().unwrap().len(), 1);
+}
 
-    // Personal data is never on disk in clear, even before erasure.
+async fn personal_data_is_never_stored_in_clear(api: &Api, storage: &Storage) {
+    let erin = api.account("Erin").await;
+    let (token, _) = api.tokens(&erin).await;
+    let bio = format!("likes quiet trains, says {}", erin.id);
+    api.patch("/v1/users/me", json!({"bio": bio}), &token).await;
     let stored = storage.stored_events().await;
     assert!(
         stored.contains("user.UserRegistered"),
         "the events are there"
     );
-    for secret in ["erin@example.com", "likes quiet trains", "Erin"] {
-        assert!(!stored.contains(secret), "{secret} stored in clear");
+    for secret in [&erin.email, &bio, &erin.nickname] {
+        assert!(
+            !stored.contains(secret.as_str()),
+            "{secret} stored in clear"
+        );
     }
-    eventually(|| async {
-        let page = api.get("/v1/users?query=erin", Some(&finn)).await;
-        (page.body["items"].as_array().unwrap().len() == 1).then_some(())
-    })
-    .await;
+}
 
-    // Erasure.
+async fn erasure_takes_the_password_and_ends_every_way_in_and_every_listing(api: &Api) {
+    let (finn, erin) = (api.account("Finn").await, api.account("Erin").await);
+    let (reader, _) = api.tokens(&finn).await;
+    let (token, refresh) = api.tokens(&erin).await;
+    eventually(|| async { api.lists(&reader, &erin.nickname).await.then_some(()) }).await;
     // A token alone does not delete an account: the password confirms it.
     for (body, problem) in [
         (
@@ -839,14 +927,7 @@ async fn erasure_shreds_personal_data_and_export_shows_it_all_before(api: Api, s
         ),
         (json!({"password": "not it"}), "does not match"),
     ] {
-        let refused = api
-            .send(
-                api.client
-                    .delete(api.url("/v1/users/me"))
-                    .bearer_auth(&token)
-                    .json(&body),
-            )
-            .await;
+        let refused = api.erase(&token, body).await;
         assert_eq!(
             (refused.status, refused.body["errors"][0]["field"].as_str()),
             (422, Some("password")),
@@ -856,41 +937,33 @@ async fn erasure_shreds_personal_data_and_export_shows_it_all_before(api: Api, s
         assert_eq!(refused.body["errors"][0]["message"], problem);
     }
     let erased = api
-        .send(
-            api.client
-                .delete(api.url("/v1/users/me"))
-                .bearer_auth(&token)
-                .json(&json!({"password": "correct horse battery"})),
-        )
+        .erase(&token, json!({"password": "correct horse battery"}))
         .await;
     assert_eq!(erased.status, 204);
     assert_eq!(api.get("/v1/users/me", Some(&token)).await.status, 401);
-    assert_eq!(
-        api.log_in("erin@example.com", "correct horse battery")
-            .await
-            .status,
-        401
-    );
-    let refreshed = api
-        .post("/v1/auth/refresh", json!({"refresh_token": refresh}), None)
-        .await;
-    assert_eq!(refreshed.status, 401);
-    assert_eq!(api.get(&format!("/v1/users/{id}"), None).await.status, 404);
-    assert_eq!(
-        api.get("/v1/users/by-nickname/erin", None).await.status,
-        404
-    );
-    eventually(|| async {
-        let page = api.get("/v1/users?query=erin", Some(&finn)).await;
-        page.body["items"]
-            .as_array()
-            .unwrap()
-            .is_empty()
-            .then_some(())
-    })
-    .await;
+    let login = api.log_in(&erin.email, "correct horse battery").await;
+    assert_eq!(login.status, 401);
+    assert_eq!(api.refresh(&refresh).await.status, 401);
+    let profile = api.get(&format!("/v1/users/{}", erin.id), None).await;
+    assert_eq!(profile.status, 404);
+    let by_nickname = format!("/v1/users/by-nickname/{}", erin.nickname);
+    assert_eq!(api.get(&by_nickname, None).await.status, 404);
+    eventually(|| async { (!api.lists(&reader, &erin.nickname).await).then_some(()) }).await;
+    // The email is free again at once; the nickname is held (--nickname-hold, 30 days here).
+    let other = format!("{}@example.com", numbered("other"));
+    assert_eq!(api.sign_up(&other, &erin.nickname).await.status, 409);
+    let again = api.sign_up(&erin.email, &numbered("Erin")).await;
+    assert_eq!(again.status, 201, "{}", again.body);
+}
 
-    // A rebuild from the events shows the user as erased too.
+async fn a_rebuilt_directory_lists_the_erased_no_more(api: &Api, storage: &Storage) {
+    let (finn, erin) = (api.account("Finn").await, api.account("Erin").await);
+    let (reader, _) = api.tokens(&finn).await;
+    let (token, _) = api.tokens(&erin).await;
+    let erased = api
+        .erase(&token, json!({"password": "correct horse battery"}))
+        .await;
+    assert_eq!(erased.status, 204);
     let flags = storage.flags();
     let rebuilt = tokio::task::spawn_blocking(move || {
         common::msa()
@@ -901,23 +974,18 @@ async fn erasure_shreds_personal_data_and_export_shows_it_all_before(api: Api, s
     })
     .await
     .unwrap();
-    assert!(
-        rebuilt.status.success(),
-        "{}",
-        String::from_utf8_lossy(&rebuilt.stderr)
-    );
-    let page = api.get("/v1/users?query=", Some(&finn)).await;
-    let nicknames: Vec<_> = page.body["items"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|i| i["nickname"].clone())
-        .collect();
-    assert_eq!(nicknames, [json!("Finn")], "{}", page.body);
+    common::succeeded(&rebuilt);
+    assert!(api.lists(&reader, &finn.nickname).await);
+    assert!(!api.lists(&reader, &erin.nickname).await);
+}
 
-    // The email is free again at once; the nickname is held (--nickname-hold, 30 days here).
-    assert_eq!(api.sign_up("other@example.com", "Erin").await.status, 409);
-    assert_eq!(api.sign_up("erin@example.com", "Erin 2").await.status, 201);
+async fn erasure_shreds_personal_data_and_export_shows_it_all_before(api: Api, storage: Storage) {
+    behaviour!(the_export_holds_every_personal_datum_and_no_password_hash(
+        &api
+    ));
+    behaviour!(personal_data_is_never_stored_in_clear(&api, &storage));
+    behaviour!(erasure_takes_the_password_and_ends_every_way_in_and_every_listing(&api));
+    behaviour!(a_rebuilt_directory_lists_the_erased_no_more(&api, &storage));
 }
 
 #[tokio::test]
@@ -1069,10 +1137,7 @@ async fn a_password_change_ends_every_session_and_access_tokens_expire() {
             .status,
         200
     );
-    let old_session = api
-        .post("/v1/auth/refresh", json!({"refresh_token": refresh}), None)
-        .await;
-    assert_eq!(old_session.status, 401);
+    assert_eq!(api.refresh(&refresh).await.status, 401, "the old session");
 
     // Past its lifetime (and the verifier's 5 s leeway) an access token is refused.
     tokio::time::sleep(Duration::from_secs(7)).await;
