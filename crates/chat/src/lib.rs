@@ -41,6 +41,7 @@ pub fn migrator() -> sqlx::migrate::Migrator {
 /// The chat context, as the composition root sees it (`msa_context`).
 pub struct Context;
 
+#[async_trait::async_trait]
 impl msa_context::BoundedContext for Context {
     fn name(&self) -> &'static str {
         "chat"
@@ -59,6 +60,23 @@ impl msa_context::BoundedContext for Context {
             std::sync::Arc::new(adapters::invites::Invites),
             std::sync::Arc::new(adapters::search::Search { backend }),
         ]
+    }
+
+    /// An index built by an earlier version is built again first (searches answer 503
+    /// meanwhile); history and invitations follow the log as usual.
+    async fn before_following(
+        &self,
+        name: &str,
+        runner: &msa_kernel::ProjectionRunner<msa_sql::SqlReadModelStore>,
+        read_models: &msa_sql::SqlReadModelStore,
+    ) -> Result<u64, msa_kernel::RunError> {
+        if name != adapters::search::Search::NAME {
+            return Ok(0);
+        }
+        let search = adapters::search::Search {
+            backend: read_models.backend(),
+        };
+        adapters::search::rebuild_if_due(runner, read_models, &search).await
     }
 
     fn api_document(&self) -> utoipa::openapi::OpenApi {

@@ -6,14 +6,16 @@
 
 use std::sync::Arc;
 
+use async_trait::async_trait;
 use axum::Router;
 use msa_http::auth::TokenVerifier;
-use msa_kernel::{EventStore, Projection};
+use msa_kernel::{EventStore, Projection, ProjectionRunner, RunError};
 use msa_sql::{Backend, SqlReadModelStore, Tx};
 use serde_json::Value;
 use tokio::sync::watch;
 
 /// What every context tells the composition root.
+#[async_trait]
 pub trait BoundedContext: Send + Sync {
     /// Its name: of its stores (`<name>.events.sqlite`, schema `msa_<name>`), its topic
     /// (`<name>.events`) and its spans.
@@ -29,7 +31,27 @@ pub trait BoundedContext: Send + Sync {
     fn migrator(&self) -> sqlx::migrate::Migrator;
 
     /// Its projections, for the query database's `backend` (`msa projections list|rebuild`).
+    /// A serving process makes their tables and has each follow the log.
     fn projections(&self, backend: Backend) -> Vec<Arc<dyn Projection<Tx>>>;
+
+    /// The projections (by name) a serving process catches up before it answers, because what
+    /// they say must not be stale at start (the deny list). The others catch up in the
+    /// background.
+    fn caught_up_before_serving(&self) -> &'static [&'static str] {
+        &[]
+    }
+
+    /// Work due before the projection called `name` follows the log, such as a rebuild an
+    /// upgrade asked for. Returns the events it applied; a failure is tried again later, and the
+    /// projection waits (the context's other projections do not). The default has none.
+    async fn before_following(
+        &self,
+        _name: &str,
+        _runner: &ProjectionRunner<SqlReadModelStore>,
+        _read_models: &SqlReadModelStore,
+    ) -> Result<u64, RunError> {
+        Ok(0)
+    }
 
     /// Its HTTP API's OpenAPI document.
     fn api_document(&self) -> utoipa::openapi::OpenApi;

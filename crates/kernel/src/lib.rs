@@ -46,7 +46,9 @@ pub use envelope::{EventMetadata, LogPosition, NewEvent, RecordedEvent, StreamId
 pub use event::{DecodeError, DomainEvent};
 pub use invalid::FieldError;
 pub use lookout::Lookout;
-pub use projection::{Projection, ProjectionError, ProjectionRunner, TableNames, TableSpec};
+pub use projection::{
+    Projection, ProjectionError, ProjectionRunner, RunError, TableNames, TableSpec,
+};
 pub use readmodel::ReadModelStore;
 pub use repository::{CommandError, Executed, Repository};
 pub use shared_tail::SharedTail;

@@ -13,6 +13,7 @@ mod dlq;
 mod edge;
 mod gateway;
 mod payment;
+mod projection_start;
 mod projections;
 mod remote;
 mod self_contained;

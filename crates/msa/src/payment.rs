@@ -123,7 +123,13 @@ pub async fn start(
 ) -> Result<PaymentContext> {
     let (payments, wallets) = services(stores, args, Some(listen)).await?;
     let projections =
-        crate::self_contained::projections(&msa_payment::Context, stores, stop.clone()).await?;
+        crate::projection_start::start(
+            &msa_payment::Context,
+            stores.events.clone(),
+            &stores.read_models,
+            stop.clone(),
+        )
+        .await?;
     let sweeper = tokio::spawn(sweep(payments.clone(), args.payment_sweep_every, stop));
     let secret = match (
         &args.sandbox_webhook_secret,

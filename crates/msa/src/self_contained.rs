@@ -1,14 +1,13 @@
-//! Starting a self-contained context by its descriptor (and any context's projections by theirs) (`msa_context::SelfContained`): its query
-//! database migrated, its projections' tables made and their runners following its log, its
-//! routes over its stores. Nothing here names a context.
+//! Starting a self-contained context by its descriptor (`msa_context::SelfContained`): its query
+//! database migrated, its projections started, its routes over its stores. Nothing here names a
+//! context.
 
 use std::sync::Arc;
 
 use anyhow::{Context, Result};
 use axum::Router;
-use msa_context::{BoundedContext, ContextParts, SelfContained};
+use msa_context::{ContextParts, SelfContained};
 use msa_http::auth::TokenVerifier;
-use msa_kernel::ProjectionRunner;
 use tokio::sync::watch;
 use tokio::task::JoinHandle;
 
@@ -33,7 +32,13 @@ pub async fn start(
         .run(stores.read_models.pool())
         .await
         .with_context(|| format!("migrating the {name} context's query database"))?;
-    let projections = projections(context, stores, stop.clone()).await?;
+    let projections = crate::projection_start::start(
+        context,
+        stores.events.clone(),
+        &stores.read_models,
+        stop.clone(),
+    )
+    .await?;
     let parts = ContextParts {
         events: stores.events.clone(),
         read_models: stores.read_models.clone(),
@@ -45,29 +50,4 @@ pub async fn start(
         routes,
         projections,
     })
-}
-
-/// A context's projections as its descriptor lists them: their tables made, then each runner
-/// following the context's log until `stop`.
-pub async fn projections(
-    context: &dyn BoundedContext,
-    stores: &ContextStores,
-    stop: watch::Receiver<bool>,
-) -> Result<JoinHandle<()>> {
-    let runner = ProjectionRunner::new(stores.events.clone(), stores.read_models.clone());
-    let projections = context.projections(stores.read_models.backend());
-    for projection in &projections {
-        runner
-            .ensure_tables(&**projection)
-            .await
-            .with_context(|| format!("creating the tables of {}", projection.name()))?;
-    }
-    Ok(tokio::spawn(async move {
-        futures::future::join_all(
-            projections
-                .iter()
-                .map(|projection| runner.run(&**projection, stop.clone())),
-        )
-        .await;
-    }))
 }

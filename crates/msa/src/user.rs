@@ -6,13 +6,11 @@ use anyhow::{Context, Result};
 use axum::Router;
 use msa_http::auth::TokenVerifier;
 use msa_http::TrustedProxies;
-use msa_kernel::ProjectionRunner;
-use msa_user::adapters::directory::Directory;
 use msa_user::adapters::http::{account_export_routes, routes, UserApi};
 use msa_user::adapters::kakao::{Kakao, KakaoConfig};
 use msa_user::adapters::passwords::{HashCost, Passwords};
 use msa_user::adapters::personal_data::{PersonalDataKeys, ShreddingStore};
-use msa_user::adapters::revocations::{self, RevocationsProjection};
+use msa_user::adapters::revocations;
 use msa_user::adapters::throttle::LoginThrottle;
 use msa_user::adapters::tokens::{TokenLifetimes, Tokens};
 use msa_user::application::roles::{OperatorRoles, RoleChange};
@@ -124,30 +122,20 @@ pub async fn start(
         Some(kakao) => service.with_kakao(Arc::new(kakao)),
         None => service,
     });
-    // Projections read through the service's store, which opens the sealed personal data.
-    let runner = ProjectionRunner::new(service.events(), stores.read_models.clone());
-    runner
-        .ensure_tables(&Directory)
-        .await
-        .context("creating the user directory")?;
-    // Existing nicknames take their look once (the directory lists them).
-    runner
-        .catch_up(&Directory)
-        .await
-        .context("bringing the user directory up to date")?;
+    // Projections read through the service's store, which opens the sealed personal data. The
+    // directory (existing nicknames take their look once) and the deny list are caught up first.
+    let projections = crate::projection_start::start(
+        &msa_user::Context,
+        service.events(),
+        &stores.read_models,
+        stop.clone(),
+    )
+    .await?;
     service
         .upgrade()
         .await
         .context("upgrading stored user data")?;
-    // The deny list: brought up to date and loaded before the process serves, then followed.
-    runner
-        .ensure_tables(&RevocationsProjection)
-        .await
-        .context("creating the deny list table")?;
-    runner
-        .catch_up(&RevocationsProjection)
-        .await
-        .context("bringing the deny list up to date")?;
+    // The deny list: loaded before the process serves, then followed.
     let retain = args.access_token_ttl + DENY_LIST_MARGIN;
     verifier.revocations().replace(
         revocations::recent(&stores.read_models, retain)
@@ -161,11 +149,10 @@ pub async fn start(
         stop.clone(),
     );
     let projections = tokio::spawn(async move {
-        tokio::join!(
-            runner.run(&Directory, stop.clone()),
-            runner.run(&RevocationsProjection, stop),
-            follower
-        );
+        let (projections, _) = tokio::join!(projections, follower);
+        if let Err(error) = projections {
+            tracing::error!(%error, "the user context's projections ended abnormally");
+        }
     });
     let api = UserApi {
         service: service.clone(),

@@ -52,6 +52,15 @@ impl msa_context::BoundedContext for Context {
         ]
     }
 
+    /// The directory, because an upgrade reads it; the deny list, because a revoked token
+    /// must not pass at start.
+    fn caught_up_before_serving(&self) -> &'static [&'static str] {
+        &[
+            adapters::directory::Directory::NAME,
+            adapters::revocations::RevocationsProjection::NAME,
+        ]
+    }
+
     fn api_document(&self) -> utoipa::openapi::OpenApi {
         <adapters::http::UserApiDoc as utoipa::OpenApi>::openapi()
     }

@@ -23,10 +23,14 @@ pub const DIRECTORY_TABLES: &[TableSpec] = &[TableSpec {
     ],
 }];
 
+impl Directory {
+    pub const NAME: &'static str = "user.directory";
+}
+
 #[async_trait]
 impl Projection<msa_sql::Tx> for Directory {
     fn name(&self) -> &'static str {
-        "user.directory"
+        Self::NAME
     }
 
     fn tables(&self) -> &'static [TableSpec] {

@@ -33,10 +33,14 @@ pub const REVOCATION_TABLES: &[TableSpec] = &[TableSpec {
     ],
 }];
 
+impl RevocationsProjection {
+    pub const NAME: &'static str = "user.revocations";
+}
+
 #[async_trait]
 impl Projection<msa_sql::Tx> for RevocationsProjection {
     fn name(&self) -> &'static str {
-        "user.revocations"
+        Self::NAME
     }
 
     fn tables(&self) -> &'static [TableSpec] {
