@@ -353,6 +353,10 @@ fn an_outsider_learns_nothing_of_a_direct_room_not_even_its_kind() {
             .when(command)
             .then_error(|e| *e == RoomError::NotAMember);
     }
+    // Joining it is refused as joining an uninvited group is.
+    given::<Room>([direct.clone()])
+        .when(RoomCommand::Join { user_id: by })
+        .then_error(|e| *e == RoomError::NotInvited);
     // Its members are told it is a direct room.
     given::<Room>([direct])
         .when(RoomCommand::Unban {

@@ -122,14 +122,13 @@ pub async fn start(
     stop: watch::Receiver<bool>,
 ) -> Result<PaymentContext> {
     let (payments, wallets) = services(stores, args, Some(listen)).await?;
-    let projections =
-        crate::projection_start::start(
-            &msa_payment::Context,
-            stores.events.clone(),
-            &stores.read_models,
-            stop.clone(),
-        )
-        .await?;
+    let projections = crate::projection_start::start(
+        &msa_payment::Context,
+        stores.events.clone(),
+        &stores.read_models,
+        stop.clone(),
+    )
+    .await?;
     let sweeper = tokio::spawn(sweep(payments.clone(), args.payment_sweep_every, stop));
     let secret = match (
         &args.sandbox_webhook_secret,

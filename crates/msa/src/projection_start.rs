@@ -44,9 +44,11 @@ pub async fn start(
     }
     let read_models = read_models.clone();
     Ok(tokio::spawn(async move {
-        futures::future::join_all(projections.iter().map(|projection| {
-            follow(context, &runner, &read_models, &**projection, stop.clone())
-        }))
+        futures::future::join_all(
+            projections.iter().map(|projection| {
+                follow(context, &runner, &read_models, &**projection, stop.clone())
+            }),
+        )
         .await;
     }))
 }
@@ -64,7 +66,11 @@ async fn follow(
         match context.before_following(name, runner, read_models).await {
             Ok(0) => break,
             Ok(applied) => {
-                tracing::info!(projection = name, applied, "rebuilt before following the log");
+                tracing::info!(
+                    projection = name,
+                    applied,
+                    "rebuilt before following the log"
+                );
                 break;
             }
             Err(error) => tracing::error!(projection = name, %error,

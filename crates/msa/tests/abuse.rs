@@ -742,6 +742,23 @@ async fn room_details_change_under_races_and_only_for_members(api: &Api) {
         status, 403,
         "an outsider is told nothing of the room: {problem}"
     );
+    // Joining it answers as joining a group one was not invited to.
+    let join = |room: String| {
+        let token = kicked.token.clone();
+        async move {
+            let path = format!("/v1/rooms/{room}/members");
+            api.call(reqwest::Method::POST, &path, &token, Some(json!({})))
+                .await
+        }
+    };
+    let (uninvited_group, group) = join(room.clone()).await;
+    assert_eq!(uninvited_group, 403, "{group}");
+    let (uninvited_direct, direct) = join(direct).await;
+    assert_eq!(
+        (uninvited_direct, &direct["type"]),
+        (uninvited_group, &group["type"]),
+        "{direct} / {group}"
+    );
     for walk in ["/v1/rooms/%2e%2e", "/v1/rooms/..%2f..%2fusers"] {
         let (status, _) = api
             .call(reqwest::Method::PATCH, walk, &owner.token, change.clone())

@@ -29,16 +29,17 @@ impl Room {
         Ok(vec![RoomEvent::MemberInvited { seq, user_id, by }])
     }
 
-    /// Only the invited join, never the banned.
+    /// Only the invited join, never the banned. An outsider is refused as not invited whatever
+    /// the room's kind (nobody is invited to a direct room), so the answer does not tell it.
     pub(super) fn join(&self, seq: u64, user_id: Uuid) -> Result<Vec<RoomEvent>, RoomError> {
         if !self.exists() {
             return Err(RoomError::NotFound);
         }
-        self.group_only()?;
         if self.banned.contains(&user_id) {
             return Err(RoomError::Banned);
         }
         if self.is_member(user_id) {
+            self.group_only()?;
             return Ok(vec![]);
         }
         if !self.invited.contains(&user_id) {
