@@ -16,7 +16,8 @@ use std::time::{Duration, Instant};
 use anyhow::{Context, Result};
 use async_trait::async_trait;
 use msa_chat::adapters::history::History;
-use msa_chat::adapters::search::{self, Found, MessageSearch, Search, SearchText, Searched};
+use msa_chat::adapters::search::{Found, MessageSearch, Search, SearchText, Searched};
+use msa_chat::application::ports::MessageIndex;
 use msa_chat::domain::{MessageBody, Role, Room, RoomEvent, RoomKind};
 use msa_kernel::repository::encode;
 use msa_kernel::{
@@ -482,7 +483,7 @@ struct Report {
 }
 
 async fn found(db: &SqlReadModelStore, query: &MessageSearch) -> Result<Found> {
-    match search::search(db, SEARCHER, query).await? {
+    match db.search(SEARCHER, query).await? {
         Searched::Found(found) => Ok(found),
         Searched::Rebuilding => anyhow::bail!("the index says it is being rebuilt"),
     }

@@ -5,7 +5,8 @@
 use chrono::NaiveDate;
 use msa_kernel::repository::encode;
 use msa_kernel::{Aggregate, EventMetadata, ProjectionRunner, StreamId, Upcasters};
-use msa_payment::adapters::ledger::{entries, Ledger, LedgerEntry};
+use msa_payment::adapters::ledger::{Ledger, LedgerEntry};
+use msa_payment::application::ports::LedgerEntries;
 use msa_payment::domain::{FundedBy, Wallet, WalletEvent};
 use msa_testkit::TestStores;
 use uuid::Uuid;
@@ -135,9 +136,7 @@ async fn write_log(stores: &TestStores) -> Vec<(Uuid, Entries)> {
 }
 
 async fn ledger_of(stores: &TestStores, user: Uuid) -> Entries {
-    let mut page: Vec<LedgerEntry> = entries(&stores.read_models, user, None, 1000)
-        .await
-        .unwrap();
+    let mut page: Vec<LedgerEntry> = stores.read_models.entries(user, None, 1000).await.unwrap();
     page.reverse();
     page.into_iter()
         .map(|entry| (entry.entry, entry.kind, entry.balance))

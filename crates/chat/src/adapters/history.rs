@@ -311,31 +311,6 @@ impl History {
     }
 }
 
-pub async fn messages(
-    db: &SqlReadModelStore,
-    room_id: Uuid,
-    window: Window,
-    limit: u32,
-) -> Result<Vec<MessageView>, StoreError> {
-    let (condition, order, bound) = match window {
-        Window::Before(seq) => ("seq < $2", "DESC", seq.unwrap_or(i64::MAX)),
-        Window::After(seq) => ("seq > $2", "ASC", seq),
-    };
-    let rows = sqlx::query(&format!(
-        "SELECT room_id, seq, message_id, sender_id, body, reply_to, created_at, edited_at, redacted FROM chat_messages
-         WHERE room_id = $1 AND {condition} ORDER BY seq {order} LIMIT $3"
-    ))
-    .bind(room_id.to_string())
-    .bind(bound)
-    .bind(limit as i64)
-    .fetch_all(db.pool())
-    .await
-    .map_err(StoreError::backend)?;
-    let mut views: Vec<MessageView> = rows.iter().map(message_view).collect();
-    add_reactions(db, &mut views).await?;
-    Ok(views)
-}
-
 /// Fills in the reaction counts of `views`.
 async fn add_reactions(
     db: &SqlReadModelStore,
@@ -370,48 +345,6 @@ async fn add_reactions(
     Ok(())
 }
 
-/// Where history has a message of `room_id` (its seq) and whether it was deleted: for messages
-/// whose ids do not name their place (posted before they did), long applied.
-pub async fn message_place(
-    db: &SqlReadModelStore,
-    room_id: Uuid,
-    message_id: Uuid,
-) -> Result<Option<(u64, bool)>, StoreError> {
-    let row = sqlx::query(
-        "SELECT seq, redacted FROM chat_messages WHERE message_id = $1 AND room_id = $2",
-    )
-    .bind(message_id.to_string())
-    .bind(room_id.to_string())
-    .fetch_optional(db.pool())
-    .await
-    .map_err(StoreError::backend)?;
-    Ok(row.map(|row| {
-        (
-            row.get::<i64, _>("seq") as u64,
-            row.get::<i64, _>("redacted") != 0,
-        )
-    }))
-}
-
-/// Whether `user_id` has reacted to the message with `emoji`.
-pub async fn has_reaction(
-    db: &SqlReadModelStore,
-    message_id: Uuid,
-    user_id: Uuid,
-    emoji: &str,
-) -> Result<bool, StoreError> {
-    let found: Option<i64> = sqlx::query_scalar(
-        "SELECT 1 FROM chat_reactions WHERE message_id = $1 AND user_id = $2 AND emoji = $3",
-    )
-    .bind(message_id.to_string())
-    .bind(user_id.to_string())
-    .bind(emoji)
-    .fetch_optional(db.pool())
-    .await
-    .map_err(StoreError::backend)?;
-    Ok(found.is_some())
-}
-
 /// The ids of the messages of `room_id` that were redacted (for live catch-up).
 pub async fn redacted_in(db: &SqlReadModelStore, room_id: Uuid) -> Result<Vec<String>, StoreError> {
     sqlx::query_scalar("SELECT message_id FROM chat_messages WHERE room_id = $1 AND redacted = 1")
@@ -436,78 +369,6 @@ fn message_view(row: &sqlx::any::AnyRow) -> MessageView {
     }
 }
 
-/// A page of the rooms `user_id` is a member of, most recently active first (by the time of the
-/// last message not deleted, or the room's creation; ties by id), after `after`. Deleted
-/// messages are neither the preview nor unread.
-pub async fn rooms_of(
-    db: &SqlReadModelStore,
-    user_id: Uuid,
-    after: Option<&RoomCursor>,
-    limit: u32,
-) -> Result<Vec<RoomSummary>, StoreError> {
-    let page = if after.is_some() {
-        "WHERE q.active_at < $2 OR (q.active_at = $2 AND q.room_id > $3)"
-    } else {
-        ""
-    };
-    let limit_at = if after.is_some() { "$4" } else { "$2" };
-    let sql = format!(
-        "SELECT * FROM (
-         SELECT r.room_id, r.kind, r.name, r.last_seq, m.role, COALESCE(l.created_at, r.created_at) AS active_at,
-                l.seq AS l_seq, l.message_id AS l_message_id, l.sender_id AS l_sender_id, l.body AS l_body,
-                l.reply_to AS l_reply_to, l.created_at AS l_created_at, l.edited_at AS l_edited_at, l.redacted AS l_redacted,
-                (SELECT COUNT(*) FROM chat_messages u WHERE u.room_id = r.room_id AND u.sender_id <> m.user_id
-                   AND u.redacted = 0
-                   AND u.seq > COALESCE((SELECT k.seq FROM chat_read_markers k
-                                         WHERE k.room_id = r.room_id AND k.user_id = m.user_id), 0)) AS unread
-         FROM chat_members m JOIN chat_rooms r ON r.room_id = m.room_id
-         LEFT JOIN chat_messages l ON l.room_id = r.room_id
-              AND l.seq = (SELECT MAX(seq) FROM chat_messages x WHERE x.room_id = r.room_id AND x.redacted = 0)
-         WHERE m.user_id = $1) q
-         {page}
-         ORDER BY q.active_at DESC, q.room_id
-         LIMIT {limit_at}"
-    );
-    let mut query = sqlx::query(&sql).bind(user_id.to_string());
-    if let Some(after) = after {
-        query = query
-            .bind(after.active_at.clone())
-            .bind(after.room_id.to_string());
-    }
-    let rows = query
-        .bind(i64::from(limit))
-        .fetch_all(db.pool())
-        .await
-        .map_err(StoreError::backend)?;
-    Ok(rows
-        .iter()
-        .map(|row| {
-            let room_id: String = row.get("room_id");
-            RoomSummary {
-                last_message: row.get::<Option<i64>, _>("l_seq").map(|seq| MessageView {
-                    id: row.get("l_message_id"),
-                    room_id: room_id.clone(),
-                    seq,
-                    sender_id: row.get("l_sender_id"),
-                    body: row.get("l_body"),
-                    reply_to: row.get("l_reply_to"),
-                    created_at: row.get("l_created_at"),
-                    edited_at: row.get("l_edited_at"),
-                    redacted: row.get::<Option<i64>, _>("l_redacted").unwrap_or(0) != 0,
-                    reactions: Vec::new(),
-                }),
-                id: room_id,
-                kind: row.get("kind"),
-                name: row.get("name"),
-                role: row.get("role"),
-                last_seq: row.get("last_seq"),
-                unread: row.get("unread"),
-                active_at: row.get("active_at"),
-            }
-        })
-        .collect())
-}
-
 /// Where the history projection has applied the log up to. Polled by resuming live
 /// connections, so read without a transaction: no SQLite write lock, no PostgreSQL row lock
 /// (which waited for a running batch and held the horizon every log reader waits for).
@@ -526,71 +387,6 @@ pub async fn room_ids_of(db: &SqlReadModelStore, user_id: Uuid) -> Result<Vec<Uu
     Ok(ids.iter().filter_map(|id| id.parse().ok()).collect())
 }
 
-/// How far each member of `room_id` has read it (members who have read nothing: seq 0).
-pub async fn read_markers(
-    db: &SqlReadModelStore,
-    room_id: Uuid,
-) -> Result<Vec<(String, i64)>, StoreError> {
-    let rows = sqlx::query(
-        "SELECT m.user_id, COALESCE(k.seq, 0) AS seq FROM chat_members m
-         LEFT JOIN chat_read_markers k ON k.room_id = m.room_id AND k.user_id = m.user_id
-         WHERE m.room_id = $1 ORDER BY m.user_id",
-    )
-    .bind(room_id.to_string())
-    .fetch_all(db.pool())
-    .await
-    .map_err(StoreError::backend)?;
-    rows.iter()
-        .map(|row| {
-            Ok((
-                row.try_get("user_id").map_err(StoreError::backend)?,
-                row.try_get("seq").map_err(StoreError::backend)?,
-            ))
-        })
-        .collect()
-}
-
-/// Moves `user_id`'s read marker in `room_id` to `seq` (never backwards).
-pub async fn mark_read(
-    db: &SqlReadModelStore,
-    room_id: Uuid,
-    user_id: Uuid,
-    seq: i64,
-) -> Result<(), StoreError> {
-    sqlx::query(
-        "INSERT INTO chat_read_markers (room_id, user_id, seq) VALUES ($1, $2, $3)
-         ON CONFLICT (room_id, user_id) DO UPDATE SET seq = excluded.seq
-         WHERE chat_read_markers.seq < excluded.seq",
-    )
-    .bind(room_id.to_string())
-    .bind(user_id.to_string())
-    .bind(seq)
-    .execute(db.pool())
-    .await
-    .map_err(StoreError::backend)?;
-    Ok(())
-}
-
-pub async fn edits_of(
-    db: &SqlReadModelStore,
-    message_id: Uuid,
-) -> Result<Vec<EarlierBody>, StoreError> {
-    let rows = sqlx::query(
-        "SELECT body, edited_at FROM chat_message_edits WHERE message_id = $1 ORDER BY seq",
-    )
-    .bind(message_id.to_string())
-    .fetch_all(db.pool())
-    .await
-    .map_err(StoreError::backend)?;
-    Ok(rows
-        .iter()
-        .map(|row| EarlierBody {
-            body: row.get("body"),
-            replaced_at: row.get("edited_at"),
-        })
-        .collect())
-}
-
 #[async_trait]
 impl RoomHistory for SqlReadModelStore {
     async fn messages(
@@ -599,44 +395,190 @@ impl RoomHistory for SqlReadModelStore {
         window: Window,
         limit: u32,
     ) -> Result<Vec<MessageView>, StoreError> {
-        messages(self, room_id, window, limit).await
+        let (condition, order, bound) = match window {
+            Window::Before(seq) => ("seq < $2", "DESC", seq.unwrap_or(i64::MAX)),
+            Window::After(seq) => ("seq > $2", "ASC", seq),
+        };
+        let rows = sqlx::query(&format!(
+            "SELECT room_id, seq, message_id, sender_id, body, reply_to, created_at, edited_at, redacted FROM chat_messages
+             WHERE room_id = $1 AND {condition} ORDER BY seq {order} LIMIT $3"
+        ))
+        .bind(room_id.to_string())
+        .bind(bound)
+        .bind(limit as i64)
+        .fetch_all(self.pool())
+        .await
+        .map_err(StoreError::backend)?;
+        let mut views: Vec<MessageView> = rows.iter().map(message_view).collect();
+        add_reactions(self, &mut views).await?;
+        Ok(views)
     }
 
+    /// Where history has a message of `room_id` (its seq) and whether it was deleted: for messages
+    /// whose ids do not name their place (posted before they did), long applied.
     async fn message_place(
         &self,
         room_id: Uuid,
         message_id: Uuid,
     ) -> Result<Option<(u64, bool)>, StoreError> {
-        message_place(self, room_id, message_id).await
+        let row = sqlx::query(
+            "SELECT seq, redacted FROM chat_messages WHERE message_id = $1 AND room_id = $2",
+        )
+        .bind(message_id.to_string())
+        .bind(room_id.to_string())
+        .fetch_optional(self.pool())
+        .await
+        .map_err(StoreError::backend)?;
+        Ok(row.map(|row| {
+            (
+                row.get::<i64, _>("seq") as u64,
+                row.get::<i64, _>("redacted") != 0,
+            )
+        }))
     }
 
+    /// Whether `user_id` has reacted to the message with `emoji`.
     async fn has_reaction(
         &self,
         message_id: Uuid,
         user_id: Uuid,
         emoji: &str,
     ) -> Result<bool, StoreError> {
-        has_reaction(self, message_id, user_id, emoji).await
+        let found: Option<i64> = sqlx::query_scalar(
+            "SELECT 1 FROM chat_reactions WHERE message_id = $1 AND user_id = $2 AND emoji = $3",
+        )
+        .bind(message_id.to_string())
+        .bind(user_id.to_string())
+        .bind(emoji)
+        .fetch_optional(self.pool())
+        .await
+        .map_err(StoreError::backend)?;
+        Ok(found.is_some())
     }
 
     async fn edits_of(&self, message_id: Uuid) -> Result<Vec<EarlierBody>, StoreError> {
-        edits_of(self, message_id).await
+        let rows = sqlx::query(
+            "SELECT body, edited_at FROM chat_message_edits WHERE message_id = $1 ORDER BY seq",
+        )
+        .bind(message_id.to_string())
+        .fetch_all(self.pool())
+        .await
+        .map_err(StoreError::backend)?;
+        Ok(rows
+            .iter()
+            .map(|row| EarlierBody {
+                body: row.get("body"),
+                replaced_at: row.get("edited_at"),
+            })
+            .collect())
     }
 
+    /// How far each member of `room_id` has read it (members who have read nothing: seq 0).
     async fn read_markers(&self, room_id: Uuid) -> Result<Vec<(String, i64)>, StoreError> {
-        read_markers(self, room_id).await
+        let rows = sqlx::query(
+            "SELECT m.user_id, COALESCE(k.seq, 0) AS seq FROM chat_members m
+         LEFT JOIN chat_read_markers k ON k.room_id = m.room_id AND k.user_id = m.user_id
+         WHERE m.room_id = $1 ORDER BY m.user_id",
+        )
+        .bind(room_id.to_string())
+        .fetch_all(self.pool())
+        .await
+        .map_err(StoreError::backend)?;
+        rows.iter()
+            .map(|row| {
+                Ok((
+                    row.try_get("user_id").map_err(StoreError::backend)?,
+                    row.try_get("seq").map_err(StoreError::backend)?,
+                ))
+            })
+            .collect()
     }
 
+    /// Moves `user_id`'s read marker in `room_id` to `seq` (never backwards).
     async fn mark_read(&self, room_id: Uuid, user_id: Uuid, seq: i64) -> Result<(), StoreError> {
-        mark_read(self, room_id, user_id, seq).await
+        sqlx::query(
+            "INSERT INTO chat_read_markers (room_id, user_id, seq) VALUES ($1, $2, $3)
+         ON CONFLICT (room_id, user_id) DO UPDATE SET seq = excluded.seq
+         WHERE chat_read_markers.seq < excluded.seq",
+        )
+        .bind(room_id.to_string())
+        .bind(user_id.to_string())
+        .bind(seq)
+        .execute(self.pool())
+        .await
+        .map_err(StoreError::backend)?;
+        Ok(())
     }
 
+    /// A page of the rooms `user_id` is a member of, most recently active first (by the time of the
+    /// last message not deleted, or the room's creation; ties by id), after `after`. Deleted
+    /// messages are neither the preview nor unread.
     async fn rooms_of(
         &self,
         user_id: Uuid,
         after: Option<&RoomCursor>,
         limit: u32,
     ) -> Result<Vec<RoomSummary>, StoreError> {
-        rooms_of(self, user_id, after, limit).await
+        let page = if after.is_some() {
+            "WHERE q.active_at < $2 OR (q.active_at = $2 AND q.room_id > $3)"
+        } else {
+            ""
+        };
+        let limit_at = if after.is_some() { "$4" } else { "$2" };
+        let sql = format!(
+            "SELECT * FROM (
+             SELECT r.room_id, r.kind, r.name, r.last_seq, m.role, COALESCE(l.created_at, r.created_at) AS active_at,
+                    l.seq AS l_seq, l.message_id AS l_message_id, l.sender_id AS l_sender_id, l.body AS l_body,
+                    l.reply_to AS l_reply_to, l.created_at AS l_created_at, l.edited_at AS l_edited_at, l.redacted AS l_redacted,
+                    (SELECT COUNT(*) FROM chat_messages u WHERE u.room_id = r.room_id AND u.sender_id <> m.user_id
+                       AND u.redacted = 0
+                       AND u.seq > COALESCE((SELECT k.seq FROM chat_read_markers k
+                                             WHERE k.room_id = r.room_id AND k.user_id = m.user_id), 0)) AS unread
+             FROM chat_members m JOIN chat_rooms r ON r.room_id = m.room_id
+             LEFT JOIN chat_messages l ON l.room_id = r.room_id
+                  AND l.seq = (SELECT MAX(seq) FROM chat_messages x WHERE x.room_id = r.room_id AND x.redacted = 0)
+             WHERE m.user_id = $1) q
+             {page}
+             ORDER BY q.active_at DESC, q.room_id
+             LIMIT {limit_at}"
+        );
+        let mut query = sqlx::query(&sql).bind(user_id.to_string());
+        if let Some(after) = after {
+            query = query
+                .bind(after.active_at.clone())
+                .bind(after.room_id.to_string());
+        }
+        let rows = query
+            .bind(i64::from(limit))
+            .fetch_all(self.pool())
+            .await
+            .map_err(StoreError::backend)?;
+        Ok(rows
+            .iter()
+            .map(|row| {
+                let room_id: String = row.get("room_id");
+                RoomSummary {
+                    last_message: row.get::<Option<i64>, _>("l_seq").map(|seq| MessageView {
+                        id: row.get("l_message_id"),
+                        room_id: room_id.clone(),
+                        seq,
+                        sender_id: row.get("l_sender_id"),
+                        body: row.get("l_body"),
+                        reply_to: row.get("l_reply_to"),
+                        created_at: row.get("l_created_at"),
+                        edited_at: row.get("l_edited_at"),
+                        redacted: row.get::<Option<i64>, _>("l_redacted").unwrap_or(0) != 0,
+                        reactions: Vec::new(),
+                    }),
+                    id: room_id,
+                    kind: row.get("kind"),
+                    name: row.get("name"),
+                    role: row.get("role"),
+                    last_seq: row.get("last_seq"),
+                    unread: row.get("unread"),
+                    active_at: row.get("active_at"),
+                }
+            })
+            .collect())
     }
 }

@@ -87,37 +87,30 @@ impl Projection<msa_sql::Tx> for Invites {
     }
 }
 
-/// `user_id`'s open invitations, newest first (at most [`LISTED`]).
-pub async fn invitations_of(
-    db: &SqlReadModelStore,
-    user_id: Uuid,
-) -> Result<Vec<Invitation>, StoreError> {
-    let rows = sqlx::query(
-        "SELECT i.room_id, i.invited_by, i.invited_at, r.name, r.kind FROM chat_invites i
-         JOIN chat_rooms r ON r.room_id = i.room_id
-         WHERE i.user_id = $1 ORDER BY i.invited_at DESC, i.room_id LIMIT $2",
-    )
-    .bind(user_id.to_string())
-    .bind(LISTED)
-    .fetch_all(db.pool())
-    .await
-    .map_err(StoreError::backend)?;
-    rows.iter()
-        .map(|row| {
-            Ok(Invitation {
-                room_id: row.try_get("room_id").map_err(StoreError::backend)?,
-                room_name: row.try_get("name").map_err(StoreError::backend)?,
-                kind: row.try_get("kind").map_err(StoreError::backend)?,
-                invited_by: row.try_get("invited_by").map_err(StoreError::backend)?,
-                invited_at: row.try_get("invited_at").map_err(StoreError::backend)?,
-            })
-        })
-        .collect()
-}
-
 #[async_trait]
 impl OpenInvitations for SqlReadModelStore {
+    /// `user_id`'s open invitations, newest first (at most [`LISTED`]).
     async fn invitations_of(&self, user_id: Uuid) -> Result<Vec<Invitation>, StoreError> {
-        invitations_of(self, user_id).await
+        let rows = sqlx::query(
+            "SELECT i.room_id, i.invited_by, i.invited_at, r.name, r.kind FROM chat_invites i
+         JOIN chat_rooms r ON r.room_id = i.room_id
+         WHERE i.user_id = $1 ORDER BY i.invited_at DESC, i.room_id LIMIT $2",
+        )
+        .bind(user_id.to_string())
+        .bind(LISTED)
+        .fetch_all(self.pool())
+        .await
+        .map_err(StoreError::backend)?;
+        rows.iter()
+            .map(|row| {
+                Ok(Invitation {
+                    room_id: row.try_get("room_id").map_err(StoreError::backend)?,
+                    room_name: row.try_get("name").map_err(StoreError::backend)?,
+                    kind: row.try_get("kind").map_err(StoreError::backend)?,
+                    invited_by: row.try_get("invited_by").map_err(StoreError::backend)?,
+                    invited_at: row.try_get("invited_at").map_err(StoreError::backend)?,
+                })
+            })
+            .collect()
     }
 }

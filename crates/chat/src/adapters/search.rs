@@ -266,152 +266,6 @@ fn like_pattern(word: &str) -> String {
     pattern
 }
 
-/// Messages holding every word of `search.text`, in the rooms `user_id` is a member of now
-/// (`chat_members`, history's live membership), newest first.
-pub async fn search(
-    db: &SqlReadModelStore,
-    user_id: Uuid,
-    search: &MessageSearch,
-) -> Result<Searched, StoreError> {
-    // One round trip tells which generation is live and whether it is an old one being rebuilt.
-    let state = sqlx::query(
-        "SELECT live_generation, (SELECT count(*) FROM chat_search_rebuilds) AS due
-         FROM projections WHERE name = $1",
-    )
-    .bind(Search::NAME)
-    .fetch_optional(db.pool())
-    .await
-    .map_err(StoreError::backend)?;
-    let Some(state) = state else {
-        return Ok(Searched::Found(Found {
-            hits: Vec::new(),
-            next_cursor: None,
-        }));
-    };
-    let due: i64 = state.get("due");
-    let generation: Option<i64> = state.get("live_generation");
-    let Some(generation) = generation.filter(|_| due == 0) else {
-        return Ok(Searched::Rebuilding);
-    };
-    let generation = generation as u32;
-    let messages = physical_table("chat_search", generation);
-    let mut binds = vec![Text(user_id.to_string())];
-    let mut conditions =
-        vec!["m.room_id IN (SELECT room_id FROM chat_members WHERE user_id = $1)".to_owned()];
-    let indexed: Vec<&str> = search.text.indexed_words().collect();
-    let (from, order) = match db.backend() {
-        // The physical tables: FTS5's MATCH does not work through the view.
-        // In one room, reading that room's messages newest first (its index) until the page is
-        // full costs less than walking every room's matches for the few in that room (a common
-        // word in one room: 424 ms at p50 through the index, 1,000,000 messages).
-        Backend::Sqlite if !indexed.is_empty() && search.room.is_none() => {
-            let trigrams = physical_table("chat_search_trigrams", generation);
-            let matching = next(&mut binds, Text(fts5_query(indexed.iter().copied())));
-            conditions.push(format!("{trigrams} MATCH {matching}"));
-            let order = format!("{trigrams}.rowid");
-            if let Some(cursor) = search.cursor {
-                conditions.push(format!("{order} < {}", next(&mut binds, Int(cursor))));
-            }
-            // CROSS JOIN keeps the index outside: SQLite then walks the matches newest first
-            // (FTS5 gives them in rowid order) and stops at the page's end, instead of probing
-            // the index once for each message of the caller's rooms.
-            (
-                format!("{trigrams} CROSS JOIN {messages} m ON m.id = {order}"),
-                order,
-            )
-        }
-        backend => {
-            let like = match backend {
-                Backend::Postgres => "ILIKE",
-                Backend::Sqlite => "LIKE",
-            };
-            for word in &indexed {
-                let pattern = next(&mut binds, Text(like_pattern(word)));
-                conditions.push(format!("m.body {like} {pattern} ESCAPE '\\'"));
-            }
-            if let Some(cursor) = search.cursor {
-                conditions.push(format!("m.id < {}", next(&mut binds, Int(cursor))));
-            }
-            // With words the index knows, PostgreSQL is kept from walking the primary key
-            // backwards and testing every row (`+ 0` is no index's order): it guesses a word is
-            // common and hopes to fill the page early, so a word found nowhere read all
-            // 1,000,000 rows (1.6 s at p50). Through the trigram index a search costs what it
-            // finds instead.
-            let order = if backend == Backend::Postgres && !indexed.is_empty() {
-                "m.id + 0"
-            } else {
-                "m.id"
-            };
-            (format!("{messages} m"), order.to_owned())
-        }
-    };
-    let like = match db.backend() {
-        Backend::Postgres => "ILIKE",
-        Backend::Sqlite => "LIKE",
-    };
-    for word in search.text.short_words() {
-        let pattern = next(&mut binds, Text(like_pattern(word)));
-        conditions.push(format!("m.body {like} {pattern} ESCAPE '\\'"));
-    }
-    if let Some(room) = search.room {
-        conditions.push(format!(
-            "m.room_id = {}",
-            next(&mut binds, Text(room.to_string()))
-        ));
-    }
-    if let Some(sender) = search.sender {
-        conditions.push(format!(
-            "m.sender_id = {}",
-            next(&mut binds, Text(sender.to_string()))
-        ));
-    }
-    if let Some(before) = search.before {
-        let at = next(&mut binds, Int(before.timestamp_micros()));
-        conditions.push(format!("m.posted_us < {at}"));
-    }
-    if let Some(after) = search.after {
-        let at = next(&mut binds, Int(after.timestamp_micros()));
-        conditions.push(format!("m.posted_us > {at}"));
-    }
-    // One more than a page tells whether there is a next one.
-    let limit = next(&mut binds, Int(search.limit as i64 + 1));
-    let sql = format!(
-        "SELECT m.id, m.message_id, m.room_id, m.seq, m.sender_id, m.body, m.created_at
-         FROM {from} WHERE {} ORDER BY {order} DESC LIMIT {limit}",
-        conditions.join(" AND ")
-    );
-    let mut query = sqlx::query(&sql);
-    for bind in binds {
-        query = match bind {
-            Text(text) => query.bind(text),
-            Int(number) => query.bind(number),
-            Bind::Null => query.bind(None::<String>),
-        };
-    }
-    let rows = query
-        .fetch_all(db.pool())
-        .await
-        .map_err(StoreError::backend)?;
-    let more = rows.len() > search.limit as usize;
-    let rows = &rows[..rows.len().min(search.limit as usize)];
-    Ok(Searched::Found(Found {
-        next_cursor: more
-            .then(|| rows.last().map(|row| row.get::<i64, _>("id")))
-            .flatten(),
-        hits: rows
-            .iter()
-            .map(|row| SearchHit {
-                id: row.get("message_id"),
-                room_id: row.get("room_id"),
-                seq: row.get("seq"),
-                sender_id: row.get("sender_id"),
-                body: row.get("body"),
-                created_at: row.get("created_at"),
-            })
-            .collect(),
-    }))
-}
-
 impl Search {
     pub const NAME: &'static str = "chat.search";
 }
@@ -453,8 +307,146 @@ pub async fn rebuild_if_due(
 
 #[async_trait]
 impl MessageIndex for SqlReadModelStore {
-    async fn search(&self, user_id: Uuid, query: &MessageSearch) -> Result<Searched, StoreError> {
-        search(self, user_id, query).await
+    /// Messages holding every word of `search.text`, in the rooms `user_id` is a member of now
+    /// (`chat_members`, history's live membership), newest first.
+    async fn search(&self, user_id: Uuid, search: &MessageSearch) -> Result<Searched, StoreError> {
+        // One round trip tells which generation is live and whether it is an old one being rebuilt.
+        let state = sqlx::query(
+            "SELECT live_generation, (SELECT count(*) FROM chat_search_rebuilds) AS due
+         FROM projections WHERE name = $1",
+        )
+        .bind(Search::NAME)
+        .fetch_optional(self.pool())
+        .await
+        .map_err(StoreError::backend)?;
+        let Some(state) = state else {
+            return Ok(Searched::Found(Found {
+                hits: Vec::new(),
+                next_cursor: None,
+            }));
+        };
+        let due: i64 = state.get("due");
+        let generation: Option<i64> = state.get("live_generation");
+        let Some(generation) = generation.filter(|_| due == 0) else {
+            return Ok(Searched::Rebuilding);
+        };
+        let generation = generation as u32;
+        let messages = physical_table("chat_search", generation);
+        let mut binds = vec![Text(user_id.to_string())];
+        let mut conditions =
+            vec!["m.room_id IN (SELECT room_id FROM chat_members WHERE user_id = $1)".to_owned()];
+        let indexed: Vec<&str> = search.text.indexed_words().collect();
+        let (from, order) = match self.backend() {
+            // The physical tables: FTS5's MATCH does not work through the view.
+            // In one room, reading that room's messages newest first (its index) until the page is
+            // full costs less than walking every room's matches for the few in that room (a common
+            // word in one room: 424 ms at p50 through the index, 1,000,000 messages).
+            Backend::Sqlite if !indexed.is_empty() && search.room.is_none() => {
+                let trigrams = physical_table("chat_search_trigrams", generation);
+                let matching = next(&mut binds, Text(fts5_query(indexed.iter().copied())));
+                conditions.push(format!("{trigrams} MATCH {matching}"));
+                let order = format!("{trigrams}.rowid");
+                if let Some(cursor) = search.cursor {
+                    conditions.push(format!("{order} < {}", next(&mut binds, Int(cursor))));
+                }
+                // CROSS JOIN keeps the index outside: SQLite then walks the matches newest first
+                // (FTS5 gives them in rowid order) and stops at the page's end, instead of probing
+                // the index once for each message of the caller's rooms.
+                (
+                    format!("{trigrams} CROSS JOIN {messages} m ON m.id = {order}"),
+                    order,
+                )
+            }
+            backend => {
+                let like = match backend {
+                    Backend::Postgres => "ILIKE",
+                    Backend::Sqlite => "LIKE",
+                };
+                for word in &indexed {
+                    let pattern = next(&mut binds, Text(like_pattern(word)));
+                    conditions.push(format!("m.body {like} {pattern} ESCAPE '\\'"));
+                }
+                if let Some(cursor) = search.cursor {
+                    conditions.push(format!("m.id < {}", next(&mut binds, Int(cursor))));
+                }
+                // With words the index knows, PostgreSQL is kept from walking the primary key
+                // backwards and testing every row (`+ 0` is no index's order): it guesses a word is
+                // common and hopes to fill the page early, so a word found nowhere read all
+                // 1,000,000 rows (1.6 s at p50). Through the trigram index a search costs what it
+                // finds instead.
+                let order = if backend == Backend::Postgres && !indexed.is_empty() {
+                    "m.id + 0"
+                } else {
+                    "m.id"
+                };
+                (format!("{messages} m"), order.to_owned())
+            }
+        };
+        let like = match self.backend() {
+            Backend::Postgres => "ILIKE",
+            Backend::Sqlite => "LIKE",
+        };
+        for word in search.text.short_words() {
+            let pattern = next(&mut binds, Text(like_pattern(word)));
+            conditions.push(format!("m.body {like} {pattern} ESCAPE '\\'"));
+        }
+        if let Some(room) = search.room {
+            conditions.push(format!(
+                "m.room_id = {}",
+                next(&mut binds, Text(room.to_string()))
+            ));
+        }
+        if let Some(sender) = search.sender {
+            conditions.push(format!(
+                "m.sender_id = {}",
+                next(&mut binds, Text(sender.to_string()))
+            ));
+        }
+        if let Some(before) = search.before {
+            let at = next(&mut binds, Int(before.timestamp_micros()));
+            conditions.push(format!("m.posted_us < {at}"));
+        }
+        if let Some(after) = search.after {
+            let at = next(&mut binds, Int(after.timestamp_micros()));
+            conditions.push(format!("m.posted_us > {at}"));
+        }
+        // One more than a page tells whether there is a next one.
+        let limit = next(&mut binds, Int(search.limit as i64 + 1));
+        let sql = format!(
+            "SELECT m.id, m.message_id, m.room_id, m.seq, m.sender_id, m.body, m.created_at
+         FROM {from} WHERE {} ORDER BY {order} DESC LIMIT {limit}",
+            conditions.join(" AND ")
+        );
+        let mut query = sqlx::query(&sql);
+        for bind in binds {
+            query = match bind {
+                Text(text) => query.bind(text),
+                Int(number) => query.bind(number),
+                Bind::Null => query.bind(None::<String>),
+            };
+        }
+        let rows = query
+            .fetch_all(self.pool())
+            .await
+            .map_err(StoreError::backend)?;
+        let more = rows.len() > search.limit as usize;
+        let rows = &rows[..rows.len().min(search.limit as usize)];
+        Ok(Searched::Found(Found {
+            next_cursor: more
+                .then(|| rows.last().map(|row| row.get::<i64, _>("id")))
+                .flatten(),
+            hits: rows
+                .iter()
+                .map(|row| SearchHit {
+                    id: row.get("message_id"),
+                    room_id: row.get("room_id"),
+                    seq: row.get("seq"),
+                    sender_id: row.get("sender_id"),
+                    body: row.get("body"),
+                    created_at: row.get("created_at"),
+                })
+                .collect(),
+        }))
     }
 }
 

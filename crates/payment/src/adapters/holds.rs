@@ -91,52 +91,43 @@ impl Projection<msa_sql::Tx> for Holds {
     }
 }
 
-/// A page of holds made before `before`, oldest first, after the cursor `after` (a refund id).
-pub async fn held_before(
-    db: &SqlReadModelStore,
-    before: DateTime<Utc>,
-    after: Option<&OpenHold>,
-    limit: u32,
-) -> Result<Vec<OpenHold>, StoreError> {
-    let rows = sqlx::query(
-        "SELECT user_id, payment_id, refund_id FROM payment_holds
-         WHERE held_at < $1 AND refund_id > $2 ORDER BY refund_id LIMIT $3",
-    )
-    .bind(time(before))
-    .bind(
-        after
-            .map(|hold| hold.refund_id.to_string())
-            .unwrap_or_default(),
-    )
-    .bind(i64::from(limit))
-    .fetch_all(db.pool())
-    .await
-    .map_err(StoreError::backend)?;
-    rows.iter()
-        .map(|row| {
-            let id = |column: &str| -> Result<Uuid, StoreError> {
-                row.try_get::<String, _>(column)
-                    .map_err(StoreError::backend)?
-                    .parse()
-                    .map_err(StoreError::backend)
-            };
-            Ok(OpenHold {
-                user_id: id("user_id")?,
-                payment_id: id("payment_id")?,
-                refund_id: id("refund_id")?,
-            })
-        })
-        .collect()
-}
-
 #[async_trait]
 impl OpenHolds for SqlReadModelStore {
+    /// A page of holds made before `before`, oldest first, after the cursor `after` (a refund id).
     async fn held_before(
         &self,
         before: DateTime<Utc>,
         after: Option<&OpenHold>,
         limit: u32,
     ) -> Result<Vec<OpenHold>, StoreError> {
-        held_before(self, before, after, limit).await
+        let rows = sqlx::query(
+            "SELECT user_id, payment_id, refund_id FROM payment_holds
+         WHERE held_at < $1 AND refund_id > $2 ORDER BY refund_id LIMIT $3",
+        )
+        .bind(time(before))
+        .bind(
+            after
+                .map(|hold| hold.refund_id.to_string())
+                .unwrap_or_default(),
+        )
+        .bind(i64::from(limit))
+        .fetch_all(self.pool())
+        .await
+        .map_err(StoreError::backend)?;
+        rows.iter()
+            .map(|row| {
+                let id = |column: &str| -> Result<Uuid, StoreError> {
+                    row.try_get::<String, _>(column)
+                        .map_err(StoreError::backend)?
+                        .parse()
+                        .map_err(StoreError::backend)
+                };
+                Ok(OpenHold {
+                    user_id: id("user_id")?,
+                    payment_id: id("payment_id")?,
+                    refund_id: id("refund_id")?,
+                })
+            })
+            .collect()
     }
 }

@@ -129,52 +129,43 @@ fn entry_row(event: &RecordedEvent) -> Result<Vec<Bind>, ProjectionError> {
     ])
 }
 
-/// A page of a wallet's entries, newest first, before entry `before`.
-pub async fn entries(
-    db: &SqlReadModelStore,
-    user_id: Uuid,
-    before: Option<i64>,
-    limit: u32,
-) -> Result<Vec<LedgerEntry>, StoreError> {
-    let rows = sqlx::query(
-        "SELECT * FROM payment_ledger WHERE user_id = $1 AND entry < $2 ORDER BY entry DESC LIMIT $3",
-    )
-    .bind(user_id.to_string())
-    .bind(before.unwrap_or(i64::MAX))
-    .bind(i64::from(limit))
-    .fetch_all(db.pool())
-    .await
-    .map_err(StoreError::backend)?;
-    let account = |raw: String| {
-        serde_json::from_value::<Account>(serde_json::Value::String(raw))
-            .map_err(StoreError::backend)
-    };
-    rows.iter()
-        .map(|row| {
-            let get_text = |c: &str| row.try_get::<String, _>(c).map_err(StoreError::backend);
-            let get_int = |c: &str| row.try_get::<i64, _>(c).map_err(StoreError::backend);
-            Ok(LedgerEntry {
-                entry: get_int("entry")?,
-                kind: get_text("kind")?,
-                from: account(get_text("from_account")?)?,
-                to: account(get_text("to_account")?)?,
-                credits: get_int("credits")?,
-                reference: get_text("reference")?,
-                balance: get_int("balance")?,
-                at: get_text("at")?,
-            })
-        })
-        .collect()
-}
-
 #[async_trait]
 impl LedgerEntries for SqlReadModelStore {
+    /// A page of a wallet's entries, newest first, before entry `before`.
     async fn entries(
         &self,
         user_id: Uuid,
         before: Option<i64>,
         limit: u32,
     ) -> Result<Vec<LedgerEntry>, StoreError> {
-        entries(self, user_id, before, limit).await
+        let rows = sqlx::query(
+            "SELECT * FROM payment_ledger WHERE user_id = $1 AND entry < $2 ORDER BY entry DESC LIMIT $3",
+        )
+        .bind(user_id.to_string())
+        .bind(before.unwrap_or(i64::MAX))
+        .bind(i64::from(limit))
+        .fetch_all(self.pool())
+        .await
+        .map_err(StoreError::backend)?;
+        let account = |raw: String| {
+            serde_json::from_value::<Account>(serde_json::Value::String(raw))
+                .map_err(StoreError::backend)
+        };
+        rows.iter()
+            .map(|row| {
+                let get_text = |c: &str| row.try_get::<String, _>(c).map_err(StoreError::backend);
+                let get_int = |c: &str| row.try_get::<i64, _>(c).map_err(StoreError::backend);
+                Ok(LedgerEntry {
+                    entry: get_int("entry")?,
+                    kind: get_text("kind")?,
+                    from: account(get_text("from_account")?)?,
+                    to: account(get_text("to_account")?)?,
+                    credits: get_int("credits")?,
+                    reference: get_text("reference")?,
+                    balance: get_int("balance")?,
+                    at: get_text("at")?,
+                })
+            })
+            .collect()
     }
 }

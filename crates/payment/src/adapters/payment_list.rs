@@ -175,192 +175,141 @@ impl Projection<msa_sql::Tx> for PaymentList {
     }
 }
 
-/// A page of `user_id`'s payments, newest first, after the cursor (a payment id).
-pub async fn payments_of(
-    db: &SqlReadModelStore,
-    user_id: Uuid,
-    before: Option<Uuid>,
-    limit: u32,
-) -> Result<Vec<PaymentView>, StoreError> {
-    let rows = sqlx::query(
-        "SELECT * FROM payment_payments WHERE user_id = $1 AND payment_id < $2
-         ORDER BY payment_id DESC LIMIT $3",
-    )
-    .bind(user_id.to_string())
-    .bind(
-        before
-            .map(|id| id.to_string())
-            .unwrap_or_else(|| "~".into()),
-    )
-    .bind(i64::from(limit))
-    .fetch_all(db.pool())
-    .await
-    .map_err(StoreError::backend)?;
-    rows.iter().map(PaymentView::from_row).collect()
-}
-
-/// Payments in one of `statuses`, oldest first, after `after` (a payment id), at most `limit`.
-pub async fn payments_in(
-    db: &SqlReadModelStore,
-    statuses: &[PaymentStatus],
-    after: Option<Uuid>,
-    limit: u32,
-) -> Result<Vec<PaymentView>, StoreError> {
-    let list: Vec<String> = statuses
-        .iter()
-        .map(|s| format!("'{}'", s.as_str()))
-        .collect();
-    let rows = sqlx::query(&format!(
-        "SELECT * FROM payment_payments WHERE status IN ({}) AND payment_id > $1
-         ORDER BY payment_id LIMIT $2",
-        list.join(", ")
-    ))
-    .bind(after.map(|id| id.to_string()).unwrap_or_default())
-    .bind(i64::from(limit))
-    .fetch_all(db.pool())
-    .await
-    .map_err(StoreError::backend)?;
-    rows.iter().map(PaymentView::from_row).collect()
-}
-
-/// Payments still `requested` that were requested before `before`, oldest first, after `after`
-/// (a payment id), at most `limit`: the ones due to expire.
-pub async fn requested_before(
-    db: &SqlReadModelStore,
-    before: chrono::DateTime<chrono::Utc>,
-    after: Option<Uuid>,
-    limit: u32,
-) -> Result<Vec<PaymentView>, StoreError> {
-    // Times are RFC 3339 in UTC as `to_rfc3339` writes them, which sort as text.
-    let rows = sqlx::query(
-        "SELECT * FROM payment_payments WHERE status = 'requested' AND requested_at < $1
-           AND payment_id > $2 ORDER BY payment_id LIMIT $3",
-    )
-    .bind(before.to_rfc3339())
-    .bind(after.map(|id| id.to_string()).unwrap_or_default())
-    .bind(i64::from(limit))
-    .fetch_all(db.pool())
-    .await
-    .map_err(StoreError::backend)?;
-    rows.iter().map(PaymentView::from_row).collect()
-}
-
-/// How many of `user_id`'s payments are open: requested, or waiting for the provider's verdict.
-pub async fn open_payments_of(db: &SqlReadModelStore, user_id: Uuid) -> Result<u32, StoreError> {
-    let count: i64 = sqlx::query_scalar(
-        "SELECT COUNT(*) FROM payment_payments WHERE user_id = $1 AND status IN ('requested', 'unknown')",
-    )
-    .bind(user_id.to_string())
-    .fetch_one(db.pool())
-    .await
-    .map_err(StoreError::backend)?;
-    Ok(u32::try_from(count).unwrap_or(u32::MAX))
-}
-
-/// Whether the list shows the payment yet.
-pub async fn lists(db: &SqlReadModelStore, payment_id: Uuid) -> Result<bool, StoreError> {
-    let found: Option<String> =
-        sqlx::query_scalar("SELECT payment_id FROM payment_payments WHERE payment_id = $1")
-            .bind(payment_id.to_string())
-            .fetch_optional(db.pool())
-            .await
-            .map_err(StoreError::backend)?;
-    Ok(found.is_some())
-}
-
-/// Payments with refunds still waiting for the provider, after `after`, at most `limit`.
-pub async fn with_pending_refunds(
-    db: &SqlReadModelStore,
-    after: Option<Uuid>,
-    limit: u32,
-) -> Result<Vec<Uuid>, StoreError> {
-    let ids: Vec<String> = sqlx::query_scalar(
-        "SELECT payment_id FROM payment_payments WHERE pending_refund > 0 AND payment_id > $1
-         ORDER BY payment_id LIMIT $2",
-    )
-    .bind(after.map(|id| id.to_string()).unwrap_or_default())
-    .bind(i64::from(limit))
-    .fetch_all(db.pool())
-    .await
-    .map_err(StoreError::backend)?;
-    Ok(ids.iter().filter_map(|id| id.parse().ok()).collect())
-}
-
-/// The last difference from the provider's record recorded for each payment that has one
-/// (by reconciliation or a webhook), after `after`, at most `limit`.
-pub async fn recorded_mismatches(
-    db: &SqlReadModelStore,
-    after: Option<Uuid>,
-    limit: u32,
-) -> Result<Vec<(Uuid, String)>, StoreError> {
-    let rows = sqlx::query(
-        "SELECT payment_id, mismatch FROM payment_payments WHERE mismatch IS NOT NULL
-           AND payment_id > $1 ORDER BY payment_id LIMIT $2",
-    )
-    .bind(after.map(|id| id.to_string()).unwrap_or_default())
-    .bind(i64::from(limit))
-    .fetch_all(db.pool())
-    .await
-    .map_err(StoreError::backend)?;
-    rows.iter()
-        .map(|row| {
-            let id: String = row.try_get("payment_id").map_err(StoreError::backend)?;
-            let mismatch: String = row.try_get("mismatch").map_err(StoreError::backend)?;
-            Ok((id.parse().map_err(StoreError::backend)?, mismatch))
-        })
-        .collect()
-}
-
 #[async_trait]
 impl ListedPayments for SqlReadModelStore {
+    /// A page of `user_id`'s payments, newest first, after the cursor (a payment id).
     async fn payments_of(
         &self,
         user_id: Uuid,
         before: Option<Uuid>,
         limit: u32,
     ) -> Result<Vec<PaymentView>, StoreError> {
-        payments_of(self, user_id, before, limit).await
+        let rows = sqlx::query(
+            "SELECT * FROM payment_payments WHERE user_id = $1 AND payment_id < $2
+         ORDER BY payment_id DESC LIMIT $3",
+        )
+        .bind(user_id.to_string())
+        .bind(
+            before
+                .map(|id| id.to_string())
+                .unwrap_or_else(|| "~".into()),
+        )
+        .bind(i64::from(limit))
+        .fetch_all(self.pool())
+        .await
+        .map_err(StoreError::backend)?;
+        rows.iter().map(PaymentView::from_row).collect()
     }
 
+    /// Payments in one of `statuses`, oldest first, after `after` (a payment id), at most `limit`.
     async fn payments_in(
         &self,
         statuses: &[PaymentStatus],
         after: Option<Uuid>,
         limit: u32,
     ) -> Result<Vec<PaymentView>, StoreError> {
-        payments_in(self, statuses, after, limit).await
+        let list: Vec<String> = statuses
+            .iter()
+            .map(|s| format!("'{}'", s.as_str()))
+            .collect();
+        let rows = sqlx::query(&format!(
+            "SELECT * FROM payment_payments WHERE status IN ({}) AND payment_id > $1
+         ORDER BY payment_id LIMIT $2",
+            list.join(", ")
+        ))
+        .bind(after.map(|id| id.to_string()).unwrap_or_default())
+        .bind(i64::from(limit))
+        .fetch_all(self.pool())
+        .await
+        .map_err(StoreError::backend)?;
+        rows.iter().map(PaymentView::from_row).collect()
     }
 
+    /// Payments still `requested` that were requested before `before`, oldest first, after `after`
+    /// (a payment id), at most `limit`: the ones due to expire.
     async fn requested_before(
         &self,
         before: chrono::DateTime<chrono::Utc>,
         after: Option<Uuid>,
         limit: u32,
     ) -> Result<Vec<PaymentView>, StoreError> {
-        requested_before(self, before, after, limit).await
+        // Times are RFC 3339 in UTC as `to_rfc3339` writes them, which sort as text.
+        let rows = sqlx::query(
+            "SELECT * FROM payment_payments WHERE status = 'requested' AND requested_at < $1
+           AND payment_id > $2 ORDER BY payment_id LIMIT $3",
+        )
+        .bind(before.to_rfc3339())
+        .bind(after.map(|id| id.to_string()).unwrap_or_default())
+        .bind(i64::from(limit))
+        .fetch_all(self.pool())
+        .await
+        .map_err(StoreError::backend)?;
+        rows.iter().map(PaymentView::from_row).collect()
     }
 
+    /// How many of `user_id`'s payments are open: requested, or waiting for the provider's verdict.
     async fn open_payments_of(&self, user_id: Uuid) -> Result<u32, StoreError> {
-        open_payments_of(self, user_id).await
+        let count: i64 = sqlx::query_scalar(
+            "SELECT COUNT(*) FROM payment_payments WHERE user_id = $1 AND status IN ('requested', 'unknown')",
+        )
+        .bind(user_id.to_string())
+        .fetch_one(self.pool())
+        .await
+        .map_err(StoreError::backend)?;
+        Ok(u32::try_from(count).unwrap_or(u32::MAX))
     }
 
+    /// Whether the list shows the payment yet.
     async fn lists(&self, payment_id: Uuid) -> Result<bool, StoreError> {
-        lists(self, payment_id).await
+        let found: Option<String> =
+            sqlx::query_scalar("SELECT payment_id FROM payment_payments WHERE payment_id = $1")
+                .bind(payment_id.to_string())
+                .fetch_optional(self.pool())
+                .await
+                .map_err(StoreError::backend)?;
+        Ok(found.is_some())
     }
 
+    /// Payments with refunds still waiting for the provider, after `after`, at most `limit`.
     async fn with_pending_refunds(
         &self,
         after: Option<Uuid>,
         limit: u32,
     ) -> Result<Vec<Uuid>, StoreError> {
-        with_pending_refunds(self, after, limit).await
+        let ids: Vec<String> = sqlx::query_scalar(
+            "SELECT payment_id FROM payment_payments WHERE pending_refund > 0 AND payment_id > $1
+         ORDER BY payment_id LIMIT $2",
+        )
+        .bind(after.map(|id| id.to_string()).unwrap_or_default())
+        .bind(i64::from(limit))
+        .fetch_all(self.pool())
+        .await
+        .map_err(StoreError::backend)?;
+        Ok(ids.iter().filter_map(|id| id.parse().ok()).collect())
     }
 
+    /// The last difference from the provider's record recorded for each payment that has one
+    /// (by reconciliation or a webhook), after `after`, at most `limit`.
     async fn recorded_mismatches(
         &self,
         after: Option<Uuid>,
         limit: u32,
     ) -> Result<Vec<(Uuid, String)>, StoreError> {
-        recorded_mismatches(self, after, limit).await
+        let rows = sqlx::query(
+            "SELECT payment_id, mismatch FROM payment_payments WHERE mismatch IS NOT NULL
+           AND payment_id > $1 ORDER BY payment_id LIMIT $2",
+        )
+        .bind(after.map(|id| id.to_string()).unwrap_or_default())
+        .bind(i64::from(limit))
+        .fetch_all(self.pool())
+        .await
+        .map_err(StoreError::backend)?;
+        rows.iter()
+            .map(|row| {
+                let id: String = row.try_get("payment_id").map_err(StoreError::backend)?;
+                let mismatch: String = row.try_get("mismatch").map_err(StoreError::backend)?;
+                Ok((id.parse().map_err(StoreError::backend)?, mismatch))
+            })
+            .collect()
     }
 }

@@ -86,41 +86,32 @@ impl Projection<msa_sql::Tx> for Uncredited {
     }
 }
 
-/// A page of payments approved before `before` and not credited, after the cursor `after`.
-pub async fn approved_before(
-    db: &SqlReadModelStore,
-    before: DateTime<Utc>,
-    after: Option<Uuid>,
-    limit: u32,
-) -> Result<Vec<Uuid>, StoreError> {
-    let rows = sqlx::query(
-        "SELECT payment_id FROM payment_uncredited
-         WHERE approved_at < $1 AND payment_id > $2 ORDER BY payment_id LIMIT $3",
-    )
-    .bind(time(before))
-    .bind(after.map(|id| id.to_string()).unwrap_or_default())
-    .bind(i64::from(limit))
-    .fetch_all(db.pool())
-    .await
-    .map_err(StoreError::backend)?;
-    rows.iter()
-        .map(|row| {
-            row.try_get::<String, _>("payment_id")
-                .map_err(StoreError::backend)?
-                .parse()
-                .map_err(StoreError::backend)
-        })
-        .collect()
-}
-
 #[async_trait]
 impl UncreditedPayments for SqlReadModelStore {
+    /// A page of payments approved before `before` and not credited, after the cursor `after`.
     async fn approved_before(
         &self,
         before: DateTime<Utc>,
         after: Option<Uuid>,
         limit: u32,
     ) -> Result<Vec<Uuid>, StoreError> {
-        approved_before(self, before, after, limit).await
+        let rows = sqlx::query(
+            "SELECT payment_id FROM payment_uncredited
+         WHERE approved_at < $1 AND payment_id > $2 ORDER BY payment_id LIMIT $3",
+        )
+        .bind(time(before))
+        .bind(after.map(|id| id.to_string()).unwrap_or_default())
+        .bind(i64::from(limit))
+        .fetch_all(self.pool())
+        .await
+        .map_err(StoreError::backend)?;
+        rows.iter()
+            .map(|row| {
+                row.try_get::<String, _>("payment_id")
+                    .map_err(StoreError::backend)?
+                    .parse()
+                    .map_err(StoreError::backend)
+            })
+            .collect()
     }
 }

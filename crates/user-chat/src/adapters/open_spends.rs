@@ -82,63 +82,6 @@ impl EventHandler<msa_sql::Tx> for OpenSpends {
     }
 }
 
-/// Up to `limit` spends made before `before`, oldest first, after `after` (the last of the
-/// page before).
-pub async fn spent_before(
-    db: &SqlReadModelStore,
-    before: DateTime<Utc>,
-    after: Option<&OpenSpend>,
-    limit: u32,
-) -> Result<Vec<OpenSpend>, StoreError> {
-    let (at, user, key) = after.map_or((i64::MIN, String::new(), String::new()), |last| {
-        (
-            last.spent_at,
-            last.user_id.to_string(),
-            last.spend_key.to_string(),
-        )
-    });
-    let rows = sqlx::query(
-        "SELECT user_id, spend_key, room_id, txn_id, spent_at, correlation_id, spent_event_id
-         FROM uc_open_spends
-         WHERE spent_at < $1
-           AND (spent_at > $2 OR (spent_at = $2 AND (user_id > $3 OR (user_id = $3 AND spend_key > $4))))
-         ORDER BY spent_at, user_id, spend_key LIMIT $5",
-    )
-    .bind(before.timestamp_millis())
-    .bind(at)
-    .bind(user)
-    .bind(key)
-    .bind(i64::from(limit))
-    .fetch_all(db.pool())
-    .await
-    .map_err(StoreError::backend)?;
-    rows.iter()
-        .map(|row| {
-            let uuid = |column: &str| -> Result<Uuid, StoreError> {
-                row.try_get::<String, _>(column)
-                    .map_err(StoreError::backend)?
-                    .parse()
-                    .map_err(StoreError::backend)
-            };
-            Ok(OpenSpend {
-                user_id: uuid("user_id")?,
-                spend_key: SpendKey::parse(
-                    &row.try_get::<String, _>("spend_key")
-                        .map_err(StoreError::backend)?,
-                )
-                .map_err(StoreError::backend)?,
-                room_id: uuid("room_id")?,
-                txn_id: row.try_get("txn_id").map_err(StoreError::backend)?,
-                spent_at: row.try_get("spent_at").map_err(StoreError::backend)?,
-                conversation: conversation(
-                    row.try_get("correlation_id").map_err(StoreError::backend)?,
-                    row.try_get("spent_event_id").map_err(StoreError::backend)?,
-                ),
-            })
-        })
-        .collect()
-}
-
 /// The conversation a spend was made in, from its stored ids (ids that do not parse: none).
 fn conversation(correlation: Option<String>, spent: Option<String>) -> Option<Conversation> {
     Some(Conversation {
@@ -149,55 +92,99 @@ fn conversation(correlation: Option<String>, spent: Option<String>) -> Option<Co
     })
 }
 
-/// Forgets spends whose send is finished (posted, or given back), in runs of rows per statement.
-pub async fn forget(db: &SqlReadModelStore, spends: &[&OpenSpend]) -> Result<(), StoreError> {
-    if spends.is_empty() {
-        return Ok(());
-    }
-    let rows = spends
-        .iter()
-        .map(|spend| {
-            vec![
-                Text(spend.user_id.to_string()),
-                Text(spend.spend_key.to_string()),
-            ]
-        })
-        .collect();
-    let mut tx = db.begin().await?;
-    let deleted = msa_sql::execute_rows(
-        &mut tx,
-        |n| {
-            format!(
-                "DELETE FROM uc_open_spends WHERE (user_id, spend_key) IN (VALUES {})",
-                msa_sql::placeholders(n, 2)
-            )
-        },
-        rows,
-    )
-    .await;
-    match deleted {
-        Ok(_) => db.commit(tx).await,
-        // Rolled back, never dropped (a dropped transaction may linger in the pool).
-        Err(error) => {
-            db.rollback(tx).await?;
-            Err(StoreError::backend(error))
-        }
-    }
-}
-
 #[async_trait]
 impl SpendsInDoubt for SqlReadModelStore {
+    /// Up to `limit` spends made before `before`, oldest first, after `after` (the last of the
+    /// page before).
     async fn spent_before(
         &self,
         before: DateTime<Utc>,
         after: Option<&OpenSpend>,
         limit: u32,
     ) -> Result<Vec<OpenSpend>, StoreError> {
-        spent_before(self, before, after, limit).await
+        let (at, user, key) = after.map_or((i64::MIN, String::new(), String::new()), |last| {
+            (
+                last.spent_at,
+                last.user_id.to_string(),
+                last.spend_key.to_string(),
+            )
+        });
+        let rows = sqlx::query(
+            "SELECT user_id, spend_key, room_id, txn_id, spent_at, correlation_id, spent_event_id
+             FROM uc_open_spends
+             WHERE spent_at < $1
+               AND (spent_at > $2 OR (spent_at = $2 AND (user_id > $3 OR (user_id = $3 AND spend_key > $4))))
+             ORDER BY spent_at, user_id, spend_key LIMIT $5",
+        )
+        .bind(before.timestamp_millis())
+        .bind(at)
+        .bind(user)
+        .bind(key)
+        .bind(i64::from(limit))
+        .fetch_all(self.pool())
+        .await
+        .map_err(StoreError::backend)?;
+        rows.iter()
+            .map(|row| {
+                let uuid = |column: &str| -> Result<Uuid, StoreError> {
+                    row.try_get::<String, _>(column)
+                        .map_err(StoreError::backend)?
+                        .parse()
+                        .map_err(StoreError::backend)
+                };
+                Ok(OpenSpend {
+                    user_id: uuid("user_id")?,
+                    spend_key: SpendKey::parse(
+                        &row.try_get::<String, _>("spend_key")
+                            .map_err(StoreError::backend)?,
+                    )
+                    .map_err(StoreError::backend)?,
+                    room_id: uuid("room_id")?,
+                    txn_id: row.try_get("txn_id").map_err(StoreError::backend)?,
+                    spent_at: row.try_get("spent_at").map_err(StoreError::backend)?,
+                    conversation: conversation(
+                        row.try_get("correlation_id").map_err(StoreError::backend)?,
+                        row.try_get("spent_event_id").map_err(StoreError::backend)?,
+                    ),
+                })
+            })
+            .collect()
     }
 
+    /// Forgets spends whose send is finished (posted, or given back), in runs of rows per statement.
     async fn forget(&self, spends: &[&OpenSpend]) -> Result<(), StoreError> {
-        forget(self, spends).await
+        if spends.is_empty() {
+            return Ok(());
+        }
+        let rows = spends
+            .iter()
+            .map(|spend| {
+                vec![
+                    Text(spend.user_id.to_string()),
+                    Text(spend.spend_key.to_string()),
+                ]
+            })
+            .collect();
+        let mut tx = self.begin().await?;
+        let deleted = msa_sql::execute_rows(
+            &mut tx,
+            |n| {
+                format!(
+                    "DELETE FROM uc_open_spends WHERE (user_id, spend_key) IN (VALUES {})",
+                    msa_sql::placeholders(n, 2)
+                )
+            },
+            rows,
+        )
+        .await;
+        match deleted {
+            Ok(_) => self.commit(tx).await,
+            // Rolled back, never dropped (a dropped transaction may linger in the pool).
+            Err(error) => {
+                self.rollback(tx).await?;
+                Err(StoreError::backend(error))
+            }
+        }
     }
 }
 
