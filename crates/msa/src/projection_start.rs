@@ -25,6 +25,18 @@ pub async fn start(
 ) -> Result<JoinHandle<()>> {
     let runner = ProjectionRunner::new(events, read_models.clone());
     let projections = context.projections(read_models.backend());
+    // A name that is not one of its projections would leave what it guards stale at start.
+    for name in context.caught_up_before_serving() {
+        if !projections
+            .iter()
+            .any(|projection| projection.name() == *name)
+        {
+            anyhow::bail!(
+                "{} names {name} to catch up before serving, but has no such projection",
+                context.name()
+            );
+        }
+    }
     for projection in &projections {
         runner
             .ensure_tables(&**projection)
@@ -78,10 +90,10 @@ async fn follow(
         }
         tokio::select! {
             _ = tokio::time::sleep(RETRY_AFTER) => {}
-            _ = stop.changed() => {}
-        }
-        if *stop.borrow() {
-            return;
+            // Stopped, or nobody left to say stop.
+            changed = stop.changed() => if changed.is_err() || *stop.borrow() {
+                return;
+            }
         }
     }
     runner.run(projection, stop).await
