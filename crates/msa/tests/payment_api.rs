@@ -221,6 +221,11 @@ async fn webhooks_are_signed_and_handled_once_in_any_order(api: &Api, provider_d
     )
     .await;
     let now = chrono::Utc::now().timestamp();
+    // Signed, but with a key that is no key: refused, and the payment stays open.
+    let keyless = json!({"delivery_id": "d-x", "order_id": hooked["order_id"], "payment_key": " ",
+        "status": "DONE", "amount": 1000});
+    let (status, problem) = deliver(api, &keyless, now, WEBHOOK_SECRET).await;
+    assert_eq!(status, 400, "{problem}");
     let done = json!({"delivery_id": "d-1", "order_id": hooked["order_id"], "payment_key": "approve-wh",
         "status": "DONE", "amount": 1000});
     let (status, answer) = deliver(api, &done, now, WEBHOOK_SECRET).await;
@@ -928,6 +933,15 @@ async fn unsigned_toss_deliveries_are_checked_before_any_look_up() {
             .call(Method::POST, webhooks, "", Some(delivery("tkey_1", "DONE")))
             .await;
         assert_eq!((status, answer["status"].as_str()), (200, Some("approved")));
+    }
+    // A payment not confirmed yet has no key of ours to compare: a key that is no key at all
+    // (blank, control characters, too long) is refused before any look-up.
+    let open = buy(&api, &ada, "buy-2").await;
+    for key in ["  ".to_owned(), "t\nkey".to_owned(), "k".repeat(201)] {
+        let body = json!({"eventType": "PAYMENT_STATUS_CHANGED",
+            "data": {"paymentKey": key, "orderId": open["order_id"], "status": "DONE"}});
+        let (status, problem) = api.call(Method::POST, webhooks, "", Some(body)).await;
+        assert_eq!(status, 401, "{key:?}: {problem}");
     }
     assert_eq!(
         look_ups.load(std::sync::atomic::Ordering::SeqCst),

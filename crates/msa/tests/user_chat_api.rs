@@ -81,7 +81,7 @@ async fn a_direct_chat_is_opened_by_nickname_and_found_again_from_either_side(ap
     let (status, again) = open_direct(api, &bob, &ada_name.to_uppercase()).await;
     assert_eq!((status, &again["id"]), (200, &room["id"]));
     assert_eq!(open_direct(api, &ada, "nobody").await.0, 404);
-    let (status, problem) = open_direct(api, &ada, &ada_name).await;
+    let (status, problem) = open_direct(api, &ada, &ada_name.to_lowercase()).await;
     assert_eq!(
         (status, problem["errors"][0]["field"].as_str()),
         (422, Some("nickname")),

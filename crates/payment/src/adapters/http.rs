@@ -509,9 +509,11 @@ async fn webhook(
                 )
                 .map_err(|error| Problem::unauthorized(error.to_string()))?;
             let delivery: SandboxDelivery = serde_json::from_slice(&body).map_err(bad_body)?;
+            let payment_key = PaymentKey::parse(&delivery.payment_key)
+                .map_err(|invalid| Problem::bad_request(format!("payment_key: {invalid}")))?;
             let verdict = match delivery.status.as_str() {
                 "DONE" => ProviderVerdict::Approved {
-                    payment_key: delivery.payment_key,
+                    payment_key: payment_key.as_str().to_owned(),
                     amount: delivery.amount,
                     approved_at: delivery.approved_at.unwrap_or_else(Utc::now),
                 },
