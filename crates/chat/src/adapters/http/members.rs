@@ -99,7 +99,9 @@ pub(super) async fn decline(
 }
 
 #[utoipa::path(post, path = "/v1/rooms/{id}/members", tag = "rooms", security(("bearer" = [])), params(("id" = Uuid, Path)),
-    responses((status = 204, description = "Joined (invited users only; never the banned)"), (status = 403, body = Problem), (status = 404, body = Problem)))]
+    responses((status = 204, description = "Joined (invited users only; never the banned)"),
+        (status = 403, description = "Not invited (a room one is not in, whatever its kind), or banned", body = Problem),
+        (status = 404, body = Problem), (status = 422, description = "A member of a direct room: it has no joining", body = Problem)))]
 pub(super) async fn join(
     State(api): State<ChatApi>,
     caller: Caller,
