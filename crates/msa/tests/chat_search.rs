@@ -317,6 +317,7 @@ async fn an_index_from_before_ngrams_is_rebuilt_at_start() {
         .await;
     let ada = Person {
         id: String::new(),
+        nickname: "Ada".into(),
         token: tokens["access_token"].as_str().unwrap().to_owned(),
     };
     eventually(|| async {

@@ -319,6 +319,7 @@ async fn the_trail_is_served_to_admins_only(
         .await;
     let admin = Person {
         id: eve.id,
+        nickname: eve.nickname,
         token: tokens["access_token"].as_str().unwrap().to_owned(),
     };
     let (status, answer) = api.get(&admin, path).await;

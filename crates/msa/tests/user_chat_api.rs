@@ -51,12 +51,6 @@ fn nicknames(list: &Value) -> Vec<Value> {
         .collect()
 }
 
-/// Someone with a nickname nobody else holds, and that nickname.
-async fn named(api: &Api, name: &str) -> (Person, String) {
-    let nickname = numbered(name);
-    (api.person(&nickname).await, nickname)
-}
-
 async fn open_direct(api: &Api, who: &Person, nickname: &str) -> (u16, Value) {
     api.post(who, "/v1/direct-chats", json!({"nickname": nickname}))
         .await
@@ -70,18 +64,18 @@ async fn direct_room(api: &Api, who: &Person, other: &str) -> String {
 }
 
 async fn a_direct_chat_is_opened_by_nickname_and_found_again_from_either_side(api: &Api) {
-    let ((ada, ada_name), (bob, bob_name)) = (named(api, "Ada").await, named(api, "Bob").await);
+    let (ada, bob) = (api.someone("Ada").await, api.someone("Bob").await);
     // The nickname is matched case-insensitively.
-    let (status, room) = open_direct(api, &ada, &bob_name.to_lowercase()).await;
+    let (status, room) = open_direct(api, &ada, &bob.nickname.to_lowercase()).await;
     assert_eq!(
         (status, room["kind"].as_str()),
         (201, Some("direct")),
         "{room}"
     );
-    let (status, again) = open_direct(api, &bob, &ada_name.to_uppercase()).await;
+    let (status, again) = open_direct(api, &bob, &ada.nickname.to_uppercase()).await;
     assert_eq!((status, &again["id"]), (200, &room["id"]));
     assert_eq!(open_direct(api, &ada, "nobody").await.0, 404);
-    let (status, problem) = open_direct(api, &ada, &ada_name.to_lowercase()).await;
+    let (status, problem) = open_direct(api, &ada, &ada.nickname.to_lowercase()).await;
     assert_eq!(
         (status, problem["errors"][0]["field"].as_str()),
         (422, Some("nickname")),
@@ -106,8 +100,8 @@ async fn a_refused_post_gives_its_credit_back_and_its_txn_id_is_spent(api: &Api)
 }
 
 async fn the_free_allowance_comes_first_then_credits_and_retries_cost_nothing(api: &Api) {
-    let (ada, (_, bob)) = (api.someone("Ada").await, named(api, "Bob").await);
-    let room = direct_room(api, &ada, &bob).await;
+    let (ada, bob) = (api.someone("Ada").await, api.someone("Bob").await);
+    let room = direct_room(api, &ada, &bob.nickname).await;
     // The free allowance (3 a day here), then 402.
     for n in 1..=3 {
         let (status, posted) = send(api, &ada, &room, &format!("t-{n}")).await;
@@ -130,8 +124,8 @@ async fn the_free_allowance_comes_first_then_credits_and_retries_cost_nothing(ap
 }
 
 async fn parallel_sends_spend_no_more_than_the_allowance(api: &Api) {
-    let (bob, (_, ada)) = (api.someone("Bob").await, named(api, "Ada").await);
-    let room = direct_room(api, &bob, &ada).await;
+    let (bob, ada) = (api.someone("Bob").await, api.someone("Ada").await);
+    let room = direct_room(api, &bob, &ada.nickname).await;
     let sends = (0..10).map(|n| {
         let (room, bob) = (&room, &bob);
         async move { send(api, bob, room, &format!("b-{n}")).await.0 }
@@ -154,8 +148,8 @@ async fn inbox_entry(api: &Api, who: &Person, room: &str) -> Option<Value> {
 }
 
 async fn the_inbox_shows_a_direct_room_with_its_peer_and_what_is_unread(api: &Api) {
-    let ((ada, ada_name), (bob, bob_name)) = (named(api, "Ada").await, named(api, "Bob").await);
-    let room = direct_room(api, &ada, &bob_name).await;
+    let (ada, bob) = (api.someone("Ada").await, api.someone("Bob").await);
+    let room = direct_room(api, &ada, &bob.nickname).await;
     for n in 1..=3 {
         assert_eq!(send(api, &bob, &room, &format!("b-{n}")).await.0, 201);
     }
@@ -166,28 +160,28 @@ async fn the_inbox_shows_a_direct_room_with_its_peer_and_what_is_unread(api: &Ap
     })
     .await;
     let entry = inbox_entry(api, &ada, &room).await.unwrap();
-    assert_eq!(entry["peer"]["nickname"], bob_name.as_str(), "{entry}");
+    assert_eq!(entry["peer"]["nickname"], bob.nickname.as_str(), "{entry}");
     assert_eq!(entry["last_message"]["body"], "message b-3", "{entry}");
     // Bob's inbox names Ada, with nothing unread (his own messages).
     eventually(|| async {
         inbox_entry(api, &bob, &room).await.is_some_and(|entry| {
-            entry["peer"]["nickname"] == ada_name.as_str() && entry["unread"] == 0
+            entry["peer"]["nickname"] == ada.nickname.as_str() && entry["unread"] == 0
         })
     })
     .await;
 }
 
 async fn members_see_each_others_profiles_as_they_change_until_erasure(api: &Api) {
-    let ((ada, ada_name), (bob, bob_name)) = (named(api, "Ada").await, named(api, "Bob").await);
+    let (ada, bob) = (api.someone("Ada").await, api.someone("Bob").await);
     let cy = api.someone("Cy").await;
-    let room = direct_room(api, &ada, &bob_name).await;
+    let room = direct_room(api, &ada, &bob.nickname).await;
     let names_seen_by_ada = |expected: Vec<Value>| {
         let (ada, room) = (&ada, &room);
         async move {
             eventually(|| async { nicknames(&members(api, ada, room).await.1) == expected }).await
         }
     };
-    names_seen_by_ada(vec![json!(ada_name), json!(bob_name)]).await;
+    names_seen_by_ada(vec![json!(ada.nickname), json!(bob.nickname)]).await;
     assert_eq!(members(api, &cy, &room).await.0, 403, "members only");
     let renamed = numbered("Robert");
     let (status, _) = api
@@ -199,7 +193,7 @@ async fn members_see_each_others_profiles_as_they_change_until_erasure(api: &Api
         )
         .await;
     assert_eq!(status, 200);
-    names_seen_by_ada(vec![json!(ada_name), json!(renamed)]).await;
+    names_seen_by_ada(vec![json!(ada.nickname), json!(renamed)]).await;
     // Erased: still a member, no profile any more.
     let (status, _) = api
         .call(
@@ -214,7 +208,7 @@ async fn members_see_each_others_profiles_as_they_change_until_erasure(api: &Api
     eventually(|| async {
         let mut names = nicknames(&members(api, &ada, &room).await.1);
         names.sort_by_key(Value::is_null);
-        names == [json!(ada_name), Value::Null]
+        names == [json!(ada.nickname), Value::Null]
     })
     .await;
     // The inbox still names the erased person by id, without a nickname (a deleted account).

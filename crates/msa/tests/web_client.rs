@@ -1489,6 +1489,7 @@ async fn back_from_tosss_payment_window_the_page_confirms_or_gives_up_the_paymen
         let (_, me) = api.call(Method::GET, "/v1/users/me", &token, None).await;
         let ada_api = common::api::Person {
             id: me["id"].as_str().unwrap().to_owned(),
+            nickname: "Ada".into(),
             token,
         };
         let payment_status = |id: String| {

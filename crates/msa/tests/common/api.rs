@@ -21,6 +21,7 @@ pub struct Api {
 
 pub struct Person {
     pub id: String,
+    pub nickname: String,
     pub token: String,
 }
 
@@ -116,6 +117,7 @@ impl Api {
             .await;
         Person {
             id: created["id"].as_str().unwrap().to_owned(),
+            nickname: name.to_owned(),
             token: tokens["access_token"].as_str().unwrap().to_owned(),
         }
     }
