@@ -526,6 +526,7 @@ async fn abuse_of_the_single_server() {
     malformed_input_is_refused_with_the_right_problem(&api).await;
     operators_pages_and_the_directory_are_not_public(&api).await;
     an_erased_accounts_export_is_refused(&api, "").await;
+    an_erased_payer_confirms_and_refunds_nothing(&api).await;
     a_cors_preflight_is_answered(&api).await;
 }
 
@@ -901,6 +902,43 @@ async fn export_records_answer_services_only(deployment: &Microservices, api: &A
         )
         .await;
     assert_eq!(status, 404, "the gateway routes no /internal path");
+}
+
+/// The money paths whose input changed (confirm's `payment_key`, a refund's `reason`) refuse a
+/// caller erased a moment ago, whatever the body says: once the deny list has it (within about
+/// two seconds, docs/security.md) the token is void before the input is looked at.
+async fn an_erased_payer_confirms_and_refunds_nothing(api: &Api) {
+    let payer = api.someone("Payer").await;
+    let (status, payment) = api.request_payment(&payer, "erased-1", "credits-100").await;
+    assert_eq!(status, 201, "{payment}");
+    let id = payment["id"].as_str().unwrap();
+    let (status, _) = api
+        .call(
+            reqwest::Method::DELETE,
+            "/v1/users/me",
+            &payer.token,
+            Some(json!({"password": "correct horse battery"})),
+        )
+        .await;
+    assert_eq!(status, 204);
+    let payment_path = format!("/v1/payments/{id}");
+    common::api::eventually(|| async { api.get(&payer, &payment_path).await.0 == 401 }).await;
+    let confirm = format!("/v1/payments/{id}/confirm");
+    let refund = format!("/v1/payments/{id}/refunds");
+    for (path, body) in [
+        (
+            &confirm,
+            json!({"payment_key": "approve-erased", "amount": 1000}),
+        ),
+        (&confirm, json!({"payment_key": " ", "amount": 1000})),
+        (&refund, json!({"amount": 1000, "reason": "gone"})),
+        (&refund, json!({"amount": 1000, "reason": ""})),
+    ] {
+        let (status, problem) = api
+            .call(reqwest::Method::POST, path, &payer.token, Some(body))
+            .await;
+        assert_eq!(status, 401, "{path}: {problem}");
+    }
 }
 
 /// An erased account has nothing to export: its tokens are refused (401) everywhere, the
