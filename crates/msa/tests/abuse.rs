@@ -912,15 +912,7 @@ async fn an_erased_payer_confirms_and_refunds_nothing(api: &Api) {
     let (status, payment) = api.request_payment(&payer, "erased-1", "credits-100").await;
     assert_eq!(status, 201, "{payment}");
     let id = payment["id"].as_str().unwrap();
-    let (status, _) = api
-        .call(
-            reqwest::Method::DELETE,
-            "/v1/users/me",
-            &payer.token,
-            Some(json!({"password": "correct horse battery"})),
-        )
-        .await;
-    assert_eq!(status, 204);
+    erase(api, &payer).await;
     let payment_path = format!("/v1/payments/{id}");
     common::api::eventually(|| async { api.get(&payer, &payment_path).await.0 == 401 }).await;
     let confirm = format!("/v1/payments/{id}/confirm");
@@ -947,17 +939,22 @@ async fn an_erased_accounts_export_is_refused(api: &Api, prefix: &str) {
     let gone = api.person(&format!("{prefix}Gone")).await;
     let (status, export) = api.get(&gone, "/v1/users/me/export").await;
     assert_eq!(status, 200, "{export}");
+    erase(api, &gone).await;
+    common::api::eventually(|| async { api.get(&gone, "/v1/users/me/export").await.0 == 401 })
+        .await;
+}
+
+/// Erases `who`'s account, confirmed with its password.
+async fn erase(api: &Api, who: &Person) {
     let (status, _) = api
         .call(
             reqwest::Method::DELETE,
             "/v1/users/me",
-            &gone.token,
+            &who.token,
             Some(json!({"password": "correct horse battery"})),
         )
         .await;
     assert_eq!(status, 204);
-    common::api::eventually(|| async { api.get(&gone, "/v1/users/me/export").await.0 == 401 })
-        .await;
 }
 
 /// Sends `method path` with the path exactly as given (no URL parsing on the way) and returns
